@@ -1,0 +1,1 @@
+"""The team's command-line tool: `recoghub-cli ping | check | recog`."""

@@ -1,0 +1,120 @@
+"""The hub's ASGI app: lifespan (engine, sessions, one HTTP client, worker) and routes."""
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from gateway import __version__
+from gateway.auth import ensure_admin_token
+from gateway.config import Settings, get_settings
+from gateway.datasets.routes import router as datasets_router
+from gateway.db import make_engine, make_session_factory, transaction
+from gateway.dispatch.client import make_client_session
+from gateway.dispatch.dispatcher import Dispatcher
+from gateway.errors import HubError, RecognizerFailed
+from gateway.migrate import upgrade
+from gateway.observability import router as metrics_router
+from gateway.registry.routes import providers_router, services_router
+from gateway.relay.routes import router as relay_router
+from gateway.runs.routes import router as runs_router
+from gateway.runs.worker import run_embedded_worker
+from gateway.state import HubState
+from gateway.web.routes import router as web_router
+
+log = logging.getLogger("recoghub")
+API_PREFIX = "/api/v1"
+
+
+def announce_admin_token(token: str) -> None:
+    """Printed once, at the first start, when no RECOGHUB_ADMIN_TOKEN is set."""
+    sys.stderr.write(
+        f"\nRecogHub generated the organizer's admin token (shown only now):\n  {token}\n"
+        "Keep it, or set RECOGHUB_ADMIN_TOKEN yourself.\n\n"
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The hub app. `settings` defaults to the environment's (`get_settings()`)."""
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        upgrade(engine)
+        sessions = make_session_factory(engine)
+        with transaction(sessions) as session:
+            generated = ensure_admin_token(session, settings.admin_token)
+        if generated:
+            announce_admin_token(generated)
+        http = make_client_session(settings)
+        state = HubState(settings, engine, sessions, http, Dispatcher(http, settings))
+        app.state.hub = state
+        stop = asyncio.Event()
+        worker = (
+            asyncio.create_task(run_embedded_worker(state, stop), name="recoghub-worker")
+            if settings.embedded_worker
+            else None
+        )
+        try:
+            yield
+        finally:
+            stop.set()
+            if worker is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(worker, timeout=10)
+            await http.close()
+            engine.dispose()
+
+    app = FastAPI(title="RecogHub", version=__version__, lifespan=lifespan)
+    install_error_handlers(app)
+
+    @app.get(f"{API_PREFIX}/ping", tags=["hub"])
+    def ping() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    for router in (
+        providers_router,
+        services_router,
+        relay_router,
+        datasets_router,
+        runs_router,
+    ):
+        app.include_router(router, prefix=API_PREFIX)
+    app.include_router(metrics_router)
+    app.include_router(web_router)
+    return app
+
+
+def _error(status: int, detail: str, code: str, **extra: object) -> JSONResponse:
+    return JSONResponse({"detail": detail, "code": code, **extra}, status_code=status)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error leaves as `{"detail", "code"}`."""
+
+    @app.exception_handler(HubError)
+    async def hub_error(_: Request, exc: HubError) -> JSONResponse:
+        if isinstance(exc, RecognizerFailed):
+            return _error(
+                exc.status, exc.detail, exc.code, request_id=exc.request_id, raw=exc.error.raw
+            )
+        return _error(exc.status, exc.detail, exc.code)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, str(exc.detail), code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        return _error(422, problems or "invalid request", "invalid_input")

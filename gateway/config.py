@@ -1,0 +1,47 @@
+"""Settings of the hub, read from `RECOGHUB_*` environment variables."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting of the hub; each is documented in the README."""
+
+    model_config = SettingsConfigDict(env_prefix="RECOGHUB_", extra="ignore")
+
+    database_url: str = "sqlite:///./recoghub.db"
+    data_dir: Path = Path("./recoghub-data")
+    admin_token: str | None = None
+    embedded_worker: bool = True
+
+    # Relay and check limits.
+    max_image_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    max_image_pixels: int = Field(default=50_000_000, gt=0)
+    relay_open_to_all_providers: bool = False
+
+    # Dispatch defaults; a run may override timeout and attempts.
+    request_timeout_s: float = Field(default=10.0, gt=0)
+    connect_timeout_s: float = Field(default=3.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    retry_backoff_s: float = Field(default=0.2, ge=0)
+    retry_backoff_max_s: float = Field(default=5.0, ge=0)
+    max_connections: int = Field(default=512, gt=0)
+    service_concurrency: int = Field(default=4, ge=1)
+    global_concurrency: int = Field(default=256, ge=1)
+
+    # Work-item leases, for workers sharing one PostgreSQL database.
+    lease_s: float = Field(default=30.0, gt=0)
+    heartbeat_s: float = Field(default=5.0, gt=0)
+    result_batch_size: int = Field(default=500, ge=1)
+    result_flush_s: float = Field(default=0.25, gt=0)
+
+    metrics_require_admin: bool = False
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings; tests call `get_settings.cache_clear()` after changing env."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Datasets: imported images with their keys and true tags."""

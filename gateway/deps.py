@@ -1,0 +1,53 @@
+"""FastAPI dependencies: the hub's state, a database session per request, the caller."""
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from gateway.auth import Principal, authenticate
+from gateway.state import HubState
+
+
+def get_state(request: Request) -> HubState:
+    state: HubState = request.app.state.hub
+    return state
+
+
+HubStateDep = Annotated[HubState, Depends(get_state)]
+
+
+def get_session(state: HubStateDep) -> Iterator[Session]:
+    with state.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def get_principal(request: Request, state: HubStateDep, session: SessionDep) -> Principal:
+    return authenticate(session, bearer_token(request), configured_admin=state.settings.admin_token)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def get_admin(principal: PrincipalDep) -> Principal:
+    principal.require_admin()
+    return principal
+
+
+def get_caller(principal: PrincipalDep) -> Principal:
+    principal.require_caller()
+    return principal
+
+
+AdminDep = Annotated[Principal, Depends(get_admin)]
+CallerDep = Annotated[Principal, Depends(get_caller)]

@@ -1,0 +1,1 @@
+"""Sending requests to recognizers: signing, retries, failover, outcomes, latency."""

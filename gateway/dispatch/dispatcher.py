@@ -1,0 +1,313 @@
+"""Send one image to a service and get its outcome (SPEC §2).
+
+`Dispatcher.recognize` never raises for what a recognizer does: timeouts, refused
+connections, bad statuses and bad answers all come back as an `Answer` with an
+`Outcome`, with every attempt recorded. Retries (tenacity, exponential back-off with
+jitter) move to the service's next instance.
+"""
+
+import itertools
+import secrets
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from gateway.config import Settings
+from gateway.errors import (
+    Outcome,
+    RecognizerBadFormat,
+    RecognizerConnectError,
+    RecognizerError,
+    RecognizerHttpError,
+    RecognizerTimeout,
+    RecognizerTooLarge,
+)
+from gateway.protocol import signing
+from gateway.protocol.result_string import (
+    MAX_RESULT_BYTES,
+    ResultStringError,
+    ResultTooLargeError,
+    Tag,
+    parse_result,
+)
+
+RAW_KEPT_CHARS = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where and as whom to send: a service with its instances and signing secret."""
+
+    service_guid: str
+    provider_guid: str
+    instances: tuple[str, ...]
+    signing_secret: str
+
+
+@dataclass(slots=True)
+class Attempt:
+    number: int
+    instance: str
+    outcome: Outcome
+    latency_ms: float | None
+    status: int | None = None
+    detail: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "n": self.number,
+            "instance": self.instance,
+            "outcome": self.outcome.value,
+            "latency_ms": self.latency_ms,
+            "status": self.status,
+            "detail": self.detail,
+        }
+
+
+@dataclass(slots=True)
+class Answer:
+    """The outcome of one request after retries; `latency_ms` is the last attempt's."""
+
+    request_id: str
+    outcome: Outcome
+    tags: list[Tag]
+    raw: str | None
+    latency_ms: float | None
+    status: int | None
+    detail: str | None
+    attempts: list[Attempt] = field(default_factory=list)
+    error: RecognizerError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.OK
+
+
+@dataclass(frozen=True, slots=True)
+class PingResult:
+    instance: str
+    reachable: bool
+    latency_ms: float | None
+    status: int | None
+    detail: str | None
+
+
+def new_request_id() -> str:
+    """Random, never derived from a dataset key, file name or label."""
+    return secrets.token_hex(16)
+
+
+def base_url(instance: str) -> str:
+    return instance.rstrip("/")
+
+
+class Dispatcher:
+    """Sends signed requests with the hub's one shared aiohttp session."""
+
+    def __init__(self, http: aiohttp.ClientSession, settings: Settings) -> None:
+        self._http = http
+        self._settings = settings
+        self._next_instance: dict[str, itertools.count[int]] = {}
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+
+    def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
+        timeout = self._timeouts.get(seconds)
+        if timeout is None:
+            timeout = aiohttp.ClientTimeout(
+                total=seconds, sock_connect=min(seconds, self._settings.connect_timeout_s)
+            )
+            self._timeouts[seconds] = timeout
+        return timeout
+
+    def _first_instance(self, target: Target) -> int:
+        counter = self._next_instance.setdefault(target.service_guid, itertools.count())
+        return next(counter) % len(target.instances)
+
+    async def recognize(
+        self,
+        target: Target,
+        image: bytes,
+        *,
+        content_type: str,
+        digest: str | None = None,
+        timeout_s: float | None = None,
+        max_attempts: int | None = None,
+        request_id: str | None = None,
+    ) -> Answer:
+        """Send `image` to `target` until an outcome is final; never raises RecognizerError."""
+        if not target.instances:
+            error = RecognizerConnectError("the service has no endpoint instances")
+            return Answer(
+                request_id or "", error.outcome, [], None, None, None, error.detail, error=error
+            )
+        request_id = request_id or new_request_id()
+        digest = digest or signing.body_digest(image)
+        timeout = self._timeout(timeout_s or self._settings.request_timeout_s)
+        attempts: list[Attempt] = []
+        start = self._first_instance(target)
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(max_attempts or self._settings.max_attempts),
+            wait=wait_exponential_jitter(
+                initial=self._settings.retry_backoff_s, max=self._settings.retry_backoff_max_s
+            ),
+            retry=retry_if_exception(
+                lambda exc: isinstance(exc, RecognizerError) and exc.retryable
+            ),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    number = attempt.retry_state.attempt_number
+                    instance = target.instances[(start + number - 1) % len(target.instances)]
+                    tags, raw, latency = await self._attempt(
+                        target,
+                        instance,
+                        image,
+                        content_type,
+                        digest,
+                        timeout,
+                        request_id,
+                        number,
+                        attempts,
+                    )
+        except RecognizerError as error:
+            last = attempts[-1]
+            return Answer(
+                request_id,
+                error.outcome,
+                [],
+                error.raw,
+                last.latency_ms,
+                last.status,
+                error.detail,
+                attempts,
+                error,
+            )
+        return Answer(request_id, Outcome.OK, tags, raw, latency, 200, None, attempts)
+
+    async def _attempt(
+        self,
+        target: Target,
+        instance: str,
+        image: bytes,
+        content_type: str,
+        digest: str,
+        timeout: aiohttp.ClientTimeout,
+        request_id: str,
+        number: int,
+        attempts: list[Attempt],
+    ) -> tuple[list[Tag], str, float]:
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": content_type,
+            signing.HEADER_REQUEST_ID: request_id,
+            signing.HEADER_SERVICE_GUID: target.service_guid,
+            signing.HEADER_PROVIDER_GUID: target.provider_guid,
+            signing.HEADER_TIMESTAMP: timestamp,
+            signing.HEADER_SIGNATURE: signing.sign(
+                target.signing_secret, timestamp=timestamp, request_id=request_id, digest=digest
+            ),
+        }
+        status: int | None = None
+        body = b""
+        started = time.perf_counter()
+        try:
+            async with self._http.post(
+                base_url(instance) + "/recognize", data=image, headers=headers, timeout=timeout
+            ) as response:
+                status = response.status
+                body = await _read_limited(response)
+            latency = (time.perf_counter() - started) * 1000.0
+            raw = body[:RAW_KEPT_CHARS].decode("utf-8", "replace")
+            if status != 200:
+                raise RecognizerHttpError(
+                    f"recognizer answered HTTP {status}: {_preview(body)}", status=status
+                ).with_raw(raw)
+            try:
+                tags = parse_result(body)
+            except ResultTooLargeError as exc:
+                raise RecognizerTooLarge(str(exc)) from None
+            except ResultStringError as exc:
+                raise RecognizerBadFormat(str(exc)).with_raw(raw) from None
+        except RecognizerError as failed:
+            latency = (time.perf_counter() - started) * 1000.0
+            attempts.append(
+                Attempt(number, instance, failed.outcome, latency, status, failed.detail)
+            )
+            raise
+        except TimeoutError:
+            timed_out = RecognizerTimeout(
+                f"no complete answer from {instance} within {timeout.total:g}s"
+            )
+            attempts.append(
+                Attempt(number, instance, timed_out.outcome, None, status, timed_out.detail)
+            )
+            raise timed_out from None
+        except (aiohttp.ClientError, OSError) as exc:
+            refused = RecognizerConnectError(f"cannot reach {instance}: {_describe(exc)}")
+            attempts.append(
+                Attempt(number, instance, refused.outcome, None, status, refused.detail)
+            )
+            raise refused from None
+        attempts.append(Attempt(number, instance, Outcome.OK, latency, status))
+        return tags, raw, latency
+
+    async def ping(self, instance: str, *, timeout_s: float = 5.0) -> PingResult:
+        """GET {instance}/ping; reachable means HTTP 200."""
+        started = time.perf_counter()
+        try:
+            async with self._http.get(
+                base_url(instance) + "/ping", timeout=self._timeout(timeout_s)
+            ) as response:
+                await response.read()
+                latency = (time.perf_counter() - started) * 1000.0
+                if response.status != 200:
+                    return PingResult(
+                        instance,
+                        False,
+                        latency,
+                        response.status,
+                        f"/ping answered HTTP {response.status}",
+                    )
+                return PingResult(instance, True, latency, 200, None)
+        except TimeoutError:
+            return PingResult(instance, False, None, None, f"no answer within {timeout_s:g}s")
+        except (aiohttp.ClientError, OSError) as exc:
+            return PingResult(instance, False, None, None, f"cannot reach: {_describe(exc)}")
+
+
+async def _read_limited(response: aiohttp.ClientResponse) -> bytes:
+    """The body, or RecognizerTooLarge as soon as it passes MAX_RESULT_BYTES."""
+    length = response.content_length
+    if length is not None and length <= MAX_RESULT_BYTES:
+        return await response.read()
+    if length is not None:
+        raise RecognizerTooLarge(
+            f"answer is {length} bytes, over the {MAX_RESULT_BYTES}-byte limit"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(16384):
+        size += len(chunk)
+        if size > MAX_RESULT_BYTES:
+            raise RecognizerTooLarge(f"answer is over the {MAX_RESULT_BYTES}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _preview(body: bytes) -> str:
+    text = body[:200].decode("utf-8", "replace").strip()
+    return text or "(empty body)"
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,144 @@
+"""The hub's errors, as data.
+
+Two trees. What a recognizer did wrong is an outcome of a request (SPEC §2)::
+
+    RecognizerError                 outcome (str)      retried
+     ├── RecognizerTimeout          "timeout"          yes
+     ├── RecognizerConnectError     "connect_error"    yes
+     ├── RecognizerHttpError        "http_error"       5xx and 429 only; carries .status
+     ├── RecognizerBadFormat        "bad_format"       no; carries the entry and text
+     └── RecognizerTooLarge         "too_large"        no
+
+What a caller of the hub's API did wrong becomes a JSON error `{"detail", "code"}`::
+
+    HubError                        500 internal
+     ├── NotFound                   404 not_found
+     │    └── WrongGuidKind         404 wrong_guid_kind (a provider GUID given for a service)
+     ├── Unauthorized               401 unauthorized
+     ├── Forbidden                  403 forbidden
+     ├── Conflict                   409 conflict
+     ├── InvalidInput               422 invalid_input
+     ├── PayloadTooLarge            413 too_large
+     ├── UnsupportedMedia           415 not_an_image
+     └── RecognizerFailed           502 <outcome> / 504 timeout (wraps a RecognizerError)
+"""
+
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    OK = "ok"
+    TIMEOUT = "timeout"
+    CONNECT_ERROR = "connect_error"
+    HTTP_ERROR = "http_error"
+    BAD_FORMAT = "bad_format"
+    TOO_LARGE = "too_large"
+
+
+OUTCOMES: tuple[str, ...] = tuple(o.value for o in Outcome)
+
+
+class RecognizerError(Exception):
+    """A recognizer's request ended without a valid answer."""
+
+    outcome: Outcome = Outcome.CONNECT_ERROR
+    retryable = True
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.raw: str | None = None
+
+    def with_raw(self, raw: str) -> "RecognizerError":
+        """Keep the (truncated) body the recognizer sent, for logs and the CLI."""
+        self.raw = raw
+        return self
+
+
+class RecognizerTimeout(RecognizerError):
+    outcome = Outcome.TIMEOUT
+
+
+class RecognizerConnectError(RecognizerError):
+    outcome = Outcome.CONNECT_ERROR
+
+
+class RecognizerHttpError(RecognizerError):
+    outcome = Outcome.HTTP_ERROR
+
+    def __init__(self, detail: str, *, status: int) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.retryable = status >= 500 or status == 429
+
+
+class RecognizerBadFormat(RecognizerError):
+    outcome = Outcome.BAD_FORMAT
+    retryable = False
+
+
+class RecognizerTooLarge(RecognizerError):
+    outcome = Outcome.TOO_LARGE
+    retryable = False
+
+
+class HubError(Exception):
+    """An error the API reports as `{"detail", "code"}` with `status`."""
+
+    status = 500
+    code = "internal"
+
+    def __init__(self, detail: str, *, code: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+
+
+class NotFound(HubError):
+    status = 404
+    code = "not_found"
+
+
+class WrongGuidKind(NotFound):
+    code = "wrong_guid_kind"
+
+
+class Unauthorized(HubError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(HubError):
+    status = 403
+    code = "forbidden"
+
+
+class Conflict(HubError):
+    status = 409
+    code = "conflict"
+
+
+class InvalidInput(HubError):
+    status = 422
+    code = "invalid_input"
+
+
+class PayloadTooLarge(HubError):
+    status = 413
+    code = "too_large"
+
+
+class UnsupportedMedia(HubError):
+    status = 415
+    code = "not_an_image"
+
+
+class RecognizerFailed(HubError):
+    """A relayed request that ended in a recognizer failure (502, or 504 on timeout)."""
+
+    def __init__(self, error: RecognizerError, *, request_id: str) -> None:
+        super().__init__(error.detail, code=error.outcome.value)
+        self.status = 504 if error.outcome is Outcome.TIMEOUT else 502
+        self.error = error
+        self.request_id = request_id

@@ -1,0 +1,145 @@
+"""The result string of protocol v1: `tag1:0.95;tag2:0.32;...` (SPEC §2).
+
+This is the only parser of recognizer answers; the hub, the sample recognizer and the
+team CLI all import it.
+
+Errors::
+
+    ResultStringError (ValueError)   the body breaks the grammar -> outcome bad_format
+     └── ResultTooLargeError         the body is over MAX_RESULT_BYTES -> outcome too_large
+"""
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+MAX_RESULT_BYTES = 64 * 1024
+_SHOWN_CHARS = 40
+# A finite decimal float in ASCII; float() alone would also take "nan", "1_0" and "١".
+_SCORE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+@dataclass(frozen=True, slots=True)
+class Tag:
+    tag: str
+    score: float
+
+
+class ResultStringError(ValueError):
+    """A result string that breaks the grammar.
+
+    `entry` is the 1-based index of the offending entry (None for the body as a whole),
+    `text` the offending text (truncated) and `expected` what the grammar wanted.
+    """
+
+    def __init__(self, message: str, *, entry: int | None, text: str, expected: str) -> None:
+        super().__init__(message)
+        self.entry = entry
+        self.text = text
+        self.expected = expected
+
+
+class ResultTooLargeError(ResultStringError):
+    """A result body over MAX_RESULT_BYTES."""
+
+
+def _shown(text: str) -> str:
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 1] + "…"
+
+
+def _entry_error(index: int, entry: str, problem: str, expected: str) -> ResultStringError:
+    shown = _shown(entry.strip())
+    return ResultStringError(
+        f'entry {index} "{shown}" {problem}', entry=index, text=shown, expected=expected
+    )
+
+
+def parse_result(body: bytes | str) -> list[Tag]:
+    """Parse a recognizer's answer into tags ranked best first.
+
+    Ranking is by score descending; equal scores keep the team's order; a repeated tag
+    keeps its best-ranked entry only. An empty or all-white body is an abstention and
+    gives `[]`. Raises ResultTooLargeError over 64 KiB and ResultStringError for invalid
+    UTF-8 or any entry that breaks the grammar.
+    """
+    if isinstance(body, str):
+        size = len(body.encode("utf-8", "surrogatepass"))
+        text = body
+    else:
+        size = len(body)
+        text = ""
+    if size > MAX_RESULT_BYTES:
+        raise ResultTooLargeError(
+            f"answer is {size} bytes, over the {MAX_RESULT_BYTES}-byte limit",
+            entry=None,
+            text="",
+            expected=f"at most {MAX_RESULT_BYTES} bytes",
+        )
+    if isinstance(body, bytes):
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ResultStringError(
+                f"answer is not valid UTF-8 (byte {exc.start})",
+                entry=None,
+                text=_shown(body[exc.start : exc.start + 8].hex()),
+                expected="UTF-8 text",
+            ) from None
+    text = text.strip()
+    if not text:
+        return []
+    if text.endswith(";"):
+        text = text[:-1]
+    parsed: list[Tag] = []
+    for index, entry in enumerate(text.split(";"), start=1):
+        if not entry.strip():
+            raise ResultStringError(
+                f"entry {index} is empty", entry=index, text="", expected='"tag:score"'
+            )
+        tag, colon, score_text = entry.rpartition(":")
+        if not colon:
+            raise _entry_error(index, entry, 'has no ":score"', '"tag:score"')
+        tag = tag.strip()
+        score_text = score_text.strip()
+        if not tag:
+            raise _entry_error(
+                index, entry, "has an empty tag", "a non-empty tag before the last ':'"
+            )
+        if not _SCORE.fullmatch(score_text):
+            raise _entry_error(
+                index, entry, f'has score "{_shown(score_text)}"', "a finite decimal score"
+            )
+        score = float(score_text)
+        if not math.isfinite(score):
+            raise _entry_error(index, entry, "has a score out of range", "a finite decimal score")
+        parsed.append(Tag(tag, score))
+    return rank(parsed)
+
+
+def rank(tags: Iterable[Tag]) -> list[Tag]:
+    """Best first by score (stable on ties); a repeated tag keeps its best-ranked entry."""
+    seen: set[str] = set()
+    ranked: list[Tag] = []
+    for item in sorted(tags, key=lambda t: -t.score):
+        if item.tag not in seen:
+            seen.add(item.tag)
+            ranked.append(item)
+    return ranked
+
+
+def format_result(tags: Iterable[Tag | tuple[str, float]]) -> str:
+    """The result string for `tags`, in the given order; `parse_result` gives them back.
+
+    Raises ValueError for a tag the grammar cannot carry (empty, containing ';', or
+    with surrounding white space) or a score that is not finite.
+    """
+    parts: list[str] = []
+    for item in tags:
+        tag, score = (item.tag, item.score) if isinstance(item, Tag) else item
+        if not tag or ";" in tag or tag != tag.strip():
+            raise ValueError(f"tag {tag!r} cannot be written in a result string")
+        if not math.isfinite(score):
+            raise ValueError(f"score {score!r} of tag {tag!r} is not finite")
+        parts.append(f"{tag}:{float(score)!r}")
+    return ";".join(parts)

@@ -1,0 +1,1 @@
+"""Providers (teams), their services and the services' endpoint instances."""

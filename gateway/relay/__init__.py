@@ -1,0 +1,1 @@
+"""Relaying one recognition request, and checking a service, for teams debugging."""

@@ -1,0 +1,1 @@
+"""Runs: dry runs and evaluations of every service over a dataset."""

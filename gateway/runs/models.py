@@ -1,0 +1,118 @@
+"""Run tables: runs, the services in each run, work items, workers and slot leases."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gateway.db import Base, utcnow
+
+
+class Run(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    phase: Mapped[str] = mapped_column(String(20))  # dryrun | evaluation
+    metric: Mapped[str] = mapped_column(String(30), default="top5")
+    # queued | running | completed | cancelled | failed
+    state: Mapped[str] = mapped_column(String(20), default="queued", index=True)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    timeout_s: Mapped[float] = mapped_column(Float)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    published: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class RunService(Base):
+    """A service taking part in a run, with its status and, once done, its scores."""
+
+    __tablename__ = "run_services"
+    __table_args__ = (UniqueConstraint("run_id", "service_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"))
+    position: Mapped[int] = mapped_column(Integer)
+    max_concurrency: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(
+        String(20), default="pending"
+    )  # pending|ongoing|passed|failed
+    reason: Mapped[str | None] = mapped_column(Text)
+    scores: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class WorkItem(Base):
+    """One (run, service, image): sent until it has an outcome, recorded exactly once."""
+
+    __tablename__ = "work_items"
+    __table_args__ = (
+        UniqueConstraint("run_service_id", "image_id"),
+        Index("ix_work_items_claim", "run_service_id", "state", "seq"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    run_service_id: Mapped[int] = mapped_column(ForeignKey("run_services.id", ondelete="CASCADE"))
+    image_id: Mapped[int] = mapped_column(ForeignKey("dataset_images.id"))
+    # Position in the run's seeded shuffled order, interleaved across services.
+    seq: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(10), default="pending")  # pending|leased|done
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    queue_ms: Mapped[float | None] = mapped_column(Float)
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    request_id: Mapped[str | None] = mapped_column(String(40))
+    raw: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[list[list[Any]] | None] = mapped_column(JSON)  # [[tag, score], ...] ranked
+    detail: Mapped[str | None] = mapped_column(Text)
+    # Every attempt: [{"n", "instance", "outcome", "latency_ms", "status", "detail"}].
+    attempt_log: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Worker(Base):
+    """A dispatching process, alive while its heartbeat is fresh."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ServiceSlot(Base):
+    """One unit of a run service's concurrency; a worker sends at most one request per slot
+    it leases, so the per-service bound holds across all workers together."""
+
+    __tablename__ = "service_slots"
+    __table_args__ = (UniqueConstraint("run_service_id", "slot"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_service_id: Mapped[int] = mapped_column(
+        ForeignKey("run_services.id", ondelete="CASCADE"), index=True
+    )
+    slot: Mapped[int] = mapped_column(Integer)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)

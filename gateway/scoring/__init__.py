@@ -1,0 +1,1 @@
+"""Metrics of SPEC §6 and the leaderboard."""

@@ -1,0 +1,1 @@
+"""The sample recognizer: the wrapper a team puts around its model."""

@@ -1,0 +1,74 @@
+"""Builders for test data: images, settings, hubs and registered teams."""
+
+import io
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from PIL import Image
+
+ADMIN_TOKEN = "ra_test_admin_token"
+
+
+def png_bytes(
+    width: int = 32, height: int = 24, color: tuple[int, int, int] = (200, 30, 30)
+) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(out, format="PNG")
+    return out.getvalue()
+
+
+def jpeg_bytes(
+    width: int = 32, height: int = 24, color: tuple[int, int, int] = (30, 200, 30)
+) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(out, format="JPEG")
+    return out.getvalue()
+
+
+def hub_settings(database_url: str, data_dir: Path, **overrides: object):  # type: ignore[no-untyped-def]
+    from gateway.config import Settings
+
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "data_dir": data_dir,
+        "admin_token": ADMIN_TOKEN,
+        "request_timeout_s": 2.0,
+        "retry_backoff_s": 0.01,
+        "retry_backoff_max_s": 0.05,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def admin_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass
+class Team:
+    provider_guid: str
+    api_key: str
+    service_guid: str
+    signing_secret: str
+
+
+def register_team(
+    client: httpx.Client, endpoints: list[str], *, name: str | None = None, **service: object
+) -> Team:
+    """Create a provider and one service through the API, as an organizer would."""
+    name = name or f"team-{uuid.uuid4().hex[:6]}"
+    r = client.post("/api/v1/providers", json={"name": name}, headers=admin_headers())
+    assert r.status_code == 201, r.text
+    provider = r.json()
+    body = {"provider_guid": provider["guid"], "name": f"{name}-svc", "endpoints": endpoints}
+    body.update(service)
+    r = client.post("/api/v1/services", json=body, headers=admin_headers())
+    assert r.status_code == 201, r.text
+    svc = r.json()
+    return Team(provider["guid"], provider["api_key"], svc["guid"], svc["signing_secret"])

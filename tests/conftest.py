@@ -1,0 +1,104 @@
+"""Shared fixtures: databases (SQLite and PostgreSQL), live hubs and recognizers."""
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, make_url, text
+
+from gateway.db import make_engine
+from gateway.migrate import upgrade
+from tests.builders import hub_settings
+from tests.servers import LiveServer, live_server
+
+POSTGRES_URL = os.environ.get("RECOGHUB_TEST_POSTGRES_URL")
+REQUIRE_POSTGRES = os.environ.get("RECOGHUB_REQUIRE_POSTGRES") == "1"
+
+
+class PostgresDatabases:
+    """Databases this test session creates (and only those it drops), cloned from one
+    migrated template so each test starts from a fresh schema quickly."""
+
+    def __init__(self, url: str) -> None:
+        self.admin_url = make_url(url)
+        self.prefix = f"recoghub_t{uuid.uuid4().hex[:8]}"
+        self.template = f"{self.prefix}_tmpl"
+        self.created: list[str] = []
+        self.admin = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+
+    def url_for(self, name: str) -> str:
+        return self.admin_url.set(database=name).render_as_string(hide_password=False)
+
+    def _create(self, name: str, template: str | None = None) -> str:
+        clause = f" TEMPLATE {template}" if template else ""
+        with self.admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"{clause}'))
+        self.created.append(name)
+        return self.url_for(name)
+
+    def prepare_template(self) -> None:
+        engine = make_engine(self._create(self.template))
+        upgrade(engine)
+        engine.dispose()
+
+    def new(self, migrated: bool = True) -> str:
+        name = f"{self.prefix}_{len(self.created)}"
+        return self._create(name, self.template if migrated else "template0")
+
+    def drop_all(self) -> None:
+        with self.admin.connect() as conn:
+            for name in reversed(self.created):
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self.admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresDatabases]:
+    if not POSTGRES_URL:
+        if REQUIRE_POSTGRES:
+            pytest.fail("RECOGHUB_REQUIRE_POSTGRES=1 but RECOGHUB_TEST_POSTGRES_URL is not set")
+        pytest.skip("PostgreSQL not configured (set RECOGHUB_TEST_POSTGRES_URL)")
+    try:
+        databases = PostgresDatabases(POSTGRES_URL)
+        databases.prepare_template()
+    except Exception as exc:
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"PostgreSQL at {POSTGRES_URL} is required but unusable: {exc}")
+        pytest.skip(f"PostgreSQL at {POSTGRES_URL} unusable: {exc}")
+    yield databases
+    databases.drop_all()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty (not yet migrated) database on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'hub.db'}"
+    databases: PostgresDatabases = request.getfixturevalue("postgres")
+    return databases.new(migrated=False)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'hub.db'}"
+
+
+def _serve_hub(url: str, data_dir: Path, **overrides: object) -> Iterator[LiveServer]:
+    from gateway.app import create_app
+
+    with live_server(create_app(hub_settings(url, data_dir, **overrides))) as server:
+        yield server
+
+
+@pytest.fixture
+def hub(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    """A live hub on SQLite and on PostgreSQL (admin token: builders.ADMIN_TOKEN)."""
+    yield from _serve_hub(database_url, tmp_path / "data")
+
+
+@pytest.fixture
+def sqlite_hub(sqlite_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    """A live hub on SQLite only, for tests whose database path is not the point."""
+    yield from _serve_hub(sqlite_url, tmp_path / "data")
