@@ -1,0 +1,57 @@
+"""How organizer commands talk to a running hub: httpx, with errors as one clear line."""
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+import httpx
+import typer
+from rich.console import Console
+
+err_console = Console(stderr=True)
+console = Console()
+
+HubOption = typer.Option(
+    "http://127.0.0.1:8000", "--hub", envvar="RECOGHUB_HUB", help="Hub base URL."
+)
+TokenOption = typer.Option(
+    None, "--token", envvar="RECOGHUB_ADMIN_TOKEN", help="Organizer's admin token."
+)
+
+
+def fail(message: str, hint: str | None = None) -> NoReturn:
+    """Print one clear line (and what to do) and exit 1."""
+    err_console.print(f"[red]error:[/red] {message}" + (f"\n  hint: {hint}" if hint else ""))
+    raise typer.Exit(1)
+
+
+@contextmanager
+def hub_client(hub: str, token: str | None, timeout: float = 60.0) -> Iterator[httpx.Client]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with httpx.Client(base_url=hub.rstrip("/"), headers=headers, timeout=timeout) as client:
+        try:
+            yield client
+        except httpx.ConnectError:
+            fail(f"cannot reach the hub at {hub}", "is `recoghub serve` running? check --hub")
+        except httpx.TimeoutException:
+            fail(f"the hub at {hub} did not answer in time")
+
+
+def checked(response: httpx.Response) -> Any:
+    """The JSON of a successful response; otherwise fail with the hub's detail."""
+    if response.is_success:
+        return response.json() if response.content else None
+    try:
+        body = response.json()
+        detail, code = body.get("detail", response.text), body.get("code", "")
+    except ValueError:
+        detail, code = response.text, ""
+    hint = None
+    if response.status_code == 401:
+        hint = "set RECOGHUB_ADMIN_TOKEN (or --token) to the organizer's admin token"
+    fail(f"hub answered {response.status_code} {code}: {detail}", hint)
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in {"1", "true", "yes"}

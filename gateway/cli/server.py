@@ -1,0 +1,41 @@
+"""`recoghub serve | worker | migrate`."""
+
+import typer
+
+from gateway.config import get_settings
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+    app.command()(migrate)
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    workers: int = typer.Option(1, help="uvicorn worker processes (API only)."),
+) -> None:
+    """Run the hub (API, dashboard and, by default, an embedded dispatch worker)."""
+    import uvicorn
+
+    from gateway.app import create_app
+
+    uvicorn.run(
+        create_app(get_settings()),
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_level="info",
+    )
+
+
+def migrate() -> None:
+    """Bring the database (RECOGHUB_DATABASE_URL) to the current schema."""
+    from gateway.db import make_engine
+    from gateway.migrate import current_revision, upgrade
+
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    typer.echo(f"database at revision {current_revision(engine)}")
