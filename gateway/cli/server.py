@@ -37,5 +37,8 @@ def migrate() -> None:
 
     settings = get_settings()
     engine = make_engine(settings.database_url)
-    upgrade(engine)
-    typer.echo(f"database at revision {current_revision(engine)}")
+    try:
+        upgrade(engine)
+        typer.echo(f"database at revision {current_revision(engine)}")
+    finally:
+        engine.dispose()

@@ -16,7 +16,8 @@ from tenacity import (
     AsyncRetrying,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from gateway.config import Settings
@@ -116,6 +117,14 @@ class Dispatcher:
         self._settings = settings
         self._next_instance: dict[str, itertools.count[int]] = {}
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        # Built once: tenacity's strategies are immutable and shared by every request.
+        # Exponential back-off plus a jitter bounded by the first back-off (not
+        # wait_exponential_jitter: its default jitter is a whole second, which dwarfs a
+        # 0.2 s back-off, and its `initial` argument is deprecated in tenacity 9).
+        self._wait = wait_exponential(
+            multiplier=settings.retry_backoff_s, max=settings.retry_backoff_max_s
+        ) + wait_random(0, settings.retry_backoff_s)
+        self._retry = retry_if_exception(_retryable)
 
     def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
         timeout = self._timeouts.get(seconds)
@@ -142,24 +151,20 @@ class Dispatcher:
         request_id: str | None = None,
     ) -> Answer:
         """Send `image` to `target` until an outcome is final; never raises RecognizerError."""
+        request_id = request_id or new_request_id()
         if not target.instances:
             error = RecognizerConnectError("the service has no endpoint instances")
             return Answer(
-                request_id or "", error.outcome, [], None, None, None, error.detail, error=error
+                request_id, error.outcome, [], None, None, None, error.detail, error=error
             )
-        request_id = request_id or new_request_id()
         digest = digest or signing.body_digest(image)
         timeout = self._timeout(timeout_s or self._settings.request_timeout_s)
         attempts: list[Attempt] = []
         start = self._first_instance(target)
         retrying = AsyncRetrying(
             stop=stop_after_attempt(max_attempts or self._settings.max_attempts),
-            wait=wait_exponential_jitter(
-                initial=self._settings.retry_backoff_s, max=self._settings.retry_backoff_max_s
-            ),
-            retry=retry_if_exception(
-                lambda exc: isinstance(exc, RecognizerError) and exc.retryable
-            ),
+            wait=self._wait,
+            retry=self._retry,
             reraise=True,
         )
         try:
@@ -224,7 +229,12 @@ class Dispatcher:
                 base_url(instance) + "/recognize", data=image, headers=headers, timeout=timeout
             ) as response:
                 status = response.status
-                body = await _read_limited(response)
+                # An error page is not an answer: keep its start for the detail, and do
+                # not call a big one too_large (that would stop the retries of a 5xx).
+                if status == 200:
+                    body = await _read_limited(response)
+                else:
+                    body = await _read_preview(response, RAW_KEPT_CHARS)
             latency = (time.perf_counter() - started) * 1000.0
             raw = body[:RAW_KEPT_CHARS].decode("utf-8", "replace")
             if status != 200:
@@ -244,17 +254,19 @@ class Dispatcher:
             )
             raise
         except TimeoutError:
+            latency = (time.perf_counter() - started) * 1000.0
             timed_out = RecognizerTimeout(
                 f"no complete answer from {instance} within {timeout.total:g}s"
             )
             attempts.append(
-                Attempt(number, instance, timed_out.outcome, None, status, timed_out.detail)
+                Attempt(number, instance, timed_out.outcome, latency, status, timed_out.detail)
             )
             raise timed_out from None
         except (aiohttp.ClientError, OSError) as exc:
+            latency = (time.perf_counter() - started) * 1000.0
             refused = RecognizerConnectError(f"cannot reach {instance}: {_describe(exc)}")
             attempts.append(
-                Attempt(number, instance, refused.outcome, None, status, refused.detail)
+                Attempt(number, instance, refused.outcome, latency, status, refused.detail)
             )
             raise refused from None
         attempts.append(Attempt(number, instance, Outcome.OK, latency, status))
@@ -301,6 +313,23 @@ async def _read_limited(response: aiohttp.ClientResponse) -> bytes:
             raise RecognizerTooLarge(f"answer is over the {MAX_RESULT_BYTES}-byte limit")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _read_preview(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """At most `limit` bytes of the body; the rest is left unread (the connection closes)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await response.content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, RecognizerError) and exc.retryable
 
 
 def _preview(body: bytes) -> str:

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 MAX_RESULT_BYTES = 64 * 1024
 _SHOWN_CHARS = 40
-# A finite decimal float in ASCII; float() alone would also take "nan", "1_0" and "١".
-_SCORE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+# A finite decimal float in ASCII; float() alone would also take "nan", "1_0" and "١"
+# (and so would \d without re.ASCII).
+_SCORE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)

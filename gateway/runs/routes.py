@@ -1,3 +1,254 @@
-from fastapi import APIRouter
+"""`/api/v1/runs`: start, watch, cancel and resume runs; leaderboards and results.
+
+Who sees what:
+- the organizer (admin) sees and does everything;
+- a provider sees the runs its services take part in, with only its own service rows;
+  a dry run's leaderboard shows it its own row, an evaluation's leaderboard only once
+  the organizer publishes it; it may download its own results of dry runs only (the
+  evaluation set is hidden);
+- anyone else gets 401.
+Ground truth never leaves through these routes, only the rank of the true tag.
+"""
+
+import csv
+import io
+import itertools
+import json
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
+
+from gateway.auth import Principal
+from gateway.deps import AdminDep, CallerDep, HubStateDep, SessionDep
+from gateway.errors import Forbidden, NotFound
+from gateway.registry.service import get_service
+from gateway.runs import service
+from gateway.runs.models import Run
+from gateway.runs.schemas import (
+    RESULT_COLUMNS,
+    LatencyRead,
+    LeaderboardRow,
+    PublishUpdate,
+    ResultFormat,
+    RunCreate,
+    RunRead,
+    RunServiceRead,
+)
 
 router = APIRouter(prefix="/runs", tags=["runs"])
+
+
+def run_read(session: Session, run_id: int, principal: Principal) -> RunRead:
+    """The run shape; a provider's view holds only its own service rows."""
+    provider_id = None if principal.is_admin else principal.provider_id
+    progress = service.run_progress(session, run_id=run_id, provider_id=provider_id)
+    run = progress.run
+    return RunRead(
+        id=run.id,
+        dataset=progress.dataset_name,
+        dataset_id=run.dataset_id,
+        phase=run.phase,
+        metric=run.metric,
+        state=run.state,
+        published=run.published,
+        timeout_s=run.timeout_s,
+        max_attempts=run.max_attempts,
+        error=run.error,
+        services=[
+            RunServiceRead(
+                service_guid=s.service_guid,
+                provider_guid=s.provider_guid,
+                service_name=s.service_name,
+                provider_name=s.provider_name,
+                status=s.status,
+                reason=s.reason,
+                done=s.done,
+                total=s.total,
+                outcomes=dict(s.outcomes),
+                images_per_s=s.images_per_s,
+                latency_ms=LatencyRead.model_validate(s.latency_ms),
+                eta_s=s.eta_s,
+            )
+            for s in progress.services
+        ],
+        created_at=run.created_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+    )
+
+
+def visible_run(session: Session, run_id: int, principal: Principal) -> RunRead:
+    """The run as `principal` may see it; 403 for a provider taking no part in it."""
+    view = run_read(session, run_id, principal)
+    if not principal.is_admin and not view.services:
+        raise Forbidden(f"run {run_id}: your team takes no part in this run")
+    return view
+
+
+@router.post("", status_code=201)
+def start_run(
+    body: RunCreate, session: SessionDep, state: HubStateDep, _: AdminDep
+) -> RunRead:
+    """Queue a run of `dataset` against `services` (all enabled services by default)."""
+    run = service.create_run(
+        session,
+        settings=state.settings,
+        dataset=body.dataset,
+        phase=body.phase,
+        service_guids=body.services,
+        metric=body.metric,
+        concurrency=body.concurrency,
+        timeout_s=body.timeout_s,
+        max_attempts=body.max_attempts,
+        seed=body.seed,
+    )
+    session.commit()
+    return run_read(session, run.id, Principal(is_admin=True))
+
+
+@router.get("")
+def list_runs(session: SessionDep, principal: CallerDep) -> list[RunRead]:
+    """Every run for the organizer; for a provider, the runs its services take part in."""
+    views = [run_read(session, run.id, principal) for run in service.list_runs(session)]
+    return [v for v in views if principal.is_admin or v.services]
+
+
+@router.get("/{run_id}")
+def get_run(run_id: int, session: SessionDep, principal: CallerDep) -> RunRead:
+    """State and per-service progress."""
+    return visible_run(session, run_id, principal)
+
+
+@router.post("/{run_id}/cancel")
+def cancel_run(run_id: int, session: SessionDep, principal: AdminDep) -> RunRead:
+    """Stop sending new requests; what is recorded stays."""
+    service.cancel_run(session, run_id=run_id)
+    session.commit()
+    return run_read(session, run_id, principal)
+
+
+@router.post("/{run_id}/resume")
+def resume_run(run_id: int, session: SessionDep, principal: AdminDep) -> RunRead:
+    """Continue a cancelled (or failed) run where it stopped."""
+    service.resume_run(session, run_id=run_id)
+    session.commit()
+    return run_read(session, run_id, principal)
+
+
+@router.post("/{run_id}/publish")
+def publish_run(
+    run_id: int, session: SessionDep, principal: AdminDep, body: PublishUpdate | None = None
+) -> RunRead:
+    """Show the leaderboard to providers (`{"published": false}` hides it again)."""
+    published = True if body is None else body.published
+    service.set_published(session, run_id=run_id, published=published)
+    session.commit()
+    return run_read(session, run_id, principal)
+
+
+@router.get("/{run_id}/leaderboard")
+def get_leaderboard(
+    run_id: int, session: SessionDep, principal: CallerDep
+) -> list[LeaderboardRow]:
+    """Ranked rows, best first (all of them for the organizer; see the module doc)."""
+    run = service.get_run(session, run_id=run_id)
+    rows = service.leaderboard(session, run_id=run_id)
+    if principal.is_admin:
+        return [LeaderboardRow.model_validate(r) for r in rows]
+    if run.phase == "dryrun":
+        own = [r for r in rows if r["provider_guid"] == principal.provider_guid]
+        if not own:
+            raise Forbidden(f"run {run_id}: your team takes no part in this dry run")
+        return [LeaderboardRow.model_validate(r) for r in own]
+    if not run.published:
+        raise Forbidden(
+            f"run {run_id}: the leaderboard of this evaluation is not published yet; "
+            "the organizer publishes it when the evaluation is over"
+        )
+    return [LeaderboardRow.model_validate(r) for r in rows]
+
+
+def _check_results_access(
+    session: Session, run: Run, service_guid: str, principal: Principal
+) -> None:
+    svc = get_service(session, guid=service_guid)
+    if principal.is_admin:
+        return
+    if svc.provider_id != principal.provider_id:
+        raise Forbidden(f"service {service_guid} belongs to another team")
+    if run.phase != "dryrun":
+        raise Forbidden(
+            f"run {run.id} is an evaluation: its results stay hidden (hidden test set); "
+            "only dry-run results can be downloaded"
+        )
+
+
+def _result_dict(row: Any) -> dict[str, Any]:
+    return {
+        "key": row.key,
+        "outcome": row.outcome,
+        "attempts": row.attempts,
+        "latency_ms": row.latency_ms,
+        "raw": row.raw,
+        "tags": [{"tag": t["tag"], "score": t["score"]} for t in row.tags or []],
+        "true_rank": row.true_rank,
+    }
+
+
+def jsonl_lines(rows: Iterator[Any]) -> Iterator[str]:
+    for row in rows:
+        yield json.dumps(_result_dict(row), ensure_ascii=False) + "\n"
+
+
+def csv_lines(rows: Iterator[Any]) -> Iterator[str]:
+    """CSV with the JSONL columns; tags as `tag:score;...` (the result-string grammar)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+
+    def take(values: list[object]) -> str:
+        writer.writerow(values)
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
+    yield take(list(RESULT_COLUMNS))
+    for row in rows:
+        d = _result_dict(row)
+        d["tags"] = "".join(f"{t['tag']}:{t['score']!r};" for t in d["tags"])
+        yield take(["" if d[c] is None else d[c] for c in RESULT_COLUMNS])
+
+
+@router.get("/{run_id}/results")
+def get_results(
+    run_id: int,
+    session: SessionDep,
+    state: HubStateDep,
+    principal: CallerDep,
+    service_guid: Annotated[str, Query(alias="service", description="Service GUID.")],
+    fmt: Annotated[ResultFormat, Query(alias="format", description="jsonl or csv.")] = "jsonl",
+) -> StreamingResponse:
+    """One row per image for one service, streamed (see the module doc for who may)."""
+    run = service.get_run(session, run_id=run_id)
+    _check_results_access(session, run, service_guid, principal)
+    # Start the query now, so that a service outside the run is a JSON error and not a
+    # broken stream; the rest is read from a session of the stream's own.
+    rows = _stream_results(state.sessions, run_id, service_guid)
+    first = next(rows, None)
+    body = itertools.chain([] if first is None else [first], rows)
+    lines = csv_lines(body) if fmt == "csv" else jsonl_lines(body)
+    media = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson"
+    filename = f"run-{run_id}-{service_guid}.{fmt}"
+    return StreamingResponse(
+        lines,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _stream_results(sessions: Any, run_id: int, service_guid: str) -> Iterator[Any]:
+    with sessions() as session:
+        yield from service.iter_results(session, run_id=run_id, service_guid=service_guid)

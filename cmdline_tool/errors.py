@@ -1,0 +1,50 @@
+"""What went wrong, said once: which side failed, what happened and what to do.
+
+Every failure the team tool reports is a `CliError`; the commands print it as one line
+(`error: <message> — <hint>`) or, with `--json`, as one JSON object. Its `side` names
+who has to act:
+
+    side          meaning                                   codes
+    "local"       this machine: arguments, files            usage, file_not_found,
+                                                            no_images, not_an_image, unreadable
+    "hub"         the hub, or the way to it                 hub_unreachable, hub_timeout,
+                                                            hub_error, not_a_hub, unauthorized,
+                                                            forbidden, not_found,
+                                                            wrong_guid_kind, image_too_large,
+                                                            not_an_image, invalid_input
+    "recognizer"  the team's recognizer, seen by the hub    connect_error, timeout,
+                                                            http_error, bad_format, too_large
+    "cli"         a bug in this tool                        internal, interrupted
+"""
+
+from dataclasses import dataclass
+from typing import Literal
+
+Side = Literal["local", "hub", "recognizer", "cli"]
+
+
+@dataclass
+class CliError(Exception):
+    """A failure with the side that failed, a machine `code`, a message and a hint."""
+
+    side: Side
+    code: str
+    message: str
+    hint: str | None = None
+    raw: str | None = None
+
+    def __str__(self) -> str:
+        return self.line()
+
+    def line(self) -> str:
+        """The one line a person reads: what happened — what to do."""
+        return self.message + (f" — {self.hint}" if self.hint else "")
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "side": self.side,
+            "code": self.code,
+            "error": self.message,
+            "hint": self.hint,
+            "raw": self.raw,
+        }

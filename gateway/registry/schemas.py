@@ -1,0 +1,148 @@
+"""API shapes of providers and services, separate from the ORM tables.
+
+Input is checked here so that a bad request fails with 422 naming the bad field (and,
+for endpoints, the bad URL) before any database work.
+"""
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal, Self
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Contact = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+Domain = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+MaxConcurrency = Annotated[int, Field(ge=1, le=1024)]
+
+MAX_ENDPOINTS = 64
+
+
+def canonical_guid(value: str) -> str | None:
+    """The lower-case hyphenated form of a UUID, or None when `value` is not one."""
+    try:
+        return str(uuid.UUID(value.strip()))
+    except (ValueError, AttributeError):
+        return None
+
+
+def _check_guid(value: str) -> str:
+    guid = canonical_guid(value)
+    if guid is None:
+        raise ValueError(f"{value!r} is not a valid GUID (UUID such as {uuid.uuid4()})")
+    return guid
+
+
+def check_endpoint(url: str) -> str:
+    """A recognizer's base URL, normalized (no trailing '/'); ValueError says what is wrong."""
+    text = url.strip()
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"endpoint {url!r} is not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"endpoint {url!r} must start with http:// or https://")
+    if not parts.hostname:
+        raise ValueError(f"endpoint {url!r} has no host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"endpoint {url!r} must not carry credentials")
+    if parts.query or text.endswith("?"):
+        raise ValueError(f"endpoint {url!r} must not have a query (?...)")
+    if parts.fragment or "#" in text:
+        raise ValueError(f"endpoint {url!r} must not have a fragment (#...)")
+    if port == 0:
+        raise ValueError(f"endpoint {url!r} has port 0")
+    return text.rstrip("/")
+
+
+def _check_endpoints(urls: list[str]) -> list[str]:
+    checked: list[str] = []
+    for url in urls:
+        endpoint = check_endpoint(url)
+        if endpoint in checked:
+            raise ValueError(f"endpoint {url!r} is listed twice")
+        checked.append(endpoint)
+    return checked
+
+
+Guid = Annotated[str, AfterValidator(_check_guid)]
+Endpoints = Annotated[
+    list[str], Field(min_length=1, max_length=MAX_ENDPOINTS), AfterValidator(_check_endpoints)
+]
+
+
+class ProviderCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    contact: Contact | None = None
+    guid: Guid | None = Field(default=None, description="Optional; generated when absent.")
+
+
+class ProviderRead(BaseModel):
+    guid: str
+    name: str
+    contact: str | None
+    created_at: datetime
+    services: list[str] = Field(description="GUIDs of the provider's services.")
+
+
+class ProviderReadWithKey(ProviderRead):
+    """The answer to creating a provider: the only time its API key is shown."""
+
+    api_key: str
+
+
+class ServiceCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    provider_guid: str
+    name: Name
+    endpoints: Endpoints
+    domain: Domain | None = None
+    guid: Guid | None = Field(default=None, description="Optional; generated when absent.")
+    protocol: Literal["v1"] = "v1"
+    max_concurrency: MaxConcurrency | None = Field(
+        default=None, description="Requests in flight to this service during a run."
+    )
+
+
+class ServiceUpdate(BaseModel):
+    """Fields left out are unchanged; `domain: null` clears the domain."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    endpoints: Endpoints | None = None
+    enabled: bool | None = None
+    domain: Domain | None = None
+    max_concurrency: MaxConcurrency | None = None
+    rotate_secret: bool = False
+
+    @model_validator(mode="after")
+    def _no_null_for_required(self) -> Self:
+        for name in ("name", "endpoints", "enabled", "max_concurrency"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null; leave it out to keep it")
+        return self
+
+
+class ServiceRead(BaseModel):
+    guid: str
+    provider_guid: str
+    provider_name: str
+    name: str
+    endpoints: list[str]
+    domain: str | None
+    protocol: str
+    enabled: bool
+    max_concurrency: int
+    created_at: datetime
+
+
+class ServiceReadWithSecret(ServiceRead):
+    """Shown at creation and when the secret is rotated: the HMAC key requests are signed with."""
+
+    signing_secret: str

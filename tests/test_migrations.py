@@ -1,0 +1,88 @@
+"""`recoghub migrate` brings an empty or older database to the current schema."""
+
+from sqlalchemy import inspect, select, text
+from typer.testing import CliRunner
+
+from gateway.cli.main import app
+from gateway.db import make_engine, make_session_factory
+from gateway.migrate import current_revision, upgrade
+from gateway.registry.models import Provider, Service
+
+FIRST = "0001"
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    from gateway.migrate import alembic_config
+
+    engine = make_engine("sqlite://")
+    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    assert head is not None
+    return head
+
+
+def test_upgrade_from_first_migration_keeps_registry_data(database_url: str) -> None:
+    engine = make_engine(database_url)
+    upgrade(engine, FIRST)
+    assert current_revision(engine) == FIRST
+    assert "work_items" not in inspect(engine).get_table_names()
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO providers (guid, name, contact, api_key_hash, created_at) "
+                "VALUES ('11111111-1111-4111-8111-111111111111', 'old team', 'a@b.c', "
+                "'" + "a" * 64 + "', CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO services (guid, provider_id, name, domain, protocol, enabled, "
+                "max_concurrency, signing_secret, created_at) VALUES "
+                "('22222222-2222-4222-8222-222222222222', "
+                "(SELECT id FROM providers), 'old svc', 'dogs', 'v1', true, 6, 's3cret', "
+                "CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO instances (service_id, position, url) VALUES "
+                "((SELECT id FROM services), 0, 'http://127.0.0.1:9/')"
+            )
+        )
+
+    upgrade(engine)
+
+    assert current_revision(engine) == head_revision()
+    assert {"runs", "work_items", "datasets"} <= set(inspect(engine).get_table_names())
+    with make_session_factory(engine)() as session:
+        provider = session.scalars(select(Provider)).one()
+        service = session.scalars(select(Service)).one()
+        assert (provider.name, provider.contact) == ("old team", "a@b.c")
+        assert (service.name, service.max_concurrency, service.signing_secret) == (
+            "old svc",
+            6,
+            "s3cret",
+        )
+        assert service.provider_id == provider.id
+        assert service.endpoints == ["http://127.0.0.1:9/"]
+    engine.dispose()
+
+
+def test_migrate_command_creates_schema_on_empty_database(database_url: str) -> None:
+    from gateway.config import get_settings
+
+    runner = CliRunner()
+    get_settings.cache_clear()
+    try:
+        result = runner.invoke(app, ["migrate"], env={"RECOGHUB_DATABASE_URL": database_url})
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert head_revision() in result.output
+    engine = make_engine(database_url)
+    assert current_revision(engine) == head_revision()
+    again = runner.invoke(app, ["migrate"], env={"RECOGHUB_DATABASE_URL": database_url})
+    get_settings.cache_clear()
+    assert again.exit_code == 0, again.output
+    engine.dispose()
