@@ -4,17 +4,18 @@ Every failure the team tool reports is a `CliError`; the commands print it as on
 (`error: <message> — <hint>`) or, with `--json`, as one JSON object. Its `side` names
 who has to act:
 
-    side          meaning                                   codes
-    "local"       this machine: arguments, files            usage, file_not_found,
-                                                            no_images, not_an_image, unreadable
-    "hub"         the hub, or the way to it                 hub_unreachable, hub_timeout,
-                                                            hub_error, not_a_hub, unauthorized,
-                                                            forbidden, not_found,
-                                                            wrong_guid_kind, image_too_large,
-                                                            not_an_image, invalid_input
-    "recognizer"  the team's recognizer, seen by the hub    connect_error, timeout,
-                                                            http_error, bad_format, too_large
-    "cli"         a bug in this tool                        internal, interrupted
+    side          meaning                                codes
+    "local"       this machine: arguments, files         usage, file_not_found, no_images,
+                                                         not_an_image, unreadable
+    "hub"         the hub, or the way to it              hub_unreachable, hub_timeout,
+                                                         hub_error, hub_not_ok, not_a_hub,
+                                                         unauthorized, forbidden, not_found,
+                                                         wrong_guid_kind, image_too_large,
+                                                         not_an_image, invalid_input,
+                                                         service_disabled, no_instances
+    "recognizer"  the team's recognizer, seen by the     connect_error, timeout, http_error,
+                  hub                                    bad_format, too_large, ping_failed
+    "cli"         this tool itself                       internal (a bug), interrupted
 """
 
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from typing import Literal
 Side = Literal["local", "hub", "recognizer", "cli"]
 
 
-@dataclass
+@dataclass(eq=False)
 class CliError(Exception):
     """A failure with the side that failed, a machine `code`, a message and a hint."""
 

@@ -1,3 +1,239 @@
+"""`recoghub dataset`: import, list and show datasets on a running hub.
+
+By default `import` sends the path for the hub to read on its own host (fast, nothing
+copied). With `--upload` it sends the files: a clickture/tsv file as is, a folder as a
+tar made on the fly (an existing .zip/.tar is sent as is), and the truth CSV.
+"""
+
+import json
+import os
+import tarfile
+import tempfile
+from contextlib import ExitStack
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, Annotated, Any
+
 import typer
+from rich.table import Table
+
+from gateway.cli.hub_client import (
+    HubOption,
+    TokenOption,
+    checked,
+    console,
+    err_console,
+    fail,
+    hub_client,
+)
 
 app = typer.Typer(help="Import and list datasets.", no_args_is_help=True)
+
+IMPORT_TIMEOUT_S = 6 * 3600.0  # a large import is one long request
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+JsonOption = typer.Option(False, "--json", help="Print JSON for machines.")
+
+
+class Format(StrEnum):
+    clickture = "clickture"
+    tsv = "tsv"
+    folder = "folder"
+    matching = "matching"
+
+
+def _echo_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2))
+
+
+def _dataset_table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
+    table = Table(title=title)
+    for column in ("id", "name", "format", "kind", "images", "labels", "created"):
+        table.add_column(
+            column, justify="right" if column in ("id", "images", "labels") else "left"
+        )
+    for d in rows:
+        table.add_row(
+            str(d["id"]),
+            d["name"],
+            d["format"],
+            d["kind"],
+            str(d["images"]),
+            str(d["labels"]),
+            str(d.get("created_at", ""))[:16].replace("T", " "),
+        )
+    return table
+
+
+def _tar_of(images: list[Path], root: Path | None, out: IO[bytes]) -> None:
+    """A plain tar (images are compressed already) of `images`, named relative to
+    `root`, or by file name when there is no root (a list file)."""
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for image in images:
+            arcname = image.relative_to(root).as_posix() if root else image.name
+            tar.add(image, arcname=arcname, recursive=False)
+    out.seek(0)
+
+
+def _images_under(folder: Path) -> list[Path]:
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith(".")
+    )
+
+
+def _listed_images(list_file: Path) -> list[Path]:
+    entries = (line.strip() for line in list_file.read_text(encoding="utf-8").splitlines())
+    return [list_file.parent / e for e in entries if e and not e.startswith("#")]
+
+
+def _upload_part(stack: ExitStack, format: Format, path: Path) -> tuple[str, IO[bytes]]:
+    """(file name, open file) to upload for `path`: the file, an archive, or a tar of it."""
+    if format in (Format.clickture, Format.tsv) or path.name.lower().endswith(ARCHIVE_SUFFIXES):
+        if not path.is_file():
+            fail(f"{path} is not a file", "give the dataset file to upload")
+        return path.name, stack.enter_context(path.open("rb"))
+    images: list[Path]
+    root: Path | None
+    if path.is_dir():
+        images, root = _images_under(path), path
+    elif format is Format.matching and path.is_file():
+        images, root = _listed_images(path), None
+        missing = [str(p) for p in images if not p.is_file()]
+        if missing:
+            fail(f"{len(missing)} listed images are missing, first {missing[0]}")
+    else:
+        fail(f"{path} is not a folder", "give the image folder (or a .zip/.tar of it)")
+    if not images:
+        fail(f"no .jpg, .jpeg or .png images under {path}")
+    spool = stack.enter_context(tempfile.TemporaryFile())
+    with err_console.status(f"packing {len(images)} images..."):
+        _tar_of(images, root, spool)
+    return f"{path.name}.tar", spool
+
+
+@app.command("import")
+def import_dataset(
+    name: Annotated[str, typer.Argument(help="Name of the new dataset.")],
+    path: Annotated[Path, typer.Argument(help="Dataset file or folder.")],
+    format: Annotated[Format, typer.Option("--format", "-f", help="Source format.")],
+    truth: Annotated[
+        Path | None, typer.Option(help="matching: the query_id,reference_id CSV.")
+    ] = None,
+    key_column: Annotated[int | None, typer.Option(help="tsv: 0-based key column.")] = None,
+    label_column: Annotated[
+        list[int] | None, typer.Option(help="tsv: 0-based label column (repeat for several).")
+    ] = None,
+    image_column: Annotated[
+        int | None, typer.Option(help="tsv: 0-based base64 image column.")
+    ] = None,
+    label_separator: Annotated[
+        str | None, typer.Option(help="tsv: split label cells at this text.")
+    ] = None,
+    header: Annotated[bool, typer.Option("--header", help="tsv: skip the first line.")] = False,
+    skip_bad: Annotated[
+        bool, typer.Option("--skip-bad", help="Skip bad lines and report them.")
+    ] = False,
+    upload: Annotated[
+        bool,
+        typer.Option("--upload", help="Send the files instead of a path the hub reads itself."),
+    ] = False,
+    hub: str = HubOption,
+    token: str | None = TokenOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Import a dataset (clickture, tsv, folder or matching) into the hub."""
+    if format is Format.matching and truth is None:
+        fail("format matching needs --truth CSV (query_id,reference_id)")
+    fields: dict[str, Any] = {"name": name, "format": format.value}
+    options = {
+        "key_column": key_column,
+        "image_column": image_column,
+        "label_separator": label_separator,
+    }
+    fields.update({k: v for k, v in options.items() if v is not None})
+    if label_column:
+        fields["label_columns"] = label_column
+    if header:
+        fields["header"] = True
+    if skip_bad:
+        fields["skip_bad"] = True
+    with ExitStack() as stack:
+        client = stack.enter_context(hub_client(hub, token, timeout=IMPORT_TIMEOUT_S))
+        if upload:
+            files = {"file": _upload_part(stack, format, path)}
+            if truth is not None:
+                if not truth.is_file():
+                    fail(f"{truth} is not a file", "give the truth CSV")
+                files["truth"] = (truth.name, stack.enter_context(truth.open("rb")))
+            form = {
+                k: ",".join(map(str, v)) if isinstance(v, list) else str(v)
+                for k, v in fields.items()
+            }
+            with err_console.status(f"uploading and importing {path.name}..."):
+                response = client.post("/api/v1/datasets", data=form, files=files)
+        else:
+            # Paths are read by the hub on its host; make relative ones absolute here.
+            fields["path"] = os.path.abspath(path.expanduser())
+            if truth is not None:
+                fields["truth"] = os.path.abspath(truth.expanduser())
+            with err_console.status(f"importing {path}..."):
+                response = client.post("/api/v1/datasets", json=fields)
+        if response.status_code == 422 and "skip_bad" in response.text:
+            detail = response.json().get("detail", response.text)
+            fail(
+                f"hub answered 422: {detail.partition(' (nothing was imported')[0]}",
+                "nothing was imported; fix that line, or add --skip-bad to import the others",
+            )
+        result = checked(response)
+    if as_json:
+        _echo_json(result)
+        return
+    console.print(_dataset_table([result], title="imported"))
+    if result.get("skipped_total"):
+        skipped = Table(title=f"{result['skipped_total']} bad lines skipped")
+        skipped.add_column("where")
+        skipped.add_column("reason")
+        for s in result["skipped"]:
+            skipped.add_row(s["where"], s["reason"])
+        console.print(skipped)
+        shown = len(result["skipped"])
+        if shown < result["skipped_total"]:
+            console.print(f"(first {shown} shown)")
+
+
+@app.command("list")
+def list_datasets(
+    hub: str = HubOption, token: str | None = TokenOption, as_json: bool = JsonOption
+) -> None:
+    """List the hub's datasets."""
+    with hub_client(hub, token) as client:
+        rows = checked(client.get("/api/v1/datasets"))
+    if as_json:
+        _echo_json(rows)
+    elif not rows:
+        console.print("no datasets yet; import one with `recoghub dataset import`")
+    else:
+        console.print(_dataset_table(rows))
+
+
+@app.command("show")
+def show_dataset(
+    dataset_id: Annotated[int, typer.Argument(metavar="ID", help="Dataset id.")],
+    hub: str = HubOption,
+    token: str | None = TokenOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Show one dataset."""
+    with hub_client(hub, token) as client:
+        dataset = checked(client.get(f"/api/v1/datasets/{dataset_id}"))
+    if as_json:
+        _echo_json(dataset)
+        return
+    table = Table(show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in dataset.items():
+        table.add_row(key, str(value))
+    console.print(table)

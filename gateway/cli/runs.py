@@ -1,3 +1,432 @@
+"""`recoghub run ...`: start, watch, cancel and resume runs; print or export leaderboards
+and results. Every command talks to a running hub over its API (SPEC §3)."""
+
+import csv
+import json
+import sys
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
 import typer
+from rich import box
+from rich.console import Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from gateway.cli.hub_client import (
+    HubOption,
+    TokenOption,
+    checked,
+    console,
+    err_console,
+    fail,
+    hub_client,
+)
 
 app = typer.Typer(help="Start, watch, cancel and resume runs.", no_args_is_help=True)
+
+RunId = Annotated[int, typer.Argument(help="Run id.", show_default=False)]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+Interval = Annotated[float, typer.Option("--interval", min=0.05, help="Watch refresh, s.")]
+FINAL_STATES = {"completed", "cancelled", "failed"}
+OUTCOME_NAMES = ("ok", "timeout", "connect_error", "http_error", "bad_format", "too_large")
+
+
+class PhaseChoice(StrEnum):
+    dryrun = "dryrun"
+    evaluation = "evaluation"
+
+
+class MetricChoice(StrEnum):
+    top5 = "top5"
+    top1 = "top1"
+    coverage_at_95 = "coverage_at_95"
+    coverage_at_99 = "coverage_at_99"
+    micro_ap = "micro_ap"
+
+
+class ResultFormatChoice(StrEnum):
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+def emit_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def _failures(outcomes: dict[str, int]) -> str:
+    """The non-ok outcome counts, e.g. `timeout 2, http_error 1`, or `-`."""
+    bad = [f"{name} {n}" for name, n in outcomes.items() if name != "ok" and n]
+    return ", ".join(bad) or "-"
+
+
+def _status(status: str) -> Text:
+    style = {"passed": "green", "failed": "red", "ongoing": "yellow"}.get(status, "")
+    return Text(status, style=style)
+
+
+def _bar(done: int, total: int, width: int = 10) -> Text:
+    """A progress bar with its count, e.g. `━━━━━━──── 6/10`."""
+    filled = width * done // total if total else width
+    return Text.assemble(
+        ("━" * filled, "green"), ("─" * (width - filled), "bright_black"), f" {done}/{total}"
+    )
+
+
+def progress_table(run: dict[str, Any]) -> RenderableType:
+    """The live view of a run: a header line and one row per service with its bar."""
+    header = Text.assemble(
+        (f"run {run['id']}", "bold"),
+        f"  {run['phase']} of {run['dataset']}  metric {run['metric']}  state ",
+        (run["state"], "green" if run["state"] == "completed" else "yellow"),
+    )
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("team/service", overflow="fold", min_width=12)
+    table.add_column("status")
+    table.add_column("progress", no_wrap=True)
+    for column in ("ok", "err", "img/s", "p50/p99 ms", "ETA"):
+        table.add_column(column, justify="right", no_wrap=True)
+    notes: list[Text] = []
+    for s in run["services"]:
+        name = f"{s['provider_name']}/{s['service_name']}"
+        latency = s.get("latency_ms") or {}
+        table.add_row(
+            name,
+            _status(s["status"]),
+            _bar(s["done"], s["total"]),
+            str(s["outcomes"].get("ok", 0)),
+            str(s["done"] - s["outcomes"].get("ok", 0)),
+            _rate(s.get("images_per_s")),
+            f"{_ms(latency.get('p50'))}/{_ms(latency.get('p99'))}",
+            _eta(s.get("eta_s")),
+        )
+        if s.get("reason"):
+            notes.append(Text(f"{name}: {s['reason']}", style="red"))
+        elif _failures(s["outcomes"]) != "-":
+            notes.append(Text(f"{name}: {_failures(s['outcomes'])}", style="yellow"))
+    return Group(header, table, *notes)
+
+
+def watch_run(client: httpx.Client, run_id: int, interval: float, as_json: bool) -> None:
+    """Refresh the view until the run ends (with --json, only the final state is printed);
+    exit 0 only when it completed."""
+
+    def poll() -> dict[str, Any]:
+        run: dict[str, Any] = checked(client.get(f"/api/v1/runs/{run_id}"))
+        return run
+
+    run = poll()
+    try:
+        if as_json:
+            while run["state"] not in FINAL_STATES:
+                time.sleep(interval)
+                run = poll()
+        else:
+            with Live(progress_table(run), console=console, refresh_per_second=4) as live:
+                while run["state"] not in FINAL_STATES:
+                    time.sleep(interval)
+                    run = poll()
+                    live.update(progress_table(run))
+    except KeyboardInterrupt:
+        fail(f"stopped watching run {run_id}; the run goes on", f"`recoghub run watch {run_id}`")
+    if as_json:
+        emit_json(run)
+    if run["state"] != "completed":
+        detail = f": {run['error']}" if run.get("error") else ""
+        fail(
+            f"run {run_id} ended {run['state']}{detail}",
+            f"`recoghub run resume {run_id}` continues it",
+        )
+
+
+@app.command()
+def start(
+    dataset: Annotated[str, typer.Option("--dataset", help="Dataset id or name.")],
+    phase: Annotated[PhaseChoice, typer.Option("--phase", help="dryrun or evaluation.")],
+    services: Annotated[
+        list[str] | None,
+        typer.Option("--service", help="Service GUID (repeat); all enabled services if none."),
+    ] = None,
+    metric: Annotated[MetricChoice | None, typer.Option("--metric", help="Primary metric.")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", min=1, help="In flight per service.")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", min=0.001, help="Request timeout, s.")
+    ] = None,
+    max_attempts: Annotated[int | None, typer.Option("--max-attempts", min=1, max=10)] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the shuffled order.")] = None,
+    watch: Annotated[bool, typer.Option("--watch", help="Watch the run until it ends.")] = False,
+    interval: Interval = 1.0,
+    hub: str = HubOption,
+    token: str | None = TokenOption,
+    as_json: AsJson = False,
+) -> None:
+    """Start a run of DATASET against the services."""
+    body: dict[str, Any] = {
+        "dataset": int(dataset) if dataset.isdigit() else dataset,
+        "phase": phase.value,
+    }
+    optional = {
+        "services": services or None,
+        "metric": metric.value if metric else None,
+        "concurrency": concurrency,
+        "timeout_s": timeout,
+        "max_attempts": max_attempts,
+        "seed": seed,
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+    with hub_client(hub, token) as client:
+        run = checked(client.post("/api/v1/runs", json=body))
+        if not watch:
+            if as_json:
+                emit_json(run)
+            else:
+                console.print(
+                    f"started run {run['id']} ({run['phase']} of {run['dataset']}, "
+                    f"{len(run['services'])} services); watch it with "
+                    f"`recoghub run watch {run['id']}`"
+                )
+            return
+        watch_run(client, run["id"], interval, as_json)
+
+
+@app.command("list")
+def list_runs(
+    hub: str = HubOption, token: str | None = TokenOption, as_json: AsJson = False
+) -> None:
+    """List the runs, newest first."""
+    with hub_client(hub, token) as client:
+        runs = checked(client.get("/api/v1/runs"))
+    if as_json:
+        emit_json(runs)
+        return
+    table = Table(title="runs")
+    for column in ("id", "dataset", "phase", "metric", "state", "services", "done", "created"):
+        table.add_column(column)
+    table.add_column("published")
+    for run in sorted(runs, key=lambda r: r["id"], reverse=True):
+        done = sum(s["done"] for s in run["services"])
+        total = sum(s["total"] for s in run["services"])
+        table.add_row(
+            str(run["id"]),
+            str(run["dataset"]),
+            run["phase"],
+            run["metric"],
+            run["state"],
+            str(len(run["services"])),
+            f"{done}/{total}",
+            str(run["created_at"])[:19],
+            "yes" if run["published"] else "no",
+        )
+    console.print(table)
+
+
+@app.command()
+def status(
+    run_id: RunId,
+    hub: str = HubOption,
+    token: str | None = TokenOption,
+    as_json: AsJson = False,
+) -> None:
+    """Print a run's state and per-service progress once."""
+    with hub_client(hub, token) as client:
+        run = checked(client.get(f"/api/v1/runs/{run_id}"))
+    if as_json:
+        emit_json(run)
+    else:
+        console.print(progress_table(run))
+
+
+@app.command()
+def watch(
+    run_id: RunId,
+    interval: Interval = 1.0,
+    hub: str = HubOption,
+    token: str | None = TokenOption,
+    as_json: AsJson = False,
+) -> None:
+    """Watch a run live until it ends; exit 0 only if it completed."""
+    with hub_client(hub, token) as client:
+        watch_run(client, run_id, interval, as_json)
+
+
+def _run_action(path: str, hub: str, token: str | None, as_json: bool, **body: Any) -> None:
+    with hub_client(hub, token) as client:
+        run = checked(client.post(path, json=body or None))
+    if as_json:
+        emit_json(run)
+    else:
+        published = "published" if run["published"] else "not published"
+        console.print(f"run {run['id']}: {run['state']}, leaderboard {published}")
+
+
+@app.command()
+def cancel(
+    run_id: RunId,
+    hub: str = HubOption,
+    token: str | None = TokenOption,
+    as_json: AsJson = False,
+) -> None:
+    """Stop sending new requests; what is recorded stays."""
+    _run_action(f"/api/v1/runs/{run_id}/cancel", hub, token, as_json)
+
+
+@app.command()
+def resume(
+    run_id: RunId,
+    hub: str = HubOption,
+    token: str | None = TokenOption,
+    as_json: AsJson = False,
+) -> None:
+    """Continue a cancelled or failed run where it stopped."""
+    _run_action(f"/api/v1/runs/{run_id}/resume", hub, token, as_json)
+
+
+@app.command()
+def publish(
+    run_id: RunId,
+    unpublish: Annotated[bool, typer.Option("--unpublish", help="Hide it again.")] = False,
+    hub: str = HubOption,
+    token: str | None = TokenOption,
+    as_json: AsJson = False,
+) -> None:
+    """Show the run's leaderboard to the providers (or hide it with --unpublish)."""
+    path = f"/api/v1/runs/{run_id}/publish"
+    _run_action(path, hub, token, as_json, published=not unpublish)
+
+
+LEADERBOARD_CSV = (
+    "rank",
+    "provider_guid",
+    "provider_name",
+    "service_guid",
+    "service_name",
+    "status",
+    "images",
+    "top1",
+    "top5",
+    "coverage_at_95",
+    "coverage_at_99",
+    "micro_ap",
+    *(f"latency_{p}_ms" for p in ("p50", "p90", "p99", "max", "mean")),
+    *OUTCOME_NAMES,
+    "images_per_s",
+)
+
+
+def _leaderboard_csv_row(row: dict[str, Any]) -> list[object]:
+    flat = dict(row)
+    flat.update({f"latency_{k}_ms": v for k, v in (row.get("latency_ms") or {}).items()})
+    flat.update({name: (row.get("outcomes") or {}).get(name, 0) for name in OUTCOME_NAMES})
+    return ["" if flat.get(c) is None else flat[c] for c in LEADERBOARD_CSV]
+
+
+def leaderboard_table(rows: list[dict[str, Any]], *, title: str = "leaderboard") -> Table:
+    """The leaderboard rows (SPEC §3 shape) as a table, in the order given."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("#", justify="right")
+    table.add_column("team/service", overflow="fold", min_width=12)
+    table.add_column("status")
+    for column in ("top1", "top5", "cov@95", "cov@99", "µAP", "p50/p99 ms", "ok"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("failed", overflow="fold")
+    table.add_column("img/s", justify="right", no_wrap=True)
+    for row in rows:
+        latency = row.get("latency_ms") or {}
+        table.add_row(
+            str(row["rank"]),
+            f"{row['provider_name']}/{row['service_name']}",
+            _status(row["status"]),
+            _pct(row.get("top1")),
+            _pct(row.get("top5")),
+            _pct(row.get("coverage_at_95")),
+            _pct(row.get("coverage_at_99")),
+            "-" if row.get("micro_ap") is None else f"{row['micro_ap']:.3f}",
+            f"{_ms(latency.get('p50'))}/{_ms(latency.get('p99'))}",
+            str(row["outcomes"].get("ok", 0)),
+            _failures(row["outcomes"]),
+            _rate(row.get("images_per_s")),
+        )
+    return table
+
+
+@app.command()
+def leaderboard(
+    run_id: RunId,
+    csv_file: Annotated[Path | None, typer.Option("--csv", help="Also export to FILE.")] = None,
+    hub: str = HubOption,
+    token: str | None = TokenOption,
+    as_json: AsJson = False,
+) -> None:
+    """Print a run's leaderboard, best first."""
+    with hub_client(hub, token) as client:
+        rows: list[dict[str, Any]] = checked(client.get(f"/api/v1/runs/{run_id}/leaderboard"))
+    if csv_file is not None:
+        try:
+            with csv_file.open("w", newline="", encoding="utf-8") as out:
+                writer = csv.writer(out)
+                writer.writerow(LEADERBOARD_CSV)
+                writer.writerows(_leaderboard_csv_row(r) for r in rows)
+        except OSError as exc:
+            fail(f"cannot write {csv_file}: {exc.strerror or exc}")
+        err_console.print(f"wrote the leaderboard ({len(rows)} rows) to {csv_file}")
+    if as_json:
+        emit_json(rows)
+    else:
+        console.print(leaderboard_table(rows, title=f"leaderboard of run {run_id}"))
+
+
+@app.command()
+def results(
+    run_id: RunId,
+    service: Annotated[str, typer.Option("--service", help="Service GUID.")],
+    fmt: Annotated[ResultFormatChoice, typer.Option("--format")] = ResultFormatChoice.jsonl,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Default stdout.")] = None,
+    hub: str = HubOption,
+    token: str | None = TokenOption,
+) -> None:
+    """Download one service's results of a run: one row per image, streamed."""
+    params = {"service": service, "format": fmt.value}
+    with (
+        hub_client(hub, token, timeout=300.0) as client,
+        client.stream("GET", f"/api/v1/runs/{run_id}/results", params=params) as response,
+    ):
+        if not response.is_success:
+            response.read()
+            checked(response)
+        if output is None:
+            for chunk in response.iter_text():
+                sys.stdout.write(chunk)
+            sys.stdout.flush()
+            return
+        try:
+            with output.open("wb") as out:
+                for data in response.iter_bytes():
+                    out.write(data)
+        except OSError as exc:
+            fail(f"cannot write {output}: {exc.strerror or exc}")
+    err_console.print(f"wrote the results of service {service} in run {run_id} to {output}")

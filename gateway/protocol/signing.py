@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+import math
 import time
 
 SIGNATURE_VERSION = "v1"
@@ -39,6 +40,8 @@ def verify(
         sent_at = float(timestamp)
     except ValueError:
         return "timestamp is not a number"
+    if not math.isfinite(sent_at):
+        return "timestamp is not a finite number"
     current = time.time() if now is None else now
     if abs(current - sent_at) > max_skew_s:
         return f"timestamp is {current - sent_at:.0f}s away from now"

@@ -1,4 +1,87 @@
-from fastapi import APIRouter
+"""`/api/v1/providers` and `/api/v1/services`: thin routes over `registry.service`."""
+
+from fastapi import APIRouter, Response
+
+from gateway.deps import AdminDep, CallerDep, HubStateDep, SessionDep
+from gateway.registry import service as registry
+from gateway.registry.schemas import (
+    ProviderCreate,
+    ProviderRead,
+    ProviderReadWithKey,
+    ServiceCreate,
+    ServiceRead,
+    ServiceReadWithSecret,
+    ServiceUpdate,
+)
 
 providers_router = APIRouter(prefix="/providers", tags=["providers"])
 services_router = APIRouter(prefix="/services", tags=["services"])
+
+
+@providers_router.post("", status_code=201)
+def create_provider(
+    data: ProviderCreate, session: SessionDep, _admin: AdminDep
+) -> ProviderReadWithKey:
+    """Register a team. The answer holds its API key: shown only now, stored only hashed."""
+    provider, api_key = registry.create_provider(session, data=data)
+    return ProviderReadWithKey.of(provider, api_key=api_key)
+
+
+@providers_router.get("")
+def list_providers(session: SessionDep, principal: CallerDep) -> list[ProviderRead]:
+    """Every provider for the organizer; a provider sees only itself."""
+    return [ProviderRead.of(p) for p in registry.list_providers(session, principal=principal)]
+
+
+@providers_router.get("/{guid}")
+def get_provider(guid: str, session: SessionDep, principal: CallerDep) -> ProviderRead:
+    provider = registry.get_provider_for(session, principal=principal, guid=guid)
+    return ProviderRead.of(provider)
+
+
+@services_router.post("", status_code=201)
+def create_service(
+    data: ServiceCreate, session: SessionDep, principal: CallerDep, state: HubStateDep
+) -> ServiceReadWithSecret:
+    """Register a service. The answer holds its signing secret (see also rotate_secret)."""
+    service = registry.create_service(
+        session,
+        principal=principal,
+        data=data,
+        default_max_concurrency=state.settings.service_concurrency,
+    )
+    return ServiceReadWithSecret.of(service, signing_secret=service.signing_secret)
+
+
+@services_router.get("")
+def list_services(
+    session: SessionDep, principal: CallerDep, provider: str | None = None
+) -> list[ServiceRead]:
+    """All services for the organizer (`?provider=GUID` narrows); a provider's own."""
+    services = registry.list_services(session, principal=principal, provider_guid=provider)
+    return [ServiceRead.of(s) for s in services]
+
+
+@services_router.get("/{guid}")
+def get_service(guid: str, session: SessionDep, principal: CallerDep) -> ServiceRead:
+    return ServiceRead.of(registry.get_service_for(session, principal=principal, guid=guid))
+
+
+@services_router.patch("/{guid}", response_model=ServiceReadWithSecret | ServiceRead)
+def update_service(
+    guid: str, data: ServiceUpdate, session: SessionDep, principal: CallerDep
+) -> ServiceReadWithSecret | ServiceRead:
+    """Change name, endpoints, enabled, domain or max_concurrency; rotate_secret shows the new
+    secret once."""
+    service = registry.get_service_for(session, principal=principal, guid=guid)
+    service = registry.update_service(session, service=service, data=data)
+    if data.rotate_secret:
+        return ServiceReadWithSecret.of(service, signing_secret=service.signing_secret)
+    return ServiceRead.of(service)
+
+
+@services_router.delete("/{guid}", status_code=204)
+def delete_service(guid: str, session: SessionDep, principal: CallerDep) -> Response:
+    service = registry.get_service_for(session, principal=principal, guid=guid)
+    registry.delete_service(session, service=service)
+    return Response(status_code=204)

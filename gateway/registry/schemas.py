@@ -9,7 +9,17 @@ from datetime import datetime
 from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from gateway.registry.models import Provider, Service
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Contact = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
@@ -17,6 +27,11 @@ Domain = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, m
 MaxConcurrency = Annotated[int, Field(ge=1, le=1024)]
 
 MAX_ENDPOINTS = 64
+
+
+def _invalid(kind: str, message: str) -> PydanticCustomError:
+    # A custom error keeps pydantic's "Value error, " prefix out of the 422 detail.
+    return PydanticCustomError(kind, message)
 
 
 def canonical_guid(value: str) -> str | None:
@@ -30,30 +45,39 @@ def canonical_guid(value: str) -> str | None:
 def _check_guid(value: str) -> str:
     guid = canonical_guid(value)
     if guid is None:
-        raise ValueError(f"{value!r} is not a valid GUID (UUID such as {uuid.uuid4()})")
+        raise _invalid(
+            "invalid_guid", f"{value!r} is not a valid GUID (UUID such as {uuid.uuid4()})"
+        )
     return guid
 
 
+def _bad_endpoint(url: str, problem: str) -> PydanticCustomError:
+    return _invalid("invalid_endpoint", f"endpoint {url!r} {problem}")
+
+
 def check_endpoint(url: str) -> str:
-    """A recognizer's base URL, normalized (no trailing '/'); ValueError says what is wrong."""
+    """A recognizer's base URL, normalized (no trailing '/').
+
+    Raises PydanticCustomError saying what is wrong with it.
+    """
     text = url.strip()
     try:
         parts = urlsplit(text)
         port = parts.port
     except ValueError as exc:
-        raise ValueError(f"endpoint {url!r} is not a valid URL ({exc})") from None
+        raise _bad_endpoint(url, f"is not a valid URL ({exc})") from None
     if parts.scheme not in ("http", "https"):
-        raise ValueError(f"endpoint {url!r} must start with http:// or https://")
+        raise _bad_endpoint(url, "must start with http:// or https://")
     if not parts.hostname:
-        raise ValueError(f"endpoint {url!r} has no host")
+        raise _bad_endpoint(url, "has no host")
     if parts.username is not None or parts.password is not None:
-        raise ValueError(f"endpoint {url!r} must not carry credentials")
+        raise _bad_endpoint(url, "must not carry credentials (user:password@)")
     if parts.query or text.endswith("?"):
-        raise ValueError(f"endpoint {url!r} must not have a query (?...)")
+        raise _bad_endpoint(url, "must not have a query (?...)")
     if parts.fragment or "#" in text:
-        raise ValueError(f"endpoint {url!r} must not have a fragment (#...)")
+        raise _bad_endpoint(url, "must not have a fragment (#...)")
     if port == 0:
-        raise ValueError(f"endpoint {url!r} has port 0")
+        raise _bad_endpoint(url, "has port 0")
     return text.rstrip("/")
 
 
@@ -62,7 +86,7 @@ def _check_endpoints(urls: list[str]) -> list[str]:
     for url in urls:
         endpoint = check_endpoint(url)
         if endpoint in checked:
-            raise ValueError(f"endpoint {url!r} is listed twice")
+            raise _bad_endpoint(url, "is listed twice")
         checked.append(endpoint)
     return checked
 
@@ -87,6 +111,17 @@ class ProviderRead(BaseModel):
     contact: str | None
     created_at: datetime
     services: list[str] = Field(description="GUIDs of the provider's services.")
+
+    @classmethod
+    def of(cls, provider: Provider, **extra: object) -> Self:
+        return cls(
+            guid=provider.guid,
+            name=provider.name,
+            contact=provider.contact,
+            created_at=provider.created_at,
+            services=[s.guid for s in provider.services],
+            **extra,
+        )
 
 
 class ProviderReadWithKey(ProviderRead):
@@ -125,7 +160,7 @@ class ServiceUpdate(BaseModel):
     def _no_null_for_required(self) -> Self:
         for name in ("name", "endpoints", "enabled", "max_concurrency"):
             if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null; leave it out to keep it")
+                raise _invalid("null_field", f"{name} cannot be null; leave it out to keep it")
         return self
 
 
@@ -140,6 +175,22 @@ class ServiceRead(BaseModel):
     enabled: bool
     max_concurrency: int
     created_at: datetime
+
+    @classmethod
+    def of(cls, service: Service, **extra: object) -> Self:
+        return cls(
+            guid=service.guid,
+            provider_guid=service.provider.guid,
+            provider_name=service.provider.name,
+            name=service.name,
+            endpoints=service.endpoints,
+            domain=service.domain,
+            protocol=service.protocol,
+            enabled=service.enabled,
+            max_concurrency=service.max_concurrency,
+            created_at=service.created_at,
+            **extra,
+        )
 
 
 class ServiceReadWithSecret(ServiceRead):

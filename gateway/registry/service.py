@@ -3,6 +3,8 @@
 Every look-up by GUID tells a GUID of the wrong kind from an unknown one: a provider
 GUID given where a service GUID belongs (or the reverse) raises `WrongGuidKind`, the
 commonest mistake teams made with the original hub.
+
+Functions that change the registry commit; look-ups leave the transaction to the caller.
 """
 
 import secrets
@@ -17,24 +19,20 @@ from gateway.auth import Principal, hash_token, new_api_key
 from gateway.dispatch.dispatcher import Target
 from gateway.errors import Conflict, Forbidden, NotFound, WrongGuidKind
 from gateway.registry.models import Instance, Provider, Service
-from gateway.registry.schemas import (
-    ProviderCreate,
-    ProviderRead,
-    ServiceCreate,
-    ServiceRead,
-    ServiceUpdate,
-    canonical_guid,
-)
+from gateway.registry.schemas import ProviderCreate, ServiceCreate, ServiceUpdate, canonical_guid
 
 DEFAULT_MAX_CONCURRENCY = 4
+
+_PROVIDER_LOADS = (selectinload(Provider.services),)
+_SERVICE_LOADS = (joinedload(Service.provider), selectinload(Service.instances))
 
 
 def new_signing_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
-def _lookup_key(guid: str) -> str:
-    # GUIDs are stored in canonical lower-case form; accept upper case and braces too.
+def _key(guid: str) -> str:
+    # GUIDs are stored in canonical lower-case form; upper case and braces still match.
     return canonical_guid(guid) or guid.strip()
 
 
@@ -42,18 +40,233 @@ def _is_provider_guid(session: Session, guid: str) -> bool:
     return bool(session.scalar(select(exists().where(Provider.guid == guid))))
 
 
-def _is_service_guid(session: Session, guid: str) -> bool:
-    return bool(session.scalar(select(exists().where(Service.guid == guid))))
+def _is_service_guid(session: Session, guid: str, *, provider_id: int | None = None) -> bool:
+    clause = exists().where(Service.guid == guid)
+    if provider_id is not None:
+        clause = clause.where(Service.provider_id == provider_id)
+    return bool(session.scalar(select(clause)))
 
 
 def _unknown(kind: str, guid: str) -> NotFound:
-    malformed = "" if canonical_guid(guid) else " (and it is not a well-formed GUID)"
+    malformed = "" if canonical_guid(guid) else " (and that is not a well-formed GUID)"
     return NotFound(f"no {kind} with GUID {guid}{malformed}")
 
 
-def _provider_query() -> "select[tuple[Provider]]":  # type: ignore[name-defined]
-    return select(Provider).options(selectinload(Provider.services))
+def _ensure_guid_free(session: Session, guid: str) -> None:
+    if _is_provider_guid(session, guid):
+        raise Conflict(f"GUID {guid} is already taken by a provider")
+    if _is_service_guid(session, guid):
+        raise Conflict(f"GUID {guid} is already taken by a service")
 
 
-def _service_query() -> "select[tuple[Service]]":  # type: ignore[name-defined]
-    return select(Service).options(joinedload(Service.provider), selectinload(Service.instances))
+def _commit_new(session: Session, guid: str) -> None:
+    try:
+        session.commit()
+    except IntegrityError:
+        # Two requests raced for the same client-chosen GUID.
+        session.rollback()
+        raise Conflict(f"GUID {guid} is already taken") from None
+
+
+def _require_self(session: Session, principal: Principal, guid: str, action: str) -> None:
+    """A provider may only name itself; the organizer may name anyone."""
+    principal.require_caller()
+    if principal.is_admin or guid == principal.provider_guid:
+        return
+    # Only the caller's own services are told apart, so nothing about others leaks.
+    if _is_service_guid(session, guid, provider_id=principal.provider_id):
+        raise WrongGuidKind(f"{guid} is a service GUID, not a provider GUID")
+    raise Forbidden(
+        f"a provider may only {action} itself; your provider GUID is {principal.provider_guid}"
+    )
+
+
+# Providers
+
+
+def get_provider(session: Session, *, guid: str) -> Provider:
+    """The provider `guid`, with its services.
+
+    Raises WrongGuidKind when `guid` names a service, NotFound when it names nothing.
+    """
+    key = _key(guid)
+    provider = session.scalar(
+        select(Provider).options(*_PROVIDER_LOADS).where(Provider.guid == key)
+    )
+    if provider is not None:
+        return provider
+    if _is_service_guid(session, key):
+        raise WrongGuidKind(f"{key} is a service GUID, not a provider GUID")
+    raise _unknown("provider", guid)
+
+
+def get_provider_for(session: Session, *, principal: Principal, guid: str) -> Provider:
+    """The provider `guid` as `principal` may see it: the organizer any, a provider itself.
+
+    Raises Forbidden when a provider asks for anyone else, and as `get_provider`.
+    """
+    _require_self(session, principal, _key(guid), "see")
+    return get_provider(session, guid=guid)
+
+
+def list_providers(session: Session, *, principal: Principal) -> Sequence[Provider]:
+    """Every provider for the organizer; for a provider, a list holding only itself."""
+    principal.require_caller()
+    query = select(Provider).options(*_PROVIDER_LOADS).order_by(Provider.id)
+    if not principal.is_admin:
+        query = query.where(Provider.id == principal.provider_id)
+    return session.scalars(query).all()
+
+
+def create_provider(session: Session, *, data: ProviderCreate) -> tuple[Provider, str]:
+    """Register a team; returns it with its API key, which is stored only as a hash.
+
+    Raises Conflict when the chosen GUID is taken by a provider or a service.
+    """
+    guid = data.guid or str(uuid.uuid4())
+    _ensure_guid_free(session, guid)
+    api_key = new_api_key()
+    provider = Provider(
+        guid=guid,
+        name=data.name,
+        contact=data.contact or None,
+        api_key_hash=hash_token(api_key),
+        services=[],
+    )
+    session.add(provider)
+    _commit_new(session, guid)
+    return provider, api_key
+
+
+# Services
+
+
+def get_service(session: Session, *, guid: str) -> Service:
+    """The service `guid`, with its provider and instances loaded.
+
+    Raises WrongGuidKind when `guid` names a provider, NotFound when it names nothing.
+    """
+    key = _key(guid)
+    service = session.scalar(select(Service).options(*_SERVICE_LOADS).where(Service.guid == key))
+    if service is not None:
+        return service
+    if _is_provider_guid(session, key):
+        raise WrongGuidKind(f"{key} is a provider GUID, not a service GUID")
+    raise _unknown("service", guid)
+
+
+def authorize_service(principal: Principal, service: Service) -> None:
+    """Allow the organizer and the service's own provider.
+
+    Raises Unauthorized for an anonymous caller, Forbidden for another provider.
+    """
+    principal.require_caller()
+    if not principal.may_act_for(service.provider_id):
+        raise Forbidden(
+            f"service {service.guid} belongs to another provider; "
+            "a provider may only use its own services"
+        )
+
+
+def get_service_for(session: Session, *, principal: Principal, guid: str) -> Service:
+    """`get_service`, then `authorize_service`."""
+    principal.require_caller()
+    service = get_service(session, guid=guid)
+    authorize_service(principal, service)
+    return service
+
+
+def list_services(
+    session: Session, *, principal: Principal, provider_guid: str | None = None
+) -> Sequence[Service]:
+    """All services for the organizer (or one provider's); a provider's own for a provider."""
+    principal.require_caller()
+    query = select(Service).options(*_SERVICE_LOADS).order_by(Service.id)
+    if provider_guid is not None:
+        _require_self(session, principal, _key(provider_guid), "list the services of")
+        provider = get_provider(session, guid=provider_guid)
+        query = query.where(Service.provider_id == provider.id)
+    elif not principal.is_admin:
+        query = query.where(Service.provider_id == principal.provider_id)
+    return session.scalars(query).all()
+
+
+def create_service(
+    session: Session,
+    *,
+    principal: Principal,
+    data: ServiceCreate,
+    default_max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+) -> Service:
+    """Register a service for `data.provider_guid` with a new signing secret.
+
+    Raises Forbidden when a provider names another provider, WrongGuidKind/NotFound
+    for a bad provider GUID, Conflict when the chosen GUID is taken.
+    """
+    _require_self(session, principal, _key(data.provider_guid), "create services for")
+    provider = get_provider(session, guid=data.provider_guid)
+    guid = data.guid or str(uuid.uuid4())
+    _ensure_guid_free(session, guid)
+    service = Service(
+        guid=guid,
+        provider=provider,
+        name=data.name,
+        domain=data.domain,
+        protocol=data.protocol,
+        enabled=True,
+        max_concurrency=data.max_concurrency or default_max_concurrency,
+        signing_secret=new_signing_secret(),
+        instances=_instances(data.endpoints),
+    )
+    session.add(service)
+    _commit_new(session, guid)
+    return service
+
+
+def update_service(session: Session, *, service: Service, data: ServiceUpdate) -> Service:
+    """Apply the fields given in `data`; `rotate_secret` issues a new signing secret."""
+    if data.name is not None:
+        service.name = data.name
+    if data.endpoints is not None:
+        service.instances = _instances(data.endpoints)
+    if data.enabled is not None:
+        service.enabled = data.enabled
+    if "domain" in data.model_fields_set:
+        service.domain = data.domain
+    if data.max_concurrency is not None:
+        service.max_concurrency = data.max_concurrency
+    if data.rotate_secret:
+        service.signing_secret = new_signing_secret()
+    session.commit()
+    return service
+
+
+def delete_service(session: Session, *, service: Service) -> None:
+    """Remove a service and its instances.
+
+    Raises Conflict when runs hold its results; disabling it keeps them.
+    """
+    guid = service.guid
+    session.delete(service)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(
+            f"service {guid} took part in runs whose results refer to it; "
+            'disable it instead (PATCH {"enabled": false})'
+        ) from None
+
+
+def service_target(service: Service) -> Target:
+    """What the dispatcher needs to send to `service` (provider and instances loaded)."""
+    return Target(
+        service_guid=service.guid,
+        provider_guid=service.provider.guid,
+        instances=tuple(service.endpoints),
+        signing_secret=service.signing_secret,
+    )
+
+
+def _instances(endpoints: list[str]) -> list[Instance]:
+    return [Instance(position=i, url=url) for i, url in enumerate(endpoints)]

@@ -1,3 +1,116 @@
-from fastapi import APIRouter
+"""`POST /api/v1/services/{guid}/recognize` and `.../check`: thin routes over `relay.service`.
+
+Both are async and take no FastAPI dependencies: a plain (sync) dependency such as
+`HubStateDep` or `PrincipalDep` runs in the threadpool, and the relay's budget (SPEC §8)
+has no room for a thread hop per dependency. The database work is one threadpool call
+inside `relay.service`, and usually a cache hit.
+"""
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from gateway.deps import bearer_token
+from gateway.errors import InvalidInput, PayloadTooLarge, Unauthorized
+from gateway.relay import service as relay
+from gateway.relay.schemas import CheckRead, RecognizeRead
+from gateway.state import HubState
 
 router = APIRouter(prefix="/services", tags=["relay"])
+
+_IMAGE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "The image bytes (JPEG or PNG).",
+        "content": {
+            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+            "image/png": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+def _hub(request: Request) -> HubState:
+    state: HubState = request.app.state.hub
+    return state
+
+
+def _token(request: Request) -> str:
+    token = bearer_token(request)
+    if token is None:
+        raise Unauthorized("this route needs an Authorization: Bearer token")
+    return token
+
+
+def _refuse_declared_size(request: Request, max_bytes: int) -> int | None:
+    """The Content-Length, or 413 at once when it is over the limit (nothing read)."""
+    declared = request.headers.get("content-length")
+    if declared is None:
+        return None
+    try:
+        length = int(declared)
+    except ValueError:
+        raise InvalidInput(f"Content-Length {declared!r} is not a number") from None
+    if length > max_bytes:
+        raise PayloadTooLarge(f"image is {length} bytes, over the {max_bytes}-byte limit")
+    return length
+
+
+async def _read_body(request: Request, *, declared: int | None, max_bytes: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes `max_bytes`."""
+    if declared is not None:
+        # The server delivers no more than the declared length, already checked.
+        return await request.body()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLarge(f"image is over the {max_bytes}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "/{guid}/recognize",
+    response_model=RecognizeRead,
+    openapi_extra=_IMAGE_BODY,
+    responses={
+        413: {"description": "image too large, or a decompression bomb"},
+        415: {"description": "not a JPEG or PNG image"},
+        502: {"description": "the recognizer failed; `code` is the outcome"},
+        504: {"description": "the recognizer did not answer in time"},
+    },
+)
+async def recognize(guid: str, request: Request) -> Response:
+    """Send one image to the service through the hub, as a run would, and show the answer.
+
+    Allowed for the organizer and the owning provider (any provider when the organizer
+    sets `RECOGHUB_RELAY_OPEN_TO_ALL_PROVIDERS`).
+    """
+    state = _hub(request)
+    settings = state.settings
+    token = _token(request)
+    declared = _refuse_declared_size(request, settings.max_image_bytes)
+    target = await relay.relay_target(state, token=token, guid=guid)
+    body = await _read_body(request, declared=declared, max_bytes=settings.max_image_bytes)
+    image = await relay.checked_image(
+        body, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels
+    )
+    answer = await relay.relay(state.dispatcher, target, image)
+    # Serialized here, once: returning the model would have FastAPI validate it again.
+    read = RecognizeRead.of(answer, service_guid=target.service_guid)
+    return Response(read.model_dump_json(), media_type="application/json")
+
+
+@router.post("/{guid}/check", response_model=CheckRead)
+async def check(guid: str, request: Request) -> CheckRead:
+    """Ping every instance of the service and send each one probe image, concurrently.
+
+    Allowed for the organizer and the owning provider; works on a disabled service too.
+    """
+    state = _hub(request)
+    settings = state.settings
+    token = _token(request)
+    target = await relay.check_target(state, token=token, guid=guid)
+    return await relay.check_service(state.dispatcher, target, timeout_s=settings.request_timeout_s)

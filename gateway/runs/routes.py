@@ -12,7 +12,6 @@ Ground truth never leaves through these routes, only the rank of the true tag.
 
 import csv
 import io
-import itertools
 import json
 from collections.abc import Iterator
 from typing import Annotated, Any
@@ -23,10 +22,11 @@ from sqlalchemy.orm import Session
 
 from gateway.auth import Principal
 from gateway.deps import AdminDep, CallerDep, HubStateDep, SessionDep
-from gateway.errors import Forbidden, NotFound
+from gateway.errors import Forbidden
 from gateway.registry.service import get_service
 from gateway.runs import service
 from gateway.runs.models import Run
+from gateway.runs.progress import ResultRow
 from gateway.runs.schemas import (
     RESULT_COLUMNS,
     LatencyRead,
@@ -90,7 +90,7 @@ def visible_run(session: Session, run_id: int, principal: Principal) -> RunRead:
 
 @router.post("", status_code=201)
 def start_run(
-    body: RunCreate, session: SessionDep, state: HubStateDep, _: AdminDep
+    body: RunCreate, session: SessionDep, state: HubStateDep, principal: AdminDep
 ) -> RunRead:
     """Queue a run of `dataset` against `services` (all enabled services by default)."""
     run = service.create_run(
@@ -105,8 +105,7 @@ def start_run(
         max_attempts=body.max_attempts,
         seed=body.seed,
     )
-    session.commit()
-    return run_read(session, run.id, Principal(is_admin=True))
+    return run_read(session, run.id, principal)
 
 
 @router.get("")
@@ -126,7 +125,6 @@ def get_run(run_id: int, session: SessionDep, principal: CallerDep) -> RunRead:
 def cancel_run(run_id: int, session: SessionDep, principal: AdminDep) -> RunRead:
     """Stop sending new requests; what is recorded stays."""
     service.cancel_run(session, run_id=run_id)
-    session.commit()
     return run_read(session, run_id, principal)
 
 
@@ -134,7 +132,6 @@ def cancel_run(run_id: int, session: SessionDep, principal: AdminDep) -> RunRead
 def resume_run(run_id: int, session: SessionDep, principal: AdminDep) -> RunRead:
     """Continue a cancelled (or failed) run where it stopped."""
     service.resume_run(session, run_id=run_id)
-    session.commit()
     return run_read(session, run_id, principal)
 
 
@@ -145,29 +142,23 @@ def publish_run(
     """Show the leaderboard to providers (`{"published": false}` hides it again)."""
     published = True if body is None else body.published
     service.set_published(session, run_id=run_id, published=published)
-    session.commit()
     return run_read(session, run_id, principal)
 
 
 @router.get("/{run_id}/leaderboard")
-def get_leaderboard(
-    run_id: int, session: SessionDep, principal: CallerDep
-) -> list[LeaderboardRow]:
+def get_leaderboard(run_id: int, session: SessionDep, principal: CallerDep) -> list[LeaderboardRow]:
     """Ranked rows, best first (all of them for the organizer; see the module doc)."""
     run = service.get_run(session, run_id=run_id)
-    rows = service.leaderboard(session, run_id=run_id)
-    if principal.is_admin:
-        return [LeaderboardRow.model_validate(r) for r in rows]
-    if run.phase == "dryrun":
-        own = [r for r in rows if r["provider_guid"] == principal.provider_guid]
-        if not own:
-            raise Forbidden(f"run {run_id}: your team takes no part in this dry run")
-        return [LeaderboardRow.model_validate(r) for r in own]
-    if not run.published:
+    if not principal.is_admin and run.phase != "dryrun" and not run.published:
         raise Forbidden(
             f"run {run_id}: the leaderboard of this evaluation is not published yet; "
             "the organizer publishes it when the evaluation is over"
         )
+    rows = service.leaderboard(session, run_id=run_id)
+    if not principal.is_admin and run.phase == "dryrun":
+        rows = [r for r in rows if r["provider_guid"] == principal.provider_guid]
+        if not rows:
+            raise Forbidden(f"run {run_id}: your team takes no part in this dry run")
     return [LeaderboardRow.model_validate(r) for r in rows]
 
 
@@ -186,24 +177,24 @@ def _check_results_access(
         )
 
 
-def _result_dict(row: Any) -> dict[str, Any]:
+def _result_dict(row: ResultRow) -> dict[str, Any]:
     return {
         "key": row.key,
         "outcome": row.outcome,
         "attempts": row.attempts,
         "latency_ms": row.latency_ms,
         "raw": row.raw,
-        "tags": [{"tag": t["tag"], "score": t["score"]} for t in row.tags or []],
+        "tags": [{"tag": t["tag"], "score": t["score"]} for t in row.tags],
         "true_rank": row.true_rank,
     }
 
 
-def jsonl_lines(rows: Iterator[Any]) -> Iterator[str]:
+def jsonl_lines(rows: Iterator[ResultRow]) -> Iterator[str]:
     for row in rows:
         yield json.dumps(_result_dict(row), ensure_ascii=False) + "\n"
 
 
-def csv_lines(rows: Iterator[Any]) -> Iterator[str]:
+def csv_lines(rows: Iterator[ResultRow]) -> Iterator[str]:
     """CSV with the JSONL columns; tags as `tag:score;...` (the result-string grammar)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -226,7 +217,6 @@ def csv_lines(rows: Iterator[Any]) -> Iterator[str]:
 def get_results(
     run_id: int,
     session: SessionDep,
-    state: HubStateDep,
     principal: CallerDep,
     service_guid: Annotated[str, Query(alias="service", description="Service GUID.")],
     fmt: Annotated[ResultFormat, Query(alias="format", description="jsonl or csv.")] = "jsonl",
@@ -234,12 +224,10 @@ def get_results(
     """One row per image for one service, streamed (see the module doc for who may)."""
     run = service.get_run(session, run_id=run_id)
     _check_results_access(session, run, service_guid, principal)
-    # Start the query now, so that a service outside the run is a JSON error and not a
-    # broken stream; the rest is read from a session of the stream's own.
-    rows = _stream_results(state.sessions, run_id, service_guid)
-    first = next(rows, None)
-    body = itertools.chain([] if first is None else [first], rows)
-    lines = csv_lines(body) if fmt == "csv" else jsonl_lines(body)
+    # Checks the service takes part at once, so that is a JSON error, not a broken stream.
+    # The request's session outlives the response: FastAPI closes it after the stream.
+    rows = service.iter_results(session, run_id=run_id, service_guid=service_guid)
+    lines = csv_lines(rows) if fmt == "csv" else jsonl_lines(rows)
     media = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson"
     filename = f"run-{run_id}-{service_guid}.{fmt}"
     return StreamingResponse(
@@ -247,8 +235,3 @@ def get_results(
         media_type=media,
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
-
-
-def _stream_results(sessions: Any, run_id: int, service_guid: str) -> Iterator[Any]:
-    with sessions() as session:
-        yield from service.iter_results(session, run_id=run_id, service_guid=service_guid)

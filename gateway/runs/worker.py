@@ -1,7 +1,136 @@
-import asyncio
+"""Running the dispatch worker: embedded in the hub, or as `recoghub worker`.
 
+SQLite allows one worker per database: it holds an exclusive lock on `<db>.worker.lock`
+(flock; the kernel drops it when the process dies), and, holding it, frees at once the
+leases a killed hub left behind, so a restarted hub resumes its runs by itself. On
+PostgreSQL any number of workers share the database; a dead worker's leases expire
+after `lease_s` and the others take its work.
+"""
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy import make_url
+
+from gateway.config import Settings
+from gateway.db import is_sqlite, make_engine
+from gateway.dispatch.client import make_client_session
+from gateway.dispatch.dispatcher import Dispatcher
+from gateway.runs.engine import DispatchWorker
 from gateway.state import HubState
+
+log = logging.getLogger("recoghub.worker")
+
+
+class WorkerRefused(RuntimeError):
+    """This process may not dispatch: another worker holds the SQLite database, or the
+    database has no RecogHub schema."""
+
+
+def sqlite_lock_path(database_url: str) -> Path | None:
+    """`<db>.worker.lock` beside a SQLite database file; None for other databases and
+    for in-memory SQLite."""
+    if not is_sqlite(database_url):
+        return None
+    database = make_url(database_url).database
+    if not database or database == ":memory:" or database.startswith("file::memory:"):
+        return None
+    return Path(f"{database}.worker.lock")
+
+
+@contextlib.contextmanager
+def worker_lock(database_url: str) -> Iterator[bool]:
+    """Hold the database's worker lock while the block runs; yields True when this worker
+    is then the only one (SQLite), False when workers share the database (PostgreSQL).
+
+    Raises WorkerRefused when another process holds the SQLite lock.
+    """
+    path = sqlite_lock_path(database_url)
+    if path is None:
+        yield is_sqlite(database_url)
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise WorkerRefused(
+            f"another worker already dispatches the runs of {make_url(database_url).database}"
+            f" (it holds {path}); SQLite allows one worker; use PostgreSQL for several"
+        ) from None
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield True
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 async def run_embedded_worker(state: HubState, stop: asyncio.Event) -> None:
-    await stop.wait()
+    """The hub's own worker, in its event loop, until `stop` is set. When another process
+    already dispatches this SQLite database, this hub serves the API only."""
+    try:
+        with worker_lock(state.settings.database_url) as exclusive:
+            worker = DispatchWorker(
+                engine=state.engine,
+                dispatcher=state.dispatcher,
+                settings=state.settings,
+                exclusive=exclusive,
+            )
+            state.extras["worker"] = worker
+            await worker.run(stop)
+    except WorkerRefused as refused:
+        log.warning("%s; this hub process serves the API only", refused)
+        await stop.wait()
+
+
+async def serve_worker(settings: Settings, stop: asyncio.Event) -> None:
+    """A standalone worker with its own engine and HTTP session, until `stop` is set.
+
+    Raises WorkerRefused (see `worker_lock`, or a database never migrated).
+    """
+    from gateway.migrate import current_revision
+
+    with worker_lock(settings.database_url) as exclusive:
+        engine = make_engine(settings.database_url)
+        try:
+            if current_revision(engine) is None:
+                raise WorkerRefused(
+                    "the database has no RecogHub schema yet; run `recoghub migrate` "
+                    "(or start `recoghub serve` once) first"
+                )
+            http = make_client_session(settings)
+            try:
+                worker = DispatchWorker(
+                    engine=engine,
+                    dispatcher=Dispatcher(http, settings),
+                    settings=settings,
+                    exclusive=exclusive,
+                )
+                await worker.run(stop)
+            finally:
+                await http.close()
+        finally:
+            engine.dispose()
+
+
+def run_worker_process(settings: Settings) -> None:
+    """Run `serve_worker` on uvloop until SIGTERM or SIGINT; the worker then finishes its
+    requests in flight (briefly), writes its results and releases its leases."""
+    import uvloop
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await serve_worker(settings, stop)
+
+    uvloop.run(main())

@@ -266,7 +266,7 @@ def test_format_result_refuses_scores_that_are_not_finite(score: float) -> None:
 # Tags the grammar can carry: no ';', no surrounding white space, not empty; any other
 # character (':' and inner spaces included) is fair game. Surrogates cannot be UTF-8.
 writable_tags = (
-    st.text(st.characters(exclude_categories=("Cs",), exclude_characters=";"), min_size=1)
+    st.text(st.characters(exclude_categories=["Cs"], exclude_characters=";"), min_size=1)
     .map(str.strip)
     .filter(bool)
 )

@@ -1,0 +1,52 @@
+"""The reference loops the hub is measured against: bare aiohttp and bare httpx.
+
+Each sends every image once to every recognizer with `per_target` requests in flight per
+recognizer (the hub's per-service concurrency), reading each image from its file as the
+hub does, and parsing nothing. Returns requests per second.
+"""
+
+import asyncio
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import aiohttp
+import httpx
+
+
+async def _drive(
+    send: "object", urls: Sequence[str], files: Sequence[Path], per_target: int
+) -> float:
+    async def lane(url: str, lane_no: int) -> None:
+        for path in files[lane_no::per_target]:
+            await send(url, path.read_bytes())  # type: ignore[operator]
+
+    started = time.perf_counter()
+    await asyncio.gather(*(lane(u, n) for u in urls for n in range(per_target)))
+    return len(urls) * len(files) / (time.perf_counter() - started)
+
+
+async def aiohttp_loop(urls: Sequence[str], files: Sequence[Path], per_target: int) -> float:
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def send(url: str, body: bytes) -> None:
+            async with session.post(
+                url + "/recognize", data=body, headers={"Content-Type": "image/png"}
+            ) as response:
+                await response.read()
+
+        return await _drive(send, urls, files, per_target)
+
+
+async def httpx_loop(urls: Sequence[str], files: Sequence[Path], per_target: int) -> float:
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+
+        async def send(url: str, body: bytes) -> None:
+            response = await client.post(
+                url + "/recognize", content=body, headers={"Content-Type": "image/png"}
+            )
+            response.read()
+
+        return await _drive(send, urls, files, per_target)

@@ -1,0 +1,111 @@
+"""What the team tool shows: lines and tables for people, JSON for machines.
+
+People read stdout (results) and stderr (errors, progress); with `--json` stdout
+carries only JSON — one document for ping and check, one object a line for recog.
+"""
+
+import json
+from typing import Any
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from cmdline_tool.errors import CliError
+from cmdline_tool.recog import Recognition, Summary
+
+# soft_wrap: a line stays one line however narrow the terminal.
+out = Console(soft_wrap=True, highlight=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def emit_json(document: dict[str, Any]) -> None:
+    typer.echo(json.dumps(document, ensure_ascii=False))
+
+
+def error_line(error: CliError) -> None:
+    """The one line of a failure, on stderr."""
+    err.print(f"[bold red]error:[/] {escape(error.line())}")
+
+
+def show_error(error: CliError, *, as_json: bool) -> None:
+    """The one line of a failure on stderr (and its JSON object on stdout with --json)."""
+    error_line(error)
+    if as_json:
+        emit_json({"type": "error", "ok": False, **error.as_json()})
+
+
+def ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f} ms"
+
+
+def score_text(score: float) -> str:
+    """Three decimals, unless that would hide a small score as 0.000."""
+    return f"{score:.3f}" if score == 0 or abs(score) >= 0.001 else f"{score:.2e}"
+
+
+def recognition_line(result: Recognition, *, top: int) -> str:
+    """One image: its name, then its top tags and latency, or what failed."""
+    name = f"[bold]{escape(result.image.name)}[/]"
+    if result.error is not None:
+        return f"{name}  [red]failed[/] {escape(result.outcome)}: {escape(result.error.line())}"
+    if result.tags:
+        tags = ", ".join(
+            f"{escape(tag)} [cyan]{score_text(score)}[/]" for tag, score in result.tags[:top]
+        )
+    else:
+        tags = "[yellow](no answer: the recognizer abstained)[/]"
+    return f"{name}  {tags}  [dim]{ms(result.latency_ms)}[/]"
+
+
+def summary_line(summary: Summary) -> str:
+    failures = sorted((n, o) for o, n in summary.outcomes.items() if o != "ok")
+    by_outcome = ", ".join(f"{outcome} {n}" for n, outcome in reversed(failures))
+    failed = f"failed {summary.failed}" + (f" ({by_outcome})" if by_outcome else "")
+    colour = "green" if summary.failed == 0 else "red"
+    return (
+        f"[{colour}]images {summary.images}: sent {summary.sent}, ok {summary.ok}, "
+        f"{escape(failed)}[/] · {summary.images_per_s:.1f} images/s · latency "
+        f"p50 {ms(summary.latency(0.50))}, p99 {ms(summary.latency(0.99))}"
+    )
+
+
+def check_table(service_guid: str, instances: list[dict[str, Any]]) -> Table:
+    """One row per instance: reachable (ping), probe latency, format verdict, the answer.
+
+    What went wrong is said in the error line under the table.
+    """
+    table = Table(
+        title=f"service {service_guid}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False
+    )
+    # The instance URL is what a team copies and greps for: never folded.
+    width = max((len(str(row.get("instance", ""))) for row in instances), default=8)
+    table.add_column("instance", no_wrap=True, min_width=width)
+    table.add_column("up", no_wrap=True)
+    table.add_column("ping", justify="right", no_wrap=True)
+    table.add_column("probe", justify="right", no_wrap=True)
+    table.add_column("format", no_wrap=True)  # ok, or the probe's outcome
+    table.add_column("answer", overflow="fold", min_width=12)
+    for row in instances:
+        outcome = str(row.get("outcome") or "–")
+        verdict = "[green]ok[/]" if row.get("format_ok") else f"[red]{escape(outcome)}[/]"
+        tags = row.get("tags") if row.get("format_ok") else None
+        answer = "–"
+        if isinstance(tags, list):
+            shown = [f"{t.get('tag')} {t.get('score')}" for t in tags[:3] if isinstance(t, dict)]
+            answer = ", ".join(shown) or "(abstained)"
+        table.add_row(
+            escape(str(row.get("instance", "?"))),
+            "[green]yes[/]" if row.get("reachable") else "[red]no[/]",
+            ms(_number(row.get("ping_ms"))),
+            ms(_number(row.get("latency_ms"))),
+            verdict,
+            escape(answer),
+        )
+    return table
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None

@@ -1,0 +1,106 @@
+"""API shapes of datasets: what an import asks for, and what the hub answers."""
+
+from datetime import datetime
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from gateway.datasets.importers import TsvColumns
+
+DatasetFormat = Literal["clickture", "tsv", "folder", "matching"]
+TSV_OPTIONS = ("key_column", "label_column", "label_columns", "image_column", "label_separator")
+
+
+class DatasetCreate(BaseModel):
+    """An import request: a JSON body, or the same fields as multipart form data.
+
+    `path` (and `truth`) name files on the hub host; an upload sends them as the
+    `file` (and `truth`) parts instead.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    format: DatasetFormat
+    path: str | None = Field(default=None, min_length=1)
+    truth: str | None = Field(
+        default=None, min_length=1, description="matching: the query_id,reference_id CSV"
+    )
+    key_column: int | None = Field(default=None, ge=0, description="tsv: 0-based")
+    label_column: int | None = Field(default=None, ge=0, description="tsv: one label column")
+    label_columns: list[Annotated[int, Field(ge=0)]] | None = Field(
+        default=None, min_length=1, description="tsv: several label columns"
+    )
+    image_column: int | None = Field(default=None, ge=0, description="tsv: base64 image")
+    label_separator: str | None = Field(
+        default=None, min_length=1, description="tsv: split label cells at this text"
+    )
+    header: bool = Field(default=False, description="tsv: the first line names the columns")
+    skip_bad: bool = Field(default=False, description="skip bad lines instead of failing")
+
+    @model_validator(mode="after")
+    def _options_fit_format(self) -> Self:
+        if self.format != "tsv":
+            given = [o for o in (*TSV_OPTIONS, "header") if getattr(self, o)]
+            if given:
+                raise ValueError(f"{', '.join(given)} only apply to format tsv")
+        if self.format != "matching" and self.truth is not None:
+            raise ValueError("truth only applies to format matching")
+        if self.format == "tsv":
+            missing = [
+                o
+                for o, value in (
+                    ("key_column", self.key_column),
+                    ("label_column", self.label_column is not None or self.label_columns),
+                    ("image_column", self.image_column),
+                )
+                if value is None or value is False
+            ]
+            if missing:
+                raise ValueError(f"format tsv needs {', '.join(missing)}")
+            columns = self.tsv_columns()
+            if columns.image == columns.key or columns.image in columns.labels:
+                raise ValueError("image_column must differ from key_column and label columns")
+        return self
+
+    def tsv_columns(self) -> TsvColumns:
+        """The column map of a tsv import (call only for format tsv)."""
+        labels = list(self.label_columns or [])
+        if self.label_column is not None and self.label_column not in labels:
+            labels.insert(0, self.label_column)
+        if self.key_column is None or self.image_column is None or not labels:
+            raise ValueError("format tsv needs key_column, label_column and image_column")
+        return TsvColumns(
+            key=self.key_column,
+            labels=tuple(labels),
+            image=self.image_column,
+            label_separator=self.label_separator,
+            header=self.header,
+        )
+
+
+class DatasetRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    format: str
+    kind: str
+    images: int
+    labels: int
+    created_at: datetime
+
+
+class SkippedLine(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    line: int
+    where: str
+    reason: str
+
+
+class DatasetImported(DatasetRead):
+    """The answer to an import: the dataset, and the bad lines skipped (first 100)."""
+
+    skipped: list[SkippedLine] = []
+    skipped_total: int = 0

@@ -1,0 +1,430 @@
+"""The worker's side of the database: workers, slot and work-item leases, and results.
+
+Every function is synchronous, short and takes a `Connection` inside a transaction
+(`engine.begin()`); the engine runs them off the event loop. Rows are chosen with
+`SELECT ... FOR UPDATE SKIP LOCKED` (ignored on SQLite, where one worker holds the
+database's worker lock), and every change is guarded by its condition, so several
+workers can share one PostgreSQL database without ever taking the same row:
+
+- a service slot is free when it has no owner or its lease has expired;
+- a work item is claimed from `pending`; one whose lease expired goes back to `pending`;
+- a result is written only `WHERE state = 'leased' AND lease_owner = <this worker>`,
+  so each item is recorded exactly once even if its lease was taken over.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import (
+    Connection,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
+
+from gateway.datasets.models import DatasetImage
+from gateway.dispatch.dispatcher import Target
+from gateway.registry.models import Instance, Provider, Service
+from gateway.runs.models import Run, RunService, ServiceSlot, Worker, WorkItem
+
+RUNS = cast(Table, Run.__table__)
+RUN_SERVICES = cast(Table, RunService.__table__)
+WORK_ITEMS = cast(Table, WorkItem.__table__)
+SLOTS = cast(Table, ServiceSlot.__table__)
+WORKERS = cast(Table, Worker.__table__)
+IMAGES = cast(Table, DatasetImage.__table__)
+SERVICES = cast(Table, Service.__table__)
+PROVIDERS = cast(Table, Provider.__table__)
+INSTANCES = cast(Table, Instance.__table__)
+
+ACTIVE_RUN_STATES = ("queued", "running")
+OPEN_STATUSES = ("pending", "ongoing")
+FINAL_STATUSES = ("passed", "failed")
+# Bound for IN (...) lists, well under every driver's parameter limit.
+ID_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class LanePlan:
+    """A run service still open in an active run: what a worker needs to send for it."""
+
+    run_service_id: int
+    run_id: int
+    phase: str
+    status: str
+    max_concurrency: int
+    timeout_s: float
+    max_attempts: int
+    target: Target
+
+
+@dataclass(frozen=True, slots=True)
+class Survey:
+    lanes: list[LanePlan]
+    live_workers: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedItem:
+    item_id: int
+    image_id: int
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRef:
+    image_id: int
+    sha256: str
+    content_type: str
+
+
+def chunked(values: Sequence[Any], size: int = ID_CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+# Workers
+
+
+def register_worker(
+    conn: Connection, *, worker_id: str, host: str, pid: int, now: datetime, forget_before: datetime
+) -> None:
+    """Add this worker's row and drop the rows of workers silent since `forget_before`."""
+    conn.execute(delete(WORKERS).where(WORKERS.c.heartbeat_at < forget_before))
+    conn.execute(
+        WORKERS.insert().values(id=worker_id, host=host, pid=pid, started_at=now, heartbeat_at=now)
+    )
+
+
+def take_over(conn: Connection, *, worker_id: str) -> int:
+    """Release every lease of every other worker; for the one worker of a SQLite database,
+    which holds its lock, so whoever held those leases is dead. Returns the items freed."""
+    freed = conn.execute(
+        update(WORK_ITEMS)
+        .where(WORK_ITEMS.c.state == "leased")
+        .values(state="pending", lease_owner=None, lease_expires_at=None)
+    ).rowcount
+    conn.execute(
+        update(SLOTS)
+        .where(SLOTS.c.lease_owner.is_not(None))
+        .values(lease_owner=None, lease_expires_at=None)
+    )
+    conn.execute(delete(WORKERS).where(WORKERS.c.id != worker_id))
+    return int(freed or 0)
+
+
+def heartbeat(
+    conn: Connection,
+    *,
+    worker_id: str,
+    run_service_ids: Iterable[int],
+    now: datetime,
+    expires: datetime,
+) -> None:
+    """Show this worker alive and extend all its leases to `expires`."""
+    conn.execute(update(WORKERS).where(WORKERS.c.id == worker_id).values(heartbeat_at=now))
+    for ids in chunked(sorted(run_service_ids)):
+        conn.execute(
+            update(WORK_ITEMS)
+            .where(
+                WORK_ITEMS.c.run_service_id.in_(ids),
+                WORK_ITEMS.c.state == "leased",
+                WORK_ITEMS.c.lease_owner == worker_id,
+            )
+            .values(lease_expires_at=expires)
+        )
+    conn.execute(
+        update(SLOTS).where(SLOTS.c.lease_owner == worker_id).values(lease_expires_at=expires)
+    )
+
+
+def unregister_worker(conn: Connection, *, worker_id: str, run_service_ids: Iterable[int]) -> None:
+    """A clean stop: every item this worker leased and did not record goes back to
+    `pending`, its slots are freed and its row removed."""
+    for ids in chunked(sorted(run_service_ids)):
+        conn.execute(
+            update(WORK_ITEMS)
+            .where(
+                WORK_ITEMS.c.run_service_id.in_(ids),
+                WORK_ITEMS.c.state == "leased",
+                WORK_ITEMS.c.lease_owner == worker_id,
+            )
+            .values(state="pending", lease_owner=None, lease_expires_at=None)
+        )
+    conn.execute(
+        update(SLOTS)
+        .where(SLOTS.c.lease_owner == worker_id)
+        .values(lease_owner=None, lease_expires_at=None)
+    )
+    conn.execute(delete(WORKERS).where(WORKERS.c.id == worker_id))
+
+
+# Runs
+
+
+def survey(conn: Connection, *, now: datetime, live_since: datetime) -> Survey:
+    """Start queued runs, return every open run service of the running ones, and put the
+    items whose lease expired (their worker died) back to `pending`."""
+    conn.execute(
+        update(RUNS)
+        .where(RUNS.c.state == "queued")
+        .values(state="running", started_at=func.coalesce(RUNS.c.started_at, now))
+    )
+    # A run resumed with every service already final, or whose worker died between
+    # closing its last service and the run: nothing is left to send.
+    still_open = exists().where(
+        RUN_SERVICES.c.run_id == RUNS.c.id, RUN_SERVICES.c.status.not_in(FINAL_STATUSES)
+    )
+    conn.execute(
+        update(RUNS)
+        .where(RUNS.c.state == "running", ~still_open)
+        .values(state="completed", finished_at=now)
+    )
+    rows = conn.execute(
+        select(
+            RUN_SERVICES.c.id,
+            RUN_SERVICES.c.run_id,
+            RUN_SERVICES.c.status,
+            RUN_SERVICES.c.max_concurrency,
+            RUN_SERVICES.c.service_id,
+            RUNS.c.phase,
+            RUNS.c.timeout_s,
+            RUNS.c.max_attempts,
+            SERVICES.c.guid,
+            SERVICES.c.signing_secret,
+            PROVIDERS.c.guid.label("provider_guid"),
+        )
+        .join(RUNS, RUNS.c.id == RUN_SERVICES.c.run_id)
+        .join(SERVICES, SERVICES.c.id == RUN_SERVICES.c.service_id)
+        .join(PROVIDERS, PROVIDERS.c.id == SERVICES.c.provider_id)
+        .where(RUNS.c.state == "running", RUN_SERVICES.c.status.in_(OPEN_STATUSES))
+        .order_by(RUN_SERVICES.c.run_id, RUN_SERVICES.c.position)
+    ).all()
+    endpoints: dict[int, list[str]] = defaultdict(list)
+    service_ids = sorted({row.service_id for row in rows})
+    for ids in chunked(service_ids):
+        for service_id, url in conn.execute(
+            select(INSTANCES.c.service_id, INSTANCES.c.url)
+            .where(INSTANCES.c.service_id.in_(ids))
+            .order_by(INSTANCES.c.service_id, INSTANCES.c.position)
+        ):
+            endpoints[service_id].append(url)
+    lanes = [
+        LanePlan(
+            run_service_id=row.id,
+            run_id=row.run_id,
+            phase=row.phase,
+            status=row.status,
+            max_concurrency=row.max_concurrency,
+            timeout_s=row.timeout_s,
+            max_attempts=row.max_attempts,
+            target=Target(
+                service_guid=row.guid,
+                provider_guid=row.provider_guid,
+                instances=tuple(endpoints[row.service_id]),
+                signing_secret=row.signing_secret,
+            ),
+        )
+        for row in rows
+    ]
+    for ids in chunked([lane.run_service_id for lane in lanes]):
+        conn.execute(
+            update(WORK_ITEMS)
+            .where(
+                WORK_ITEMS.c.run_service_id.in_(ids),
+                WORK_ITEMS.c.state == "leased",
+                WORK_ITEMS.c.lease_expires_at < now,
+            )
+            .values(state="pending", lease_owner=None, lease_expires_at=None)
+        )
+    live = conn.execute(
+        select(func.count()).select_from(WORKERS).where(WORKERS.c.heartbeat_at >= live_since)
+    ).scalar_one()
+    return Survey(lanes=lanes, live_workers=max(1, int(live)))
+
+
+def fail_run(conn: Connection, *, run_id: int, error: str, now: datetime) -> None:
+    """Stop a run the hub itself cannot go on with (e.g. an image file is missing)."""
+    conn.execute(
+        update(RUNS)
+        .where(RUNS.c.id == run_id, RUNS.c.state.in_(ACTIVE_RUN_STATES))
+        .values(state="failed", error=error, finished_at=now)
+    )
+
+
+# Slots
+
+
+def lease_slots(
+    conn: Connection,
+    *,
+    worker_id: str,
+    wants: dict[int, int],
+    now: datetime,
+    expires: datetime,
+) -> dict[int, list[int]]:
+    """Lease up to `wants[run_service_id]` free slots of each run service; returns the
+    slot ids leased per run service."""
+    leased: dict[int, list[int]] = {}
+    for run_service_id, count in wants.items():
+        if count <= 0:
+            continue
+        free = (
+            select(SLOTS.c.id)
+            .where(
+                SLOTS.c.run_service_id == run_service_id,
+                or_(SLOTS.c.lease_owner.is_(None), SLOTS.c.lease_expires_at < now),
+            )
+            .order_by(SLOTS.c.slot)
+            .limit(count)
+            .with_for_update(skip_locked=True)
+        )
+        ids = list(conn.execute(free).scalars())
+        if not ids:
+            continue
+        got = conn.execute(
+            update(SLOTS)
+            .where(
+                SLOTS.c.id.in_(ids),
+                or_(SLOTS.c.lease_owner.is_(None), SLOTS.c.lease_expires_at < now),
+            )
+            .values(lease_owner=worker_id, lease_expires_at=expires)
+            .returning(SLOTS.c.id)
+        )
+        leased[run_service_id] = list(got.scalars())
+    return leased
+
+
+def release_slots(conn: Connection, *, worker_id: str, slot_ids: Sequence[int]) -> None:
+    for ids in chunked(slot_ids):
+        conn.execute(
+            update(SLOTS)
+            .where(SLOTS.c.id.in_(ids), SLOTS.c.lease_owner == worker_id)
+            .values(lease_owner=None, lease_expires_at=None)
+        )
+
+
+# Work items
+
+
+def claim_items(
+    conn: Connection,
+    *,
+    worker_id: str,
+    wants: dict[int, int],
+    mark_ongoing: Iterable[int],
+    now: datetime,
+    expires: datetime,
+) -> tuple[dict[int, list[ClaimedItem]], dict[int, ImageRef]]:
+    """Lease the next `wants[run_service_id]` pending items of each run service, in `seq`
+    order; returns them per run service with their images' file references. Run services
+    in `mark_ongoing` that got items become `ongoing`."""
+    claimed: dict[int, list[ClaimedItem]] = {}
+    for run_service_id, count in wants.items():
+        if count <= 0:
+            continue
+        next_items = (
+            select(WORK_ITEMS.c.id)
+            .where(WORK_ITEMS.c.run_service_id == run_service_id, WORK_ITEMS.c.state == "pending")
+            .order_by(WORK_ITEMS.c.seq)
+            .limit(count)
+            .with_for_update(skip_locked=True)
+        )
+        rows = conn.execute(
+            update(WORK_ITEMS)
+            .where(WORK_ITEMS.c.id.in_(next_items.scalar_subquery()))
+            .where(WORK_ITEMS.c.state == "pending")
+            .values(state="leased", lease_owner=worker_id, lease_expires_at=expires)
+            .returning(WORK_ITEMS.c.id, WORK_ITEMS.c.image_id, WORK_ITEMS.c.seq)
+        ).all()
+        if rows:
+            claimed[run_service_id] = sorted(
+                (ClaimedItem(row.id, row.image_id, row.seq) for row in rows),
+                key=lambda item: item.seq,
+            )
+    started = [rs for rs in mark_ongoing if rs in claimed]
+    if started:
+        conn.execute(
+            update(RUN_SERVICES)
+            .where(RUN_SERVICES.c.id.in_(started), RUN_SERVICES.c.status == "pending")
+            .values(status="ongoing")
+        )
+    image_ids = sorted({item.image_id for items in claimed.values() for item in items})
+    return claimed, image_refs(conn, image_ids=image_ids)
+
+
+def image_refs(conn: Connection, *, image_ids: Sequence[int]) -> dict[int, ImageRef]:
+    refs: dict[int, ImageRef] = {}
+    for ids in chunked(image_ids):
+        for row in conn.execute(
+            select(IMAGES.c.id, IMAGES.c.sha256, IMAGES.c.content_type).where(IMAGES.c.id.in_(ids))
+        ):
+            refs[row.id] = ImageRef(row.id, row.sha256, row.content_type)
+    return refs
+
+
+def release_items(conn: Connection, *, worker_id: str, item_ids: Sequence[int]) -> None:
+    """Give claimed items that were never sent back to `pending`."""
+    for ids in chunked(item_ids):
+        conn.execute(
+            update(WORK_ITEMS)
+            .where(
+                WORK_ITEMS.c.id.in_(ids),
+                WORK_ITEMS.c.state == "leased",
+                WORK_ITEMS.c.lease_owner == worker_id,
+            )
+            .values(state="pending", lease_owner=None, lease_expires_at=None)
+        )
+
+
+RESULT_FIELDS = (
+    "outcome",
+    "attempts",
+    "latency_ms",
+    "queue_ms",
+    "http_status",
+    "request_id",
+    "raw",
+    "tags",
+    "detail",
+    "attempt_log",
+    "finished_at",
+)
+
+_RECORD = (
+    update(WORK_ITEMS)
+    .where(
+        and_(
+            WORK_ITEMS.c.id == bindparam("b_id"),
+            WORK_ITEMS.c.lease_owner == bindparam("b_owner"),
+            WORK_ITEMS.c.state == "leased",
+        )
+    )
+    .values(
+        state="done",
+        lease_expires_at=None,
+        **{name: bindparam(f"b_{name}", type_=WORK_ITEMS.c[name].type) for name in RESULT_FIELDS},
+    )
+)
+
+
+def record_results(conn: Connection, *, worker_id: str, results: Sequence[dict[str, Any]]) -> int:
+    """Write finished items in one executemany; each dict has `id` and RESULT_FIELDS.
+    Items no longer leased by this worker are left alone. Returns how many were written."""
+    if not results:
+        return 0
+    params = [
+        {"b_id": r["id"], "b_owner": worker_id, **{f"b_{k}": r[k] for k in RESULT_FIELDS}}
+        for r in results
+    ]
+    written = conn.execute(_RECORD, params).rowcount
+    return int(written) if written is not None and written >= 0 else len(results)

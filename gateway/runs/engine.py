@@ -1,0 +1,641 @@
+"""The dispatch engine: one `DispatchWorker` per process sends every run's work items.
+
+How it works (SPEC §4):
+
+- Each open run service is a *lane* with its own queue of claimed items and one
+  consumer task per service slot the worker leases; a consumer sends one request at a
+  time, so a service never has more requests in flight than the slots leased for it
+  across all workers (at most its concurrency). A slow or dead service only occupies
+  its own consumers: no lane waits on another.
+- A manager tick (every `POLL_S`) starts queued runs, opens and closes lanes, takes this
+  worker's fair share of each service's slots (ceil(k / live workers)), hands surplus
+  slots back, and scores and closes lanes whose items are all recorded.
+- A claimer leases the next items of lanes whose queue runs low, in `seq` order, in one
+  transaction for all lanes; buffers grow with a lane's throughput.
+- Results are written by one writer in batches (`result_batch_size` rows or every
+  `result_flush_s`), one executemany per transaction, each row guarded by this worker's
+  lease, so an item is recorded exactly once. A crash loses only unwritten results:
+  their items are still leased, and are sent again once their lease is released (at once
+  by the next SQLite worker, after `lease_s` on PostgreSQL).
+- A heartbeat extends every lease this worker holds; if it cannot, the worker stops
+  sending before its leases can expire.
+
+All database work runs in two threads of its own (hot: claims, results, heartbeats;
+cold: surveys and scoring), so the event loop keeps sending while a batch commits.
+"""
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import secrets
+import socket
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from sqlalchemy import Connection, Engine
+
+from gateway.config import Settings
+from gateway.datasets.storage import image_path
+from gateway.db import utcnow
+from gateway.dispatch.dispatcher import Answer, Dispatcher, Target
+from gateway.protocol.signing import body_digest
+from gateway.runs import claims, finish
+from gateway.runs.claims import ClaimedItem, ImageRef, LanePlan
+
+log = logging.getLogger("recoghub.worker")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+POLL_S = 0.25
+# A lane's buffer holds about this many seconds of its throughput (at least 2 per slot).
+BUFFER_HORIZON_S = 0.3
+MAX_BUFFER = 512
+# Images just sent that stay cached for the services that have not sent them yet.
+RECENT_IMAGES = 512
+# How long a stopping worker lets requests in flight finish before giving them back.
+SHUTDOWN_GRACE_S = 3.0
+RAW_CHARS = 1024
+
+
+def new_worker_id() -> str:
+    """host-pid-random, unique per worker process."""
+    return f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+@dataclass(slots=True)
+class Picture:
+    data: bytes
+    digest: str
+    content_type: str
+    refs: int = 0
+
+
+class ImageCache:
+    """Bytes of the images claimed and not yet sent, plus the last few sent.
+
+    Every service gets the same image at about the same time, so one read serves them
+    all; memory is bounded by the lanes' buffers, never the dataset.
+    """
+
+    def __init__(self, recent: int = RECENT_IMAGES) -> None:
+        self._held: dict[int, Picture] = {}
+        self._recent: OrderedDict[int, Picture] = OrderedDict()
+        self._recent_max = recent
+
+    def known(self) -> set[int]:
+        return set(self._held) | set(self._recent)
+
+    def hold(self, image_id: int, loaded: Picture | None) -> bool:
+        """Take a reference to an image, cached or just `loaded`; False if neither."""
+        picture = self._held.get(image_id) or self._recent.pop(image_id, None) or loaded
+        if picture is None:
+            return False
+        picture.refs += 1
+        self._held[image_id] = picture
+        return True
+
+    def get(self, image_id: int) -> Picture | None:
+        return self._held.get(image_id)
+
+    def release(self, image_id: int) -> None:
+        picture = self._held.get(image_id)
+        if picture is None:
+            return
+        picture.refs -= 1
+        if picture.refs <= 0:
+            del self._held[image_id]
+            self._recent[image_id] = picture
+            while len(self._recent) > self._recent_max:
+                self._recent.popitem(last=False)
+
+
+def load_pictures(
+    data_dir: Path, refs: list[ImageRef]
+) -> tuple[dict[int, Picture], dict[int, str]]:
+    """Read image files (in a database thread); returns the pictures, and for each image
+    that cannot be read, why."""
+    pictures: dict[int, Picture] = {}
+    missing: dict[int, str] = {}
+    for ref in refs:
+        path = image_path(data_dir, ref.sha256)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            missing[ref.image_id] = f"{path}: {exc.strerror or exc}"
+            continue
+        pictures[ref.image_id] = Picture(data, body_digest(data), ref.content_type)
+    return pictures, missing
+
+
+@dataclass(slots=True)
+class Claim:
+    item_id: int
+    image_id: int
+    claimed_at: float  # monotonic
+
+
+class Lane:
+    """One run service as this worker sends it."""
+
+    def __init__(self, plan: LanePlan) -> None:
+        self.plan = plan
+        self.id = plan.run_service_id
+        self.queue: asyncio.Queue[Claim | None] = asyncio.Queue()
+        self.buffered = 0
+        self.consumers: dict[int, asyncio.Task[None]] = {}  # slot id -> consumer
+        self.retiring = 0
+        self.in_flight = 0
+        self.unflushed = 0
+        self.dry = False
+        self.stopping = False
+        self.ongoing = plan.status == "ongoing"
+        self.completed = 0
+        self.rate = 0.0
+
+    @property
+    def target(self) -> Target:
+        return self.plan.target
+
+    @property
+    def held(self) -> int:
+        return len(self.consumers) - self.retiring
+
+    @property
+    def idle(self) -> bool:
+        return self.buffered == 0 and self.in_flight == 0 and self.unflushed == 0
+
+    def buffer_target(self) -> int:
+        by_rate = min(MAX_BUFFER, math.ceil(self.rate * BUFFER_HORIZON_S))
+        return max(2 * self.held, by_rate)
+
+    def wants(self) -> int:
+        """How many items to claim now: refill to the target once below half of it."""
+        if self.stopping or self.dry or self.held <= 0:
+            return 0
+        target = self.buffer_target()
+        return target - self.buffered if self.buffered <= target // 2 else 0
+
+    def tick_rate(self, elapsed_s: float) -> None:
+        current = self.completed / elapsed_s if elapsed_s > 0 else 0.0
+        self.completed = 0
+        self.rate = current if current > self.rate else 0.7 * self.rate + 0.3 * current
+
+
+class DispatchWorker:
+    """Sends the work items of every active run until `run(stop)` sees `stop` set."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        dispatcher: Dispatcher,
+        settings: Settings,
+        exclusive: bool = False,
+        worker_id: str | None = None,
+        poll_s: float = POLL_S,
+    ) -> None:
+        self.engine = engine
+        self.dispatcher = dispatcher
+        self.settings = settings
+        # The only worker of its database (SQLite, lock held): may free others' leases.
+        self.exclusive = exclusive
+        self.id = worker_id or new_worker_id()
+        self.poll_s = poll_s
+        self.lanes: dict[int, Lane] = {}
+        self._draining: list[Lane] = []
+        self._images = ImageCache()
+        self._global = asyncio.Semaphore(settings.global_concurrency)
+        self._results: list[tuple[Lane, dict[str, Any]]] = []
+        self._flush_now = asyncio.Event()
+        self._claim_now = asyncio.Event()
+        self._slots_to_release: list[int] = []
+        self._lease_deadline = 0.0
+        self._closing = False
+        self._hot = ThreadPoolExecutor(1, thread_name_prefix="recoghub-db")
+        self._cold = ThreadPoolExecutor(1, thread_name_prefix="recoghub-db-cold")
+        self._last_tick = time.monotonic()
+        self.recorded = 0
+
+    # Database calls, off the event loop
+
+    async def _db(self, pool: ThreadPoolExecutor, fn: Callable[..., T], /, **kwargs: Any) -> T:
+        def call() -> T:
+            with self.engine.begin() as conn:
+                return fn(conn, **kwargs)
+
+        return await asyncio.get_running_loop().run_in_executor(pool, call)
+
+    def _lane_ids(self) -> list[int]:
+        """Run services whose items this worker may hold leased."""
+        return sorted({lane.id for lane in self.lanes.values()} | {x.id for x in self._draining})
+
+    def _expiry(self) -> tuple[datetime, datetime]:
+        now = utcnow()
+        return now, now + timedelta(seconds=self.settings.lease_s)
+
+    # Life cycle
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Register, dispatch until `stop` is set, then stop cleanly: requests in flight
+        finish (briefly), results are written, unsent items and slots are released."""
+        now, _ = self._expiry()
+        if self.exclusive:
+            freed = await self._db(self._hot, claims.take_over, worker_id=self.id)
+            if freed:
+                log.info("resuming: %d work items left leased by a stopped hub are free", freed)
+        await self._db(
+            self._hot,
+            claims.register_worker,
+            worker_id=self.id,
+            host=socket.gethostname()[:200],
+            pid=os.getpid(),
+            now=now,
+            forget_before=now - timedelta(seconds=max(3600.0, 10 * self.settings.lease_s)),
+        )
+        self._lease_deadline = time.monotonic() + 0.9 * self.settings.lease_s
+        log.info("worker %s started", self.id)
+        loops = [
+            asyncio.create_task(self._loop(self._manage, self.poll_s), name="recoghub-manage"),
+            asyncio.create_task(self._claim_loop(), name="recoghub-claim"),
+            asyncio.create_task(self._write_loop(), name="recoghub-write"),
+            asyncio.create_task(
+                self._loop(self._heartbeat, self.settings.heartbeat_s), name="recoghub-heartbeat"
+            ),
+        ]
+        try:
+            await stop.wait()
+        finally:
+            await self._shutdown(loops)
+
+    async def _shutdown(self, loops: list[asyncio.Task[None]]) -> None:
+        self._closing = True
+        for lane in list(self.lanes.values()):
+            self._stop_lane(lane, release=False)
+        consumers = [t for lane in self._draining for t in lane.consumers.values()]
+        if consumers:
+            _, pending = await asyncio.wait(consumers, timeout=SHUTDOWN_GRACE_S)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        for task in loops:
+            task.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+        try:
+            while self._results:
+                await self._flush()
+            await self._db(
+                self._hot,
+                claims.unregister_worker,
+                worker_id=self.id,
+                run_service_ids=self._lane_ids(),
+            )
+        except Exception:
+            log.exception(
+                "worker %s could not release its leases; they expire by themselves", self.id
+            )
+        finally:
+            self._hot.shutdown(wait=False)
+            self._cold.shutdown(wait=False)
+        log.info("worker %s stopped after recording %d results", self.id, self.recorded)
+
+    async def _loop(self, step: Callable[[], Any], every_s: float) -> None:
+        while True:
+            try:
+                await step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("worker %s: %s failed; retrying", self.id, step.__name__)
+            await asyncio.sleep(every_s)
+
+    # Heartbeat
+
+    async def _heartbeat(self) -> None:
+        started = time.monotonic()
+        now, expires = self._expiry()
+        await self._db(
+            self._hot,
+            claims.heartbeat,
+            worker_id=self.id,
+            run_service_ids=self._lane_ids(),
+            now=now,
+            expires=expires,
+        )
+        self._lease_deadline = started + 0.9 * self.settings.lease_s
+
+    # Manager
+
+    async def _manage(self) -> None:
+        now, expires = self._expiry()
+        survey = await self._db(
+            self._cold,
+            claims.survey,
+            now=now,
+            live_since=now - timedelta(seconds=self.settings.lease_s),
+        )
+        open_plans = {plan.run_service_id: plan for plan in survey.lanes}
+        for lane in list(self.lanes.values()):
+            if lane.id not in open_plans:
+                self._stop_lane(lane, release=True)
+        for plan in survey.lanes:
+            if plan.run_service_id not in self.lanes:
+                self.lanes[plan.run_service_id] = Lane(plan)
+        tick = time.monotonic()
+        for lane in self.lanes.values():
+            lane.tick_rate(tick - self._last_tick)
+        self._last_tick = tick
+
+        await self._finish_idle_lanes()
+        await self._balance_slots(survey.live_workers)
+        self._reap_drained_lanes()
+        for lane in self.lanes.values():
+            lane.dry = False
+        self._claim_now.set()
+
+    async def _finish_idle_lanes(self) -> None:
+        for lane in [x for x in self.lanes.values() if x.dry and x.idle and not x.stopping]:
+            final = await self._db(
+                self._cold, finish.finish_service, run_service_id=lane.id, phase=lane.plan.phase
+            )
+            if not final:
+                continue
+            self._stop_lane(lane, release=True)
+            now, _ = self._expiry()
+            if await self._db(self._cold, finish.complete_run, run_id=lane.plan.run_id, now=now):
+                log.info("run %d completed", lane.plan.run_id)
+
+    async def _balance_slots(self, live_workers: int) -> None:
+        wants: dict[int, int] = {}
+        for lane in self.lanes.values():
+            share = math.ceil(lane.plan.max_concurrency / live_workers)
+            if lane.held < share:
+                wants[lane.id] = share - lane.held
+            elif lane.held > share:
+                for _ in range(lane.held - share):
+                    lane.retiring += 1
+                    lane.queue.put_nowait(None)
+        released, self._slots_to_release = self._slots_to_release, []
+        if released:
+            await self._db(self._hot, claims.release_slots, worker_id=self.id, slot_ids=released)
+        if not wants:
+            return
+        now, expires = self._expiry()
+        leased = await self._db(
+            self._hot, claims.lease_slots, worker_id=self.id, wants=wants, now=now, expires=expires
+        )
+        for run_service_id, slot_ids in leased.items():
+            taker = self.lanes.get(run_service_id)
+            if taker is None or taker.stopping:
+                self._slots_to_release.extend(slot_ids)
+                continue
+            for slot_id in slot_ids:
+                taker.consumers[slot_id] = asyncio.create_task(
+                    self._consume(taker, slot_id), name=f"recoghub-lane-{taker.id}-slot-{slot_id}"
+                )
+
+    def _stop_lane(self, lane: Lane, *, release: bool) -> None:
+        """Stop sending for a lane: unsent items go back (now, or at shutdown), its
+        consumers leave after their request in flight."""
+        if lane.stopping:
+            return
+        lane.stopping = True
+        self.lanes.pop(lane.id, None)
+        self._draining.append(lane)
+        unsent: list[int] = []
+        while not lane.queue.empty():
+            claim = lane.queue.get_nowait()
+            if claim is not None:
+                unsent.append(claim.item_id)
+                self._images.release(claim.image_id)
+        lane.buffered = 0
+        lane.retiring = 0
+        for _ in lane.consumers:
+            lane.queue.put_nowait(None)
+        if unsent and release and not self._closing:
+            task = asyncio.create_task(self._release_items(unsent))
+            task.add_done_callback(_log_failure)
+
+    async def _release_items(self, item_ids: list[int]) -> None:
+        await self._db(self._hot, claims.release_items, worker_id=self.id, item_ids=item_ids)
+
+    def _reap_drained_lanes(self) -> None:
+        self._draining = [lane for lane in self._draining if lane.consumers or not lane.idle]
+
+    # Claimer
+
+    async def _claim_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._claim_now.wait(), timeout=self.poll_s)
+            self._claim_now.clear()
+            try:
+                await self._claim()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("worker %s: claiming failed; retrying", self.id)
+                await asyncio.sleep(self.poll_s)
+
+    async def _claim(self) -> None:
+        wants = {lane.id: n for lane in self.lanes.values() if (n := lane.wants()) > 0}
+        if not wants or self._closing:
+            return
+        now, expires = self._expiry()
+        claimed, refs = await self._db(
+            self._hot,
+            claims.claim_items,
+            worker_id=self.id,
+            wants=wants,
+            mark_ongoing=[rs for rs in wants if not self.lanes[rs].ongoing],
+            now=now,
+            expires=expires,
+        )
+        # Hold the images already cached before anything else can evict them.
+        held: set[int] = set()
+        for items in claimed.values():
+            for item in items:
+                if self._images.hold(item.image_id, None):
+                    held.add(item.item_id)
+        to_load = sorted(
+            {i.image_id for items in claimed.values() for i in items if i.item_id not in held}
+        )
+        pictures: dict[int, Picture] = {}
+        missing: dict[int, str] = {}
+        if to_load:
+            pictures, missing = await asyncio.get_running_loop().run_in_executor(
+                self._hot, load_pictures, self.settings.data_dir, [refs[i] for i in to_load]
+            )
+        claimed_at = time.monotonic()
+        unusable: list[int] = []
+        for run_service_id, wanted in wants.items():
+            items = claimed.get(run_service_id, [])
+            lane = self.lanes.get(run_service_id)
+            usable: list[ClaimedItem] = []
+            for item in items:
+                if item.item_id in held or self._images.hold(
+                    item.image_id, pictures.get(item.image_id)
+                ):
+                    usable.append(item)
+                else:
+                    unusable.append(item.item_id)
+            if lane is None or lane.stopping:
+                unusable.extend(item.item_id for item in usable)
+                for item in usable:
+                    self._images.release(item.image_id)
+                continue
+            if len(items) < wanted:
+                lane.dry = True
+            if items:
+                lane.ongoing = True
+            for item in usable:
+                lane.buffered += 1
+                lane.queue.put_nowait(Claim(item.item_id, item.image_id, claimed_at))
+        if unusable:
+            await self._release_items(unusable)
+        if missing:
+            await self._fail_runs_missing_images(claimed, missing)
+
+    async def _fail_runs_missing_images(
+        self, claimed: dict[int, list[ClaimedItem]], missing: dict[int, str]
+    ) -> None:
+        """The hub cannot go on with a run whose image files are gone: fail it, with the
+        reason, until the organizer restores the files and resumes it."""
+        failing: dict[int, str] = {}
+        for run_service_id, items in claimed.items():
+            plan_lane = self.lanes.get(run_service_id)
+            lost = [missing[i.image_id] for i in items if i.image_id in missing]
+            if plan_lane is not None and lost:
+                failing[plan_lane.plan.run_id] = f"cannot read an image of the dataset: {lost[0]}"
+        now, _ = self._expiry()
+        for run_id, error in sorted(failing.items()):
+            log.error("run %d failed: %s", run_id, error)
+            await self._db(self._cold, claims.fail_run, run_id=run_id, error=error, now=now)
+        for lane in list(self.lanes.values()):
+            if lane.plan.run_id in failing:
+                self._stop_lane(lane, release=True)
+
+    # Consumers: one per leased slot, one request at a time
+
+    async def _consume(self, lane: Lane, slot_id: int) -> None:
+        try:
+            while True:
+                claim = await lane.queue.get()
+                if claim is None:
+                    if lane.retiring > 0:
+                        lane.retiring -= 1
+                    return
+                lane.buffered -= 1
+                if lane.buffered <= lane.buffer_target() // 2:
+                    self._claim_now.set()
+                try:
+                    await self._send(lane, claim)
+                except Exception:
+                    # A bug of the hub, not an outcome of the team: give the item back
+                    # so that it is sent again, and keep the lane going.
+                    log.exception("worker %s: sending item %d failed", self.id, claim.item_id)
+                    await self._release_items([claim.item_id])
+                    await asyncio.sleep(self.poll_s)
+        finally:
+            lane.consumers.pop(slot_id, None)
+            self._slots_to_release.append(slot_id)
+
+    async def _send(self, lane: Lane, claim: Claim) -> None:
+        picture = self._images.get(claim.image_id)
+        if picture is None:  # cannot happen: held until sent
+            return
+        try:
+            while time.monotonic() > self._lease_deadline and not lane.stopping:
+                # Our leases may lapse: sending now could break the service's bound.
+                await asyncio.sleep(self.poll_s)
+            if lane.stopping and self._closing:
+                return
+            async with self._global:
+                queue_ms = (time.monotonic() - claim.claimed_at) * 1000.0
+                lane.in_flight += 1
+                try:
+                    answer = await self.dispatcher.recognize(
+                        lane.target,
+                        picture.data,
+                        content_type=picture.content_type,
+                        digest=picture.digest,
+                        timeout_s=lane.plan.timeout_s,
+                        max_attempts=lane.plan.max_attempts,
+                    )
+                finally:
+                    lane.in_flight -= 1
+        finally:
+            self._images.release(claim.image_id)
+        lane.completed += 1
+        lane.unflushed += 1
+        self._results.append((lane, result_row(claim.item_id, answer, queue_ms)))
+        if len(self._results) >= self.settings.result_batch_size:
+            self._flush_now.set()
+
+    # Writer
+
+    async def _write_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._flush_now.wait(), timeout=self.settings.result_flush_s)
+            self._flush_now.clear()
+            try:
+                await self._flush()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("worker %s: writing results failed; retrying", self.id)
+                await asyncio.sleep(self.poll_s)
+
+    async def _flush(self) -> None:
+        if not self._results:
+            return
+        batch, self._results = self._results, []
+        try:
+            written = await self._db(
+                self._hot,
+                claims.record_results,
+                worker_id=self.id,
+                results=[row for _, row in batch],
+            )
+        except BaseException:
+            self._results[:0] = batch  # keep them for the next try
+            raise
+        self.recorded += written
+        for lane, _ in batch:
+            lane.unflushed -= 1
+
+
+def result_row(item_id: int, answer: Answer, queue_ms: float) -> dict[str, Any]:
+    """A work item's result columns from the dispatcher's answer."""
+    raw = answer.raw[:RAW_CHARS] if answer.raw is not None else None
+    return {
+        "id": item_id,
+        "outcome": answer.outcome.value,
+        "attempts": len(answer.attempts),
+        "latency_ms": answer.latency_ms,
+        "queue_ms": queue_ms,
+        "http_status": answer.status,
+        "request_id": answer.request_id,
+        "raw": raw,
+        "tags": [[tag.tag, tag.score] for tag in answer.tags],
+        "detail": answer.detail,
+        "attempt_log": [attempt.as_dict() for attempt in answer.attempts],
+        "finished_at": utcnow(),
+    }
+
+
+def _log_failure(task: "asyncio.Task[None]") -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("releasing work items failed: %s", task.exception())
+
+
+__all__ = ["DispatchWorker", "Connection", "new_worker_id"]

@@ -1,0 +1,179 @@
+"""Scores and verdicts of run services, and the end of a run.
+
+A run service is scored by streaming its recorded items, joined with their images' true
+tags, through a `ServiceScorer` one page at a time (keyset pages on the claim index), so
+memory stays flat however large the dataset. When none of its items is left to send it
+gets its scores and its status: a dry run passes a service whose every image ended `ok`;
+an evaluation passes a service that finished unless no image at all ended `ok`.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Row, exists, func, select, update
+
+from gateway.errors import OUTCOMES, Outcome
+from gateway.runs.claims import (
+    FINAL_STATUSES,
+    IMAGES,
+    RUN_SERVICES,
+    RUNS,
+    WORK_ITEMS,
+)
+from gateway.scoring.metrics import ServiceScorer
+
+PAGE = 2000
+FIRST_ERRORS = 3
+_DETAIL_CHARS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    status: str
+    reason: str | None
+    scores: dict[str, Any]
+
+
+def done_items(conn: Connection, *, run_service_id: int, columns: list[Any]) -> Iterator[Row[Any]]:
+    """The recorded items of a run service in `seq` order, joined with their images,
+    fetched a page at a time."""
+    last_seq = -1
+    while True:
+        page = conn.execute(
+            select(WORK_ITEMS.c.seq, *columns)
+            .join(IMAGES, IMAGES.c.id == WORK_ITEMS.c.image_id)
+            .where(
+                WORK_ITEMS.c.run_service_id == run_service_id,
+                WORK_ITEMS.c.state == "done",
+                WORK_ITEMS.c.seq > last_seq,
+            )
+            .order_by(WORK_ITEMS.c.seq)
+            .limit(PAGE)
+        ).all()
+        yield from page
+        if len(page) < PAGE:
+            return
+        last_seq = page[-1].seq
+
+
+def service_scores(conn: Connection, *, run_service_id: int) -> dict[str, Any]:
+    """The leaderboard figures of a run service over the items recorded so far.
+
+    Throughput is over the time from the first request sent to the last answer.
+    """
+    scorer = ServiceScorer()
+    first: datetime | None = None
+    last: datetime | None = None
+    for row in done_items(
+        conn,
+        run_service_id=run_service_id,
+        columns=[
+            WORK_ITEMS.c.outcome,
+            WORK_ITEMS.c.tags,
+            WORK_ITEMS.c.latency_ms,
+            WORK_ITEMS.c.finished_at,
+            IMAGES.c.truth,
+        ],
+    ):
+        tags = [(str(tag), float(score)) for tag, score in row.tags or ()]
+        scorer.add(outcome=row.outcome, tags=tags, truth=row.truth or [], latency_ms=row.latency_ms)
+        if row.finished_at is not None:
+            sent = row.finished_at - timedelta(milliseconds=row.latency_ms or 0.0)
+            first = sent if first is None or sent < first else first
+            last = row.finished_at if last is None or row.finished_at > last else last
+    elapsed = (last - first).total_seconds() if first is not None and last is not None else None
+    return scorer.result(elapsed_s=elapsed if elapsed and elapsed > 0 else None)
+
+
+def first_errors(conn: Connection, *, run_service_id: int, limit: int = FIRST_ERRORS) -> list[str]:
+    """The first failed requests of a run service, as the team may see them: request id,
+    outcome, status and detail (never the image's key or label)."""
+    rows = conn.execute(
+        select(
+            WORK_ITEMS.c.request_id,
+            WORK_ITEMS.c.outcome,
+            WORK_ITEMS.c.http_status,
+            WORK_ITEMS.c.detail,
+        )
+        .where(
+            WORK_ITEMS.c.run_service_id == run_service_id,
+            WORK_ITEMS.c.state == "done",
+            WORK_ITEMS.c.outcome != Outcome.OK.value,
+        )
+        .order_by(WORK_ITEMS.c.seq)
+        .limit(limit)
+    ).all()
+    errors = []
+    for row in rows:
+        status = f" (HTTP {row.http_status})" if row.outcome == "http_error" else ""
+        detail = (row.detail or "").strip()
+        if len(detail) > _DETAIL_CHARS:
+            detail = detail[: _DETAIL_CHARS - 1] + "…"
+        errors.append(f"request {row.request_id}: {row.outcome}{status}: {detail}")
+    return errors
+
+
+def judge(conn: Connection, *, run_service_id: int, phase: str) -> Verdict:
+    """Scores, status and (for a failure) the reason of a run service whose items are done."""
+    scores = service_scores(conn, run_service_id=run_service_id)
+    outcomes: dict[str, int] = scores["outcomes"]
+    images = int(scores["images"])
+    ok = outcomes.get(Outcome.OK.value, 0)
+    counts = ", ".join(f"{name} {outcomes.get(name, 0)}" for name in OUTCOMES)
+    passed = ok == images if phase == "dryrun" else ok > 0 or images == 0
+    if passed:
+        return Verdict("passed", None, scores)
+    if phase == "dryrun":
+        head = f"{images - ok} of {images} images did not end ok ({counts})"
+    else:
+        head = f"no image ended ok ({counts})"
+    errors = first_errors(conn, run_service_id=run_service_id)
+    reason = head + (". First errors: " + "; ".join(errors) if errors else "")
+    return Verdict("failed", reason, scores)
+
+
+def unfinished(conn: Connection, *, run_service_id: int) -> int:
+    """How many items of a run service are not recorded yet."""
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(WORK_ITEMS)
+            .where(
+                WORK_ITEMS.c.run_service_id == run_service_id,
+                WORK_ITEMS.c.state.in_(("pending", "leased")),
+            )
+        ).scalar_one()
+    )
+
+
+def finish_service(conn: Connection, *, run_service_id: int, phase: str) -> bool:
+    """Score and close a run service if every item is recorded; True if it is (now) final.
+
+    Two workers may both judge it; the conditional update lets one write.
+    """
+    if unfinished(conn, run_service_id=run_service_id):
+        return False
+    verdict = judge(conn, run_service_id=run_service_id, phase=phase)
+    conn.execute(
+        update(RUN_SERVICES)
+        .where(
+            RUN_SERVICES.c.id == run_service_id, RUN_SERVICES.c.status.in_(("pending", "ongoing"))
+        )
+        .values(status=verdict.status, reason=verdict.reason, scores=verdict.scores)
+    )
+    return True
+
+
+def complete_run(conn: Connection, *, run_id: int, now: datetime) -> bool:
+    """Mark a running run completed once all its services are final; True if this call did."""
+    still_open = exists().where(
+        RUN_SERVICES.c.run_id == run_id, RUN_SERVICES.c.status.not_in(FINAL_STATUSES)
+    )
+    result = conn.execute(
+        update(RUNS)
+        .where(RUNS.c.id == run_id, RUNS.c.state == "running", ~still_open)
+        .values(state="completed", finished_at=now)
+    )
+    return bool(result.rowcount)

@@ -1,0 +1,264 @@
+"""Runs: start, look up, cancel, resume and publish; progress, leaderboards and results.
+
+A run is created whole: one run service per service, one service slot per unit of each
+service's concurrency and every work item up front, in a seeded shuffled order of the
+dataset's images interleaved across services (`seq = position * n_services + service
+position`), so every team gets the images in the same order at about the same time.
+Workers (`gateway.runs.engine`) do the sending.
+
+Functions that change a run commit; look-ups leave the transaction to the caller.
+"""
+
+import random
+from collections.abc import Sequence
+from typing import cast
+
+from sqlalchemy import Table, insert, select
+from sqlalchemy.orm import Session, selectinload
+
+from gateway.config import Settings
+from gateway.datasets.models import Dataset, DatasetImage
+from gateway.db import utcnow
+from gateway.errors import Conflict, InvalidInput, NotFound
+from gateway.registry.models import Service
+from gateway.registry.service import get_service
+from gateway.runs.models import Run, RunService, ServiceSlot, WorkItem
+from gateway.runs.progress import (
+    ResultRow,
+    RunProgress,
+    ServiceProgress,
+    iter_results,
+    leaderboard,
+    run_progress,
+)
+from gateway.scoring.leaderboard import DEFAULT_METRIC, PRIMARY_METRICS
+
+__all__ = [
+    "PHASES",
+    "ResultRow",
+    "RunProgress",
+    "ServiceProgress",
+    "cancel_run",
+    "create_run",
+    "get_run",
+    "iter_results",
+    "leaderboard",
+    "list_runs",
+    "resume_run",
+    "run_progress",
+    "set_published",
+]
+
+PHASES: tuple[str, ...] = ("dryrun", "evaluation")
+# Images whose work items are inserted per statement.
+INSERT_CHUNK = 2000
+
+_WORK_ITEMS = cast(Table, WorkItem.__table__)
+_SLOTS = cast(Table, ServiceSlot.__table__)
+
+
+def create_run(
+    session: Session,
+    *,
+    settings: Settings,
+    dataset: int | str,
+    phase: str,
+    service_guids: list[str] | None = None,
+    metric: str | None = None,
+    concurrency: int | None = None,
+    timeout_s: float | None = None,
+    max_attempts: int | None = None,
+    seed: int | None = None,
+) -> Run:
+    """Queue a run of `dataset` (id or name) against `service_guids` (default: every
+    enabled service); a worker starts it. Commits.
+
+    Raises InvalidInput for an unknown phase or metric, a setting out of range, an empty
+    dataset, a disabled service, a service with no endpoint or no service at all;
+    NotFound (WrongGuidKind for a provider GUID) for an unknown dataset or service.
+    """
+    if phase not in PHASES:
+        raise InvalidInput(f"unknown phase {phase!r}; expected one of: {', '.join(PHASES)}")
+    metric = metric or DEFAULT_METRIC
+    if metric not in PRIMARY_METRICS:
+        raise InvalidInput(
+            f"unknown metric {metric!r}; expected one of: {', '.join(PRIMARY_METRICS)}"
+        )
+    if concurrency is not None and concurrency < 1:
+        raise InvalidInput(f"concurrency must be at least 1, got {concurrency}")
+    if timeout_s is not None and not timeout_s > 0:
+        raise InvalidInput(f"timeout_s must be positive, got {timeout_s}")
+    if max_attempts is not None and not 1 <= max_attempts <= 10:
+        raise InvalidInput(f"max_attempts must be within 1..10, got {max_attempts}")
+    found = _find_dataset(session, dataset)
+    services = _run_services(session, service_guids)
+    image_ids = list(
+        session.scalars(
+            select(DatasetImage.id)
+            .where(DatasetImage.dataset_id == found.id)
+            .order_by(DatasetImage.position, DatasetImage.id)
+        )
+    )
+    if not image_ids:
+        raise InvalidInput(f"dataset {found.name!r} has no images")
+
+    seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
+    run = Run(
+        dataset_id=found.id,
+        phase=phase,
+        metric=metric,
+        state="queued",
+        seed=seed,
+        timeout_s=timeout_s or settings.request_timeout_s,
+        max_attempts=max_attempts or settings.max_attempts,
+        published=False,
+    )
+    session.add(run)
+    session.flush()
+    members = [
+        RunService(
+            run_id=run.id,
+            service_id=svc.id,
+            position=position,
+            max_concurrency=concurrency or svc.max_concurrency or settings.service_concurrency,
+            status="pending",
+        )
+        for position, svc in enumerate(services)
+    ]
+    session.add_all(members)
+    session.flush()
+    session.execute(
+        insert(_SLOTS),
+        [{"run_service_id": m.id, "slot": k} for m in members for k in range(m.max_concurrency)],
+    )
+    _insert_work_items(session, run_id=run.id, members=members, image_ids=image_ids, seed=seed)
+    session.commit()
+    return run
+
+
+def _insert_work_items(
+    session: Session, *, run_id: int, members: Sequence[RunService], image_ids: list[int], seed: int
+) -> None:
+    """Every (service, image) once, in the seeded order, a chunk of images at a time."""
+    random.Random(seed).shuffle(image_ids)
+    n_services = len(members)
+    for start in range(0, len(image_ids), INSERT_CHUNK):
+        rows = [
+            {
+                "run_id": run_id,
+                "run_service_id": member.id,
+                "image_id": image_id,
+                "seq": position * n_services + member.position,
+                "state": "pending",
+                "attempts": 0,
+            }
+            for position, image_id in enumerate(
+                image_ids[start : start + INSERT_CHUNK], start=start
+            )
+            for member in members
+        ]
+        session.execute(insert(_WORK_ITEMS), rows)
+
+
+def _find_dataset(session: Session, dataset: int | str) -> Dataset:
+    found: Dataset | None = None
+    if isinstance(dataset, int):
+        found = session.get(Dataset, dataset)
+    else:
+        name = dataset.strip()
+        found = session.scalar(select(Dataset).where(Dataset.name == name))
+        if found is None and name.isdigit():
+            found = session.get(Dataset, int(name))
+    if found is None:
+        raise NotFound(f"no dataset {dataset!r} (give a dataset id or name)")
+    return found
+
+
+def _run_services(session: Session, service_guids: list[str] | None) -> list[Service]:
+    if service_guids is None:
+        services = list(
+            session.scalars(
+                select(Service)
+                .options(selectinload(Service.instances))
+                .where(Service.enabled.is_(True))
+                .order_by(Service.id)
+            )
+        )
+        if not services:
+            raise InvalidInput("no enabled service to run against; register or enable one")
+    else:
+        services = []
+        seen: set[int] = set()
+        for guid in service_guids:
+            svc = get_service(session, guid=guid)
+            if svc.id not in seen:
+                seen.add(svc.id)
+                services.append(svc)
+        if not services:
+            raise InvalidInput("no service given; name at least one, or omit the list")
+        for svc in services:
+            if not svc.enabled:
+                raise InvalidInput(f"service {svc.guid} ({svc.name}) is disabled; enable it first")
+    for svc in services:
+        if not svc.instances:
+            raise InvalidInput(
+                f"service {svc.guid} ({svc.name}) has no endpoint; give it one, disable it, "
+                "or name the services to run"
+            )
+    return services
+
+
+def get_run(session: Session, *, run_id: int) -> Run:
+    """The run `run_id`; raises NotFound."""
+    run = session.get(Run, run_id)
+    if run is None:
+        raise NotFound(f"no run {run_id}")
+    return run
+
+
+def list_runs(session: Session) -> list[Run]:
+    """Every run, newest first."""
+    return list(session.scalars(select(Run).order_by(Run.id.desc())))
+
+
+def cancel_run(session: Session, *, run_id: int) -> Run:
+    """Stop a queued or running run: workers send nothing new for it, requests in flight
+    finish and are recorded, unsent items go back to pending. Commits.
+
+    Raises NotFound, or Conflict for a run that is not queued or running.
+    """
+    run = get_run(session, run_id=run_id)
+    if run.state not in ("queued", "running"):
+        raise Conflict(
+            f"run {run_id} is {run.state}; only a queued or running run can be cancelled"
+        )
+    run.state = "cancelled"
+    run.finished_at = utcnow()
+    session.commit()
+    return run
+
+
+def resume_run(session: Session, *, run_id: int) -> Run:
+    """Continue a cancelled or failed run where it stopped (nothing recorded is sent
+    again). Commits.
+
+    Raises NotFound, or Conflict for a run that is queued, running or completed.
+    """
+    run = get_run(session, run_id=run_id)
+    if run.state not in ("cancelled", "failed"):
+        raise Conflict(
+            f"run {run_id} is {run.state}; only a cancelled or failed run can be resumed"
+        )
+    run.state = "running" if run.started_at is not None else "queued"
+    run.error = None
+    run.finished_at = None
+    session.commit()
+    return run
+
+
+def set_published(session: Session, *, run_id: int, published: bool) -> Run:
+    """Show (or hide) the run's leaderboard to providers. Commits. Raises NotFound."""
+    run = get_run(session, run_id=run_id)
+    run.published = published
+    session.commit()
+    return run

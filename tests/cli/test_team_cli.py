@@ -1,0 +1,408 @@
+"""`recoghub-cli` against a live hub and live sample recognizers: what a team sees."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from cmdline_tool.main import app
+from gateway import __version__
+from sample_recognizer.app import create_recognizer_app
+from sample_recognizer.config import RecognizerConfig
+from tests.builders import Team, hub_settings, jpeg_bytes, png_bytes, register_team
+from tests.servers import LiveServer, live_server
+
+# The tool reads these; the tests must not pick them up from the shell that runs them.
+CLEAN_ENV: dict[str, str | None] = {
+    "RECOGHUB_HUB": None,
+    "RECOGHUB_API_KEY": None,
+    "RECOGHUB_SERVICE": None,
+    "RECOGHUB_PROVIDER": None,
+}
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args), env={**CLEAN_ENV, **(env or {})})
+    assert "Traceback" not in result.output, result.output
+    return result.exit_code, result.output
+
+
+def lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.strip()]
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def recognizer(**config: Any) -> Iterator[LiveServer]:
+    with live_server(create_recognizer_app(RecognizerConfig(**config))) as server:
+        yield server
+
+
+@contextmanager
+def hub_with(tmp_path: Path, **overrides: object) -> Iterator[LiveServer]:
+    from gateway.app import create_app
+
+    settings = hub_settings(
+        f"sqlite:///{tmp_path / 'own-hub.db'}", tmp_path / "own-data", **overrides
+    )
+    with live_server(create_app(settings)) as server:
+        yield server
+
+
+def team_on(hub: LiveServer, endpoints: list[str]) -> Team:
+    with httpx.Client(base_url=hub.url, timeout=10) as client:
+        return register_team(client, endpoints)
+
+
+def recog(
+    hub: LiveServer, team: Team, *paths: Path | str, extra: tuple[str, ...] = ()
+) -> tuple[int, str]:
+    """`recoghub-cli recog` as `team`, with its own GUIDs and key."""
+    return cli(
+        "recog",
+        "--hub",
+        hub.url,
+        "--service",
+        team.service_guid,
+        "--provider",
+        team.provider_guid,
+        "--key",
+        team.api_key,
+        *extra,
+        *(str(p) for p in paths),
+    )
+
+
+@pytest.fixture
+def up() -> Iterator[LiveServer]:
+    """A sample recognizer answering `cat:0.9;dog:0.1`."""
+    with recognizer(answer="cat:0.9;dog:0.1") as server:
+        yield server
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> Path:
+    path = tmp_path / "red.png"
+    path.write_bytes(png_bytes())
+    return path
+
+
+# ping
+
+
+def test_ping_prints_the_hub_version(sqlite_hub: LiveServer) -> None:
+    code, output = cli("ping", "--hub", sqlite_hub.url)
+    assert code == 0
+    assert "is up" in output and __version__ in output
+
+    code, output = cli("ping", "--json", env={"RECOGHUB_HUB": sqlite_hub.url})
+    assert code == 0
+    assert json.loads(output)["version"] == __version__
+
+
+def test_ping_of_a_hub_that_is_down_names_the_hub() -> None:
+    url = closed_port_url()
+    code, output = cli("ping", "--hub", url)
+    assert code == 1
+    assert lines(output) == [
+        f"error: cannot reach the hub at {url} — is it running? check --hub / RECOGHUB_HUB"
+    ]
+
+
+def test_ping_of_a_recognizer_instead_of_the_hub_says_so(up: LiveServer) -> None:
+    code, output = cli("ping", "--hub", up.url)
+    assert code == 1
+    assert "not as a RecogHub hub does" in output and len(lines(output)) == 1
+
+
+# check
+
+
+def test_check_shows_each_instance(sqlite_hub: LiveServer, up: LiveServer) -> None:
+    team = team_on(sqlite_hub, [up.url])
+    code, output = cli(
+        "check", "--hub", sqlite_hub.url, "--service", team.service_guid, "--key", team.api_key
+    )
+    assert code == 0, output
+    assert up.url in output and "passed the check" in output
+
+    code, output = cli(
+        "check",
+        "--json",
+        env={
+            "RECOGHUB_HUB": sqlite_hub.url,
+            "RECOGHUB_SERVICE": team.service_guid,
+            "RECOGHUB_API_KEY": team.api_key,
+        },
+    )
+    assert code == 0
+    document = json.loads(output)
+    assert document["ok"] is True
+    assert document["instances"][0]["instance"] == up.url
+
+
+def test_check_with_a_down_instance_names_it(sqlite_hub: LiveServer, up: LiveServer) -> None:
+    down = closed_port_url()
+    team = team_on(sqlite_hub, [up.url, down])
+    code, output = cli(
+        "check", "--hub", sqlite_hub.url, "--service", team.service_guid, "--key", team.api_key
+    )
+    assert code == 1
+    error = [line for line in lines(output) if line.startswith("error:")]
+    assert len(error) == 1
+    assert f"1 of 2 instance(s) of service {team.service_guid} failed" in error[0]
+    assert down in error[0] and "reachable from the hub host" in error[0]
+
+
+# recog
+
+
+def test_recog_one_file_shows_its_tags(sqlite_hub: LiveServer, up: LiveServer, image: Path) -> None:
+    team = team_on(sqlite_hub, [up.url])
+    code, output = recog(sqlite_hub, team, image)
+    assert code == 0, output
+    [line] = lines(output)
+    assert line.startswith(str(image))
+    assert "cat 0.900, dog 0.100" in line and " ms" in line
+
+
+def test_recog_of_a_directory_sums_up(
+    sqlite_hub: LiveServer, up: LiveServer, tmp_path: Path
+) -> None:
+    folder = tmp_path / "images"
+    (folder / "more").mkdir(parents=True)
+    for n in range(3):
+        (folder / f"p{n}.png").write_bytes(png_bytes(color=(n * 40, 10, 10)))
+    (folder / "more" / "j.JPG").write_bytes(jpeg_bytes())
+    (folder / "notes.txt").write_text("not an image")
+    team = team_on(sqlite_hub, [up.url])
+
+    code, output = recog(sqlite_hub, team, folder, extra=("--concurrency", "3"))
+    assert code == 0, output
+    assert len([line for line in lines(output) if "cat 0.900" in line]) == 4
+    assert "images 4: sent 4, ok 4, failed 0" in lines(output)[-1]
+    assert "notes.txt" not in output
+
+    code, output = recog(sqlite_hub, team, folder, extra=("--json",))
+    assert code == 0
+    documents = [json.loads(line) for line in lines(output)]
+    images, summary = documents[:-1], documents[-1]
+    assert sorted(Path(d["file"]).name for d in images) == ["j.JPG", "p0.png", "p1.png", "p2.png"]
+    assert all(d["ok"] and d["tags"][0] == {"tag": "cat", "score": 0.9} for d in images)
+    assert summary["type"] == "summary" and summary["ok"] == 4 and summary["failed"] == 0
+    assert summary["latency_ms"]["p50"] is not None
+
+
+def test_a_service_guid_given_as_provider_is_named(
+    sqlite_hub: LiveServer, up: LiveServer, image: Path
+) -> None:
+    team = team_on(sqlite_hub, [up.url])
+    mixed = Team(team.service_guid, team.api_key, team.service_guid, team.signing_secret)
+    code, output = recog(sqlite_hub, mixed, image)
+    assert code == 1
+    [line] = lines(output)
+    assert f"{team.service_guid} is a service GUID, not a provider GUID" in line
+    assert "--provider" in line
+
+
+def test_a_provider_guid_given_as_service_is_named(
+    sqlite_hub: LiveServer, up: LiveServer, image: Path
+) -> None:
+    team = team_on(sqlite_hub, [up.url])
+    mixed = Team(team.provider_guid, team.api_key, team.provider_guid, team.signing_secret)
+    code, output = recog(sqlite_hub, mixed, image)
+    assert code == 1
+    [line] = lines(output)
+    assert f"{team.provider_guid} is a provider GUID, not a service GUID" in line
+    assert "--service" in line
+
+
+def test_recognizer_down_says_the_hub_cannot_reach_it(sqlite_hub: LiveServer, image: Path) -> None:
+    down = closed_port_url()
+    team = team_on(sqlite_hub, [down])
+    code, output = recog(sqlite_hub, team, image)
+    assert code == 1
+    [line] = lines(output)
+    assert f"the hub cannot reach your recognizer at {down}" in line
+    assert "is it running and reachable from the hub host?" in line
+
+
+def test_recognizer_too_slow_is_a_timeout(tmp_path: Path, image: Path) -> None:
+    with (
+        hub_with(tmp_path, request_timeout_s=0.5, max_attempts=1) as hub,
+        recognizer(delay_ms=1500) as slow,
+    ):
+        team = team_on(hub, [slow.url])
+        code, output = recog(hub, team, image)
+    assert code == 1
+    [line] = lines(output)
+    assert "failed timeout" in line and "did not answer the hub in time" in line
+
+
+def test_bad_format_shows_the_entry_and_the_raw_answer(sqlite_hub: LiveServer, image: Path) -> None:
+    with recognizer(bad_rate=1.0) as bad:
+        team = team_on(sqlite_hub, [bad.url])
+        code, output = recog(sqlite_hub, team, image)
+    assert code == 1
+    [line] = lines(output)
+    assert "failed bad_format" in line
+    assert "entry " in line and "raw: " in line
+
+
+def test_a_wrong_key_is_refused_with_what_to_do(
+    sqlite_hub: LiveServer, up: LiveServer, image: Path
+) -> None:
+    team = team_on(sqlite_hub, [up.url])
+    wrong = Team(team.provider_guid, "rk_not_the_key", team.service_guid, team.signing_secret)
+    code, output = recog(sqlite_hub, wrong, image)
+    assert code == 1
+    [line] = lines(output)
+    assert "the hub refused the API key" in line and "RECOGHUB_API_KEY" in line
+
+
+def test_a_text_file_is_not_sent(sqlite_hub: LiveServer, up: LiveServer, tmp_path: Path) -> None:
+    team = team_on(sqlite_hub, [up.url])
+    text = tmp_path / "notes.png"
+    text.write_text("hello")
+    code, output = recog(sqlite_hub, team, text)
+    assert code == 1
+    [line] = lines(output)
+    assert "not a JPEG or PNG image (checked here, not sent)" in line
+
+
+def test_a_broken_image_is_refused_by_the_hub(
+    sqlite_hub: LiveServer, up: LiveServer, tmp_path: Path
+) -> None:
+    team = team_on(sqlite_hub, [up.url])
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(png_bytes()[:40])
+    code, output = recog(sqlite_hub, team, broken)
+    assert code == 1
+    [line] = lines(output)
+    assert "not_an_image" in line and "the hub says this is not an image" in line
+
+
+def test_an_image_over_the_hubs_limit(tmp_path: Path, up: LiveServer) -> None:
+    big = tmp_path / "big.png"
+    big.write_bytes(png_bytes(400, 400))
+    with hub_with(tmp_path, max_image_bytes=200) as hub:
+        team = team_on(hub, [up.url])
+        code, output = recog(hub, team, big)
+    assert code == 1
+    assert "image_too_large" in output and "send a smaller image" in output
+
+
+def test_a_missing_file_fails_before_anything_is_sent(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.jpg"
+    code, output = cli(
+        "recog", "--hub", closed_port_url(), "--service", "s", "--provider", "p", "--key", "k",
+        str(missing),
+    )  # fmt: skip
+    assert code == 1
+    assert lines(output) == [f"error: no such file or directory: {missing} — check the path"]
+
+
+def test_a_mixed_directory_fails_only_its_bad_images(
+    sqlite_hub: LiveServer, up: LiveServer, tmp_path: Path
+) -> None:
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "good.png").write_bytes(png_bytes())
+    (folder / "fake.jpg").write_text("not really")
+    team = team_on(sqlite_hub, [up.url])
+    code, output = recog(sqlite_hub, team, folder, extra=("--json",))
+    assert code == 1
+    documents = {d.get("file"): d for d in map(json.loads, lines(output))}
+    assert documents[str(folder / "good.png")]["ok"] is True
+    assert documents[str(folder / "fake.jpg")]["outcome"] == "not_an_image"
+    summary = documents[None]
+    assert summary["sent"] == 1 and summary["outcomes"] == {"ok": 1, "not_an_image": 1}
+
+
+def test_missing_settings_are_named(image: Path) -> None:
+    code, output = cli("recog", str(image))
+    assert code == 1
+    assert lines(output) == ["error: no hub URL given — pass --hub URL or set RECOGHUB_HUB"]
+
+
+def test_an_unexpected_error_is_still_one_line(
+    monkeypatch: pytest.MonkeyPatch, image: Path
+) -> None:
+    def broken(*_: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("cmdline_tool.main.collect", broken)
+    code, output = cli(
+        "recog", "--hub", "h:1", "--service", "s", "--provider", "p", "--key", "k", str(image)
+    )
+    assert code == 1
+    [line] = lines(output)
+    assert "RuntimeError: boom" in line and "bug in recoghub-cli" in line
+
+
+def console_script(*args: str) -> subprocess.CompletedProcess[str]:
+    """`recoghub-cli ARGS` as a person runs it: its own process, through `main()`."""
+    return subprocess.run(
+        [sys.executable, "-m", "cmdline_tool.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if not k.startswith("RECOGHUB_")},
+    )
+
+
+def test_the_console_script_fails_in_one_line() -> None:
+    url = closed_port_url()
+    done = console_script("ping", "--hub", url, "--json")
+    assert done.returncode == 1
+    assert lines(done.stderr) == [
+        f"error: cannot reach the hub at {url} — is it running? check --hub / RECOGHUB_HUB"
+    ]
+    assert json.loads(done.stdout)["code"] == "hub_unreachable"
+
+
+def test_a_usage_error_is_one_line_too() -> None:
+    done = console_script("recog", "--concurrency", "0", "x.png")
+    assert done.returncode == 2
+    [line] = lines(done.stderr)
+    assert line.startswith("error: Invalid value for '--concurrency'")
+    assert line.endswith("— see `recoghub-cli recog --help`")
+
+
+def test_another_teams_service_is_refused_with_what_to_do(
+    sqlite_hub: LiveServer, up: LiveServer, image: Path
+) -> None:
+    mine, theirs = team_on(sqlite_hub, [up.url]), team_on(sqlite_hub, [up.url])
+    borrowed = Team(mine.provider_guid, mine.api_key, theirs.service_guid, mine.signing_secret)
+    code, output = recog(sqlite_hub, borrowed, image)
+    assert code == 1
+    [line] = lines(output)
+    assert line.startswith("error: the hub refused this to your API key")
+    assert "the provider that owns the service" in line
+
+
+def test_check_of_a_provider_guid_names_the_kind(sqlite_hub: LiveServer, up: LiveServer) -> None:
+    team = team_on(sqlite_hub, [up.url])
+    code, output = cli(
+        "check", "--hub", sqlite_hub.url, "--service", team.provider_guid, "--key", team.api_key
+    )
+    assert code == 1
+    assert lines(output) == [
+        f"error: {team.provider_guid} is a provider GUID, not a service GUID — "
+        "give --service your service's GUID; the organizer can tell you"
+    ]

@@ -1,0 +1,97 @@
+"""`recoghub provider …` and `recoghub service …` against a live hub."""
+
+import json
+from collections.abc import Callable
+
+import pytest
+import typer
+from typer.testing import CliRunner, Result
+
+from gateway.cli import registry
+from tests.builders import ADMIN_TOKEN
+from tests.servers import LiveServer
+
+app = typer.Typer()
+app.add_typer(registry.providers, name="provider")
+app.add_typer(registry.services, name="service")
+
+
+Recoghub = Callable[..., Result]
+
+
+@pytest.fixture
+def recoghub(sqlite_hub: LiveServer) -> Recoghub:
+    """Run a command against the live hub, as the organizer unless `token` says otherwise."""
+    runner = CliRunner()
+
+    def run(*args: str, token: str = ADMIN_TOKEN) -> Result:
+        return runner.invoke(app, [*args, "--hub", sqlite_hub.url, "--token", token])
+
+    return run
+
+
+def test_the_organizer_adds_and_lists_providers_and_services(recoghub: Recoghub) -> None:
+    added = recoghub("provider", "add", "Dog Team", "--contact", "dogs@example.org")
+    assert added.exit_code == 0, added.output
+    assert "shown only now" in added.stdout
+
+    as_json = recoghub("provider", "add", "Cat Team", "--json")
+    assert as_json.exit_code == 0, as_json.output
+    cat = json.loads(as_json.stdout)
+    assert cat["api_key"].startswith("rk_")
+    assert cat["api_key"] not in recoghub("provider", "list", "--json").stdout
+
+    providers = json.loads(recoghub("provider", "list", "--json").stdout)
+    assert [p["name"] for p in providers] == ["Dog Team", "Cat Team"]
+    dog = providers[0]
+    assert dog["guid"] in added.stdout
+    assert "Dog Team" in recoghub("provider", "list").stdout
+
+    service = recoghub(
+        "service", "add", "--provider", dog["guid"], "--name", "breeds",
+        "--endpoint", "http://10.0.0.1:8080", "--endpoint", "http://10.0.0.2:8080",
+        "--max-concurrency", "8", "--json",
+    )  # fmt: skip
+    assert service.exit_code == 0, service.output
+    created = json.loads(service.stdout)
+    assert created["signing_secret"]
+    assert created["endpoints"] == ["http://10.0.0.1:8080", "http://10.0.0.2:8080"]
+    assert created["max_concurrency"] == 8
+
+    human = recoghub(
+        "service", "add", "--provider", cat["guid"], "--name", "whiskers",
+        "--endpoint", "http://10.0.0.3:8080",
+    )  # fmt: skip
+    assert human.exit_code == 0, human.output
+    assert "signing secret" in human.stdout
+
+    listed = json.loads(recoghub("service", "list", "--json").stdout)
+    assert [s["name"] for s in listed] == ["breeds", "whiskers"]
+    assert "signing_secret" not in listed[0]
+    only_cat = json.loads(recoghub("service", "list", "--provider", cat["guid"], "--json").stdout)
+    assert [s["name"] for s in only_cat] == ["whiskers"]
+    table = recoghub("service", "list")
+    assert "breeds" in table.stdout and "whiskers" in table.stdout
+
+
+def test_failures_are_one_clear_error_not_a_traceback(recoghub: Recoghub) -> None:
+    bad_token = recoghub("provider", "list", token="ra_wrong")
+    provider = json.loads(recoghub("provider", "add", "Team", "--json").stdout)
+    bad_endpoint = recoghub(
+        "service", "add", "--provider", provider["guid"], "--name", "x", "--endpoint", "ftp://x"
+    )
+    wrong_kind = recoghub(
+        "service", "add", "--provider", "not-a-guid", "--name", "x", "--endpoint", "http://x:1"
+    )
+
+    for result, says in [
+        (bad_token, "hub answered 401 unauthorized: unknown token"),
+        (bad_endpoint, "endpoint 'ftp://x' must start with http:// or https://"),
+        (wrong_kind, "no provider with GUID not-a-guid"),
+    ]:
+        assert result.exit_code == 1
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+        assert "Traceback" not in result.output
+        text = " ".join(result.stderr.split())
+        assert text.startswith("error:"), text
+        assert says in text

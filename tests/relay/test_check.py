@@ -1,0 +1,83 @@
+"""`POST /api/v1/services/{guid}/check`: ping and probe every instance of a service."""
+
+from collections.abc import Callable
+
+import httpx
+
+from tests.builders import admin_headers, bearer, register_team
+from tests.dispatch.recognizers import refused_url
+from tests.servers import LiveServer
+
+Recognizers = Callable[..., str]
+
+
+def check_path(guid: str) -> str:
+    return f"/api/v1/services/{guid}/check"
+
+
+def test_check_reports_a_down_instance_and_a_good_one(
+    hub: LiveServer, recognizers: Recognizers
+) -> None:
+    good, down = recognizers(answer="cat:0.9;dog:0.1", delay_ms=10), refused_url()
+    with httpx.Client(base_url=hub.url, timeout=30) as client:
+        team = register_team(client, [good, down])
+        r = client.post(check_path(team.service_guid), headers=bearer(team.api_key))
+
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["service_guid"] == team.service_guid
+    assert body["ok"] is False
+    first, second = body["instances"]
+    assert first["instance"] == good
+    assert first["reachable"] is True and first["format_ok"] is True
+    assert first["outcome"] == "ok"
+    assert first["ping_ms"] is not None
+    assert first["latency_ms"] >= 10
+    assert first["tags"] == [{"tag": "cat", "score": 0.9}, {"tag": "dog", "score": 0.1}]
+    assert first["detail"] is None
+    assert second["instance"] == down
+    assert second["reachable"] is False and second["format_ok"] is False
+    assert second["outcome"] == "connect_error"
+    assert "cannot reach" in second["detail"]
+
+
+def test_check_of_a_healthy_service_is_ok(sqlite_hub: LiveServer, recognizers: Recognizers) -> None:
+    with httpx.Client(base_url=sqlite_hub.url, timeout=30) as client:
+        team = register_team(client, [recognizers(), recognizers()])
+        r = client.post(check_path(team.service_guid), headers=admin_headers())
+
+    assert r.status_code == 200, r.text
+    assert r.json()["ok"] is True
+    assert [i["format_ok"] for i in r.json()["instances"]] == [True, True]
+
+
+def test_check_shows_a_bad_format_with_its_entry(
+    sqlite_hub: LiveServer, recognizers: Recognizers
+) -> None:
+    with httpx.Client(base_url=sqlite_hub.url, timeout=30) as client:
+        team = register_team(client, [recognizers(bad_rate=1.0)])
+        r = client.post(check_path(team.service_guid), headers=bearer(team.api_key))
+
+    assert r.status_code == 200, r.text
+    [instance] = r.json()["instances"]
+    assert instance["reachable"] is True
+    assert instance["format_ok"] is False
+    assert instance["outcome"] == "bad_format"
+    assert instance["detail"].startswith("recognize: entry ")
+    assert instance["raw"]
+
+
+def test_check_is_for_the_owner_and_the_organizer_only(
+    open_hub: LiveServer, recognizers: Recognizers
+) -> None:
+    url = recognizers()
+    with httpx.Client(base_url=open_hub.url, timeout=30) as client:
+        owner, other = register_team(client, [url]), register_team(client, [url])
+        by_other = client.post(check_path(owner.service_guid), headers=bearer(other.api_key))
+        anonymous = client.post(check_path(owner.service_guid))
+        wrong_kind = client.post(check_path(owner.provider_guid), headers=bearer(owner.api_key))
+
+    assert by_other.status_code == 403
+    assert anonymous.status_code == 401
+    assert wrong_kind.status_code == 404
+    assert wrong_kind.json()["code"] == "wrong_guid_kind"

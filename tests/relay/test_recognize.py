@@ -1,0 +1,257 @@
+"""`POST /api/v1/services/{guid}/recognize` through a live hub to live sample recognizers."""
+
+import re
+import uuid
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from gateway.protocol.result_string import ResultStringError, parse_result
+from tests.builders import admin_headers, bearer, jpeg_bytes, png_bytes, register_team
+from tests.dispatch.recognizers import refused_url
+from tests.relay.conftest import SMALL_IMAGE_LIMIT, bomb_png
+from tests.servers import LiveServer
+
+Recognizers = Callable[..., str]
+
+
+def recognize_path(guid: str) -> str:
+    return f"/api/v1/services/{guid}/recognize"
+
+
+@pytest.fixture
+def api(sqlite_hub: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=sqlite_hub.url, timeout=30) as client:
+        yield client
+
+
+def test_recognize_answers_ranked_tags_and_latency(
+    hub: LiveServer, recognizers: Recognizers
+) -> None:
+    url = recognizers(answer="dog:0.25;cat:0.75;", delay_ms=20)
+    with httpx.Client(base_url=hub.url, timeout=30) as client:
+        team = register_team(client, [url])
+        r = client.post(
+            recognize_path(team.service_guid), content=png_bytes(), headers=bearer(team.api_key)
+        )
+
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["tags"] == [{"tag": "cat", "score": 0.75}, {"tag": "dog", "score": 0.25}]
+    assert body["raw"] == "dog:0.25;cat:0.75;"
+    assert body["outcome"] == "ok"
+    assert body["service_guid"] == team.service_guid
+    assert body["instance"] == url
+    assert re.fullmatch(r"[0-9a-f]{32}", body["request_id"])
+    assert body["latency_ms"] >= 20
+    [attempt] = body["attempts"]
+    assert attempt["n"] == 1 and attempt["instance"] == url and attempt["outcome"] == "ok"
+    assert attempt["latency_ms"] == body["latency_ms"]
+
+
+def test_the_organizer_may_relay_a_jpeg(api: httpx.Client, recognizers: Recognizers) -> None:
+    team = register_team(api, [recognizers(answer="husky:0.5")])
+    r = api.post(recognize_path(team.service_guid), content=jpeg_bytes(), headers=admin_headers())
+
+    assert r.status_code == 200, r.text
+    assert r.json()["tags"] == [{"tag": "husky", "score": 0.5}]
+
+
+def test_signed_requests_pass_a_recognizer_that_verifies_them(
+    api: httpx.Client, recognizers: Recognizers
+) -> None:
+    # The secret is issued at registration, so the recognizer starts after it.
+    team = register_team(api, [refused_url()])
+    url = recognizers(secret=team.signing_secret, answer="cat:1")
+    r = api.patch(
+        f"/api/v1/services/{team.service_guid}", json={"endpoints": [url]}, headers=admin_headers()
+    )
+    assert r.status_code == 200, r.text
+
+    r = api.post(
+        recognize_path(team.service_guid), content=png_bytes(), headers=bearer(team.api_key)
+    )
+
+    assert r.status_code == 200, r.text
+    assert r.json()["tags"] == [{"tag": "cat", "score": 1.0}]
+
+
+def test_a_provider_guid_given_as_service_is_named_as_such(
+    hub: LiveServer, recognizers: Recognizers
+) -> None:
+    with httpx.Client(base_url=hub.url, timeout=30) as client:
+        team = register_team(client, [recognizers()])
+        r = client.post(
+            recognize_path(team.provider_guid), content=png_bytes(), headers=bearer(team.api_key)
+        )
+
+    assert r.status_code == 404
+    assert r.json() == {
+        "detail": f"{team.provider_guid} is a provider GUID, not a service GUID",
+        "code": "wrong_guid_kind",
+    }
+
+
+def test_an_unknown_service_is_404(api: httpx.Client) -> None:
+    guid = str(uuid.uuid4())
+    r = api.post(recognize_path(guid), content=png_bytes(), headers=admin_headers())
+
+    assert r.status_code == 404
+    assert r.json()["code"] == "not_found"
+    assert guid in r.json()["detail"]
+
+
+def test_recognizer_down_is_502_connect_error(api: httpx.Client) -> None:
+    down = refused_url()
+    team = register_team(api, [down])
+    r = api.post(
+        recognize_path(team.service_guid), content=png_bytes(), headers=bearer(team.api_key)
+    )
+
+    assert r.status_code == 502
+    body = r.json()
+    assert body["code"] == "connect_error"
+    assert f"cannot reach {down}" in body["detail"]
+    assert re.fullmatch(r"[0-9a-f]{32}", body["request_id"])
+    assert body["raw"] is None
+
+
+def test_recognizer_slower_than_the_timeout_is_504(
+    tight_hub: LiveServer, recognizers: Recognizers
+) -> None:
+    with httpx.Client(base_url=tight_hub.url, timeout=30) as client:
+        team = register_team(client, [recognizers(delay_ms=800)])
+        r = client.post(
+            recognize_path(team.service_guid), content=png_bytes(), headers=bearer(team.api_key)
+        )
+
+    assert r.status_code == 504
+    assert r.json()["code"] == "timeout"
+    assert "within 0.3s" in r.json()["detail"]
+    assert r.json()["request_id"]
+
+
+def test_bad_format_is_502_with_the_offending_entry(
+    api: httpx.Client, recognizers: Recognizers
+) -> None:
+    team = register_team(api, [recognizers(bad_rate=1.0)])
+    r = api.post(
+        recognize_path(team.service_guid), content=png_bytes(), headers=bearer(team.api_key)
+    )
+
+    assert r.status_code == 502
+    body = r.json()
+    assert body["code"] == "bad_format"
+    with pytest.raises(ResultStringError) as expected:
+        parse_result(body["raw"])
+    assert body["detail"] == str(expected.value)
+    assert body["detail"].startswith("entry ")
+
+
+def test_bad_signature_is_502_with_the_recognizers_401(
+    api: httpx.Client, recognizers: Recognizers
+) -> None:
+    team = register_team(api, [recognizers(secret="not-the-services-secret")])
+    r = api.post(
+        recognize_path(team.service_guid), content=png_bytes(), headers=bearer(team.api_key)
+    )
+
+    assert r.status_code == 502
+    body = r.json()
+    assert body["code"] == "http_error"
+    assert "HTTP 401" in body["detail"]
+    assert "signature does not match" in body["raw"]
+
+
+def test_another_providers_key_is_403(api: httpx.Client, recognizers: Recognizers) -> None:
+    url = recognizers()
+    owner, other = register_team(api, [url]), register_team(api, [url])
+    r = api.post(
+        recognize_path(owner.service_guid), content=png_bytes(), headers=bearer(other.api_key)
+    )
+
+    assert r.status_code == 403
+    assert r.json()["code"] == "forbidden"
+
+
+def test_any_provider_may_relay_when_the_organizer_allows(
+    open_hub: LiveServer, recognizers: Recognizers
+) -> None:
+    url = recognizers(answer="cat:0.9")
+    with httpx.Client(base_url=open_hub.url, timeout=30) as client:
+        owner, other = register_team(client, [url]), register_team(client, [url])
+        r = client.post(
+            recognize_path(owner.service_guid), content=png_bytes(), headers=bearer(other.api_key)
+        )
+
+    assert r.status_code == 200, r.text
+    assert r.json()["tags"] == [{"tag": "cat", "score": 0.9}]
+
+
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer rk_not_a_key"}], ids=["anonymous", "unknown-key"]
+)
+def test_without_a_valid_key_is_401(
+    api: httpx.Client, recognizers: Recognizers, headers: dict[str, str]
+) -> None:
+    team = register_team(api, [recognizers()])
+    r = api.post(recognize_path(team.service_guid), content=png_bytes(), headers=headers)
+
+    assert r.status_code == 401
+    assert r.json()["code"] == "unauthorized"
+
+
+def test_a_disabled_service_is_409(api: httpx.Client, recognizers: Recognizers) -> None:
+    team = register_team(api, [recognizers()])
+    r = api.patch(
+        f"/api/v1/services/{team.service_guid}", json={"enabled": False}, headers=admin_headers()
+    )
+    assert r.status_code == 200, r.text
+
+    r = api.post(
+        recognize_path(team.service_guid), content=png_bytes(), headers=bearer(team.api_key)
+    )
+
+    assert r.status_code == 409
+    assert r.json()["code"] == "service_disabled"
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_an_oversized_upload_is_413(
+    tight_hub: LiveServer, recognizers: Recognizers, chunked: bool
+) -> None:
+    oversized = png_bytes() + b"\0" * SMALL_IMAGE_LIMIT
+    content = iter([oversized[i : i + 8192] for i in range(0, len(oversized), 8192)])
+    with httpx.Client(base_url=tight_hub.url, timeout=30) as client:
+        team = register_team(client, [recognizers()])
+        r = client.post(
+            recognize_path(team.service_guid),
+            content=content if chunked else oversized,
+            headers=bearer(team.api_key),
+        )
+
+    assert r.status_code == 413
+    assert r.json()["code"] == "too_large"
+    assert f"{SMALL_IMAGE_LIMIT}-byte limit" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("content", [b"GIF89a not really", b"", b"\x89PNG\r\n\x1a\ntruncated"])
+def test_a_body_that_is_not_an_image_is_415(
+    api: httpx.Client, recognizers: Recognizers, content: bytes
+) -> None:
+    team = register_team(api, [recognizers()])
+    r = api.post(recognize_path(team.service_guid), content=content, headers=bearer(team.api_key))
+
+    assert r.status_code == 415
+    assert r.json()["code"] == "not_an_image"
+
+
+def test_a_decompression_bomb_is_413(api: httpx.Client, recognizers: Recognizers) -> None:
+    team = register_team(api, [recognizers()])
+    bomb = bomb_png()
+    assert len(bomb) < 100_000  # small on the wire; 400 million pixels declared
+    r = api.post(recognize_path(team.service_guid), content=bomb, headers=bearer(team.api_key))
+
+    assert r.status_code == 413
+    assert r.json()["code"] == "too_large"

@@ -1,0 +1,278 @@
+"""The dispatch engine against real recognizers on 127.0.0.1, on SQLite and PostgreSQL."""
+
+import asyncio
+import random
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from gateway.config import Settings
+from gateway.datasets.models import DatasetImage
+from gateway.datasets.storage import image_path
+from gateway.runs import service
+from gateway.runs.models import Run, RunService, ServiceSlot
+from tests.runs.builders import (
+    add_dataset,
+    add_service,
+    answers_by_image,
+    closed_port_url,
+    item_counts,
+    make_images,
+    recognizer_app,
+    run_state,
+    statuses,
+    work_items,
+)
+from tests.runs.conftest import running_worker, start_run, wait_until
+
+
+def completed(engine: Engine, run_id: int) -> bool:
+    return run_state(engine, run_id) == "completed"
+
+
+def assert_each_item_once(engine: Engine, run_id: int, n_services: int, n_images: int) -> None:
+    items = work_items(engine, run_id)
+    assert len(items) == n_services * n_images
+    assert len({(i.run_service_id, i.image_id) for i in items}) == len(items)
+    assert all(i.state == "done" and i.outcome is not None for i in items)
+    assert all(i.finished_at is not None and i.request_id for i in items)
+
+
+async def test_dry_run_records_every_answer_and_scores_it_exactly(
+    run_engine: Engine, settings: Settings, data_dir: Path, serve: Any
+) -> None:
+    images = make_images(10, label=lambda i: f"dog{i}")
+    answers = {}
+    for i, image in enumerate(images):
+        truth = image.truth[0]
+        if i < 5:  # right at rank 1
+            answers[image.key] = f"{truth}:0.95;cat:0.1"
+        elif i < 8:  # right at rank 3
+            answers[image.key] = f"cat:0.6;cow:0.5;{truth}:0.4"
+        else:  # wrong
+            answers[image.key] = "cat:0.5"
+    good_app, good_seen = recognizer_app(answers_by_image(images, answers))
+    wrong_app, wrong_seen = recognizer_app(lambda body: "zzz:1")
+    dataset = add_dataset(run_engine, data_dir, images)
+    good = add_service(run_engine, [serve(good_app)], name="good")
+    wrong = add_service(run_engine, [serve(wrong_app)], name="wrong")
+    run_id = start_run(run_engine, settings, dataset=dataset, phase="dryrun", seed=7)
+
+    async with running_worker(run_engine, settings):
+        await wait_until(lambda: completed(run_engine, run_id), "the run to complete")
+
+    assert statuses(run_engine, run_id) == {good: "passed", wrong: "passed"}
+    assert_each_item_once(run_engine, run_id, 2, 10)
+    assert good_seen.requests == wrong_seen.requests == 10
+    with Session(run_engine) as session:
+        board = service.leaderboard(session, run_id=run_id)
+        assert [row["service_guid"] for row in board] == [good, wrong]
+        best = board[0]
+        assert best["rank"] == 1 and best["provider_name"] == "good"
+        assert best["images"] == 10
+        assert best["top1"] == pytest.approx(0.5)
+        assert best["top5"] == pytest.approx(0.8)
+        assert best["coverage_at_95"] == pytest.approx(0.5)
+        # µAP: five true pairs ranked 1..5, then three at ranks 14, 15, 16 of 10 true pairs.
+        assert best["micro_ap"] == pytest.approx((5 + 6 / 14 + 7 / 15 + 8 / 16) / 10)
+        assert best["outcomes"]["ok"] == 10 and best["latency_ms"]["p50"] is not None
+        assert board[1]["top1"] == 0.0 and board[1]["top5"] == 0.0
+
+        progress = service.run_progress(session, run_id=run_id)
+        assert progress.run.state == "completed" and progress.run.finished_at is not None
+        assert [(s.done, s.total, s.status) for s in progress.services] == [
+            (10, 10, "passed"),
+            (10, 10, "passed"),
+        ]
+        assert progress.services[0].outcomes == {
+            "ok": 10,
+            "timeout": 0,
+            "connect_error": 0,
+            "http_error": 0,
+            "bad_format": 0,
+            "too_large": 0,
+        }
+
+        rows = list(service.iter_results(session, run_id=run_id, service_guid=good))
+        ranks = {row.key: row.true_rank for row in rows}
+        assert ranks == {
+            image.key: (1 if i < 5 else 3 if i < 8 else None) for i, image in enumerate(images)
+        }
+        first = next(row for row in rows if row.key == "img000")
+        assert first.tags == [{"tag": "dog0", "score": 0.95}, {"tag": "cat", "score": 0.1}]
+        assert first.outcome == "ok" and first.attempts == 1 and first.raw == answers["img000"]
+
+
+async def test_every_service_gets_the_same_seeded_order(
+    run_engine: Engine, settings: Settings, data_dir: Path, serve: Any
+) -> None:
+    images = make_images(24)
+    apps = [recognizer_app(lambda body: "x:1") for _ in range(3)]
+    dataset = add_dataset(run_engine, data_dir, images)
+    guids = [add_service(run_engine, [serve(app)]) for app, _ in apps]
+    run_id = start_run(
+        run_engine, settings, dataset=dataset, phase="evaluation", seed=12345, concurrency=1
+    )
+
+    async with running_worker(run_engine, settings):
+        await wait_until(lambda: completed(run_engine, run_id), "the run to complete")
+
+    with Session(run_engine) as session:
+        rows = session.execute(
+            select(DatasetImage.id, DatasetImage.key).order_by(DatasetImage.position)
+        ).all()
+        members = session.execute(
+            select(RunService.id, RunService.position).where(RunService.run_id == run_id)
+        ).all()
+    expected = [image_id for image_id, _ in rows]
+    random.Random(12345).shuffle(expected)
+    digest_of = {image_id: next(i.digest for i in images if i.key == key) for image_id, key in rows}
+    items = work_items(run_engine, run_id)
+    for run_service_id, position in members:
+        mine = [i for i in items if i.run_service_id == run_service_id]
+        assert [i.image_id for i in mine] == expected
+        assert [i.seq for i in mine] == [n * 3 + position for n in range(24)]
+    # One request at a time per service: each recognizer saw the images in that order.
+    for (_, seen), guid in zip(apps, guids, strict=True):
+        assert seen.digests[guid] == [digest_of[image_id] for image_id in expected]
+        assert seen.max_in_flight == 1
+
+
+async def test_a_dead_team_fails_with_a_reason_while_live_teams_pass(
+    run_engine: Engine, settings: Settings, data_dir: Path, serve: Any
+) -> None:
+    images = make_images(8)
+    dataset = add_dataset(run_engine, data_dir, images)
+    live = [add_service(run_engine, [serve(recognizer_app(lambda b: "x:1")[0])]) for _ in range(2)]
+    dead = add_service(run_engine, [closed_port_url()], name="dead")
+    run_id = start_run(run_engine, settings, dataset=dataset, phase="dryrun", max_attempts=1)
+
+    async with running_worker(run_engine, settings):
+        await wait_until(lambda: completed(run_engine, run_id), "the run to complete")
+
+    assert statuses(run_engine, run_id) == {live[0]: "passed", live[1]: "passed", dead: "failed"}
+    assert_each_item_once(run_engine, run_id, 3, 8)
+    with Session(run_engine) as session:
+        progress = service.run_progress(session, run_id=run_id)
+        failed = next(s for s in progress.services if s.service_guid == dead)
+        assert failed.outcomes["connect_error"] == 8 and failed.done == 8
+        reason = failed.reason or ""
+        assert reason.startswith("8 of 8 images did not end ok (ok 0, timeout 0, connect_error 8")
+        assert "First errors: request " in reason and "cannot reach" in reason
+        for image in images:  # the team sees its reason: no keys, no labels
+            assert image.key not in reason and image.truth[0] not in reason
+        board = service.leaderboard(session, run_id=run_id)
+        assert board[-1]["service_guid"] == dead and board[-1]["outcomes"]["connect_error"] == 8
+
+
+async def test_a_slow_team_does_not_hold_back_the_fast_ones(
+    run_engine: Engine, settings: Settings, data_dir: Path, serve: Any
+) -> None:
+    gate = threading.Event()
+    images = make_images(12)
+    dataset = add_dataset(run_engine, data_dir, images)
+    slow_app, slow_seen = recognizer_app(lambda b: "x:1", gate=gate)
+    slow = add_service(run_engine, [serve(slow_app)], name="slow")
+    fast = [add_service(run_engine, [serve(recognizer_app(lambda b: "x:1")[0])]) for _ in range(2)]
+    run_id = start_run(run_engine, settings, dataset=dataset, phase="dryrun", timeout_s=60)
+    try:
+        async with running_worker(run_engine, settings):
+            await wait_until(
+                lambda: all(statuses(run_engine, run_id)[g] == "passed" for g in fast),
+                "the fast teams to finish",
+            )
+            # The slow team holds every request until the gate opens: nothing of it is
+            # recorded, yet the fast teams are through.
+            assert statuses(run_engine, run_id)[slow] == "ongoing"
+            assert slow_seen.max_in_flight == 4
+            gate.set()
+            await wait_until(lambda: completed(run_engine, run_id), "the run to complete")
+    finally:
+        gate.set()
+    assert statuses(run_engine, run_id)[slow] == "passed"
+    assert_each_item_once(run_engine, run_id, 3, 12)
+
+
+async def test_the_per_service_concurrency_bound_holds(
+    run_engine: Engine, settings: Settings, data_dir: Path, serve: Any
+) -> None:
+    images = make_images(30)
+    dataset = add_dataset(run_engine, data_dir, images)
+    app, seen = recognizer_app(lambda b: "x:1", delay_s=0.02)
+    guid = add_service(run_engine, [serve(app)], max_concurrency=8)
+    run_id = start_run(run_engine, settings, dataset=dataset, phase="evaluation", concurrency=3)
+    with Session(run_engine) as session:
+        member = session.scalars(select(RunService).where(RunService.run_id == run_id)).one()
+        slots = session.scalars(
+            select(ServiceSlot.slot).where(ServiceSlot.run_service_id == member.id)
+        ).all()
+        assert member.max_concurrency == 3 and sorted(slots) == [0, 1, 2]
+
+    async with running_worker(run_engine, settings):
+        await wait_until(lambda: completed(run_engine, run_id), "the run to complete")
+
+    assert 1 < seen.max_in_flight <= 3
+    assert seen.requests == 30
+    assert statuses(run_engine, run_id) == {guid: "passed"}
+
+
+async def test_cancel_stops_sending_and_resume_finishes_without_duplicates(
+    run_engine: Engine, settings: Settings, data_dir: Path, serve: Any
+) -> None:
+    images = make_images(40)
+    dataset = add_dataset(run_engine, data_dir, images)
+    app, seen = recognizer_app(lambda b: "x:1", delay_s=0.02)
+    add_service(run_engine, [serve(app)])
+    run_id = start_run(run_engine, settings, dataset=dataset, phase="dryrun", concurrency=2)
+
+    async with running_worker(run_engine, settings):
+        await wait_until(lambda: item_counts(run_engine, run_id).get("done", 0) >= 6, "progress")
+        with Session(run_engine) as session:
+            assert service.cancel_run(session, run_id=run_id).state == "cancelled"
+        await wait_until(
+            lambda: "leased" not in item_counts(run_engine, run_id) and seen.in_flight == 0,
+            "the worker to let go of the cancelled run",
+        )
+        await asyncio.sleep(0.3)  # several worker ticks, in which nothing may be sent
+        counts = item_counts(run_engine, run_id)
+        assert counts["pending"] > 0 and "leased" not in counts
+        assert seen.requests == counts["done"]  # what was sent is recorded, nothing more
+
+        with Session(run_engine) as session:
+            assert service.resume_run(session, run_id=run_id).state == "running"
+        await wait_until(lambda: completed(run_engine, run_id), "the resumed run to complete")
+
+    assert_each_item_once(run_engine, run_id, 1, 40)
+    assert seen.requests == 40
+    recorded = {i.request_id for i in work_items(run_engine, run_id)}
+    assert recorded == set(seen.request_ids)
+
+
+async def test_a_missing_image_file_fails_the_run_until_it_is_restored(
+    run_engine: Engine, settings: Settings, data_dir: Path, serve: Any
+) -> None:
+    images = make_images(6)
+    dataset = add_dataset(run_engine, data_dir, images)
+    add_service(run_engine, [serve(recognizer_app(lambda b: "x:1")[0])])
+    lost = image_path(data_dir, images[3].digest)
+    kept = lost.read_bytes()
+    lost.unlink()
+    run_id = start_run(run_engine, settings, dataset=dataset, phase="dryrun")
+
+    async with running_worker(run_engine, settings):
+        await wait_until(lambda: run_state(run_engine, run_id) == "failed", "the run to fail")
+        with Session(run_engine) as session:
+            run = session.get(Run, run_id)
+            assert run is not None and str(lost) in (run.error or "")
+        await wait_until(
+            lambda: "leased" not in item_counts(run_engine, run_id), "leases to be released"
+        )
+        lost.write_bytes(kept)
+        with Session(run_engine) as session:
+            service.resume_run(session, run_id=run_id)
+        await wait_until(lambda: completed(run_engine, run_id), "the resumed run to complete")
+    assert_each_item_once(run_engine, run_id, 1, 6)

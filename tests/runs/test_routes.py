@@ -1,0 +1,304 @@
+"""Runs through the API against a live hub, its embedded worker and live recognizers:
+start, progress, leaderboard, results, cancel and resume."""
+
+import csv
+import hashlib
+import io
+import json
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.builders import ADMIN_TOKEN, Team, admin_headers, png_bytes, register_team
+from tests.servers import LiveServer, live_server
+
+# Keys and labels of the small dataset most tests use. A recognizer answering
+# `cat:0.9;dog:0.5` gets top-1 2/4 and top-5 3/4 on it.
+LABELS = {"img-a": "cat", "img-b": "cat", "img-c": "dog", "img-d": "bird"}
+CAT_DOG = "cat:0.9;dog:0.5"
+RESULT_KEYS = {"key", "outcome", "attempts", "latency_ms", "raw", "tags", "true_rank"}
+
+
+def seed_dataset(
+    database_url: str, data_dir: Path, labels: dict[str, str], name: str = "pets"
+) -> int:
+    """Store a classification dataset the way an import leaves it: rows and image files."""
+    from sqlalchemy.orm import Session
+
+    from gateway.datasets.models import Dataset, DatasetImage
+    from gateway.datasets.storage import image_path
+    from gateway.db import make_engine
+
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as session, session.begin():
+            dataset = Dataset(
+                name=name, format="folder", images=len(labels), labels=len(set(labels.values()))
+            )
+            session.add(dataset)
+            session.flush()
+            for position, (key, label) in enumerate(labels.items()):
+                data = png_bytes(8 + position, 8, (position * 7 % 256, 40, 90))
+                sha = hashlib.sha256(data).hexdigest()
+                path = image_path(data_dir, sha)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+                session.add(
+                    DatasetImage(
+                        dataset_id=dataset.id,
+                        position=position,
+                        key=key,
+                        truth=[label],
+                        sha256=sha,
+                        content_type="image/png",
+                        size=len(data),
+                    )
+                )
+            return dataset.id
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def recognizers(*answers: str, **config: Any) -> Iterator[list[LiveServer]]:
+    """One live dummy recognizer per answer (with the same extra config each)."""
+    from sample_recognizer.app import create_recognizer_app
+    from sample_recognizer.config import RecognizerConfig
+
+    with ExitStack() as stack:
+        yield [
+            stack.enter_context(
+                live_server(
+                    create_recognizer_app(RecognizerConfig(backend="dummy", answer=a, **config))
+                )
+            )
+            for a in answers
+        ]
+
+
+def start_run(client: httpx.Client, dataset: int | str, phase: str, **body: Any) -> dict[str, Any]:
+    r = client.post(
+        "/api/v1/runs", json={"dataset": dataset, "phase": phase, **body}, headers=admin_headers()
+    )
+    assert r.status_code == 201, r.text
+    run: dict[str, Any] = r.json()
+    return run
+
+
+def wait_for(
+    client: httpx.Client, run_id: int, states: set[str], timeout: float = 30.0
+) -> dict[str, Any]:
+    """Poll the run until its state is one of `states`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = client.get(f"/api/v1/runs/{run_id}", headers=admin_headers())
+        assert r.status_code == 200, r.text
+        run: dict[str, Any] = r.json()
+        if run["state"] in states:
+            return run
+        assert time.monotonic() < deadline, f"run {run_id} still {run['state']}: {run}"
+        time.sleep(0.05)
+
+
+def results_of(
+    client: httpx.Client, run_id: int, service: str, fmt: str = "jsonl", token: str = ADMIN_TOKEN
+) -> httpx.Response:
+    return client.get(
+        f"/api/v1/runs/{run_id}/results",
+        params={"service": service, "format": fmt},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+
+
+def parse_jsonl(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line]
+
+
+def row_by_service(rows: list[dict[str, Any]], team: Team) -> dict[str, Any]:
+    (row,) = [r for r in rows if r["service_guid"] == team.service_guid]
+    return row
+
+
+def test_dry_run_completes_with_leaderboard_and_results(
+    hub: LiveServer, database_url: str, tmp_path: Path
+) -> None:
+    dataset_id = seed_dataset(database_url, tmp_path / "data", LABELS)
+    with recognizers(CAT_DOG, "bird:0.8") as (good, poor), httpx.Client(base_url=hub.url) as c:
+        a = register_team(c, [good.url], name="alpha")
+        b = register_team(c, [poor.url], name="beta")
+        run = start_run(c, dataset_id, "dryrun", services=[a.service_guid, b.service_guid])
+        assert run["state"] in {"queued", "running"}
+        assert run["phase"] == "dryrun" and run["metric"] == "top5"
+        assert {s["service_guid"] for s in run["services"]} == {a.service_guid, b.service_guid}
+
+        done = wait_for(c, run["id"], {"completed"})
+        assert done["finished_at"] is not None
+        for s in done["services"]:
+            assert s["status"] == "passed", s
+            assert (s["done"], s["total"]) == (4, 4)
+            assert s["outcomes"]["ok"] == 4
+            assert sum(s["outcomes"].values()) == 4
+
+        r = c.get(f"/api/v1/runs/{run['id']}/leaderboard", headers=admin_headers())
+        assert r.status_code == 200, r.text
+        rows = r.json()
+        assert [row["service_guid"] for row in rows] == [a.service_guid, b.service_guid]
+        assert [row["rank"] for row in rows] == [1, 2]
+        best = rows[0]
+        assert best["provider_guid"] == a.provider_guid and best["provider_name"] == "alpha"
+        assert best["images"] == 4
+        assert best["top1"] == pytest.approx(0.5)
+        assert best["top5"] == pytest.approx(0.75)
+        assert rows[1]["top1"] == pytest.approx(0.25)
+        assert best["latency_ms"]["p50"] is not None
+
+        r = results_of(c, run["id"], a.service_guid)
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"].startswith("application/x-ndjson")
+        lines = parse_jsonl(r.text)
+        assert {line["key"] for line in lines} == set(LABELS)
+        for line in lines:
+            assert set(line) == RESULT_KEYS
+            assert line["outcome"] == "ok" and line["attempts"] == 1
+            assert line["raw"] == CAT_DOG
+            assert line["tags"] == [{"tag": "cat", "score": 0.9}, {"tag": "dog", "score": 0.5}]
+        ranks = {line["key"]: line["true_rank"] for line in lines}
+        assert ranks == {"img-a": 1, "img-b": 1, "img-c": 2, "img-d": None}
+
+
+def test_results_csv_and_jsonl_agree(
+    sqlite_hub: LiveServer, sqlite_url: str, tmp_path: Path
+) -> None:
+    dataset_id = seed_dataset(sqlite_url, tmp_path / "data", LABELS)
+    with recognizers("dog:0.75;a, b: c:0.25") as (rec,), httpx.Client(base_url=sqlite_hub.url) as c:
+        team = register_team(c, [rec.url])
+        run = start_run(c, dataset_id, "dryrun", services=[team.service_guid])
+        wait_for(c, run["id"], {"completed"})
+
+        jsonl = parse_jsonl(results_of(c, run["id"], team.service_guid).text)
+        r = results_of(c, run["id"], team.service_guid, "csv")
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"].startswith("text/csv")
+        table = list(csv.DictReader(io.StringIO(r.text)))
+
+    assert len(table) == len(jsonl) == 4
+    assert list(table[0]) == [
+        "key",
+        "outcome",
+        "attempts",
+        "latency_ms",
+        "raw",
+        "tags",
+        "true_rank",
+    ]
+    by_key = {row["key"]: row for row in table}
+    for line in jsonl:
+        row = by_key[line["key"]]
+        assert row["outcome"] == line["outcome"]
+        assert int(row["attempts"]) == line["attempts"]
+        assert float(row["latency_ms"]) == pytest.approx(line["latency_ms"])
+        assert row["raw"] == line["raw"]
+        assert row["tags"] == "".join(f"{t['tag']}:{t['score']};" for t in line["tags"])
+        assert (int(row["true_rank"]) if row["true_rank"] else None) == line["true_rank"]
+    # A tag may hold ":" and "," (split at the last ":"); CSV quoting keeps it whole.
+    assert jsonl[0]["tags"][1] == {"tag": "a, b: c", "score": 0.25}
+
+
+def test_cancel_stops_and_resume_finishes_without_duplicates(
+    hub: LiveServer, database_url: str, tmp_path: Path
+) -> None:
+    labels = {f"k{i:02d}": "cat" for i in range(24)}
+    dataset_id = seed_dataset(database_url, tmp_path / "data", labels)
+    with recognizers(CAT_DOG, delay_ms=80) as (slow,), httpx.Client(base_url=hub.url) as c:
+        team = register_team(c, [slow.url])
+        run = start_run(c, dataset_id, "dryrun", services=[team.service_guid], concurrency=1)
+        wait_for(c, run["id"], {"running"})
+
+        r = c.post(f"/api/v1/runs/{run['id']}/cancel", headers=admin_headers())
+        assert r.status_code == 200, r.text
+        assert r.json()["state"] == "cancelled"
+        time.sleep(0.5)  # in-flight requests settle
+        settled = c.get(f"/api/v1/runs/{run['id']}", headers=admin_headers()).json()
+        time.sleep(0.4)
+        later = c.get(f"/api/v1/runs/{run['id']}", headers=admin_headers()).json()
+        assert later["state"] == "cancelled"
+        assert later["services"][0]["done"] == settled["services"][0]["done"] < 24
+
+        r = c.post(f"/api/v1/runs/{run['id']}/resume", headers=admin_headers())
+        assert r.status_code == 200, r.text
+        assert r.json()["state"] in {"queued", "running"}
+        done = wait_for(c, run["id"], {"completed"})
+        assert done["services"][0]["done"] == 24
+        assert done["services"][0]["outcomes"]["ok"] == 24
+
+        keys = [
+            line["key"] for line in parse_jsonl(results_of(c, run["id"], team.service_guid).text)
+        ]
+        assert sorted(keys) == sorted(labels)
+
+
+def test_start_run_is_checked(sqlite_hub: LiveServer, sqlite_url: str, tmp_path: Path) -> None:
+    dataset_id = seed_dataset(sqlite_url, tmp_path / "data", LABELS)
+    with httpx.Client(base_url=sqlite_hub.url) as c:
+        team = register_team(c, ["http://127.0.0.1:9"])
+        body = {"dataset": dataset_id, "phase": "dryrun"}
+
+        assert c.post("/api/v1/runs", json=body).status_code == 401
+        r = c.post("/api/v1/runs", json=body, headers={"Authorization": f"Bearer {team.api_key}"})
+        assert r.status_code == 403
+
+        r = c.post("/api/v1/runs", json={**body, "phase": "final"}, headers=admin_headers())
+        assert r.status_code == 422 and r.json()["code"] == "invalid_input"
+        assert "phase" in r.json()["detail"]
+
+        r = c.post("/api/v1/runs", json={**body, "dataset": "nope"}, headers=admin_headers())
+        assert r.status_code == 404 and r.json()["code"] == "not_found"
+
+        r = c.post(
+            "/api/v1/runs", json={**body, "services": [team.provider_guid]}, headers=admin_headers()
+        )
+        assert r.status_code == 404 and r.json()["code"] == "wrong_guid_kind"
+
+        # The dataset's name works as well as its id.
+        run = start_run(c, "pets", "evaluation", services=[team.service_guid], metric="top1")
+        assert (run["dataset"], run["phase"], run["metric"]) == ("pets", "evaluation", "top1")
+        assert run["published"] is False
+
+
+def test_unknown_run_is_404_everywhere(sqlite_hub: LiveServer) -> None:
+    with httpx.Client(base_url=sqlite_hub.url, headers=admin_headers()) as c:
+        team = register_team(c, ["http://127.0.0.1:9"])
+        for method, path in [
+            ("GET", "/api/v1/runs/999"),
+            ("GET", "/api/v1/runs/999/leaderboard"),
+            ("GET", f"/api/v1/runs/999/results?service={team.service_guid}"),
+            ("POST", "/api/v1/runs/999/cancel"),
+            ("POST", "/api/v1/runs/999/resume"),
+            ("POST", "/api/v1/runs/999/publish"),
+        ]:
+            r = c.request(method, path)
+            assert r.status_code == 404, (path, r.text)
+            assert r.json()["code"] == "not_found"
+            assert "999" in r.json()["detail"]
+
+
+def test_publish_toggles_and_list_shows_runs(
+    sqlite_hub: LiveServer, sqlite_url: str, tmp_path: Path
+) -> None:
+    dataset_id = seed_dataset(sqlite_url, tmp_path / "data", LABELS)
+    with httpx.Client(base_url=sqlite_hub.url, headers=admin_headers()) as c:
+        team = register_team(c, ["http://127.0.0.1:9"])
+        run = start_run(c, dataset_id, "evaluation", services=[team.service_guid])
+        path = f"/api/v1/runs/{run['id']}/publish"
+        assert c.post(path, json={"published": True}).json()["published"] is True
+        assert c.get(f"/api/v1/runs/{run['id']}").json()["published"] is True
+        assert c.post(path, json={"published": False}).json()["published"] is False
+
+        listed = c.get("/api/v1/runs").json()
+        assert [r["id"] for r in listed] == [run["id"]]
+        assert listed[0]["services"][0]["service_guid"] == team.service_guid
