@@ -57,7 +57,9 @@ def check_image(data: bytes, *, max_bytes: int, max_pixels: int) -> CheckedImage
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLarge(f"refused as a decompression bomb: {exc}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except UnidentifiedImageError:
+        raise NotAnImage("not a JPEG or PNG image Pillow can read (unknown format)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
         raise NotAnImage(f"not a JPEG or PNG image Pillow can read: {exc}") from None
     if kind not in CONTENT_TYPES:
         raise NotAnImage(f"image format {kind or 'unknown'} is not accepted; send JPEG or PNG")
@@ -82,8 +84,9 @@ def strip_metadata(image: CheckedImage) -> CheckedImage:
             clean = clean.convert("RGB")
         out = io.BytesIO()
         if fmt == "JPEG":
-            clean.save(out, format="JPEG", quality=95)
+            # Pillow carries the JPEG comment over unless told otherwise.
+            clean.save(out, format="JPEG", quality=95, comment=b"", icc_profile=None)
         else:
-            clean.save(out, format="PNG")
+            clean.save(out, format="PNG", icc_profile=None)
     width, height = clean.size
     return CheckedImage(out.getvalue(), CONTENT_TYPES[fmt], width, height)

@@ -320,18 +320,27 @@ def _tree_items(
         if file is None:
             return
         number += 1
-        where = f"file {file.path}"
-        try:
-            if file.size < 0:
-                raise _Problem("no such file")
-            if file.size > max_image_bytes:
-                raise _Problem(f"image is {file.size} bytes, over the {max_image_bytes}-byte limit")
-            data = file.read(max_image_bytes + 1)
-            yield SourceItem(number, where, record=record(file.path, data))
-        except _Problem as exc:
-            yield SourceItem(number, where, problem=str(exc))
-        except _ARCHIVE_ERRORS as exc:
-            yield SourceItem(number, where, problem=f"cannot be read: {exc}")
+        yield _tree_item(number, file, max_image_bytes=max_image_bytes, record=record)
+
+
+def _tree_item(
+    number: int,
+    file: TreeFile,
+    *,
+    max_image_bytes: int,
+    record: Callable[[str, bytes], ImageRecord],
+) -> SourceItem:
+    where = f"file {file.path}"
+    try:
+        if file.size < 0:
+            raise _Problem("no such file")
+        if file.size > max_image_bytes:
+            raise _Problem(f"image is {file.size} bytes, over the {max_image_bytes}-byte limit")
+        return SourceItem(number, where, record=record(file.path, file.read(max_image_bytes + 1)))
+    except _Problem as exc:
+        return SourceItem(number, where, problem=str(exc))
+    except _ARCHIVE_ERRORS as exc:
+        return SourceItem(number, where, problem=f"cannot be read: {exc}")
 
 
 def read_folder(tree: ImageTree, *, max_image_bytes: int) -> Iterator[SourceItem]:

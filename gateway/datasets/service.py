@@ -12,7 +12,6 @@ skip bad lines, in which case they are reported instead.
 
 import json
 import logging
-import re
 import tempfile
 from collections.abc import Iterable
 from contextlib import ExitStack
@@ -172,11 +171,6 @@ def get_dataset(*, session: Session, dataset_id: int) -> Dataset:
     return dataset
 
 
-def _bytes_repr_free(reason: str) -> str:
-    # Pillow names the in-memory file it could not identify; that helps no one.
-    return re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "", reason)
-
-
 def _import_items(
     *,
     session: Session,
@@ -280,7 +274,7 @@ def _store_items(
                 # verify() passed but decoding did not: truncated or corrupt data.
                 raise NotAnImage(f"image data is corrupt: {exc}") from None
         except ImageRejected as exc:
-            bad(item, _bytes_repr_free(str(exc)))
+            bad(item, str(exc))
             continue
         sha256, new = store_image(settings.data_dir, clean.data)
         if new:

@@ -32,6 +32,7 @@ from gateway.errors import (
     RecognizerTimeout,
     RecognizerTooLarge,
 )
+from gateway.observability import ATTEMPT_LATENCY, ATTEMPTS_BY_OUTCOME
 from gateway.protocol import signing
 from gateway.protocol.result_string import (
     MAX_RESULT_BYTES,
@@ -262,8 +263,8 @@ class Dispatcher:
                 raise RecognizerBadFormat(str(exc)).with_raw(raw) from None
         except RecognizerError as failed:
             latency = (time.perf_counter() - started) * 1000.0
-            attempts.append(
-                Attempt(number, instance, failed.outcome, latency, status, failed.detail)
+            _record(
+                attempts, Attempt(number, instance, failed.outcome, latency, status, failed.detail)
             )
             raise
         except TimeoutError:
@@ -271,18 +272,20 @@ class Dispatcher:
             timed_out = RecognizerTimeout(
                 f"no complete answer from {instance} within {timeout.total:g}s"
             )
-            attempts.append(
-                Attempt(number, instance, timed_out.outcome, latency, status, timed_out.detail)
+            _record(
+                attempts,
+                Attempt(number, instance, timed_out.outcome, latency, status, timed_out.detail),
             )
             raise timed_out from None
         except (aiohttp.ClientError, OSError) as exc:
             latency = (time.perf_counter() - started) * 1000.0
             refused = RecognizerConnectError(f"cannot reach {instance}: {_describe(exc)}")
-            attempts.append(
-                Attempt(number, instance, refused.outcome, latency, status, refused.detail)
+            _record(
+                attempts,
+                Attempt(number, instance, refused.outcome, latency, status, refused.detail),
             )
             raise refused from None
-        attempts.append(Attempt(number, instance, Outcome.OK, latency, status))
+        _record(attempts, Attempt(number, instance, Outcome.OK, latency, status))
         return tags, raw, latency
 
     async def ping(self, instance: str, *, timeout_s: float = 5.0) -> PingResult:
@@ -307,6 +310,14 @@ class Dispatcher:
             return PingResult(instance, False, None, None, f"no answer within {timeout_s:g}s")
         except (aiohttp.ClientError, OSError) as exc:
             return PingResult(instance, False, None, None, f"cannot reach: {_describe(exc)}")
+
+
+def _record(attempts: list[Attempt], attempt: Attempt) -> None:
+    """Keep the attempt for the logs and count it in the Prometheus metrics."""
+    attempts.append(attempt)
+    ATTEMPTS_BY_OUTCOME[attempt.outcome].inc()
+    if attempt.outcome is Outcome.OK and attempt.latency_ms is not None:
+        ATTEMPT_LATENCY.observe(attempt.latency_ms / 1000.0)
 
 
 async def _read_limited(response: aiohttp.ClientResponse) -> bytes:

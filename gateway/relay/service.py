@@ -8,11 +8,11 @@ request (who is calling, which service, may they) is done in one threadpool call
 (`resolve_target`) and its result kept in a tiny per-process cache (`TargetCache`) for
 `TARGET_TTL_S` seconds: a team debugging or benchmarking sends the same (key, service)
 pair again and again, and a hit costs no query and no thread hop, where a miss costs
-two or three queries plus the hop (hundreds of microseconds on SQLite, more on
-PostgreSQL). Only successes are cached, so a new service or key works at once; a change
-made through the registry (endpoints, disabling, a rotated secret, a deleted provider)
-is seen after at most `TARGET_TTL_S` seconds, or at once where the registry calls
-`forget_targets`.
+three ORM queries plus the hop (about 1.4 ms on SQLite on the 2-core reference
+machine: the whole budget). Only successes are cached, so a new service or key works at
+once; a change made through the registry (endpoints, disabling, a rotated secret, a
+deleted provider) is seen after at most `TARGET_TTL_S` seconds, or at once where the
+registry calls `forget_targets`.
 """
 
 import asyncio

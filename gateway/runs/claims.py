@@ -332,17 +332,26 @@ def claim_items(
     for run_service_id, count in wants.items():
         if count <= 0:
             continue
-        next_items = (
-            select(WORK_ITEMS.c.id)
-            .where(WORK_ITEMS.c.run_service_id == run_service_id, WORK_ITEMS.c.state == "pending")
-            .order_by(WORK_ITEMS.c.seq)
-            .limit(count)
-            .with_for_update(skip_locked=True)
+        # Two statements, not UPDATE ... WHERE id IN (SELECT ... SKIP LOCKED): PostgreSQL
+        # may re-run such a subquery for each row it updates, and with SKIP LOCKED every
+        # run skips the rows just taken, so the LIMIT would not hold.
+        next_ids = list(
+            conn.execute(
+                select(WORK_ITEMS.c.id)
+                .where(
+                    WORK_ITEMS.c.run_service_id == run_service_id,
+                    WORK_ITEMS.c.state == "pending",
+                )
+                .order_by(WORK_ITEMS.c.seq)
+                .limit(count)
+                .with_for_update(skip_locked=True)
+            ).scalars()
         )
+        if not next_ids:
+            continue
         rows = conn.execute(
             update(WORK_ITEMS)
-            .where(WORK_ITEMS.c.id.in_(next_items.scalar_subquery()))
-            .where(WORK_ITEMS.c.state == "pending")
+            .where(WORK_ITEMS.c.id.in_(next_ids), WORK_ITEMS.c.state == "pending")
             .values(state="leased", lease_owner=worker_id, lease_expires_at=expires)
             .returning(WORK_ITEMS.c.id, WORK_ITEMS.c.image_id, WORK_ITEMS.c.seq)
         ).all()

@@ -204,3 +204,16 @@ def test_matching_images_may_come_from_a_list_file(tmp_path: Path) -> None:
         items = list(read_matching(tree, truth, max_image_bytes=LIMIT))
     assert [i.record.key for i in items if i.record] == ["Q1", "Q0"]
     assert problems(items) == [(3, "no such file")]
+
+
+def test_a_truncated_archive_reports_where_it_broke(tmp_path: Path) -> None:
+    root = folder_tree(tmp_path / "root", {"cat": 3})
+    whole = tar_of(root, tmp_path / "whole.tar.gz").read_bytes()
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    items = folder_records(cut)
+    good = [i.record.key for i in items if i.record]
+    first_bad = next(i for i in items if i.problem)
+    assert good == ["cat/0.png"]
+    assert (first_bad.line, first_bad.where) == (2, "file cat/1.jpg")
+    assert "end-of-stream" in (first_bad.problem or "")

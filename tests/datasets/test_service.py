@@ -189,11 +189,6 @@ def test_metadata_never_reaches_the_stored_files(
         assert chunk not in png
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway/images.py strip_metadata re-saves the JPEG comment (Pillow copies "
-    "im.info['comment']); fix: save(..., comment=b'')",
-)
 def test_jpeg_comments_never_reach_the_stored_files(
     sessions: sessionmaker[Session], settings: Settings, tmp_path: Path
 ) -> None:

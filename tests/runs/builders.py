@@ -112,7 +112,7 @@ def statuses(engine: Engine, run_id: int) -> dict[str, str]:
             .join(Service, Service.id == RunService.service_id)
             .where(RunService.run_id == run_id)
         ).all()
-        return {guid: status for guid, status in rows}
+        return {str(row[0]): str(row[1]) for row in rows}
 
 
 def item_counts(engine: Engine, run_id: int) -> dict[str, int]:
@@ -123,7 +123,7 @@ def item_counts(engine: Engine, run_id: int) -> dict[str, int]:
             .where(WorkItem.run_id == run_id)
             .group_by(WorkItem.state)
         ).all()
-        return {state: count for state, count in rows}
+        return {str(row[0]): int(row[1]) for row in rows}
 
 
 def work_items(engine: Engine, run_id: int) -> list[WorkItem]:

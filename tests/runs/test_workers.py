@@ -1,0 +1,226 @@
+"""Worker processes: a hub killed mid-run resumes by itself on SQLite; SQLite refuses a
+second worker; on PostgreSQL several workers share a run and survive one being killed."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from gateway.db import make_engine
+from gateway.migrate import upgrade
+from gateway.runs.models import Worker, WorkItem
+from gateway.runs.worker import run_embedded_worker, worker_lock
+from gateway.state import HubState
+from tests.builders import hub_settings
+from tests.runs.builders import (
+    add_dataset,
+    add_service,
+    item_counts,
+    make_images,
+    recognizer_app,
+    run_state,
+    statuses,
+    work_items,
+)
+from tests.runs.conftest import start_run
+
+ROOT = Path(__file__).resolve().parents[2]
+WAIT_S = 60.0
+REFUSAL = "SQLite allows one worker; use PostgreSQL for several"
+
+
+def spawn_worker(database_url: str, data_dir: Path, **env: str) -> subprocess.Popen[str]:
+    environment = {
+        **os.environ,
+        "RECOGHUB_DATABASE_URL": database_url,
+        "RECOGHUB_DATA_DIR": str(data_dir),
+        "RECOGHUB_LEASE_S": "1.5",
+        "RECOGHUB_HEARTBEAT_S": "0.25",
+        "RECOGHUB_RESULT_FLUSH_S": "0.05",
+        "RECOGHUB_RESULT_BATCH_SIZE": "20",
+        **env,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.runs.worker_process", "--log-level", os.environ.get("DBG_LOG", "warning")],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(check: Callable[[], Any], what: str, procs: list[subprocess.Popen[str]]) -> Any:
+    """Poll `check` until it is truthy; fail early if a worker process died."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        value = check()
+        if value:
+            return value
+        for proc in procs:
+            if proc.poll() is not None and proc.returncode not in (0, -signal.SIGKILL):
+                _, err = proc.communicate()
+                raise AssertionError(f"worker exited with {proc.returncode}: {err}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.02)
+
+
+def stop(proc: subprocess.Popen[str]) -> str:
+    """SIGTERM, as an operator would; returns stderr and checks the clean exit."""
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    return err
+
+
+@pytest.fixture
+def procs() -> Iterator[list[subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def assert_each_item_recorded_once(engine: Engine, run_id: int, total: int, sent: set[str]) -> None:
+    items = work_items(engine, run_id)
+    assert len(items) == total
+    assert len({(i.run_service_id, i.image_id) for i in items}) == total
+    assert all(i.state == "done" and i.outcome == "ok" for i in items)
+    request_ids = [i.request_id for i in items]
+    assert len(set(request_ids)) == total  # one answer each, from a request really sent
+    assert set(request_ids) <= sent
+
+
+def test_a_killed_hub_resumes_by_itself_with_nothing_lost_or_repeated(
+    tmp_path: Path, serve: Any, procs: list[subprocess.Popen[str]]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    data_dir = tmp_path / "data"
+    engine = make_engine(url)
+    upgrade(engine)
+    images = make_images(80)
+    dataset = add_dataset(engine, data_dir, images)
+    seen = []
+    for _ in range(2):
+        app, log = recognizer_app(lambda b: "x:1", delay_s=0.02)
+        add_service(engine, [serve(app)], max_concurrency=2)
+        seen.append(log)
+    run_id = start_run(engine, hub_settings(url, data_dir), dataset=dataset, phase="dryrun")
+
+    first = spawn_worker(url, data_dir)
+    procs.append(first)
+    wait_for(lambda: item_counts(engine, run_id).get("done", 0) >= 30, "progress", procs)
+    first.kill()  # kill -9: no clean-up at all
+    first.communicate()
+    left = item_counts(engine, run_id)
+    assert left.get("leased", 0) > 0 and left.get("pending", 0) > 0
+
+    second = spawn_worker(url, data_dir)
+    procs.append(second)
+    wait_for(lambda: run_state(engine, run_id) == "completed", "the run to complete", procs)
+    stop(second)
+
+    assert set(statuses(engine, run_id).values()) == {"passed"}
+    sent = {rid for log in seen for rid in log.request_ids}
+    assert_each_item_recorded_once(engine, run_id, 160, sent)
+    assert sum(log.requests for log in seen) >= 160
+    with Session(engine) as session:
+        assert session.scalar(select(func.count()).select_from(Worker)) == 0
+    engine.dispose()
+
+
+def test_sqlite_refuses_a_second_worker(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    with worker_lock(url) as exclusive:
+        assert exclusive
+        second = spawn_worker(url, tmp_path / "data")
+        _, err = second.communicate(timeout=30)
+    assert second.returncode == 1
+    assert REFUSAL in err and "hub.db.worker.lock" in err
+    assert "Traceback" not in err
+
+
+async def test_the_hub_serves_the_api_only_when_another_worker_holds_sqlite(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    state = HubState(hub_settings(url, tmp_path), None, None, None, None)  # type: ignore[arg-type]
+    stop_event = asyncio.Event()
+    with worker_lock(url):
+        task = asyncio.create_task(run_embedded_worker(state, stop_event))
+        await asyncio.sleep(0.05)
+        assert not task.done()
+        stop_event.set()
+        await task
+    assert "worker" not in state.extras
+
+
+def test_an_unmigrated_database_is_refused_clearly(tmp_path: Path) -> None:
+    proc = spawn_worker(f"sqlite:///{tmp_path / 'empty.db'}", tmp_path / "data")
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1 and "recoghub migrate" in err and "Traceback" not in err
+
+
+@pytest.mark.postgres
+def test_postgres_workers_share_a_run_and_take_over_a_killed_one(
+    postgres: Any, tmp_path: Path, serve: Any, procs: list[subprocess.Popen[str]]
+) -> None:
+    url = postgres.new()
+    data_dir = tmp_path / "data"
+    engine = make_engine(url)
+    images = make_images(90)
+    dataset = add_dataset(engine, data_dir, images)
+    seen = []
+    for _ in range(2):
+        app, log = recognizer_app(lambda b: "x:1", delay_s=0.03)
+        add_service(engine, [serve(app)], max_concurrency=3)
+        seen.append(log)
+    run_id = start_run(engine, hub_settings(url, data_dir), dataset=dataset, phase="dryrun")
+
+    procs.extend(spawn_worker(url, data_dir) for _ in range(3))
+    wait_for(lambda: item_counts(engine, run_id).get("done", 0) >= 40, "progress", procs)
+
+    def leased_by() -> dict[int, int]:
+        """pid of each worker holding leased items -> how many."""
+        with Session(engine) as session:
+            rows = session.execute(
+                select(Worker.pid, func.count())
+                .join(WorkItem, WorkItem.lease_owner == Worker.id)
+                .where(WorkItem.run_id == run_id, WorkItem.state == "leased")
+                .group_by(Worker.pid)
+            ).all()
+            return {int(pid): int(n) for pid, n in rows}
+
+    holders = wait_for(leased_by, "a worker holding items", procs)
+    victim = next(p for p in procs if p.pid in holders)
+    victim.kill()
+    victim.communicate()
+
+    wait_for(lambda: run_state(engine, run_id) == "completed", "the run to complete", procs)
+    for proc in procs:
+        if proc is not victim:
+            stop(proc)
+
+    assert set(statuses(engine, run_id).values()) == {"passed"}
+    sent = {rid for log in seen for rid in log.request_ids}
+    assert_each_item_recorded_once(engine, run_id, 180, sent)
+    # The bound held across all workers together, and the work was split.
+    assert all(log.max_in_flight <= 3 for log in seen)
+    owners = {i.lease_owner for i in work_items(engine, run_id)}
+    assert len(owners) >= 2
+    engine.dispose()
