@@ -2,7 +2,7 @@
 
 import typer
 
-from gateway.cli import datasets, demo, registry, runs, server
+from gateway.cli import datasets, demo, registry, runs, server, worker
 
 app = typer.Typer(
     name="recoghub",
@@ -11,6 +11,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 server.register(app)
+worker.register(app)
 demo.register(app)
 app.add_typer(registry.providers, name="provider")
 app.add_typer(registry.services, name="service")

@@ -1,4 +1,4 @@
-"""`recoghub serve | worker | migrate`."""
+"""`recoghub serve | migrate`."""
 
 import typer
 
@@ -13,15 +13,22 @@ def register(app: typer.Typer) -> None:
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
-    workers: int = typer.Option(1, help="uvicorn worker processes (API only)."),
+    worker: bool | None = typer.Option(
+        None,
+        "--worker/--no-worker",
+        help="Also dispatch runs in this process (default: RECOGHUB_EMBEDDED_WORKER, true).",
+    ),
 ) -> None:
-    """Run the hub (API, dashboard and, by default, an embedded dispatch worker)."""
+    """Run the hub: API, dashboard and, unless --no-worker, an embedded dispatch worker."""
     import uvicorn
 
     from gateway.app import create_app
 
+    settings = get_settings()
+    if worker is not None:
+        settings = settings.model_copy(update={"embedded_worker": worker})
     uvicorn.run(
-        create_app(get_settings()),
+        create_app(settings),
         host=host,
         port=port,
         loop="uvloop",
