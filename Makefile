@@ -2,7 +2,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test check venv dev clean
+.PHONY: demo test check venv dev clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,13 @@ check: dev
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: check
+# The dashboard's browser tests drive Debian's chromium (never a downloaded browser).
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& (apt-get update -qq && apt-get install -y -qq chromium >/dev/null); } \
+		|| echo "chromium not installed: browser tests will be skipped (apt-get install chromium)"
+
+test: check browser
 	$(BIN)/pytest -q -p no:cacheprovider
 
 clean:

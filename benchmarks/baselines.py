@@ -2,7 +2,9 @@
 
 Each sends every image once to every recognizer with `per_target` requests in flight per
 recognizer (the hub's per-service concurrency), reading each image from its file as the
-hub does, and parsing nothing. Returns requests per second.
+hub does, and parsing nothing. Returns requests per second (`aiohttp_latencies` also the
+latency of every request, timed as the hub times its own: from just before the request
+is written to just after the body is read).
 """
 
 import asyncio
@@ -50,3 +52,23 @@ async def httpx_loop(urls: Sequence[str], files: Sequence[Path], per_target: int
             response.read()
 
         return await _drive(send, urls, files, per_target)
+
+
+async def aiohttp_latencies(
+    urls: Sequence[str], files: Sequence[Path], per_target: int
+) -> tuple[float, list[float]]:
+    """`aiohttp_loop`, also returning every request's latency in ms."""
+    latencies: list[float] = []
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def send(url: str, body: bytes) -> None:
+            started = time.perf_counter()
+            async with session.post(
+                url + "/recognize", data=body, headers={"Content-Type": "image/png"}
+            ) as response:
+                await response.read()
+            latencies.append((time.perf_counter() - started) * 1000.0)
+
+        rate = await _drive(send, urls, files, per_target)
+    return rate, latencies

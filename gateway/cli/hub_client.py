@@ -22,7 +22,9 @@ TokenOption = typer.Option(
 
 def fail(message: str, hint: str | None = None) -> NoReturn:
     """Print one clear line (and what to do) and exit 1."""
-    err_console.print(f"[red]error:[/red] {message}" + (f"\n  hint: {hint}" if hint else ""))
+    err_console.print(
+        f"[red]error:[/red] {message}" + (f"\n  hint: {hint}" if hint else ""), soft_wrap=True
+    )
     raise typer.Exit(1)
 
 

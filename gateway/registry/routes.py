@@ -13,6 +13,7 @@ from gateway.registry.schemas import (
     ServiceReadWithSecret,
     ServiceUpdate,
 )
+from gateway.relay.service import forget_targets
 
 providers_router = APIRouter(prefix="/providers", tags=["providers"])
 services_router = APIRouter(prefix="/services", tags=["services"])
@@ -69,19 +70,23 @@ def get_service(guid: str, session: SessionDep, principal: CallerDep) -> Service
 
 @services_router.patch("/{guid}", response_model=ServiceReadWithSecret | ServiceRead)
 def update_service(
-    guid: str, data: ServiceUpdate, session: SessionDep, principal: CallerDep
+    guid: str, data: ServiceUpdate, session: SessionDep, principal: CallerDep, state: HubStateDep
 ) -> ServiceReadWithSecret | ServiceRead:
     """Change name, endpoints, enabled, domain or max_concurrency; rotate_secret shows the new
     secret once."""
     service = registry.get_service_for(session, principal=principal, guid=guid)
     service = registry.update_service(session, service=service, data=data)
+    forget_targets(state)  # the relay must not keep sending to old endpoints or secrets
     if data.rotate_secret:
         return ServiceReadWithSecret.of(service, signing_secret=service.signing_secret)
     return ServiceRead.of(service)
 
 
 @services_router.delete("/{guid}", status_code=204)
-def delete_service(guid: str, session: SessionDep, principal: CallerDep) -> Response:
+def delete_service(
+    guid: str, session: SessionDep, principal: CallerDep, state: HubStateDep
+) -> Response:
     service = registry.get_service_for(session, principal=principal, guid=guid)
     registry.delete_service(session, service=service)
+    forget_targets(state)
     return Response(status_code=204)

@@ -12,16 +12,17 @@ workers can share one PostgreSQL database without ever taking the same row:
   so each item is recorded exactly once even if its lease was taken over.
 """
 
+import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
     Connection,
+    Executable,
     Table,
-    and_,
     bindparam,
     delete,
     exists,
@@ -324,36 +325,19 @@ def claim_items(
     mark_ongoing: Iterable[int],
     now: datetime,
     expires: datetime,
+    known_images: Collection[int] = (),
 ) -> tuple[dict[int, list[ClaimedItem]], dict[int, ImageRef]]:
     """Lease the next `wants[run_service_id]` pending items of each run service, in `seq`
-    order; returns them per run service with their images' file references. Run services
-    in `mark_ongoing` that got items become `ongoing`."""
+    order; returns them per run service, with the file references of their images not in
+    `known_images`. Run services in `mark_ongoing` that got items become `ongoing`."""
     claimed: dict[int, list[ClaimedItem]] = {}
+    statement = _claim_statement(conn.dialect.name)
     for run_service_id, count in wants.items():
         if count <= 0:
             continue
-        # Two statements, not UPDATE ... WHERE id IN (SELECT ... SKIP LOCKED): PostgreSQL
-        # may re-run such a subquery for each row it updates, and with SKIP LOCKED every
-        # run skips the rows just taken, so the LIMIT would not hold.
-        next_ids = list(
-            conn.execute(
-                select(WORK_ITEMS.c.id)
-                .where(
-                    WORK_ITEMS.c.run_service_id == run_service_id,
-                    WORK_ITEMS.c.state == "pending",
-                )
-                .order_by(WORK_ITEMS.c.seq)
-                .limit(count)
-                .with_for_update(skip_locked=True)
-            ).scalars()
-        )
-        if not next_ids:
-            continue
         rows = conn.execute(
-            update(WORK_ITEMS)
-            .where(WORK_ITEMS.c.id.in_(next_ids), WORK_ITEMS.c.state == "pending")
-            .values(state="leased", lease_owner=worker_id, lease_expires_at=expires)
-            .returning(WORK_ITEMS.c.id, WORK_ITEMS.c.image_id, WORK_ITEMS.c.seq)
+            statement,
+            {"rs": run_service_id, "n": count, "owner": worker_id, "expires": expires},
         ).all()
         if rows:
             claimed[run_service_id] = sorted(
@@ -367,8 +351,38 @@ def claim_items(
             .where(RUN_SERVICES.c.id.in_(started), RUN_SERVICES.c.status == "pending")
             .values(status="ongoing")
         )
-    image_ids = sorted({item.image_id for items in claimed.values() for item in items})
-    return claimed, image_refs(conn, image_ids=image_ids)
+    unknown = {i.image_id for items in claimed.values() for i in items} - set(known_images)
+    return claimed, image_refs(conn, image_ids=sorted(unknown))
+
+
+def _claim_statement(dialect: str) -> Executable:
+    """One statement per run service: lease the first `n` pending items by `seq`.
+
+    On PostgreSQL the rows are picked in a MATERIALIZED CTE with FOR UPDATE SKIP LOCKED:
+    as a plain `IN (subquery)` PostgreSQL may run the subquery again for each row it
+    updates, each run skipping the rows just taken, and the LIMIT would not hold. SQLite
+    has a single worker and no row locks; the subquery form is exact there.
+    """
+    picked = (
+        select(WORK_ITEMS.c.id)
+        .where(
+            WORK_ITEMS.c.run_service_id == bindparam("rs"),
+            WORK_ITEMS.c.state == "pending",
+        )
+        .order_by(WORK_ITEMS.c.seq)
+        .limit(bindparam("n"))
+    )
+    claim = update(WORK_ITEMS).values(
+        state="leased",
+        lease_owner=bindparam("owner"),
+        lease_expires_at=bindparam("expires", type_=WORK_ITEMS.c.lease_expires_at.type),
+    )
+    if dialect == "postgresql":
+        cte = picked.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+        claim = claim.where(WORK_ITEMS.c.id == cte.c.id)
+    else:
+        claim = claim.where(WORK_ITEMS.c.id.in_(picked.scalar_subquery()))
+    return claim.returning(WORK_ITEMS.c.id, WORK_ITEMS.c.image_id, WORK_ITEMS.c.seq)
 
 
 def image_refs(conn: Connection, *, image_ids: Sequence[int]) -> dict[int, ImageRef]:
@@ -408,32 +422,51 @@ RESULT_FIELDS = (
     "attempt_log",
     "finished_at",
 )
+_JSON_FIELDS = frozenset({"tags", "attempt_log"})
+# SQLAlchemy's own text form of a SQLite DATETIME, so that the ORM reads these back.
+_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 
-_RECORD = (
-    update(WORK_ITEMS)
-    .where(
-        and_(
-            WORK_ITEMS.c.id == bindparam("b_id"),
-            WORK_ITEMS.c.lease_owner == bindparam("b_owner"),
-            WORK_ITEMS.c.state == "leased",
-        )
+
+def _record_sql(placeholder: str) -> str:
+    sets = ", ".join(f"{name} = {placeholder}" for name in RESULT_FIELDS)
+    return (
+        f"UPDATE work_items SET state = 'done', lease_expires_at = NULL, {sets} "
+        f"WHERE id = {placeholder} AND lease_owner = {placeholder} AND state = 'leased'"
     )
-    .values(
-        state="done",
-        lease_expires_at=None,
-        **{name: bindparam(f"b_{name}", type_=WORK_ITEMS.c[name].type) for name in RESULT_FIELDS},
-    )
-)
+
+
+_RECORD_SQL = {
+    "qmark": _record_sql("?"),
+    "format": _record_sql("%s"),
+    "pyformat": _record_sql("%s"),
+}
 
 
 def record_results(conn: Connection, *, worker_id: str, results: Sequence[dict[str, Any]]) -> int:
     """Write finished items in one executemany; each dict has `id` and RESULT_FIELDS.
-    Items no longer leased by this worker are left alone. Returns how many were written."""
+    Items no longer leased by this worker are left alone. Returns how many were written.
+
+    This is the hub's hottest statement, so it goes to the driver as plain SQL with
+    values converted here once (JSON text, SQLite's datetime text): building each row's
+    parameters through SQLAlchemy costs more than the database's own work.
+    """
     if not results:
         return 0
-    params = [
-        {"b_id": r["id"], "b_owner": worker_id, **{f"b_{k}": r[k] for k in RESULT_FIELDS}}
-        for r in results
-    ]
-    written = conn.execute(_RECORD, params).rowcount
+    dialect = conn.dialect
+    sql = _RECORD_SQL[dialect.paramstyle]
+    sqlite = dialect.name == "sqlite"
+    params = []
+    for result in results:
+        row: list[Any] = []
+        for name in RESULT_FIELDS:
+            value = result[name]
+            if name in _JSON_FIELDS and value is not None:
+                value = json.dumps(value)
+            elif sqlite and isinstance(value, datetime):
+                value = value.strftime(_SQLITE_DATETIME)
+            row.append(value)
+        row.append(result["id"])
+        row.append(worker_id)
+        params.append(tuple(row))
+    written = conn.exec_driver_sql(sql, params).rowcount
     return int(written) if written is not None and written >= 0 else len(results)

@@ -57,10 +57,10 @@ T = TypeVar("T")
 
 POLL_S = 0.25
 # A lane's buffer holds about this many seconds of its throughput (at least 2 per slot).
-BUFFER_HORIZON_S = 0.3
-MAX_BUFFER = 512
+BUFFER_HORIZON_S = 0.5
+MAX_BUFFER = 1000
 # Images just sent that stay cached for the services that have not sent them yet.
-RECENT_IMAGES = 512
+RECENT_IMAGES = 1024
 # How long a stopping worker lets requests in flight finish before giving them back.
 SHUTDOWN_GRACE_S = 3.0
 RAW_CHARS = 1024
@@ -458,6 +458,7 @@ class DispatchWorker:
             mark_ongoing=[rs for rs in wants if not self.lanes[rs].ongoing],
             now=now,
             expires=expires,
+            known_images=self._images.known(),
         )
         # Hold the images already cached before anything else can evict them.
         held: set[int] = set()
@@ -468,6 +469,9 @@ class DispatchWorker:
         to_load = sorted(
             {i.image_id for items in claimed.values() for i in items if i.item_id not in held}
         )
+        evicted = [image_id for image_id in to_load if image_id not in refs]
+        if evicted:  # cached when the claim started, gone since
+            refs.update(await self._db(self._hot, claims.image_refs, image_ids=evicted))
         pictures: dict[int, Picture] = {}
         missing: dict[int, str] = {}
         if to_load:

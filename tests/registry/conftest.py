@@ -1,13 +1,26 @@
 """Fixtures of the registry tests: an httpx client on a live hub (SQLite and PostgreSQL)."""
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import inspect, text
 
 from gateway.db import make_engine
-from tests.servers import LiveServer
+from tests.builders import hub_settings
+from tests.servers import LiveServer, live_server
+
+
+@pytest.fixture
+def hub(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    """The suite's live hub, minus the embedded dispatch worker: the registry never needs it,
+    and the hub starts and stops faster without it."""
+    from gateway.app import create_app
+
+    settings = hub_settings(database_url, tmp_path / "data", embedded_worker=False)
+    with live_server(create_app(settings)) as server:
+        yield server
 
 
 @pytest.fixture

@@ -21,7 +21,9 @@ def test_a_generated_admin_token_is_printed_once_and_stored_hashed(
     capfd: pytest.CaptureFixture[str],
     database_dump: Callable[[], str],
 ) -> None:
-    settings = hub_settings(database_url, tmp_path / "data", admin_token=None)
+    settings = hub_settings(
+        database_url, tmp_path / "data", admin_token=None, embedded_worker=False
+    )
 
     with live_server(create_app(settings)) as hub:
         first = capfd.readouterr().err

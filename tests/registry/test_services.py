@@ -5,8 +5,10 @@ import uuid
 import httpx
 from sqlalchemy.orm import Session
 
+from gateway.datasets.models import Dataset
 from gateway.db import make_engine
 from gateway.registry.service import get_service, service_target
+from gateway.runs.models import Run, RunService
 from tests.builders import Team, admin_headers, bearer, register_team
 
 SERVICES = "/api/v1/services"
@@ -234,3 +236,40 @@ def test_the_dispatch_target_is_usable_after_the_session_closes(
     assert target.provider_guid == team.provider_guid
     assert target.instances == ("http://127.0.0.1:9", "http://127.0.0.1:10/p")
     assert target.signing_secret == team.signing_secret
+
+
+def test_a_service_with_run_results_is_kept_and_can_be_disabled(
+    api: httpx.Client, database_url: str
+) -> None:
+    team = register_team(api, ["http://127.0.0.1:9"])
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as session, session.begin():
+            dataset = Dataset(name="dogs", format="folder")
+            session.add(dataset)
+            session.flush()
+            run = Run(
+                dataset_id=dataset.id,
+                phase="dryrun",
+                state="completed",
+                seed=1,
+                timeout_s=1.0,
+                max_attempts=1,
+            )
+            session.add(run)
+            session.flush()
+            service = get_service(session, guid=team.service_guid)
+            session.add(
+                RunService(run_id=run.id, service_id=service.id, position=0, max_concurrency=4)
+            )
+    finally:
+        engine.dispose()
+    url = f"{SERVICES}/{team.service_guid}"
+
+    refused = api.delete(url, headers=admin_headers())
+
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "conflict"
+    assert "disable it instead" in refused.json()["detail"]
+    assert api.patch(url, json={"enabled": False}, headers=admin_headers()).status_code == 200
+    assert api.get(url, headers=admin_headers()).json()["enabled"] is False

@@ -255,3 +255,24 @@ def test_a_decompression_bomb_is_413(api: httpx.Client, recognizers: Recognizers
 
     assert r.status_code == 413
     assert r.json()["code"] == "too_large"
+
+
+def test_a_patch_reaches_the_relay_at_once(api: httpx.Client, recognizers: Recognizers) -> None:
+    team = register_team(api, [recognizers(answer="old:1")])
+    first = api.post(
+        recognize_path(team.service_guid), content=png_bytes(), headers=bearer(team.api_key)
+    )
+    assert first.json()["tags"] == [{"tag": "old", "score": 1.0}]
+    new_url = recognizers(answer="new:1")
+    r = api.patch(
+        f"/api/v1/services/{team.service_guid}",
+        json={"endpoints": [new_url]},
+        headers=bearer(team.api_key),
+    )
+    assert r.status_code == 200, r.text
+
+    second = api.post(
+        recognize_path(team.service_guid), content=png_bytes(), headers=bearer(team.api_key)
+    )
+
+    assert second.json()["tags"] == [{"tag": "new", "score": 1.0}]

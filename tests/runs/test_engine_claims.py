@@ -12,7 +12,7 @@ from gateway.config import Settings
 from gateway.db import utcnow
 from gateway.runs import claims, finish
 from gateway.runs.models import RunService, ServiceSlot, WorkItem
-from tests.runs.builders import add_dataset, add_service, item_counts, make_images
+from tests.runs.builders import add_dataset, add_service, item_counts, make_images, run_state
 from tests.runs.conftest import start_run
 
 
@@ -110,9 +110,7 @@ def test_slots_are_leased_up_to_the_bound_and_freed_on_expiry(
         )
     assert len(a[lane]) == 2 and len(b[lane]) == 1
     with run_engine.begin() as conn:  # "a" let its leases lapse
-        c = claims.lease_slots(
-            conn, worker_id="c", wants={lane: 5}, now=utcnow(), expires=utcnow()
-        )
+        c = claims.lease_slots(conn, worker_id="c", wants={lane: 5}, now=utcnow(), expires=utcnow())
     assert sorted(c[lane]) == sorted(a[lane])
     with Session(run_engine) as session:
         owners = session.scalars(
@@ -131,9 +129,7 @@ def test_a_run_completes_once_when_its_services_are_final(
         got, _ = claims.claim_items(
             conn, worker_id="a", wants={lane: 2}, mark_ongoing=[], now=now, expires=now
         )
-        claims.record_results(
-            conn, worker_id="a", results=[result(i.item_id) for i in got[lane]]
-        )
+        claims.record_results(conn, worker_id="a", results=[result(i.item_id) for i in got[lane]])
         assert finish.finish_service(conn, run_service_id=lane, phase="dryrun")
         assert finish.complete_run(conn, run_id=run_id, now=now)
         assert not finish.complete_run(conn, run_id=run_id, now=now)
@@ -143,6 +139,4 @@ def test_a_run_completes_once_when_its_services_are_final(
         member = session.get(RunService, lane)
         assert member is not None and member.status == "passed" and member.scores is not None
         assert member.scores["images"] == 2 and member.scores["outcomes"]["ok"] == 2
-    from tests.runs.builders import run_state
-
     assert run_state(run_engine, run_id) == "completed"

@@ -50,7 +50,13 @@ def spawn_worker(database_url: str, data_dir: Path, **env: str) -> subprocess.Po
         **env,
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.runs.worker_process", "--log-level", os.environ.get("DBG_LOG", "warning")],
+        [
+            sys.executable,
+            "-m",
+            "tests.runs.worker_process",
+            "--log-level",
+            os.environ.get("DBG_LOG", "warning"),
+        ],
         cwd=ROOT,
         env=environment,
         stdout=subprocess.PIPE,

@@ -1,0 +1,214 @@
+"""Where a work item's CPU goes: each part of the dispatch path measured alone.
+
+    .venv/bin/python benchmarks/bench_breakdown.py [--images 2000] [--claim 64]
+
+CPU time (this process, user + system) per item, so the figures hold on a loaded
+machine better than wall-clock rates do. Sending: 32 requests in flight to 8 fast
+recognizers, (1) bare aiohttp as in baselines.py, (2) the hub's client session with
+the hub's signed headers, (3) `Dispatcher.recognize`. Database, on a SQLite run of
+8 services x --images: (4) `claims.claim_items` of --claim items per service at a time,
+(5) `load_pictures`, (6) `engine.result_row`, (7) `claims.record_results` 500 rows a
+transaction, (8) `finish.finish_service` (scoring). The sum of (3)..(8) against (1) is
+the CPU budget a worker spends per image beyond the bare loop.
+"""
+
+import argparse
+import asyncio
+import shutil
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+
+import aiohttp
+import uvloop
+from hub_setup import BenchHub, bench_database, hub_settings, load_average, tiny_png
+from recognizers import fast_recognizers
+
+from gateway.db import utcnow
+from gateway.dispatch.client import make_client_session
+from gateway.dispatch.dispatcher import Dispatcher, Target
+from gateway.protocol import signing
+from gateway.runs import claims, finish
+from gateway.runs.engine import load_pictures, result_row
+
+IN_FLIGHT = 32
+RESULT_BATCH = 500
+
+
+def cpu() -> float:
+    return time.process_time()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--claim", type=int, default=64, help="items claimed per service")
+    parser.add_argument("--requests", type=int, default=20000, help="per sending variant")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="recoghub-bench-breakdown-"))
+    try:
+        with fast_recognizers(8) as urls, bench_database(workdir, None) as database_url:
+            print(f"{load_average()}")
+            answers = uvloop.run(sending(urls, args.requests))
+            hub = BenchHub(hub_settings(database_url, workdir))
+            try:
+                database_parts(hub, urls, args, answers)
+            finally:
+                hub.close()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def report(name: str, seconds: float, count: int) -> float:
+    per_item = seconds / count * 1e6
+    print(f"  {name:52} {per_item:7.1f} µs CPU per item ({count} items)")
+    return per_item
+
+
+async def sending(urls: list[str], requests: int) -> list[object]:
+    image = tiny_png(1, side=16)
+    settings = hub_settings("sqlite://", Path("/nonexistent"))
+    targets = [
+        Target(
+            service_guid=f"00000000-0000-0000-0000-00000000000{n}",
+            provider_guid=f"00000000-0000-0000-0000-0000000000a{n}",
+            instances=(url,),
+            signing_secret="s" * 43,
+        )
+        for n, url in enumerate(urls)
+    ]
+    answers: list[object] = []
+
+    async def drive(name: str, send: Callable[[int], Awaitable[None]]) -> None:
+        counter = iter(range(requests))
+
+        async def lane() -> None:
+            for n in counter:
+                await send(n)
+
+        for n in range(IN_FLIGHT):  # warm every connection up
+            await send(n)
+        started_cpu, started = cpu(), time.perf_counter()
+        await asyncio.gather(*(lane() for _ in range(IN_FLIGHT)))
+        seconds = time.perf_counter() - started
+        report(f"{name} ({requests / seconds:.0f}/s)", cpu() - started_cpu, requests)
+
+    print(f"sending, {IN_FLIGHT} in flight to {len(urls)} recognizers:")
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as bare:
+
+        async def send_bare(n: int) -> None:
+            async with bare.post(
+                urls[n % 8] + "/recognize", data=image, headers={"Content-Type": "image/png"}
+            ) as response:
+                await response.read()
+
+        await drive("(1) bare aiohttp", send_bare)
+
+    http = make_client_session(settings)
+    try:
+        digest = signing.body_digest(image)
+        timeout = aiohttp.ClientTimeout(total=10, sock_connect=3)
+
+        async def send_signed(n: int) -> None:
+            target = targets[n % 8]
+            request_id, stamp = f"{n:032x}", str(int(time.time()))
+            headers = {
+                "Content-Type": "image/png",
+                signing.HEADER_REQUEST_ID: request_id,
+                signing.HEADER_SERVICE_GUID: target.service_guid,
+                signing.HEADER_PROVIDER_GUID: target.provider_guid,
+                signing.HEADER_TIMESTAMP: stamp,
+                signing.HEADER_SIGNATURE: signing.sign(
+                    target.signing_secret, timestamp=stamp, request_id=request_id, digest=digest
+                ),
+            }
+            async with http.post(
+                target.instances[0] + "/recognize", data=image, headers=headers, timeout=timeout
+            ) as response:
+                await response.read()
+
+        await drive("(2) hub session, signed headers, timeout", send_signed)
+
+        dispatcher = Dispatcher(http, settings)
+
+        async def send_dispatcher(n: int) -> None:
+            answer = await dispatcher.recognize(
+                targets[n % 8], image, content_type="image/png", digest=digest
+            )
+            if len(answers) < 1:
+                answers.append(answer)
+
+        await drive("(3) Dispatcher.recognize", send_dispatcher)
+    finally:
+        await http.close()
+    return answers
+
+
+def database_parts(
+    hub: BenchHub, urls: list[str], args: argparse.Namespace, answers: list[object]
+) -> None:
+    hub.migrate()
+    dataset_id = hub.import_images("breakdown", args.images, side=16)
+    guids = hub.register(urls)
+    run_id = hub.start_run(dataset_id, guids)
+    worker_id = "breakdown-worker"
+    now = utcnow()
+    with hub.engine.begin() as conn:
+        claims.register_worker(
+            conn, worker_id=worker_id, host="bench", pid=0, now=now, forget_before=now
+        )
+        survey = claims.survey(conn, now=now, live_since=now - timedelta(seconds=30))
+    lanes = [plan.run_service_id for plan in survey.lanes if plan.run_id == run_id]
+    items = args.images * len(lanes)
+    print(f"database (SQLite, {len(lanes)} services x {args.images} images):")
+
+    claimed: list[claims.ClaimedItem] = []
+    refs: dict[int, claims.ImageRef] = {}
+    started = cpu()
+    while True:
+        now = utcnow()
+        with hub.engine.begin() as conn:
+            got, got_refs = claims.claim_items(
+                conn,
+                worker_id=worker_id,
+                wants=dict.fromkeys(lanes, args.claim),
+                mark_ongoing=lanes,
+                now=now,
+                expires=now + timedelta(seconds=30),
+            )
+        if not got:
+            break
+        for batch in got.values():
+            claimed.extend(batch)
+        refs.update(got_refs)
+    report(f"(4) claim_items, {args.claim} per service a call", cpu() - started, len(claimed))
+
+    started = cpu()
+    load_pictures(hub.settings.data_dir, list(refs.values()))
+    report("(5) load_pictures (read + sha256), per image", cpu() - started, len(refs))
+
+    answer = answers[0]
+    started = cpu()
+    rows = [result_row(item.item_id, answer, 1.0) for item in claimed]  # type: ignore[arg-type]
+    report("(6) result_row", cpu() - started, len(rows))
+
+    started = cpu()
+    for start in range(0, len(rows), RESULT_BATCH):
+        with hub.engine.begin() as conn:
+            claims.record_results(
+                conn, worker_id=worker_id, results=rows[start : start + RESULT_BATCH]
+            )
+    report(f"(7) record_results, {RESULT_BATCH} a transaction", cpu() - started, len(rows))
+
+    started = cpu()
+    for lane in lanes:
+        with hub.engine.begin() as conn:
+            finish.finish_service(conn, run_service_id=lane, phase="dryrun")
+    report("(8) finish_service (score the service)", cpu() - started, items)
+    print(f"  check: {hub.check_exactly_once(run_id, expected=items)}; {load_average()}")
+
+
+if __name__ == "__main__":
+    main()

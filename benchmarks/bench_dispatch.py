@@ -1,0 +1,157 @@
+"""SPEC §8 "Dispatch": a RecogHub dry run against 8 fast recognizers vs bare loops.
+
+    .venv/bin/python benchmarks/bench_dispatch.py [--images 5000] [--rounds 1]
+        [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres] [--workers K]
+        [--sleep-ms 0]
+
+In one run, against the same 8 recognizer processes and the same stored image files:
+(a) a bare aiohttp + uvloop loop, 4 requests in flight per recognizer; (b) a RecogHub
+dry run driven by `recoghub worker` subprocess(es) on the same images, each service at
+its default concurrency (4), every result recorded; (c) a bare httpx loop (on the first
+--httpx-images images: httpx is slow). The hub's images/s are read from the database:
+work items / (run started, i.e. first claim .. last result) and .. run completed (every
+result committed and scored). Target: hub / aiohttp >= 0.80.
+"""
+
+import argparse
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import uvloop
+from baselines import aiohttp_loop, httpx_loop
+from hub_setup import (
+    BenchHub,
+    bench_database,
+    cpu_seconds,
+    hub_settings,
+    load_average,
+    tail,
+    worker_processes,
+)
+from recognizers import fast_recognizers
+
+RECOGNIZERS = 8
+PER_TARGET = 4
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=5000, help="images in the dataset")
+    parser.add_argument("--side", type=int, default=16, help="PNG side in pixels")
+    parser.add_argument("--rounds", type=int, default=1, help="aiohttp + hub pairs to run")
+    parser.add_argument("--httpx-images", type=int, default=1000, help="images for httpx")
+    parser.add_argument("--postgres", metavar="URL", help="run the hub on this PostgreSQL server")
+    parser.add_argument("--workers", type=int, default=1, help="`recoghub worker` processes")
+    parser.add_argument("--sleep-ms", type=float, default=0.0, help="recognizers' think time")
+    parser.add_argument(
+        "--switch-interval-ms",
+        type=float,
+        help="experiment: run the workers with sys.setswitchinterval(this / 1000)",
+    )
+    parser.add_argument(
+        "--profile-dir", type=Path, help="sample the workers with py-spy, stacks written here"
+    )
+    args = parser.parse_args()
+    if args.workers > 1 and not args.postgres:
+        parser.error("SQLite allows one worker; give --postgres URL for --workers > 1")
+
+    workdir = Path(tempfile.mkdtemp(prefix="recoghub-bench-dispatch-"))
+    try:
+        with (
+            fast_recognizers(RECOGNIZERS, sleep_ms=args.sleep_ms) as urls,
+            bench_database(workdir, args.postgres) as database_url,
+        ):
+            hub = BenchHub(hub_settings(database_url, workdir))
+            try:
+                bench(hub, urls, args, workdir)
+            finally:
+                hub.close()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def bench(hub: BenchHub, urls: list[str], args: argparse.Namespace, workdir: Path) -> None:
+    database = "PostgreSQL" if args.postgres else "SQLite"
+    hub.migrate()
+    started = time.perf_counter()
+    dataset_id = hub.import_images("dispatch", args.images, side=args.side)
+    files = hub.image_files(dataset_id)
+    guids = hub.register(urls)
+    items = len(files) * len(urls)
+    print(
+        f"setup: {len(files)} {args.side}x{args.side} PNGs imported, {len(urls)} recognizers"
+        f" (sleep {args.sleep_ms:g} ms), {database}, {args.workers} worker process(es);"
+        f" {time.perf_counter() - started:.1f}s"
+    )
+    print(f"  {load_average()}")
+
+    aiohttp_rates: list[float] = []
+    hub_rates: list[float] = []
+    for round_no in range(1, args.rounds + 1):
+        cpu_before = own_cpu_seconds()
+        rate = uvloop.run(aiohttp_loop(urls, files, PER_TARGET))
+        cpu_us = (own_cpu_seconds() - cpu_before) / items * 1e6
+        aiohttp_rates.append(rate)
+        print(
+            f"round {round_no} (a) aiohttp+uvloop: {rate:8.0f} images/s ({items} requests;"
+            f" {cpu_us:.0f} µs CPU each)"
+        )
+
+        switch_s = args.switch_interval_ms / 1000 if args.switch_interval_ms else None
+        with worker_processes(
+            hub,
+            args.workers,
+            log_dir=workdir,
+            profile_dir=args.profile_dir,
+            switch_interval_s=switch_s,
+        ) as procs:
+            cpu_before = cpu_seconds(procs)
+            run_id = hub.start_run(dataset_id, guids)
+            try:
+                hub.wait_run(run_id, workers=procs, timeout_s=max(120.0, items / 100))
+            except RuntimeError:
+                print(tail(workdir / "worker-0.log"))
+                raise
+            cpu_us = (cpu_seconds(procs) - cpu_before) / items * 1e6
+        timing = hub.timing(run_id)
+        hub_rates.append(timing.to_completed)
+        print(
+            f"round {round_no} (b) RecogHub run {run_id}: {timing.to_completed:8.0f} images/s"
+            f" to completed, {timing.to_last_result:.0f} to last result"
+            f" ({timing.items} work items in {timing.seconds:.2f}s; worker CPU {cpu_us:.0f} µs"
+            " each)"
+        )
+        print(f"  check: {hub.check_exactly_once(run_id, expected=items)}")
+        print(f"  {load_average()}")
+
+    httpx_files = files[: args.httpx_images]
+    httpx_rate = uvloop.run(httpx_loop(urls, httpx_files, PER_TARGET))
+    print(f"(c) httpx: {httpx_rate:8.0f} images/s ({len(httpx_files) * len(urls)} requests)")
+
+    best_aiohttp, best_hub = max(aiohttp_rates), max(hub_rates)
+    ratios = [h / a for h, a in zip(hub_rates, aiohttp_rates, strict=True)]
+    print()
+    print(f"aiohttp+uvloop  {best_aiohttp:8.0f} images/s (best of {len(aiohttp_rates)})")
+    print(
+        f"RecogHub        {best_hub:8.0f} images/s (best of {len(hub_rates)}; {database},"
+        f" {args.workers} worker(s))"
+    )
+    print(f"httpx           {httpx_rate:8.0f} images/s")
+    print(
+        "hub / aiohttp   "
+        + ", ".join(f"{r:.2f}" for r in ratios)
+        + f" per round (target >= 0.80); httpx / aiohttp {httpx_rate / best_aiohttp:.2f}"
+    )
+    print(f"  {load_average()}")
+
+
+if __name__ == "__main__":
+    main()

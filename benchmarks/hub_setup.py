@@ -1,0 +1,391 @@
+"""A hub to benchmark, built through the hub's own service functions.
+
+A migrated database (SQLite in the benchmark's temp dir, or a PostgreSQL database of its
+own), a dataset of tiny distinct PNGs imported with `import_records`, one provider and
+service per recognizer, `recoghub worker` processes, and the run's timing and check
+read back from the database. Every process and database made here is removed by the
+context manager that made it.
+"""
+
+import io
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import psutil
+from PIL import Image
+from sqlalchemy import create_engine, func, make_url, select, text
+
+from gateway.auth import ADMIN
+from gateway.config import Settings
+from gateway.datasets.importers import ImageRecord
+from gateway.datasets.models import DatasetImage
+from gateway.datasets.service import import_records
+from gateway.datasets.storage import image_path
+from gateway.db import make_engine, make_session_factory
+from gateway.migrate import upgrade
+from gateway.registry.schemas import ProviderCreate, ServiceCreate
+from gateway.registry.service import create_provider, create_service
+from gateway.runs.models import Run, Worker, WorkItem
+from gateway.runs.service import create_run, leaderboard
+
+LABELS = ("red", "green", "blue", "cyan", "gray")
+
+
+def tiny_png(number: int, *, side: int = 8) -> bytes:
+    """A `side` x `side` RGB PNG whose pixels spell `number`: distinct for every number."""
+    seed = number.to_bytes(8, "little")
+    pixels = bytes((seed[i % 8] + i * 7) % 256 for i in range(3 * side * side))
+    # The first pixels hold the number itself, so no two images collide.
+    pixels = seed[:6] + pixels[6:]
+    out = io.BytesIO()
+    Image.frombytes("RGB", (side, side), pixels).save(out, format="PNG", compress_level=1)
+    return out.getvalue()
+
+
+def image_records(count: int, *, side: int = 8, start: int = 0) -> Iterator[ImageRecord]:
+    for number in range(start, start + count):
+        yield ImageRecord(
+            f"img-{number:07d}", [LABELS[number % len(LABELS)]], tiny_png(number, side=side)
+        )
+
+
+@contextmanager
+def bench_database(workdir: Path, postgres_url: str | None) -> Iterator[str]:
+    """A fresh database URL: SQLite in `workdir`, or `recoghub_bench_<random>` created on
+    the PostgreSQL server of `postgres_url` and dropped (that one only) at the end."""
+    if postgres_url is None:
+        yield f"sqlite:///{workdir / 'hub.db'}"
+        return
+    server = make_url(postgres_url)
+    name = f"recoghub_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield server.set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+def hub_settings(database_url: str, workdir: Path, **overrides: object) -> Settings:
+    return Settings(
+        database_url=database_url,
+        data_dir=workdir / "data",
+        admin_token="ra_bench_" + uuid.uuid4().hex,
+        **overrides,  # type: ignore[arg-type]
+    )
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    """The environment of a hub process (worker or server) with these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECOGHUB_")}
+    env.update(
+        RECOGHUB_DATABASE_URL=settings.database_url,
+        RECOGHUB_DATA_DIR=str(settings.data_dir),
+        RECOGHUB_ADMIN_TOKEN=settings.admin_token or "",
+    )
+    return env
+
+
+class BenchHub:
+    """The benchmark's handle on the hub's database."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = make_engine(settings.database_url)
+        self.sessions = make_session_factory(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def migrate(self) -> None:
+        upgrade(self.engine)
+
+    def import_images(self, name: str, count: int, *, side: int = 8) -> int:
+        """Import `count` distinct tiny PNGs as dataset `name`; returns its id."""
+        with self.sessions() as session:
+            dataset = import_records(
+                session=session,
+                settings=self.settings,
+                name=name,
+                format="benchmark",
+                kind="classification",
+                records=image_records(count, side=side),
+            )
+            return dataset.id
+
+    def image_files(self, dataset_id: int) -> list[Path]:
+        """The stored files of the dataset's images, in dataset order."""
+        with self.sessions() as session:
+            shas = session.scalars(
+                select(DatasetImage.sha256)
+                .where(DatasetImage.dataset_id == dataset_id)
+                .order_by(DatasetImage.position)
+            ).all()
+        return [image_path(self.settings.data_dir, sha) for sha in shas]
+
+    def register(self, urls: Sequence[str], *, concurrency: int | None = None) -> list[str]:
+        """One provider and one service per recognizer URL; returns the service GUIDs."""
+        guids = []
+        with self.sessions() as session:
+            for number, url in enumerate(urls):
+                provider, _ = create_provider(session, data=ProviderCreate(name=f"team-{number}"))
+                service = create_service(
+                    session,
+                    principal=ADMIN,
+                    data=ServiceCreate(
+                        provider_guid=provider.guid,
+                        name=f"recognizer-{number}",
+                        endpoints=[url],
+                        max_concurrency=concurrency,
+                    ),
+                )
+                guids.append(service.guid)
+        return guids
+
+    def start_run(
+        self, dataset_id: int, guids: list[str], *, concurrency: int | None = None
+    ) -> int:
+        with self.sessions() as session:
+            run = create_run(
+                session,
+                settings=self.settings,
+                dataset=dataset_id,
+                phase="dryrun",
+                service_guids=guids,
+                concurrency=concurrency,
+                seed=2016,
+            )
+            return run.id
+
+    def live_workers(self) -> int:
+        with self.sessions() as session:
+            return int(session.scalar(select(func.count()).select_from(Worker)) or 0)
+
+    def run_state(self, run_id: int) -> Run:
+        with self.sessions() as session:
+            run = session.get(Run, run_id)
+            assert run is not None
+            return run
+
+    def wait_run(
+        self, run_id: int, *, workers: Sequence[subprocess.Popen[bytes]], timeout_s: float
+    ) -> Run:
+        """Poll (cheaply: one row, every 0.1 s) until the run is over; raises RuntimeError
+        if it fails, a worker dies or `timeout_s` passes."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            run = self.run_state(run_id)
+            if run.state == "completed":
+                return run
+            if run.state in ("failed", "cancelled"):
+                raise RuntimeError(f"run {run_id} ended {run.state}: {run.error}")
+            for proc in workers:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"worker pid {proc.pid} exited with {proc.returncode}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"run {run_id} still {run.state} after {timeout_s:.0f}s")
+            time.sleep(0.1)
+
+    def timing(self, run_id: int) -> "RunTiming":
+        """The run's span from the database: started (first claim) to the last result and
+        to completed (every result committed, services scored)."""
+        with self.sessions() as session:
+            run = session.get(Run, run_id)
+            assert run is not None and run.started_at and run.finished_at
+            items, last = session.execute(
+                select(func.count(), func.max(WorkItem.finished_at)).where(
+                    WorkItem.run_id == run_id
+                )
+            ).one()
+        return RunTiming(int(items), run.started_at, last, run.finished_at)
+
+    def check_exactly_once(self, run_id: int, *, expected: int) -> str:
+        """'ok' when the run holds exactly `expected` work items, each done once with
+        outcome ok; otherwise what is wrong."""
+        with self.sessions() as session:
+            counts = session.execute(
+                select(WorkItem.state, WorkItem.outcome, WorkItem.attempts, func.count())
+                .where(WorkItem.run_id == run_id)
+                .group_by(WorkItem.state, WorkItem.outcome, WorkItem.attempts)
+            ).all()
+        total = sum(c for *_, c in counts)
+        good = sum(c for s, o, a, c in counts if s == "done" and o == "ok" and a == 1)
+        if total == expected and good == expected:
+            return f"ok ({expected} work items, each done once, outcome ok, 1 attempt)"
+        rows = ", ".join(f"{s}/{o}/attempts={a}: {c}" for s, o, a, c in counts)
+        return f"MISMATCH: expected {expected} done ok, found {rows}"
+
+    def leaderboard(self, run_id: int) -> list[dict[str, object]]:
+        with self.sessions() as session:
+            return leaderboard(session, run_id=run_id)
+
+
+@dataclass(frozen=True, slots=True)
+class RunTiming:
+    items: int
+    started_at: datetime
+    last_result_at: datetime
+    finished_at: datetime
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds()
+
+    @property
+    def to_last_result(self) -> float:
+        """Images/s from the first claim to the last result (the recording rate)."""
+        return self.items / (self.last_result_at - self.started_at).total_seconds()
+
+    @property
+    def to_completed(self) -> float:
+        """Images/s from the first claim to the run marked completed (all durable)."""
+        return self.items / (self.finished_at - self.started_at).total_seconds()
+
+
+def recoghub_command(*, switch_interval_s: float | None = None) -> list[str]:
+    """The `recoghub` console script of this venv; with `switch_interval_s`, the same
+    entry point after `sys.setswitchinterval` (an experiment on GIL hand-over)."""
+    script = Path(sys.executable).with_name("recoghub")
+    if script.exists() and switch_interval_s is None:
+        return [str(script)]
+    prelude = (
+        f"import sys; sys.setswitchinterval({switch_interval_s}); " if switch_interval_s else ""
+    )
+    return [sys.executable, "-c", prelude + "from gateway.cli.main import main; main()"]
+
+
+def cpu_seconds(procs: Sequence[subprocess.Popen[bytes]]) -> float:
+    """User + system CPU time the processes have used so far."""
+    total = 0.0
+    for proc in procs:
+        times = psutil.Process(proc.pid).cpu_times()
+        total += times.user + times.system
+    return total
+
+
+@contextmanager
+def worker_processes(
+    hub: BenchHub,
+    count: int,
+    *,
+    log_dir: Path,
+    timeout_s: float = 60.0,
+    profile_dir: Path | None = None,
+    switch_interval_s: float | None = None,
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """`count` `recoghub worker` processes on the hub's database, registered before this
+    yields; SIGTERM (then SIGKILL) at the end. Their logs go to `log_dir/worker-N.log`.
+
+    With `profile_dir`, py-spy (`$PY_SPY` or on PATH) samples each worker until it exits,
+    writing collapsed stacks to `profile_dir/worker-<pid>.txt`."""
+    env = worker_env(hub.settings)
+    procs: list[subprocess.Popen[bytes]] = []
+    profilers: list[subprocess.Popen[bytes]] = []
+    logs = []
+    try:
+        for number in range(count):
+            log = (log_dir / f"worker-{number}.log").open("wb")
+            logs.append(log)
+            procs.append(
+                subprocess.Popen(
+                    [
+                        *recoghub_command(switch_interval_s=switch_interval_s),
+                        "worker",
+                        "--log-level",
+                        "warning",
+                    ],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        deadline = time.monotonic() + timeout_s
+        while hub.live_workers() < count:
+            for proc in procs:
+                if proc.poll() is not None:
+                    raise RuntimeError(
+                        f"worker exited with {proc.returncode}; see {log_dir}/worker-*.log"
+                    )
+            if time.monotonic() > deadline:
+                raise RuntimeError("workers did not register in time")
+            time.sleep(0.05)
+        if profile_dir is not None:
+            profilers.extend(start_profilers(procs, profile_dir))
+        yield procs
+    finally:
+        stop_processes(procs)
+        stop_processes(profilers, signal_first=signal.SIGINT)
+        for log in logs:
+            log.close()
+
+
+def start_profilers(
+    procs: Sequence[subprocess.Popen[bytes]], profile_dir: Path
+) -> list[subprocess.Popen[bytes]]:
+    py_spy = os.environ.get("PY_SPY") or shutil.which("py-spy")
+    if py_spy is None:
+        raise RuntimeError("profiling needs py-spy: pip install py-spy, or set PY_SPY")
+    profile_dir.mkdir(parents=True, exist_ok=True)
+    return [
+        subprocess.Popen(
+            [
+                py_spy,
+                "record",
+                "--pid",
+                str(proc.pid),
+                "--format",
+                "raw",
+                "--threads",
+                "--rate",
+                "250",
+                "--output",
+                str(profile_dir / f"worker-{proc.pid}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for proc in procs
+    ]
+
+
+def stop_processes(
+    procs: Sequence[subprocess.Popen[bytes]],
+    timeout_s: float = 15.0,
+    signal_first: signal.Signals = signal.SIGTERM,
+) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal_first)
+    for proc in procs:
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def load_average() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load {one:.2f} (1 min) {five:.2f} (5 min) on {os.cpu_count()} cores"
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""

@@ -1,0 +1,246 @@
+"""The dashboard in a real browser against a live hub, its embedded worker and live
+sample recognizers: what an organizer and a team see after a dry run."""
+
+import base64
+import re
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+
+from tests.builders import ADMIN_TOKEN, Team, admin_headers, hub_settings, jpeg_bytes, register_team
+from tests.servers import live_server
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Locator, Page
+
+pytestmark = pytest.mark.browser
+
+SCREENSHOT = Path("/tmp/recoghub-dashboard.png")
+XSS_NAME = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>Mallory'
+# Seven images; each team answers one label always, so top-1 = that label's share.
+LABELS = ["cat", "cat", "cat", "cat", "dog", "dog", "bird"]
+TEAMS: dict[str, dict[str, Any]] = {
+    "Alpha Cats": {"answer": "cat:0.9;dog:0.1"},
+    "Beta Dogs": {"answer": "dog:0.9;cat:0.1"},
+    XSS_NAME: {"answer": "bird:0.9"},
+    "Delta Broken": {"answer": "cat:0.9", "bad_rate": 1.0},
+}
+# Best first, as the leaderboard ranks them by top-1.
+RANKING = [
+    ("Alpha Cats", "57.1%"),
+    ("Beta Dogs", "28.6%"),
+    (XSS_NAME, "14.3%"),
+    ("Delta Broken", "0.0%"),
+]
+
+
+@dataclass
+class World:
+    url: str
+    run_id: int
+    dataset_id: int
+    teams: dict[str, Team]
+    recognizer_urls: dict[str, str]
+    stack: ExitStack
+
+
+def recognizer(stack: ExitStack, **config: Any) -> str:
+    from sample_recognizer.app import create_recognizer_app
+    from sample_recognizer.config import RecognizerConfig
+
+    app = create_recognizer_app(RecognizerConfig(backend="dummy", **config))
+    return stack.enter_context(live_server(app)).url
+
+
+def wait_until_completed(client: httpx.Client, run_id: int) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        r = client.get(f"/api/v1/runs/{run_id}", headers=admin_headers())
+        assert r.status_code == 200, r.text
+        if r.json()["state"] == "completed":
+            return
+        assert time.monotonic() < deadline, r.json()
+        time.sleep(0.05)
+
+
+def start_run(client: httpx.Client, **body: Any) -> int:
+    r = client.post("/api/v1/runs", json={"phase": "dryrun", **body}, headers=admin_headers())
+    assert r.status_code == 201, r.text
+    run_id: int = r.json()["id"]
+    return run_id
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """A hub with four teams, a Clickture dataset imported through the API, and one
+    completed dry run ranked by top-1."""
+    from gateway.app import create_app
+
+    tmp = tmp_path_factory.mktemp("web")
+    tsv = tmp / "pets.tsv"
+    tsv.write_text(
+        "".join(
+            f"{label}\timg{i}\t{base64.b64encode(jpeg_bytes(color=(i * 30, 90, 140))).decode()}\n"
+            for i, label in enumerate(LABELS)
+        )
+    )
+    settings = hub_settings(f"sqlite:///{tmp / 'hub.db'}", tmp / "data")
+    with ExitStack() as stack:
+        url = stack.enter_context(live_server(create_app(settings))).url
+        client = stack.enter_context(httpx.Client(base_url=url))
+        urls = {name: recognizer(stack, **config) for name, config in TEAMS.items()}
+        teams = {name: register_team(client, [urls[name]], name=name) for name in TEAMS}
+        r = client.post(
+            "/api/v1/datasets",
+            json={"name": "pets", "format": "clickture", "path": str(tsv)},
+            headers=admin_headers(),
+        )
+        assert r.status_code == 201, r.text
+        dataset_id = r.json()["id"]
+        run_id = start_run(client, dataset=dataset_id, metric="top1")
+        wait_until_completed(client, run_id)
+        yield World(url, run_id, dataset_id, teams, urls, stack)
+
+
+def sign_in(page: "Page", world: World, token: str, where: str = "") -> None:
+    page.goto(f"{world.url}/{where}")
+    page.fill("#token", token)
+    page.click("#sign-in button[type=submit]")
+
+
+def team_row(page: "Page", table: str, team: Team) -> "Locator":
+    return page.locator(f'#{table} tr[data-service="{team.service_guid}"]')
+
+
+def test_admin_sees_the_run_and_each_team_done(page: "Page", world: World) -> None:
+    from playwright.sync_api import expect
+
+    sign_in(page, world, ADMIN_TOKEN)
+    row = page.locator(f'#runs tr[data-run="{world.run_id}"]')
+    expect(row).to_contain_text("pets")
+    expect(row).to_contain_text("dryrun")
+    expect(row).to_contain_text("completed")
+    expect(row).to_contain_text("28 / 28")
+
+    row.get_by_role("link", name=f"#{world.run_id}").click()
+    expect(page.locator("#view h1")).to_contain_text(f"Run #{world.run_id}")
+    expect(page.locator("#progress tr[data-service]")).to_have_count(len(TEAMS))
+    for name, team in world.teams.items():
+        line = team_row(page, "progress", team)
+        expect(line.locator(".team")).to_have_text(name)
+        expect(line).to_contain_text("7 / 7")
+        expect(line.locator(".status")).to_have_text(
+            "failed" if name == "Delta Broken" else "passed"
+        )
+    broken = team_row(page, "progress", world.teams["Delta Broken"])
+    expect(broken).to_contain_text("bad_format 7")
+    # The failure reason sits in the row under the team's.
+    reason = broken.locator("xpath=following-sibling::tr[1]")
+    expect(reason).to_have_class("reason-row")
+    expect(reason).to_contain_text("bad_format")
+
+
+def test_leaderboard_ranks_teams_by_top1_with_charts(page: "Page", world: World) -> None:
+    from playwright.sync_api import expect
+
+    sign_in(page, world, ADMIN_TOKEN, f"#/runs/{world.run_id}")
+    rows = page.locator("#ranking tbody tr")
+    expect(rows).to_have_count(len(RANKING))
+    expect(rows.locator(".team")).to_have_text([name for name, _ in RANKING])
+    expect(rows.locator('td[data-col="top1"]')).to_have_text([top1 for _, top1 in RANKING])
+    expect(rows.locator('td[data-col="rank"]')).to_have_text(["1", "2", "3", "4"])
+    expect(page.locator("#ranking th.primary")).to_have_text("Top-1")
+
+    charts = page.locator("#leaderboard svg.chart")
+    expect(charts).to_have_count(2)
+    expect(charts.first.locator("text.value")).to_have_text([top1 for _, top1 in RANKING])
+    expect(charts.first.locator("text.label").first).to_have_text("1. Alpha Cats")
+    expect(charts.nth(1).locator("g")).to_have_count(len(RANKING))
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+
+def test_wrong_token_shows_the_hubs_error(page: "Page", world: World) -> None:
+    from playwright.sync_api import expect
+
+    sign_in(page, world, "not-a-real-token")
+    expect(page.locator("#error")).to_contain_text("Error 401")
+    expect(page.locator("#error")).to_contain_text("unknown token")
+    expect(page.locator("#sign-in")).to_be_visible()
+    expect(page.locator("#runs")).to_have_count(0)
+
+
+def test_provider_key_sees_only_its_own_rows(page: "Page", world: World) -> None:
+    from playwright.sync_api import expect
+
+    beta = world.teams["Beta Dogs"]
+    sign_in(page, world, beta.api_key, f"#/runs/{world.run_id}")
+    expect(page.locator("#progress tr[data-service]")).to_have_count(1)
+    expect(team_row(page, "progress", beta)).to_contain_text("Beta Dogs")
+    expect(page.locator("#ranking tbody tr")).to_have_count(1)
+    expect(page.locator("#ranking .team")).to_have_text("Beta Dogs")
+    expect(page.locator('#ranking td[data-col="top1"]')).to_have_text("28.6%")
+
+    page.click("nav >> text=Services")
+    expect(page.locator("#services tr[data-service]")).to_have_count(1)
+    expect(team_row(page, "services", beta)).to_contain_text("Beta Dogs")
+
+
+def test_team_name_with_markup_renders_as_text(page: "Page", world: World) -> None:
+    from playwright.sync_api import expect
+
+    sign_in(page, world, ADMIN_TOKEN, f"#/runs/{world.run_id}")
+    mallory = world.teams[XSS_NAME]
+    expect(team_row(page, "progress", mallory).locator(".team")).to_have_text(XSS_NAME)
+    expect(team_row(page, "ranking", mallory).locator(".team")).to_have_text(XSS_NAME)
+    expect(page.locator("#leaderboard svg.chart").first).to_contain_text("Mallory")
+    assert page.locator("#view script, #view img").count() == 0
+    assert page.evaluate("window.pwned") is None
+
+
+def test_service_check_shows_each_instance(page: "Page", world: World) -> None:
+    from playwright.sync_api import expect
+
+    sign_in(page, world, ADMIN_TOKEN, "#/services")
+    alpha = world.teams["Alpha Cats"]
+    team_row(page, "services", alpha).get_by_role("button", name="Check").click()
+    report = team_row(page, "services", alpha).locator("xpath=following-sibling::tr[1]")
+    expect(report.locator(".verdict")).to_contain_text("every instance is reachable")
+    instance = report.locator(".instances tbody tr")
+    expect(instance).to_have_count(1)
+    expect(instance).to_contain_text(world.recognizer_urls["Alpha Cats"])
+    expect(instance.locator("td").nth(1)).to_have_text("✓ yes")
+    expect(instance.locator("td").nth(3)).to_have_text("✓ yes")
+
+    broken = world.teams["Delta Broken"]
+    team_row(page, "services", broken).get_by_role("button", name="Check").click()
+    report = team_row(page, "services", broken).locator("xpath=following-sibling::tr[1]")
+    expect(report.locator(".verdict .badge")).to_have_text("failed")
+    expect(report.locator(".instances tbody td").nth(1)).to_have_text("✓ yes")
+    expect(report.locator(".instances tbody td").nth(3)).to_have_text("✗ no")
+    expect(report.locator(".instances tbody td").nth(4)).to_have_text("bad_format")
+
+
+def test_run_view_follows_a_running_run(page: "Page", world: World) -> None:
+    from playwright.sync_api import expect
+
+    # One request at a time, 0.4 s each: the run lasts about 3 s, long enough to watch.
+    url = recognizer(world.stack, answer="cat:0.9", delay_ms=400)
+    with httpx.Client(base_url=world.url) as client:
+        slow = register_team(client, [url], name="Slow Sloths", max_concurrency=1)
+        run_id = start_run(client, dataset=world.dataset_id, services=[slow.service_guid])
+    sign_in(page, world, ADMIN_TOKEN, f"#/runs/{run_id}")
+    state = page.locator("#view h1 .badge")
+    expect(state).to_have_text(re.compile("queued|running"))
+    line = team_row(page, "progress", slow)
+    expect(line.locator(".status")).to_have_text(re.compile("pending|ongoing"))
+    # The page polls: it reaches the end without a reload.
+    expect(state).to_have_text("completed")
+    expect(line).to_contain_text("7 / 7")
+    expect(line.locator(".status")).to_have_text("passed")
+    expect(page.locator("#ranking .team")).to_have_text("Slow Sloths")
