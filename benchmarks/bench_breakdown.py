@@ -8,8 +8,10 @@ recognizers, (1) bare aiohttp as in baselines.py, (2) the hub's client session w
 the hub's signed headers, (3) `Dispatcher.recognize`. Database, on a SQLite run of
 8 services x --images: (4) `claims.claim_items` of --claim items per service at a time,
 (5) `load_pictures`, (6) `engine.result_row`, (7) `claims.record_results` 500 rows a
-transaction, (8) `finish.finish_service` (scoring). The sum of (3)..(8) against (1) is
-the CPU budget a worker spends per image beyond the bare loop.
+transaction, (8) live scoring (`ServiceScorer.add`, what a worker does per result),
+(9) `finish.finish_service` scoring from the database (what it does instead for a lane
+over the live-scoring limit). The sum of (3)..(8) against (1) is the CPU a worker spends
+per image beyond the bare loop, before its own bookkeeping (queues, tasks, threads).
 """
 
 import argparse
@@ -32,6 +34,7 @@ from gateway.dispatch.dispatcher import Dispatcher, Target
 from gateway.protocol import signing
 from gateway.runs import claims, finish
 from gateway.runs.engine import load_pictures, result_row
+from gateway.scoring.metrics import ServiceScorer
 
 IN_FLIGHT = 32
 RESULT_BATCH = 500
@@ -203,10 +206,22 @@ def database_parts(
     report(f"(7) record_results, {RESULT_BATCH} a transaction", cpu() - started, len(rows))
 
     started = cpu()
+    scorer = ServiceScorer()
+    for row in rows:
+        scorer.add(
+            outcome=row["outcome"],
+            tags=[(tag, score) for tag, score in row["tags"]],
+            truth=["red"],
+            latency_ms=row["latency_ms"],
+        )
+    scorer.result(elapsed_s=1.0)
+    report("(8) ServiceScorer.add, live scoring of each result", cpu() - started, len(rows))
+
+    started = cpu()
     for lane in lanes:
         with hub.engine.begin() as conn:
             finish.finish_service(conn, run_service_id=lane, phase="dryrun")
-    report("(8) finish_service (score the service)", cpu() - started, items)
+    report("(9) finish_service, scoring streamed from the database", cpu() - started, items)
     print(f"  check: {hub.check_exactly_once(run_id, expected=items)}; {load_average()}")
 
 

@@ -44,6 +44,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="aiohttp + hub pairs to run")
     parser.add_argument("--httpx-images", type=int, default=1000, help="images for httpx")
     parser.add_argument("--postgres", metavar="URL", help="run the hub on this PostgreSQL server")
+    parser.add_argument(
+        "--gc-freeze", action="store_true", help="experiment: gc.freeze() in the workers"
+    )
     parser.add_argument("--workers", type=int, default=1, help="`recoghub worker` processes")
     parser.add_argument("--sleep-ms", type=float, default=0.0, help="recognizers' think time")
     parser.add_argument(
@@ -112,6 +115,7 @@ def bench(hub: BenchHub, urls: list[str], args: argparse.Namespace, workdir: Pat
             log_dir=workdir,
             profile_dir=args.profile_dir,
             switch_interval_s=switch_s,
+            gc_freeze=args.gc_freeze,
         ) as procs:
             cpu_before = cpu_seconds(procs)
             run_id = hub.start_run(dataset_id, guids)

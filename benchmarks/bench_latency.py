@@ -34,6 +34,9 @@ def main() -> None:
     parser.add_argument("--sleep-ms", type=float, default=20.0)
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--postgres", metavar="URL", help="run the hub on this PostgreSQL server")
+    parser.add_argument(
+        "--gc-freeze", action="store_true", help="experiment: gc.freeze() in the workers"
+    )
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="recoghub-bench-latency-"))
@@ -75,7 +78,7 @@ def bench(hub: BenchHub, urls: list[str], args: argparse.Namespace, workdir: Pat
         )
 
     run_reference("before")
-    with worker_processes(hub, 1, log_dir=workdir) as procs:
+    with worker_processes(hub, 1, log_dir=workdir, gc_freeze=args.gc_freeze) as procs:
         run_id = hub.start_run(dataset_id, guids, concurrency=IN_FLIGHT_PER_SERVICE)
         try:
             hub.wait_run(run_id, workers=procs, timeout_s=max(120.0, items / 100))

@@ -257,16 +257,22 @@ class RunTiming:
         return self.items / (self.finished_at - self.started_at).total_seconds()
 
 
-def recoghub_command(*, switch_interval_s: float | None = None) -> list[str]:
-    """The `recoghub` console script of this venv; with `switch_interval_s`, the same
-    entry point after `sys.setswitchinterval` (an experiment on GIL hand-over)."""
+def recoghub_command(
+    *, switch_interval_s: float | None = None, gc_freeze: bool = False
+) -> list[str]:
+    """The `recoghub` console script of this venv. Experiments run the same entry point
+    after `sys.setswitchinterval(switch_interval_s)` (GIL hand-over), or after importing
+    the hub and `gc.freeze()` (so that full collections skip the start-up objects)."""
     script = Path(sys.executable).with_name("recoghub")
-    if script.exists() and switch_interval_s is None:
+    if script.exists() and switch_interval_s is None and not gc_freeze:
         return [str(script)]
-    prelude = (
-        f"import sys; sys.setswitchinterval({switch_interval_s}); " if switch_interval_s else ""
-    )
-    return [sys.executable, "-c", prelude + "from gateway.cli.main import main; main()"]
+    prelude = ["import sys"]
+    if switch_interval_s:
+        prelude.append(f"sys.setswitchinterval({switch_interval_s})")
+    prelude.append("from gateway.cli.main import main")
+    if gc_freeze:
+        prelude += ["import gc, gateway.runs.worker", "gc.collect()", "gc.freeze()"]
+    return [sys.executable, "-c", "; ".join([*prelude, "main()"])]
 
 
 def cpu_seconds(procs: Sequence[subprocess.Popen[bytes]]) -> float:
@@ -287,12 +293,13 @@ def worker_processes(
     timeout_s: float = 60.0,
     profile_dir: Path | None = None,
     switch_interval_s: float | None = None,
+    gc_freeze: bool = False,
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
     """`count` `recoghub worker` processes on the hub's database, registered before this
     yields; SIGTERM (then SIGKILL) at the end. Their logs go to `log_dir/worker-N.log`.
 
     With `profile_dir`, py-spy (`$PY_SPY` or on PATH) samples each worker until it exits,
-    writing collapsed stacks to `profile_dir/worker-<pid>.txt`."""
+    writing collapsed stacks to `profile_dir/pid-<pid>.txt`."""
     env = worker_env(hub.settings)
     procs: list[subprocess.Popen[bytes]] = []
     profilers: list[subprocess.Popen[bytes]] = []
@@ -304,7 +311,7 @@ def worker_processes(
             procs.append(
                 subprocess.Popen(
                     [
-                        *recoghub_command(switch_interval_s=switch_interval_s),
+                        *recoghub_command(switch_interval_s=switch_interval_s, gc_freeze=gc_freeze),
                         "worker",
                         "--log-level",
                         "warning",
@@ -354,7 +361,7 @@ def start_profilers(
                 "--rate",
                 "250",
                 "--output",
-                str(profile_dir / f"worker-{proc.pid}.txt"),
+                str(profile_dir / f"pid-{proc.pid}.txt"),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import gc
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -62,6 +63,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.embedded_worker
             else None
         )
+        # Start-up leaves ~100k long-lived objects; a full collection over them stalls
+        # every request in flight for 100+ ms (recorded as the teams' latency). Freezing
+        # them keeps the collector to what the hub allocates afterwards.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
@@ -76,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
 
     @app.get(f"{API_PREFIX}/ping", tags=["hub"])
-    def ping() -> dict[str, str]:
+    async def ping() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
     for router in (

@@ -18,6 +18,7 @@ def serve(
         "--worker/--no-worker",
         help="Also dispatch runs in this process (default: RECOGHUB_EMBEDDED_WORKER, true).",
     ),
+    access_log: bool = typer.Option(False, help="Log every HTTP request (costs the relay)."),
 ) -> None:
     """Run the hub: API, dashboard and, unless --no-worker, an embedded dispatch worker."""
     import uvicorn
@@ -34,6 +35,7 @@ def serve(
         loop="uvloop",
         http="httptools",
         log_level="info",
+        access_log=access_log,
     )
 
 

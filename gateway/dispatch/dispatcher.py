@@ -21,6 +21,7 @@ from tenacity import (
     wait_exponential,
     wait_random,
 )
+from yarl import URL
 
 from gateway.config import Settings
 from gateway.errors import (
@@ -120,6 +121,10 @@ class Dispatcher:
         self._settings = settings
         self._next_instance: dict[str, itertools.count[int]] = {}
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        # Built once per instance and secret: parsing a URL and keying an HMAC on every
+        # request would cost the dispatch loop more than the rest of the hub's own work.
+        self._urls: dict[str, URL] = {}
+        self._signers: dict[str, signing.Signer] = {}
         # Exponential back-off with a jitter bounded by the first back-off (tenacity's
         # wait_exponential_jitter defaults to a whole second of jitter, which dwarfs a
         # 0.2 s back-off). Built once: the strategies are immutable.
@@ -224,6 +229,12 @@ class Dispatcher:
         number: int,
         attempts: list[Attempt],
     ) -> tuple[list[Tag], str, float]:
+        signer = self._signers.get(target.signing_secret)
+        if signer is None:
+            signer = self._signers[target.signing_secret] = signing.Signer(target.signing_secret)
+        url = self._urls.get(instance)
+        if url is None:
+            url = self._urls[instance] = URL(base_url(instance) + "/recognize")
         timestamp = str(int(time.time()))
         headers = {
             "Content-Type": content_type,
@@ -231,8 +242,8 @@ class Dispatcher:
             signing.HEADER_SERVICE_GUID: target.service_guid,
             signing.HEADER_PROVIDER_GUID: target.provider_guid,
             signing.HEADER_TIMESTAMP: timestamp,
-            signing.HEADER_SIGNATURE: signing.sign(
-                target.signing_secret, timestamp=timestamp, request_id=request_id, digest=digest
+            signing.HEADER_SIGNATURE: signer.sign(
+                timestamp=timestamp, request_id=request_id, digest=digest
             ),
         }
         status: int | None = None
@@ -240,7 +251,7 @@ class Dispatcher:
         started = time.perf_counter()
         try:
             async with self._http.post(
-                base_url(instance) + "/recognize", data=image, headers=headers, timeout=timeout
+                url, data=image, headers=headers, timeout=timeout
             ) as response:
                 status = response.status
                 # An error page is not an answer: keep its start for the detail, and do

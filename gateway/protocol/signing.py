@@ -18,11 +18,24 @@ def body_digest(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
+class Signer:
+    """Signs requests under one secret; the keyed HMAC state is prepared once."""
+
+    __slots__ = ("_mac",)
+
+    def __init__(self, secret: str) -> None:
+        self._mac = hmac.new(secret.encode(), digestmod=hashlib.sha256)
+
+    def sign(self, *, timestamp: str, request_id: str, digest: str) -> str:
+        """The `X-Recog-Signature` value for one request."""
+        mac = self._mac.copy()
+        mac.update(f"{timestamp}.{request_id}.{digest}".encode())
+        return f"{SIGNATURE_VERSION}={mac.hexdigest()}"
+
+
 def sign(secret: str, *, timestamp: str, request_id: str, digest: str) -> str:
     """The `X-Recog-Signature` value for one request."""
-    message = f"{timestamp}.{request_id}.{digest}".encode()
-    mac = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
-    return f"{SIGNATURE_VERSION}={mac}"
+    return Signer(secret).sign(timestamp=timestamp, request_id=request_id, digest=digest)
 
 
 def verify(

@@ -86,6 +86,7 @@ class ImageRef:
     image_id: int
     sha256: str
     content_type: str
+    truth: list[str]
 
 
 def chunked(values: Sequence[Any], size: int = ID_CHUNK) -> Iterator[Sequence[Any]]:
@@ -389,9 +390,11 @@ def image_refs(conn: Connection, *, image_ids: Sequence[int]) -> dict[int, Image
     refs: dict[int, ImageRef] = {}
     for ids in chunked(image_ids):
         for row in conn.execute(
-            select(IMAGES.c.id, IMAGES.c.sha256, IMAGES.c.content_type).where(IMAGES.c.id.in_(ids))
+            select(IMAGES.c.id, IMAGES.c.sha256, IMAGES.c.content_type, IMAGES.c.truth).where(
+                IMAGES.c.id.in_(ids)
+            )
         ):
-            refs[row.id] = ImageRef(row.id, row.sha256, row.content_type)
+            refs[row.id] = ImageRef(row.id, row.sha256, row.content_type, list(row.truth or ()))
     return refs
 
 

@@ -29,6 +29,7 @@ import contextlib
 import logging
 import math
 import os
+import random
 import secrets
 import socket
 import time
@@ -46,9 +47,11 @@ from gateway.config import Settings
 from gateway.datasets.storage import image_path
 from gateway.db import utcnow
 from gateway.dispatch.dispatcher import Answer, Dispatcher, Target
+from gateway.errors import Outcome
 from gateway.protocol.signing import body_digest
 from gateway.runs import claims, finish
 from gateway.runs.claims import ClaimedItem, ImageRef, LanePlan
+from gateway.scoring.metrics import ServiceScorer
 
 log = logging.getLogger("recoghub.worker")
 
@@ -61,8 +64,15 @@ BUFFER_HORIZON_S = 0.5
 MAX_BUFFER = 1000
 # Images just sent that stay cached for the services that have not sent them yet.
 RECENT_IMAGES = 1024
+RECENT_BYTES = 64 * 1024 * 1024
+# A lane scores its results as they are recorded up to this many images (about 56 bytes
+# each); a larger run is scored from the database when it ends, so memory stays flat.
+LIVE_SCORING_MAX_IMAGES = 25_000
 # How long a stopping worker lets requests in flight finish before giving them back.
 SHUTDOWN_GRACE_S = 3.0
+# Loop-side work on a batch yields to the event loop this often, so that answers
+# arriving meanwhile are read (and timed) at once.
+YIELD_EVERY = 50
 RAW_CHARS = 1024
 
 
@@ -76,6 +86,7 @@ class Picture:
     data: bytes
     digest: str
     content_type: str
+    truth: list[str]
     refs: int = 0
 
 
@@ -86,17 +97,25 @@ class ImageCache:
     all; memory is bounded by the lanes' buffers, never the dataset.
     """
 
-    def __init__(self, recent: int = RECENT_IMAGES) -> None:
+    def __init__(self, recent: int = RECENT_IMAGES, recent_bytes: int = RECENT_BYTES) -> None:
         self._held: dict[int, Picture] = {}
         self._recent: OrderedDict[int, Picture] = OrderedDict()
         self._recent_max = recent
+        self._recent_bytes_max = recent_bytes
+        self._recent_bytes = 0
 
     def known(self) -> set[int]:
         return set(self._held) | set(self._recent)
 
     def hold(self, image_id: int, loaded: Picture | None) -> bool:
         """Take a reference to an image, cached or just `loaded`; False if neither."""
-        picture = self._held.get(image_id) or self._recent.pop(image_id, None) or loaded
+        picture = self._held.get(image_id)
+        if picture is None:
+            picture = self._recent.pop(image_id, None)
+            if picture is not None:
+                self._recent_bytes -= len(picture.data)
+            else:
+                picture = loaded
         if picture is None:
             return False
         picture.refs += 1
@@ -114,8 +133,12 @@ class ImageCache:
         if picture.refs <= 0:
             del self._held[image_id]
             self._recent[image_id] = picture
-            while len(self._recent) > self._recent_max:
-                self._recent.popitem(last=False)
+            self._recent_bytes += len(picture.data)
+            while self._recent and (
+                len(self._recent) > self._recent_max or self._recent_bytes > self._recent_bytes_max
+            ):
+                _, dropped = self._recent.popitem(last=False)
+                self._recent_bytes -= len(dropped.data)
 
 
 def load_pictures(
@@ -132,7 +155,7 @@ def load_pictures(
         except OSError as exc:
             missing[ref.image_id] = f"{path}: {exc.strerror or exc}"
             continue
-        pictures[ref.image_id] = Picture(data, body_digest(data), ref.content_type)
+        pictures[ref.image_id] = Picture(data, body_digest(data), ref.content_type, ref.truth)
     return pictures, missing
 
 
@@ -160,6 +183,15 @@ class Lane:
         self.ongoing = plan.status == "ongoing"
         self.completed = 0
         self.rate = 0.0
+        # Grows while consumers find the queue empty (claims too slow for this lane).
+        self.boost = 0
+        self.starved = False
+        # Scores every result as it is recorded, so that closing the lane needs no pass
+        # over its items; only trusted if it saw them all (nothing sent before this
+        # lane, no other worker, no result lost), which `finish_service` checks.
+        self.scorer: ServiceScorer | None = ServiceScorer() if plan.status == "pending" else None
+        self.first_sent: datetime | None = None
+        self.last_finished: datetime | None = None
 
     @property
     def target(self) -> Target:
@@ -169,13 +201,36 @@ class Lane:
     def held(self) -> int:
         return len(self.consumers) - self.retiring
 
+    def elapsed_s(self) -> float | None:
+        if self.first_sent is None or self.last_finished is None:
+            return None
+        return (self.last_finished - self.first_sent).total_seconds()
+
+    def score(self, row: dict[str, Any], truth: list[str]) -> None:
+        """Add one recorded result to the lane's scorer."""
+        self.last_finished = row["finished_at"]
+        if self.scorer is None:
+            return
+        if self.scorer.images >= LIVE_SCORING_MAX_IMAGES:
+            self.scorer = None
+            return
+        try:
+            self.scorer.add(
+                outcome=row["outcome"],
+                tags=[(tag, score) for tag, score in row["tags"]],
+                truth=truth,
+                latency_ms=row["latency_ms"],
+            )
+        except ValueError:
+            self.scorer = None  # the database pass will say what is wrong
+
     @property
     def idle(self) -> bool:
         return self.buffered == 0 and self.in_flight == 0 and self.unflushed == 0
 
     def buffer_target(self) -> int:
-        by_rate = min(MAX_BUFFER, math.ceil(self.rate * BUFFER_HORIZON_S))
-        return max(2 * self.held, by_rate)
+        by_rate = math.ceil(self.rate * BUFFER_HORIZON_S)
+        return min(MAX_BUFFER, max(2 * self.held, by_rate, self.boost))
 
     def wants(self) -> int:
         """How many items to claim now: refill to the target once below half of it."""
@@ -184,10 +239,17 @@ class Lane:
         target = self.buffer_target()
         return target - self.buffered if self.buffered <= target // 2 else 0
 
-    def tick_rate(self, elapsed_s: float) -> None:
+    def tick(self, elapsed_s: float) -> None:
+        """Every manager tick: measure the throughput; double the buffer when the lane
+        starved since the last tick, let it shrink back when it did not."""
         current = self.completed / elapsed_s if elapsed_s > 0 else 0.0
         self.completed = 0
         self.rate = current if current > self.rate else 0.7 * self.rate + 0.3 * current
+        if self.starved:
+            self.boost = min(MAX_BUFFER, max(4 * self.held, 2 * self.boost))
+        else:
+            self.boost //= 2
+        self.starved = False
 
 
 class DispatchWorker:
@@ -214,7 +276,7 @@ class DispatchWorker:
         self._draining: list[Lane] = []
         self._images = ImageCache()
         self._global = asyncio.Semaphore(settings.global_concurrency)
-        self._results: list[tuple[Lane, dict[str, Any]]] = []
+        self._results: list[tuple[Lane, dict[str, Any], list[str]]] = []
         self._flush_now = asyncio.Event()
         self._claim_now = asyncio.Event()
         self._slots_to_release: list[int] = []
@@ -223,6 +285,10 @@ class DispatchWorker:
         self._hot = ThreadPoolExecutor(1, thread_name_prefix="recoghub-db")
         self._cold = ThreadPoolExecutor(1, thread_name_prefix="recoghub-db-cold")
         self._last_tick = time.monotonic()
+        # Request ids from a PRNG seeded once from the OS: os.urandom per request is a
+        # syscall that gives up the GIL, and waits to get it back while a database
+        # thread runs. Ids only need to be unique and unguessable from the data.
+        self._request_ids = random.Random(secrets.randbits(128))
         self.recorded = 0
 
     # Database calls, off the event loop
@@ -247,20 +313,12 @@ class DispatchWorker:
     async def run(self, stop: asyncio.Event) -> None:
         """Register, dispatch until `stop` is set, then stop cleanly: requests in flight
         finish (briefly), results are written, unsent items and slots are released."""
-        now, _ = self._expiry()
-        if self.exclusive:
-            freed = await self._db(self._hot, claims.take_over, worker_id=self.id)
-            if freed:
-                log.info("resuming: %d work items left leased by a stopped hub are free", freed)
-        await self._db(
-            self._hot,
-            claims.register_worker,
-            worker_id=self.id,
-            host=socket.gethostname()[:200],
-            pid=os.getpid(),
-            now=now,
-            forget_before=now - timedelta(seconds=max(3600.0, 10 * self.settings.lease_s)),
-        )
+        try:
+            await self._register()
+        except BaseException:
+            self._hot.shutdown(wait=False)
+            self._cold.shutdown(wait=False)
+            raise
         self._lease_deadline = time.monotonic() + 0.9 * self.settings.lease_s
         log.info("worker %s started", self.id)
         loops = [
@@ -275,6 +333,22 @@ class DispatchWorker:
             await stop.wait()
         finally:
             await self._shutdown(loops)
+
+    async def _register(self) -> None:
+        now, _ = self._expiry()
+        if self.exclusive:
+            freed = await self._db(self._hot, claims.take_over, worker_id=self.id)
+            if freed:
+                log.info("resuming: %d work items left leased by a stopped hub are free", freed)
+        await self._db(
+            self._hot,
+            claims.register_worker,
+            worker_id=self.id,
+            host=socket.gethostname()[:200],
+            pid=os.getpid(),
+            now=now,
+            forget_before=now - timedelta(seconds=max(3600.0, 10 * self.settings.lease_s)),
+        )
 
     async def _shutdown(self, loops: list[asyncio.Task[None]]) -> None:
         self._closing = True
@@ -347,11 +421,14 @@ class DispatchWorker:
             if lane.id not in open_plans:
                 self._stop_lane(lane, release=True)
         for plan in survey.lanes:
-            if plan.run_service_id not in self.lanes:
+            known = self.lanes.get(plan.run_service_id)
+            if known is None:
                 self.lanes[plan.run_service_id] = Lane(plan)
+            else:
+                known.plan = plan  # endpoints edited during the run apply at once
         tick = time.monotonic()
         for lane in self.lanes.values():
-            lane.tick_rate(tick - self._last_tick)
+            lane.tick(tick - self._last_tick)
         self._last_tick = tick
 
         await self._finish_idle_lanes()
@@ -364,7 +441,12 @@ class DispatchWorker:
     async def _finish_idle_lanes(self) -> None:
         for lane in [x for x in self.lanes.values() if x.dry and x.idle and not x.stopping]:
             final = await self._db(
-                self._cold, finish.finish_service, run_service_id=lane.id, phase=lane.plan.phase
+                self._cold,
+                finish.finish_service,
+                run_service_id=lane.id,
+                phase=lane.plan.phase,
+                scorer=lane.scorer,
+                elapsed=lane.elapsed_s(),
             )
             if not final:
                 continue
@@ -480,7 +562,9 @@ class DispatchWorker:
             )
         claimed_at = time.monotonic()
         unusable: list[int] = []
-        for run_service_id, wanted in wants.items():
+        for n, (run_service_id, wanted) in enumerate(wants.items(), start=1):
+            if n % 2 == 0:
+                await asyncio.sleep(0)  # a claim can be hundreds of items per lane
             items = claimed.get(run_service_id, [])
             lane = self.lanes.get(run_service_id)
             usable: list[ClaimedItem] = []
@@ -532,6 +616,8 @@ class DispatchWorker:
     async def _consume(self, lane: Lane, slot_id: int) -> None:
         try:
             while True:
+                if lane.queue.empty() and not (lane.dry or lane.stopping):
+                    lane.starved = True
                 claim = await lane.queue.get()
                 if claim is None:
                     if lane.retiring > 0:
@@ -554,8 +640,8 @@ class DispatchWorker:
 
     async def _send(self, lane: Lane, claim: Claim) -> None:
         picture = self._images.get(claim.image_id)
-        if picture is None:  # cannot happen: held until sent
-            return
+        if picture is None:
+            raise RuntimeError(f"image {claim.image_id} was not held for its claim")
         try:
             while time.monotonic() > self._lease_deadline and not lane.stopping:
                 # Our leases may lapse: sending now could break the service's bound.
@@ -563,6 +649,8 @@ class DispatchWorker:
             if lane.stopping and self._closing:
                 return
             async with self._global:
+                if lane.first_sent is None:
+                    lane.first_sent = utcnow()
                 queue_ms = (time.monotonic() - claim.claimed_at) * 1000.0
                 lane.in_flight += 1
                 try:
@@ -573,6 +661,7 @@ class DispatchWorker:
                         digest=picture.digest,
                         timeout_s=lane.plan.timeout_s,
                         max_attempts=lane.plan.max_attempts,
+                        request_id=f"{self._request_ids.getrandbits(128):032x}",
                     )
                 finally:
                     lane.in_flight -= 1
@@ -580,7 +669,7 @@ class DispatchWorker:
             self._images.release(claim.image_id)
         lane.completed += 1
         lane.unflushed += 1
-        self._results.append((lane, result_row(claim.item_id, answer, queue_ms)))
+        self._results.append((lane, result_row(claim.item_id, answer, queue_ms), picture.truth))
         if len(self._results) >= self.settings.result_batch_size:
             self._flush_now.set()
 
@@ -608,22 +697,35 @@ class DispatchWorker:
                 self._hot,
                 claims.record_results,
                 worker_id=self.id,
-                results=[row for _, row in batch],
+                results=[row for _, row, _ in batch],
             )
         except BaseException:
             self._results[:0] = batch  # keep them for the next try
             raise
         self.recorded += written
-        for lane, _ in batch:
+        complete = written == len(batch)
+        for n, (lane, row, truth) in enumerate(batch, start=1):
             lane.unflushed -= 1
+            if complete:
+                lane.score(row, truth)
+            else:  # some leases were lost: only the database knows what counts
+                lane.scorer = None
+            if n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # let answers that arrived meanwhile be timed
+
+
+# `Outcome.X.value` goes through enum's descriptor machinery: slow enough to matter at
+# thousands of results a second.
+_OUTCOME_TEXT = {outcome: outcome.value for outcome in Outcome}
 
 
 def result_row(item_id: int, answer: Answer, queue_ms: float) -> dict[str, Any]:
-    """A work item's result columns from the dispatcher's answer."""
+    """A work item's result columns from the dispatcher's answer; `attempt_log` has the
+    shape of `Attempt.as_dict()`."""
     raw = answer.raw[:RAW_CHARS] if answer.raw is not None else None
     return {
         "id": item_id,
-        "outcome": answer.outcome.value,
+        "outcome": _OUTCOME_TEXT[answer.outcome],
         "attempts": len(answer.attempts),
         "latency_ms": answer.latency_ms,
         "queue_ms": queue_ms,
@@ -632,7 +734,17 @@ def result_row(item_id: int, answer: Answer, queue_ms: float) -> dict[str, Any]:
         "raw": raw,
         "tags": [[tag.tag, tag.score] for tag in answer.tags],
         "detail": answer.detail,
-        "attempt_log": [attempt.as_dict() for attempt in answer.attempts],
+        "attempt_log": [
+            {
+                "n": a.number,
+                "instance": a.instance,
+                "outcome": _OUTCOME_TEXT[a.outcome],
+                "latency_ms": a.latency_ms,
+                "status": a.status,
+                "detail": a.detail,
+            }
+            for a in answer.attempts
+        ],
         "finished_at": utcnow(),
     }
 

@@ -24,7 +24,7 @@ from gateway.runs.claims import (
 )
 from gateway.scoring.metrics import ServiceScorer
 
-PAGE = 2000
+PAGE = 1000
 FIRST_ERRORS = 3
 _DETAIL_CHARS = 200
 
@@ -64,8 +64,6 @@ def service_scores(conn: Connection, *, run_service_id: int) -> dict[str, Any]:
     Throughput is over the time from the first request sent to the last answer.
     """
     scorer = ServiceScorer()
-    first: datetime | None = None
-    last: datetime | None = None
     for row in done_items(
         conn,
         run_service_id=run_service_id,
@@ -73,18 +71,30 @@ def service_scores(conn: Connection, *, run_service_id: int) -> dict[str, Any]:
             WORK_ITEMS.c.outcome,
             WORK_ITEMS.c.tags,
             WORK_ITEMS.c.latency_ms,
-            WORK_ITEMS.c.finished_at,
             IMAGES.c.truth,
         ],
     ):
         tags = [(str(tag), float(score)) for tag, score in row.tags or ()]
         scorer.add(outcome=row.outcome, tags=tags, truth=row.truth or [], latency_ms=row.latency_ms)
-        if row.finished_at is not None:
-            sent = row.finished_at - timedelta(milliseconds=row.latency_ms or 0.0)
-            first = sent if first is None or sent < first else first
-            last = row.finished_at if last is None or row.finished_at > last else last
-    elapsed = (last - first).total_seconds() if first is not None and last is not None else None
-    return scorer.result(elapsed_s=elapsed if elapsed and elapsed > 0 else None)
+    return scorer.result(elapsed_s=elapsed_s(conn, run_service_id=run_service_id))
+
+
+def elapsed_s(conn: Connection, *, run_service_id: int) -> float | None:
+    """Seconds from the first request sent (the first answer less its latency) to the
+    last answer recorded; None before two answers."""
+    done = (WORK_ITEMS.c.run_service_id == run_service_id, WORK_ITEMS.c.state == "done")
+    last = conn.execute(select(func.max(WORK_ITEMS.c.finished_at)).where(*done)).scalar()
+    first = conn.execute(
+        select(WORK_ITEMS.c.finished_at, WORK_ITEMS.c.latency_ms)
+        .where(*done)
+        .order_by(WORK_ITEMS.c.finished_at)
+        .limit(1)
+    ).first()
+    if last is None or first is None or first.finished_at is None:
+        return None
+    sent = first.finished_at - timedelta(milliseconds=first.latency_ms or 0.0)
+    seconds = (last - sent).total_seconds()
+    return seconds if seconds > 0 else None
 
 
 def first_errors(conn: Connection, *, run_service_id: int, limit: int = FIRST_ERRORS) -> list[str]:
@@ -115,9 +125,17 @@ def first_errors(conn: Connection, *, run_service_id: int, limit: int = FIRST_ER
     return errors
 
 
-def judge(conn: Connection, *, run_service_id: int, phase: str) -> Verdict:
-    """Scores, status and (for a failure) the reason of a run service whose items are done."""
-    scores = service_scores(conn, run_service_id=run_service_id)
+def judge(
+    conn: Connection,
+    *,
+    run_service_id: int,
+    phase: str,
+    scores: dict[str, Any] | None = None,
+) -> Verdict:
+    """Scores, status and (for a failure) the reason of a run service whose items are done.
+    `scores` may come from a worker that scored every item as it was recorded."""
+    if scores is None:
+        scores = service_scores(conn, run_service_id=run_service_id)
     outcomes: dict[str, int] = scores["outcomes"]
     images = int(scores["images"])
     ok = outcomes.get(Outcome.OK.value, 0)
@@ -148,14 +166,26 @@ def unfinished(conn: Connection, *, run_service_id: int) -> int:
     )
 
 
-def finish_service(conn: Connection, *, run_service_id: int, phase: str) -> bool:
+def finish_service(
+    conn: Connection,
+    *,
+    run_service_id: int,
+    phase: str,
+    scorer: ServiceScorer | None = None,
+    elapsed: float | None = None,
+) -> bool:
     """Score and close a run service if every item is recorded; True if it is (now) final.
 
-    Two workers may both judge it; the conditional update lets one write.
+    `scorer` is used when it holds every item of the run service (a worker that recorded
+    them all scores as it goes); otherwise the recorded items are streamed. Two workers
+    may both judge it; the conditional update lets one write.
     """
     if unfinished(conn, run_service_id=run_service_id):
         return False
-    verdict = judge(conn, run_service_id=run_service_id, phase=phase)
+    scores = None
+    if scorer is not None and scorer.images == _items(conn, run_service_id):
+        scores = scorer.result(elapsed_s=elapsed if elapsed and elapsed > 0 else None)
+    verdict = judge(conn, run_service_id=run_service_id, phase=phase, scores=scores)
     conn.execute(
         update(RUN_SERVICES)
         .where(
@@ -164,6 +194,16 @@ def finish_service(conn: Connection, *, run_service_id: int, phase: str) -> bool
         .values(status=verdict.status, reason=verdict.reason, scores=verdict.scores)
     )
     return True
+
+
+def _items(conn: Connection, run_service_id: int) -> int:
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(WORK_ITEMS)
+            .where(WORK_ITEMS.c.run_service_id == run_service_id)
+        ).scalar_one()
+    )
 
 
 def complete_run(conn: Connection, *, run_id: int, now: datetime) -> bool:

@@ -13,7 +13,10 @@ from sqlalchemy.orm import Session
 from gateway.config import Settings
 from gateway.datasets.models import DatasetImage
 from gateway.datasets.storage import image_path
-from gateway.runs import service
+from gateway.dispatch.dispatcher import Attempt
+from gateway.errors import Outcome
+from gateway.registry.models import Service
+from gateway.runs import finish, service
 from gateway.runs.models import Run, RunService, ServiceSlot
 from tests.runs.builders import (
     add_dataset,
@@ -98,10 +101,28 @@ async def test_dry_run_records_every_answer_and_scores_it_exactly(
         }
 
         rows = list(service.iter_results(session, run_id=run_id, service_guid=good))
+        progress_ids = {
+            str(row[0]): int(row[1])
+            for row in session.execute(
+                select(Service.guid, RunService.id)
+                .join(RunService, RunService.service_id == Service.id)
+                .where(RunService.run_id == run_id)
+            )
+        }
         ranks = {row.key: row.true_rank for row in rows}
         assert ranks == {
             image.key: (1 if i < 5 else 3 if i < 8 else None) for i, image in enumerate(images)
         }
+        # Scored as results were recorded; a pass over the database agrees.
+        stored = session.get(RunService, progress_ids[good])
+        assert stored is not None and stored.scores is not None
+        streamed = finish.service_scores(session.connection(), run_service_id=stored.id)
+        assert {**stored.scores, "images_per_s": None} == {**streamed, "images_per_s": None}
+        item = next(i for i in work_items(run_engine, run_id) if i.run_service_id == stored.id)
+        assert item.attempt_log is not None and item.queue_ms is not None
+        assert item.attempt_log[0].keys() == Attempt(1, "x", Outcome.OK, 1.0).as_dict().keys()
+        assert item.attempt_log[0]["outcome"] == "ok" and item.http_status == 200
+
         first = next(row for row in rows if row.key == "img000")
         assert first.tags == [{"tag": "dog0", "score": 0.95}, {"tag": "cat", "score": 0.1}]
         assert first.outcome == "ok" and first.attempts == 1 and first.raw == answers["img000"]

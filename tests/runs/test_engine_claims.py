@@ -91,7 +91,8 @@ def test_only_the_lease_owner_records_and_expired_leases_return(
         assert [i.item_id for i in again[lane]] == [second, third]
         # The late answer of the dead worker is ignored; the new owner's counts, once.
         assert claims.record_results(conn, worker_id="a", results=[result(second)]) == 0
-        assert claims.record_results(conn, worker_id="b", results=[result(second)]) == 1
+        batch = [result(second), result(third), result(first)]
+        assert claims.record_results(conn, worker_id="b", results=batch) == 2
         assert claims.record_results(conn, worker_id="b", results=[result(second)]) == 0
     with Session(run_engine) as session:
         item = session.get(WorkItem, second)

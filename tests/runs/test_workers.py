@@ -196,9 +196,15 @@ def test_postgres_workers_share_a_run_and_take_over_a_killed_one(
         app, log = recognizer_app(lambda b: "x:1", delay_s=0.03)
         add_service(engine, [serve(app)], max_concurrency=3)
         seen.append(log)
-    run_id = start_run(engine, hub_settings(url, data_dir), dataset=dataset, phase="dryrun")
-
     procs.extend(spawn_worker(url, data_dir) for _ in range(3))
+
+    def registered() -> int:
+        with Session(engine) as session:
+            return int(session.scalar(select(func.count()).select_from(Worker)) or 0)
+
+    # All three alive before the run starts: each takes its share (1 of 3 slots).
+    wait_for(lambda: registered() == 3, "three workers", procs)
+    run_id = start_run(engine, hub_settings(url, data_dir), dataset=dataset, phase="dryrun")
     wait_for(lambda: item_counts(engine, run_id).get("done", 0) >= 40, "progress", procs)
 
     def leased_by() -> dict[int, int]:
