@@ -29,7 +29,7 @@ browser:
 		|| echo "chromium not installed: browser tests will be skipped (apt-get install chromium)"
 
 test: check browser
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n 2
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -33,41 +33,27 @@ import random
 import secrets
 import socket
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from gateway.config import Settings
-from gateway.datasets.storage import image_path
 from gateway.db import utcnow
-from gateway.dispatch.dispatcher import Answer, Dispatcher, Target
+from gateway.dispatch.dispatcher import Answer, Dispatcher
 from gateway.errors import Outcome
-from gateway.protocol.signing import body_digest
 from gateway.runs import claims, finish
-from gateway.runs.claims import ClaimedItem, ImageRef, LanePlan
-from gateway.scoring.metrics import ServiceScorer
+from gateway.runs.claims import ClaimedItem
+from gateway.runs.images import ImageCache, Picture, load_pictures
+from gateway.runs.lanes import Claim, Lane
 
 log = logging.getLogger("recoghub.worker")
 
-P = ParamSpec("P")
 T = TypeVar("T")
 
 POLL_S = 0.25
-# A lane's buffer holds about this many seconds of its throughput (at least 2 per slot).
-BUFFER_HORIZON_S = 0.5
-MAX_BUFFER = 1000
-# Images just sent that stay cached for the services that have not sent them yet.
-RECENT_IMAGES = 1024
-RECENT_BYTES = 64 * 1024 * 1024
-# A lane scores its results as they are recorded up to this many images (about 56 bytes
-# each); a larger run is scored from the database when it ends, so memory stays flat.
-LIVE_SCORING_MAX_IMAGES = 25_000
 # How long a stopping worker lets requests in flight finish before giving them back.
 SHUTDOWN_GRACE_S = 3.0
 # Loop-side work on a batch yields to the event loop this often, so that answers
@@ -79,177 +65,6 @@ RAW_CHARS = 1024
 def new_worker_id() -> str:
     """host-pid-random, unique per worker process."""
     return f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(3)}"
-
-
-@dataclass(slots=True)
-class Picture:
-    data: bytes
-    digest: str
-    content_type: str
-    truth: list[str]
-    refs: int = 0
-
-
-class ImageCache:
-    """Bytes of the images claimed and not yet sent, plus the last few sent.
-
-    Every service gets the same image at about the same time, so one read serves them
-    all; memory is bounded by the lanes' buffers, never the dataset.
-    """
-
-    def __init__(self, recent: int = RECENT_IMAGES, recent_bytes: int = RECENT_BYTES) -> None:
-        self._held: dict[int, Picture] = {}
-        self._recent: OrderedDict[int, Picture] = OrderedDict()
-        self._recent_max = recent
-        self._recent_bytes_max = recent_bytes
-        self._recent_bytes = 0
-
-    def known(self) -> set[int]:
-        return set(self._held) | set(self._recent)
-
-    def hold(self, image_id: int, loaded: Picture | None) -> bool:
-        """Take a reference to an image, cached or just `loaded`; False if neither."""
-        picture = self._held.get(image_id)
-        if picture is None:
-            picture = self._recent.pop(image_id, None)
-            if picture is not None:
-                self._recent_bytes -= len(picture.data)
-            else:
-                picture = loaded
-        if picture is None:
-            return False
-        picture.refs += 1
-        self._held[image_id] = picture
-        return True
-
-    def get(self, image_id: int) -> Picture | None:
-        return self._held.get(image_id)
-
-    def release(self, image_id: int) -> None:
-        picture = self._held.get(image_id)
-        if picture is None:
-            return
-        picture.refs -= 1
-        if picture.refs <= 0:
-            del self._held[image_id]
-            self._recent[image_id] = picture
-            self._recent_bytes += len(picture.data)
-            while self._recent and (
-                len(self._recent) > self._recent_max or self._recent_bytes > self._recent_bytes_max
-            ):
-                _, dropped = self._recent.popitem(last=False)
-                self._recent_bytes -= len(dropped.data)
-
-
-def load_pictures(
-    data_dir: Path, refs: list[ImageRef]
-) -> tuple[dict[int, Picture], dict[int, str]]:
-    """Read image files (in a database thread); returns the pictures, and for each image
-    that cannot be read, why."""
-    pictures: dict[int, Picture] = {}
-    missing: dict[int, str] = {}
-    for ref in refs:
-        path = image_path(data_dir, ref.sha256)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            missing[ref.image_id] = f"{path}: {exc.strerror or exc}"
-            continue
-        pictures[ref.image_id] = Picture(data, body_digest(data), ref.content_type, ref.truth)
-    return pictures, missing
-
-
-@dataclass(slots=True)
-class Claim:
-    item_id: int
-    image_id: int
-    claimed_at: float  # monotonic
-
-
-class Lane:
-    """One run service as this worker sends it."""
-
-    def __init__(self, plan: LanePlan) -> None:
-        self.plan = plan
-        self.id = plan.run_service_id
-        self.queue: asyncio.Queue[Claim | None] = asyncio.Queue()
-        self.buffered = 0
-        self.consumers: dict[int, asyncio.Task[None]] = {}  # slot id -> consumer
-        self.retiring = 0
-        self.in_flight = 0
-        self.unflushed = 0
-        self.dry = False
-        self.stopping = False
-        self.ongoing = plan.status == "ongoing"
-        self.completed = 0
-        self.rate = 0.0
-        # Grows while consumers find the queue empty (claims too slow for this lane).
-        self.boost = 0
-        self.starved = False
-        # Scores every result as it is recorded, so that closing the lane needs no pass
-        # over its items; only trusted if it saw them all (nothing sent before this
-        # lane, no other worker, no result lost), which `finish_service` checks.
-        self.scorer: ServiceScorer | None = ServiceScorer() if plan.status == "pending" else None
-        self.first_sent: datetime | None = None
-        self.last_finished: datetime | None = None
-
-    @property
-    def target(self) -> Target:
-        return self.plan.target
-
-    @property
-    def held(self) -> int:
-        return len(self.consumers) - self.retiring
-
-    def elapsed_s(self) -> float | None:
-        if self.first_sent is None or self.last_finished is None:
-            return None
-        return (self.last_finished - self.first_sent).total_seconds()
-
-    def score(self, row: dict[str, Any], truth: list[str]) -> None:
-        """Add one recorded result to the lane's scorer."""
-        self.last_finished = row["finished_at"]
-        if self.scorer is None:
-            return
-        if self.scorer.images >= LIVE_SCORING_MAX_IMAGES:
-            self.scorer = None
-            return
-        try:
-            self.scorer.add(
-                outcome=row["outcome"],
-                tags=[(tag, score) for tag, score in row["tags"]],
-                truth=truth,
-                latency_ms=row["latency_ms"],
-            )
-        except ValueError:
-            self.scorer = None  # the database pass will say what is wrong
-
-    @property
-    def idle(self) -> bool:
-        return self.buffered == 0 and self.in_flight == 0 and self.unflushed == 0
-
-    def buffer_target(self) -> int:
-        by_rate = math.ceil(self.rate * BUFFER_HORIZON_S)
-        return min(MAX_BUFFER, max(2 * self.held, by_rate, self.boost))
-
-    def wants(self) -> int:
-        """How many items to claim now: refill to the target once below half of it."""
-        if self.stopping or self.dry or self.held <= 0:
-            return 0
-        target = self.buffer_target()
-        return target - self.buffered if self.buffered <= target // 2 else 0
-
-    def tick(self, elapsed_s: float) -> None:
-        """Every manager tick: measure the throughput; double the buffer when the lane
-        starved since the last tick, let it shrink back when it did not."""
-        current = self.completed / elapsed_s if elapsed_s > 0 else 0.0
-        self.completed = 0
-        self.rate = current if current > self.rate else 0.7 * self.rate + 0.3 * current
-        if self.starved:
-            self.boost = min(MAX_BUFFER, max(4 * self.held, 2 * self.boost))
-        else:
-            self.boost //= 2
-        self.starved = False
 
 
 class DispatchWorker:
@@ -377,8 +192,10 @@ class DispatchWorker:
                 "worker %s could not release its leases; they expire by themselves", self.id
             )
         finally:
-            self._hot.shutdown(wait=False)
-            self._cold.shutdown(wait=False)
+            # Wait for the database threads: a call still running would otherwise keep its
+            # connection past the engine's disposal.
+            await asyncio.to_thread(self._hot.shutdown, True)
+            await asyncio.to_thread(self._cold.shutdown, True)
         log.info("worker %s stopped after recording %d results", self.id, self.recorded)
 
     async def _loop(self, step: Callable[[], Any], every_s: float) -> None:
@@ -754,4 +571,4 @@ def _log_failure(task: "asyncio.Task[None]") -> None:
         log.error("releasing work items failed: %s", task.exception())
 
 
-__all__ = ["DispatchWorker", "Connection", "new_worker_id"]
+__all__ = ["DispatchWorker", "new_worker_id", "result_row"]

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from gateway.cli.main import app
 from tests.builders import ADMIN_TOKEN, register_team
-from tests.runs.test_routes import CAT_DOG, LABELS, parse_jsonl, recognizers, seed_dataset
+from tests.runs.api_builders import CAT_DOG, LABELS, parse_jsonl, recognizers, seed_dataset
 from tests.servers import LiveServer
 
 runner = CliRunner()

@@ -6,7 +6,7 @@ from pathlib import Path
 import httpx
 
 from tests.builders import ADMIN_TOKEN, admin_headers, bearer, register_team
-from tests.runs.test_routes import (
+from tests.runs.api_builders import (
     CAT_DOG,
     LABELS,
     RESULT_KEYS,
