@@ -6,13 +6,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, make_url, select
 from sqlalchemy.orm import Session
 
 from gateway.db import make_engine
@@ -38,7 +39,11 @@ WAIT_S = 60.0
 REFUSAL = "SQLite allows one worker; use PostgreSQL for several"
 
 
-def spawn_worker(database_url: str, data_dir: Path, **env: str) -> subprocess.Popen[str]:
+def spawn_worker(
+    database_url: str, data_dir: Path, log: Path | None = None, **env: str
+) -> subprocess.Popen[str]:
+    """A `recoghub worker` process; its stderr goes to `log` when given (a worker that
+    logs a lot, e.g. during a database outage, must not block on a full pipe)."""
     environment = {
         **os.environ,
         "RECOGHUB_DATABASE_URL": database_url,
@@ -49,20 +54,25 @@ def spawn_worker(database_url: str, data_dir: Path, **env: str) -> subprocess.Po
         "RECOGHUB_RESULT_BATCH_SIZE": "20",
         **env,
     }
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.runs.worker_process",
-            "--log-level",
-            os.environ.get("DBG_LOG", "warning"),
-        ],
-        cwd=ROOT,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    errors = subprocess.PIPE if log is None else log.open("w")
+    try:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.runs.worker_process",
+                "--log-level",
+                os.environ.get("DBG_LOG", "warning"),
+            ],
+            cwd=ROOT,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
+    finally:
+        if log is not None:
+            errors.close()  # the child has its own copy
 
 
 def wait_for(check: Callable[[], Any], what: str, procs: list[subprocess.Popen[str]]) -> Any:
@@ -235,4 +245,116 @@ def test_postgres_workers_share_a_run_and_take_over_a_killed_one(
     assert all(log.max_in_flight <= 3 for log in seen)
     owners = {i.lease_owner for i in work_items(engine, run_id)}
     assert len(owners) >= 2
+    engine.dispose()
+
+
+class FlakyProxy:
+    """A TCP proxy in front of PostgreSQL that can cut every connection and refuse new
+    ones for a while: the network between a worker and its database failing."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.down = False
+        self.port = 0
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self._loop.run_forever()
+        server.close()
+        for writer in self._writers:
+            writer.transport.abort()
+        pending = asyncio.all_tasks(self._loop)
+        for task in pending:
+            task.cancel()
+        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self._loop.run_until_complete(server.wait_closed())
+        self._loop.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.down:
+            writer.close()
+            return
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self._writers |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._writers -= {writer, up_writer}
+
+    def start(self) -> "FlakyProxy":
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def cut(self) -> None:
+        """Drop every open connection and refuse new ones until `restore`."""
+
+        def close_all() -> None:
+            self.down = True
+            for writer in list(self._writers):
+                writer.transport.abort()
+
+        self._loop.call_soon_threadsafe(close_all)
+
+    def restore(self) -> None:
+        self._loop.call_soon_threadsafe(setattr, self, "down", False)
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+def test_a_worker_that_loses_its_database_for_a_while_recovers(
+    postgres: Any, tmp_path: Path, serve: Any, procs: list[subprocess.Popen[str]]
+) -> None:
+    url = postgres.new()
+    data_dir = tmp_path / "data"
+    engine = make_engine(url)
+    dataset = add_dataset(engine, data_dir, make_images(60))
+    app, log = recognizer_app(lambda b: "x:1", delay_s=0.02)
+    add_service(engine, [serve(app)], max_concurrency=2)
+    parsed = make_url(url)
+    proxy = FlakyProxy(parsed.host or "127.0.0.1", parsed.port or 5432).start()
+    try:
+        through_proxy = parsed.set(host="127.0.0.1", port=proxy.port)
+        procs.append(
+            spawn_worker(
+                through_proxy.render_as_string(hide_password=False),
+                data_dir,
+                log=tmp_path / "worker.log",
+                RECOGHUB_LEASE_S="10",
+            )
+        )
+        run_id = start_run(engine, hub_settings(url, data_dir), dataset=dataset, phase="dryrun")
+        wait_for(lambda: item_counts(engine, run_id).get("done", 0) >= 10, "progress", procs)
+
+        proxy.cut()
+        time.sleep(2.0)  # the worker's calls fail; it keeps its results and retries
+        assert procs[0].poll() is None, "the worker died with its database connection"
+        proxy.restore()
+
+        wait_for(lambda: run_state(engine, run_id) == "completed", "the run to complete", procs)
+        stop(procs[0])
+    finally:
+        proxy.close()
+    assert "failed; retrying" in (tmp_path / "worker.log").read_text()  # it did lose it
+
+    assert set(statuses(engine, run_id).values()) == {"passed"}
+    assert_each_item_recorded_once(engine, run_id, 60, set(log.request_ids))
     engine.dispose()
