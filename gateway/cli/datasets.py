@@ -5,7 +5,6 @@ copied). With `--upload` it sends the files: a clickture/tsv file as is, a folde
 tar made on the fly (an existing .zip/.tar is sent as is), and the truth CSV.
 """
 
-import json
 import os
 import tarfile
 import tempfile
@@ -19,12 +18,14 @@ from rich.table import Table
 
 from gateway.cli.hub_client import (
     HubOption,
+    JsonOption,
     TokenOption,
     checked,
     console,
     err_console,
     fail,
     hub_client,
+    print_json,
 )
 
 app = typer.Typer(help="Import and list datasets.", no_args_is_help=True)
@@ -32,7 +33,6 @@ app = typer.Typer(help="Import and list datasets.", no_args_is_help=True)
 IMPORT_TIMEOUT_S = 6 * 3600.0  # a large import is one long request
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
-JsonOption = typer.Option(False, "--json", help="Print JSON for machines.")
 
 
 class Format(StrEnum):
@@ -40,10 +40,6 @@ class Format(StrEnum):
     tsv = "tsv"
     folder = "folder"
     matching = "matching"
-
-
-def _echo_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2))
 
 
 def _dataset_table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
@@ -188,7 +184,7 @@ def import_dataset(
             )
         result = checked(response)
     if as_json:
-        _echo_json(result)
+        print_json(result)
         return
     console.print(_dataset_table([result], title="imported"))
     if result.get("skipped_total"):
@@ -211,7 +207,7 @@ def list_datasets(
     with hub_client(hub, token) as client:
         rows = checked(client.get("/api/v1/datasets"))
     if as_json:
-        _echo_json(rows)
+        print_json(rows)
     elif not rows:
         console.print("no datasets yet; import one with `recoghub dataset import`")
     else:
@@ -229,7 +225,7 @@ def show_dataset(
     with hub_client(hub, token) as client:
         dataset = checked(client.get(f"/api/v1/datasets/{dataset_id}"))
     if as_json:
-        _echo_json(dataset)
+        print_json(dataset)
         return
     table = Table(show_header=False)
     table.add_column(style="bold")

@@ -1,5 +1,6 @@
 """How organizer commands talk to a running hub: httpx, with errors as one clear line."""
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,9 +16,15 @@ console = Console()
 HubOption = typer.Option(
     "http://127.0.0.1:8000", "--hub", envvar="RECOGHUB_HUB", help="Hub base URL."
 )
+JsonOption = typer.Option(False, "--json", help="Print JSON for machines.")
 TokenOption = typer.Option(
     None, "--token", envvar="RECOGHUB_ADMIN_TOKEN", help="Organizer's admin token."
 )
+
+
+def print_json(data: Any) -> None:
+    """JSON on stdout with plain echo, not rich: keys and secrets are never wrapped."""
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def fail(message: str, hint: str | None = None) -> NoReturn:

@@ -1,23 +1,23 @@
 """`recoghub provider add|list` and `recoghub service add|list`: the organizer's registry."""
 
-import json
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from gateway.cli.hub_client import HubOption, TokenOption, checked, console, hub_client
+from gateway.cli.hub_client import (
+    HubOption,
+    JsonOption,
+    TokenOption,
+    checked,
+    console,
+    hub_client,
+    print_json,
+)
 
 providers = typer.Typer(help="Add and list providers (teams).", no_args_is_help=True)
 services = typer.Typer(help="Add and list services.", no_args_is_help=True)
-
-JsonOption = typer.Option(False, "--json", help="Print the hub's JSON answer.")
-
-
-def print_json(data: Any) -> None:
-    # Plain echo, not rich: keys and secrets must never be wrapped or coloured.
-    typer.echo(json.dumps(data, indent=2))
 
 
 def _print_table(table: Table) -> None:

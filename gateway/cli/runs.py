@@ -2,7 +2,6 @@
 and results. Every command talks to a running hub over its API (SPEC §3)."""
 
 import csv
-import json
 import sys
 import time
 from enum import StrEnum
@@ -25,6 +24,7 @@ from gateway.cli.hub_client import (
     err_console,
     fail,
     hub_client,
+    print_json,
 )
 
 app = typer.Typer(help="Start, watch, cancel and resume runs.", no_args_is_help=True)
@@ -52,10 +52,6 @@ class MetricChoice(StrEnum):
 class ResultFormatChoice(StrEnum):
     jsonl = "jsonl"
     csv = "csv"
-
-
-def emit_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def _ms(value: float | None) -> str:
@@ -153,7 +149,7 @@ def watch_run(client: httpx.Client, run_id: int, interval: float, as_json: bool)
     except KeyboardInterrupt:
         fail(f"stopped watching run {run_id}; the run goes on", f"`recoghub run watch {run_id}`")
     if as_json:
-        emit_json(run)
+        print_json(run)
     if run["state"] != "completed":
         detail = f": {run['error']}" if run.get("error") else ""
         fail(
@@ -203,7 +199,7 @@ def start(
         run = checked(client.post("/api/v1/runs", json=body))
         if not watch:
             if as_json:
-                emit_json(run)
+                print_json(run)
             else:
                 console.print(
                     f"started run {run['id']} ({run['phase']} of {run['dataset']}, "
@@ -222,7 +218,7 @@ def list_runs(
     with hub_client(hub, token) as client:
         runs = checked(client.get("/api/v1/runs"))
     if as_json:
-        emit_json(runs)
+        print_json(runs)
         return
     table = Table(title="runs")
     for column in ("id", "dataset", "phase", "metric", "state", "services", "done", "created"):
@@ -256,7 +252,7 @@ def status(
     with hub_client(hub, token) as client:
         run = checked(client.get(f"/api/v1/runs/{run_id}"))
     if as_json:
-        emit_json(run)
+        print_json(run)
     else:
         console.print(progress_table(run))
 
@@ -278,7 +274,7 @@ def _run_action(path: str, hub: str, token: str | None, as_json: bool, **body: A
     with hub_client(hub, token) as client:
         run = checked(client.post(path, json=body or None))
     if as_json:
-        emit_json(run)
+        print_json(run)
     else:
         published = "published" if run["published"] else "not published"
         console.print(f"run {run['id']}: {run['state']}, leaderboard {published}")
@@ -395,7 +391,7 @@ def leaderboard(
             fail(f"cannot write {csv_file}: {exc.strerror or exc}")
         err_console.print(f"wrote the leaderboard ({len(rows)} rows) to {csv_file}")
     if as_json:
-        emit_json(rows)
+        print_json(rows)
     else:
         console.print(leaderboard_table(rows, title=f"leaderboard of run {run_id}"))
 
