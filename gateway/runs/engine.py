@@ -62,6 +62,17 @@ YIELD_EVERY = 50
 RAW_CHARS = 1024
 
 
+async def wait_event(event: asyncio.Event, timeout_s: float) -> None:
+    """Wait until `event` is set or `timeout_s` passes.
+
+    Not `asyncio.wait_for`: on Python 3.11 it can swallow a cancellation that arrives as
+    the event is set, and a loop that misses its cancel keeps a stopping worker alive.
+    """
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout_s):
+            await event.wait()
+
+
 def new_worker_id() -> str:
     """host-pid-random, unique per worker process."""
     return f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(3)}"
@@ -333,8 +344,7 @@ class DispatchWorker:
 
     async def _claim_loop(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._claim_now.wait(), timeout=self.poll_s)
+            await wait_event(self._claim_now, self.poll_s)
             self._claim_now.clear()
             try:
                 await self._claim()
@@ -494,8 +504,7 @@ class DispatchWorker:
 
     async def _write_loop(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._flush_now.wait(), timeout=self.settings.result_flush_s)
+            await wait_event(self._flush_now, self.settings.result_flush_s)
             self._flush_now.clear()
             try:
                 await self._flush()

@@ -23,7 +23,7 @@ from gateway.config import Settings
 from gateway.db import is_sqlite, make_engine
 from gateway.dispatch.client import make_client_session
 from gateway.dispatch.dispatcher import Dispatcher
-from gateway.runs.engine import DispatchWorker
+from gateway.runs.engine import DispatchWorker, wait_event
 from gateway.state import HubState
 
 log = logging.getLogger("recoghub.worker")
@@ -107,8 +107,7 @@ async def run_embedded_worker(state: HubState, stop: asyncio.Event) -> None:
                     await worker.run(stop)
                 except Exception:
                     log.exception("the embedded worker failed; starting it again")
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), timeout=RESTART_PAUSE_S)
+                    await wait_event(stop, RESTART_PAUSE_S)
     except WorkerRefused as refused:
         log.warning("%s; this hub process serves the API only", refused)
         await stop.wait()
