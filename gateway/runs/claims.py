@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Executable,
     Table,
@@ -153,15 +154,7 @@ def unregister_worker(conn: Connection, *, worker_id: str, run_service_ids: Iter
     """A clean stop: every item this worker leased and did not record goes back to
     `pending`, its slots are freed and its row removed."""
     for ids in chunked(sorted(run_service_ids)):
-        conn.execute(
-            update(WORK_ITEMS)
-            .where(
-                WORK_ITEMS.c.run_service_id.in_(ids),
-                WORK_ITEMS.c.state == "leased",
-                WORK_ITEMS.c.lease_owner == worker_id,
-            )
-            .values(state="pending", lease_owner=None, lease_expires_at=None)
-        )
+        _back_to_pending(conn, worker_id=worker_id, which=WORK_ITEMS.c.run_service_id.in_(ids))
     conn.execute(
         update(SLOTS)
         .where(SLOTS.c.lease_owner == worker_id)
@@ -401,15 +394,16 @@ def image_refs(conn: Connection, *, image_ids: Sequence[int]) -> dict[int, Image
 def release_items(conn: Connection, *, worker_id: str, item_ids: Sequence[int]) -> None:
     """Give claimed items that were never sent back to `pending`."""
     for ids in chunked(item_ids):
-        conn.execute(
-            update(WORK_ITEMS)
-            .where(
-                WORK_ITEMS.c.id.in_(ids),
-                WORK_ITEMS.c.state == "leased",
-                WORK_ITEMS.c.lease_owner == worker_id,
-            )
-            .values(state="pending", lease_owner=None, lease_expires_at=None)
-        )
+        _back_to_pending(conn, worker_id=worker_id, which=WORK_ITEMS.c.id.in_(ids))
+
+
+def _back_to_pending(conn: Connection, *, worker_id: str, which: ColumnElement[bool]) -> None:
+    """Items among `which` that this worker leased and did not record become pending."""
+    conn.execute(
+        update(WORK_ITEMS)
+        .where(which, WORK_ITEMS.c.state == "leased", WORK_ITEMS.c.lease_owner == worker_id)
+        .values(state="pending", lease_owner=None, lease_expires_at=None)
+    )
 
 
 RESULT_FIELDS = (
