@@ -124,6 +124,7 @@ def demo(
             )
             run = _watch(client, run["id"])
             rows = _ok(client.get(f"/api/v1/runs/{run['id']}/leaderboard"))
+            console.print()
             console.print(leaderboard_table(rows, title=f"Dry run {run['id']}: leaderboard"))
             logs = workdir / "results"
             logs.mkdir()
