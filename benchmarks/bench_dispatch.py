@@ -15,8 +15,6 @@ result committed and scored). Target: hub / aiohttp >= 0.80.
 
 import argparse
 import resource
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,14 +22,12 @@ import uvloop
 from baselines import aiohttp_loop, httpx_loop
 from hub_setup import (
     BenchHub,
-    bench_database,
+    bench_hub,
     cpu_seconds,
-    hub_settings,
     load_average,
     tail,
     worker_processes,
 )
-from recognizers import fast_recognizers
 
 RECOGNIZERS = 8
 PER_TARGET = 4
@@ -61,19 +57,10 @@ def main() -> None:
     if args.workers > 1 and not args.postgres:
         parser.error("SQLite allows one worker; give --postgres URL for --workers > 1")
 
-    workdir = Path(tempfile.mkdtemp(prefix="recoghub-bench-dispatch-"))
-    try:
-        with (
-            fast_recognizers(RECOGNIZERS, sleep_ms=args.sleep_ms) as urls,
-            bench_database(workdir, args.postgres) as database_url,
-        ):
-            hub = BenchHub(hub_settings(database_url, workdir))
-            try:
-                bench(hub, urls, args, workdir)
-            finally:
-                hub.close()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with bench_hub(
+        "dispatch", recognizers=RECOGNIZERS, sleep_ms=args.sleep_ms, postgres_url=args.postgres
+    ) as (hub, urls, workdir):
+        bench(hub, urls, args, workdir)
 
 
 def own_cpu_seconds() -> float:

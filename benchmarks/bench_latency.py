@@ -10,15 +10,18 @@ measured before and after the run. Target: every service's p50 and p99 within 2 
 """
 
 import argparse
-import shutil
 import statistics
-import tempfile
 from pathlib import Path
 
 import uvloop
 from baselines import aiohttp_latencies
-from hub_setup import BenchHub, bench_database, hub_settings, load_average, tail, worker_processes
-from recognizers import fast_recognizers
+from hub_setup import (
+    BenchHub,
+    bench_hub,
+    load_average,
+    tail,
+    worker_processes,
+)
 
 RECOGNIZERS = 8
 IN_FLIGHT_PER_SERVICE = 8
@@ -39,19 +42,10 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="recoghub-bench-latency-"))
-    try:
-        with (
-            fast_recognizers(RECOGNIZERS, sleep_ms=args.sleep_ms) as urls,
-            bench_database(workdir, args.postgres) as database_url,
-        ):
-            hub = BenchHub(hub_settings(database_url, workdir))
-            try:
-                bench(hub, urls, args, workdir)
-            finally:
-                hub.close()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with bench_hub(
+        "latency", recognizers=RECOGNIZERS, sleep_ms=args.sleep_ms, postgres_url=args.postgres
+    ) as (hub, urls, workdir):
+        bench(hub, urls, args, workdir)
 
 
 def bench(hub: BenchHub, urls: list[str], args: argparse.Namespace, workdir: Path) -> None:

@@ -14,10 +14,8 @@ with this (much larger) benchmark process between fork and exec. Target: large /
 
 import argparse
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -25,14 +23,12 @@ from pathlib import Path
 import psutil
 from hub_setup import (
     BenchHub,
-    bench_database,
-    hub_settings,
+    bench_hub,
     load_average,
     recoghub_command,
     tail,
     worker_env,
 )
-from recognizers import fast_recognizers
 
 
 def main() -> None:
@@ -44,19 +40,12 @@ def main() -> None:
     parser.add_argument("--postgres", metavar="URL", help="run the hub on this PostgreSQL server")
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="recoghub-bench-memory-"))
-    try:
-        with (
-            fast_recognizers(args.recognizers) as urls,
-            bench_database(workdir, args.postgres) as database_url,
-        ):
-            hub = BenchHub(hub_settings(database_url, workdir))
-            try:
-                bench(hub, urls, args, workdir)
-            finally:
-                hub.close()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with bench_hub("memory", recognizers=args.recognizers, postgres_url=args.postgres) as (
+        hub,
+        urls,
+        workdir,
+    ):
+        bench(hub, urls, args, workdir)
 
 
 def bench(hub: BenchHub, urls: list[str], args: argparse.Namespace, workdir: Path) -> None:

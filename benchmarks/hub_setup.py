@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -99,6 +100,29 @@ def worker_env(settings: Settings) -> dict[str, str]:
         RECOGHUB_ADMIN_TOKEN=settings.admin_token or "",
     )
     return env
+
+
+@contextmanager
+def bench_hub(
+    prefix: str, *, recognizers: int, sleep_ms: float = 0.0, postgres_url: str | None = None
+) -> Iterator[tuple["BenchHub", list[str], Path]]:
+    """A temp dir, `recognizers` fast recognizer processes and a hub database; yields the
+    hub, the recognizer URLs and the temp dir, and removes them all afterwards."""
+    from recognizers import fast_recognizers
+
+    workdir = Path(tempfile.mkdtemp(prefix=f"recoghub-bench-{prefix}-"))
+    try:
+        with (
+            fast_recognizers(recognizers, sleep_ms=sleep_ms) as urls,
+            bench_database(workdir, postgres_url) as database_url,
+        ):
+            hub = BenchHub(hub_settings(database_url, workdir))
+            try:
+                yield hub, urls, workdir
+            finally:
+                hub.close()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 class BenchHub:
