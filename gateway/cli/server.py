@@ -41,7 +41,8 @@ def serve(
         )
         raise typer.Exit(1) from None
     shown = f"[{host}]" if ":" in host else host
-    typer.echo(f"RecogHub listening on http://{shown}:{port} (dashboard at /, API at /api/v1)")
+    bound = listener.getsockname()[1]
+    typer.echo(f"RecogHub listening on http://{shown}:{bound} (dashboard at /, API at /api/v1)")
     config = uvicorn.Config(
         create_app(settings),
         loop="uvloop",
