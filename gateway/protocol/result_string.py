@@ -76,8 +76,9 @@ def parse_result(body: bytes | str) -> list[Tag]:
 
     Ranking is by score descending; equal scores keep the team's order; a repeated tag
     (by `tag_key`) keeps its best-ranked entry only, spelled as that entry spells it. A
-    body of only white space and `;` is an abstention and gives `[]`. Raises ResultTooLargeError over 64 KiB and ResultStringError for invalid
-    UTF-8 or any entry that breaks the grammar.
+    body of only white space and `;` is an abstention and gives `[]`. Raises
+    ResultTooLargeError over 64 KiB and ResultStringError for invalid UTF-8 or any entry
+    that breaks the grammar.
     """
     if isinstance(body, str):
         size = len(body.encode("utf-8", "surrogatepass"))
