@@ -76,11 +76,9 @@ def _pairs(value: object) -> list[tuple[str, float]]:
 
 
 def _tag(tag: object) -> str:
-    if isinstance(tag, str):
-        return str(tag)  # numpy's str_ is a str; a plain one keeps repr() out of the answer
-    if isinstance(tag, bytes):
+    if isinstance(tag, bytes):  # numpy's bytes_ too; str() would give "b'...'"
         return tag.decode("utf-8")  # UnicodeDecodeError is a ValueError
-    return str(tag)
+    return str(tag)  # a plain str of numpy's str_, np.int64(3) or any class label
 
 
 def _score(tag: object, score: object) -> float:
