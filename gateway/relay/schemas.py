@@ -70,7 +70,9 @@ class InstanceCheckRead(BaseModel):
     """One instance as `check` found it: its ping, then one probe image (no retry)."""
 
     instance: str
-    reachable: bool = Field(description="GET /ping answered 200.")
+    reachable: bool = Field(
+        description="GET /ping answered 200 and the probe was not refused as unsigned (401)."
+    )
     ping_ms: float | None
     format_ok: bool = Field(description="The probe got 200 and a valid result string.")
     outcome: str = Field(description="Outcome of the probe (SPEC §2).")
