@@ -14,7 +14,7 @@ from gateway.dispatch.dispatcher import Dispatcher, Target
 from gateway.errors import Outcome
 from gateway.protocol import signing
 from gateway.protocol.result_string import Tag
-from tests.builders import jpeg_bytes, png_bytes
+from tests.builders import LOOPBACK_ALLOWED, jpeg_bytes, png_bytes
 from tests.dispatch.recognizers import BAD_ANSWER, OK_ANSWER, FakeRecognizers, refused_url
 from tests.servers import live_server
 
@@ -25,6 +25,7 @@ SETTINGS = Settings(
     max_attempts=3,
     retry_backoff_s=0.001,
     retry_backoff_max_s=0.01,
+    endpoint_allow=LOOPBACK_ALLOWED,
 )
 IMAGE = png_bytes()
 
