@@ -70,8 +70,11 @@ class InstanceCheckRead(BaseModel):
     """One instance as `check` found it: its ping, then one probe image (no retry)."""
 
     instance: str
-    reachable: bool = Field(description="GET /ping answered 200.")
+    reachable: bool = Field(description="GET /ping answered 200 within 64 KiB.")
     ping_ms: float | None
+    ping_outcome: str = Field(
+        description="Outcome of the ping: ok, timeout, connect_error, http_error or too_large."
+    )
     format_ok: bool = Field(description="The probe got 200 and a valid result string.")
     outcome: str = Field(description="Outcome of the probe (SPEC §2).")
     latency_ms: float | None = Field(description="Latency of the probe.")

@@ -244,6 +244,7 @@ async def check_instance(
         instance=instance,
         reachable=ping.reachable,
         ping_ms=ping.latency_ms,
+        ping_outcome=ping.outcome.value,
         format_ok=answer.ok,
         outcome=answer.outcome.value,
         latency_ms=answer.latency_ms,
