@@ -33,9 +33,9 @@ from gateway.datasets.models import DatasetImage
 from gateway.datasets.service import import_records
 from gateway.datasets.storage import image_path
 from gateway.db import make_engine, make_session_factory
+from gateway.dispatch.policy import endpoint_policy
 from gateway.migrate import upgrade
 from gateway.registry.schemas import ProviderCreate, ServiceCreate
-from gateway.dispatch.policy import endpoint_policy
 from gateway.registry.service import create_provider, create_service
 from gateway.runs.models import Run, Worker, WorkItem
 from gateway.runs.service import create_run, leaderboard

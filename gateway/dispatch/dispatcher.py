@@ -317,9 +317,7 @@ class Dispatcher:
                     latency = (time.perf_counter() - started) * 1000.0
                     redirect = ", a redirect (not followed)" if 300 <= status < 400 else ""
                     detail = f"/ping answered HTTP {status}{redirect}"
-                    return PingResult(
-                        instance, False, latency, status, detail, Outcome.HTTP_ERROR
-                    )
+                    return PingResult(instance, False, latency, status, detail, Outcome.HTTP_ERROR)
                 await read_bounded(response, MAX_RESULT_BYTES)
                 latency = (time.perf_counter() - started) * 1000.0
                 return PingResult(instance, True, latency, 200, None)

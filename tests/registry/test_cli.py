@@ -55,7 +55,10 @@ def test_the_organizer_adds_and_lists_providers_and_services(recoghub: Recoghub)
     assert service.exit_code == 0, service.output
     created = json.loads(service.stdout)
     assert created["signing_secret"]
-    assert created["endpoints"] == ["http://recog-1.example.org:8080", "http://recog-2.example.org:8080"]
+    assert created["endpoints"] == [
+        "http://recog-1.example.org:8080",
+        "http://recog-2.example.org:8080",
+    ]
     assert created["max_concurrency"] == 8
 
     human = recoghub(

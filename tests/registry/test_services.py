@@ -29,7 +29,10 @@ def test_a_service_is_created_listed_changed_and_deleted(api: httpx.Client) -> N
     guid = created["guid"]
     assert uuid.UUID(guid)
     assert len(created["signing_secret"]) >= 32
-    assert created["endpoints"] == ["http://recog-1.example.org:8080", "https://recog.example.org/v1"]
+    assert created["endpoints"] == [
+        "http://recog-1.example.org:8080",
+        "https://recog.example.org/v1",
+    ]
     assert created["provider_guid"] == provider_guid
     assert (created["protocol"], created["enabled"], created["max_concurrency"]) == ("v1", True, 4)
 

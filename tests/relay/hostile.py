@@ -1,9 +1,9 @@
 """Recognizers a hostile team could run, and a server holding a secret, for SPEC §9 tests.
 
-One live app stands in for all of them; the behaviour is chosen by the path prefix:
-`{url}/redirect` (or `{url}/redirect/...`) answers 302 to `redirect_to`, `{url}/endless` streams a chunked body
-that never ends, `{url}/huge` declares and streams 100 MB, and any other prefix answers
-like a good recognizer. Every request is recorded.
+One live app stands in for all of them; the behaviour is chosen by the first part of the
+path prefix: `{url}/redirect` answers 302 to `redirect_to`, `{url}/endless` streams a
+chunked body that never ends, `{url}/huge` declares and streams 100 MB (`{url}/huge/2`
+too), and any other prefix answers like a good recognizer. Every request is recorded.
 """
 
 import asyncio
