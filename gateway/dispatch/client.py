@@ -16,7 +16,7 @@ import socket
 from typing import Any, Final
 
 import aiohttp
-from aiohappyeyeballs import AddrInfoType
+from aiohappyeyeballs import AddrInfoType, SocketFactoryType
 
 from gateway.config import Settings
 from gateway.dispatch.policy import AddressNotAllowed, EndpointPolicy, endpoint_policy
@@ -54,7 +54,9 @@ def make_client_session(
     )
 
 
-def _policy_socket_factory(policy: EndpointPolicy) -> Any:
+def _policy_socket_factory(policy: EndpointPolicy) -> SocketFactoryType:
+    """Opens a socket only for an address `policy` allows; AddressNotAllowed otherwise."""
+
     def open_socket(addr_info: AddrInfoType) -> socket.socket:
         family, type_, proto, _, address = addr_info
         host = str(address[0])
