@@ -58,19 +58,21 @@ def _bad_endpoint(url: str, problem: str) -> PydanticCustomError:
     return _invalid("invalid_endpoint", f"endpoint {url!r} {problem}")
 
 
-# A DNS name as the hub accepts it: ASCII letters, digits and hyphens in labels of at
-# most 63, an optional final dot (IDNs in their xn-- form).
-_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+# A DNS name as the hub accepts it: ASCII letters, digits, hyphens and underscores (some
+# container networks name hosts `team_a`) in labels of at most 63, an optional final dot
+# (IDNs in their xn-- form).
+_LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
 # A host whose last label is a number is an IPv4 address to URL parsers (WHATWG), and
 # the short, integer, octal and hex forms (127.1, 2130706433, 0, 0x7f.1) are ambiguous
 # ways to write one: only the four-decimal form is accepted.
 _NUMERIC_LABEL = re.compile(r"(?:[0-9]+|0x[0-9a-f]*)")
-_PORT = re.compile(r"[0-9]{1,5}")
+# host[:port], the host a name or address, or [IPv6][:port]: nothing else in a netloc.
+_NETLOC = re.compile(r"(?:\[(?P<ipv6>[^\]]*)\]|(?P<host>[^:\[\]]+))(?::(?P<port>[0-9]{1,5}))?")
 
 
-def _host_problem(host: str) -> str | None:
+def _host_problem(host: str, *, bracketed: bool) -> str | None:
     """What is wrong with the host of an endpoint (lower-case, brackets removed), or None."""
-    if ":" in host:
+    if bracketed:
         if "%" in host:
             return "has an IPv6 zone (%...); zones are local to one machine"
         try:
@@ -127,12 +129,13 @@ def check_endpoint(url: str) -> str:
         raise _bad_endpoint(url, "must not have a query (?...)")
     if parts.fragment or "#" in text:
         raise _bad_endpoint(url, "must not have a fragment (#...)")
-    problem = _host_problem(parts.hostname)
+    netloc = _NETLOC.fullmatch(parts.netloc)
+    if netloc is None:
+        raise _bad_endpoint(url, "has a malformed host or port")
+    bracketed = netloc["ipv6"] is not None
+    problem = _host_problem((netloc["ipv6"] or netloc["host"]).lower(), bracketed=bracketed)
     if problem is not None:
         raise _bad_endpoint(url, problem)
-    port_text = parts.netloc.rpartition("]")[2].partition(":")[2]
-    if ":" in parts.netloc.rpartition("]")[2] and not _PORT.fullmatch(port_text):
-        raise _bad_endpoint(url, "has a malformed port")
     if port == 0:
         raise _bad_endpoint(url, "has port 0")
     return text.rstrip("/")

@@ -104,9 +104,11 @@ NOT_CANONICAL = [
     ("http://1.2.3.4.5/", "has a non-canonical IPv4 address"),
     ("http://user:pw@recog.example.org/", "must not carry credentials"),
     ("http://@recog.example.org/", "must not carry credentials"),
-    ("http://recog.example.org:/", "has a malformed port"),
+    ("http://recog.example.org:/", "has a malformed host or port"),
+    ("http://[::1]x/", "has a malformed host or port"),
+    ("http://[v1.x]/", "has a malformed IPv6 address"),
     ("http://recog.example.org:0/", "has port 0"),
-    ("http://recog_1.example.org/", "has a malformed host name"),
+    ("http://recog..example.org/", "has a malformed host name"),
     ("http://-recog.example.org/", "has a malformed host name"),
     ("http://récog.example.org/", "has a non-ASCII host"),
     ("http://[fe80::1%25eth0]/", "has an IPv6 zone"),
@@ -146,6 +148,7 @@ def test_canonical_forms_are_accepted(hub_with: HubWith) -> None:
         "http://[2606:2800:220:1::1]:8080",
         "http://xn--rcog-bpa.example.org",
         "http://recog-1.example.org.",
+        "http://team_a:8080",
     ]
 
     r = client.patch(
