@@ -29,9 +29,7 @@ REQUEST_OPTIONS: Final[dict[str, Any]] = {"allow_redirects": False}
 _READ_CHUNK = 16384
 
 
-def make_client_session(
-    settings: Settings, *, policy: EndpointPolicy | None = None
-) -> aiohttp.ClientSession:
+def make_client_session(settings: Settings) -> aiohttp.ClientSession:
     """A session for all dispatch (runs, relay, check); create once, close once.
 
     The per-request total timeout is set by the dispatcher; here only the connect
@@ -42,7 +40,7 @@ def make_client_session(
         limit_per_host=0,
         ttl_dns_cache=300,
         keepalive_timeout=30,
-        socket_factory=_policy_socket_factory(policy or endpoint_policy(settings.endpoint_allow)),
+        socket_factory=_policy_socket_factory(endpoint_policy(settings.endpoint_allow)),
     )
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=settings.connect_timeout_s)
     return aiohttp.ClientSession(
