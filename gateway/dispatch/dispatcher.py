@@ -24,6 +24,8 @@ from tenacity import (
 from yarl import URL
 
 from gateway.config import Settings
+from gateway.dispatch.client import REQUEST_OPTIONS, read_bounded, read_preview, refused_by_policy
+from gateway.dispatch.policy import REFUSED_DETAIL
 from gateway.errors import (
     Outcome,
     RecognizerBadFormat,
@@ -44,6 +46,10 @@ from gateway.protocol.result_string import (
 )
 
 RAW_KEPT_CHARS = 1024
+# What an error answer may show of its body (its `raw` and detail): enough for a team's
+# own error message, too little to make the hub a reader of whatever else answers at a
+# registered address. A redirect shows none: the hub never fetches where it points.
+ERROR_PREVIEW_BYTES = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +108,7 @@ class PingResult:
     latency_ms: float | None
     status: int | None
     detail: str | None
+    outcome: Outcome = Outcome.OK
 
 
 def new_request_id() -> str:
@@ -247,25 +254,23 @@ class Dispatcher:
             ),
         }
         status: int | None = None
-        body = b""
         started = time.perf_counter()
         try:
             async with self._http.post(
-                url, data=image, headers=headers, timeout=timeout
+                url, data=image, headers=headers, timeout=timeout, **REQUEST_OPTIONS
             ) as response:
                 status = response.status
-                # An error page is not an answer: keep its start for the detail, and do
-                # not call a big one too_large (that would stop the retries of a 5xx).
-                if status == 200:
-                    body = await _read_limited(response)
-                else:
-                    body = await _read_preview(response, RAW_KEPT_CHARS)
+                if status != 200:
+                    # An error page is not an answer: keep its start for the detail, and
+                    # do not call a big one too_large (that would stop a 5xx's retries).
+                    preview = await read_preview(response, ERROR_PREVIEW_BYTES)
+                    refusal = RecognizerHttpError(_status_detail(status, preview), status=status)
+                    if not 300 <= status < 400:
+                        refusal.with_raw(preview.decode("utf-8", "replace"))
+                    raise refusal
+                body = await read_bounded(response, MAX_RESULT_BYTES)
             latency = (time.perf_counter() - started) * 1000.0
             raw = body[:RAW_KEPT_CHARS].decode("utf-8", "replace")
-            if status != 200:
-                raise RecognizerHttpError(
-                    f"recognizer answered HTTP {status}: {_preview(body)}", status=status
-                ).with_raw(raw)
             try:
                 tags = parse_result(body)
             except ResultTooLargeError as exc:
@@ -300,27 +305,37 @@ class Dispatcher:
         return tags, raw, latency
 
     async def ping(self, instance: str, *, timeout_s: float = 5.0) -> PingResult:
-        """GET {instance}/ping; reachable means HTTP 200."""
+        """GET {instance}/ping; reachable means HTTP 200 with a body of at most 64 KiB."""
         started = time.perf_counter()
         try:
             async with self._http.get(
-                base_url(instance) + "/ping", timeout=self._timeout(timeout_s)
+                base_url(instance) + "/ping", timeout=self._timeout(timeout_s), **REQUEST_OPTIONS
             ) as response:
-                await response.read()
+                status = response.status
+                if status != 200:
+                    await read_preview(response, 0)  # drops the connection unless it was empty
+                    latency = (time.perf_counter() - started) * 1000.0
+                    redirect = ", a redirect (not followed)" if 300 <= status < 400 else ""
+                    detail = f"/ping answered HTTP {status}{redirect}"
+                    return PingResult(instance, False, latency, status, detail, Outcome.HTTP_ERROR)
+                await read_bounded(response, MAX_RESULT_BYTES)
                 latency = (time.perf_counter() - started) * 1000.0
-                if response.status != 200:
-                    return PingResult(
-                        instance,
-                        False,
-                        latency,
-                        response.status,
-                        f"/ping answered HTTP {response.status}",
-                    )
                 return PingResult(instance, True, latency, 200, None)
+        except RecognizerTooLarge as exc:
+            return PingResult(instance, False, None, 200, f"/ping {exc.detail}", exc.outcome)
         except TimeoutError:
-            return PingResult(instance, False, None, None, f"no answer within {timeout_s:g}s")
+            return PingResult(
+                instance, False, None, None, f"no answer within {timeout_s:g}s", Outcome.TIMEOUT
+            )
         except (aiohttp.ClientError, OSError) as exc:
-            return PingResult(instance, False, None, None, f"cannot reach: {_describe(exc)}")
+            return PingResult(
+                instance,
+                False,
+                None,
+                None,
+                f"cannot reach: {_describe(exc)}",
+                Outcome.CONNECT_ERROR,
+            )
 
 
 def _record(attempts: list[Attempt], attempt: Attempt) -> None:
@@ -331,47 +346,21 @@ def _record(attempts: list[Attempt], attempt: Attempt) -> None:
         ATTEMPT_LATENCY.observe(attempt.latency_ms / 1000.0)
 
 
-async def _read_limited(response: aiohttp.ClientResponse) -> bytes:
-    """The body, or RecognizerTooLarge as soon as it passes MAX_RESULT_BYTES."""
-    length = response.content_length
-    if length is not None and length <= MAX_RESULT_BYTES:
-        return await response.read()
-    if length is not None:
-        raise RecognizerTooLarge(
-            f"answer is {length} bytes, over the {MAX_RESULT_BYTES}-byte limit"
-        )
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.content.iter_chunked(16384):
-        size += len(chunk)
-        if size > MAX_RESULT_BYTES:
-            raise RecognizerTooLarge(f"answer is over the {MAX_RESULT_BYTES}-byte limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def _read_preview(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    """At most `limit` bytes of the body; the rest is left unread (the connection closes)."""
-    chunks: list[bytes] = []
-    size = 0
-    while size < limit:
-        chunk = await response.content.read(limit - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
-
-
 def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, RecognizerError) and exc.retryable
 
 
-def _preview(body: bytes) -> str:
-    text = body[:200].decode("utf-8", "replace").strip()
-    return text or "(empty body)"
+def _status_detail(status: int, preview: bytes) -> str:
+    """What an answer other than 200 says, its body shown short and on one line."""
+    if 300 <= status < 400:
+        return f"recognizer answered HTTP {status}, a redirect (not followed)"
+    text = preview.decode("utf-8", "replace")
+    text = "".join(c if c.isprintable() else " " for c in text).strip()
+    return f"recognizer answered HTTP {status}: {text or '(empty body)'}"
 
 
 def _describe(exc: BaseException) -> str:
+    if refused_by_policy(exc):
+        return REFUSED_DETAIL
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

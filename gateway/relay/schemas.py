@@ -71,9 +71,13 @@ class InstanceCheckRead(BaseModel):
 
     instance: str
     reachable: bool = Field(
-        description="GET /ping answered 200 and the probe was not refused as unsigned (401)."
+        description="GET /ping answered 200 within 64 KiB and the probe was not refused as "
+        "unsigned (401)."
     )
     ping_ms: float | None
+    ping_outcome: str = Field(
+        description="Outcome of the ping: ok, timeout, connect_error, http_error or too_large."
+    )
     format_ok: bool = Field(description="The probe got 200 and a valid result string.")
     outcome: str = Field(description="Outcome of the probe (SPEC §2).")
     latency_ms: float | None = Field(description="Latency of the probe.")
