@@ -40,6 +40,9 @@ class Settings(BaseSettings):
 
     metrics_require_admin: bool = False
 
+    # Dry runs a provider may start itself on datasets open to teams, in any 24 hours.
+    team_dryruns_per_day: int = Field(default=3, ge=0)
+
 
 @lru_cache
 def get_settings() -> Settings:
