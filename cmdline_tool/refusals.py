@@ -97,7 +97,11 @@ def refusal(response: httpx.Response, hub_url: str, subject: Subject | None = No
             detail,
             "try again then; the organizer sets the daily quota of team dry runs",
         )
-    if status == 403 and subject is not None and subject.kind in ("run", "dataset"):
+    if (
+        status == 403
+        and subject is not None
+        and (subject.kind == "run" or (subject.kind == "dataset" and "not open" in detail))
+    ):
         return CliError("hub", "forbidden", detail, SUBJECT_HINTS[subject.kind])
     if status == 403:
         if subject is not None and subject.kind == "provider":

@@ -42,8 +42,8 @@ def create_team_dryrun(
     found = find_dataset(session, dataset)
     if not found.open_to_teams:
         raise Forbidden(
-            f"dataset {found.name!r} is not open to team dry runs; ask the organizer to open "
-            "it, or list the open ones with GET /api/v1/datasets"
+            f"dataset {found.name!r} is not open to team dry runs (only the organizer "
+            "opens datasets to teams; GET /api/v1/datasets lists the open ones)"
         )
     guids = _own_services(session, provider_id=provider_id, service_guids=service_guids)
     # Lock the provider (a no-op write) before counting, so the count holds until commit.
