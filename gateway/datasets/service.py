@@ -232,6 +232,7 @@ def delete_dataset(*, session: Session, settings: Settings, dataset_id: int) -> 
             select(DatasetImage.sha256).where(DatasetImage.dataset_id == dataset.id).distinct()
         )
     )
+    name = dataset.name
     session.execute(delete(DatasetImage).where(DatasetImage.dataset_id == dataset.id))
     session.delete(dataset)
     try:
@@ -240,9 +241,7 @@ def delete_dataset(*, session: Session, settings: Settings, dataset_id: int) -> 
         session.rollback()
         raise Conflict(f"dataset {dataset_id} is used by a run started just now") from None
     _discard_unreferenced(session=session, data_dir=settings.data_dir, sha256s=sha256s)
-    log.info(
-        "deleted dataset %d %r (%d stored images checked)", dataset_id, dataset.name, len(sha256s)
-    )
+    log.info("deleted dataset %d %r (%d stored images checked)", dataset_id, name, len(sha256s))
 
 
 def _import_items(
