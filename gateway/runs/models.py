@@ -36,10 +36,10 @@ class Run(Base):
     timeout_s: Mapped[float] = mapped_column(Float)
     max_attempts: Mapped[int] = mapped_column(Integer)
     published: Mapped[bool] = mapped_column(Boolean, default=False)
-    # The provider that started this dry run itself; None when the organizer did.
-    started_by_id: Mapped[int | None] = mapped_column(
-        ForeignKey("providers.id", ondelete="SET NULL")
-    )
+    # The provider (providers.id) that started this dry run itself; None: the organizer.
+    # No foreign key, so migration 0004 adds it in place on SQLite; providers are never
+    # deleted.
+    started_by_id: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)

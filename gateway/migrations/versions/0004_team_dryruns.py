@@ -16,28 +16,19 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# Plain ADD/DROP COLUMN, no batch mode: on SQLite a batch would copy and drop `runs` and
+# `datasets`, which other tables reference (refused with foreign keys on). Hence also no
+# foreign key on runs.started_by_id (providers are never deleted).
 def upgrade() -> None:
-    # Batch mode: SQLite cannot add a foreign key to an existing table otherwise.
-    with op.batch_alter_table("datasets") as batch:
-        batch.add_column(
-            sa.Column("open_to_teams", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
-    with op.batch_alter_table("runs") as batch:
-        batch.add_column(sa.Column("started_by_id", sa.Integer(), nullable=True))
-        batch.create_foreign_key(
-            op.f("fk_runs_started_by_id_providers"),
-            "providers",
-            ["started_by_id"],
-            ["id"],
-            ondelete="SET NULL",
-        )
-        batch.create_index("ix_runs_started_by", ["started_by_id", "created_at"], unique=False)
+    op.add_column(
+        "datasets",
+        sa.Column("open_to_teams", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
+    op.add_column("runs", sa.Column("started_by_id", sa.Integer(), nullable=True))
+    op.create_index("ix_runs_started_by", "runs", ["started_by_id", "created_at"], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("runs") as batch:
-        batch.drop_index("ix_runs_started_by")
-        batch.drop_constraint(op.f("fk_runs_started_by_id_providers"), type_="foreignkey")
-        batch.drop_column("started_by_id")
-    with op.batch_alter_table("datasets") as batch:
-        batch.drop_column("open_to_teams")
+    op.drop_index("ix_runs_started_by", table_name="runs")
+    op.drop_column("runs", "started_by_id")
+    op.drop_column("datasets", "open_to_teams")
