@@ -20,6 +20,7 @@ What a caller of the hub's API did wrong becomes a JSON error `{"detail", "code"
      ├── InvalidInput               422 invalid_input
      ├── PayloadTooLarge            413 too_large
      ├── UnsupportedMedia           415 not_an_image
+     ├── QuotaExceeded              429 quota_exceeded (with Retry-After)
      └── RecognizerFailed           502 <outcome> / 504 timeout (wraps a RecognizerError)
 """
 
@@ -144,6 +145,18 @@ class PayloadTooLarge(HubError):
 class UnsupportedMedia(HubError):
     status = 415
     code = "not_an_image"
+
+
+class QuotaExceeded(HubError):
+    """A provider used up its quota (team-started dry runs); says when the next is allowed."""
+
+    status = 429
+    code = "quota_exceeded"
+
+    def __init__(self, detail: str, *, retry_after_s: int, next_allowed_at: str) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+        self.next_allowed_at = next_allowed_at
 
 
 class RecognizerFailed(HubError):

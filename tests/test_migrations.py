@@ -86,3 +86,40 @@ def test_migrate_command_creates_schema_on_empty_database(database_url: str) -> 
     get_settings.cache_clear()
     assert again.exit_code == 0, again.output
     engine.dispose()
+
+
+def test_team_dryrun_columns_arrive_with_safe_defaults_and_go_back(database_url: str) -> None:
+    """0004 (the head): existing datasets stay closed to teams, existing runs were the
+    organizer's; its downgrade removes both columns."""
+    from gateway.migrate import alembic_config
+
+    engine = make_engine(database_url)
+    upgrade(engine, "0002")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO datasets (name, format, kind, images, labels, created_at) "
+                "VALUES ('dev', 'folder', 'classification', 0, 0, CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO runs (dataset_id, phase, metric, state, seed, timeout_s, "
+                "max_attempts, published, created_at) VALUES ((SELECT id FROM datasets), "
+                "'dryrun', 'top5', 'completed', 1, 10, 3, false, CURRENT_TIMESTAMP)"
+            )
+        )
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT open_to_teams FROM datasets")).scalar_one() in (0, False)
+        assert conn.execute(text("SELECT started_by_id FROM runs")).scalar_one() is None
+
+    from alembic import command
+
+    with engine.begin() as conn:
+        config = alembic_config(engine)
+        config.attributes["connection"] = conn
+        command.downgrade(config, "-1")  # undo 0004 only
+    assert "open_to_teams" not in {c["name"] for c in inspect(engine).get_columns("datasets")}
+    assert "started_by_id" not in {c["name"] for c in inspect(engine).get_columns("runs")}
+    engine.dispose()

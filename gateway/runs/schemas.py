@@ -85,6 +85,10 @@ class RunRead(BaseModel):
     timeout_s: float
     max_attempts: int
     error: str | None
+    started_by: str | None = Field(
+        default=None, description="GUID of the provider that started this dry run; null: admin."
+    )
+    started_by_name: str | None = None
     services: list[RunServiceRead]
     created_at: datetime
     started_at: datetime | None
