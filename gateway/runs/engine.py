@@ -19,6 +19,9 @@ How it works (SPEC §4):
   by the next SQLite worker, after `lease_s` on PostgreSQL).
 - A heartbeat extends every lease this worker holds; if it cannot, the worker stops
   sending before its leases can expire.
+- A service that stops answering trips its lane's breaker: the lane pauses (status
+  `down`), one worker probes the service and reopens it, or gives up on its items
+  (`gateway.runs.breaker`).
 
 All database work runs in two threads of its own (hot: claims, results, heartbeats;
 cold: surveys and scoring), so the event loop keeps sending while a batch commits.
@@ -44,8 +47,8 @@ from gateway.config import Settings
 from gateway.db import utcnow
 from gateway.dispatch.dispatcher import Answer, Dispatcher
 from gateway.errors import Outcome
-from gateway.runs import claims, finish
-from gateway.runs.claims import ClaimedItem
+from gateway.runs import breaker, claims, finish
+from gateway.runs.claims import ClaimedItem, LanePlan
 from gateway.runs.images import ImageCache, Picture, load_pictures
 from gateway.runs.lanes import Claim, Lane
 
@@ -111,6 +114,11 @@ class DispatchWorker:
         self._hot = ThreadPoolExecutor(1, thread_name_prefix="recoghub-db")
         self._cold = ThreadPoolExecutor(1, thread_name_prefix="recoghub-db-cold")
         self._last_tick = time.monotonic()
+        # Lanes this worker paused, kept closed until a survey shows them paused.
+        self._tripped: set[int] = set()
+        # Down run services this worker probes (it holds their probe lease), and their plans.
+        self._probes: dict[int, asyncio.Task[None]] = {}
+        self._down: dict[int, LanePlan] = {}
         # Request ids from a PRNG seeded once from the OS: os.urandom per request is a
         # syscall that gives up the GIL, and waits to get it back while a database
         # thread runs. Ids only need to be unique and unguessable from the data.
@@ -186,6 +194,7 @@ class DispatchWorker:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        loops.extend(self._probes.values())
         for task in loops:
             task.cancel()
         await asyncio.gather(*loops, return_exceptions=True)
@@ -245,13 +254,18 @@ class DispatchWorker:
             live_since=now - timedelta(seconds=self.settings.lease_s),
         )
         open_plans = {plan.run_service_id: plan for plan in survey.lanes}
+        self._tripped.intersection_update(open_plans)  # still open in a survey begun before
         for lane in list(self.lanes.values()):
             if lane.id not in open_plans:
                 self._stop_lane(lane, release=True)
         for plan in survey.lanes:
             known = self.lanes.get(plan.run_service_id)
+            if plan.run_service_id in self._tripped:
+                continue
             if known is None:
-                self.lanes[plan.run_service_id] = Lane(plan)
+                self.lanes[plan.run_service_id] = Lane(
+                    plan, breaker_failures=self.settings.breaker_failures
+                )
             else:
                 known.plan = plan  # endpoints edited during the run apply at once
         tick = time.monotonic()
@@ -259,9 +273,11 @@ class DispatchWorker:
             lane.tick(tick - self._last_tick)
         self._last_tick = tick
 
+        self._settle_streaks()
         await self._finish_idle_lanes()
         await self._balance_slots(survey.live_workers)
         self._reap_drained_lanes()
+        await self._probe_down(survey.down)
         for lane in self.lanes.values():
             lane.dry = False
         self._claim_now.set()
@@ -328,17 +344,130 @@ class DispatchWorker:
                 self._images.release(claim.image_id)
         lane.buffered = 0
         lane.retiring = 0
+        unsent.extend(self._take_held(lane))
         for _ in lane.consumers:
             lane.queue.put_nowait(None)
         if unsent and release and not self._closing:
-            task = asyncio.create_task(self._release_items(unsent))
-            task.add_done_callback(_log_failure)
+            self._release_later(unsent)
+
+    def _release_later(self, item_ids: list[int]) -> None:
+        task = asyncio.create_task(self._release_items(item_ids))
+        task.add_done_callback(_log_failure)
 
     async def _release_items(self, item_ids: list[int]) -> None:
         await self._db(self._hot, claims.release_items, worker_id=self.id, item_ids=item_ids)
 
     def _reap_drained_lanes(self) -> None:
         self._draining = [lane for lane in self._draining if lane.consumers or not lane.idle]
+
+    # The dead-service breaker (gateway.runs.breaker)
+
+    def _take_held(self, lane: Lane) -> list[int]:
+        """The items of the results a lane's streak holds back, to be given back unsent."""
+        held = lane.streak.take()
+        lane.unflushed -= len(held)
+        return [row["id"] for _, row, _ in held]
+
+    def _trip(self, lane: Lane) -> None:
+        """Pause a lane whose service stopped answering; its held items go back, unless
+        the lane never reached the service (then those failures are recorded)."""
+        if not lane.streak.reached:
+            self._results.extend(lane.streak.take())
+        self._tripped.add(lane.id)
+        self._stop_lane(lane, release=True)
+        asyncio.create_task(self._mark_down(lane))
+
+    async def _mark_down(self, lane: Lane) -> None:
+        reason = lane.streak.reason()
+        try:
+            await self._db(self._hot, breaker.mark_down, run_service_id=lane.id, reason=reason)
+        except Exception:
+            self._tripped.discard(lane.id)  # not paused: the lane opens again
+            log.exception("worker %s: pausing run service %d failed", self.id, lane.id)
+            return
+        log.warning("run %d, service %s: %s", lane.plan.run_id, lane.target.service_guid, reason)
+
+    def _settle_streaks(self) -> None:
+        """A lane with nothing left to send: the failures its streak holds are final."""
+        for lane in self.lanes.values():
+            if lane.dry and lane.buffered == 0 and lane.in_flight == 0 and lane.streak.held:
+                self._results.extend(lane.streak.take())
+
+    async def _probe_down(self, down: list[LanePlan]) -> None:
+        """Probe each down service whose probe lease this worker gets; stop probing the
+        ones no longer down (resumed, given up, or their run stopped)."""
+        self._down = {plan.run_service_id: plan for plan in down}
+        for run_service_id, task in list(self._probes.items()):
+            if run_service_id not in self._down:
+                task.cancel()
+        wanted = [rs for rs in self._down if rs not in self._probes]
+        if not wanted or self._closing:
+            return
+        now, expires = self._expiry()
+        leased = await self._db(
+            self._hot,
+            breaker.lease_probes,
+            worker_id=self.id,
+            run_service_ids=wanted,
+            now=now,
+            expires=expires,
+        )
+        for run_service_id, slot_id in leased.items():
+            self._probes[run_service_id] = asyncio.create_task(
+                self._probe(self._down[run_service_id], slot_id),
+                name=f"recoghub-probe-{run_service_id}",
+            )
+
+    async def _probe(self, plan: LanePlan, slot_id: int) -> None:
+        rs, settings = plan.run_service_id, self.settings
+        schedule = breaker.ProbeSchedule(
+            first_s=settings.breaker_probe_s,
+            max_s=settings.breaker_probe_max_s,
+            give_up_s=settings.breaker_give_up_s,
+        )
+        keys = {"run_service_id": rs, "worker_id": self.id, "slot_id": slot_id}
+        try:
+            # The latest plan: a team may fix its endpoints while its service is down.
+            error = await breaker.probe(lambda: self._ping(self._down.get(rs, plan)), schedule)
+            if error is None:
+                await self._db(self._hot, breaker.resume, **keys)
+                log.info("run %d, service %s answers again", plan.run_id, plan.target.service_guid)
+                return
+            now, _ = self._expiry()
+            given_up = await self._db(
+                self._cold,
+                breaker.give_up,
+                **keys,
+                give_up_s=schedule.give_up_s,
+                last_error=error,
+                now=now,
+            )
+            log.warning(
+                "run %d, service %s: down for %g s, %d images recorded unreachable",
+                plan.run_id,
+                plan.target.service_guid,
+                schedule.give_up_s,
+                given_up,
+            )
+            if await self._db(self._cold, finish.complete_run, run_id=plan.run_id, now=now):
+                log.info("run %d completed", plan.run_id)
+        except asyncio.CancelledError:
+            self._slots_to_release.append(slot_id)
+            raise
+        except Exception:
+            log.exception("worker %s: probing run service %d failed", self.id, rs)
+            self._slots_to_release.append(slot_id)
+        finally:
+            self._probes.pop(rs, None)
+
+    async def _ping(self, plan: LanePlan) -> str | None:
+        """None if an instance of the service answers /ping with 200, else why none did."""
+        pings = await asyncio.gather(
+            *(self.dispatcher.ping(url, timeout_s=plan.timeout_s) for url in plan.target.instances)
+        )
+        if any(ping.reachable for ping in pings):
+            return None
+        return "; ".join(f"{p.instance}/ping: {p.detail}" for p in pings) or "no endpoint"
 
     # Claimer
 
@@ -496,7 +625,14 @@ class DispatchWorker:
             self._images.release(claim.image_id)
         lane.completed += 1
         lane.unflushed += 1
-        self._results.append((lane, result_row(claim.item_id, answer, queue_ms), picture.truth))
+        row = result_row(claim.item_id, answer, queue_ms)
+        self._results.extend(
+            lane.streak.add(row["outcome"], answer.detail, (lane, row, picture.truth))
+        )
+        if lane.streak.tripped and not lane.stopping:
+            self._trip(lane)
+        elif lane.stopping and lane.streak.held and not self._closing:
+            self._release_later(self._take_held(lane))
         if len(self._results) >= self.settings.result_batch_size:
             self._flush_now.set()
 

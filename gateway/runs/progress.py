@@ -15,7 +15,7 @@ from gateway.db import utcnow
 from gateway.errors import OUTCOMES, NotFound
 from gateway.registry.models import Provider, Service
 from gateway.registry.service import get_service
-from gateway.runs.claims import FINAL_STATUSES, IMAGES, WORK_ITEMS
+from gateway.runs.claims import DOWN_STATUS, FINAL_STATUSES, IMAGES, WORK_ITEMS
 from gateway.runs.finish import done_items, service_scores
 from gateway.runs.models import Run, RunService, WorkItem
 from gateway.scoring.leaderboard import rank_rows
@@ -128,7 +128,8 @@ def run_progress(session: Session, *, run_id: int, provider_id: int | None = Non
         else:
             latency, rate = _recent(session, m.id, running=run.state == "running")
             remaining = total - done
-            eta = remaining / rate if rate and run.state == "running" else None
+            sending = run.state == "running" and m.status != DOWN_STATUS
+            eta = remaining / rate if rate and sending else None
         progress.services.append(
             ServiceProgress(
                 service_guid=m.service_guid,
