@@ -18,6 +18,7 @@ from gateway.registry.service import get_service
 from gateway.runs.claims import DOWN_STATUS, FINAL_STATUSES, IMAGES, WORK_ITEMS
 from gateway.runs.finish import done_items, service_scores
 from gateway.runs.models import Run, RunService, WorkItem
+from gateway.runs.schemas import ServiceStatus
 from gateway.scoring.leaderboard import rank_rows
 from gateway.scoring.metrics import PERCENTILES, percentile, true_rank
 
@@ -32,7 +33,7 @@ class ServiceProgress:
     provider_guid: str
     provider_name: str
     provider_id: int
-    status: str
+    status: ServiceStatus
     reason: str | None
     done: int
     total: int
