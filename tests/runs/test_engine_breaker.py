@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+from datetime import timedelta
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,9 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from gateway.config import Settings
-from gateway.db import is_sqlite
+from gateway.db import is_sqlite, utcnow
 from gateway.registry.models import Service
-from gateway.runs import service
+from gateway.runs import breaker, service
 from gateway.runs.models import RunService, WorkItem
 from tests.runs.builders import (
     add_dataset,
@@ -282,3 +283,39 @@ async def test_a_service_down_past_the_give_up_time_has_its_rest_recorded_unreac
     assert board[gone]["images"] == len(images)
     # It answered every image it received right; the unreachable ones count as wrong.
     assert board[gone]["top1"] == pytest.approx(seen.requests / len(images))
+
+
+async def test_a_down_service_left_by_a_dead_prober_is_probed_and_resumed_by_another(
+    run_engine: Engine, settings: Settings, data_dir: Path, serve: Any
+) -> None:
+    images = make_images(12)
+    dataset = add_dataset(run_engine, data_dir, images)
+    team = add_service(run_engine, [serve(recognizer_app(lambda b: "x:1")[0])], name="back")
+    run_id = start_run(run_engine, settings, dataset=dataset, phase="dryrun")
+    run_service_id = service_row(run_engine, run_id, team).id
+    # A worker paused the service, took the probe lease and died: its lease runs out.
+    now = utcnow()
+    with run_engine.begin() as conn:
+        assert breaker.mark_down(conn, run_service_id=run_service_id, reason="down: test")
+        assert breaker.lease_probes(
+            conn,
+            worker_id="dead-worker",
+            run_service_ids=[run_service_id],
+            now=now,
+            expires=now + timedelta(seconds=1),
+        )
+        # While that lease holds, nobody else probes.
+        assert not breaker.lease_probes(
+            conn,
+            worker_id="other",
+            run_service_ids=[run_service_id],
+            now=now,
+            expires=now + timedelta(seconds=1),
+        )
+
+    async with running_worker(run_engine, settings):
+        await wait_until(lambda: run_state(run_engine, run_id) == "completed", "the run")
+
+    assert statuses(run_engine, run_id) == {team: "passed"}
+    assert service_row(run_engine, run_id, team).reason is None
+    assert all(i.outcome == "ok" for i in items_of(run_engine, run_id, team))
