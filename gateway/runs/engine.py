@@ -48,9 +48,10 @@ from gateway.db import utcnow
 from gateway.dispatch.dispatcher import Answer, Dispatcher
 from gateway.errors import Outcome
 from gateway.runs import breaker, claims, finish
-from gateway.runs.claims import ClaimedItem, LanePlan
+from gateway.runs.claims import ClaimedItem
 from gateway.runs.images import ImageCache, Picture, load_pictures
 from gateway.runs.lanes import Claim, Lane
+from gateway.runs.prober import Prober
 
 log = logging.getLogger("recoghub.worker")
 
@@ -116,9 +117,14 @@ class DispatchWorker:
         self._last_tick = time.monotonic()
         # Lanes this worker paused, kept closed until a survey shows them paused.
         self._tripped: set[int] = set()
-        # Down run services this worker probes (it holds their probe lease), and their plans.
-        self._probes: dict[int, asyncio.Task[None]] = {}
-        self._down: dict[int, LanePlan] = {}
+        self._prober = Prober(
+            worker_id=self.id,
+            settings=settings,
+            dispatcher=dispatcher,
+            db=self._db,
+            pool=self._cold,
+            release_slot=lambda slot_id: self._slots_to_release.append(slot_id),
+        )
         # Request ids from a PRNG seeded once from the OS: os.urandom per request is a
         # syscall that gives up the GIL, and waits to get it back while a database
         # thread runs. Ids only need to be unique and unguessable from the data.
@@ -194,7 +200,7 @@ class DispatchWorker:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        loops.extend(self._probes.values())
+        loops.extend(self._prober.stop())
         for task in loops:
             task.cancel()
         await asyncio.gather(*loops, return_exceptions=True)
@@ -277,7 +283,8 @@ class DispatchWorker:
         await self._finish_idle_lanes()
         await self._balance_slots(survey.live_workers)
         self._reap_drained_lanes()
-        await self._probe_down(survey.down)
+        if not self._closing:
+            await self._prober.watch(survey.down)
         for lane in self.lanes.values():
             lane.dry = False
         self._claim_now.set()
@@ -392,82 +399,6 @@ class DispatchWorker:
         for lane in self.lanes.values():
             if lane.dry and lane.buffered == 0 and lane.in_flight == 0 and lane.streak.held:
                 self._results.extend(lane.streak.take())
-
-    async def _probe_down(self, down: list[LanePlan]) -> None:
-        """Probe each down service whose probe lease this worker gets; stop probing the
-        ones no longer down (resumed, given up, or their run stopped)."""
-        self._down = {plan.run_service_id: plan for plan in down}
-        for run_service_id, task in list(self._probes.items()):
-            if run_service_id not in self._down:
-                task.cancel()
-        wanted = [rs for rs in self._down if rs not in self._probes]
-        if not wanted or self._closing:
-            return
-        now, expires = self._expiry()
-        leased = await self._db(
-            self._hot,
-            breaker.lease_probes,
-            worker_id=self.id,
-            run_service_ids=wanted,
-            now=now,
-            expires=expires,
-        )
-        for run_service_id, slot_id in leased.items():
-            self._probes[run_service_id] = asyncio.create_task(
-                self._probe(self._down[run_service_id], slot_id),
-                name=f"recoghub-probe-{run_service_id}",
-            )
-
-    async def _probe(self, plan: LanePlan, slot_id: int) -> None:
-        rs, settings = plan.run_service_id, self.settings
-        schedule = breaker.ProbeSchedule(
-            first_s=settings.breaker_probe_s,
-            max_s=settings.breaker_probe_max_s,
-            give_up_s=settings.breaker_give_up_s,
-        )
-        keys = {"run_service_id": rs, "worker_id": self.id, "slot_id": slot_id}
-        try:
-            # The latest plan: a team may fix its endpoints while its service is down.
-            error = await breaker.probe(lambda: self._ping(self._down.get(rs, plan)), schedule)
-            if error is None:
-                await self._db(self._hot, breaker.resume, **keys)
-                log.info("run %d, service %s answers again", plan.run_id, plan.target.service_guid)
-                return
-            now, _ = self._expiry()
-            given_up = await self._db(
-                self._cold,
-                breaker.give_up,
-                **keys,
-                give_up_s=schedule.give_up_s,
-                last_error=error,
-                now=now,
-            )
-            log.warning(
-                "run %d, service %s: down for %g s, %d images recorded unreachable",
-                plan.run_id,
-                plan.target.service_guid,
-                schedule.give_up_s,
-                given_up,
-            )
-            if await self._db(self._cold, finish.complete_run, run_id=plan.run_id, now=now):
-                log.info("run %d completed", plan.run_id)
-        except asyncio.CancelledError:
-            self._slots_to_release.append(slot_id)
-            raise
-        except Exception:
-            log.exception("worker %s: probing run service %d failed", self.id, rs)
-            self._slots_to_release.append(slot_id)
-        finally:
-            self._probes.pop(rs, None)
-
-    async def _ping(self, plan: LanePlan) -> str | None:
-        """None if an instance of the service answers /ping with 200, else why none did."""
-        pings = await asyncio.gather(
-            *(self.dispatcher.ping(url, timeout_s=plan.timeout_s) for url in plan.target.instances)
-        )
-        if any(ping.reachable for ping in pings):
-            return None
-        return "; ".join(f"{p.instance}/ping: {p.detail}" for p in pings) or "no endpoint"
 
     # Claimer
 

@@ -9,8 +9,8 @@ import socket
 import subprocess
 import sys
 import threading
-from datetime import timedelta
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
