@@ -60,6 +60,8 @@ class FailureStreak(Generic[T]):
                 self.tripped = True
             return []
         self.reached = True
+        if not self.held:
+            return [result]
         settled, self.held = [*self.held, result], []
         return settled
 
