@@ -115,8 +115,9 @@ class DispatchWorker:
         self._hot = ThreadPoolExecutor(1, thread_name_prefix="recoghub-db")
         self._cold = ThreadPoolExecutor(1, thread_name_prefix="recoghub-db-cold")
         self._last_tick = time.monotonic()
-        # Lanes this worker paused, kept closed until a survey shows them paused.
-        self._tripped: set[int] = set()
+        # Lanes this worker paused (run service id -> pause written), kept closed until a
+        # survey begun after the pause was written says what the service is now.
+        self._tripped: dict[int, bool] = {}
         self._prober = Prober(
             worker_id=self.id,
             settings=settings,
@@ -252,6 +253,7 @@ class DispatchWorker:
     # Manager
 
     async def _manage(self) -> None:
+        paused = [rs for rs, written in self._tripped.items() if written]
         now, expires = self._expiry()
         survey = await self._db(
             self._cold,
@@ -260,14 +262,15 @@ class DispatchWorker:
             live_since=now - timedelta(seconds=self.settings.lease_s),
         )
         open_plans = {plan.run_service_id: plan for plan in survey.lanes}
-        self._tripped.intersection_update(open_plans)  # still open in a survey begun before
+        for rs in paused:
+            self._tripped.pop(rs, None)
         for lane in list(self.lanes.values()):
             if lane.id not in open_plans:
                 self._stop_lane(lane, release=True)
         for plan in survey.lanes:
-            known = self.lanes.get(plan.run_service_id)
             if plan.run_service_id in self._tripped:
                 continue
+            known = self.lanes.get(plan.run_service_id)
             if known is None:
                 self.lanes[plan.run_service_id] = Lane(
                     plan, breaker_failures=self.settings.breaker_failures
@@ -380,7 +383,7 @@ class DispatchWorker:
         the lane never reached the service (then those failures are recorded)."""
         if not lane.streak.reached:
             self._results.extend(lane.streak.take())
-        self._tripped.add(lane.id)
+        self._tripped[lane.id] = False
         self._stop_lane(lane, release=True)
         asyncio.create_task(self._mark_down(lane))
 
@@ -389,9 +392,10 @@ class DispatchWorker:
         try:
             await self._db(self._hot, breaker.mark_down, run_service_id=lane.id, reason=reason)
         except Exception:
-            self._tripped.discard(lane.id)  # not paused: the lane opens again
+            self._tripped.pop(lane.id, None)  # not paused: the lane opens again
             log.exception("worker %s: pausing run service %d failed", self.id, lane.id)
             return
+        self._tripped[lane.id] = True
         log.warning("run %d, service %s: %s", lane.plan.run_id, lane.target.service_guid, reason)
 
     def _settle_streaks(self) -> None:
