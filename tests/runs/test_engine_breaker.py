@@ -122,7 +122,7 @@ import hashlib, os, time
 def recognize(image):
     with open(os.environ["COUNT_LOG"], "a") as log:
         log.write(hashlib.sha256(image).hexdigest() + "\\n")
-    time.sleep(0.01)
+    time.sleep(0.05)
     return [("x", 1.0)]
 """
 
@@ -196,9 +196,12 @@ def lines(path: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 async def test_a_recognizer_that_goes_away_and_comes_back_loses_nothing_and_burns_nothing(
-    run_engine: Engine, settings: Settings, data_dir: Path, tmp_path: Path
+    run_engine: Engine, settings: Settings, data_dir: Path, tmp_path: Path, workers: int
 ) -> None:
+    if workers > 1 and is_sqlite(settings.database_url):
+        pytest.skip("several workers need PostgreSQL")
     workdir = tmp_path / "team"
     workdir.mkdir()
     (workdir / "counting_model.py").write_text(COUNTING_MODEL)
@@ -211,8 +214,15 @@ async def test_a_recognizer_that_goes_away_and_comes_back_loses_nothing_and_burn
         port = int(url.rsplit(":", 1)[1])
         team = add_service(run_engine, [url], name="flaky", max_concurrency=2)
         run_id = start_run(run_engine, settings, dataset=dataset, phase="dryrun", max_attempts=3)
-        async with running_worker(run_engine, settings):
-            await wait_until(lambda: len(lines(received)) >= 10, "10 images answered")
+        async with contextlib.AsyncExitStack() as hub:
+            running = [
+                await hub.enter_async_context(running_worker(run_engine, settings))
+                for _ in range(workers)
+            ]
+            await wait_until(
+                lambda: len(lines(received)) >= 10 and all(w.recorded for w in running),
+                "10 images answered, and every worker sending",
+            )
             stack.close()  # the recognizer goes away mid-run
             assert len(lines(received)) < len(images)
             await wait_until(
