@@ -29,7 +29,7 @@ from sqlalchemy import Connection, or_, update
 
 from gateway.errors import Outcome
 from gateway.runs.claims import DOWN_STATUS as DOWN
-from gateway.runs.claims import OPEN_STATUSES, RUN_SERVICES, SLOTS, WORK_ITEMS
+from gateway.runs.claims import OPEN_STATUSES, RUN_SERVICES, SLOTS, WORK_ITEMS, chunked
 from gateway.runs.finish import service_scores
 
 T = TypeVar("T")
@@ -143,19 +143,18 @@ def lease_probes(
     """Take the probe lease (slot 0) of each down run service whose slot 0 is free or
     expired; returns run service id -> slot id for the ones this worker now probes."""
     leased: dict[int, int] = {}
-    for run_service_id in run_service_ids:
-        slot_id = conn.execute(
+    for ids in chunked(sorted(run_service_ids)):
+        rows = conn.execute(
             update(SLOTS)
             .where(
-                SLOTS.c.run_service_id == run_service_id,
+                SLOTS.c.run_service_id.in_(ids),
                 SLOTS.c.slot == PROBE_SLOT,
                 or_(SLOTS.c.lease_owner.is_(None), SLOTS.c.lease_expires_at < now),
             )
             .values(lease_owner=worker_id, lease_expires_at=expires)
-            .returning(SLOTS.c.id)
-        ).scalar()
-        if slot_id is not None:
-            leased[run_service_id] = int(slot_id)
+            .returning(SLOTS.c.run_service_id, SLOTS.c.id)
+        )
+        leased.update({int(rs): int(slot_id) for rs, slot_id in rows})
     return leased
 
 
