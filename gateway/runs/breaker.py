@@ -9,12 +9,13 @@ instead of burning every remaining image's attempts, and resumes when it is back
   still moves through its items instead of pausing and resuming forever.
 - Tripping sets the run service `down` (with the last error as its reason). Every worker's
   survey then stops that lane and claims nothing of it.
-- One worker probes a `down` service: the one that leases its slot 0 (the *probe lease*,
-  renewed by the heartbeat like any slot lease; a dead prober's lease expires and another
-  worker takes over, counting the give-up time afresh). It pings `/ping` on a doubling
-  back-off (`ProbeSchedule`); at the first 200 the service is `ongoing` again and every
-  worker reopens its lane. Down longer than `RECOGHUB_BREAKER_GIVE_UP_S`, its remaining
-  items are recorded `unreachable` without being sent and the service fails.
+- One worker probes a `down` service (`gateway.runs.prober`): the one that leases its
+  slot 0 (the *probe lease*, renewed by the heartbeat like any slot lease; a dead
+  prober's lease expires and another worker takes over, counting the give-up time
+  afresh). It pings `/ping` on a doubling back-off (`ProbeSchedule`); at the first 200
+  the service is `ongoing` again and every worker reopens its lane. Down longer than
+  `RECOGHUB_BREAKER_GIVE_UP_S`, its remaining items are recorded `unreachable` without
+  being sent and the service fails.
 
 The functions taking a `Connection` run inside a transaction, like `gateway.runs.claims`.
 """

@@ -329,3 +329,51 @@ async def test_a_down_service_left_by_a_dead_prober_is_probed_and_resumed_by_ano
     assert statuses(run_engine, run_id) == {team: "passed"}
     assert service_row(run_engine, run_id, team).reason is None
     assert all(i.outcome == "ok" for i in items_of(run_engine, run_id, team))
+
+
+def test_the_breakers_database_steps_change_only_the_status_they_expect(
+    run_engine: Engine, settings: Settings, data_dir: Path
+) -> None:
+    dataset = add_dataset(run_engine, data_dir, make_images(4))
+    team = add_service(run_engine, ["http://127.0.0.1:9"], name="steps")
+    run_id = start_run(run_engine, settings, dataset=dataset, phase="dryrun")
+    rs = service_row(run_engine, run_id, team).id
+    now = utcnow()
+    later = now + timedelta(seconds=30)
+    with run_engine.begin() as conn:
+        # Giving up on, or resuming, a service that is not down changes nothing.
+        assert (
+            breaker.give_up(
+                conn,
+                run_service_id=rs,
+                worker_id="w",
+                slot_id=0,
+                give_up_s=1,
+                last_error="x",
+                now=now,
+            )
+            == 0
+        )
+        breaker.resume(conn, run_service_id=rs, worker_id="w", slot_id=0)
+    assert statuses(run_engine, run_id)[team] == "pending"
+    assert item_counts(run_engine, run_id) == {"pending": 4}
+
+    with run_engine.begin() as conn:
+        assert breaker.mark_down(conn, run_service_id=rs, reason="down: it went away")
+        assert not breaker.mark_down(conn, run_service_id=rs, reason="down: again")
+        probe = breaker.lease_probes(
+            conn, worker_id="w", run_service_ids=[rs], now=now, expires=later
+        )
+    assert list(probe) == [rs]
+    row = service_row(run_engine, run_id, team)
+    assert (row.status, row.reason) == ("down", "down: it went away")
+
+    with run_engine.begin() as conn:
+        breaker.resume(conn, run_service_id=rs, worker_id="w", slot_id=probe[rs])
+        # The probe lease was handed back: another worker may take it at once.
+        assert breaker.lease_probes(
+            conn, worker_id="v", run_service_ids=[rs], now=now, expires=later
+        ) == {rs: probe[rs]}
+    row = service_row(run_engine, run_id, team)
+    assert (row.status, row.reason) == ("ongoing", None)
+    assert item_counts(run_engine, run_id) == {"pending": 4}
