@@ -80,11 +80,11 @@ def _failures(outcomes: dict[str, int]) -> str:
     return ", ".join(bad) or "-"
 
 
+STATUS_STYLE = {"passed": "green", "failed": "red", "ongoing": "yellow", "down": "magenta"}
+
+
 def _status(status: str) -> Text:
-    style = {"passed": "green", "failed": "red", "ongoing": "yellow", "down": "magenta"}.get(
-        status, ""
-    )
-    return Text(status, style=style)
+    return Text(status, style=STATUS_STYLE.get(status, ""))
 
 
 def _bar(done: int, total: int, width: int = 10) -> Text:
