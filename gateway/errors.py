@@ -9,6 +9,11 @@ Two trees. What a recognizer did wrong is an outcome of a request (SPEC §2)::
      ├── RecognizerBadFormat        "bad_format"       no; carries the entry and text
      └── RecognizerTooLarge         "too_large"        no
 
+Two outcomes come from the hub itself, never from a request, and are never retried:
+`unreachable` (not sent: the service stayed down past the breaker's give-up time, SPEC §9)
+and `missed` (not answered by the run's deadline). Like every outcome but `ok`, they count
+as wrong in the scores.
+
 What a caller of the hub's API did wrong becomes a JSON error `{"detail", "code"}`::
 
     HubError                        500 internal
@@ -34,6 +39,8 @@ class Outcome(StrEnum):
     HTTP_ERROR = "http_error"
     BAD_FORMAT = "bad_format"
     TOO_LARGE = "too_large"
+    UNREACHABLE = "unreachable"
+    MISSED = "missed"
 
 
 OUTCOMES: tuple[str, ...] = tuple(o.value for o in Outcome)

@@ -59,7 +59,7 @@ class RunService(Base):
     max_concurrency: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(
         String(20), default="pending"
-    )  # pending|ongoing|passed|failed
+    )  # pending|ongoing|down|passed|failed (down: paused by the breaker, SPEC §9)
     reason: Mapped[str | None] = mapped_column(Text)
     scores: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
