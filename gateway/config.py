@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     def _networks(cls, value: str) -> str:
         parse_networks(value)  # refuse a typo at start, not at the first request
         return value
+
     # Dry runs a provider may start itself on datasets open to teams, in any 24 hours.
     team_dryruns_per_day: int = Field(default=3, ge=0)
 
