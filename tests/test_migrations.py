@@ -1,12 +1,17 @@
 """`recoghub migrate` brings an empty or older database to the current schema."""
 
-from sqlalchemy import inspect, select, text
+import threading
+import time
+
+import pytest
+from sqlalchemy import Connection, Engine, inspect, select, text
 from typer.testing import CliRunner
 
 from gateway.cli.main import app
 from gateway.db import make_engine, make_session_factory
-from gateway.migrate import current_revision, upgrade
+from gateway.migrate import MIGRATION_LOCK_KEY, current_revision, upgrade
 from gateway.registry.models import Provider, Service
+from tests.conftest import PostgresDatabases
 
 FIRST = "0001"
 
@@ -86,3 +91,51 @@ def test_migrate_command_creates_schema_on_empty_database(database_url: str) -> 
     get_settings.cache_clear()
     assert again.exit_code == 0, again.output
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_concurrent_upgrades_on_postgres_take_turns(postgres: PostgresDatabases) -> None:
+    """Every API replica migrates at start-up. Two upgrades released at the same moment
+    on an empty PostgreSQL database must both succeed: the second waits for the first
+    and then finds nothing to do."""
+    url = postgres.new(migrated=False)
+    holder = make_engine(url)
+    engines = [make_engine(url) for _ in range(2)]
+    failures: list[BaseException] = []
+
+    def migrate(engine: Engine) -> None:
+        try:
+            upgrade(engine)
+        except BaseException as exc:  # reported by the main thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=migrate, args=(e,), daemon=True) for e in engines]
+    try:
+        with holder.connect() as conn, conn.begin():
+            # Another migrator holds the lock: both upgrades must queue behind it.
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+            for thread in threads:
+                thread.start()
+            deadline = time.monotonic() + 30
+            while waiting_on_advisory_lock(conn) < 2:
+                assert not failures, failures
+                assert time.monotonic() < deadline, "the upgrades did not wait for the lock"
+                time.sleep(0.05)
+            assert "alembic_version" not in inspect(conn).get_table_names()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert not any(t.is_alive() for t in threads), "an upgrade hung after the lock"
+        assert not failures, failures
+        assert current_revision(holder) == head_revision()
+    finally:
+        for engine in (holder, *engines):
+            engine.dispose()
+
+
+def waiting_on_advisory_lock(conn: Connection) -> int:
+    return conn.execute(
+        text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+    ).scalar_one()
