@@ -1,10 +1,13 @@
 """`recoghub migrate` brings an empty or older database to the current schema."""
 
-import threading
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, Engine, inspect, select, text
+from sqlalchemy import Connection, inspect, select, text
 from typer.testing import CliRunner
 
 from gateway.cli.main import app
@@ -94,42 +97,50 @@ def test_migrate_command_creates_schema_on_empty_database(database_url: str) -> 
 
 
 @pytest.mark.postgres
-def test_concurrent_upgrades_on_postgres_take_turns(postgres: PostgresDatabases) -> None:
-    """Every API replica migrates at start-up. Two upgrades released at the same moment
-    on an empty PostgreSQL database must both succeed: the second waits for the first
-    and then finds nothing to do."""
+def test_concurrent_migrate_commands_on_postgres_take_turns(
+    postgres: PostgresDatabases, tmp_path: Path
+) -> None:
+    """Every API replica migrates at start-up. Two `recoghub migrate` processes released
+    at the same moment on an empty PostgreSQL database must both succeed: the second
+    waits for the first and then finds nothing to do (without the lock, one of them
+    fails on a table the other has just created)."""
     url = postgres.new(migrated=False)
     holder = make_engine(url)
-    engines = [make_engine(url) for _ in range(2)]
-    failures: list[BaseException] = []
-
-    def migrate(engine: Engine) -> None:
-        try:
-            upgrade(engine)
-        except BaseException as exc:  # reported by the main thread
-            failures.append(exc)
-
-    threads = [threading.Thread(target=migrate, args=(e,), daemon=True) for e in engines]
+    env = {**os.environ, "RECOGHUB_DATABASE_URL": url}
+    logs = [tmp_path / f"migrate{i}.log" for i in range(2)]
+    procs: list[subprocess.Popen[bytes]] = []
     try:
         with holder.connect() as conn, conn.begin():
-            # Another migrator holds the lock: both upgrades must queue behind it.
+            # Another migrator holds the lock: both commands must queue behind it.
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
-            for thread in threads:
-                thread.start()
-            deadline = time.monotonic() + 30
+            for log in logs:
+                with log.open("wb") as out:
+                    procs.append(
+                        subprocess.Popen(
+                            [sys.executable, "-c", MIGRATE_COMMAND], env=env, stdout=out, stderr=out
+                        )
+                    )
+            deadline = time.monotonic() + 60
             while waiting_on_advisory_lock(conn) < 2:
-                assert not failures, failures
-                assert time.monotonic() < deadline, "the upgrades did not wait for the lock"
+                exited = [p.returncode for p in procs if p.poll() is not None]
+                assert not exited, f"a migrate exited early: {[p.read_text() for p in logs]}"
+                assert time.monotonic() < deadline, "the migrations did not wait for the lock"
                 time.sleep(0.05)
             assert "alembic_version" not in inspect(conn).get_table_names()
-        for thread in threads:
-            thread.join(timeout=60)
-        assert not any(t.is_alive() for t in threads), "an upgrade hung after the lock"
-        assert not failures, failures
+        codes = [p.wait(timeout=120) for p in procs]
+        assert codes == [0, 0], [log.read_text() for log in logs]
         assert current_revision(holder) == head_revision()
     finally:
-        for engine in (holder, *engines):
-            engine.dispose()
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        holder.dispose()
+
+
+MIGRATE_COMMAND = (
+    "import sys; sys.argv[1:] = ['migrate']; from gateway.cli.main import main; main()"
+)
 
 
 def waiting_on_advisory_lock(conn: Connection) -> int:
