@@ -1,6 +1,9 @@
 """Secrets read from files (`RECOGHUB_DATABASE_URL_FILE`, `RECOGHUB_ADMIN_TOKEN_FILE`), as
 Docker Compose secrets and the deploy files provide them."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -84,3 +87,20 @@ def test_the_hub_accepts_the_admin_token_from_its_file(sqlite_url: str, tmp_path
         assert ok.status_code == 200
         wrong = httpx.get(f"{hub.url}/api/v1/providers", headers=bearer("ra_from_a_secret"))
         assert wrong.status_code == 401
+
+
+def test_a_command_names_an_unusable_secret_file_in_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-token"
+    env = {**os.environ, "RECOGHUB_ADMIN_TOKEN_FILE": str(missing)}
+    code = "import sys; sys.argv[1:] = ['migrate']; from gateway.cli.main import main; main()"
+
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip() == (
+        f"recoghub: invalid setting RECOGHUB_ADMIN_TOKEN_FILE: cannot read {missing}: "
+        "No such file or directory"
+    )
