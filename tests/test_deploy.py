@@ -336,6 +336,31 @@ def test_image_healthcheck_pings_the_api_without_curl() -> None:
     assert json.loads(only("CMD").args)[-2:] == ["--port", "8000"]
 
 
+def run_probe(
+    command: list[str], port_from: str, base_url: str, path: str | None = None
+) -> tuple[int, str]:
+    """Run a healthcheck's `python -c` probe against `base_url` instead of the
+    container's own port (and, if given, `path` instead of the probed one)."""
+    code = command[-1].replace(port_from, base_url)
+    if path is not None:
+        code = re.sub(r"(http://[^/']+)/[^']*", rf"\g<1>{path}", code)
+    assert command[-3:-1] == ["python", "-c"]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    return done.returncode, done.stderr
+
+
+def test_healthchecks_pass_on_a_live_hub_and_fail_on_an_error_answer(sqlite_hub: Any) -> None:
+    probes = {
+        "image": json.loads(only("HEALTHCHECK").args.partition("CMD ")[2]),
+        "compose api": services()["api"]["healthcheck"]["test"],
+    }
+    for name, command in probes.items():
+        assert run_probe(command, "http://127.0.0.1:8000", sqlite_hub.url) == (0, ""), name
+        # A hub that answers an error status is unhealthy (urllib raises on >= 400).
+        code, err = run_probe(command, "http://127.0.0.1:8000", sqlite_hub.url, "/nope")
+        assert code != 0 and "HTTP Error 404" in err, (name, err)
+
+
 def test_image_installs_dependencies_before_copying_the_source(tmp_path: Path) -> None:
     steps = dockerfile()
     copies = [(n, i) for n, i in enumerate(steps) if i.name == "COPY"]
