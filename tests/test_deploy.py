@@ -153,12 +153,12 @@ def test_compose_v2_is_what_the_files_say_they_need() -> None:
 
 
 def test_every_service_is_built_or_named_and_restarts() -> None:
+    assert (DEPLOY / "Dockerfile").is_file()
     for name, service in services().items():
         assert "image" in service, f"{name} names no image"
         if service["image"] == HUB_IMAGE:
             # Any service may be the first to need the hub image: each can build it.
             assert service["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}
-        assert (DEPLOY / "Dockerfile").is_file()
         assert service["logging"]["options"]["max-size"], f"{name}: logs grow unbounded"
         one_shot = name == "migrate"
         expected = {"on-failure"} if one_shot else {"always", "unless-stopped"}
