@@ -2,8 +2,9 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.dispatch.policy import parse_networks
@@ -17,6 +18,11 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./recoghub.db"
     data_dir: Path = Path("./recoghub-data")
     admin_token: str | None = None
+    # The two secrets may instead be read from a file (Docker/Compose secrets, systemd
+    # credentials), so they never sit in the environment of `docker inspect`. A file set
+    # wins over the plain variable: an image may carry a default database URL.
+    database_url_file: Path | None = None
+    admin_token_file: Path | None = None
     embedded_worker: bool = True
 
     # Relay and check limits.
@@ -60,6 +66,26 @@ class Settings(BaseSettings):
 
     # Dry runs a provider may start itself on datasets open to teams, in any 24 hours.
     team_dryruns_per_day: int = Field(default=3, ge=0)
+
+    @model_validator(mode="after")
+    def _read_secret_files(self) -> Self:
+        if self.database_url_file is not None:
+            self.database_url = _read_secret(self.database_url_file, "RECOGHUB_DATABASE_URL_FILE")
+        if self.admin_token_file is not None:
+            self.admin_token = _read_secret(self.admin_token_file, "RECOGHUB_ADMIN_TOKEN_FILE")
+        return self
+
+
+def _read_secret(path: Path, variable: str) -> str:
+    """The file's text without the surrounding whitespace (`echo` adds a newline)."""
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ValueError(f"{variable}: cannot read {path}: {reason}") from None
+    if not value:
+        raise ValueError(f"{variable}: {path} is empty")
+    return value
 
 
 @lru_cache
