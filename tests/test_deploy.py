@@ -214,7 +214,8 @@ def test_secrets_come_from_files_and_reach_the_settings(tmp_path: Path) -> None:
     (tmp_path / "database_url").write_text(url + "\n")
     (tmp_path / "admin_token").write_text("a-token\n")
     api_env = {
-        key: str(value).replace("/run/secrets", str(tmp_path))
+        # Compose's `${NAME:-default}` with NAME unset is the default.
+        key: re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(value)).replace("/run/secrets", str(tmp_path))
         for key, value in services()["api"]["environment"].items()
     }
     settings = Settings(**{k.removeprefix("RECOGHUB_").lower(): v for k, v in api_env.items()})
