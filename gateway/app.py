@@ -20,6 +20,8 @@ from gateway.db import make_engine, make_session_factory, transaction
 from gateway.dispatch.client import make_client_session
 from gateway.dispatch.dispatcher import Dispatcher
 from gateway.errors import HubError, RecognizerFailed
+from gateway.middleware.body_guard import BodyGuard
+from gateway.middleware.nosniff import NoSniff
 from gateway.migrate import upgrade
 from gateway.observability import router as metrics_router
 from gateway.registry.routes import providers_router, services_router
@@ -80,6 +82,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="RecogHub", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
+    # Added last is outermost: even the guard's refusals leave marked nosniff.
+    app.add_middleware(BodyGuard, max_bytes=settings.max_json_bytes)
+    app.add_middleware(NoSniff)
 
     @app.get(f"{API_PREFIX}/ping", tags=["hub"])
     async def ping() -> dict[str, str]:
@@ -98,8 +103,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def _error(status: int, detail: str, code: str, **extra: object) -> JSONResponse:
-    return JSONResponse({"detail": detail, "code": code, **extra}, status_code=status)
+def _error(
+    status: int, detail: str, code: str, headers: dict[str, str] | None = None, **extra: object
+) -> JSONResponse:
+    return JSONResponse(
+        {"detail": detail, "code": code, **extra}, status_code=status, headers=headers
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -111,7 +120,7 @@ def install_error_handlers(app: FastAPI) -> None:
             return _error(
                 exc.status, exc.detail, exc.code, request_id=exc.request_id, raw=exc.error.raw
             )
-        return _error(exc.status, exc.detail, exc.code)
+        return _error(exc.status, exc.detail, exc.code, exc.headers)
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:

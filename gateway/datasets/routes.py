@@ -22,6 +22,7 @@ from gateway.datasets.schemas import DatasetCreate, DatasetImported, DatasetRead
 from gateway.datasets.service import Source
 from gateway.deps import AdminDep, HubStateDep, SessionDep
 from gateway.errors import InvalidInput
+from gateway.wire import RowIdPath
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
@@ -171,5 +172,5 @@ def list_datasets(_: AdminDep, session: SessionDep) -> list[DatasetRead]:
 
 
 @router.get("/{dataset_id}", response_model=DatasetRead)
-def get_dataset(dataset_id: int, _: AdminDep, session: SessionDep) -> DatasetRead:
+def get_dataset(dataset_id: RowIdPath, _: AdminDep, session: SessionDep) -> DatasetRead:
     return DatasetRead.model_validate(service.get_dataset(session=session, dataset_id=dataset_id))

@@ -50,6 +50,7 @@ def create_service(
         principal=principal,
         data=data,
         default_max_concurrency=state.settings.service_concurrency,
+        concurrency_cap=state.settings.service_concurrency_max,
     )
     return ServiceReadWithSecret.of(service, signing_secret=service.signing_secret)
 
@@ -75,7 +76,13 @@ def update_service(
     """Change name, endpoints, enabled, domain or max_concurrency; rotate_secret shows the new
     secret once."""
     service = registry.get_service_for(session, principal=principal, guid=guid)
-    service = registry.update_service(session, service=service, data=data)
+    service = registry.update_service(
+        session,
+        principal=principal,
+        service=service,
+        data=data,
+        concurrency_cap=state.settings.service_concurrency_max,
+    )
     forget_targets(state)  # the relay must not keep sending to old endpoints or secrets
     if data.rotate_secret:
         return ServiceReadWithSecret.of(service, signing_secret=service.signing_secret)

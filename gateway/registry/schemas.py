@@ -5,7 +5,6 @@ for endpoints, the bad URL) before any database work.
 """
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
 
@@ -20,6 +19,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from gateway.registry.models import Provider, Service
+from gateway.wire import UtcDateTime
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Contact = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
@@ -109,7 +109,7 @@ class ProviderRead(BaseModel):
     guid: str
     name: str
     contact: str | None
-    created_at: datetime
+    created_at: UtcDateTime
     services: list[str] = Field(description="GUIDs of the provider's services.")
 
     @classmethod
@@ -174,7 +174,7 @@ class ServiceRead(BaseModel):
     protocol: str
     enabled: bool
     max_concurrency: int
-    created_at: datetime
+    created_at: UtcDateTime
 
     @classmethod
     def of(cls, service: Service, **extra: object) -> Self:

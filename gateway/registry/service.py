@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 
 from gateway.auth import Principal, hash_token, new_api_key
 from gateway.dispatch.dispatcher import Target
-from gateway.errors import Conflict, Forbidden, NotFound, WrongGuidKind
+from gateway.errors import Conflict, Forbidden, InvalidInput, NotFound, WrongGuidKind
 from gateway.registry.models import Instance, Provider, Service
 from gateway.registry.schemas import ProviderCreate, ServiceCreate, ServiceUpdate, canonical_guid
 
@@ -191,19 +191,40 @@ def list_services(
     return session.scalars(query).all()
 
 
+def check_max_concurrency(
+    principal: Principal, *, requested: int | None, current: int | None, cap: int | None
+) -> None:
+    """A provider may set `max_concurrency` up to `cap` (RECOGHUB_SERVICE_CONCURRENCY_MAX):
+    a team must not take more of a run's capacity than the organizer allows. The organizer
+    may set more, and a provider may keep (or lower) what the organizer set.
+    Raises InvalidInput."""
+    if principal.is_admin or cap is None or requested is None:
+        return
+    if requested > cap and (current is None or requested > current):
+        raise InvalidInput(
+            f"max_concurrency {requested} is over the {cap} a provider may set "
+            "(RECOGHUB_SERVICE_CONCURRENCY_MAX); the organizer can set more"
+        )
+
+
 def create_service(
     session: Session,
     *,
     principal: Principal,
     data: ServiceCreate,
     default_max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+    concurrency_cap: int | None = None,
 ) -> Service:
     """Register a service for `data.provider_guid` with a new signing secret.
 
     Raises Forbidden when a provider names another provider, WrongGuidKind/NotFound
-    for a bad provider GUID, Conflict when the chosen GUID is taken.
+    for a bad provider GUID, Conflict when the chosen GUID is taken, InvalidInput for
+    a provider's max_concurrency over `concurrency_cap`.
     """
     _require_self(session, principal, _key(data.provider_guid), "create services for")
+    check_max_concurrency(
+        principal, requested=data.max_concurrency, current=None, cap=concurrency_cap
+    )
     provider = get_provider(session, guid=data.provider_guid)
     guid = data.guid or str(uuid.uuid4())
     _ensure_guid_free(session, guid)
@@ -223,8 +244,24 @@ def create_service(
     return service
 
 
-def update_service(session: Session, *, service: Service, data: ServiceUpdate) -> Service:
-    """Apply the fields given in `data`; `rotate_secret` issues a new signing secret."""
+def update_service(
+    session: Session,
+    *,
+    principal: Principal,
+    service: Service,
+    data: ServiceUpdate,
+    concurrency_cap: int | None = None,
+) -> Service:
+    """Apply the fields given in `data`; `rotate_secret` issues a new signing secret.
+
+    Raises InvalidInput for a provider's max_concurrency over `concurrency_cap`.
+    """
+    check_max_concurrency(
+        principal,
+        requested=data.max_concurrency,
+        current=service.max_concurrency,
+        cap=concurrency_cap,
+    )
     if data.name is not None:
         service.name = data.name
     if data.endpoints is not None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from gateway import rate_limit
 from gateway.deps import bearer_token
 from gateway.errors import InvalidInput, PayloadTooLarge, Unauthorized
 from gateway.relay import service as relay
@@ -36,7 +37,7 @@ def _hub(request: Request) -> HubState:
 
 
 def _token(request: Request) -> str:
-    token = bearer_token(request)
+    token = bearer_token(request.headers)
     if token is None:
         raise Unauthorized("this route needs an Authorization: Bearer token")
     return token
@@ -93,6 +94,7 @@ async def recognize(guid: str, request: Request) -> Response:
     token = _token(request)
     declared = _refuse_declared_size(request, settings.max_image_bytes)
     target = await relay.relay_target(state, token=token, guid=guid)
+    await rate_limit.admit(state, "relay", token=token)
     body = await _read_body(request, declared=declared, max_bytes=settings.max_image_bytes)
     image = await relay.checked_image(
         body, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels
@@ -113,4 +115,5 @@ async def check(guid: str, request: Request) -> CheckRead:
     settings = state.settings
     token = _token(request)
     target = await relay.check_target(state, token=token, guid=guid)
+    await rate_limit.admit(state, "check", token=token)
     return await relay.check_service(state.dispatcher, target, timeout_s=settings.request_timeout_s)

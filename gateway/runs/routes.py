@@ -37,6 +37,7 @@ from gateway.runs.schemas import (
     RunRead,
     RunServiceRead,
 )
+from gateway.wire import RowIdPath
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
@@ -116,20 +117,20 @@ def list_runs(session: SessionDep, principal: CallerDep) -> list[RunRead]:
 
 
 @router.get("/{run_id}")
-def get_run(run_id: int, session: SessionDep, principal: CallerDep) -> RunRead:
+def get_run(run_id: RowIdPath, session: SessionDep, principal: CallerDep) -> RunRead:
     """State and per-service progress."""
     return visible_run(session, run_id, principal)
 
 
 @router.post("/{run_id}/cancel")
-def cancel_run(run_id: int, session: SessionDep, principal: AdminDep) -> RunRead:
+def cancel_run(run_id: RowIdPath, session: SessionDep, principal: AdminDep) -> RunRead:
     """Stop sending new requests; what is recorded stays."""
     service.cancel_run(session, run_id=run_id)
     return run_read(session, run_id, principal)
 
 
 @router.post("/{run_id}/resume")
-def resume_run(run_id: int, session: SessionDep, principal: AdminDep) -> RunRead:
+def resume_run(run_id: RowIdPath, session: SessionDep, principal: AdminDep) -> RunRead:
     """Continue a cancelled (or failed) run where it stopped."""
     service.resume_run(session, run_id=run_id)
     return run_read(session, run_id, principal)
@@ -137,7 +138,7 @@ def resume_run(run_id: int, session: SessionDep, principal: AdminDep) -> RunRead
 
 @router.post("/{run_id}/publish")
 def publish_run(
-    run_id: int, session: SessionDep, principal: AdminDep, body: PublishUpdate | None = None
+    run_id: RowIdPath, session: SessionDep, principal: AdminDep, body: PublishUpdate | None = None
 ) -> RunRead:
     """Show the leaderboard to providers (`{"published": false}` hides it again)."""
     published = True if body is None else body.published
@@ -146,7 +147,9 @@ def publish_run(
 
 
 @router.get("/{run_id}/leaderboard")
-def get_leaderboard(run_id: int, session: SessionDep, principal: CallerDep) -> list[LeaderboardRow]:
+def get_leaderboard(
+    run_id: RowIdPath, session: SessionDep, principal: CallerDep
+) -> list[LeaderboardRow]:
     """Ranked rows, best first (all of them for the organizer; see the module doc)."""
     run = service.get_run(session, run_id=run_id)
     if not principal.is_admin and run.phase != "dryrun" and not run.published:
@@ -215,7 +218,7 @@ def csv_lines(rows: Iterator[ResultRow]) -> Iterator[str]:
 
 @router.get("/{run_id}/results")
 def get_results(
-    run_id: int,
+    run_id: RowIdPath,
     session: SessionDep,
     principal: CallerDep,
     service_guid: Annotated[str, Query(alias="service", description="Service GUID.")],
