@@ -5,7 +5,7 @@ import contextlib
 import gc
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,11 +24,13 @@ from gateway.middleware.body_guard import BodyGuard
 from gateway.middleware.nosniff import NoSniff
 from gateway.migrate import upgrade
 from gateway.observability import router as metrics_router
+from gateway.openapi import install_openapi
 from gateway.registry.routes import providers_router, services_router
 from gateway.relay.routes import router as relay_router
 from gateway.runs.routes import router as runs_router
 from gateway.runs.worker import run_embedded_worker
 from gateway.state import HubState
+from gateway.web.api_docs import router as api_docs_router
 from gateway.web.routes import router as web_router
 
 log = logging.getLogger("recoghub")
@@ -80,8 +82,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await http.close()
             engine.dispose()
 
-    app = FastAPI(title="RecogHub", version=__version__, lifespan=lifespan)
+    # /docs and /redoc are the hub's own (gateway.web.api_docs): FastAPI's need a CDN.
+    app = FastAPI(
+        title="RecogHub",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     install_error_handlers(app)
+    install_openapi(app)
     # Added last is outermost: even the guard's refusals leave marked nosniff.
     app.add_middleware(BodyGuard, max_bytes=settings.max_json_bytes)
     app.add_middleware(NoSniff)
@@ -100,11 +110,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(metrics_router)
     app.include_router(web_router)
+    app.include_router(api_docs_router)
     return app
 
 
 def _error(
-    status: int, detail: str, code: str, headers: dict[str, str] | None = None, **extra: object
+    status: int, detail: str, code: str, headers: Mapping[str, str] | None = None, **extra: object
 ) -> JSONResponse:
     return JSONResponse(
         {"detail": detail, "code": code, **extra}, status_code=status, headers=headers
@@ -124,8 +135,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _error(exc.status_code, str(exc.detail), code)
+        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, "http_error"
+        )
+        # Keeps Starlette's headers, such as the Allow of a 405.
+        return _error(exc.status_code, str(exc.detail), code, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -22,6 +22,7 @@ from gateway.datasets.schemas import DatasetCreate, DatasetImported, DatasetRead
 from gateway.datasets.service import Source
 from gateway.deps import AdminDep, HubStateDep, SessionDep
 from gateway.errors import InvalidInput
+from gateway.openapi import errors
 from gateway.wire import RowIdPath
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
@@ -110,7 +111,13 @@ def _host_path(text: str | None) -> Path | None:
     return Path(text).expanduser() if text is not None else None
 
 
-@router.post("", status_code=201, response_model=DatasetImported, openapi_extra=IMPORT_BODY)
+@router.post(
+    "",
+    status_code=201,
+    response_model=DatasetImported,
+    openapi_extra=IMPORT_BODY,
+    responses=errors(401, 403, 409, 413, 422),
+)
 async def import_dataset(
     request: Request, _: AdminDep, session: SessionDep, state: HubStateDep
 ) -> DatasetImported:
@@ -166,11 +173,11 @@ async def import_dataset(
     )
 
 
-@router.get("", response_model=list[DatasetRead])
+@router.get("", response_model=list[DatasetRead], responses=errors(401, 403))
 def list_datasets(_: AdminDep, session: SessionDep) -> list[DatasetRead]:
     return [DatasetRead.model_validate(d) for d in service.list_datasets(session=session)]
 
 
-@router.get("/{dataset_id}", response_model=DatasetRead)
+@router.get("/{dataset_id}", response_model=DatasetRead, responses=errors(401, 403, 404, 422))
 def get_dataset(dataset_id: RowIdPath, _: AdminDep, session: SessionDep) -> DatasetRead:
     return DatasetRead.model_validate(service.get_dataset(session=session, dataset_id=dataset_id))

@@ -91,7 +91,8 @@ def _check_endpoints(urls: list[str]) -> list[str]:
     return checked
 
 
-Guid = Annotated[str, AfterValidator(_check_guid)]
+# Documented as what it is, a UUID (any spelling Python's uuid.UUID reads is taken).
+Guid = Annotated[str, AfterValidator(_check_guid), Field(json_schema_extra={"format": "uuid"})]
 Endpoints = Annotated[
     list[str], Field(min_length=1, max_length=MAX_ENDPOINTS), AfterValidator(_check_endpoints)
 ]
