@@ -66,6 +66,10 @@ class RateLimiter:
         self.max_keys = max_keys
         self._buckets: dict[str, TokenBucket] = {}
 
+    def __len__(self) -> int:
+        """How many keys have a bucket."""
+        return len(self._buckets)
+
     def take(self, key: str) -> None:
         """Count one request of `key`; raises RateLimited past the limit."""
         if self.rate <= 0:
