@@ -3,9 +3,10 @@
 The database keeps UTC timestamps without a zone (SQLite hands them back naive), so
 every timestamp leaves through `UtcDateTime`: ISO 8601 with `Z` (SPEC §3).
 
-Row ids are 64-bit in SQLite and PostgreSQL alike; a larger number in a path or a body
-would reach the driver and fail there (SQLite raises OverflowError), so `RowId` refuses
-it as input (422) before any query.
+Row ids are INTEGER columns: 32-bit in PostgreSQL (SERIAL), 64-bit in SQLite. A larger
+number in a path or a body would reach the driver and fail there (PostgreSQL: "integer
+out of range"; SQLite: OverflowError past 2^63), a 500; so `RowId` refuses it as input
+(422) before any query, with the same bound on both. `BigInt` bounds a BIGINT column.
 """
 
 from datetime import UTC, datetime
@@ -14,7 +15,8 @@ from typing import Annotated
 from fastapi import Path
 from pydantic import AfterValidator, Field
 
-MAX_ROW_ID = 2**63 - 1
+MAX_ROW_ID = 2**31 - 1
+MAX_BIGINT = 2**63 - 1
 
 
 def as_utc(value: datetime) -> datetime:

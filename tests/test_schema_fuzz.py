@@ -99,7 +99,7 @@ def test_the_hub_answers_as_its_schema_says(fuzzed_hub: FuzzedHub) -> None:
             )
             def call(case: Any) -> None:
                 _confined(case, fuzzed_hub)
-                fuzzed_hub.calls.append(operation.label)
+                fuzzed_hub.calls.append(case.operation.label)
                 case.call_and_validate(headers=AUTH, checks=CHECKS)
 
             try:

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.wire import MAX_ROW_ID, RowId, UtcDateTime
+from gateway.wire import MAX_BIGINT, RowId, UtcDateTime
 
 Phase = Literal["dryrun", "evaluation"]
 Metric = Literal["top5", "top1", "coverage_at_95", "coverage_at_99", "micro_ap"]
@@ -39,7 +39,7 @@ class RunCreate(BaseModel):
     concurrency: int | None = Field(default=None, ge=1, le=1024)
     timeout_s: float | None = Field(default=None, gt=0, le=600)
     max_attempts: int | None = Field(default=None, ge=1, le=10)
-    seed: int | None = Field(default=None, ge=-MAX_ROW_ID - 1, le=MAX_ROW_ID)
+    seed: int | None = Field(default=None, ge=-MAX_BIGINT - 1, le=MAX_BIGINT)
 
 
 class PublishUpdate(BaseModel):
