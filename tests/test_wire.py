@@ -59,7 +59,7 @@ def test_a_seed_out_of_range_is_422(hub: LiveServer) -> None:
 
 def test_timestamps_leave_with_their_offset(hub: LiveServer) -> None:
     with httpx.Client(base_url=hub.url, headers=admin_headers(), timeout=10) as client:
-        team = register_team(client, ["http://127.0.0.1:9"])
+        team = register_team(client, ["https://recog.example.org"])
         provider = client.get(f"/api/v1/providers/{team.provider_guid}").json()
         service = client.get(f"/api/v1/services/{team.service_guid}").json()
     for stamp in (provider["created_at"], service["created_at"]):
