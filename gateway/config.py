@@ -30,6 +30,15 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=50_000_000, gt=0)
     relay_open_to_all_providers: bool = False
 
+    # Limits for untrusted callers (SPEC §9).
+    max_json_bytes: int = Field(default=1024 * 1024, gt=0)
+    service_concurrency_max: int = Field(default=8, ge=1, le=1024)
+    # Token buckets per API key and hub process: refill per second, and burst (0 = off).
+    relay_rate: float = Field(default=20.0, ge=0)
+    relay_burst: int = Field(default=40, ge=1)
+    check_rate: float = Field(default=1.0, ge=0)
+    check_burst: int = Field(default=5, ge=1)
+
     # Dispatch defaults; a run may override timeout and attempts.
     request_timeout_s: float = Field(default=10.0, gt=0)
     connect_timeout_s: float = Field(default=3.0, gt=0)
