@@ -98,7 +98,7 @@ def visible_run(session: Session, run_id: int, principal: Principal) -> RunRead:
     return view
 
 
-@router.post("", status_code=201, responses=errors(400, 401, 403, 404, 413, 422))
+@router.post("", status_code=201, responses=errors(400, 401, 403, 404, 413, 422, 429))
 def start_run(
     body: RunCreate, session: SessionDep, state: HubStateDep, principal: CallerDep
 ) -> RunRead:
