@@ -27,6 +27,7 @@ from gateway.relay.routes import router as relay_router
 from gateway.runs.routes import router as runs_router
 from gateway.runs.worker import run_embedded_worker
 from gateway.state import HubState
+from gateway.unhandled import UnhandledErrors
 from gateway.web.routes import router as web_router
 
 log = logging.getLogger("recoghub")
@@ -80,6 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="RecogHub", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
+    # Outermost of the hub's own middleware, so that it answers for all of them too.
+    app.add_middleware(UnhandledErrors)
 
     @app.get(f"{API_PREFIX}/ping", tags=["hub"])
     async def ping() -> dict[str, str]:

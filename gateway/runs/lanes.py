@@ -36,7 +36,7 @@ class Lane:
         self.buffered = 0
         self.consumers: dict[int, asyncio.Task[None]] = {}  # slot id -> consumer
         self.retiring = 0
-        self.in_flight = 0
+        self.in_flight = 0  # taken from the queue, result not yet queued for writing
         self.unflushed = 0
         self.dry = False
         self.stopping = False
