@@ -2,10 +2,9 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -38,13 +37,6 @@ def cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
 
 def lines(output: str) -> list[str]:
     return [line for line in output.splitlines() if line.strip()]
-
-
-def closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 @contextmanager
@@ -115,8 +107,8 @@ def test_ping_prints_the_hub_version(sqlite_hub: LiveServer) -> None:
     assert json.loads(output)["version"] == __version__
 
 
-def test_ping_of_a_hub_that_is_down_names_the_hub() -> None:
-    url = closed_port_url()
+def test_ping_of_a_hub_that_is_down_names_the_hub(refused_url: Callable[[], str]) -> None:
+    url = refused_url()
     code, output = cli("ping", "--hub", url)
     assert code == 1
     assert lines(output) == [
@@ -156,8 +148,10 @@ def test_check_shows_each_instance(sqlite_hub: LiveServer, up: LiveServer) -> No
     assert document["instances"][0]["instance"] == up.url
 
 
-def test_check_with_a_down_instance_names_it(sqlite_hub: LiveServer, up: LiveServer) -> None:
-    down = closed_port_url()
+def test_check_with_a_down_instance_names_it(
+    sqlite_hub: LiveServer, up: LiveServer, refused_url: Callable[[], str]
+) -> None:
+    down = refused_url()
     team = team_on(sqlite_hub, [up.url, down])
     code, output = cli(
         "check", "--hub", sqlite_hub.url, "--service", team.service_guid, "--key", team.api_key
@@ -232,8 +226,10 @@ def test_a_provider_guid_given_as_service_is_named(
     assert "--service" in line
 
 
-def test_recognizer_down_says_the_hub_cannot_reach_it(sqlite_hub: LiveServer, image: Path) -> None:
-    down = closed_port_url()
+def test_recognizer_down_says_the_hub_cannot_reach_it(
+    sqlite_hub: LiveServer, image: Path, refused_url: Callable[[], str]
+) -> None:
+    down = refused_url()
     team = team_on(sqlite_hub, [down])
     code, output = recog(sqlite_hub, team, image)
     assert code == 1
@@ -307,10 +303,12 @@ def test_an_image_over_the_hubs_limit(tmp_path: Path, up: LiveServer) -> None:
     assert "image_too_large" in output and "send a smaller image" in output
 
 
-def test_a_missing_file_fails_before_anything_is_sent(tmp_path: Path) -> None:
+def test_a_missing_file_fails_before_anything_is_sent(
+    tmp_path: Path, refused_url: Callable[[], str]
+) -> None:
     missing = tmp_path / "nope.jpg"
     code, output = cli(
-        "recog", "--hub", closed_port_url(), "--service", "s", "--provider", "p", "--key", "k",
+        "recog", "--hub", refused_url(), "--service", "s", "--provider", "p", "--key", "k",
         str(missing),
     )  # fmt: skip
     assert code == 1
@@ -366,8 +364,8 @@ def console_script(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_the_console_script_fails_in_one_line() -> None:
-    url = closed_port_url()
+def test_the_console_script_fails_in_one_line(refused_url: Callable[[], str]) -> None:
+    url = refused_url()
     done = console_script("ping", "--hub", url, "--json")
     assert done.returncode == 1
     assert lines(done.stderr) == [

@@ -8,7 +8,6 @@ and body.
 """
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -69,11 +68,3 @@ class FakeRecognizers:
 async def _chunks() -> AsyncIterator[bytes]:
     for _ in range(BIG_BYTES // 1024):
         yield b"y" * 1024
-
-
-def refused_url() -> str:
-    """A base URL nothing listens on: its port was bound once to pick it, then closed."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"

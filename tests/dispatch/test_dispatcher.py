@@ -4,7 +4,7 @@ import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
@@ -15,7 +15,7 @@ from gateway.errors import Outcome
 from gateway.protocol import signing
 from gateway.protocol.result_string import Tag
 from tests.builders import jpeg_bytes, png_bytes
-from tests.dispatch.recognizers import BAD_ANSWER, OK_ANSWER, FakeRecognizers, refused_url
+from tests.dispatch.recognizers import BAD_ANSWER, OK_ANSWER, FakeRecognizers
 from tests.servers import live_server
 
 SECRET = "the-service-signing-secret"
@@ -141,7 +141,9 @@ async def test_max_attempts_can_be_set_per_request(
     assert [a.number for a in answer.attempts] == list(range(1, max_attempts + 1))
 
 
-async def test_connection_refused_is_retried(dispatcher: Dispatcher) -> None:
+async def test_connection_refused_is_retried(
+    dispatcher: Dispatcher, refused_url: Callable[[], str]
+) -> None:
     down = refused_url()
     answer = await dispatcher.recognize(target(down), IMAGE, content_type="image/png")
 
@@ -155,7 +157,7 @@ async def test_connection_refused_is_retried(dispatcher: Dispatcher) -> None:
 
 
 async def test_failover_to_a_working_instance(
-    dispatcher: Dispatcher, fakes: tuple[FakeRecognizers, str]
+    dispatcher: Dispatcher, fakes: tuple[FakeRecognizers, str], refused_url: Callable[[], str]
 ) -> None:
     _, url = fakes
     down, good = refused_url(), f"{url}/ok"
@@ -274,7 +276,9 @@ async def test_a_service_without_instances_is_a_connect_error(dispatcher: Dispat
     assert answer.detail == "the service has no endpoint instances"
 
 
-async def test_ping(dispatcher: Dispatcher, fakes: tuple[FakeRecognizers, str]) -> None:
+async def test_ping(
+    dispatcher: Dispatcher, fakes: tuple[FakeRecognizers, str], refused_url: Callable[[], str]
+) -> None:
     _, url = fakes
     up = await dispatcher.ping(f"{url}/ok")
     down = await dispatcher.ping(refused_url())

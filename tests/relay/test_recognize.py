@@ -11,7 +11,6 @@ from PIL import Image
 
 from gateway.protocol.result_string import ResultStringError, parse_result
 from tests.builders import admin_headers, bearer, jpeg_bytes, png_bytes, register_team
-from tests.dispatch.recognizers import refused_url
 from tests.relay.conftest import SMALL_IMAGE_LIMIT, SMALL_PIXEL_LIMIT, bomb_png
 from tests.servers import LiveServer
 
@@ -61,7 +60,7 @@ def test_the_organizer_may_relay_a_jpeg(api: httpx.Client, recognizers: Recogniz
 
 
 def test_signed_requests_pass_a_recognizer_that_verifies_them(
-    api: httpx.Client, recognizers: Recognizers
+    api: httpx.Client, recognizers: Recognizers, refused_url: Callable[[], str]
 ) -> None:
     # The secret is issued at registration, so the recognizer starts after it.
     team = register_team(api, [refused_url()])
@@ -104,7 +103,9 @@ def test_an_unknown_service_is_404(api: httpx.Client) -> None:
     assert guid in r.json()["detail"]
 
 
-def test_recognizer_down_is_502_connect_error(api: httpx.Client) -> None:
+def test_recognizer_down_is_502_connect_error(
+    api: httpx.Client, refused_url: Callable[[], str]
+) -> None:
     down = refused_url()
     team = register_team(api, [down])
     r = api.post(

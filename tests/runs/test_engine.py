@@ -2,6 +2,7 @@
 
 import asyncio
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,6 @@ from tests.runs.builders import (
     add_dataset,
     add_service,
     answers_by_image,
-    closed_port_url,
     item_counts,
     make_images,
     recognizer_app,
@@ -189,12 +189,16 @@ async def test_every_service_gets_the_same_seeded_order(
 
 
 async def test_a_dead_team_fails_with_a_reason_while_live_teams_pass(
-    run_engine: Engine, settings: Settings, data_dir: Path, serve: Any
+    run_engine: Engine,
+    settings: Settings,
+    data_dir: Path,
+    serve: Any,
+    refused_url: Callable[[], str],
 ) -> None:
     images = make_images(8)
     dataset = add_dataset(run_engine, data_dir, images)
     live = [add_service(run_engine, [serve(recognizer_app(lambda b: "x:1")[0])]) for _ in range(2)]
-    dead = add_service(run_engine, [closed_port_url()], name="dead")
+    dead = add_service(run_engine, [refused_url()], name="dead")
     run_id = start_run(run_engine, settings, dataset=dataset, phase="dryrun", max_attempts=1)
 
     async with running_worker(run_engine, settings):
