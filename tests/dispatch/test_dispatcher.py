@@ -230,6 +230,17 @@ async def test_bad_format_is_not_retried_and_keeps_the_entry_and_raw(
     assert answer.tags == []
 
 
+async def test_a_valid_answer_sent_in_chunks_is_read_whole(
+    dispatcher: Dispatcher, fakes: tuple[FakeRecognizers, str]
+) -> None:
+    _, url = fakes
+    answer = await dispatcher.recognize(target(f"{url}/chunked"), IMAGE, content_type="image/png")
+
+    assert answer.outcome is Outcome.OK, answer.detail
+    assert answer.raw == OK_ANSWER
+    assert [tag.tag for tag in answer.tags] == ["dog", "cat", "bird"]
+
+
 @pytest.mark.parametrize("kind", ["big", "big-chunked"], ids=["content-length", "chunked"])
 async def test_answer_over_64_kib_is_too_large(
     dispatcher: Dispatcher, fakes: tuple[FakeRecognizers, str], kind: str
@@ -285,3 +296,24 @@ async def test_ping(
 
     assert up.reachable and up.status == 200 and up.latency_ms is not None
     assert not down.reachable and down.detail is not None and "cannot reach" in down.detail
+
+
+async def test_a_ping_answered_with_another_status_is_not_reachable(
+    dispatcher: Dispatcher, fakes: tuple[FakeRecognizers, str]
+) -> None:
+    _, url = fakes
+    result = await dispatcher.ping(f"{url}/status/503")
+
+    assert not result.reachable and result.status == 503
+    assert result.detail == "/ping answered HTTP 503"
+
+
+async def test_a_ping_without_an_answer_in_time_is_not_reachable(
+    dispatcher: Dispatcher, fakes: tuple[FakeRecognizers, str]
+) -> None:
+    _, url = fakes
+    # The answer comes after 3 s, thirty times the client's patience.
+    result = await dispatcher.ping(f"{url}/sleep/3", timeout_s=0.1)
+
+    assert not result.reachable and result.status is None
+    assert result.detail == "no answer within 0.1s"
