@@ -1,5 +1,6 @@
 """`recoghub-cli` against a live hub and live sample recognizers: what a team sees."""
 
+import asyncio
 import json
 import os
 import subprocess
@@ -11,10 +12,15 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 from typer.testing import CliRunner
 
 from cmdline_tool.main import app
 from gateway import __version__
+from gateway.relay import service as relay
 from sample_recognizer.app import create_recognizer_app
 from sample_recognizer.config import RecognizerConfig
 from tests.builders import Team, hub_settings, jpeg_bytes, png_bytes, register_team
@@ -120,6 +126,60 @@ def test_ping_of_a_recognizer_instead_of_the_hub_says_so(up: LiveServer) -> None
     code, output = cli("ping", "--hub", up.url)
     assert code == 1
     assert "not as a RecogHub hub does" in output and len(lines(output)) == 1
+
+
+@contextmanager
+def fake_hub(*, status: int = 200, delay_s: float = 0.0) -> Iterator[LiveServer]:
+    """A server in the hub's place whose every answer is `status` as plain text (a proxy
+    before a hub that is down), after `delay_s`."""
+
+    async def anything(request: Request) -> Response:
+        await asyncio.sleep(delay_s)
+        return PlainTextResponse("Bad Gateway", status_code=status)
+
+    app = Starlette(routes=[Route("/{path:path}", anything, methods=["GET", "POST"])])
+    with live_server(app) as server:
+        yield server
+
+
+def test_a_hub_answering_5xx_without_its_json_is_named() -> None:
+    with fake_hub(status=502) as hub:
+        code, output = cli("ping", "--hub", hub.url)
+    assert code == 1
+    assert lines(output) == [
+        f"error: the hub at {hub.url} answered HTTP 502 without a RecogHub error — "
+        "is the hub running behind its proxy? try again or tell the organizer"
+    ]
+
+
+def test_a_hub_that_does_not_answer_in_time_is_named() -> None:
+    # The answer would come after 3 s; the tool waits 0.2 s.
+    with fake_hub(delay_s=3.0) as hub:
+        code, output = cli("ping", "--hub", hub.url, "--timeout", "0.2")
+    assert code == 1
+    assert lines(output) == [
+        f"error: the hub at {hub.url} did not answer within 0.2 s — "
+        "raise --timeout, or ask the organizer whether the hub is overloaded"
+    ]
+
+
+def test_an_internal_error_of_the_hub_is_passed_on_with_its_request_id(
+    sqlite_hub: LiveServer, up: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    team = team_on(sqlite_hub, [up.url])
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug of the hub")
+
+    monkeypatch.setattr(relay, "check_target", broken)
+    code, output = cli(
+        "check", "--hub", sqlite_hub.url, "--service", team.service_guid, "--key", team.api_key
+    )
+    assert code == 1
+    [line] = lines(output)
+    assert line.startswith("error: the hub failed: HTTP 500 internal_error: ")
+    assert "quote request id " in line and "tell the organizer" in line
+    assert "a bug of the hub" not in line
 
 
 # check
