@@ -1,11 +1,12 @@
 """`recoghub serve` and `recoghub demo` as an organizer runs them: their own processes."""
 
 import os
+import queue
 import re
-import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -27,23 +28,45 @@ def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
     return {**env, "TMPDIR": str(tmp_path), **extra}
 
 
-def wait_for_line(proc: subprocess.Popen[str], pattern: re.Pattern[str]) -> re.Match[str]:
-    """Read the process's stderr until a line matches; fail if it ends or hangs first."""
-    assert proc.stderr is not None
-    seen: list[str] = []
-    deadline = time.monotonic() + WAIT_S
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stderr, selectors.EVENT_READ)
-        while time.monotonic() < deadline:
-            if not selector.select(timeout=0.5):
-                continue
-            line = proc.stderr.readline()
+class Stderr:
+    """A process's stderr, read line by line in a thread until it ends: the test waits for
+    a line without blocking on the pipe, and reads the whole of it at the end."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stderr is not None
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        self._stream = proc.stderr
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        with self._stream:
+            for line in self._stream:
+                self.lines.put(line)
+        self.lines.put("")  # the end
+
+    def wait_for(self, pattern: re.Pattern[str]) -> re.Match[str]:
+        """The first line matching `pattern`; fails if the stream ends or hangs first."""
+        deadline = time.monotonic() + WAIT_S
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                break
             if not line:
                 break
-            seen.append(line)
+            self.seen.append(line)
             if match := pattern.search(line):
                 return match
-    raise AssertionError(f"no line matching {pattern.pattern!r}; stderr: {''.join(seen)}")
+        raise AssertionError(f"no line matching {pattern.pattern!r}: {''.join(self.seen)}")
+
+    def rest(self) -> str:
+        """Everything, once the process has ended."""
+        self._thread.join(WAIT_S)
+        while not self.lines.empty():
+            self.seen.append(self.lines.get_nowait())
+        return "".join(self.seen)
 
 
 def test_serve_starts_the_hub_and_stops_on_sigterm(tmp_path: Path) -> None:
@@ -62,16 +85,18 @@ def test_serve_starts_the_hub_and_stops_on_sigterm(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
+    stderr = Stderr(proc)
     try:
-        url = wait_for_line(proc, STARTED)[1]
+        url = stderr.wait_for(STARTED)[1]
         ping = httpx.get(f"{url}/api/v1/ping", timeout=30)
         providers = httpx.get(f"{url}/api/v1/providers", headers=admin_headers(), timeout=30)
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=WAIT_S)
+        proc.wait(timeout=WAIT_S)
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.communicate()
+            proc.wait()
+    err = stderr.rest()
     assert ping.status_code == 200 and ping.json()["status"] == "ok"
     assert providers.status_code == 200 and providers.json() == []
     # uvicorn shuts down cleanly, then ends by the signal it got (as systemd expects).
