@@ -42,7 +42,10 @@ def serve(
         raise typer.Exit(1) from None
     shown = f"[{host}]" if ":" in host else host
     bound = listener.getsockname()[1]
-    typer.echo(f"RecogHub listening on http://{shown}:{bound} (dashboard at /, API at /api/v1)")
+    typer.echo(
+        f"RecogHub listening on http://{shown}:{bound} (dashboard at /, API at /api/v1)",
+        err=True,
+    )
     config = uvicorn.Config(
         create_app(settings),
         loop="uvloop",

@@ -16,7 +16,7 @@ from tests.builders import ADMIN_TOKEN, admin_headers
 
 ROOT = Path(__file__).resolve().parents[2]
 RECOGHUB = [sys.executable, "-c", "from gateway.cli.main import main; main()"]
-STARTED = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
+STARTED = re.compile(r"RecogHub listening on (http://127\.0\.0\.1:\d+)")
 # Bounds that only stop a hung test; nothing here asserts on time.
 WAIT_S = 90.0
 
@@ -116,7 +116,7 @@ def test_demo_finishes_with_a_leaderboard(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "leaderboard" in done.stdout
-    workdirs = list(tmp_path.glob("recoghub-demo-*"))
-    assert len(workdirs) == 1  # in the temporary directory it was given, nowhere else
-    logs = sorted((workdirs[0] / "results").glob("*.jsonl"))
-    assert logs and all(log.read_text(encoding="utf-8") for log in logs)
+    # Its temporary folder was in the temporary directory it was given, and is gone.
+    removed = re.search(r"removed (\S+)", done.stdout)
+    assert removed and Path(removed[1]).parent == tmp_path, done.stdout
+    assert not list(tmp_path.glob("recoghub-demo-*"))

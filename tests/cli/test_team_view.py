@@ -3,12 +3,13 @@ follow it, read its leaderboard, results and failures; another team's run is ref
 its services re-pointed, disabled and given a new secret; `recog --labels` accuracy."""
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
 from tests.builders import Team, admin_headers, png_bytes, register_team
-from tests.cli.test_team_cli import cli, closed_port_url, lines, recog, recognizer
+from tests.cli.test_team_cli import cli, lines, recog, recognizer
 from tests.runs.api_builders import CAT_DOG, LABELS, seed_dataset
 from tests.servers import LiveServer
 
@@ -18,7 +19,7 @@ def as_team(hub: LiveServer, team: Team, *args: str) -> tuple[int, str]:
 
 
 def test_a_team_runs_and_reads_its_own_dry_runs(
-    sqlite_hub: LiveServer, sqlite_url: str, tmp_path: Path
+    sqlite_hub: LiveServer, sqlite_url: str, tmp_path: Path, refused_url: Callable[[], str]
 ) -> None:
     pets = seed_dataset(sqlite_url, tmp_path / "data", LABELS, name="pets")
     with (
@@ -68,7 +69,7 @@ def test_a_team_runs_and_reads_its_own_dry_runs(
             json={
                 "provider_guid": alpha.provider_guid,
                 "name": "bad",
-                "endpoints": [closed_port_url()],
+                "endpoints": [refused_url()],
             },
         )
         bad_guid = r.json()["guid"]
