@@ -21,7 +21,6 @@ from tenacity import (
     wait_exponential,
     wait_random,
 )
-from yarl import URL
 
 from gateway.config import Settings
 from gateway.errors import (
@@ -34,14 +33,9 @@ from gateway.errors import (
     RecognizerTooLarge,
 )
 from gateway.observability import ATTEMPT_LATENCY, ATTEMPTS_BY_OUTCOME
+from gateway.dispatch.protocols import RECOGHUB, Adapter
 from gateway.protocol import signing
-from gateway.protocol.result_string import (
-    MAX_RESULT_BYTES,
-    ResultStringError,
-    ResultTooLargeError,
-    Tag,
-    parse_result,
-)
+from gateway.protocol.result_string import Tag
 
 RAW_KEPT_CHARS = 1024
 
@@ -54,6 +48,8 @@ class Target:
     provider_guid: str
     instances: tuple[str, ...]
     signing_secret: str
+    # How to talk to the instances (SPEC §11): recoghub-v1 unless the service says otherwise.
+    adapter: Adapter = RECOGHUB
 
 
 @dataclass(slots=True)
@@ -109,10 +105,6 @@ def new_request_id() -> str:
     return secrets.token_hex(16)
 
 
-def base_url(instance: str) -> str:
-    return instance.rstrip("/")
-
-
 class Dispatcher:
     """Sends signed requests with the hub's one shared aiohttp session."""
 
@@ -121,9 +113,8 @@ class Dispatcher:
         self._settings = settings
         self._next_instance: dict[str, itertools.count[int]] = {}
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
-        # Built once per instance and secret: parsing a URL and keying an HMAC on every
-        # request would cost the dispatch loop more than the rest of the hub's own work.
-        self._urls: dict[str, URL] = {}
+        # Built once per secret: keying an HMAC on every request would cost the dispatch
+        # loop more than the rest of the hub's own work (the adapters keep their URLs).
         self._signers: dict[str, signing.Signer] = {}
         # Exponential back-off with a jitter bounded by the first back-off (tenacity's
         # wait_exponential_jitter defaults to a whole second of jitter, which dwarfs a
@@ -232,32 +223,30 @@ class Dispatcher:
         signer = self._signers.get(target.signing_secret)
         if signer is None:
             signer = self._signers[target.signing_secret] = signing.Signer(target.signing_secret)
-        url = self._urls.get(instance)
-        if url is None:
-            url = self._urls[instance] = URL(base_url(instance) + "/recognize")
+        adapter = target.adapter
+        url, body_sent, headers = adapter.build_request(instance, image, content_type)
+        if body_sent is not image:  # the signature covers the body actually sent
+            digest = signing.body_digest(body_sent)
         timestamp = str(int(time.time()))
-        headers = {
-            "Content-Type": content_type,
-            signing.HEADER_REQUEST_ID: request_id,
-            signing.HEADER_SERVICE_GUID: target.service_guid,
-            signing.HEADER_PROVIDER_GUID: target.provider_guid,
-            signing.HEADER_TIMESTAMP: timestamp,
-            signing.HEADER_SIGNATURE: signer.sign(
-                timestamp=timestamp, request_id=request_id, digest=digest
-            ),
-        }
+        headers[signing.HEADER_REQUEST_ID] = request_id
+        headers[signing.HEADER_SERVICE_GUID] = target.service_guid
+        headers[signing.HEADER_PROVIDER_GUID] = target.provider_guid
+        headers[signing.HEADER_TIMESTAMP] = timestamp
+        headers[signing.HEADER_SIGNATURE] = signer.sign(
+            timestamp=timestamp, request_id=request_id, digest=digest
+        )
         status: int | None = None
         body = b""
         started = time.perf_counter()
         try:
             async with self._http.post(
-                url, data=image, headers=headers, timeout=timeout
+                url, data=body_sent, headers=headers, timeout=timeout
             ) as response:
                 status = response.status
                 # An error page is not an answer: keep its start for the detail, and do
                 # not call a big one too_large (that would stop the retries of a 5xx).
                 if status == 200:
-                    body = await _read_limited(response)
+                    body = await _read_limited(response, adapter.max_answer_bytes)
                 else:
                     body = await _read_preview(response, RAW_KEPT_CHARS)
             latency = (time.perf_counter() - started) * 1000.0
@@ -267,11 +256,9 @@ class Dispatcher:
                     f"recognizer answered HTTP {status}: {_preview(body)}", status=status
                 ).with_raw(raw)
             try:
-                tags = parse_result(body)
-            except ResultTooLargeError as exc:
-                raise RecognizerTooLarge(str(exc)) from None
-            except ResultStringError as exc:
-                raise RecognizerBadFormat(str(exc)).with_raw(raw) from None
+                tags = adapter.parse_answer(body)
+            except RecognizerBadFormat as exc:
+                raise exc.with_raw(raw) from None
         except RecognizerError as failed:
             latency = (time.perf_counter() - started) * 1000.0
             _record(
@@ -299,28 +286,28 @@ class Dispatcher:
         _record(attempts, Attempt(number, instance, Outcome.OK, latency, status))
         return tags, raw, latency
 
-    async def ping(self, instance: str, *, timeout_s: float = 5.0) -> PingResult:
-        """GET {instance}/ping; reachable means HTTP 200."""
+    async def ping(
+        self, instance: str, *, timeout_s: float = 5.0, adapter: Adapter = RECOGHUB
+    ) -> PingResult:
+        """Walk the protocol's health steps (recoghub-v1: GET {instance}/ping); reachable
+        means each answered 200, and `detail` names the first step that did not."""
         started = time.perf_counter()
-        try:
-            async with self._http.get(
-                base_url(instance) + "/ping", timeout=self._timeout(timeout_s)
-            ) as response:
-                await response.read()
-                latency = (time.perf_counter() - started) * 1000.0
-                if response.status != 200:
-                    return PingResult(
-                        instance,
-                        False,
-                        latency,
-                        response.status,
-                        f"/ping answered HTTP {response.status}",
-                    )
-                return PingResult(instance, True, latency, 200, None)
-        except TimeoutError:
-            return PingResult(instance, False, None, None, f"no answer within {timeout_s:g}s")
-        except (aiohttp.ClientError, OSError) as exc:
-            return PingResult(instance, False, None, None, f"cannot reach: {_describe(exc)}")
+        for step in adapter.ping_steps(instance):
+            try:
+                async with self._http.get(step.url, timeout=self._timeout(timeout_s)) as response:
+                    status = response.status
+                    body = await _read_preview(response, RAW_KEPT_CHARS)
+            except TimeoutError:
+                return PingResult(
+                    instance, False, None, None, f"{step.path}: no answer within {timeout_s:g}s"
+                )
+            except (aiohttp.ClientError, OSError) as exc:
+                return PingResult(instance, False, None, None, f"cannot reach: {_describe(exc)}")
+            latency = (time.perf_counter() - started) * 1000.0
+            problem = adapter.ping_problem(step, status, body)
+            if problem is not None:
+                return PingResult(instance, False, latency, status, problem)
+        return PingResult(instance, True, latency, 200, None)
 
 
 def _record(attempts: list[Attempt], attempt: Attempt) -> None:
@@ -331,21 +318,19 @@ def _record(attempts: list[Attempt], attempt: Attempt) -> None:
         ATTEMPT_LATENCY.observe(attempt.latency_ms / 1000.0)
 
 
-async def _read_limited(response: aiohttp.ClientResponse) -> bytes:
-    """The body, or RecognizerTooLarge as soon as it passes MAX_RESULT_BYTES."""
+async def _read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, or RecognizerTooLarge as soon as it passes `limit` bytes."""
     length = response.content_length
-    if length is not None and length <= MAX_RESULT_BYTES:
+    if length is not None and length <= limit:
         return await response.read()
     if length is not None:
-        raise RecognizerTooLarge(
-            f"answer is {length} bytes, over the {MAX_RESULT_BYTES}-byte limit"
-        )
+        raise RecognizerTooLarge(f"answer is {length} bytes, over the {limit}-byte limit")
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_chunked(16384):
         size += len(chunk)
-        if size > MAX_RESULT_BYTES:
-            raise RecognizerTooLarge(f"answer is over the {MAX_RESULT_BYTES}-byte limit")
+        if size > limit:
+            raise RecognizerTooLarge(f"answer is over the {limit}-byte limit")
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -17,8 +17,10 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 
 from gateway.auth import Principal, hash_token, new_api_key
 from gateway.dispatch.dispatcher import Target
-from gateway.errors import Conflict, Forbidden, NotFound, WrongGuidKind
+from gateway.dispatch.protocols import RECOGHUB_V1, adapter_for
+from gateway.errors import Conflict, Forbidden, InvalidInput, NotFound, WrongGuidKind
 from gateway.registry.models import Instance, Provider, Service
+from gateway.registry.protocols import ProtocolOptionsIn, normalized_protocol, protocol_problem
 from gateway.registry.schemas import ProviderCreate, ServiceCreate, ServiceUpdate, canonical_guid
 
 DEFAULT_MAX_CONCURRENCY = 4
@@ -213,6 +215,7 @@ def create_service(
         name=data.name,
         domain=data.domain,
         protocol=data.protocol,
+        protocol_options=data.protocol_options.stored() if data.protocol_options else None,
         enabled=True,
         max_concurrency=data.max_concurrency or default_max_concurrency,
         signing_secret=new_signing_secret(),
@@ -224,7 +227,12 @@ def create_service(
 
 
 def update_service(session: Session, *, service: Service, data: ServiceUpdate) -> Service:
-    """Apply the fields given in `data`; `rotate_secret` issues a new signing secret."""
+    """Apply the fields given in `data`; `rotate_secret` issues a new signing secret.
+
+    Raises InvalidInput when the protocol and its options, as they would be after the
+    change, do not fit together (SPEC §11).
+    """
+    _update_protocol(service, data)
     if data.name is not None:
         service.name = data.name
     if data.endpoints is not None:
@@ -265,7 +273,26 @@ def service_target(service: Service) -> Target:
         provider_guid=service.provider.guid,
         instances=tuple(service.endpoints),
         signing_secret=service.signing_secret,
+        adapter=adapter_for(service.protocol, service.protocol_options),
     )
+
+
+def _update_protocol(service: Service, data: ServiceUpdate) -> None:
+    given = data.model_fields_set
+    if not {"protocol", "protocol_options"} & given:
+        return
+    protocol = normalized_protocol(data.protocol or service.protocol)
+    if "protocol_options" in given:
+        options = data.protocol_options
+    elif protocol == RECOGHUB_V1:
+        options = None  # switching back to recoghub-v1 drops options it has no use for
+    else:
+        options = ProtocolOptionsIn.model_validate(service.protocol_options or {})
+    problem = protocol_problem(protocol, options)
+    if problem:
+        raise InvalidInput(problem)
+    service.protocol = protocol
+    service.protocol_options = options.stored() if options is not None else None
 
 
 def _instances(endpoints: list[str]) -> list[Instance]:

@@ -70,9 +70,14 @@ class InstanceCheckRead(BaseModel):
     """One instance as `check` found it: its ping, then one probe image (no retry)."""
 
     instance: str
-    reachable: bool = Field(description="GET /ping answered 200.")
+    reachable: bool = Field(
+        description="GET /ping answered 200 (oip-v2: server and model ready; torchserve: "
+        "/ping healthy)."
+    )
     ping_ms: float | None
-    format_ok: bool = Field(description="The probe got 200 and a valid result string.")
+    format_ok: bool = Field(
+        description="The probe got 200 and an answer that reads as ranked tags."
+    )
     outcome: str = Field(description="Outcome of the probe (SPEC §2).")
     latency_ms: float | None = Field(description="Latency of the probe.")
     status: int | None = Field(description="HTTP status of the probe, if any came.")
@@ -84,5 +89,6 @@ class InstanceCheckRead(BaseModel):
 
 class CheckRead(BaseModel):
     service_guid: str
+    protocol: str = Field(description="How the hub talked to the instances (SPEC §11).")
     ok: bool = Field(description="Every instance is reachable and answered the probe well.")
     instances: list[InstanceCheckRead]
