@@ -23,6 +23,7 @@ from tenacity import (
 )
 
 from gateway.config import Settings
+from gateway.dispatch.protocols import RECOGHUB, Adapter
 from gateway.errors import (
     Outcome,
     RecognizerBadFormat,
@@ -33,7 +34,6 @@ from gateway.errors import (
     RecognizerTooLarge,
 )
 from gateway.observability import ATTEMPT_LATENCY, ATTEMPTS_BY_OUTCOME
-from gateway.dispatch.protocols import RECOGHUB, Adapter
 from gateway.protocol import signing
 from gateway.protocol.result_string import Tag
 
