@@ -150,15 +150,19 @@ class _JsonAdapter(Adapter):
                 f"answer is {len(body)} bytes, over the {self.max_answer_bytes}-byte limit"
             )
         try:
-            return json.loads(body)
+            text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise RecognizerBadFormat(
-                f"answer is not parseable: not UTF-8 ({exc.reason})"
+                f"answer is not parseable: not UTF-8 (byte {exc.start})"
             ) from None
+        try:
+            return json.loads(text)
         except ValueError as exc:
             raise RecognizerBadFormat(
                 f"answer is not parseable: not JSON ({exc}): {_shown(body)}"
             ) from None
+        except RecursionError:  # a hostile "[[[[..." nests deeper than the parser goes
+            raise RecognizerBadFormat("answer is not parseable: JSON nested too deep") from None
 
     def _ranked(self, tags: list[Tag]) -> list[Tag]:
         return rank(tags)[: self.options.top_k]
@@ -437,7 +441,7 @@ def _number(value: Any) -> float | None:
 def _json_field(body: bytes, name: str) -> Any:
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return document.get(name) if isinstance(document, dict) else None
 
