@@ -76,7 +76,7 @@ def protocol_options(options: list[str] | None, labels_file: Path | None) -> dic
 def _protocol_shown(service: dict[str, Any]) -> str:
     options = service.get("protocol_options") or {}
     model = options.get("model")
-    return service["protocol"] + (f" ({model})" if model else "")
+    return str(service["protocol"]) + (f" ({model})" if model else "")
 
 
 def _options_shown(options: dict[str, Any]) -> str:

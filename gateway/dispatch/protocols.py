@@ -268,18 +268,19 @@ class OipV2Adapter(_JsonAdapter):
         for position, element in enumerate(data, start=1):
             text = _text(element)
             parts = text.split(":", 2) if text is not None else []
-            if len(parts) < 2:
+            index_text = parts[1].strip() if len(parts) >= 2 else ""
+            # ASCII digits, and few: int() refuses strings past 4300 digits.
+            if (
+                text is None
+                or _finite(parts[0]) is None
+                or not (index_text.isascii() and index_text.isdigit() and len(index_text) <= 9)
+            ):
+                shown = f'"{_shown_text(text)}"' if text is not None else _shown_value(element)
                 raise RecognizerBadFormat(
-                    f'output "{name}" element {position} {_shown_value(element)} '
-                    'is not "score:index:label"'
+                    f'output "{name}" element {position} {shown} is not "score:index:label"'
                 )
-            score = _finite(parts[0])
-            if score is None or not parts[1].strip().isdigit():
-                raise RecognizerBadFormat(
-                    f'output "{name}" element {position} "{_shown_text(text)}" '
-                    'is not "score:index:label"'
-                )
-            index = int(parts[1])
+            score = float(parts[0])
+            index = int(index_text)
             label = parts[2].strip() if len(parts) == 3 else ""
             if not label:
                 label = labels[index] if labels and index < len(labels) else str(index)

@@ -115,6 +115,11 @@ def test_torchserve_reads_an_object_or_a_list_of_them() -> None:
         ),
         (
             {"output": "top"},
+            answer({"name": "top", "datatype": "BYTES", "data": ["0.5:" + "9" * 5000]}),
+            'output "top" element 1 "0.5:99999',
+        ),
+        (
+            {"output": "top"},
             answer({"name": "top", "datatype": "BYTES", "data": [7]}),
             'output "top" element 1 7 is not "score:index:label"',
         ),
