@@ -1,4 +1,4 @@
-"""The protocol adapters on their own: requests they build, answers they read."""
+"""gateway/dispatch/protocols.py on its own: the requests each adapter builds, the answers it reads."""
 
 import base64
 import json
