@@ -1,4 +1,4 @@
-"""gateway/dispatch/protocols.py on its own: the requests each adapter builds, the answers it reads."""
+"""The protocol adapters on their own: the requests they build, the answers they read."""
 
 import base64
 import json
