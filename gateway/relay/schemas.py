@@ -48,7 +48,10 @@ class RecognizeRead(BaseModel):
     instance: str = Field(description="The instance that answered.")
     latency_ms: float = Field(description="Latency of the answering attempt.")
     tags: list[TagRead] = Field(description="Ranked best first (SPEC §2).")
-    raw: str = Field(description="The result string as sent (first 1024 characters).")
+    raw: str = Field(
+        description="The answer as sent (first 1024 characters): a result string, or JSON "
+        "for oip-v2 and torchserve."
+    )
     attempts: list[AttemptRead]
 
     @classmethod
