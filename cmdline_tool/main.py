@@ -25,6 +25,7 @@ from cmdline_tool.errors import CliError
 from cmdline_tool.hub_api import HubClient, normalize_hub_url, require_guid, require_key
 from cmdline_tool.images import collect
 from cmdline_tool.recog import Recognition, recognize_all
+from cmdline_tool.refusals import SECRET_HINT
 
 app = typer.Typer(
     name="recoghub-cli",
@@ -155,6 +156,8 @@ def check_failure(service_guid: str, instances: list[dict[str, Any]]) -> CliErro
     outcome = str(failed[0].get("outcome") or "connect_error")
     if outcome == "ok":  # the probe went well, so its /ping is what failed
         outcome = "ping_failed"
+    if failed[0].get("status") == 401:
+        outcome = "signature_rejected"
     parts = "; ".join(
         f"{i.get('instance')} {i.get('outcome') or 'unreachable'} ({i.get('detail') or '-'})"
         for i in failed
@@ -165,6 +168,7 @@ def check_failure(service_guid: str, instances: list[dict[str, Any]]) -> CliErro
         "bad_format": 'answer "tag:score" entries separated by ";", e.g. dog:0.95;cat:0.05',
         "too_large": "answer at most 64 KiB: send fewer tags",
         "ping_failed": "it answers /recognize but GET /ping must answer 200 too",
+        "signature_rejected": SECRET_HINT,
     }
     return CliError(
         "recognizer",

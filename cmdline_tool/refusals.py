@@ -19,6 +19,12 @@ RAW_SHOWN_CHARS = 120
 # The dispatcher's detail of a connect_error: "cannot reach <instance>: <why>".
 _CANNOT_REACH = re.compile(r"cannot reach (\S+?): (.+)", re.DOTALL)
 GUID_HINT = "give --service your service's GUID and --provider your provider's GUID"
+# How the hub's detail of a 401 starts (gateway/errors.py); the detail already says the fix.
+SIGNATURE_REJECTED = "the recognizer rejected the hub's signature"
+SECRET_HINT = (
+    "its environment variable is RECOGHUB_RECOGNIZER_SECRET; the secret is shown when the "
+    "service is created (ask the organizer); the recognizer's log names each request it refused"
+)
 
 
 @dataclass(frozen=True)
@@ -155,6 +161,8 @@ def recognizer_failure(body: dict[str, Any]) -> CliError:
             f"your recognizer did not answer the hub in time ({detail})",
             "make it answer faster or check that it is not stuck; the organizer sets the timeout",
         )
+    if code == "http_error" and detail.startswith(SIGNATURE_REJECTED):
+        return CliError("recognizer", code, detail, SECRET_HINT, raw)
     if code == "http_error":
         return CliError(
             "recognizer",

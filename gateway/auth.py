@@ -6,6 +6,7 @@ not brute-forceable and costs nothing per request. Comparisons are constant-time
 
 import hashlib
 import hmac
+import logging
 import secrets
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 from gateway.errors import Forbidden, Unauthorized
 from gateway.registry.models import HubSecret, Provider
 
+log = logging.getLogger("recoghub")
 ADMIN_SECRET_NAME = "admin_token"
 
 
@@ -66,7 +68,16 @@ def ensure_admin_token(session: Session, configured: str | None) -> str | None:
     With `RECOGHUB_ADMIN_TOKEN` set nothing is stored. Otherwise the first start
     generates a token and stores only its hash.
     """
-    if configured or session.get(HubSecret, ADMIN_SECRET_NAME) is not None:
+    stored = session.get(HubSecret, ADMIN_SECRET_NAME)
+    if configured:
+        if stored is not None:
+            # Said at every start: the generated token stops working while this is set.
+            log.warning(
+                "RECOGHUB_ADMIN_TOKEN is set: it replaces the admin token generated at "
+                "first start, which is refused while the setting is there"
+            )
+        return None
+    if stored is not None:
         return None
     token = new_admin_token()
     session.add(HubSecret(name=ADMIN_SECRET_NAME, value_hash=hash_token(token)))

@@ -63,10 +63,22 @@ class RecognizerConnectError(RecognizerError):
     outcome = Outcome.CONNECT_ERROR
 
 
+# A 401 means the recognizer refused the hub's signature (SPEC §2); the fix is always the
+# same, and the recognizer's own body ("signature does not match") does not say it.
+SIGNATURE_REJECTED = (
+    "the recognizer rejected the hub's signature: start it with this service's signing "
+    "secret (`--secret` / its environment variable)"
+)
+
+
 class RecognizerHttpError(RecognizerError):
+    """A status other than 200; the detail of a 401 starts with SIGNATURE_REJECTED."""
+
     outcome = Outcome.HTTP_ERROR
 
     def __init__(self, detail: str, *, status: int) -> None:
+        if status == 401:
+            detail = f"{SIGNATURE_REJECTED}; {detail}"
         super().__init__(detail)
         self.status = status
         self.retryable = status >= 500 or status == 429

@@ -1,10 +1,17 @@
-"""The sample recognizer's HTTP service: `GET /ping` and `POST /recognize` (SPEC §2)."""
+"""The sample recognizer's HTTP service: `GET /ping` and `POST /recognize` (SPEC §2).
+
+Every answer other than 200 is logged on the `sample_recognizer` logger as one WARNING
+line: the request id, the status, the reason (the body the hub gets) and what to do.
+The hub only shows a team the start of that body; the log is where the team looks.
+"""
 
 import asyncio
+import logging
 import random
 
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -21,9 +28,57 @@ from sample_recognizer.config import ConfigError, RecognizerConfig
 
 __all__ = ["ConfigError", "RecognizerConfig", "create_recognizer_app"]
 
+log = logging.getLogger("sample_recognizer")
+
 # What a recognizer that "answers badly now and then" sends; parse_result rejects each.
 MALFORMED_ANSWERS = ("entry-without-score;", "cat:0.9;;dog:0.1", "cat:high;dog:0.1")
 TEXT = "text/plain; charset=utf-8"
+# A reason is logged whole up to here: a model's exception text can be pages long.
+_LOGGED_CHARS = 300
+
+SECRET_TODO = (
+    "the hub signs with this service's signing secret: start this recognizer with it "
+    "(--secret / RECOGHUB_RECOGNIZER_SECRET)"
+)
+UNSIGNED_TODO = (
+    "only the hub's signed requests are answered; to try it by hand, start it without --secret"
+)
+CLOCK_TODO = "set this machine's clock right (NTP): a signed request is only good for minutes"
+BAD_RESULT_TODO = 'answer "tag:score" entries separated by ";", e.g. dog:0.95;cat:0.05'
+ERROR_RATE_TODO = "this recognizer fails requests on purpose: start it without --error-rate"
+PATHS_TODO = (
+    "the hub calls GET /ping and POST /recognize under the endpoint URL it was given: "
+    "register the recognizer's base URL, with no path the recognizer does not serve"
+)
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _LOGGED_CHARS else text[: _LOGGED_CHARS - 1] + "…"
+
+
+def refuse(request: Request, status: int, reason: str, todo: str) -> Response:
+    """Answer `status` with `reason` as the body, and log it in one line with what to do."""
+    request_id = request.headers.get(HEADER_REQUEST_ID) or "-"
+    log.warning(
+        "request %s: answered %d to %s %s: %s — %s",
+        _one_line(request_id),
+        status,
+        request.method,
+        request.url.path,
+        _one_line(reason),
+        todo,
+    )
+    return PlainTextResponse(reason, status_code=status, media_type=TEXT)
+
+
+def _signature_refusal(reason: str) -> tuple[str, str]:
+    """The body and the what-to-do of a request whose signature failed for `reason`."""
+    if reason.startswith("missing"):
+        return f"unsigned request: {reason}", UNSIGNED_TODO
+    if "away from now" in reason:
+        return f"bad signature: {reason}", CLOCK_TODO
+    return f"bad signature: {reason}", SECRET_TODO
 
 
 class _Recognizer:
@@ -63,22 +118,22 @@ class _Recognizer:
         if self.config.secret:
             reason = self._refusal(self.config.secret, request.headers, body)
             if reason is not None:
-                return PlainTextResponse(reason, status_code=401, media_type=TEXT)
+                return refuse(request, 401, *_signature_refusal(reason))
         # Requests beyond the limit wait here, as they would for a busy model.
         async with self.limit:
             if self.config.delay_ms > 0:
                 await asyncio.sleep(self.config.delay_ms / 1000)
             if self._happens(self.config.error_status_rate):
-                return PlainTextResponse("deliberate error", status_code=500, media_type=TEXT)
+                return refuse(request, 500, "deliberate error", ERROR_RATE_TODO)
             try:
                 answer = await self.backend.recognize(body)
             except BackendError as exc:
-                return PlainTextResponse(exc.detail, status_code=exc.status, media_type=TEXT)
+                return refuse(request, exc.status, exc.detail, exc.todo)
         try:
             parse_result(answer)
         except ResultStringError as exc:
             detail = f"the {self.backend.name} backend answered an invalid result string: {exc}"
-            return PlainTextResponse(detail, status_code=500, media_type=TEXT)
+            return refuse(request, 500, detail, BAD_RESULT_TODO)
         if self._happens(self.config.bad_rate):
             answer = self.rng.choice(MALFORMED_ANSWERS)
         return Response(answer, media_type=TEXT)
@@ -90,9 +145,17 @@ def create_recognizer_app(config: RecognizerConfig) -> Starlette:
     Serve it on one event loop. Raises ConfigError when the backend cannot be set up.
     """
     recognizer = _Recognizer(config, make_backend(config))
+
+    async def not_served(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        return refuse(
+            request, status, f"{request.method} {request.url.path} is not served", PATHS_TODO
+        )
+
     return Starlette(
         routes=[
             Route("/ping", recognizer.ping, methods=["GET"]),
             Route("/recognize", recognizer.recognize, methods=["POST"]),
-        ]
+        ],
+        exception_handlers={HTTPException: not_served},
     )

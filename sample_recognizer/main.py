@@ -1,5 +1,6 @@
 """`recoghub-recognizer`: serve the sample recognizer with one of its backends."""
 
+import logging
 import os
 import socket
 import sys
@@ -35,6 +36,19 @@ def _listen(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def _log_to_stderr() -> None:
+    # The answers it refuses, one line each (sample_recognizer/app.py); uvicorn's own
+    # loggers stay at warning.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s recoghub-recognizer %(levelname)s %(message)s")
+    )
+    logger = logging.getLogger("sample_recognizer")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -122,6 +136,7 @@ def serve(
         f"recoghub-recognizer ({config.backend} backend, {signed}) "
         f"serving on http://{shown_host}:{bound_port}"
     )
+    _log_to_stderr()
     server = uvicorn.Server(
         uvicorn.Config(recognizer, loop="uvloop", http="httptools", log_level="warning")
     )

@@ -3,13 +3,15 @@
 It makes a labelled dataset whose labels follow from the pixels (the dominant colour),
 starts a hub on SQLite in a temporary folder and three sample recognizers (accurate,
 slow, and one that answers badly now and then), registers them, runs a dry run through
-the real API, and prints the leaderboard and where the logs are.
+the real API, and prints the leaderboard; with --keep it keeps the hub, its database and
+the per-request logs, and says where they are.
 """
 
 import base64
 import io
 import random
 import secrets
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -126,20 +128,23 @@ def demo(
             rows = _ok(client.get(f"/api/v1/runs/{run['id']}/leaderboard"))
             console.print()
             console.print(leaderboard_table(rows, title=f"Dry run {run['id']}: leaderboard"))
-            logs = workdir / "results"
-            logs.mkdir()
-            for row in rows:
-                target = logs / f"{row['service_name']}.jsonl"
-                response = client.get(
-                    f"/api/v1/runs/{run['id']}/results",
-                    params={"service": row["service_guid"], "format": "jsonl"},
+            if keep:
+                logs = workdir / "results"
+                logs.mkdir()
+                for row in rows:
+                    target = logs / f"{row['service_name']}.jsonl"
+                    response = client.get(
+                        f"/api/v1/runs/{run['id']}/results",
+                        params={"service": row["service_guid"], "format": "jsonl"},
+                    )
+                    target.write_bytes(response.content)
+                console.print(
+                    f"per-request logs: {logs}/<service>.jsonl; database: {workdir / 'hub.db'}"
                 )
-                target.write_bytes(response.content)
-            console.print(
-                f"per-request logs: {logs}/<service>.jsonl; database: {workdir / 'hub.db'}"
-            )
         console.print(f"demo finished in {time.monotonic() - started:.1f}s")
-        if keep:
+        if not keep:
+            console.print(f"removed {workdir} (--keep keeps the database and per-request logs)")
+        else:
             console.print(
                 f"\n[bold]--keep:[/bold] hub at {hub.url} (dashboard at {hub.url}/), admin token "
                 f"{token}\nexport RECOGHUB_HUB={hub.url} RECOGHUB_ADMIN_TOKEN={token}\n"
@@ -152,6 +157,8 @@ def demo(
     finally:
         for server in reversed(servers):
             server.stop()
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _ok(response: httpx.Response) -> Any:

@@ -1,5 +1,7 @@
 """`recoghub serve | migrate`."""
 
+import socket
+
 import typer
 
 from gateway.config import get_settings
@@ -28,15 +30,31 @@ def serve(
     settings = get_settings()
     if worker is not None:
         settings = settings.model_copy(update={"embedded_worker": worker})
-    uvicorn.run(
+    # Bind before uvicorn does, so a port in use is one clear line, not uvicorn's log.
+    try:
+        listener = socket.create_server((host, port), family=_family(host))
+    except OSError as exc:
+        typer.echo(
+            f"error: cannot listen on {host}:{port} ({exc.strerror}); "
+            "stop what uses that port or choose another with --port",
+            err=True,
+        )
+        raise typer.Exit(1) from None
+    shown = f"[{host}]" if ":" in host else host
+    bound = listener.getsockname()[1]
+    typer.echo(f"RecogHub listening on http://{shown}:{bound} (dashboard at /, API at /api/v1)")
+    config = uvicorn.Config(
         create_app(settings),
-        host=host,
-        port=port,
         loop="uvloop",
         http="httptools",
         log_level="info",
         access_log=access_log,
     )
+    uvicorn.Server(config).run(sockets=[listener])
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 def migrate() -> None:

@@ -25,6 +25,16 @@ _isfinite = math.isfinite
 _score_of = itemgetter(1)
 
 
+def tag_key(tag: str) -> str:
+    """The identity of a tag (SPEC §2): white space trimmed, Unicode case folded.
+
+    Repeats, top-k, coverage and µAP all compare tags, true ones included, by this key;
+    `Cat` and `cat ` are one tag. casefold() rather than lower(): `Straße` and `STRASSE`
+    are one tag too.
+    """
+    return tag.strip().casefold()
+
+
 class Tag(NamedTuple):
     """One ranked answer entry. A tuple, so that parsing thousands a second stays cheap."""
 
@@ -65,9 +75,10 @@ def parse_result(body: bytes | str) -> list[Tag]:
     """Parse a recognizer's answer into tags ranked best first.
 
     Ranking is by score descending; equal scores keep the team's order; a repeated tag
-    keeps its best-ranked entry only. An empty or all-white body is an abstention and
-    gives `[]`. Raises ResultTooLargeError over 64 KiB and ResultStringError for invalid
-    UTF-8 or any entry that breaks the grammar.
+    (by `tag_key`) keeps its best-ranked entry only, spelled as that entry spells it. A
+    body of only white space and `;` is an abstention and gives `[]`. Raises
+    ResultTooLargeError over 64 KiB and ResultStringError for invalid UTF-8 or any entry
+    that breaks the grammar.
     """
     if isinstance(body, str):
         size = len(body.encode("utf-8", "surrogatepass"))
@@ -93,7 +104,9 @@ def parse_result(body: bytes | str) -> list[Tag]:
                 expected="UTF-8 text",
             ) from None
     text = text.strip()
-    if not text:
+    # Nothing but white space and ';' is no answer, like an empty body. Such a text, once
+    # stripped, starts with ';': the test keeps the copy off the common path.
+    if not text or (text[0] == ";" and not text.replace(";", "").strip()):
         return []
     if text.endswith(";"):
         text = text[:-1]
@@ -124,13 +137,15 @@ def parse_result(body: bytes | str) -> list[Tag]:
 
 
 def rank(tags: Iterable[Tag]) -> list[Tag]:
-    """Best first by score (stable on ties); a repeated tag keeps its best-ranked entry."""
+    """Best first by score (stable on ties); a repeated tag (same `tag_key`) keeps its
+    best-ranked entry, with that entry's own spelling."""
     seen: set[str] = set()
     ranked: list[Tag] = []
     # sorted() is stable with reverse=True too: equal scores keep the team's order.
     for item in sorted(tags, key=_score_of, reverse=True):
-        if item.tag not in seen:
-            seen.add(item.tag)
+        key = tag_key(item.tag)
+        if key not in seen:
+            seen.add(key)
             ranked.append(item)
     return ranked
 

@@ -74,8 +74,9 @@ class InstanceCheckRead(BaseModel):
 
     instance: str
     reachable: bool = Field(
-        description="GET /ping answered 200 (oip-v2: server and model ready; torchserve: "
-        "/ping healthy)."
+        description="The health steps answered 200 (recoghub-v1: GET /ping; oip-v2: server "
+        "and model ready; torchserve: /ping healthy) and the probe was not refused as "
+        "unsigned (401)."
     )
     ping_ms: float | None
     format_ok: bool = Field(

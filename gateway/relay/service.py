@@ -230,7 +230,9 @@ async def check_instance(
         problems.append(f"recognize: {answer.detail}")
     return InstanceCheckRead(
         instance=instance,
-        reachable=ping.reachable,
+        # An instance that refuses the hub's signature answers nothing the hub sends: it
+        # is not up for the hub, whatever its /ping says.
+        reachable=ping.reachable and answer.status != 401,
         ping_ms=ping.latency_ms,
         format_ok=answer.ok,
         outcome=answer.outcome.value,

@@ -1,17 +1,21 @@
 """The metrics of SPEC §6, as pure functions and as a streaming scorer for one service.
 
-An image's answer is its tags ranked best first (SPEC §2). Tags match the true set
-case-insensitively with white space trimmed (`normalize_tag`). An answer that is not `ok`
-counts as wrong / not recognized; an `ok` answer with no tags is an abstention.
+An image's answer is its tags ranked best first (SPEC §2). Tags are one tag when their
+`tag_key` (white space trimmed, Unicode case folded; gateway/protocol/result_string.py)
+is equal, in the answer and in the true set alike; a repeat within one answer counts at
+its best-ranked place only, even in a list that was not ranked by `rank` (results
+recorded before that rule). An answer that is not `ok` counts as wrong / not recognized;
+an `ok` answer with no tags is an abstention.
 
-- top-k: an image with a non-empty true set is correct if one of its first k tags is true.
+- top-k: an image with a non-empty true set is correct if one of its first k distinct
+  tags is true.
 - coverage at precision P: the top-1 (score, correct) of every answered image with a true
   set, sorted by score descending, incorrect before correct on equal scores; the largest
   m/N (N = images with a true set) whose precision correct/m >= P, 0 if none.
 - µAP: every (image, tag, score) returned, sorted the same way; Σ (r_i − r_{i−1}) · p_i
   with p_i = TP_i / i and r_i = TP_i / N_gt (N_gt = all true pairs, predicted or not).
-  A tag that repeats within one answer once normalized (`Dog`, `dog `) is one pair, its
-  best-ranked entry; so TP never exceeds N_gt.
+  A tag that repeats within one answer (`Dog`, `dog `) is one pair, its best-ranked
+  entry; so TP never exceeds N_gt.
 - latency: p50, p90, p99 (nearest-rank), max and mean of the `ok` answers.
 
 `ServiceScorer` keeps each per-image figure as a float in sorted `array('d')` runs (about
@@ -28,6 +32,7 @@ from itertools import chain
 from typing import Any
 
 from gateway.errors import OUTCOMES, Outcome
+from gateway.protocol.result_string import tag_key
 
 PERCENTILES: tuple[tuple[str, int], ...] = (("p50", 50), ("p90", 90), ("p99", 99))
 LATENCY_FIELDS: tuple[str, ...] = ("p50", "p90", "p99", "max", "mean")
@@ -35,34 +40,35 @@ LATENCY_FIELDS: tuple[str, ...] = ("p50", "p90", "p99", "max", "mean")
 DEFAULT_SORT_RUN_SIZE = 32_768
 
 
-def normalize_tag(tag: str) -> str:
-    """The form tags are compared in: white space trimmed, case folded."""
-    return tag.strip().casefold()
+# The form tags are compared in; the one definition is the protocol's.
+normalize_tag = tag_key
 
 
 def truth_set(truth: Iterable[str]) -> frozenset[str]:
-    """An image's true tags, normalized; entries that are empty once trimmed are dropped."""
-    return frozenset(n for n in map(normalize_tag, truth) if n)
+    """An image's true tags by `tag_key`; entries that are empty once trimmed are dropped."""
+    return frozenset(n for n in map(tag_key, truth) if n)
 
 
 def true_rank(tags: Sequence[str], truth: Iterable[str]) -> int | None:
-    """The 1-based rank of the first true tag in `tags` (ranked best first), or None."""
+    """The 1-based place of the first true tag among the distinct tags of `tags` (ranked
+    best first; a repeat takes no place), or None."""
     return _true_rank(tags, truth_set(truth))
 
 
 def top_k_correct(tags: Sequence[str], truth: Iterable[str], *, k: int) -> bool | None:
     """Whether one of the first `k` of `tags` (ranked best first) is in `truth`.
 
-    None when the true set is empty: such an image is left out of top-k. Pass `tags=[]`
-    for an answer that was not `ok`. Raises ValueError if k < 1.
+    None when the true set is empty: such an image is left out of top-k. A repeated tag
+    takes one place. Pass `tags=[]` for an answer that was not `ok`. Raises ValueError if
+    k < 1.
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     true = truth_set(truth)
     if not true:
         return None
-    rank = _true_rank(tags[:k], true)
-    return rank is not None
+    rank = _true_rank(tags, true)
+    return rank is not None and rank <= k
 
 
 def coverage_at_precision(
@@ -168,21 +174,28 @@ class ServiceScorer:
         self._true_pairs += len(true)
         if ok and latency_ms is not None:
             self._latencies.add(latency_ms)
+        # One pass: each distinct tag at its best-ranked place, as µAP pairs, and the
+        # place of the first true one for top-k.
+        rank: int | None = None
+        seen: set[str] = set()
+        for tag, score in ranked:
+            key = tag_key(tag)
+            if key in seen:
+                continue
+            seen.add(key)
+            if key in true:
+                self._pairs_right.add(score)
+                if rank is None:
+                    rank = len(seen)
+            else:
+                self._pairs_wrong.add(score)
         if true:
             self._with_truth += 1
-            rank = _true_rank([tag for tag, _ in ranked[:5]], true)
-            if rank is not None:
+            if rank is not None and rank <= 5:
                 self._top1 += rank == 1
                 self._top5 += 1
             if ranked:
                 (self._top1_right if rank == 1 else self._top1_wrong).add(ranked[0][1])
-        seen: set[str] = set()
-        for tag, score in ranked:
-            name = normalize_tag(tag)
-            if name in seen:
-                continue
-            seen.add(name)
-            (self._pairs_right if name in true else self._pairs_wrong).add(score)
 
     def result(self, *, elapsed_s: float | None) -> dict[str, Any]:
         """The leaderboard fields: images, top1, top5, coverage_at_95, coverage_at_99,
@@ -337,9 +350,15 @@ def _exact_fraction(precision: float | Fraction) -> Fraction:
 
 
 def _true_rank(tags: Iterable[str], true: frozenset[str]) -> int | None:
-    for rank, tag in enumerate(tags, start=1):
-        if normalize_tag(tag) in true:
-            return rank
+    """The place of the first true tag among the distinct tags (a repeat takes no place)."""
+    seen: set[str] = set()
+    for tag in tags:
+        key = tag_key(tag)
+        if key in seen:
+            continue
+        seen.add(key)
+        if key in true:
+            return len(seen)
     return None
 
 

@@ -12,9 +12,11 @@ class Backend(Protocol):
 
 
 class BackendError(Exception):
-    """A request the backend could not answer; `status` is the HTTP status to answer with."""
+    """A request the backend could not answer; `status` is the HTTP status to answer with,
+    `todo` what the team should do about it (logged with the detail)."""
 
-    def __init__(self, detail: str, *, status: int = 500) -> None:
+    def __init__(self, detail: str, *, status: int = 500, todo: str = "check the backend") -> None:
         super().__init__(detail)
         self.detail = detail
         self.status = status
+        self.todo = todo

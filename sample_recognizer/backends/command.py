@@ -73,13 +73,18 @@ class CommandBackend:
             try:
                 stdout, stderr = await asyncio.wait_for(process.communicate(), self.timeout_s)
             except TimeoutError:
-                raise BackendError(f"command timed out after {self.timeout_s:g}s") from None
+                raise BackendError(
+                    f"command timed out after {self.timeout_s:g}s",
+                    todo="make the command faster, or give it more time with --command-timeout",
+                ) from None
             finally:
                 if process.returncode is None:
                     _kill(process)
                     await process.wait()
         if process.returncode != 0:
             raise BackendError(
-                f"command exited with status {process.returncode}: {_last_line(stderr)}"
+                f"command exited with status {process.returncode}: {_last_line(stderr)}",
+                todo="run the command by hand on an image: it must print a result string "
+                "and exit 0",
             )
         return stdout

@@ -95,5 +95,7 @@ class DemoBackend:
         try:
             tags = await asyncio.to_thread(recognize_demo, image)
         except ValueError as exc:
-            raise BackendError(str(exc), status=400) from None
+            raise BackendError(
+                str(exc), status=400, todo="send an image, e.g. one of `recoghub demo`'s"
+            ) from None
         return format_result(tags)

@@ -170,6 +170,35 @@ def test_check_with_a_down_instance_names_it(sqlite_hub: LiveServer, up: LiveSer
     assert down in error[0] and "reachable from the hub host" in error[0]
 
 
+def test_check_of_a_recognizer_with_the_wrong_secret_says_to_start_it_with_the_right_one(
+    sqlite_hub: LiveServer,
+) -> None:
+    with recognizer(secret="not-the-services-secret") as wrong:
+        team = team_on(sqlite_hub, [wrong.url])
+        code, output = cli(
+            "check", "--hub", sqlite_hub.url, "--service", team.service_guid, "--key", team.api_key
+        )
+        _, as_json = cli(
+            "check",
+            "--json",
+            "--hub",
+            sqlite_hub.url,
+            "--service",
+            team.service_guid,
+            "--key",
+            team.api_key,
+        )
+    assert code == 1
+    [error] = [line for line in lines(output) if line.startswith("error:")]
+    assert (
+        "the recognizer rejected the hub's signature: start it with this service's signing "
+        "secret (`--secret` / its environment variable)"
+    ) in error
+    assert "RECOGHUB_RECOGNIZER_SECRET" in error
+    [instance] = json.loads(as_json.splitlines()[0])["instances"]
+    assert instance["reachable"] is False  # the table's "up" column: no
+
+
 # recog
 
 
@@ -263,6 +292,21 @@ def test_bad_format_shows_the_entry_and_the_raw_answer(sqlite_hub: LiveServer, i
     [line] = lines(output)
     assert "failed bad_format" in line
     assert "entry " in line and "raw: " in line
+
+
+def test_a_recognizer_with_the_wrong_secret_gets_the_hubs_signature_message(
+    sqlite_hub: LiveServer, image: Path
+) -> None:
+    with recognizer(secret="not-the-services-secret") as wrong:
+        team = team_on(sqlite_hub, [wrong.url])
+        code, output = recog(sqlite_hub, team, image)
+    assert code == 1
+    [line] = lines(output)
+    assert (
+        "the recognizer rejected the hub's signature: start it with this service's signing "
+        "secret (`--secret` / its environment variable)"
+    ) in line
+    assert "signature does not match" in line and "RECOGHUB_RECOGNIZER_SECRET" in line
 
 
 def test_a_wrong_key_is_refused_with_what_to_do(

@@ -14,6 +14,7 @@ from gateway.protocol.result_string import (
     format_result,
     parse_result,
     rank,
+    tag_key,
 )
 
 
@@ -67,6 +68,11 @@ def test_empty_or_all_white_body_is_an_abstention(body: str | bytes) -> None:
     assert parse_result(body) == []
 
 
+@pytest.mark.parametrize("body", [";", ";;", " ; ", "\n;\n", "; ;\t;", b";;;", ";\u00a0;"])
+def test_a_body_of_only_white_space_and_separators_is_an_abstention(body: str | bytes) -> None:
+    assert parse_result(body) == []
+
+
 def test_entry_is_split_at_the_last_colon() -> None:
     assert pairs("http://x/y:0.5") == [("http://x/y", 0.5)]
     assert pairs("a:b:c:0.25") == [("a:b:c", 0.25)]
@@ -117,6 +123,25 @@ def test_tags_are_compared_after_stripping() -> None:
     assert pairs("dog:0.9; dog :0.4") == [("dog", 0.9)]
 
 
+def test_tags_are_compared_after_case_folding_and_keep_the_best_entrys_spelling() -> None:
+    assert pairs("cat:0.5;Cat:0.9;dog:0.7;CAT:0.1") == [("Cat", 0.9), ("dog", 0.7)]
+    # casefold(), not lower(): the German sharp s folds to "ss".
+    assert pairs("STRASSE:0.4;Straße:0.6") == [("Straße", 0.6)]
+    # On a tie the first-listed spelling is the best ranked one.
+    assert pairs("Dog:0.5;dOG:0.5") == [("Dog", 0.5)]
+
+
+def test_cat_and_cat_take_one_top5_place() -> None:
+    ranked = parse_result("Cat:0.9;cat:0.8;CAT:0.7;a:0.6;b:0.5;c:0.4;dog:0.3")
+    assert [t.tag for t in ranked][:5] == ["Cat", "a", "b", "c", "dog"]
+
+
+def test_tag_key_trims_and_folds() -> None:
+    assert tag_key("  Golden Retriever\n") == "golden retriever"
+    assert tag_key("Straße") == tag_key("STRASSE") == "strasse"
+    assert tag_key("ΣΊΣΥΦΟΣ") == tag_key("σίσυφος")
+
+
 def test_rank_orders_tag_objects_like_the_parser() -> None:
     tags = [Tag("a", 0.1), Tag("b", 0.3), Tag("a", 0.3), Tag("c", 0.3)]
     assert rank(tags) == [Tag("b", 0.3), Tag("a", 0.3), Tag("c", 0.3)]
@@ -139,7 +164,7 @@ def test_error_names_entry_text_and_problem_like_the_spec() -> None:
         (";a:1", 1),
         ("a:1; ;b:2", 2),
         ("a:1;;", 2),  # only one trailing ';' is allowed
-        (";", 1),
+        (";;a:1", 1),
     ],
 )
 def test_an_empty_entry_is_an_error(body: str, entry: int) -> None:
@@ -307,5 +332,28 @@ def test_grammar_like_bytes_parse_or_raise_a_result_string_error(body: bytes) ->
     except ResultStringError as error:
         assert str(error)
         return
-    assert [t.tag for t in tags] == list(dict.fromkeys(t.tag for t in tags))
+    keys = [tag_key(t.tag) for t in tags]
+    assert keys == list(dict.fromkeys(keys))
     assert [t.score for t in tags] == sorted((t.score for t in tags), reverse=True)
+
+
+# Tags that often fold together, so that case repeats are common.
+folding_tags = st.sampled_from(["cat", "Cat", "CAT", "dog", "Dog", "Straße", "STRASSE", "ß"])
+
+
+@given(st.lists(st.builds(Tag, folding_tags, st.sampled_from([0.0, 0.5, 1.0])), max_size=12))
+def test_rank_keeps_the_best_ranked_entry_of_each_folded_tag(tags: list[Tag]) -> None:
+    # Brute force: for each key, the entry with the highest score, the first listed on ties.
+    best: dict[str, tuple[int, Tag]] = {}
+    for index, item in enumerate(tags):
+        key = tag_key(item.tag)
+        if key not in best or item.score > best[key][1].score:
+            best[key] = (index, item)
+    expected = sorted(best.values(), key=lambda e: (-e[1].score, e[0]))
+    assert rank(tags) == [item for _, item in expected]
+
+
+@given(st.text(st.sampled_from([";", " ", "\t", "\n", "\u3000"]), max_size=20))
+def test_only_white_space_and_separators_is_always_an_abstention(body: str) -> None:
+    assert parse_result(body) == []
+    assert parse_result(body.encode()) == []

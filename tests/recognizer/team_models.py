@@ -2,6 +2,10 @@
 
 import threading
 import time
+from decimal import Decimal
+from fractions import Fraction
+
+import numpy as np
 
 
 def ranked_pairs(image: bytes) -> list[tuple[str, float]]:
@@ -15,6 +19,33 @@ def result_string(image: bytes) -> str:
 
 async def async_model(image: bytes) -> list[tuple[str, float]]:
     return [("async", 1.0)]
+
+
+def numpy_scores(image: bytes) -> list[tuple[object, object]]:
+    # What an sklearn model gives: numpy classes and probabilities.
+    classes = np.array(["husky", "malamute", "wolf"])
+    probabilities = np.array([0.81, 0.12, 0.07], dtype=np.float32)
+    return list(zip(classes, probabilities, strict=True))
+
+
+def numpy_class_indices(image: bytes) -> dict[object, object]:
+    # Class indices as tags, a dict of scores of every numeric kind.
+    return {np.int64(3): np.float64(0.97), np.int32(7): np.int64(0), 11: Fraction(1, 4)}
+
+
+class Confidence:
+    """A score object that is no numbers.Real but converts to float."""
+
+    def __float__(self) -> float:
+        return 0.5
+
+
+def float_like_scores(image: bytes) -> list[tuple[object, object]]:
+    return [("sled", Confidence()), (b"caf\xc3\xa9", Decimal("0.25"))]
+
+
+def text_score(image: bytes) -> list[tuple[str, str]]:
+    return [("cat", "0.9")]
 
 
 def no_score(image: bytes) -> str:

@@ -1,13 +1,14 @@
 """The sample recognizer over HTTP: ping, answers, signatures and its misbehaviour knobs."""
 
 import asyncio
+import logging
 import time
 
 import httpx
 import pytest
 
 from gateway.protocol.result_string import ResultStringError, Tag, parse_result
-from gateway.protocol.signing import HEADER_SIGNATURE
+from gateway.protocol.signing import HEADER_REQUEST_ID, HEADER_SIGNATURE
 from sample_recognizer.app import ConfigError, RecognizerConfig, create_recognizer_app
 from tests.builders import jpeg_bytes, png_bytes
 from tests.recognizer import team_models
@@ -105,6 +106,84 @@ def test_with_a_secret_a_bad_signature_gets_401_with_the_reason(tamper: str, rea
         r = client.post("/recognize", content=sent, headers=headers)
     assert r.status_code == 401
     assert reason in r.text
+
+
+def refusals(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "sample_recognizer"]
+
+
+def test_a_bad_signature_is_logged_as_such_with_the_request_id_and_the_fix(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    body = png_bytes()
+    headers = signed_headers("another-secret", body)
+    caplog.set_level(logging.WARNING, logger="sample_recognizer")
+    with recognizer(secret=SECRET) as client:
+        r = client.post("/recognize", content=body, headers=headers)
+    assert r.status_code == 401
+    [line] = refusals(caplog)
+    assert line.startswith(f"request {headers[HEADER_REQUEST_ID]}: answered 401 to POST /recognize")
+    assert "bad signature: signature does not match" in line
+    assert "start this recognizer with it (--secret / RECOGHUB_RECOGNIZER_SECRET)" in line
+
+
+@pytest.mark.parametrize(
+    ("config", "request_headers", "status", "logged"),
+    [
+        ({"secret": SECRET}, {}, 401, "unsigned request: missing X-Recog-Signature"),
+        ({"secret": SECRET}, "stale", 401, "set this machine's clock right"),
+        ({"error_status_rate": 1.0}, {}, 500, "start it without --error-rate"),
+        (
+            {"backend": "python", "function": "tests.recognizer.team_models:crashes"},
+            {},
+            500,
+            "CUDA out of memory — fix tests.recognizer.team_models:crashes",
+        ),
+        (
+            {"backend": "python", "function": "tests.recognizer.team_models:no_score"},
+            {},
+            500,
+            'has no ":score" — answer "tag:score" entries',
+        ),
+    ],
+)
+def test_every_refusal_is_one_logged_line_saying_what_to_do(
+    caplog: pytest.LogCaptureFixture,
+    config: dict[str, object],
+    request_headers: dict[str, str] | str,
+    status: int,
+    logged: str,
+) -> None:
+    body = png_bytes()
+    headers = request_headers
+    if headers == "stale":
+        headers = signed_headers(SECRET, body, timestamp=time.time() - 3600)
+    caplog.set_level(logging.WARNING, logger="sample_recognizer")
+    with recognizer(**config) as client:
+        r = client.post("/recognize", content=body, headers=headers)
+    assert r.status_code == status
+    [line] = refusals(caplog)
+    assert f"answered {status} to POST /recognize" in line and logged in line
+    assert "\n" not in line
+
+
+def test_a_path_it_does_not_serve_is_logged_with_the_fix(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="sample_recognizer")
+    with recognizer() as client:
+        assert client.post("/api/recognize", content=b"x").status_code == 404
+        assert client.get("/recognize").status_code == 405
+    lines = refusals(caplog)
+    assert [line.split(": ")[0] for line in lines] == ["request -"] * 2
+    assert "answered 404 to POST /api/recognize" in lines[0]
+    assert "answered 405 to GET /recognize" in lines[1]
+    assert all("register the recognizer's base URL" in line for line in lines)
+
+
+def test_a_good_answer_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="sample_recognizer")
+    with recognizer() as client:
+        assert client.post("/recognize", content=png_bytes()).status_code == 200
+    assert refusals(caplog) == []
 
 
 def test_without_a_secret_signature_headers_are_ignored() -> None:

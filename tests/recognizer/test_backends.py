@@ -122,9 +122,34 @@ def test_python_function_may_return_a_string_or_be_async(function: str, answer: 
 
 
 @pytest.mark.parametrize(
+    ("function", "answer"),
+    [
+        (
+            "numpy_scores",
+            [
+                Tag("husky", 0.8100000023841858),
+                Tag("malamute", 0.11999999731779099),
+                Tag("wolf", 0.07000000029802322),
+            ],
+        ),
+        ("numpy_class_indices", [Tag("3", 0.97), Tag("11", 0.25), Tag("7", 0.0)]),
+        ("float_like_scores", [Tag("sled", 0.5), Tag("café", 0.25)]),
+    ],
+)
+def test_python_function_may_return_numpy_values_and_any_real_numbers(
+    function: str, answer: list[Tag]
+) -> None:
+    with recognizer(backend="python", function=f"{MODELS}:{function}") as client:
+        r = client.post("/recognize", content=png_bytes())
+    assert r.status_code == 200, r.text
+    assert parse_result(r.content) == answer
+
+
+@pytest.mark.parametrize(
     ("function", "detail"),
     [
         ("no_score", 'entry 3 "dog" has no ":score"'),
+        ("text_score", "score '0.9' of tag 'cat' is not a number"),
         ("not_a_result", "returned 42, not a result string or (tag, score) pairs"),
         ("crashes", "crashes raised RuntimeError: CUDA out of memory"),
     ],

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from gateway.protocol.signing import HEADER_REQUEST_ID
 from sample_recognizer.main import app
 from tests.builders import png_bytes
 from tests.recognizer.serving import signed_headers
@@ -20,8 +21,11 @@ SECRET = "hub-issued-secret"
 
 
 @contextmanager
-def running(*args: str, cwd: Path | None = None, **env: str) -> Iterator[str]:
-    """Run the recognizer as a team would, on a free port; yield the URL it prints."""
+def running(
+    *args: str, cwd: Path | None = None, stderr: list[str] | None = None, **env: str
+) -> Iterator[str]:
+    """Run the recognizer as a team would, on a free port; yield the URL it prints.
+    `stderr`, if given, gets the lines it wrote there once it has stopped."""
     with subprocess.Popen(
         [sys.executable, "-m", "sample_recognizer", "--port", "0", *args],
         stdout=subprocess.PIPE,
@@ -38,6 +42,8 @@ def running(*args: str, cwd: Path | None = None, **env: str) -> Iterator[str]:
         finally:
             process.terminate()
             process.wait(timeout=20)
+            if stderr is not None:
+                stderr.extend(process.stderr.read().splitlines())
 
 
 def test_serves_the_url_it_prints() -> None:
@@ -54,6 +60,19 @@ def test_takes_the_secret_from_the_environment() -> None:
         signed = httpx.post(f"{url}/recognize", content=body, headers=signed_headers(SECRET, body))
     assert unsigned.status_code == 401
     assert signed.status_code == 200
+
+
+def test_a_request_signed_with_another_secret_is_logged_on_stderr() -> None:
+    body = png_bytes()
+    headers = signed_headers(SECRET, body)
+    log: list[str] = []
+    with running("--secret", "a-wrong-secret", stderr=log) as url:
+        r = httpx.post(f"{url}/recognize", content=body, headers=headers)
+    assert r.status_code == 401
+    [line] = [line for line in log if "answered 401" in line]
+    assert f"request {headers[HEADER_REQUEST_ID]}: answered 401 to POST /recognize" in line
+    assert "bad signature: signature does not match" in line
+    assert "(--secret / RECOGHUB_RECOGNIZER_SECRET)" in line
 
 
 def test_python_backend_finds_the_teams_module_in_the_working_directory(tmp_path: Path) -> None:

@@ -81,3 +81,20 @@ def test_check_is_for_the_owner_and_the_organizer_only(
     assert anonymous.status_code == 401
     assert wrong_kind.status_code == 404
     assert wrong_kind.json()["code"] == "wrong_guid_kind"
+
+
+def test_an_instance_refusing_the_hubs_signature_is_not_up(
+    sqlite_hub: LiveServer, recognizers: Recognizers
+) -> None:
+    # Its /ping answers 200, unsigned; but it refuses every request the hub signs.
+    with httpx.Client(base_url=sqlite_hub.url, timeout=30) as client:
+        team = register_team(client, [recognizers(secret="not-the-services-secret")])
+        r = client.post(check_path(team.service_guid), headers=bearer(team.api_key))
+
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["ok"] is False
+    [instance] = body["instances"]
+    assert instance["reachable"] is False and instance["format_ok"] is False
+    assert (instance["outcome"], instance["status"]) == ("http_error", 401)
+    assert "the recognizer rejected the hub's signature" in instance["detail"]

@@ -160,7 +160,10 @@ def test_bad_signature_is_502_with_the_recognizers_401(
     assert r.status_code == 502
     body = r.json()
     assert body["code"] == "http_error"
-    assert "HTTP 401" in body["detail"]
+    assert body["detail"].startswith(
+        "the recognizer rejected the hub's signature: start it with this service's signing "
+        "secret (`--secret` / its environment variable); recognizer answered HTTP 401: "
+    )
     assert "signature does not match" in body["raw"]
 
 

@@ -9,6 +9,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 
 from gateway.config import Settings
 from gateway.datasets.models import DatasetImage
@@ -126,6 +130,63 @@ async def test_dry_run_records_every_answer_and_scores_it_exactly(
         first = next(row for row in rows if row.key == "img000")
         assert first.tags == [{"tag": "dog0", "score": 0.95}, {"tag": "cat", "score": 0.1}]
         assert first.outcome == "ok" and first.attempts == 1 and first.raw == answers["img000"]
+
+
+async def test_tag_identity_and_latency_of_the_answering_attempt_through_a_run(
+    run_engine: Engine, settings: Settings, data_dir: Path, serve: Any
+) -> None:
+    # SPEC §2/§6: `Cat` and `cat` are one tag (dog is the 5th distinct tag, so top-5
+    # right), true tags fold like answer tags, a body of only ';' abstains; and the
+    # latency recorded is that of the attempt that produced the outcome, not the sum.
+    images = make_images(3, label=lambda i: ["Dog", "STRASSE", "owl"][i])
+    answers = {
+        "img000": "Cat:0.9;cat:0.8;a:0.7;b:0.6;c:0.5;dog:0.4",
+        "img001": "straße:0.9",
+        "img002": " ; ; ",
+    }
+    answer = answers_by_image(images, answers)
+    first_seen: set[bytes] = set()
+    lock = threading.Lock()
+
+    async def recognize(request: Request) -> Response:
+        body = await request.body()
+        with lock:
+            first = body not in first_seen
+            first_seen.add(body)
+        if first:  # a slow failure first: its time must not land in the latency figures
+            await asyncio.sleep(0.2)
+            return PlainTextResponse("busy", status_code=503)
+        return PlainTextResponse(answer(body))
+
+    app = Starlette(routes=[Route("/recognize", recognize, methods=["POST"])])
+    dataset = add_dataset(run_engine, data_dir, images)
+    guid = add_service(run_engine, [serve(app)], name="folded")
+    run_id = start_run(run_engine, settings, dataset=dataset, phase="dryrun", seed=3)
+
+    async with running_worker(run_engine, settings):
+        await wait_until(lambda: completed(run_engine, run_id), "the run to complete")
+
+    items = work_items(run_engine, run_id)
+    assert [i.outcome for i in items] == ["ok"] * 3
+    for item in items:
+        assert item.attempt_log is not None
+        assert [a["outcome"] for a in item.attempt_log] == ["http_error", "ok"]
+        assert item.attempt_log[0]["latency_ms"] >= 200.0
+        assert item.latency_ms == item.attempt_log[-1]["latency_ms"]
+    with Session(run_engine) as session:
+        [row] = service.leaderboard(session, run_id=run_id)
+        assert row["top1"] == pytest.approx(1 / 3) and row["top5"] == pytest.approx(2 / 3)
+        assert row["latency_ms"]["max"] == max(i.latency_ms for i in items)
+        ranks = {
+            r.key: r.true_rank
+            for r in service.iter_results(session, run_id=run_id, service_guid=guid)
+        }
+        tags = {
+            r.key: r.tags for r in service.iter_results(session, run_id=run_id, service_guid=guid)
+        }
+    assert ranks == {"img000": 5, "img001": 1, "img002": None}
+    assert [t["tag"] for t in tags["img000"]] == ["Cat", "a", "b", "c", "dog"]
+    assert tags["img002"] == []
 
 
 async def test_every_service_gets_the_same_seeded_order(

@@ -4,6 +4,7 @@ from fractions import Fraction
 
 import pytest
 
+from gateway.protocol.result_string import tag_key
 from gateway.scoring.metrics import (
     coverage_at_precision,
     latency_summary,
@@ -46,6 +47,18 @@ def test_top_k_only_looks_at_the_first_k() -> None:
     assert top_k_correct(answer, ["dog"], k=6) is True
 
 
+def test_a_repeated_tag_takes_one_place_in_top_k() -> None:
+    # `Cat` and `cat` are one tag (SPEC §2): dog is the fifth distinct tag, not the sixth.
+    answer = ["Cat", "cat", "a", "b", "c", "dog"]
+    assert top_k_correct(answer, ["dog"], k=5) is True
+    assert top_k_correct(answer, ["dog"], k=4) is False
+
+
+def test_true_tags_are_folded_like_answer_tags() -> None:
+    assert top_k_correct(["strasse"], ["Straße"], k=1) is True
+    assert top_k_correct(["ΣΊΣΥΦΟΣ"], ["σίσυφος"], k=1) is True
+
+
 def test_top_k_rejects_k_below_one() -> None:
     with pytest.raises(ValueError, match="k must be at least 1"):
         top_k_correct(["dog"], ["dog"], k=0)
@@ -57,9 +70,11 @@ def test_true_rank() -> None:
     assert true_rank(["cat"], ["dog"]) is None
     assert true_rank([], ["dog"]) is None
     assert true_rank(["dog"], []) is None
+    assert true_rank(["Cat", "cat ", "CAT", "Dog"], ["dog"]) == 2  # a repeat takes no place
 
 
-def test_normalization() -> None:
+def test_normalization_is_the_protocols_tag_key() -> None:
+    assert normalize_tag is tag_key
     assert normalize_tag("  Dog\n") == "dog"
     assert truth_set(["Dog", "dog ", "", " "]) == frozenset({"dog"})
 

@@ -130,6 +130,27 @@ def test_repeated_tags_once_normalized_are_one_pair() -> None:
     assert result["micro_ap"] == 1.0
 
 
+def test_cat_and_cat_take_one_top5_place() -> None:
+    # A list recorded before repeats were folded still scores by SPEC §2's rule.
+    result = score([ok("Cat:0.9;cat:0.8;a:0.7;b:0.6;c:0.5;dog:0.4", ["dog"])])
+    assert result["top5"] == 1.0
+    assert result["top1"] == 0.0
+    # Cat counted once as a wrong pair: dog is the 5th pair of 5 returned.
+    assert result["micro_ap"] == pytest.approx(1 / 5)
+
+
+def test_true_tags_fold_like_answer_tags() -> None:
+    result = score([ok("STRASSE:0.9", ["Straße"]), ok("cat:0.8", [" CAT\n", "Cat"])])
+    assert result["top1"] == 1.0
+    assert result["micro_ap"] == 1.0  # "CAT" and "Cat" are one true pair: N_gt = 2
+
+
+def test_coverage_is_null_when_no_image_has_a_true_set() -> None:
+    result = score([ok("dog:0.9", []), ok("cat:0.8", [" "]), ok("", [])])
+    assert result["coverage_at_95"] is None and result["coverage_at_99"] is None
+    assert result["top1"] is None and result["top5"] is None
+
+
 def test_latency_and_throughput() -> None:
     images = [ok("dog:1", ["dog"], latency_ms=float(v)) for v in range(10, 0, -1)]
     result = score(images, elapsed_s=4.0)
@@ -202,8 +223,12 @@ def reference(images: Sequence[Image]) -> dict[str, Any]:
     scored = [(answer, truth) for answer, truth in zip(answers, truths, strict=True) if truth]
     n = len(scored)
 
+    def distinct(answer: list[tuple[str, float]]) -> list[str]:
+        # SPEC §2: a repeat (once trimmed and folded) keeps its best-ranked place only.
+        return list(dict.fromkeys(norm(tag) for tag, _ in answer))
+
     def top_k(k: int) -> float | None:
-        hits = sum(any(norm(tag) in truth for tag, _ in answer[:k]) for answer, truth in scored)
+        hits = sum(any(t in truth for t in distinct(answer)[:k]) for answer, truth in scored)
         return hits / n if n else None
 
     def ranked(pairs: list[tuple[float, bool]]) -> list[bool]:
@@ -279,7 +304,9 @@ SCORES = st.one_of(st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0]), st.floats(0, 1)
 @st.composite
 def images(draw: st.DrawFn) -> Image:
     entries = draw(st.lists(st.tuples(TAGS, SCORES), max_size=7))
-    # Ranked as SPEC §2 ranks them: score descending, stable; an exact repeat keeps its best.
+    # Score descending, stable; an exact repeat keeps its best. Folded repeats (`Dog`,
+    # `dog`) stay, as in results recorded before SPEC §2 folded them: the scorer must
+    # still count each tag once.
     ranked: list[tuple[str, float]] = []
     for tag, s in sorted(entries, key=lambda e: -e[1]):
         if tag not in (t for t, _ in ranked):
