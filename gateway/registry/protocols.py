@@ -84,20 +84,16 @@ def protocol_problem(protocol: str, options: ProtocolOptionsIn | None) -> str | 
             + ", ".join(unused)
             + "; leave them out"
         )
-    if options is None or protocol == RECOGHUB_V1:
-        return None if protocol == RECOGHUB_V1 else _missing_model(protocol)
-    if options.model is None:
-        return _missing_model(protocol)
+    if protocol == RECOGHUB_V1:
+        return None
+    if options is None or options.model is None:
+        return (
+            f"protocol_options.model is missing: protocol {protocol} needs the name the "
+            "model is served under"
+        )
     if (options.output_format or CLASSIFICATION) == PROBABILITIES and not options.labels:
         return (
             "protocol_options.labels is missing: output_format probabilities needs the class "
             "names, in the order of the model's output vector"
         )
     return None
-
-
-def _missing_model(protocol: str) -> str:
-    return (
-        f"protocol_options.model is missing: protocol {protocol} needs the name the model is "
-        "served under"
-    )
