@@ -96,17 +96,18 @@ class Adapter:
     name: ClassVar[str] = RECOGHUB_V1
     max_answer_bytes: ClassVar[int] = MAX_RESULT_BYTES
 
-    def __init__(self) -> None:
+    def __init__(self, recognize_path: str = "/recognize") -> None:
+        self._recognize_path = recognize_path
         # Parsing a URL on every request would cost the dispatch loop more than the
         # rest of the hub's own work for it.
         self._urls: dict[str, URL] = {}
 
-    def _url(self, base: str, path: str) -> URL:
+    def _recognize_url(self, base: str) -> URL:
         url = self._urls.get(base)
         if url is None:
             if len(self._urls) > 4096:
                 self._urls.clear()
-            url = self._urls[base] = URL(base.rstrip("/") + path)
+            url = self._urls[base] = URL(base.rstrip("/") + self._recognize_path)
         return url
 
     def ping_steps(self, base: str) -> tuple[PingStep, ...]:
@@ -122,7 +123,7 @@ class Adapter:
         self, base: str, image: bytes, content_type: str
     ) -> tuple[URL, bytes, dict[str, str]]:
         """URL, body and headers of the recognize request to instance `base`."""
-        return self._url(base, "/recognize"), image, {"Content-Type": content_type}
+        return self._recognize_url(base), image, {"Content-Type": content_type}
 
     def parse_answer(self, body: bytes) -> list[Tag]:
         """The ranked tags of a 200 answer; raises RecognizerBadFormat/RecognizerTooLarge."""
@@ -137,12 +138,10 @@ class Adapter:
 class _JsonAdapter(Adapter):
     max_answer_bytes = MAX_JSON_ANSWER_BYTES
 
-    def __init__(self, options: ProtocolOptions) -> None:
-        super().__init__()
-        if not options.model:
-            raise ValueError(f"protocol {self.name} needs protocol_options.model")
+    def __init__(self, options: ProtocolOptions, recognize_path: str) -> None:
+        super().__init__(recognize_path)
         self.options = options
-        self.model = options.model
+        self.model = _required_model(options)
 
     def _document(self, body: bytes) -> Any:
         if len(body) > self.max_answer_bytes:
@@ -174,9 +173,10 @@ class OipV2Adapter(_JsonAdapter):
     name = OIP_V2
 
     def __init__(self, options: ProtocolOptions) -> None:
-        super().__init__(options)
-        self._path = f"/v2/models/{self.model}"
-        # The request is the same JSON around each image: build its two ends once.
+        super().__init__(options, f"/v2/models/{_required_model(options)}/infer")
+        # The request is the same JSON around each image: build its two ends once
+        # ("data" is the last key, so the last "IMAGE" is the placeholder, whatever the
+        # input's name).
         request_input = {
             "name": options.input,
             "shape": [1],
@@ -184,7 +184,7 @@ class OipV2Adapter(_JsonAdapter):
             "parameters": {"content_type": "base64"},
             "data": ["IMAGE"],
         }
-        head, _, tail = json.dumps({"inputs": [request_input]}).partition('"IMAGE"')
+        head, _, tail = json.dumps({"inputs": [request_input]}).rpartition('"IMAGE"')
         if options.output:
             output: dict[str, Any] = {"name": options.output}
             if options.output_format == CLASSIFICATION:
@@ -194,7 +194,7 @@ class OipV2Adapter(_JsonAdapter):
 
     def ping_steps(self, base: str) -> tuple[PingStep, ...]:
         root = base.rstrip("/")
-        ready = f"{self._path}/ready"
+        ready = f"/v2/models/{self.model}/ready"
         return (
             PingStep(root + "/v2/health/ready", "/v2/health/ready", "server not ready"),
             PingStep(root + ready, ready, f"model {self.model} not ready"),
@@ -212,7 +212,7 @@ class OipV2Adapter(_JsonAdapter):
     ) -> tuple[URL, bytes, dict[str, str]]:
         body = self._head + base64.b64encode(image) + self._tail
         return (
-            self._url(base, self._path + "/infer"),
+            self._recognize_url(base),
             body,
             {"Content-Type": "application/json"},
         )
@@ -323,6 +323,9 @@ class TorchServeAdapter(_JsonAdapter):
 
     name = TORCHSERVE
 
+    def __init__(self, options: ProtocolOptions) -> None:
+        super().__init__(options, f"/predictions/{_required_model(options)}")
+
     def ping_problem(self, step: PingStep, status: int, body: bytes) -> str | None:
         problem = super().ping_problem(step, status, body)
         health = _json_field(body, "status")
@@ -337,7 +340,7 @@ class TorchServeAdapter(_JsonAdapter):
         self, base: str, image: bytes, content_type: str
     ) -> tuple[URL, bytes, dict[str, str]]:
         return (
-            self._url(base, f"/predictions/{self.model}"),
+            self._recognize_url(base),
             image,
             {"Content-Type": content_type},
         )
@@ -391,6 +394,12 @@ def adapter_for(protocol: str, options: Mapping[str, Any] | None) -> Adapter:
             _ADAPTERS.clear()
         _ADAPTERS[key] = adapter
     return adapter
+
+
+def _required_model(options: ProtocolOptions) -> str:
+    if not options.model:
+        raise ValueError("protocol_options.model is missing")
+    return options.model
 
 
 def _flat(data: Any) -> list[Any] | None:

@@ -50,6 +50,10 @@ def test_the_oip_request_is_one_base64_bytes_input() -> None:
     assert json.loads(plain)["outputs"] == [{"name": "p"}]
     _, bare, _ = oip().build_request("http://h", b"x", "image/png")
     assert "outputs" not in json.loads(bare)
+    # Whatever the input is called, the image goes in its data.
+    _, named, _ = oip(input="IMAGE").build_request("http://h", b"x", "image/png")
+    [tensor] = json.loads(named)["inputs"]
+    assert (tensor["name"], tensor["data"]) == ("IMAGE", [base64.b64encode(b"x").decode()])
 
 
 def test_classification_reads_triton_strings_and_keeps_the_top_k() -> None:
