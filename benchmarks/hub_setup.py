@@ -34,6 +34,7 @@ from gateway.datasets.models import DatasetImage
 from gateway.datasets.service import import_records
 from gateway.datasets.storage import image_path
 from gateway.db import make_engine, make_session_factory
+from gateway.dispatch.policy import endpoint_policy
 from gateway.migrate import upgrade
 from gateway.registry.protocols import ProtocolOptionsIn
 from gateway.registry.schemas import ProviderCreate, ServiceCreate
@@ -84,13 +85,19 @@ def bench_database(workdir: Path, postgres_url: str | None) -> Iterator[str]:
         admin.dispose()
 
 
+# The benchmark's recognizers run on this machine: the endpoint policy must allow loopback.
+LOOPBACK_ALLOWED = "127.0.0.0/8,::1/128"
+
+
 def hub_settings(database_url: str, workdir: Path, **overrides: object) -> Settings:
-    return Settings(
-        database_url=database_url,
-        data_dir=workdir / "data",
-        admin_token="ra_bench_" + uuid.uuid4().hex,
-        **overrides,  # type: ignore[arg-type]
-    )
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "data_dir": workdir / "data",
+        "admin_token": "ra_bench_" + uuid.uuid4().hex,
+        "endpoint_allow": LOOPBACK_ALLOWED,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
 
 
 def worker_env(settings: Settings) -> dict[str, str]:
@@ -100,6 +107,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
         RECOGHUB_DATABASE_URL=settings.database_url,
         RECOGHUB_DATA_DIR=str(settings.data_dir),
         RECOGHUB_ADMIN_TOKEN=settings.admin_token or "",
+        RECOGHUB_ENDPOINT_ALLOW=settings.endpoint_allow,
     )
     return env
 
@@ -188,6 +196,7 @@ class BenchHub:
                         protocol=protocol,  # type: ignore[arg-type]
                         protocol_options=ProtocolOptionsIn(**options) if options else None,
                     ),
+                    policy=endpoint_policy(self.settings.endpoint_allow),
                 )
                 guids.append(service.guid)
         return guids

@@ -3,8 +3,10 @@
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gateway.dispatch.policy import parse_networks
 
 
 class Settings(BaseSettings):
@@ -39,6 +41,16 @@ class Settings(BaseSettings):
     result_flush_s: float = Field(default=0.25, gt=0)
 
     metrics_require_admin: bool = False
+
+    # Networks the hub may send to although they are loopback, private, link-local or its
+    # own (SPEC §9): comma-separated CIDRs, e.g. "127.0.0.0/8,::1/128" for a local demo.
+    endpoint_allow: str = ""
+
+    @field_validator("endpoint_allow")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        parse_networks(value)  # refuse a typo at start, not at the first request
+        return value
 
 
 @lru_cache

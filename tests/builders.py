@@ -9,6 +9,8 @@ import httpx
 from PIL import Image
 
 ADMIN_TOKEN = "ra_test_admin_token"
+# The tests' recognizers listen on this machine, so their hubs allow loopback (SPEC §9).
+LOOPBACK_ALLOWED = "127.0.0.0/8,::1/128"
 
 
 def png_bytes(
@@ -37,6 +39,7 @@ def hub_settings(database_url: str, data_dir: Path, **overrides: object):  # typ
         "request_timeout_s": 2.0,
         "retry_backoff_s": 0.01,
         "retry_backoff_max_s": 0.05,
+        "endpoint_allow": LOOPBACK_ALLOWED,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -76,6 +76,9 @@ def demo(
         admin_token=token,
         request_timeout_s=5.0,
         retry_backoff_s=0.05,
+        # The demo's recognizers listen on loopback, which the endpoint policy refuses
+        # unless allowed (SPEC §9).
+        endpoint_allow="127.0.0.0/8,::1/128",
     )
     dataset_file = workdir / "demo-colours.tsv"
     images = write_demo_dataset(dataset_file, per_label=per_label, seed=seed)

@@ -23,6 +23,8 @@ from tenacity import (
 )
 
 from gateway.config import Settings
+from gateway.dispatch.client import REQUEST_OPTIONS, read_bounded, read_preview, refused_by_policy
+from gateway.dispatch.policy import REFUSED_DETAIL
 from gateway.dispatch.protocols import RECOGHUB, Adapter
 from gateway.errors import (
     Outcome,
@@ -35,9 +37,13 @@ from gateway.errors import (
 )
 from gateway.observability import ATTEMPT_LATENCY, ATTEMPTS_BY_OUTCOME
 from gateway.protocol import signing
-from gateway.protocol.result_string import Tag
+from gateway.protocol.result_string import MAX_RESULT_BYTES, Tag
 
 RAW_KEPT_CHARS = 1024
+# What an error answer may show of its body (its `raw` and detail): enough for a team's
+# own error message, too little to make the hub a reader of whatever else answers at a
+# registered address. A redirect shows none: the hub never fetches where it points.
+ERROR_PREVIEW_BYTES = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +104,7 @@ class PingResult:
     latency_ms: float | None
     status: int | None
     detail: str | None
+    outcome: Outcome = Outcome.OK
 
 
 def new_request_id() -> str:
@@ -236,25 +243,23 @@ class Dispatcher:
             timestamp=timestamp, request_id=request_id, digest=digest
         )
         status: int | None = None
-        body = b""
         started = time.perf_counter()
         try:
             async with self._http.post(
-                url, data=body_sent, headers=headers, timeout=timeout
+                url, data=body_sent, headers=headers, timeout=timeout, **REQUEST_OPTIONS
             ) as response:
                 status = response.status
-                # An error page is not an answer: keep its start for the detail, and do
-                # not call a big one too_large (that would stop the retries of a 5xx).
-                if status == 200:
-                    body = await _read_limited(response, adapter.max_answer_bytes)
-                else:
-                    body = await _read_preview(response, RAW_KEPT_CHARS)
+                if status != 200:
+                    # An error page is not an answer: keep its start for the detail, and
+                    # do not call a big one too_large (that would stop a 5xx's retries).
+                    preview = await read_preview(response, ERROR_PREVIEW_BYTES)
+                    refusal = RecognizerHttpError(_status_detail(status, preview), status=status)
+                    if not 300 <= status < 400:
+                        refusal.with_raw(preview.decode("utf-8", "replace"))
+                    raise refusal
+                body = await read_bounded(response, adapter.max_answer_bytes)
             latency = (time.perf_counter() - started) * 1000.0
             raw = body[:RAW_KEPT_CHARS].decode("utf-8", "replace")
-            if status != 200:
-                raise RecognizerHttpError(
-                    f"recognizer answered HTTP {status}: {_preview(body)}", status=status
-                ).with_raw(raw)
             try:
                 tags = adapter.parse_answer(body)
             except RecognizerBadFormat as exc:
@@ -290,23 +295,49 @@ class Dispatcher:
         self, instance: str, *, timeout_s: float = 5.0, adapter: Adapter = RECOGHUB
     ) -> PingResult:
         """Walk the protocol's health steps (recoghub-v1: GET {instance}/ping); reachable
-        means each answered 200, and `detail` names the first step that did not."""
+        means each answered 200 with a body of at most 64 KiB that the protocol reads as
+        healthy, and `detail` names the first step that did not."""
         started = time.perf_counter()
+        latency: float | None = None
         for step in adapter.ping_steps(instance):
             try:
-                async with self._http.get(step.url, timeout=self._timeout(timeout_s)) as response:
+                async with self._http.get(
+                    step.url, timeout=self._timeout(timeout_s), **REQUEST_OPTIONS
+                ) as response:
                     status = response.status
-                    body = await _read_preview(response, RAW_KEPT_CHARS)
+                    if status != 200:
+                        await read_preview(response, 0)  # drops the connection unless empty
+                        body = b""
+                    else:
+                        body = await read_bounded(response, MAX_RESULT_BYTES)
+            except RecognizerTooLarge as exc:
+                return PingResult(
+                    instance, False, None, 200, f"{step.path} {exc.detail}", exc.outcome
+                )
             except TimeoutError:
                 return PingResult(
-                    instance, False, None, None, f"{step.path}: no answer within {timeout_s:g}s"
+                    instance,
+                    False,
+                    None,
+                    None,
+                    f"{step.path}: no answer within {timeout_s:g}s",
+                    Outcome.TIMEOUT,
                 )
             except (aiohttp.ClientError, OSError) as exc:
-                return PingResult(instance, False, None, None, f"cannot reach: {_describe(exc)}")
+                return PingResult(
+                    instance,
+                    False,
+                    None,
+                    None,
+                    f"cannot reach: {_describe(exc)}",
+                    Outcome.CONNECT_ERROR,
+                )
             latency = (time.perf_counter() - started) * 1000.0
             problem = adapter.ping_problem(step, status, body)
             if problem is not None:
-                return PingResult(instance, False, latency, status, problem)
+                if 300 <= status < 400:
+                    problem += ", a redirect (not followed)"
+                return PingResult(instance, False, latency, status, problem, Outcome.HTTP_ERROR)
         return PingResult(instance, True, latency, 200, None)
 
 
@@ -318,45 +349,21 @@ def _record(attempts: list[Attempt], attempt: Attempt) -> None:
         ATTEMPT_LATENCY.observe(attempt.latency_ms / 1000.0)
 
 
-async def _read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    """The body, or RecognizerTooLarge as soon as it passes `limit` bytes."""
-    length = response.content_length
-    if length is not None and length <= limit:
-        return await response.read()
-    if length is not None:
-        raise RecognizerTooLarge(f"answer is {length} bytes, over the {limit}-byte limit")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.content.iter_chunked(16384):
-        size += len(chunk)
-        if size > limit:
-            raise RecognizerTooLarge(f"answer is over the {limit}-byte limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def _read_preview(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    """At most `limit` bytes of the body; the rest is left unread (the connection closes)."""
-    chunks: list[bytes] = []
-    size = 0
-    while size < limit:
-        chunk = await response.content.read(limit - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
-
-
 def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, RecognizerError) and exc.retryable
 
 
-def _preview(body: bytes) -> str:
-    text = body[:200].decode("utf-8", "replace").strip()
-    return text or "(empty body)"
+def _status_detail(status: int, preview: bytes) -> str:
+    """What an answer other than 200 says, its body shown short and on one line."""
+    if 300 <= status < 400:
+        return f"recognizer answered HTTP {status}, a redirect (not followed)"
+    text = preview.decode("utf-8", "replace")
+    text = "".join(c if c.isprintable() else " " for c in text).strip()
+    return f"recognizer answered HTTP {status}: {text or '(empty body)'}"
 
 
 def _describe(exc: BaseException) -> str:
+    if refused_by_policy(exc):
+        return REFUSED_DETAIL
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

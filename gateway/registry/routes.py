@@ -3,6 +3,7 @@
 from fastapi import APIRouter, Response
 
 from gateway.deps import AdminDep, CallerDep, HubStateDep, SessionDep
+from gateway.dispatch.policy import endpoint_policy
 from gateway.registry import service as registry
 from gateway.registry.schemas import (
     ProviderCreate,
@@ -49,6 +50,7 @@ def create_service(
         session,
         principal=principal,
         data=data,
+        policy=endpoint_policy(state.settings.endpoint_allow),
         default_max_concurrency=state.settings.service_concurrency,
     )
     return ServiceReadWithSecret.of(service, signing_secret=service.signing_secret)
@@ -75,7 +77,9 @@ def update_service(
     """Change name, endpoints, enabled, domain or max_concurrency; rotate_secret shows the new
     secret once."""
     service = registry.get_service_for(session, principal=principal, guid=guid)
-    service = registry.update_service(session, service=service, data=data)
+    service = registry.update_service(
+        session, service=service, data=data, policy=endpoint_policy(state.settings.endpoint_allow)
+    )
     forget_targets(state)  # the relay must not keep sending to old endpoints or secrets
     if data.rotate_secret:
         return ServiceReadWithSecret.of(service, signing_secret=service.signing_secret)

@@ -4,6 +4,8 @@ Input is checked here so that a bad request fails with 422 naming the bad field 
 for endpoints, the bad URL) before any database work.
 """
 
+import ipaddress
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Self
@@ -32,7 +34,8 @@ Contact = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200
 Domain = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 MaxConcurrency = Annotated[int, Field(ge=1, le=1024)]
 
-MAX_ENDPOINTS = 64
+MAX_ENDPOINTS = 16
+MAX_ENDPOINT_CHARS = 2048
 
 
 def _invalid(kind: str, message: str) -> PydanticCustomError:
@@ -61,27 +64,84 @@ def _bad_endpoint(url: str, problem: str) -> PydanticCustomError:
     return _invalid("invalid_endpoint", f"endpoint {url!r} {problem}")
 
 
+# A DNS name as the hub accepts it: ASCII letters, digits, hyphens and underscores (some
+# container networks name hosts `team_a`) in labels of at most 63, an optional final dot
+# (IDNs in their xn-- form).
+_LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
+# A host whose last label is a number is an IPv4 address to URL parsers (WHATWG), and
+# the short, integer, octal and hex forms (127.1, 2130706433, 0, 0x7f.1) are ambiguous
+# ways to write one: only the four-decimal form is accepted.
+_NUMERIC_LABEL = re.compile(r"(?:[0-9]+|0x[0-9a-f]*)")
+# host[:port], the host a name or address, or [IPv6][:port]: nothing else in a netloc.
+_NETLOC = re.compile(r"(?:\[(?P<ipv6>[^\]]*)\]|(?P<host>[^:\[\]]+))(?::(?P<port>[0-9]{1,5}))?")
+
+
+def _host_problem(host: str, *, bracketed: bool) -> str | None:
+    """What is wrong with the host of an endpoint (lower-case, brackets removed), or None."""
+    if bracketed:
+        if "%" in host:
+            return "has an IPv6 zone (%...); zones are local to one machine"
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return "has a malformed IPv6 address"
+        return None
+    labels = host.removesuffix(".").split(".")
+    if _NUMERIC_LABEL.fullmatch(labels[-1]):
+        try:
+            canonical = str(ipaddress.IPv4Address(host)) == host
+        except ValueError:
+            canonical = False
+        if not canonical:
+            return "has a non-canonical IPv4 address; write it as four decimal numbers (a.b.c.d)"
+        return None
+    if not host.isascii():
+        return "has a non-ASCII host; write an internationalized name in its xn-- form"
+    if len(host) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        return "has a malformed host name"
+    return None
+
+
 def check_endpoint(url: str) -> str:
     """A recognizer's base URL, normalized (no trailing '/').
 
+    Only canonical URLs pass: http or https, a normal host (a DNS name, a four-part IPv4
+    address or a bracketed IPv6 one), a port in range, no credentials, query, fragment,
+    white space or control characters. Whether the hub may send to the address is the
+    endpoint policy's question (`gateway.dispatch.policy`), asked by the registry.
     Raises PydanticCustomError saying what is wrong with it.
     """
     text = url.strip()
+    if len(text) > MAX_ENDPOINT_CHARS:
+        raise _bad_endpoint(url[:80] + "...", f"is longer than {MAX_ENDPOINT_CHARS} characters")
+    if any(c.isspace() or not c.isprintable() for c in text):
+        raise _bad_endpoint(url, "contains white space or control characters")
+    if "\\" in text:
+        raise _bad_endpoint(url, "contains a backslash")
     try:
         parts = urlsplit(text)
         port = parts.port
     except ValueError as exc:
         raise _bad_endpoint(url, f"is not a valid URL ({exc})") from None
-    if parts.scheme not in ("http", "https"):
+    if parts.scheme.lower() not in ("http", "https") or not text.lower().startswith(
+        f"{parts.scheme.lower()}://"
+    ):
         raise _bad_endpoint(url, "must start with http:// or https://")
     if not parts.hostname:
         raise _bad_endpoint(url, "has no host")
-    if parts.username is not None or parts.password is not None:
+    if "@" in parts.netloc:
         raise _bad_endpoint(url, "must not carry credentials (user:password@)")
-    if parts.query or text.endswith("?"):
+    if parts.query or "?" in text:
         raise _bad_endpoint(url, "must not have a query (?...)")
     if parts.fragment or "#" in text:
         raise _bad_endpoint(url, "must not have a fragment (#...)")
+    netloc = _NETLOC.fullmatch(parts.netloc)
+    if netloc is None:
+        raise _bad_endpoint(url, "has a malformed host or port")
+    bracketed = netloc["ipv6"] is not None
+    problem = _host_problem((netloc["ipv6"] or netloc["host"]).lower(), bracketed=bracketed)
+    if problem is not None:
+        raise _bad_endpoint(url, problem)
     if port == 0:
         raise _bad_endpoint(url, "has port 0")
     return text.rstrip("/")

@@ -10,6 +10,7 @@ Functions that change the registry commit; look-ups leave the transaction to the
 import secrets
 import uuid
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 
 from gateway.auth import Principal, hash_token, new_api_key
 from gateway.dispatch.dispatcher import Target
+from gateway.dispatch.policy import SETTING, EndpointPolicy
 from gateway.dispatch.protocols import RECOGHUB_V1, adapter_for
 from gateway.errors import Conflict, Forbidden, InvalidInput, NotFound, WrongGuidKind
 from gateway.registry.models import Instance, Provider, Service
@@ -198,14 +200,17 @@ def create_service(
     *,
     principal: Principal,
     data: ServiceCreate,
+    policy: EndpointPolicy,
     default_max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
 ) -> Service:
     """Register a service for `data.provider_guid` with a new signing secret.
 
     Raises Forbidden when a provider names another provider, WrongGuidKind/NotFound
-    for a bad provider GUID, Conflict when the chosen GUID is taken.
+    for a bad provider GUID, Conflict when the chosen GUID is taken, InvalidInput
+    (`endpoint_not_allowed`) for an endpoint address the policy refuses.
     """
     _require_self(session, principal, _key(data.provider_guid), "create services for")
+    check_endpoint_addresses(data.endpoints, policy=policy)
     provider = get_provider(session, guid=data.provider_guid)
     guid = data.guid or str(uuid.uuid4())
     _ensure_guid_free(session, guid)
@@ -226,12 +231,17 @@ def create_service(
     return service
 
 
-def update_service(session: Session, *, service: Service, data: ServiceUpdate) -> Service:
+def update_service(
+    session: Session, *, service: Service, data: ServiceUpdate, policy: EndpointPolicy
+) -> Service:
     """Apply the fields given in `data`; `rotate_secret` issues a new signing secret.
 
-    Raises InvalidInput when the protocol and its options, as they would be after the
-    change, do not fit together (SPEC §11).
+    Raises InvalidInput (`endpoint_not_allowed`) for an endpoint address the policy refuses,
+    and when the protocol and its options, as they would be after the change, do not fit
+    together (SPEC §11).
     """
+    if data.endpoints is not None:
+        check_endpoint_addresses(data.endpoints, policy=policy)
     _update_protocol(service, data)
     if data.name is not None:
         service.name = data.name
@@ -264,6 +274,26 @@ def delete_service(session: Session, *, service: Service) -> None:
             f"service {guid} took part in runs whose results refer to it; "
             'disable it instead (PATCH {"enabled": false})'
         ) from None
+
+
+def check_endpoint_addresses(endpoints: list[str], *, policy: EndpointPolicy) -> None:
+    """Refuse endpoints whose host is an address the policy refuses (SPEC §9).
+
+    Host names are not resolved here: the dispatch client checks every address it
+    connects to. Raises InvalidInput with code `endpoint_not_allowed`.
+    """
+    for endpoint in endpoints:
+        host = urlsplit(endpoint).hostname or ""
+        try:
+            reason = policy.refusal(host)
+        except ValueError:
+            continue  # a name, checked at each connection
+        if reason is not None:
+            raise InvalidInput(
+                f"endpoint {endpoint!r} names {reason} ({host}); the hub sends only to "
+                f"public addresses unless the organizer allows the network in {SETTING}",
+                code="endpoint_not_allowed",
+            )
 
 
 def service_target(service: Service) -> Target:

@@ -74,11 +74,14 @@ class InstanceCheckRead(BaseModel):
 
     instance: str
     reachable: bool = Field(
-        description="The health steps answered 200 (recoghub-v1: GET /ping; oip-v2: server "
-        "and model ready; torchserve: /ping healthy) and the probe was not refused as "
-        "unsigned (401)."
+        description="The health steps answered 200 within 64 KiB (recoghub-v1: GET /ping; "
+        "oip-v2: server and model ready; torchserve: /ping healthy) and the probe was not "
+        "refused as unsigned (401)."
     )
     ping_ms: float | None
+    ping_outcome: str = Field(
+        description="Outcome of the ping: ok, timeout, connect_error, http_error or too_large."
+    )
     format_ok: bool = Field(
         description="The probe got 200 and an answer that reads as ranked tags."
     )

@@ -10,9 +10,10 @@ request (who is calling, which service, may they) is done in one threadpool call
 pair again and again, and a hit costs no query and no thread hop, where a miss costs
 three ORM queries plus the hop (about 1.4 ms on SQLite on the 2-core reference
 machine: the whole budget). Only successes are cached, so a new service or key works at
-once; a change made through the registry (endpoints, disabling, a rotated secret, a
-deleted provider) is seen after at most `TARGET_TTL_S` seconds, or at once where the
-registry calls `forget_targets`.
+once. A change made through the registry's routes (endpoints, disabling, deleting, a
+rotated secret) empties the cache of the process that made it (`forget_targets`), so
+that process relays by the new rules from the next request on; other hub processes
+see it within `TARGET_TTL_S` seconds.
 """
 
 import asyncio
@@ -47,33 +48,44 @@ _CACHE_KEY = "relay.targets"
 class TargetCache:
     """(token digest, service GUID) -> Target, each for `ttl_s` seconds.
 
-    Used only from the event loop's thread, so it needs no lock.
+    Read and filled from the event loop's thread; `clear` may come from a threadpool
+    route. A target read from the database before a `clear` must never be served after
+    it (a relay in flight while the service is deleted would otherwise cache it again),
+    so each entry carries the generation its look-up started in, and `clear` starts a
+    new one: no lock needed.
     """
 
     def __init__(self, ttl_s: float = TARGET_TTL_S, max_entries: int = TARGET_CACHE_ENTRIES):
         self.ttl_s = ttl_s
         self.max_entries = max_entries
-        self._entries: dict[tuple[str, str], tuple[float, Target]] = {}
+        self.generation = 0
+        self._entries: dict[tuple[str, str], tuple[float, int, Target]] = {}
 
     def get(self, token_digest: str, guid: str) -> Target | None:
         entry = self._entries.get((token_digest, guid))
         if entry is None:
             return None
-        expires, target = entry
-        if time.monotonic() >= expires:
-            del self._entries[(token_digest, guid)]
+        expires, generation, target = entry
+        if generation != self.generation or time.monotonic() >= expires:
+            self._entries.pop((token_digest, guid), None)
             return None
         return target
 
-    def put(self, token_digest: str, guid: str, target: Target) -> None:
+    def put(
+        self, token_digest: str, guid: str, target: Target, *, generation: int | None = None
+    ) -> None:
+        """Keep `target`; `generation` is `self.generation` as it was before the look-up."""
         now = time.monotonic()
         if len(self._entries) >= self.max_entries:
             self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()
-        self._entries[(token_digest, guid)] = (now + self.ttl_s, target)
+        if generation is None:
+            generation = self.generation
+        self._entries[(token_digest, guid)] = (now + self.ttl_s, generation, target)
 
     def clear(self) -> None:
+        self.generation += 1
         self._entries.clear()
 
 
@@ -136,6 +148,7 @@ async def relay_target(state: HubState, *, token: str, guid: str) -> Target:
     target = cache.get(digest, guid)
     if target is not None:
         return target
+    generation = cache.generation
     settings = state.settings
     target = await run_in_threadpool(
         functools.partial(
@@ -148,7 +161,7 @@ async def relay_target(state: HubState, *, token: str, guid: str) -> Target:
             require_usable=True,
         )
     )
-    cache.put(digest, guid, target)
+    cache.put(digest, guid, target, generation=generation)
     return target
 
 
@@ -234,6 +247,7 @@ async def check_instance(
         # is not up for the hub, whatever its /ping says.
         reachable=ping.reachable and answer.status != 401,
         ping_ms=ping.latency_ms,
+        ping_outcome=ping.outcome.value,
         format_ok=answer.ok,
         outcome=answer.outcome.value,
         latency_ms=answer.latency_ms,

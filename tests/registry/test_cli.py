@@ -50,18 +50,21 @@ def test_the_organizer_adds_and_lists_providers_and_services(recoghub: Recoghub)
 
     service = recoghub(
         "service", "add", "--provider", dog["guid"], "--name", "breeds",
-        "--endpoint", "http://10.0.0.1:8080", "--endpoint", "http://10.0.0.2:8080",
+        "--endpoint", "http://recog-1.example.org:8080", "--endpoint", "http://recog-2.example.org:8080",
         "--max-concurrency", "8", "--json",
     )  # fmt: skip
     assert service.exit_code == 0, service.output
     created = json.loads(service.stdout)
     assert created["signing_secret"]
-    assert created["endpoints"] == ["http://10.0.0.1:8080", "http://10.0.0.2:8080"]
+    assert created["endpoints"] == [
+        "http://recog-1.example.org:8080",
+        "http://recog-2.example.org:8080",
+    ]
     assert created["max_concurrency"] == 8
 
     human = recoghub(
         "service", "add", "--provider", cat["guid"], "--name", "whiskers",
-        "--endpoint", "http://10.0.0.3:8080",
+        "--endpoint", "http://recog-3.example.org:8080",
     )  # fmt: skip
     assert human.exit_code == 0, human.output
     assert "signing secret" in human.stdout

@@ -20,7 +20,7 @@ def test_a_service_is_created_listed_changed_and_deleted(api: httpx.Client) -> N
     body = {
         "provider_guid": provider_guid,
         "name": "breeds",
-        "endpoints": ["http://10.0.0.1:8080/", "https://recog.example.org/v1"],
+        "endpoints": ["http://recog-1.example.org:8080/", "https://recog.example.org/v1"],
         "domain": "dog-breeds",
     }
     r = api.post(SERVICES, json=body, headers=admin_headers())
@@ -29,7 +29,10 @@ def test_a_service_is_created_listed_changed_and_deleted(api: httpx.Client) -> N
     guid = created["guid"]
     assert uuid.UUID(guid)
     assert len(created["signing_secret"]) >= 32
-    assert created["endpoints"] == ["http://10.0.0.1:8080", "https://recog.example.org/v1"]
+    assert created["endpoints"] == [
+        "http://recog-1.example.org:8080",
+        "https://recog.example.org/v1",
+    ]
     assert created["provider_guid"] == provider_guid
     assert (created["protocol"], created["enabled"], created["max_concurrency"]) == (
         "recoghub-v1",
@@ -46,7 +49,7 @@ def test_a_service_is_created_listed_changed_and_deleted(api: httpx.Client) -> N
 
     change = {
         "name": "breeds-2",
-        "endpoints": ["http://10.0.0.2:9000"],
+        "endpoints": ["http://recog-2.example.org:9000"],
         "enabled": False,
         "domain": None,
         "max_concurrency": 16,

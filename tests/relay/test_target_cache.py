@@ -31,3 +31,15 @@ def test_the_cache_stays_bounded_and_can_be_cleared() -> None:
     assert sum(cache.get(f"key-{n}", "service-guid") is not None for n in range(10)) <= 3
     cache.clear()
     assert cache.get("key-9", "service-guid") is None
+
+
+def test_a_look_up_that_started_before_a_clear_is_not_served_after_it() -> None:
+    """A relay reading the database while the service is deleted must not cache it again."""
+    cache = TargetCache(ttl_s=60)
+    started_in = cache.generation
+    cache.clear()  # the registry changed the service meanwhile
+    cache.put("key-a", "service-guid", TARGET, generation=started_in)
+
+    assert cache.get("key-a", "service-guid") is None
+    cache.put("key-a", "service-guid", TARGET, generation=cache.generation)
+    assert cache.get("key-a", "service-guid") is TARGET

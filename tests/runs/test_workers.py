@@ -21,7 +21,7 @@ from gateway.migrate import upgrade
 from gateway.runs.models import Worker, WorkItem
 from gateway.runs.worker import run_embedded_worker, worker_lock
 from gateway.state import HubState
-from tests.builders import hub_settings
+from tests.builders import LOOPBACK_ALLOWED, hub_settings
 from tests.runs.builders import (
     add_dataset,
     add_service,
@@ -48,6 +48,7 @@ def spawn_worker(
         **os.environ,
         "RECOGHUB_DATABASE_URL": database_url,
         "RECOGHUB_DATA_DIR": str(data_dir),
+        "RECOGHUB_ENDPOINT_ALLOW": LOOPBACK_ALLOWED,
         "RECOGHUB_LEASE_S": "1.5",
         "RECOGHUB_HEARTBEAT_S": "0.25",
         "RECOGHUB_RESULT_FLUSH_S": "0.05",
