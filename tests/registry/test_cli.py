@@ -107,7 +107,7 @@ def test_the_organizer_points_a_service_at_a_model_server(
     provider = json.loads(recoghub("provider", "add", "Triton Team", "--json").stdout)
     added = recoghub(
         "service", "add", "--provider", provider["guid"], "--name", "densenet",
-        "--endpoint", "http://10.0.0.1:8000", "--protocol", "oip-v2",
+        "--endpoint", "http://127.0.0.1:8000", "--protocol", "oip-v2",
         "--option", "model=densenet_onnx", "--option", "output=fc6_1", "-o", "top_k=3",
     )  # fmt: skip
     assert added.exit_code == 0, added.output
