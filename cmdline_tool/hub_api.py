@@ -138,6 +138,27 @@ class HubClient:
             raise refusal(response, self.url, Subject("service", service_guid, "--service"))
         return body
 
+    async def call(
+        self,
+        method: str,
+        path: str,
+        subject: Subject | None = None,
+        *,
+        expect: int = 200,
+        **kwargs: Any,
+    ) -> Any:
+        """`method API+path` answered with status `expect`: its JSON body (None for 204);
+        any other answer becomes the CliError that explains it."""
+        response = await self.request(method, path, **kwargs)
+        if response.status_code != expect:
+            raise refusal(response, self.url, subject)
+        if expect == 204:
+            return None
+        body = json_body(response)
+        if body is None:
+            raise refusal(response, self.url, subject)
+        return body
+
 
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip()

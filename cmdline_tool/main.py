@@ -4,9 +4,7 @@ Exit code 0 only when everything asked for succeeded; every failure is one line 
 says which side failed and what to do (errors.py), never a traceback.
 """
 
-import asyncio
 import time
-from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, Protocol, cast
 
@@ -20,67 +18,32 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from cmdline_tool import output
+from cmdline_tool import output, team
+from cmdline_tool.accuracy import Accuracy, require_labelled
 from cmdline_tool.errors import CliError
 from cmdline_tool.hub_api import HubClient, normalize_hub_url, require_guid, require_key
 from cmdline_tool.images import collect
+from cmdline_tool.options import (
+    HubOpt,
+    JsonOpt,
+    KeyOpt,
+    ProviderOpt,
+    ServiceOpt,
+    TimeoutOpt,
+    run,
+    unexpected,
+)
 from cmdline_tool.recog import Recognition, recognize_all
 from cmdline_tool.refusals import SECRET_HINT
 
 app = typer.Typer(
     name="recoghub-cli",
-    help="RecogHub's team tool: ping the hub, check your service, recognize images through it.",
+    help="RecogHub's team tool: ping the hub, check your service, recognize images through "
+    "it, start and follow your dry runs, manage your service.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-HubOpt = Annotated[
-    str | None,
-    typer.Option("--hub", envvar="RECOGHUB_HUB", help="Hub base URL, e.g. http://hub:8000."),
-]
-KeyOpt = Annotated[
-    str | None,
-    typer.Option("--key", envvar="RECOGHUB_API_KEY", help="Your provider's API key."),
-]
-ServiceOpt = Annotated[
-    str | None,
-    typer.Option("--service", envvar="RECOGHUB_SERVICE", help="Your service's GUID."),
-]
-ProviderOpt = Annotated[
-    str | None,
-    typer.Option("--provider", envvar="RECOGHUB_PROVIDER", help="Your provider's GUID."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
-TimeoutOpt = Annotated[
-    float, typer.Option("--timeout", min=0.1, help="Seconds to wait for each hub answer.")
-]
-
-
-def run(as_json: bool, work: Callable[[], Coroutine[Any, Any, bool]]) -> None:
-    """Run one command; exit 0 only if it reports success. Any error is one line."""
-    try:
-        succeeded = asyncio.run(work())
-    except CliError as error:
-        output.show_error(error, as_json=as_json)
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        output.show_error(CliError("cli", "interrupted", "interrupted"), as_json=as_json)
-        raise typer.Exit(130) from None
-    except Exception as exc:  # a bug here must still be one line, not a traceback
-        output.show_error(unexpected(exc), as_json=as_json)
-        raise typer.Exit(1) from None
-    if not succeeded:
-        raise typer.Exit(1)
-
-
-def unexpected(exc: BaseException) -> CliError:
-    return CliError(
-        "cli",
-        "internal",
-        f"recoghub-cli failed unexpectedly ({type(exc).__name__}: {exc})",
-        "this is a bug in recoghub-cli; please report it with the command you ran",
-    )
 
 
 @app.command()
@@ -193,6 +156,12 @@ def recog(
         int, typer.Option("--concurrency", "-c", min=1, max=256, help="Images in flight.")
     ] = 4,
     top: Annotated[int, typer.Option("--top", min=1, help="Tags shown per image.")] = 5,
+    labels: Annotated[
+        bool,
+        typer.Option(
+            "--labels", help="DIR is labelled (DIR/<label>/<image>): print top-1/top-5 accuracy."
+        ),
+    ] = False,
     as_json: JsonOpt = False,
     timeout: TimeoutOpt = 60.0,
 ) -> None:
@@ -204,6 +173,9 @@ def recog(
         provider_guid = require_guid(provider, "--provider", "RECOGHUB_PROVIDER")
         api_key = require_key(key)
         images, any_directory = collect(files)
+        accuracy = Accuracy([f for f in files if f.is_dir()]) if labels else None
+        if accuracy is not None:
+            require_labelled(images, accuracy.roots)
         many = any_directory or len(images) > 1
         async with HubClient(
             url, key=api_key, timeout_s=timeout, connections=concurrency
@@ -227,6 +199,8 @@ def recog(
                         output.emit_json(result.as_json())
                     else:
                         output.out.print(output.recognition_line(result, top=top))
+                    if accuracy is not None:
+                        accuracy.add(result)
                     progress.advance(task)
 
                 summary = await recognize_all(
@@ -236,9 +210,23 @@ def recog(
             output.emit_json(summary.as_json())
         elif many:
             output.out.print(output.summary_line(summary))
+        if accuracy is not None and as_json:
+            output.emit_json(accuracy.as_json())
+        elif accuracy is not None:
+            output.out.print(accuracy.line())
         return summary.failed == 0
 
     run(as_json, work)
+
+
+app.command()(team.runs)
+app.command()(team.status)
+app.command()(team.leaderboard)
+app.command()(team.results)
+app.command()(team.failures)
+app.command()(team.datasets)
+app.command()(team.dryrun)
+app.add_typer(team.service_app, name="service")
 
 
 def main() -> None:

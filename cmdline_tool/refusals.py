@@ -27,11 +27,20 @@ SECRET_HINT = (
 )
 
 
+# What to do when the hub refuses a run or dataset to a team.
+SUBJECT_HINTS = {
+    "run": "your key sees only the runs your services take part in: list them with "
+    "`recoghub-cli runs`",
+    "dataset": "list the datasets open to team dry runs with `recoghub-cli datasets`, "
+    "or ask the organizer to open one",
+}
+
+
 @dataclass(frozen=True)
 class Subject:
     """The GUID a request is about, and the option it came from, for error messages."""
 
-    kind: str  # "service" or "provider"
+    kind: str  # "service", "provider", "run" or "dataset"
     guid: str
     option: str
 
@@ -81,6 +90,19 @@ def refusal(response: httpx.Response, hub_url: str, subject: Subject | None = No
             f"the hub refused the API key ({detail})",
             "check --key / RECOGHUB_API_KEY: the key shown once when your provider was created",
         )
+    if status == 429 and code == "quota_exceeded":
+        return CliError(
+            "hub",
+            code,
+            detail,
+            "try again then; the organizer sets the daily quota of team dry runs",
+        )
+    if (
+        status == 403
+        and subject is not None
+        and (subject.kind == "run" or (subject.kind == "dataset" and "not open" in detail))
+    ):
+        return CliError("hub", "forbidden", detail, SUBJECT_HINTS[subject.kind])
     if status == 403:
         if subject is not None and subject.kind == "provider":
             return CliError(
@@ -100,6 +122,8 @@ def refusal(response: httpx.Response, hub_url: str, subject: Subject | None = No
         if subject is not None:
             hint = f"give {subject.option} your {subject.kind}'s GUID; the organizer can tell you"
         return CliError("hub", "wrong_guid_kind", detail, hint)
+    if status == 404 and subject is not None and subject.kind in SUBJECT_HINTS:
+        return CliError("hub", "not_found", detail, SUBJECT_HINTS[subject.kind])
     if status == 404 and subject is not None:
         return CliError(
             "hub",

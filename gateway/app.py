@@ -19,7 +19,7 @@ from gateway.datasets.routes import router as datasets_router
 from gateway.db import make_engine, make_session_factory, transaction
 from gateway.dispatch.client import make_client_session
 from gateway.dispatch.dispatcher import Dispatcher
-from gateway.errors import HubError, RecognizerFailed
+from gateway.errors import HubError, QuotaExceeded, RecognizerFailed
 from gateway.migrate import upgrade
 from gateway.observability import router as metrics_router
 from gateway.registry.routes import providers_router, services_router
@@ -111,6 +111,10 @@ def install_error_handlers(app: FastAPI) -> None:
             return _error(
                 exc.status, exc.detail, exc.code, request_id=exc.request_id, raw=exc.error.raw
             )
+        if isinstance(exc, QuotaExceeded):
+            answer = _error(exc.status, exc.detail, exc.code, next_allowed_at=exc.next_allowed_at)
+            answer.headers["Retry-After"] = str(exc.retry_after_s)
+            return answer
         return _error(exc.status, exc.detail, exc.code)
 
     @app.exception_handler(HTTPException)

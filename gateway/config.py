@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     result_batch_size: int = Field(default=500, ge=1)
     result_flush_s: float = Field(default=0.25, gt=0)
 
+    # The dead-service breaker of runs (SPEC §9); 0 failures turns it off.
+    breaker_failures: int = Field(default=10, ge=0)
+    breaker_probe_s: float = Field(default=1.0, gt=0)
+    breaker_probe_max_s: float = Field(default=60.0, gt=0)
+    breaker_give_up_s: float = Field(default=600.0, gt=0)
+
     metrics_require_admin: bool = False
 
     # Networks the hub may send to although they are loopback, private, link-local or its
@@ -51,6 +57,9 @@ class Settings(BaseSettings):
     def _networks(cls, value: str) -> str:
         parse_networks(value)  # refuse a typo at start, not at the first request
         return value
+
+    # Dry runs a provider may start itself on datasets open to teams, in any 24 hours.
+    team_dryruns_per_day: int = Field(default=3, ge=0)
 
 
 @lru_cache

@@ -9,6 +9,11 @@ Two trees. What a recognizer did wrong is an outcome of a request (SPEC §2)::
      ├── RecognizerBadFormat        "bad_format"       no; carries the entry and text
      └── RecognizerTooLarge         "too_large"        no
 
+Two outcomes come from the hub itself, never from a request, and are never retried:
+`unreachable` (not sent: the service stayed down past the breaker's give-up time, SPEC §9)
+and `missed` (not answered by the run's deadline). Like every outcome but `ok`, they count
+as wrong in the scores.
+
 What a caller of the hub's API did wrong becomes a JSON error `{"detail", "code"}`::
 
     HubError                        500 internal
@@ -20,6 +25,7 @@ What a caller of the hub's API did wrong becomes a JSON error `{"detail", "code"
      ├── InvalidInput               422 invalid_input
      ├── PayloadTooLarge            413 too_large
      ├── UnsupportedMedia           415 not_an_image
+     ├── QuotaExceeded              429 quota_exceeded (with Retry-After)
      └── RecognizerFailed           502 <outcome> / 504 timeout (wraps a RecognizerError)
 """
 
@@ -33,6 +39,8 @@ class Outcome(StrEnum):
     HTTP_ERROR = "http_error"
     BAD_FORMAT = "bad_format"
     TOO_LARGE = "too_large"
+    UNREACHABLE = "unreachable"
+    MISSED = "missed"
 
 
 OUTCOMES: tuple[str, ...] = tuple(o.value for o in Outcome)
@@ -144,6 +152,18 @@ class PayloadTooLarge(HubError):
 class UnsupportedMedia(HubError):
     status = 415
     code = "not_an_image"
+
+
+class QuotaExceeded(HubError):
+    """A provider used up its quota (team-started dry runs); says when the next is allowed."""
+
+    status = 429
+    code = "quota_exceeded"
+
+    def __init__(self, detail: str, *, retry_after_s: int, next_allowed_at: str) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+        self.next_allowed_at = next_allowed_at
 
 
 class RecognizerFailed(HubError):

@@ -90,6 +90,43 @@ def test_migrate_command_creates_schema_on_empty_database(database_url: str) -> 
     engine.dispose()
 
 
+def test_team_dryrun_columns_arrive_with_safe_defaults_and_go_back(database_url: str) -> None:
+    """0004: existing datasets stay closed to teams, existing runs were the organizer's;
+    its downgrade removes both columns."""
+    from gateway.migrate import alembic_config
+
+    engine = make_engine(database_url)
+    upgrade(engine, "0002")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO datasets (name, format, kind, images, labels, created_at) "
+                "VALUES ('dev', 'folder', 'classification', 0, 0, CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO runs (dataset_id, phase, metric, state, seed, timeout_s, "
+                "max_attempts, published, created_at) VALUES ((SELECT id FROM datasets), "
+                "'dryrun', 'top5', 'completed', 1, 10, 3, false, CURRENT_TIMESTAMP)"
+            )
+        )
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT open_to_teams FROM datasets")).scalar_one() in (0, False)
+        assert conn.execute(text("SELECT started_by_id FROM runs")).scalar_one() is None
+
+    from alembic import command
+
+    with engine.begin() as conn:
+        config = alembic_config(engine)
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0002")  # undo 0004 (and 0003, which follows it)
+    assert "open_to_teams" not in {c["name"] for c in inspect(engine).get_columns("datasets")}
+    assert "started_by_id" not in {c["name"] for c in inspect(engine).get_columns("runs")}
+    engine.dispose()
+
+
 def test_the_migrated_schema_matches_the_models(database_url: str) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
@@ -120,7 +157,8 @@ def downgrade(engine: Engine, revision: str) -> None:
         command.downgrade(config, revision)
 
 
-def test_downgrade_to_0002_and_back(database_url: str) -> None:
+def test_protocols_downgrade_and_back(database_url: str) -> None:
+    """0003 (the head, after 0004): down gives "v1" back and drops protocol_options."""
     engine = make_engine(database_url)
     upgrade(engine)
     with engine.begin() as conn:
@@ -140,7 +178,7 @@ def test_downgrade_to_0002_and_back(database_url: str) -> None:
                 "'recoghub-v1', true, 4, 's', CURRENT_TIMESTAMP)"
             )
         )
-    downgrade(engine, "0002")
+    downgrade(engine, "0004")
     with engine.connect() as conn:
         assert conn.execute(text("SELECT protocol FROM services")).scalar_one() == "v1"
         assert "protocol_options" not in {c["name"] for c in inspect(conn).get_columns("services")}

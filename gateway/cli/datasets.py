@@ -1,4 +1,5 @@
-"""`recoghub dataset`: import, list and show datasets on a running hub.
+"""`recoghub dataset`: import, list, show, rename, open/close to teams and delete
+datasets on a running hub.
 
 By default `import` sends the path for the hub to read on its own host (fast, nothing
 copied). With `--upload` it sends the files: a clickture/tsv file as is, a folder as a
@@ -28,7 +29,9 @@ from gateway.cli.hub_client import (
     print_json,
 )
 
-app = typer.Typer(help="Import and list datasets.", no_args_is_help=True)
+app = typer.Typer(
+    help="Import, list, rename, open to teams and delete datasets.", no_args_is_help=True
+)
 
 IMPORT_TIMEOUT_S = 6 * 3600.0  # a large import is one long request
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -44,7 +47,7 @@ class Format(StrEnum):
 
 def _dataset_table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
     table = Table(title=title)
-    for column in ("id", "name", "format", "kind", "images", "labels", "created"):
+    for column in ("id", "name", "format", "kind", "images", "labels", "teams", "created"):
         table.add_column(
             column, justify="right" if column in ("id", "images", "labels") else "left"
         )
@@ -56,6 +59,7 @@ def _dataset_table(rows: list[dict[str, Any]], title: str | None = None) -> Tabl
             d["kind"],
             str(d["images"]),
             str(d["labels"]),
+            "open" if d.get("open_to_teams") else "-",
             str(d.get("created_at", ""))[:16].replace("T", " "),
         )
     return table
@@ -233,3 +237,97 @@ def show_dataset(
     for key, value in dataset.items():
         table.add_row(key, str(value))
     console.print(table)
+
+
+DatasetArg = Annotated[str, typer.Argument(metavar="DATASET", help="Dataset id or name.")]
+
+
+def _dataset_id(client: Any, dataset: str) -> int:
+    """The id of `dataset` (an id, or a name looked up on the hub)."""
+    if dataset.strip().isdigit():
+        return int(dataset)
+    rows = checked(client.get("/api/v1/datasets"))
+    for row in rows:
+        if row["name"] == dataset.strip():
+            return int(row["id"])
+    fail(f"the hub has no dataset named {dataset!r}", "see `recoghub dataset list`")
+
+
+def _patch(hub: str, token: str | None, dataset: str, body: dict[str, Any]) -> dict[str, Any]:
+    with hub_client(hub, token) as client:
+        dataset_id = _dataset_id(client, dataset)
+        result: dict[str, Any] = checked(client.patch(f"/api/v1/datasets/{dataset_id}", json=body))
+    return result
+
+
+@app.command("rename")
+def rename_dataset(
+    dataset: DatasetArg,
+    new_name: Annotated[str, typer.Argument(help="The new name.")],
+    hub: str = HubOption,
+    token: str | None = TokenOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Rename a dataset (runs keep referring to it by id)."""
+    result = _patch(hub, token, dataset, {"name": new_name})
+    if as_json:
+        print_json(result)
+    else:
+        console.print(f"dataset {result['id']} is now named {result['name']!r}")
+
+
+def _set_open(hub: str, token: str | None, dataset: str, open_: bool, as_json: bool) -> None:
+    result = _patch(hub, token, dataset, {"open_to_teams": open_})
+    if as_json:
+        print_json(result)
+    elif open_:
+        console.print(
+            f"dataset {result['id']} ({result['name']}) is open: teams may start dry runs on "
+            "it within their daily quota"
+        )
+    else:
+        console.print(f"dataset {result['id']} ({result['name']}) is closed to team dry runs")
+
+
+@app.command("open")
+def open_dataset(
+    dataset: DatasetArg,
+    hub: str = HubOption,
+    token: str | None = TokenOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Let teams start dry runs on this dataset themselves (never shows them its labels)."""
+    _set_open(hub, token, dataset, True, as_json)
+
+
+@app.command("close")
+def close_dataset(
+    dataset: DatasetArg,
+    hub: str = HubOption,
+    token: str | None = TokenOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Stop teams starting dry runs on this dataset (their runs so far stay)."""
+    _set_open(hub, token, dataset, False, as_json)
+
+
+@app.command("delete")
+def delete_dataset(
+    dataset: DatasetArg,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    hub: str = HubOption,
+    token: str | None = TokenOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Delete a dataset that no run uses, with its images (files other datasets share stay)."""
+    with hub_client(hub, token) as client:
+        dataset_id = _dataset_id(client, dataset)
+        if not yes and not typer.confirm(f"delete dataset {dataset_id} and its images?"):
+            fail("not deleted", "pass --yes to delete without asking")
+        response = client.delete(f"/api/v1/datasets/{dataset_id}")
+        if response.status_code != 204:
+            checked(response)
+    if as_json:
+        print_json({"id": dataset_id, "deleted": True})
+    else:
+        console.print(f"dataset {dataset_id} deleted")

@@ -26,6 +26,7 @@ from gateway.cli.hub_client import (
     hub_client,
     print_json,
 )
+from gateway.errors import OUTCOMES
 
 app = typer.Typer(help="Start, watch, cancel and resume runs.", no_args_is_help=True)
 
@@ -33,7 +34,7 @@ RunId = Annotated[int, typer.Argument(help="Run id.", show_default=False)]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 Interval = Annotated[float, typer.Option("--interval", min=0.05, help="Watch refresh, s.")]
 FINAL_STATES = {"completed", "cancelled", "failed"}
-OUTCOME_NAMES = ("ok", "timeout", "connect_error", "http_error", "bad_format", "too_large")
+OUTCOME_NAMES = OUTCOMES
 
 
 class PhaseChoice(StrEnum):
@@ -79,9 +80,11 @@ def _failures(outcomes: dict[str, int]) -> str:
     return ", ".join(bad) or "-"
 
 
+STATUS_STYLE = {"passed": "green", "failed": "red", "ongoing": "yellow", "down": "magenta"}
+
+
 def _status(status: str) -> Text:
-    style = {"passed": "green", "failed": "red", "ongoing": "yellow"}.get(status, "")
-    return Text(status, style=style)
+    return Text(status, style=STATUS_STYLE.get(status, ""))
 
 
 def _bar(done: int, total: int, width: int = 10) -> Text:

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db import Base, utcnow
@@ -18,6 +18,8 @@ class Dataset(Base):
     kind: Mapped[str] = mapped_column(String(20), default="classification")
     images: Mapped[int] = mapped_column(Integer, default=0)
     labels: Mapped[int] = mapped_column(Integer, default=0)
+    # Teams may start dry runs on it themselves (SPEC §3); never its labels.
+    open_to_teams: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 

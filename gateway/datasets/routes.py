@@ -1,4 +1,5 @@
-"""Dataset routes (organizer only): import, list, show.
+"""Dataset routes (organizer only, but a provider may list those open to its dry runs):
+import, list, show, rename, open/close to teams, delete.
 
 `POST /datasets` takes either a JSON body naming files on the hub host
 (`{"name", "format", "path", ...options}`) or the same fields as multipart form data
@@ -10,7 +11,7 @@ slow, blocking work; it runs in the threadpool.
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -18,9 +19,16 @@ from starlette.datastructures import FormData, UploadFile
 
 from gateway.config import Settings
 from gateway.datasets import service
-from gateway.datasets.schemas import DatasetCreate, DatasetImported, DatasetRead, SkippedLine
+from gateway.datasets.schemas import (
+    DatasetCreate,
+    DatasetForTeams,
+    DatasetImported,
+    DatasetRead,
+    DatasetUpdate,
+    SkippedLine,
+)
 from gateway.datasets.service import Source
-from gateway.deps import AdminDep, HubStateDep, SessionDep
+from gateway.deps import AdminDep, CallerDep, HubStateDep, SessionDep
 from gateway.errors import InvalidInput
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
@@ -165,11 +173,38 @@ async def import_dataset(
     )
 
 
-@router.get("", response_model=list[DatasetRead])
-def list_datasets(_: AdminDep, session: SessionDep) -> list[DatasetRead]:
+@router.get("", response_model=list[DatasetRead] | list[DatasetForTeams])
+def list_datasets(
+    principal: CallerDep, session: SessionDep
+) -> list[DatasetRead] | list[DatasetForTeams]:
+    """Every dataset for the organizer; a provider sees the ones open to its dry runs
+    (id, name, kind, images: nothing of their labels)."""
+    if not principal.is_admin:
+        found = service.list_datasets(session=session, open_to_teams=True)
+        return [DatasetForTeams.model_validate(d) for d in found]
     return [DatasetRead.model_validate(d) for d in service.list_datasets(session=session)]
 
 
 @router.get("/{dataset_id}", response_model=DatasetRead)
 def get_dataset(dataset_id: int, _: AdminDep, session: SessionDep) -> DatasetRead:
     return DatasetRead.model_validate(service.get_dataset(session=session, dataset_id=dataset_id))
+
+
+@router.patch("/{dataset_id}", response_model=DatasetRead)
+def update_dataset(
+    dataset_id: int, body: DatasetUpdate, _: AdminDep, session: SessionDep
+) -> DatasetRead:
+    """Rename the dataset, or open (close) it to team-started dry runs."""
+    dataset = service.update_dataset(
+        session=session, dataset_id=dataset_id, name=body.name, open_to_teams=body.open_to_teams
+    )
+    return DatasetRead.model_validate(dataset)
+
+
+@router.delete("/{dataset_id}", status_code=204)
+def delete_dataset(
+    dataset_id: int, _: AdminDep, session: SessionDep, state: HubStateDep
+) -> Response:
+    """Delete a dataset no run uses (409 naming the runs otherwise)."""
+    service.delete_dataset(session=session, settings=state.settings, dataset_id=dataset_id)
+    return Response(status_code=204)

@@ -88,7 +88,28 @@ class DatasetRead(BaseModel):
     kind: str
     images: int
     labels: int
+    open_to_teams: bool = False
     created_at: datetime
+
+
+class DatasetForTeams(BaseModel):
+    """What a provider sees of a dataset open to team dry runs: never paths or labels."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    kind: str
+    images: int
+
+
+class DatasetUpdate(BaseModel):
+    """`PATCH /api/v1/datasets/{id}`: rename, and open or close to team dry runs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    open_to_teams: bool | None = None
 
 
 class SkippedLine(BaseModel):

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from PIL import Image
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -159,8 +159,12 @@ def import_records(
     return report.dataset
 
 
-def list_datasets(*, session: Session) -> list[Dataset]:
-    return list(session.scalars(select(Dataset).order_by(Dataset.id)))
+def list_datasets(*, session: Session, open_to_teams: bool | None = None) -> list[Dataset]:
+    """Every dataset, or only those open (closed) to team-started dry runs."""
+    query = select(Dataset).order_by(Dataset.id)
+    if open_to_teams is not None:
+        query = query.where(Dataset.open_to_teams.is_(open_to_teams))
+    return list(session.scalars(query))
 
 
 def get_dataset(*, session: Session, dataset_id: int) -> Dataset:
@@ -169,6 +173,75 @@ def get_dataset(*, session: Session, dataset_id: int) -> Dataset:
     if dataset is None:
         raise NotFound(f"no dataset with id {dataset_id}")
     return dataset
+
+
+def update_dataset(
+    *,
+    session: Session,
+    dataset_id: int,
+    name: str | None = None,
+    open_to_teams: bool | None = None,
+) -> Dataset:
+    """Rename the dataset and/or open (close) it to team-started dry runs. Commits.
+
+    Raises NotFound, InvalidInput for an empty name, Conflict for a name another
+    dataset has.
+    """
+    dataset = get_dataset(session=session, dataset_id=dataset_id)
+    if name is not None:
+        name = name.strip()
+        if not name:
+            raise InvalidInput("the dataset name is empty")
+        other = session.scalar(
+            select(Dataset.id).where(Dataset.name == name, Dataset.id != dataset.id)
+        )
+        if other is not None:
+            raise Conflict(f"a dataset named {name!r} already exists (dataset {other})")
+        dataset.name = name
+    if open_to_teams is not None:
+        dataset.open_to_teams = open_to_teams
+    try:
+        session.commit()
+    except IntegrityError:  # another rename took the name meanwhile
+        session.rollback()
+        raise Conflict(f"a dataset named {name!r} already exists") from None
+    return dataset
+
+
+def delete_dataset(*, session: Session, settings: Settings, dataset_id: int) -> None:
+    """Delete a dataset no run uses: its rows, and the image files no other dataset
+    shares (files are stored once per content). Commits.
+
+    Raises NotFound, or Conflict naming the runs that use it (their results refer to
+    its images: delete nothing a leaderboard stands on).
+    """
+    from gateway.runs.models import Run  # runs depend on datasets, not the reverse
+
+    dataset = get_dataset(session=session, dataset_id=dataset_id)
+    runs = list(
+        session.scalars(select(Run.id).where(Run.dataset_id == dataset.id).order_by(Run.id))
+    )
+    if runs:
+        listed = ", ".join(str(r) for r in runs[:20]) + (", ..." if len(runs) > 20 else "")
+        raise Conflict(
+            f"dataset {dataset.id} is used by run{'s' if len(runs) > 1 else ''} {listed}; "
+            "a dataset with runs cannot be deleted (rename it instead)"
+        )
+    sha256s = list(
+        session.scalars(
+            select(DatasetImage.sha256).where(DatasetImage.dataset_id == dataset.id).distinct()
+        )
+    )
+    name = dataset.name
+    session.execute(delete(DatasetImage).where(DatasetImage.dataset_id == dataset.id))
+    session.delete(dataset)
+    try:
+        session.commit()
+    except IntegrityError:  # a run was started on it meanwhile
+        session.rollback()
+        raise Conflict(f"dataset {dataset_id} is used by a run started just now") from None
+    _discard_unreferenced(session=session, data_dir=settings.data_dir, sha256s=sha256s)
+    log.info("deleted dataset %d %r (%d stored images checked)", dataset_id, name, len(sha256s))
 
 
 def _import_items(
@@ -321,8 +394,9 @@ def _needs_label(kind: str) -> bool:
 
 
 def _discard_unreferenced(*, session: Session, data_dir: Path, sha256s: list[str]) -> None:
-    """Remove the files a failed import wrote, except any that another dataset has since
-    committed rows for (it found the file already there and did not write it)."""
+    """Remove these image files, except any that a dataset has committed rows for (a
+    failed import's files another import found already there, a deleted dataset's
+    files another dataset shares)."""
     try:
         for start in range(0, len(sha256s), 500):
             chunk = sha256s[start : start + 500]
@@ -334,4 +408,4 @@ def _discard_unreferenced(*, session: Session, data_dir: Path, sha256s: list[str
             remove_images(data_dir, (s for s in chunk if s not in kept))
         session.rollback()
     except (SQLAlchemyError, OSError):
-        log.exception("could not remove the image files of a failed import; they are unused")
+        log.exception("could not remove unused image files; they stay, unused")

@@ -51,6 +51,8 @@ INSTANCES = cast(Table, Instance.__table__)
 
 ACTIVE_RUN_STATES = ("queued", "running")
 OPEN_STATUSES = ("pending", "ongoing")
+# Paused by the dead-service breaker (gateway.runs.breaker): nothing is claimed or sent.
+DOWN_STATUS = "down"
 FINAL_STATUSES = ("passed", "failed")
 # Bound for IN (...) lists, well under every driver's parameter limit.
 ID_CHUNK = 500
@@ -74,6 +76,7 @@ class LanePlan:
 class Survey:
     lanes: list[LanePlan]
     live_workers: int
+    down: list[LanePlan]  # run services paused by the breaker, to be probed
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,8 +171,8 @@ def unregister_worker(conn: Connection, *, worker_id: str, run_service_ids: Iter
 
 
 def survey(conn: Connection, *, now: datetime, live_since: datetime) -> Survey:
-    """Start queued runs, return every open run service of the running ones, and put the
-    items whose lease expired (their worker died) back to `pending`."""
+    """Start queued runs, return every open (and every down) run service of the running
+    ones, and put the items whose lease expired (their worker died) back to `pending`."""
     conn.execute(
         update(RUNS)
         .where(RUNS.c.state == "queued")
@@ -204,7 +207,10 @@ def survey(conn: Connection, *, now: datetime, live_since: datetime) -> Survey:
         .join(RUNS, RUNS.c.id == RUN_SERVICES.c.run_id)
         .join(SERVICES, SERVICES.c.id == RUN_SERVICES.c.service_id)
         .join(PROVIDERS, PROVIDERS.c.id == SERVICES.c.provider_id)
-        .where(RUNS.c.state == "running", RUN_SERVICES.c.status.in_(OPEN_STATUSES))
+        .where(
+            RUNS.c.state == "running",
+            RUN_SERVICES.c.status.in_((*OPEN_STATUSES, DOWN_STATUS)),
+        )
         .order_by(RUN_SERVICES.c.run_id, RUN_SERVICES.c.position)
     ).all()
     endpoints: dict[int, list[str]] = defaultdict(list)
@@ -216,7 +222,7 @@ def survey(conn: Connection, *, now: datetime, live_since: datetime) -> Survey:
             .order_by(INSTANCES.c.service_id, INSTANCES.c.position)
         ):
             endpoints[service_id].append(url)
-    lanes = [
+    plans = [
         LanePlan(
             run_service_id=row.id,
             run_id=row.run_id,
@@ -235,7 +241,7 @@ def survey(conn: Connection, *, now: datetime, live_since: datetime) -> Survey:
         )
         for row in rows
     ]
-    for ids in chunked([lane.run_service_id for lane in lanes]):
+    for ids in chunked([plan.run_service_id for plan in plans]):
         conn.execute(
             update(WORK_ITEMS)
             .where(
@@ -248,7 +254,11 @@ def survey(conn: Connection, *, now: datetime, live_since: datetime) -> Survey:
     live = conn.execute(
         select(func.count()).select_from(WORKERS).where(WORKERS.c.heartbeat_at >= live_since)
     ).scalar_one()
-    return Survey(lanes=lanes, live_workers=max(1, int(live)))
+    return Survey(
+        lanes=[plan for plan in plans if plan.status != DOWN_STATUS],
+        live_workers=max(1, int(live)),
+        down=[plan for plan in plans if plan.status == DOWN_STATUS],
+    )
 
 
 def fail_run(conn: Connection, *, run_id: int, error: str, now: datetime) -> None:

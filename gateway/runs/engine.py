@@ -19,6 +19,9 @@ How it works (SPEC §4):
   by the next SQLite worker, after `lease_s` on PostgreSQL).
 - A heartbeat extends every lease this worker holds; if it cannot, the worker stops
   sending before its leases can expire.
+- A service that stops answering trips its lane's breaker: the lane pauses (status
+  `down`), one worker probes the service and reopens it, or gives up on its items
+  (`gateway.runs.breaker`).
 
 All database work runs in two threads of its own (hot: claims, results, heartbeats;
 cold: surveys and scoring), so the event loop keeps sending while a batch commits.
@@ -44,10 +47,11 @@ from gateway.config import Settings
 from gateway.db import utcnow
 from gateway.dispatch.dispatcher import Answer, Dispatcher
 from gateway.errors import Outcome
-from gateway.runs import claims, finish
+from gateway.runs import breaker, claims, finish
 from gateway.runs.claims import ClaimedItem
 from gateway.runs.images import ImageCache, Picture, load_pictures
 from gateway.runs.lanes import Claim, Lane
+from gateway.runs.prober import Prober
 
 log = logging.getLogger("recoghub.worker")
 
@@ -111,6 +115,17 @@ class DispatchWorker:
         self._hot = ThreadPoolExecutor(1, thread_name_prefix="recoghub-db")
         self._cold = ThreadPoolExecutor(1, thread_name_prefix="recoghub-db-cold")
         self._last_tick = time.monotonic()
+        # Lanes this worker paused (run service id -> pause written), kept closed until a
+        # survey begun after the pause was written says what the service is now.
+        self._tripped: dict[int, bool] = {}
+        self._prober = Prober(
+            worker_id=self.id,
+            settings=settings,
+            dispatcher=dispatcher,
+            db=self._db,
+            pool=self._cold,
+            release_slot=lambda slot_id: self._slots_to_release.append(slot_id),
+        )
         # Request ids from a PRNG seeded once from the OS: os.urandom per request is a
         # syscall that gives up the GIL, and waits to get it back while a database
         # thread runs. Ids only need to be unique and unguessable from the data.
@@ -186,6 +201,7 @@ class DispatchWorker:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        loops.extend(self._prober.stop())
         for task in loops:
             task.cancel()
         await asyncio.gather(*loops, return_exceptions=True)
@@ -237,6 +253,7 @@ class DispatchWorker:
     # Manager
 
     async def _manage(self) -> None:
+        paused = [rs for rs, written in self._tripped.items() if written]
         now, expires = self._expiry()
         survey = await self._db(
             self._cold,
@@ -245,13 +262,19 @@ class DispatchWorker:
             live_since=now - timedelta(seconds=self.settings.lease_s),
         )
         open_plans = {plan.run_service_id: plan for plan in survey.lanes}
+        for rs in paused:
+            self._tripped.pop(rs, None)
         for lane in list(self.lanes.values()):
             if lane.id not in open_plans:
                 self._stop_lane(lane, release=True)
         for plan in survey.lanes:
+            if plan.run_service_id in self._tripped:
+                continue
             known = self.lanes.get(plan.run_service_id)
             if known is None:
-                self.lanes[plan.run_service_id] = Lane(plan)
+                self.lanes[plan.run_service_id] = Lane(
+                    plan, breaker_failures=self.settings.breaker_failures
+                )
             else:
                 known.plan = plan  # endpoints edited during the run apply at once
         tick = time.monotonic()
@@ -259,9 +282,12 @@ class DispatchWorker:
             lane.tick(tick - self._last_tick)
         self._last_tick = tick
 
+        self._settle_streaks()
         await self._finish_idle_lanes()
         await self._balance_slots(survey.live_workers)
         self._reap_drained_lanes()
+        if not self._closing:
+            await self._prober.watch(survey.down)
         for lane in self.lanes.values():
             lane.dry = False
         self._claim_now.set()
@@ -328,17 +354,55 @@ class DispatchWorker:
                 self._images.release(claim.image_id)
         lane.buffered = 0
         lane.retiring = 0
+        unsent.extend(self._take_held(lane))
         for _ in lane.consumers:
             lane.queue.put_nowait(None)
         if unsent and release and not self._closing:
-            task = asyncio.create_task(self._release_items(unsent))
-            task.add_done_callback(_log_failure)
+            self._release_later(unsent)
+
+    def _release_later(self, item_ids: list[int]) -> None:
+        task = asyncio.create_task(self._release_items(item_ids))
+        task.add_done_callback(_log_failure)
 
     async def _release_items(self, item_ids: list[int]) -> None:
         await self._db(self._hot, claims.release_items, worker_id=self.id, item_ids=item_ids)
 
     def _reap_drained_lanes(self) -> None:
         self._draining = [lane for lane in self._draining if lane.consumers or not lane.idle]
+
+    # The dead-service breaker (gateway.runs.breaker)
+
+    def _take_held(self, lane: Lane) -> list[int]:
+        """The items of the results a lane's streak holds back, to be given back unsent."""
+        held = lane.streak.take()
+        lane.unflushed -= len(held)
+        return [row["id"] for _, row, _ in held]
+
+    def _trip(self, lane: Lane) -> None:
+        """Pause a lane whose service stopped answering; its held items go back, unless
+        the lane never reached the service (then those failures are recorded)."""
+        if not lane.streak.reached:
+            self._results.extend(lane.streak.take())
+        self._tripped[lane.id] = False
+        self._stop_lane(lane, release=True)
+        asyncio.create_task(self._mark_down(lane))
+
+    async def _mark_down(self, lane: Lane) -> None:
+        reason = lane.streak.reason()
+        try:
+            await self._db(self._hot, breaker.mark_down, run_service_id=lane.id, reason=reason)
+        except Exception:
+            self._tripped.pop(lane.id, None)  # not paused: the lane opens again
+            log.exception("worker %s: pausing run service %d failed", self.id, lane.id)
+            return
+        self._tripped[lane.id] = True
+        log.warning("run %d, service %s: %s", lane.plan.run_id, lane.target.service_guid, reason)
+
+    def _settle_streaks(self) -> None:
+        """A lane with nothing left to send: the failures its streak holds are final."""
+        for lane in self.lanes.values():
+            if lane.dry and lane.buffered == 0 and lane.in_flight == 0 and lane.streak.held:
+                self._results.extend(lane.streak.take())
 
     # Claimer
 
@@ -496,7 +560,14 @@ class DispatchWorker:
             self._images.release(claim.image_id)
         lane.completed += 1
         lane.unflushed += 1
-        self._results.append((lane, result_row(claim.item_id, answer, queue_ms), picture.truth))
+        row = result_row(claim.item_id, answer, queue_ms)
+        self._results.extend(
+            lane.streak.add(row["outcome"], answer.detail, (lane, row, picture.truth))
+        )
+        if lane.streak.tripped and not lane.stopping:
+            self._trip(lane)
+        elif lane.stopping and lane.streak.held and not self._closing:
+            self._release_later(self._take_held(lane))
         if len(self._results) >= self.settings.result_batch_size:
             self._flush_now.set()
 

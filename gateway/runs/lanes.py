@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from gateway.dispatch.dispatcher import Target
+from gateway.runs.breaker import FailureStreak
 from gateway.runs.claims import LanePlan
 from gateway.scoring.metrics import ServiceScorer
 
@@ -29,7 +30,7 @@ class Claim:
 class Lane:
     """One run service as this worker sends it."""
 
-    def __init__(self, plan: LanePlan) -> None:
+    def __init__(self, plan: LanePlan, *, breaker_failures: int = 0) -> None:
         self.plan = plan
         self.id = plan.run_service_id
         self.queue: asyncio.Queue[Claim | None] = asyncio.Queue()
@@ -37,7 +38,11 @@ class Lane:
         self.consumers: dict[int, asyncio.Task[None]] = {}  # slot id -> consumer
         self.retiring = 0
         self.in_flight = 0
-        self.unflushed = 0
+        self.unflushed = 0  # results not written yet, those held by the streak included
+        # (lane, result row, true tags) of its latest silent outcomes, held back.
+        self.streak: FailureStreak[tuple[Lane, dict[str, Any], list[str]]] = FailureStreak(
+            breaker_failures
+        )
         self.dry = False
         self.stopping = False
         self.ongoing = plan.status == "ongoing"

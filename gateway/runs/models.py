@@ -23,6 +23,8 @@ from gateway.db import Base, utcnow
 
 class Run(Base):
     __tablename__ = "runs"
+    # The quota of team-started dry runs counts a provider's runs of the last 24 hours.
+    __table_args__ = (Index("ix_runs_started_by", "started_by_id", "created_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
@@ -34,6 +36,10 @@ class Run(Base):
     timeout_s: Mapped[float] = mapped_column(Float)
     max_attempts: Mapped[int] = mapped_column(Integer)
     published: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The provider (providers.id) that started this dry run itself; None: the organizer.
+    # No foreign key, so migration 0004 adds it in place on SQLite; providers are never
+    # deleted.
+    started_by_id: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -53,7 +59,7 @@ class RunService(Base):
     max_concurrency: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(
         String(20), default="pending"
-    )  # pending|ongoing|passed|failed
+    )  # pending|ongoing|down|passed|failed (down: paused by the breaker, SPEC §9)
     reason: Mapped[str | None] = mapped_column(Text)
     scores: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 

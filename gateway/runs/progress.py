@@ -15,9 +15,10 @@ from gateway.db import utcnow
 from gateway.errors import OUTCOMES, NotFound
 from gateway.registry.models import Provider, Service
 from gateway.registry.service import get_service
-from gateway.runs.claims import FINAL_STATUSES, IMAGES, WORK_ITEMS
+from gateway.runs.claims import DOWN_STATUS, FINAL_STATUSES, IMAGES, WORK_ITEMS
 from gateway.runs.finish import done_items, service_scores
 from gateway.runs.models import Run, RunService, WorkItem
+from gateway.runs.schemas import ServiceStatus
 from gateway.scoring.leaderboard import rank_rows
 from gateway.scoring.metrics import PERCENTILES, percentile, true_rank
 
@@ -32,7 +33,7 @@ class ServiceProgress:
     provider_guid: str
     provider_name: str
     provider_id: int
-    status: str
+    status: ServiceStatus
     reason: str | None
     done: int
     total: int
@@ -128,7 +129,8 @@ def run_progress(session: Session, *, run_id: int, provider_id: int | None = Non
         else:
             latency, rate = _recent(session, m.id, running=run.state == "running")
             remaining = total - done
-            eta = remaining / rate if rate and run.state == "running" else None
+            sending = run.state == "running" and m.status != DOWN_STATUS
+            eta = remaining / rate if rate and sending else None
         progress.services.append(
             ServiceProgress(
                 service_guid=m.service_guid,

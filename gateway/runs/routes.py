@@ -2,6 +2,9 @@
 
 Who sees what:
 - the organizer (admin) sees and does everything;
+- a provider may start dry runs of its own services on datasets open to teams, within
+  its quota (`gateway.runs.team`); `started_by` names who started a run (null: the
+  organizer);
 - a provider sees the runs its services take part in, with only its own service rows;
   a dry run's leaderboard shows it its own row, an evaluation's leaderboard only once
   the organizer publishes it; it may download its own results of dry runs only (the
@@ -23,6 +26,7 @@ from sqlalchemy.orm import Session
 from gateway.auth import Principal
 from gateway.deps import AdminDep, CallerDep, HubStateDep, SessionDep
 from gateway.errors import Forbidden
+from gateway.registry.models import Provider
 from gateway.registry.service import get_service
 from gateway.runs import service
 from gateway.runs.models import Run
@@ -37,6 +41,7 @@ from gateway.runs.schemas import (
     RunRead,
     RunServiceRead,
 )
+from gateway.runs.team import create_team_dryrun
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
@@ -46,6 +51,7 @@ def run_read(session: Session, run_id: int, principal: Principal) -> RunRead:
     provider_id = None if principal.is_admin else principal.provider_id
     progress = service.run_progress(session, run_id=run_id, provider_id=provider_id)
     run = progress.run
+    starter = session.get(Provider, run.started_by_id) if run.started_by_id else None
     return RunRead(
         id=run.id,
         dataset=progress.dataset_name,
@@ -57,6 +63,8 @@ def run_read(session: Session, run_id: int, principal: Principal) -> RunRead:
         timeout_s=run.timeout_s,
         max_attempts=run.max_attempts,
         error=run.error,
+        started_by=starter.guid if starter else None,
+        started_by_name=starter.name if starter else None,
         services=[
             RunServiceRead(
                 service_guid=s.service_guid,
@@ -90,9 +98,32 @@ def visible_run(session: Session, run_id: int, principal: Principal) -> RunRead:
 
 @router.post("", status_code=201)
 def start_run(
-    body: RunCreate, session: SessionDep, state: HubStateDep, principal: AdminDep
+    body: RunCreate, session: SessionDep, state: HubStateDep, principal: CallerDep
 ) -> RunRead:
-    """Queue a run of `dataset` against `services` (all enabled services by default)."""
+    """Queue a run of `dataset` against `services` (all enabled services by default).
+
+    A provider may start a dry run of its own services (all its enabled ones by default)
+    on a dataset open to teams, within its quota: 429 with Retry-After when it is used up.
+    """
+    if not principal.is_admin:
+        assert principal.provider_id is not None  # require_caller: admin or provider
+        if body.phase != "dryrun":
+            raise Forbidden("a team may start dry runs only; the organizer starts evaluations")
+        chosen = {"concurrency", "timeout_s", "max_attempts", "seed"} & body.model_fields_set
+        if chosen:
+            raise Forbidden(
+                f"{', '.join(sorted(chosen))}: a team's dry run takes the organizer's "
+                "settings; leave them out"
+            )
+        run = create_team_dryrun(
+            session,
+            settings=state.settings,
+            provider_id=principal.provider_id,
+            dataset=body.dataset,
+            service_guids=body.services,
+            metric=body.metric,
+        )
+        return run_read(session, run.id, principal)
     run = service.create_run(
         session,
         settings=state.settings,

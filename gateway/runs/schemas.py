@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 Phase = Literal["dryrun", "evaluation"]
 Metric = Literal["top5", "top1", "coverage_at_95", "coverage_at_99", "micro_ap"]
 ResultFormat = Literal["jsonl", "csv"]
+# A run service's status; `down`: paused while its recognizer does not answer (SPEC §9).
+ServiceStatus = Literal["pending", "ongoing", "down", "passed", "failed"]
 
 # The columns of a results export, in order, for JSONL keys and the CSV header alike.
 RESULT_COLUMNS: tuple[str, ...] = (
@@ -62,7 +64,7 @@ class RunServiceRead(BaseModel):
     provider_guid: str
     service_name: str
     provider_name: str
-    status: str
+    status: ServiceStatus
     reason: str | None
     done: int
     total: int
@@ -85,6 +87,10 @@ class RunRead(BaseModel):
     timeout_s: float
     max_attempts: int
     error: str | None
+    started_by: str | None = Field(
+        default=None, description="GUID of the provider that started this dry run; null: admin."
+    )
+    started_by_name: str | None = None
     services: list[RunServiceRead]
     created_at: datetime
     started_at: datetime | None
@@ -109,7 +115,7 @@ class LeaderboardRow(BaseModel):
     provider_name: str
     service_guid: str
     service_name: str
-    status: str
+    status: ServiceStatus
     images: int
     top1: float | None
     top5: float | None

@@ -70,6 +70,7 @@ def create_run(
     timeout_s: float | None = None,
     max_attempts: int | None = None,
     seed: int | None = None,
+    started_by_id: int | None = None,
 ) -> Run:
     """Queue a run of `dataset` (id or name) against `service_guids` (default: every
     enabled service); a worker starts it. Commits.
@@ -77,6 +78,7 @@ def create_run(
     Raises InvalidInput for an unknown phase or metric, a setting out of range, an empty
     dataset, a disabled service, a service with no endpoint or no service at all;
     NotFound (WrongGuidKind for a provider GUID) for an unknown dataset or service.
+    `started_by_id` is the provider of a team-started dry run (`gateway.runs.team`).
     """
     if phase not in PHASES:
         raise InvalidInput(f"unknown phase {phase!r}; expected one of: {', '.join(PHASES)}")
@@ -91,7 +93,7 @@ def create_run(
         raise InvalidInput(f"timeout_s must be positive, got {timeout_s}")
     if max_attempts is not None and not 1 <= max_attempts <= 10:
         raise InvalidInput(f"max_attempts must be within 1..10, got {max_attempts}")
-    found = _find_dataset(session, dataset)
+    found = find_dataset(session, dataset)
     services = _run_services(session, service_guids)
     image_ids = list(
         session.scalars(
@@ -113,6 +115,7 @@ def create_run(
         timeout_s=timeout_s or settings.request_timeout_s,
         max_attempts=max_attempts or settings.max_attempts,
         published=False,
+        started_by_id=started_by_id,
     )
     session.add(run)
     session.flush()
@@ -178,7 +181,8 @@ def _insert_work_items(
             connection.exec_driver_sql(sql, chunk)
 
 
-def _find_dataset(session: Session, dataset: int | str) -> Dataset:
+def find_dataset(session: Session, dataset: int | str) -> Dataset:
+    """The dataset named by id or name; raises NotFound."""
     found: Dataset | None = None
     if isinstance(dataset, int):
         found = session.get(Dataset, dataset)

@@ -84,3 +84,25 @@ def test_an_unreachable_hub_is_one_clear_line(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert "cannot reach the hub" in result.stderr
+
+
+def test_rename_open_close_and_delete(run: Invoke, tmp_path: Path) -> None:
+    source = write_lines(tmp_path / "dogs.tsv", clickture_lines(2))
+    assert run("import", "dogs", str(source), "-f", "clickture").exit_code == 0
+    assert run("import", "cats", str(source), "-f", "clickture").exit_code == 0
+
+    result = run("rename", "dogs", "dogs-dev")
+    assert result.exit_code == 0 and "'dogs-dev'" in result.output
+    result = run("rename", "dogs-dev", "cats")
+    assert result.exit_code == 1 and "409" in result.output and "cats" in result.output
+    result = run("open", "dogs-dev", "--json")
+    assert json.loads(result.stdout)["open_to_teams"] is True
+    assert "open" in run("list").output
+    result = run("close", "1", "--json")
+    assert json.loads(result.stdout)["open_to_teams"] is False
+
+    result = run("delete", "cats", "--yes")
+    assert result.exit_code == 0, result.output
+    assert run("delete", "cats", "--yes").exit_code == 1  # no dataset named cats any more
+    assert run("delete", "dogs-dev").exit_code == 1  # not confirmed (no terminal)
+    assert [d["name"] for d in json.loads(run("list", "--json").stdout)] == ["dogs-dev"]

@@ -190,8 +190,10 @@ def test_only_the_organizer_may_touch_datasets(
         one = f"{API}/{created.json()['id']}"
         for headers, status in (({}, 401), (provider, 403)):
             assert c.post(API, json={**body, "name": "x"}, headers=headers).status_code == status
-            assert c.get(API, headers=headers).status_code == status
             assert c.get(one, headers=headers).status_code == status
+        assert c.get(API).status_code == 401
+        # A provider lists only the datasets open to team dry runs: none yet.
+        assert c.get(API, headers=provider).json() == []
         upload = c.post(
             API,
             data={"name": "y", "format": "clickture"},

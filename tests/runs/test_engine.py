@@ -102,6 +102,8 @@ async def test_dry_run_records_every_answer_and_scores_it_exactly(
             "http_error": 0,
             "bad_format": 0,
             "too_large": 0,
+            "unreachable": 0,
+            "missed": 0,
         }
 
         rows = list(service.iter_results(session, run_id=run_id, service_guid=good))

@@ -122,7 +122,22 @@ def test_non_ok_outcomes_count_as_wrong_and_their_tags_are_ignored() -> None:
         "http_error": 1,
         "bad_format": 1,
         "too_large": 0,
+        "unreachable": 0,
+        "missed": 0,
     }
+
+
+def test_unreachable_and_missed_images_count_as_wrong() -> None:
+    result = score(
+        [
+            ok("dog:0.9", ["dog"]),
+            Image(Outcome.UNREACHABLE, [], ["cat"], None),
+            Image(Outcome.MISSED, [], ["elk"], None),
+        ]
+    )
+    assert result["images"] == 3
+    assert result["top1"] == result["top5"] == pytest.approx(1 / 3)
+    assert result["outcomes"]["unreachable"] == result["outcomes"]["missed"] == 1
 
 
 def test_repeated_tags_once_normalized_are_one_pair() -> None:

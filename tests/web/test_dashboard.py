@@ -3,6 +3,7 @@ sample recognizers: what an organizer and a team see after a dry run."""
 
 import base64
 import re
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -90,7 +91,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             for i, label in enumerate(LABELS)
         )
     )
-    settings = hub_settings(f"sqlite:///{tmp / 'hub.db'}", tmp / "data")
+    # A breaker that trips on 3 failures in a row, so that a dead team pauses in 7 images.
+    settings = hub_settings(f"sqlite:///{tmp / 'hub.db'}", tmp / "data", breaker_failures=3)
     with ExitStack() as stack:
         url = stack.enter_context(live_server(create_app(settings))).url
         client = stack.enter_context(httpx.Client(base_url=url))
@@ -245,3 +247,25 @@ def test_run_view_follows_a_running_run(page: "Page", world: World) -> None:
     expect(line).to_contain_text("7 / 7")
     expect(line.locator(".status")).to_have_text("passed")
     expect(page.locator("#ranking .team")).to_have_text("Slow Sloths")
+
+
+def test_a_dead_team_shows_as_down_and_paused(page: "Page", world: World) -> None:
+    from playwright.sync_api import expect
+
+    with socket.socket() as held:  # bound, not listening: connections are refused
+        held.bind(("127.0.0.1", 0))
+        dead_url = f"http://127.0.0.1:{held.getsockname()[1]}"
+        with httpx.Client(base_url=world.url) as client:
+            dead = register_team(client, [dead_url], name="Gone Gophers", max_concurrency=1)
+            run_id = start_run(client, dataset=world.dataset_id, services=[dead.service_guid])
+            try:
+                sign_in(page, world, ADMIN_TOKEN, f"#/runs/{run_id}")
+                line = team_row(page, "progress", dead)
+                expect(line.locator(".status")).to_have_text("down")
+                expect(line).to_contain_text("paused")
+                expect(line).to_contain_text("3 / 7")
+                reason = line.locator("xpath=following-sibling::tr[1]")
+                expect(reason).to_contain_text("down: 3 requests in a row got no answer")
+                expect(page.locator("#view h1 .badge")).to_have_text("running")
+            finally:
+                client.post(f"/api/v1/runs/{run_id}/cancel", headers=admin_headers())

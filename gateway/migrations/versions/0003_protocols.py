@@ -1,8 +1,11 @@
 """Model-server protocols: services.protocol_options, and "v1" named "recoghub-v1"
 
 Revision ID: 0003
-Revises: 0002
+Revises: 0004
 Create Date: 2026-11-29
+
+Written beside 0004 (team dry runs), which landed first: 0003 follows it, so that no
+database already at 0004 is taken to have 0003.
 """
 
 from collections.abc import Sequence
@@ -11,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0003"
-down_revision: str | None = "0002"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

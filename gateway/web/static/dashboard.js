@@ -256,7 +256,9 @@ function runSummary(run) {
 }
 
 function teamRows(s) {
-  const left = ["ongoing", "pending"].includes(s.status) ? eta(s.eta_s) : "—";
+  // A `down` service is paused (the hub probes it until it answers or is given up on).
+  const left = s.status === "down" ? "paused"
+    : ["ongoing", "pending"].includes(s.status) ? eta(s.eta_s) : "—";
   const row = h("tr", { "data-service": s.service_guid },
     td(team(s)), td(badge(s.status), "status"), td(progress(s.done, s.total)),
     td(outcomes(s.outcomes), "outcomes"), td(perSecond(s.images_per_s), "num"),

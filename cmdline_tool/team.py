@@ -1,0 +1,566 @@
+"""A team's own view of the hub (SPEC §7): its runs, their status, leaderboards, results
+and failures, dry runs it starts itself, and its services.
+
+Everything goes through the hub's API with the team's key, so the hub decides what the
+team may see: only the runs its services take part in, only its own rows, results of
+dry runs only. A refusal is one line naming the side and what to do (refusals.py).
+"""
+
+import asyncio
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.markup import escape
+from rich.table import Table
+
+from cmdline_tool import output
+from cmdline_tool.errors import CliError
+from cmdline_tool.hub_api import HubClient, normalize_hub_url, require_guid, require_key
+from cmdline_tool.options import HubOpt, JsonOpt, KeyOpt, ServiceOpt, TimeoutOpt, run
+from cmdline_tool.refusals import Subject, refusal, shown_raw
+
+RunArg = Annotated[int, typer.Argument(metavar="RUN", min=1, help="Run id (see `runs`).")]
+FINISHED = ("completed", "cancelled", "failed")
+FAILURES_SHOWN = 10
+
+
+def _client(hub: str | None, key: str | None, timeout: float) -> HubClient:
+    return HubClient(normalize_hub_url(hub), key=require_key(key), timeout_s=timeout)
+
+
+def _run_subject(run_id: int) -> Subject:
+    return Subject("run", str(run_id), "RUN")
+
+
+def _pct(value: object) -> str:
+    """Fractions as the organizer's CLI and dashboard print them: one decimal percent."""
+    return f"{100 * value:.1f}%" if isinstance(value, int | float) else "–"
+
+
+def _ms(value: object) -> str:
+    return output.ms(float(value)) if isinstance(value, int | float) else "–"
+
+
+def _failed_outcomes(outcomes: dict[str, int]) -> str:
+    bad = sorted(((n, o) for o, n in outcomes.items() if o != "ok" and n), reverse=True)
+    return ", ".join(f"{o} {n}" for n, o in bad)
+
+
+def _starter(body: dict[str, Any]) -> str:
+    return "organizer" if not body.get("started_by") else str(body.get("started_by_name") or "team")
+
+
+def runs(
+    hub: HubOpt = None, key: KeyOpt = None, as_json: JsonOpt = False, timeout: TimeoutOpt = 30.0
+) -> None:
+    """The runs your services take part in, newest first."""
+
+    async def work() -> bool:
+        async with _client(hub, key, timeout) as client:
+            body = await client.call("GET", "/runs")
+        if as_json:
+            output.emit_json({"runs": body})
+            return True
+        if not body:
+            output.out.print(
+                "no runs yet: your services take part in none; start a dry run with "
+                "`recoghub-cli dryrun --dataset NAME`"
+            )
+            return True
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+        for column in ("run", "phase", "dataset", "state", "by", "your services"):
+            table.add_column(column, no_wrap=column != "your services")
+        for r in body:
+            mine = ", ".join(
+                f"{s['service_name']} {s['status']} {s['done']}/{s['total']}" for s in r["services"]
+            )
+            table.add_row(
+                str(r["id"]),
+                r["phase"],
+                escape(r["dataset"]),
+                r["state"],
+                escape(_starter(r)),
+                escape(mine),
+            )
+        output.out.print(table)
+        return True
+
+    run(as_json, work)
+
+
+def _status_table(body: dict[str, Any]) -> Table:
+    table = Table(
+        title=f"run {body['id']} · {body['phase']} on {escape(body['dataset'])} · "
+        f"{body['state']} · started by {escape(_starter(body))}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    for column in ("service", "status", "done", "failed", "p50", "p99", "img/s", "eta"):
+        table.add_column(
+            column, no_wrap=True, justify="left" if column in "servicestatus" else "right"
+        )
+    for s in body["services"]:
+        eta = s.get("eta_s")
+        table.add_row(
+            escape(s["service_name"]),
+            s["status"],
+            f"{s['done']}/{s['total']}",
+            escape(_failed_outcomes(s["outcomes"]) or "0"),
+            _ms(s["latency_ms"].get("p50")),
+            _ms(s["latency_ms"].get("p99")),
+            f"{s['images_per_s']:.1f}" if s.get("images_per_s") is not None else "–",
+            f"{eta:.0f} s" if isinstance(eta, int | float) else "–",
+        )
+    return table
+
+
+def _show_status(body: dict[str, Any]) -> None:
+    output.out.print(_status_table(body))
+    for s in body["services"]:
+        if s.get("reason"):
+            output.out.print(f"{escape(s['service_name'])}: {escape(s['reason'])}")
+
+
+def status(
+    run_id: RunArg,
+    hub: HubOpt = None,
+    key: KeyOpt = None,
+    as_json: JsonOpt = False,
+    timeout: TimeoutOpt = 30.0,
+) -> None:
+    """State and progress of a run, for your services."""
+
+    async def work() -> bool:
+        async with _client(hub, key, timeout) as client:
+            body = await client.call("GET", f"/runs/{run_id}", _run_subject(run_id))
+        if as_json:
+            output.emit_json(body)
+        else:
+            _show_status(body)
+        return True
+
+    run(as_json, work)
+
+
+def leaderboard(
+    run_id: RunArg,
+    hub: HubOpt = None,
+    key: KeyOpt = None,
+    as_json: JsonOpt = False,
+    timeout: TimeoutOpt = 30.0,
+) -> None:
+    """The run's leaderboard: your own row of a dry run; an evaluation's once published."""
+
+    async def work() -> bool:
+        async with _client(hub, key, timeout) as client:
+            rows = await client.call("GET", f"/runs/{run_id}/leaderboard", _run_subject(run_id))
+        if as_json:
+            output.emit_json({"run": run_id, "rows": rows})
+            return True
+        table = Table(title=f"run {run_id}", title_justify="left", box=box.SIMPLE_HEAD)
+        for column in ("#", "team / service", "status", "images", "top-1", "top-5", "p50", "p99"):
+            table.add_column(column, justify="right" if column != "team / service" else "left")
+        for r in rows:
+            table.add_row(
+                str(r["rank"]),
+                escape(f"{r['provider_name']} / {r['service_name']}"),
+                r["status"],
+                str(r["images"]),
+                _pct(r.get("top1")),
+                _pct(r.get("top5")),
+                _ms(r["latency_ms"].get("p50")),
+                _ms(r["latency_ms"].get("p99")),
+            )
+        output.out.print(table)
+        return True
+
+    run(as_json, work)
+
+
+async def _own_service(client: HubClient, run_id: int, service: str | None) -> str:
+    """The service whose results to fetch: the one given, or the team's only one in the run."""
+    if service:
+        return require_guid(service, "--service", "RECOGHUB_SERVICE")
+    body = await client.call("GET", f"/runs/{run_id}", _run_subject(run_id))
+    guids = [s["service_guid"] for s in body["services"]]
+    if len(guids) == 1:
+        return str(guids[0])
+    raise CliError(
+        "local",
+        "usage",
+        f"run {run_id} has {len(guids)} of your services: say which one",
+        f"pass --service, one of {', '.join(guids)}",
+    )
+
+
+class ResultFormat(StrEnum):
+    csv = "csv"
+    jsonl = "jsonl"
+
+
+def results(
+    run_id: RunArg,
+    output_file: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write to this file (default: stdout)."),
+    ] = None,
+    fmt: Annotated[ResultFormat, typer.Option("--format", help="csv or jsonl.")] = ResultFormat.csv,
+    service: ServiceOpt = None,
+    hub: HubOpt = None,
+    key: KeyOpt = None,
+    as_json: JsonOpt = False,
+    timeout: TimeoutOpt = 120.0,
+) -> None:
+    """Your service's result for every image of a dry run (CSV or JSONL)."""
+
+    async def work() -> bool:
+        async with _client(hub, key, timeout) as client:
+            guid = await _own_service(client, run_id, service)
+            response = await client.request(
+                "GET", f"/runs/{run_id}/results", params={"service": guid, "format": fmt.value}
+            )
+            if response.status_code != 200:
+                raise refusal(response, client.url, Subject("service", guid, "--service"))
+        text = response.text
+        rows = max(0, text.count("\n") - (1 if fmt == "csv" else 0))
+        if output_file is None:
+            sys.stdout.write(text)
+            return True
+        try:
+            await asyncio.to_thread(output_file.write_text, text, encoding="utf-8")
+        except OSError as exc:
+            raise CliError(
+                "local",
+                "unwritable",
+                f"cannot write {output_file} ({exc.strerror or exc})",
+                "check the path and its permissions",
+            ) from None
+        if as_json:
+            output.emit_json(
+                {
+                    "run": run_id,
+                    "service": guid,
+                    "format": fmt.value,
+                    "rows": rows,
+                    "output": str(output_file),
+                }
+            )
+        else:
+            output.err.print(f"wrote {rows} rows of run {run_id} to {escape(str(output_file))}")
+        return True
+
+    run(as_json, work)
+
+
+async def _results_rows(client: HubClient, run_id: int, guid: str) -> list[dict[str, Any]]:
+    response = await client.request(
+        "GET", f"/runs/{run_id}/results", params={"service": guid, "format": "jsonl"}
+    )
+    if response.status_code != 200:
+        raise refusal(response, client.url, Subject("service", guid, "--service"))
+    return [json.loads(line) for line in response.text.splitlines() if line.strip()]
+
+
+def failures(
+    run_id: RunArg,
+    hub: HubOpt = None,
+    key: KeyOpt = None,
+    as_json: JsonOpt = False,
+    timeout: TimeoutOpt = 120.0,
+) -> None:
+    """What failed for your services in a run: outcome counts, the first errors with their
+    request ids (grep your recognizer's log for them) and, for a dry run, the failed images."""
+
+    async def work() -> bool:
+        report: list[dict[str, Any]] = []
+        async with _client(hub, key, timeout) as client:
+            body = await client.call("GET", f"/runs/{run_id}", _run_subject(run_id))
+            for s in body["services"]:
+                failed_rows: list[dict[str, Any]] = []
+                if body["phase"] == "dryrun" and _failed_outcomes(s["outcomes"]):
+                    rows = await _results_rows(client, run_id, s["service_guid"])
+                    failed_rows = [r for r in rows if r.get("outcome") not in ("ok", None)]
+                report.append({**s, "failed_images": failed_rows})
+        if as_json:
+            output.emit_json({"run": run_id, "phase": body["phase"], "services": report})
+            return True
+        for s in report:
+            name = escape(f"{s['service_name']} ({s['service_guid']})")
+            failed = sum(n for o, n in s["outcomes"].items() if o != "ok")
+            if not failed:
+                output.out.print(
+                    f"[green]{name}: no failures[/] ({s['done']}/{s['total']} done, {s['status']})"
+                )
+                continue
+            output.out.print(
+                f"[red]{name}: {failed} of {s['done']} done failed[/] "
+                f"({escape(_failed_outcomes(s['outcomes']))}; {s['status']})"
+            )
+            if s.get("reason"):
+                output.out.print(f"  {escape(s['reason'])}")
+            for r in s["failed_images"][:FAILURES_SHOWN]:
+                raw = f" raw {escape(shown_raw(r['raw']))}" if r.get("raw") else ""
+                output.out.print(
+                    f"  {escape(str(r['key']))}: {r['outcome']} after {r['attempts']} "
+                    f"attempt(s){raw}"
+                )
+            more = len(s["failed_images"]) - FAILURES_SHOWN
+            if more > 0:
+                output.out.print(
+                    f"  ... and {more} more: `recoghub-cli results {run_id}` has them all"
+                )
+        return True
+
+    run(as_json, work)
+
+
+def datasets(
+    hub: HubOpt = None, key: KeyOpt = None, as_json: JsonOpt = False, timeout: TimeoutOpt = 30.0
+) -> None:
+    """The datasets the organizer opened to team dry runs."""
+
+    async def work() -> bool:
+        async with _client(hub, key, timeout) as client:
+            body = await client.call("GET", "/datasets")
+        if as_json:
+            output.emit_json({"datasets": body})
+        elif not body:
+            output.out.print("no dataset is open to team dry runs; ask the organizer")
+        else:
+            table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+            for column in ("id", "name", "images"):
+                table.add_column(column, justify="right" if column != "name" else "left")
+            for d in body:
+                table.add_row(str(d["id"]), escape(d["name"]), str(d["images"]))
+            output.out.print(table)
+        return True
+
+    run(as_json, work)
+
+
+def dryrun(
+    dataset: Annotated[
+        str, typer.Option("--dataset", "-d", help="Dataset name or id (see `datasets`).")
+    ],
+    services: Annotated[
+        list[str] | None,
+        typer.Option("--service", help="Your service GUID (repeat; default: all enabled)."),
+    ] = None,
+    watch: Annotated[bool, typer.Option("--watch", help="Follow it until it ends.")] = False,
+    hub: HubOpt = None,
+    key: KeyOpt = None,
+    as_json: JsonOpt = False,
+    timeout: TimeoutOpt = 30.0,
+) -> None:
+    """Start a dry run of your services on a dataset open to teams (daily quota)."""
+
+    async def work() -> bool:
+        body: dict[str, Any] = {"dataset": dataset.strip(), "phase": "dryrun"}
+        if dataset.strip().isdigit():
+            body["dataset"] = int(dataset)
+        if services:
+            body["services"] = [s.strip() for s in services]
+        async with _client(hub, key, timeout) as client:
+            started = await client.call(
+                "POST", "/runs", Subject("dataset", dataset, "--dataset"), expect=201, json=body
+            )
+            run_id = int(started["id"])
+            if not watch:
+                if as_json:
+                    output.emit_json(started)
+                else:
+                    output.out.print(
+                        f"dry run {run_id} queued on {escape(started['dataset'])}: follow it with "
+                        f"`recoghub-cli status {run_id}`"
+                    )
+                return True
+            if not as_json:
+                output.err.print(f"dry run {run_id} queued on {escape(started['dataset'])}")
+            current = started
+            last = ""
+            while current["state"] not in FINISHED:
+                await asyncio.sleep(1.0)
+                current = await client.call("GET", f"/runs/{run_id}", _run_subject(run_id))
+                line = f"{current['state']}: " + ", ".join(
+                    f"{s['service_name']} {s['done']}/{s['total']}" for s in current["services"]
+                )
+                if line != last and not as_json:
+                    output.err.print(escape(line))
+                    last = line
+        passed = current["state"] == "completed" and all(
+            s["status"] == "passed" for s in current["services"]
+        )
+        if as_json:
+            output.emit_json(current)
+        else:
+            _show_status(current)
+            if passed:
+                output.out.print(f"[green]dry run {run_id} passed[/]")
+            else:
+                output.error_line(
+                    CliError(
+                        "recognizer" if current["state"] == "completed" else "hub",
+                        "dryrun_failed",
+                        f"dry run {run_id} ended {current['state']} and did not pass",
+                        f"see `recoghub-cli failures {run_id}`",
+                    )
+                )
+        return passed
+
+    run(as_json, work)
+
+
+service_app = typer.Typer(
+    help="Your own services: show, re-point, disable, enable, rotate the signing secret.",
+    no_args_is_help=True,
+)
+
+
+async def _patch_service(client: HubClient, guid: str, body: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = await client.call(
+        "PATCH", f"/services/{guid}", Subject("service", guid, "--service"), json=body
+    )
+    return result
+
+
+def _service_lines(s: dict[str, Any]) -> str:
+    endpoints = "\n".join(f"  {escape(e)}" for e in s["endpoints"]) or "  (none)"
+    state = "[green]enabled[/]" if s["enabled"] else "[yellow]disabled[/]"
+    return (
+        f"[bold]{escape(s['name'])}[/] {s['guid']} ({state}, provider "
+        f"{escape(s['provider_name'])} {s['provider_guid']}, protocol {s['protocol']}, "
+        f"max_concurrency {s['max_concurrency']})\nendpoints:\n{endpoints}"
+    )
+
+
+@service_app.command("show")
+def service_show(
+    service: ServiceOpt = None,
+    hub: HubOpt = None,
+    key: KeyOpt = None,
+    as_json: JsonOpt = False,
+    timeout: TimeoutOpt = 30.0,
+) -> None:
+    """Show your service (all your services without --service / RECOGHUB_SERVICE)."""
+
+    async def work() -> bool:
+        async with _client(hub, key, timeout) as client:
+            if service:
+                guid = require_guid(service, "--service", "RECOGHUB_SERVICE")
+                found = [
+                    await client.call(
+                        "GET", f"/services/{guid}", Subject("service", guid, "--service")
+                    )
+                ]
+            else:
+                found = await client.call("GET", "/services")
+        if as_json:
+            output.emit_json({"services": found})
+        elif not found:
+            output.out.print("your team has no service yet; ask the organizer to register one")
+        for s in [] if as_json else found:
+            output.out.print(_service_lines(s))
+        return True
+
+    run(as_json, work)
+
+
+def _service_change(
+    service: str | None,
+    hub: str | None,
+    key: str | None,
+    as_json: bool,
+    timeout: float,
+    body: dict[str, Any],
+    done: str,
+) -> None:
+    async def work() -> bool:
+        guid = require_guid(service, "--service", "RECOGHUB_SERVICE")
+        async with _client(hub, key, timeout) as client:
+            changed = await _patch_service(client, guid, body)
+        if as_json:
+            output.emit_json(changed)
+        else:
+            output.out.print(done)
+            output.out.print(_service_lines(changed))
+            if changed.get("signing_secret"):
+                output.out.print(f"new signing secret: {changed['signing_secret']}")
+        return True
+
+    run(as_json, work)
+
+
+@service_app.command("set-endpoints")
+def service_set_endpoints(
+    endpoints: Annotated[
+        list[str], typer.Argument(metavar="URL...", help="Every endpoint base URL, in full.")
+    ],
+    service: ServiceOpt = None,
+    hub: HubOpt = None,
+    key: KeyOpt = None,
+    as_json: JsonOpt = False,
+    timeout: TimeoutOpt = 30.0,
+) -> None:
+    """Replace your service's endpoints (the hub sends to these from now on)."""
+    _service_change(
+        service, hub, key, as_json, timeout, {"endpoints": endpoints}, "endpoints replaced"
+    )
+
+
+@service_app.command("disable")
+def service_disable(
+    service: ServiceOpt = None,
+    hub: HubOpt = None,
+    key: KeyOpt = None,
+    as_json: JsonOpt = False,
+    timeout: TimeoutOpt = 30.0,
+) -> None:
+    """Disable your service (e.g. while you redeploy): new runs leave it out."""
+    _service_change(
+        service, hub, key, as_json, timeout, {"enabled": False}, "disabled: new runs leave it out"
+    )
+
+
+@service_app.command("enable")
+def service_enable(
+    service: ServiceOpt = None,
+    hub: HubOpt = None,
+    key: KeyOpt = None,
+    as_json: JsonOpt = False,
+    timeout: TimeoutOpt = 30.0,
+) -> None:
+    """Enable your service again."""
+    _service_change(service, hub, key, as_json, timeout, {"enabled": True}, "enabled")
+
+
+@service_app.command("rotate-secret")
+def service_rotate_secret(
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    service: ServiceOpt = None,
+    hub: HubOpt = None,
+    key: KeyOpt = None,
+    as_json: JsonOpt = False,
+    timeout: TimeoutOpt = 30.0,
+) -> None:
+    """Issue a new signing secret, shown once: restart your recognizer with it."""
+    if not yes and not typer.confirm(
+        "the hub signs with the new secret at once; your recognizer refuses requests until "
+        "restarted with it. Rotate?"
+    ):
+        output.error_line(CliError("local", "not_confirmed", "not rotated", "pass --yes"))
+        raise typer.Exit(1)
+    _service_change(
+        service,
+        hub,
+        key,
+        as_json,
+        timeout,
+        {"rotate_secret": True},
+        "secret rotated: restart your recognizer with --secret <the new secret>",
+    )
