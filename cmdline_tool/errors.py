@@ -12,7 +12,8 @@ who has to act:
                                                          unauthorized, forbidden, not_found,
                                                          wrong_guid_kind, image_too_large,
                                                          not_an_image, invalid_input,
-                                                         service_disabled, no_instances
+                                                         service_disabled, no_instances,
+                                                         rate_limited
     "recognizer"  the team's recognizer, seen by the     connect_error, timeout, http_error,
                   hub                                    bad_format, too_large, ping_failed
     "cli"         this tool itself                       internal (a bug), interrupted

@@ -203,8 +203,17 @@ def recog(
                         accuracy.add(result)
                     progress.advance(task)
 
+                def waiting(seconds: float) -> None:
+                    # stderr: with --json, stdout carries only JSON.
+                    output.err.print(output.rate_limit_line(seconds))
+
                 summary = await recognize_all(
-                    client, service_guid, images, concurrency=concurrency, on_result=shown
+                    client,
+                    service_guid,
+                    images,
+                    concurrency=concurrency,
+                    on_result=shown,
+                    on_wait=waiting,
                 )
         if as_json:
             output.emit_json(summary.as_json())

@@ -60,6 +60,14 @@ def recognition_line(result: Recognition, *, top: int) -> str:
     return f"{name}  {tags}  [dim]{ms(result.latency_ms)}[/]"
 
 
+def rate_limit_line(seconds: float) -> str:
+    """The hub's rate limit held the batch back: said once a pause."""
+    return (
+        f"[yellow]the hub's rate limit for your key was reached: waiting {seconds:g} s, "
+        "then sending the rest[/]"
+    )
+
+
 def summary_line(summary: Summary) -> str:
     failures = sorted((n, o) for o, n in summary.outcomes.items() if o != "ok")
     by_outcome = ", ".join(f"{outcome} {n}" for n, outcome in reversed(failures))

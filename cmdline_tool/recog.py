@@ -13,10 +13,16 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import httpx
+
 from cmdline_tool.errors import CliError
 from cmdline_tool.hub_api import HubClient
 from cmdline_tool.images import ImageFile, read_image
 from cmdline_tool.refusals import Subject, error_body, json_body, refusal
+
+# A hub past its rate limit (429) is waited for, as often as this per image, before the
+# image counts as failed: the hub's token bucket lets one through within Retry-After.
+MAX_RATE_LIMIT_WAITS = 50
 
 # Refusals that do not depend on the image: no point sending the rest.
 FATAL_CODES = frozenset(
@@ -109,24 +115,67 @@ class Summary:
         }
 
 
-async def recognize_one(hub: HubClient, service_guid: str, image: ImageFile) -> Recognition:
-    """Send one image; raises CliError only for a failure that is not this image's."""
+class RateLimitPause:
+    """Shared by the images of one batch: when the hub answers 429 (rate_limited), every
+    image waits until its Retry-After has passed; `on_wait` hears of each pause once."""
+
+    def __init__(self, on_wait: Callable[[float], None]) -> None:
+        self.on_wait = on_wait
+        self.resume_at = 0.0
+
+    async def wait_turn(self) -> None:
+        while (delay := self.resume_at - time.monotonic()) > 0:
+            await asyncio.sleep(delay)
+
+    def hold(self, retry_after_s: float) -> None:
+        now = time.monotonic()
+        if now + retry_after_s <= self.resume_at:
+            return
+        if self.resume_at <= now:
+            self.on_wait(retry_after_s)
+        self.resume_at = now + retry_after_s
+
+
+def retry_after_s(response: httpx.Response) -> float | None:
+    """How long a 429 (code rate_limited) of the hub asks to wait; None for any other."""
+    if response.status_code != 429 or (error_body(response) or {}).get("code") != "rate_limited":
+        return None
+    try:
+        return max(1.0, float(response.headers.get("retry-after", "1")))
+    except ValueError:
+        return 1.0
+
+
+async def recognize_one(
+    hub: HubClient, service_guid: str, image: ImageFile, pause: RateLimitPause | None = None
+) -> Recognition:
+    """Send one image; raises CliError only for a failure that is not this image's.
+
+    A 429 of the hub's rate limit is waited out (see RateLimitPause) and the image sent again.
+    """
+    pause = pause or RateLimitPause(lambda _: None)
     try:
         data, content_type = await asyncio.to_thread(read_image, image)
     except CliError as error:
         return Recognition(image, error.code, sent=False, error=error)
-    started = time.perf_counter()
-    try:
-        response = await hub.request(
-            "POST",
-            f"/services/{service_guid}/recognize",
-            content=data,
-            headers={"Content-Type": content_type},
-        )
-    except CliError as error:
-        if error.code in FATAL_CODES:
-            raise
-        return Recognition(image, error.code, sent=True, error=error)
+    for waits in range(MAX_RATE_LIMIT_WAITS + 1):
+        await pause.wait_turn()
+        started = time.perf_counter()
+        try:
+            response = await hub.request(
+                "POST",
+                f"/services/{service_guid}/recognize",
+                content=data,
+                headers={"Content-Type": content_type},
+            )
+        except CliError as error:
+            if error.code in FATAL_CODES:
+                raise
+            return Recognition(image, error.code, sent=True, error=error)
+        wait_s = retry_after_s(response)
+        if wait_s is None or waits == MAX_RATE_LIMIT_WAITS:
+            break
+        pause.hold(wait_s)
     round_trip = round((time.perf_counter() - started) * 1000.0, 3)
     body = json_body(response) if response.status_code == 200 else None
     body = body if isinstance(body, dict) else None
@@ -164,15 +213,18 @@ async def recognize_all(
     *,
     concurrency: int,
     on_result: Callable[[Recognition], None],
+    on_wait: Callable[[float], None] = lambda _: None,
 ) -> Summary:
     """Recognize `images` with at most `concurrency` in flight; `on_result` sees each one
-    as it completes. Raises CliError (and stops sending) on a failure of the whole run."""
+    as it completes, `on_wait` each pause for the hub's rate limit (seconds).
+    Raises CliError (and stops sending) on a failure of the whole run."""
     pending = iter(images)
     results: list[Recognition] = []
+    pause = RateLimitPause(on_wait)
 
     async def worker() -> None:
         for image in pending:
-            result = await recognize_one(hub, service_guid, image)
+            result = await recognize_one(hub, service_guid, image, pause)
             results.append(result)
             on_result(result)
 

@@ -153,6 +153,14 @@ def refusal(response: httpx.Response, hub_url: str, subject: Subject | None = No
             f"the hub says this is not an image it accepts ({detail})",
             "send a JPEG or PNG file",
         )
+    if status == 429 and code == "rate_limited":
+        wait = response.headers.get("retry-after", "a few")
+        return CliError(
+            "hub",
+            code,
+            f"the hub limits how often your key may do this ({detail})",
+            f"wait {wait} s and try again",
+        )
     if status >= 500:
         return CliError(
             "hub",

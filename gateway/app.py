@@ -5,7 +5,7 @@ import contextlib
 import gc
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,13 +20,17 @@ from gateway.db import make_engine, make_session_factory, transaction
 from gateway.dispatch.client import make_client_session
 from gateway.dispatch.dispatcher import Dispatcher
 from gateway.errors import HubError, QuotaExceeded, RecognizerFailed
+from gateway.middleware.body_guard import BodyGuard
+from gateway.middleware.nosniff import NoSniff
 from gateway.migrate import upgrade
 from gateway.observability import router as metrics_router
+from gateway.openapi import install_openapi
 from gateway.registry.routes import providers_router, services_router
 from gateway.relay.routes import router as relay_router
 from gateway.runs.routes import router as runs_router
 from gateway.runs.worker import run_embedded_worker
 from gateway.state import HubState
+from gateway.web.api_docs import router as api_docs_router
 from gateway.web.routes import router as web_router
 
 log = logging.getLogger("recoghub")
@@ -78,8 +82,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await http.close()
             engine.dispose()
 
-    app = FastAPI(title="RecogHub", version=__version__, lifespan=lifespan)
+    # /docs and /redoc are the hub's own (gateway.web.api_docs): FastAPI's need a CDN.
+    app = FastAPI(
+        title="RecogHub",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     install_error_handlers(app)
+    install_openapi(app)
+    # Added last is outermost: even the guard's refusals leave marked nosniff.
+    app.add_middleware(BodyGuard, max_bytes=settings.max_json_bytes)
+    app.add_middleware(NoSniff)
 
     @app.get(f"{API_PREFIX}/ping", tags=["hub"])
     async def ping() -> dict[str, str]:
@@ -95,11 +110,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(metrics_router)
     app.include_router(web_router)
+    app.include_router(api_docs_router)
     return app
 
 
-def _error(status: int, detail: str, code: str, **extra: object) -> JSONResponse:
-    return JSONResponse({"detail": detail, "code": code, **extra}, status_code=status)
+def _error(
+    status: int, detail: str, code: str, headers: Mapping[str, str] | None = None, **extra: object
+) -> JSONResponse:
+    return JSONResponse(
+        {"detail": detail, "code": code, **extra}, status_code=status, headers=headers
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -112,15 +132,18 @@ def install_error_handlers(app: FastAPI) -> None:
                 exc.status, exc.detail, exc.code, request_id=exc.request_id, raw=exc.error.raw
             )
         if isinstance(exc, QuotaExceeded):
-            answer = _error(exc.status, exc.detail, exc.code, next_allowed_at=exc.next_allowed_at)
-            answer.headers["Retry-After"] = str(exc.retry_after_s)
-            return answer
-        return _error(exc.status, exc.detail, exc.code)
+            return _error(
+                exc.status, exc.detail, exc.code, exc.headers, next_allowed_at=exc.next_allowed_at
+            )
+        return _error(exc.status, exc.detail, exc.code, exc.headers)
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _error(exc.status_code, str(exc.detail), code)
+        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, "http_error"
+        )
+        # Keeps Starlette's headers, such as the Allow of a 405.
+        return _error(exc.status_code, str(exc.detail), code, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

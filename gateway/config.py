@@ -2,8 +2,9 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.dispatch.policy import parse_networks
@@ -17,12 +18,26 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./recoghub.db"
     data_dir: Path = Path("./recoghub-data")
     admin_token: str | None = None
+    # The two secrets may instead be read from a file (Docker/Compose secrets, systemd
+    # credentials), so they never sit in the environment of `docker inspect`. A file set
+    # wins over the plain variable: an image may carry a default database URL.
+    database_url_file: Path | None = None
+    admin_token_file: Path | None = None
     embedded_worker: bool = True
 
     # Relay and check limits.
     max_image_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     max_image_pixels: int = Field(default=50_000_000, gt=0)
     relay_open_to_all_providers: bool = False
+
+    # Limits for untrusted callers (SPEC §9).
+    max_json_bytes: int = Field(default=1024 * 1024, gt=0)
+    service_concurrency_max: int = Field(default=8, ge=1, le=1024)
+    # Token buckets per API key and hub process: refill per second, and burst (0 = off).
+    relay_rate: float = Field(default=20.0, ge=0)
+    relay_burst: int = Field(default=40, ge=1)
+    check_rate: float = Field(default=1.0, ge=0)
+    check_burst: int = Field(default=5, ge=1)
 
     # Dispatch defaults; a run may override timeout and attempts.
     request_timeout_s: float = Field(default=10.0, gt=0)
@@ -60,6 +75,26 @@ class Settings(BaseSettings):
 
     # Dry runs a provider may start itself on datasets open to teams, in any 24 hours.
     team_dryruns_per_day: int = Field(default=3, ge=0)
+
+    @model_validator(mode="after")
+    def _read_secret_files(self) -> Self:
+        if self.database_url_file is not None:
+            self.database_url = _read_secret(self.database_url_file, "RECOGHUB_DATABASE_URL_FILE")
+        if self.admin_token_file is not None:
+            self.admin_token = _read_secret(self.admin_token_file, "RECOGHUB_ADMIN_TOKEN_FILE")
+        return self
+
+
+def _read_secret(path: Path, variable: str) -> str:
+    """The file's text without the surrounding whitespace (`echo` adds a newline)."""
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ValueError(f"{variable}: cannot read {path}: {reason}") from None
+    if not value:
+        raise ValueError(f"{variable}: {path} is empty")
+    return value
 
 
 @lru_cache

@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.datastructures import Headers
 
 from gateway.auth import Principal, authenticate
 from gateway.state import HubState
@@ -26,14 +27,24 @@ def get_session(state: HubStateDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def bearer_token(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
+def bearer_token(headers: Headers) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, or None."""
+    header = headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+# Where the body guard (gateway.middleware.body_guard) leaves the caller it authenticated
+# before letting a request's body be read; the request's dependencies take it from there.
+REQUEST_PRINCIPAL = "principal"
+
+
 def get_principal(request: Request, state: HubStateDep, session: SessionDep) -> Principal:
-    return authenticate(session, bearer_token(request), configured_admin=state.settings.admin_token)
+    known = getattr(request.state, REQUEST_PRINCIPAL, None)
+    if isinstance(known, Principal):
+        return known
+    token = bearer_token(request.headers)
+    return authenticate(session, token, configured_admin=state.settings.admin_token)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

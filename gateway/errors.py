@@ -26,9 +26,11 @@ What a caller of the hub's API did wrong becomes a JSON error `{"detail", "code"
      ├── PayloadTooLarge            413 too_large
      ├── UnsupportedMedia           415 not_an_image
      ├── QuotaExceeded              429 quota_exceeded (with Retry-After)
+     ├── RateLimited                429 rate_limited; carries .retry_after_s (Retry-After)
      └── RecognizerFailed           502 <outcome> / 504 timeout (wraps a RecognizerError)
 """
 
+import math
 from enum import StrEnum
 
 
@@ -114,6 +116,11 @@ class HubError(Exception):
         if code is not None:
             self.code = code
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer carries besides the JSON body."""
+        return {}
+
 
 class NotFound(HubError):
     status = 404
@@ -164,6 +171,26 @@ class QuotaExceeded(HubError):
         super().__init__(detail)
         self.retry_after_s = retry_after_s
         self.next_allowed_at = next_allowed_at
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
+
+
+class RateLimited(HubError):
+    """Past a caller's rate limit; `retry_after_s` is when one request is allowed again."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, detail: str, *, retry_after_s: float) -> None:
+        super().__init__(detail)
+        # Retry-After takes whole seconds; rounding down would invite an early retry.
+        self.retry_after_s = max(1, math.ceil(retry_after_s))
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
 
 
 class RecognizerFailed(HubError):

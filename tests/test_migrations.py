@@ -1,12 +1,20 @@
 """`recoghub migrate` brings an empty or older database to the current schema."""
 
-from sqlalchemy import Engine, inspect, select, text
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection, Engine, inspect, select, text
 from typer.testing import CliRunner
 
 from gateway.cli.main import app
 from gateway.db import make_engine, make_session_factory
-from gateway.migrate import current_revision, upgrade
+from gateway.migrate import MIGRATION_LOCK_KEY, current_revision, upgrade
 from gateway.registry.models import Provider, Service
+from tests.conftest import PostgresDatabases
 
 FIRST = "0001"
 
@@ -185,3 +193,59 @@ def test_protocols_downgrade_and_back(database_url: str) -> None:
     upgrade(engine)
     assert current_revision(engine) == head_revision()
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_concurrent_migrate_commands_on_postgres_take_turns(
+    postgres: PostgresDatabases, tmp_path: Path
+) -> None:
+    """Every API replica migrates at start-up. Two `recoghub migrate` processes released
+    at the same moment on an empty PostgreSQL database must both succeed: the second
+    waits for the first and then finds nothing to do (without the lock, one of them
+    fails on a table the other has just created)."""
+    url = postgres.new(migrated=False)
+    holder = make_engine(url)
+    env = {**os.environ, "RECOGHUB_DATABASE_URL": url}
+    logs = [tmp_path / f"migrate{i}.log" for i in range(2)]
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        with holder.connect() as conn, conn.begin():
+            # Another migrator holds the lock: both commands must queue behind it.
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+            for log in logs:
+                with log.open("wb") as out:
+                    procs.append(
+                        subprocess.Popen(
+                            [sys.executable, "-c", MIGRATE_COMMAND], env=env, stdout=out, stderr=out
+                        )
+                    )
+            deadline = time.monotonic() + 60
+            while waiting_on_advisory_lock(conn) < 2:
+                exited = [p.returncode for p in procs if p.poll() is not None]
+                assert not exited, f"a migrate exited early: {[p.read_text() for p in logs]}"
+                assert time.monotonic() < deadline, "the migrations did not wait for the lock"
+                time.sleep(0.05)
+            assert "alembic_version" not in inspect(conn).get_table_names()
+        codes = [p.wait(timeout=120) for p in procs]
+        assert codes == [0, 0], [log.read_text() for log in logs]
+        assert current_revision(holder) == head_revision()
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        holder.dispose()
+
+
+MIGRATE_COMMAND = (
+    "import sys; sys.argv[1:] = ['migrate']; from gateway.cli.main import main; main()"
+)
+
+
+def waiting_on_advisory_lock(conn: Connection) -> int:
+    return conn.execute(
+        text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+    ).scalar_one()

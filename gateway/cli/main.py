@@ -1,8 +1,10 @@
 """`recoghub`: the hub server and the organizer's commands."""
 
 import typer
+from pydantic import ValidationError
 
 from gateway.cli import datasets, demo, registry, runs, server, worker
+from gateway.config import Settings
 
 app = typer.Typer(
     name="recoghub",
@@ -20,4 +22,16 @@ app.add_typer(runs.app, name="run")
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except ValidationError as exc:
+        # A bad RECOGHUB_* setting (or an unreadable *_FILE) is the operator's to fix:
+        # one line each, naming the variable, instead of a traceback.
+        if exc.title != Settings.__name__:
+            raise
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else ""
+            where = f"RECOGHUB_{field.upper()}: " if field else ""
+            message = str(error["msg"]).removeprefix("Value error, ")
+            typer.echo(f"recoghub: invalid setting {where}{message}", err=True)
+        raise SystemExit(2) from None

@@ -30,6 +30,8 @@ from gateway.datasets.schemas import (
 from gateway.datasets.service import Source
 from gateway.deps import AdminDep, CallerDep, HubStateDep, SessionDep
 from gateway.errors import InvalidInput
+from gateway.openapi import errors
+from gateway.wire import RowIdPath
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
@@ -117,7 +119,13 @@ def _host_path(text: str | None) -> Path | None:
     return Path(text).expanduser() if text is not None else None
 
 
-@router.post("", status_code=201, response_model=DatasetImported, openapi_extra=IMPORT_BODY)
+@router.post(
+    "",
+    status_code=201,
+    response_model=DatasetImported,
+    openapi_extra=IMPORT_BODY,
+    responses=errors(401, 403, 409, 413, 422),
+)
 async def import_dataset(
     request: Request, _: AdminDep, session: SessionDep, state: HubStateDep
 ) -> DatasetImported:
@@ -173,7 +181,7 @@ async def import_dataset(
     )
 
 
-@router.get("", response_model=list[DatasetRead] | list[DatasetForTeams])
+@router.get("", response_model=list[DatasetRead] | list[DatasetForTeams], responses=errors(401))
 def list_datasets(
     principal: CallerDep, session: SessionDep
 ) -> list[DatasetRead] | list[DatasetForTeams]:
@@ -185,14 +193,16 @@ def list_datasets(
     return [DatasetRead.model_validate(d) for d in service.list_datasets(session=session)]
 
 
-@router.get("/{dataset_id}", response_model=DatasetRead)
-def get_dataset(dataset_id: int, _: AdminDep, session: SessionDep) -> DatasetRead:
+@router.get("/{dataset_id}", response_model=DatasetRead, responses=errors(401, 403, 404, 422))
+def get_dataset(dataset_id: RowIdPath, _: AdminDep, session: SessionDep) -> DatasetRead:
     return DatasetRead.model_validate(service.get_dataset(session=session, dataset_id=dataset_id))
 
 
-@router.patch("/{dataset_id}", response_model=DatasetRead)
+@router.patch(
+    "/{dataset_id}", response_model=DatasetRead, responses=errors(401, 403, 404, 409, 422)
+)
 def update_dataset(
-    dataset_id: int, body: DatasetUpdate, _: AdminDep, session: SessionDep
+    dataset_id: RowIdPath, body: DatasetUpdate, _: AdminDep, session: SessionDep
 ) -> DatasetRead:
     """Rename the dataset, or open (close) it to team-started dry runs."""
     dataset = service.update_dataset(
@@ -201,9 +211,9 @@ def update_dataset(
     return DatasetRead.model_validate(dataset)
 
 
-@router.delete("/{dataset_id}", status_code=204)
+@router.delete("/{dataset_id}", status_code=204, responses=errors(401, 403, 404, 409, 422))
 def delete_dataset(
-    dataset_id: int, _: AdminDep, session: SessionDep, state: HubStateDep
+    dataset_id: RowIdPath, _: AdminDep, session: SessionDep, state: HubStateDep
 ) -> Response:
     """Delete a dataset no run uses (409 naming the runs otherwise)."""
     service.delete_dataset(session=session, settings=state.settings, dataset_id=dataset_id)

@@ -1,11 +1,11 @@
 """API shapes of datasets: what an import asks for, and what the hub answers."""
 
-from datetime import datetime
 from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gateway.datasets.importers import TsvColumns
+from gateway.wire import UtcDateTime
 
 DatasetFormat = Literal["clickture", "tsv", "folder", "matching"]
 TSV_OPTIONS = ("key_column", "label_column", "label_columns", "image_column", "label_separator")
@@ -89,7 +89,7 @@ class DatasetRead(BaseModel):
     images: int
     labels: int
     open_to_teams: bool = False
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class DatasetForTeams(BaseModel):

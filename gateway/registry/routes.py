@@ -4,6 +4,7 @@ from fastapi import APIRouter, Response
 
 from gateway.deps import AdminDep, CallerDep, HubStateDep, SessionDep
 from gateway.dispatch.policy import endpoint_policy
+from gateway.openapi import errors
 from gateway.registry import service as registry
 from gateway.registry.schemas import (
     ProviderCreate,
@@ -20,7 +21,7 @@ providers_router = APIRouter(prefix="/providers", tags=["providers"])
 services_router = APIRouter(prefix="/services", tags=["services"])
 
 
-@providers_router.post("", status_code=201)
+@providers_router.post("", status_code=201, responses=errors(400, 401, 403, 409, 413, 422))
 def create_provider(
     data: ProviderCreate, session: SessionDep, _admin: AdminDep
 ) -> ProviderReadWithKey:
@@ -29,19 +30,19 @@ def create_provider(
     return ProviderReadWithKey.of(provider, api_key=api_key)
 
 
-@providers_router.get("")
+@providers_router.get("", responses=errors(401))
 def list_providers(session: SessionDep, principal: CallerDep) -> list[ProviderRead]:
     """Every provider for the organizer; a provider sees only itself."""
     return [ProviderRead.of(p) for p in registry.list_providers(session, principal=principal)]
 
 
-@providers_router.get("/{guid}")
+@providers_router.get("/{guid}", responses=errors(401, 403, 404))
 def get_provider(guid: str, session: SessionDep, principal: CallerDep) -> ProviderRead:
     provider = registry.get_provider_for(session, principal=principal, guid=guid)
     return ProviderRead.of(provider)
 
 
-@services_router.post("", status_code=201)
+@services_router.post("", status_code=201, responses=errors(400, 401, 403, 404, 409, 413, 422))
 def create_service(
     data: ServiceCreate, session: SessionDep, principal: CallerDep, state: HubStateDep
 ) -> ServiceReadWithSecret:
@@ -52,11 +53,12 @@ def create_service(
         data=data,
         policy=endpoint_policy(state.settings.endpoint_allow),
         default_max_concurrency=state.settings.service_concurrency,
+        concurrency_cap=state.settings.service_concurrency_max,
     )
     return ServiceReadWithSecret.of(service, signing_secret=service.signing_secret)
 
 
-@services_router.get("")
+@services_router.get("", responses=errors(401, 403, 404))
 def list_services(
     session: SessionDep, principal: CallerDep, provider: str | None = None
 ) -> list[ServiceRead]:
@@ -65,12 +67,16 @@ def list_services(
     return [ServiceRead.of(s) for s in services]
 
 
-@services_router.get("/{guid}")
+@services_router.get("/{guid}", responses=errors(401, 403, 404))
 def get_service(guid: str, session: SessionDep, principal: CallerDep) -> ServiceRead:
     return ServiceRead.of(registry.get_service_for(session, principal=principal, guid=guid))
 
 
-@services_router.patch("/{guid}", response_model=ServiceReadWithSecret | ServiceRead)
+@services_router.patch(
+    "/{guid}",
+    response_model=ServiceReadWithSecret | ServiceRead,
+    responses=errors(400, 401, 403, 404, 413, 422),
+)
 def update_service(
     guid: str, data: ServiceUpdate, session: SessionDep, principal: CallerDep, state: HubStateDep
 ) -> ServiceReadWithSecret | ServiceRead:
@@ -78,7 +84,12 @@ def update_service(
     secret once."""
     service = registry.get_service_for(session, principal=principal, guid=guid)
     service = registry.update_service(
-        session, service=service, data=data, policy=endpoint_policy(state.settings.endpoint_allow)
+        session,
+        principal=principal,
+        service=service,
+        data=data,
+        policy=endpoint_policy(state.settings.endpoint_allow),
+        concurrency_cap=state.settings.service_concurrency_max,
     )
     forget_targets(state)  # the relay must not keep sending to old endpoints or secrets
     if data.rotate_secret:
@@ -86,7 +97,7 @@ def update_service(
     return ServiceRead.of(service)
 
 
-@services_router.delete("/{guid}", status_code=204)
+@services_router.delete("/{guid}", status_code=204, responses=errors(401, 403, 404, 409))
 def delete_service(
     guid: str, session: SessionDep, principal: CallerDep, state: HubStateDep
 ) -> Response:

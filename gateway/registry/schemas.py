@@ -7,7 +7,6 @@ for endpoints, the bad URL) before any database work.
 import ipaddress
 import re
 import uuid
-from datetime import datetime
 from typing import Annotated, Any, Self
 from urllib.parse import urlsplit
 
@@ -28,6 +27,7 @@ from gateway.registry.protocols import (
     normalized_protocol,
     protocol_problem,
 )
+from gateway.wire import UtcDateTime
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Contact = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
@@ -157,7 +157,8 @@ def _check_endpoints(urls: list[str]) -> list[str]:
     return checked
 
 
-Guid = Annotated[str, AfterValidator(_check_guid)]
+# Documented as what it is, a UUID (any spelling Python's uuid.UUID reads is taken).
+Guid = Annotated[str, AfterValidator(_check_guid), Field(json_schema_extra={"format": "uuid"})]
 Endpoints = Annotated[
     list[str], Field(min_length=1, max_length=MAX_ENDPOINTS), AfterValidator(_check_endpoints)
 ]
@@ -175,7 +176,7 @@ class ProviderRead(BaseModel):
     guid: str
     name: str
     contact: str | None
-    created_at: datetime
+    created_at: UtcDateTime
     services: list[str] = Field(description="GUIDs of the provider's services.")
 
     @classmethod
@@ -260,7 +261,7 @@ class ServiceRead(BaseModel):
     protocol_options: dict[str, Any] = Field(description="As given; {} for none (SPEC §11).")
     enabled: bool
     max_concurrency: int
-    created_at: datetime
+    created_at: UtcDateTime
 
     @classmethod
     def of(cls, service: Service, **extra: object) -> Self:

@@ -195,6 +195,22 @@ def list_services(
     return session.scalars(query).all()
 
 
+def check_max_concurrency(
+    principal: Principal, *, requested: int | None, current: int | None, cap: int | None
+) -> None:
+    """A provider may set `max_concurrency` up to `cap` (RECOGHUB_SERVICE_CONCURRENCY_MAX):
+    a team must not take more of a run's capacity than the organizer allows. The organizer
+    may set more, and a provider may keep (or lower) what the organizer set.
+    Raises InvalidInput."""
+    if principal.is_admin or cap is None or requested is None:
+        return
+    if requested > cap and (current is None or requested > current):
+        raise InvalidInput(
+            f"max_concurrency {requested} is over the {cap} a provider may set "
+            "(RECOGHUB_SERVICE_CONCURRENCY_MAX); the organizer can set more"
+        )
+
+
 def create_service(
     session: Session,
     *,
@@ -202,15 +218,20 @@ def create_service(
     data: ServiceCreate,
     policy: EndpointPolicy,
     default_max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+    concurrency_cap: int | None = None,
 ) -> Service:
     """Register a service for `data.provider_guid` with a new signing secret.
 
     Raises Forbidden when a provider names another provider, WrongGuidKind/NotFound
     for a bad provider GUID, Conflict when the chosen GUID is taken, InvalidInput
-    (`endpoint_not_allowed`) for an endpoint address the policy refuses.
+    (`endpoint_not_allowed`) for an endpoint address the policy refuses, or for a
+    provider's max_concurrency over `concurrency_cap`.
     """
     _require_self(session, principal, _key(data.provider_guid), "create services for")
     check_endpoint_addresses(data.endpoints, policy=policy)
+    check_max_concurrency(
+        principal, requested=data.max_concurrency, current=None, cap=concurrency_cap
+    )
     provider = get_provider(session, guid=data.provider_guid)
     guid = data.guid or str(uuid.uuid4())
     _ensure_guid_free(session, guid)
@@ -232,16 +253,29 @@ def create_service(
 
 
 def update_service(
-    session: Session, *, service: Service, data: ServiceUpdate, policy: EndpointPolicy
+    session: Session,
+    *,
+    principal: Principal,
+    service: Service,
+    data: ServiceUpdate,
+    policy: EndpointPolicy,
+    concurrency_cap: int | None = None,
 ) -> Service:
     """Apply the fields given in `data`; `rotate_secret` issues a new signing secret.
 
-    Raises InvalidInput (`endpoint_not_allowed`) for an endpoint address the policy refuses,
-    and when the protocol and its options, as they would be after the change, do not fit
-    together (SPEC §11).
+    Raises InvalidInput (`endpoint_not_allowed`) for an endpoint address the policy
+    refuses, for a provider's max_concurrency over `concurrency_cap`, and when the
+    protocol and its options, as they would be after the change, do not fit together
+    (SPEC §11).
     """
     if data.endpoints is not None:
         check_endpoint_addresses(data.endpoints, policy=policy)
+    check_max_concurrency(
+        principal,
+        requested=data.max_concurrency,
+        current=service.max_concurrency,
+        cap=concurrency_cap,
+    )
     _update_protocol(service, data)
     if data.name is not None:
         service.name = data.name

@@ -10,8 +10,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from gateway import rate_limit
 from gateway.deps import bearer_token
 from gateway.errors import InvalidInput, PayloadTooLarge, Unauthorized
+from gateway.openapi import errors
 from gateway.relay import service as relay
 from gateway.relay.schemas import CheckRead, RecognizeRead
 from gateway.state import HubState
@@ -36,7 +38,7 @@ def _hub(request: Request) -> HubState:
 
 
 def _token(request: Request) -> str:
-    token = bearer_token(request)
+    token = bearer_token(request.headers)
     if token is None:
         raise Unauthorized("this route needs an Authorization: Bearer token")
     return token
@@ -75,12 +77,23 @@ async def _read_body(request: Request, *, declared: int | None, max_bytes: int) 
     "/{guid}/recognize",
     response_model=RecognizeRead,
     openapi_extra=_IMAGE_BODY,
-    responses={
-        413: {"description": "image too large, or a decompression bomb"},
-        415: {"description": "not a JPEG or PNG image"},
-        502: {"description": "the recognizer failed; `code` is the outcome"},
-        504: {"description": "the recognizer did not answer in time"},
-    },
+    responses=errors(
+        401,
+        403,
+        404,
+        409,
+        413,
+        415,
+        429,
+        502,
+        504,
+        described={
+            409: "The service is disabled (code `service_disabled`) or has no endpoints "
+            "(code `no_instances`).",
+            413: "The image is over RECOGHUB_MAX_IMAGE_BYTES, or decodes to more than "
+            "RECOGHUB_MAX_IMAGE_PIXELS.",
+        },
+    ),
 )
 async def recognize(guid: str, request: Request) -> Response:
     """Send one image to the service through the hub, as a run would, and show the answer.
@@ -93,6 +106,7 @@ async def recognize(guid: str, request: Request) -> Response:
     token = _token(request)
     declared = _refuse_declared_size(request, settings.max_image_bytes)
     target = await relay.relay_target(state, token=token, guid=guid)
+    await rate_limit.admit(state, "relay", token=token)
     body = await _read_body(request, declared=declared, max_bytes=settings.max_image_bytes)
     image = await relay.checked_image(
         body, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels
@@ -103,7 +117,7 @@ async def recognize(guid: str, request: Request) -> Response:
     return Response(read.model_dump_json(), media_type="application/json")
 
 
-@router.post("/{guid}/check", response_model=CheckRead)
+@router.post("/{guid}/check", response_model=CheckRead, responses=errors(401, 403, 404, 429))
 async def check(guid: str, request: Request) -> CheckRead:
     """Ping every instance of the service and send each one probe image, concurrently.
 
@@ -113,4 +127,5 @@ async def check(guid: str, request: Request) -> CheckRead:
     settings = state.settings
     token = _token(request)
     target = await relay.check_target(state, token=token, guid=guid)
+    await rate_limit.admit(state, "check", token=token)
     return await relay.check_service(state.dispatcher, target, timeout_s=settings.request_timeout_s)

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from gateway.auth import Principal
 from gateway.deps import AdminDep, CallerDep, HubStateDep, SessionDep
 from gateway.errors import Forbidden
+from gateway.openapi import errors, text_response
 from gateway.registry.models import Provider
 from gateway.registry.service import get_service
 from gateway.runs import service
@@ -42,6 +43,7 @@ from gateway.runs.schemas import (
     RunServiceRead,
 )
 from gateway.runs.team import create_team_dryrun
+from gateway.wire import RowIdPath
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
@@ -96,7 +98,7 @@ def visible_run(session: Session, run_id: int, principal: Principal) -> RunRead:
     return view
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=errors(400, 401, 403, 404, 413, 422, 429))
 def start_run(
     body: RunCreate, session: SessionDep, state: HubStateDep, principal: CallerDep
 ) -> RunRead:
@@ -139,36 +141,36 @@ def start_run(
     return run_read(session, run.id, principal)
 
 
-@router.get("")
+@router.get("", responses=errors(401))
 def list_runs(session: SessionDep, principal: CallerDep) -> list[RunRead]:
     """Every run for the organizer; for a provider, the runs its services take part in."""
     views = [run_read(session, run.id, principal) for run in service.list_runs(session)]
     return [v for v in views if principal.is_admin or v.services]
 
 
-@router.get("/{run_id}")
-def get_run(run_id: int, session: SessionDep, principal: CallerDep) -> RunRead:
+@router.get("/{run_id}", responses=errors(401, 403, 404, 422))
+def get_run(run_id: RowIdPath, session: SessionDep, principal: CallerDep) -> RunRead:
     """State and per-service progress."""
     return visible_run(session, run_id, principal)
 
 
-@router.post("/{run_id}/cancel")
-def cancel_run(run_id: int, session: SessionDep, principal: AdminDep) -> RunRead:
+@router.post("/{run_id}/cancel", responses=errors(401, 403, 404, 409, 422))
+def cancel_run(run_id: RowIdPath, session: SessionDep, principal: AdminDep) -> RunRead:
     """Stop sending new requests; what is recorded stays."""
     service.cancel_run(session, run_id=run_id)
     return run_read(session, run_id, principal)
 
 
-@router.post("/{run_id}/resume")
-def resume_run(run_id: int, session: SessionDep, principal: AdminDep) -> RunRead:
+@router.post("/{run_id}/resume", responses=errors(401, 403, 404, 409, 422))
+def resume_run(run_id: RowIdPath, session: SessionDep, principal: AdminDep) -> RunRead:
     """Continue a cancelled (or failed) run where it stopped."""
     service.resume_run(session, run_id=run_id)
     return run_read(session, run_id, principal)
 
 
-@router.post("/{run_id}/publish")
+@router.post("/{run_id}/publish", responses=errors(400, 401, 403, 404, 413, 422))
 def publish_run(
-    run_id: int, session: SessionDep, principal: AdminDep, body: PublishUpdate | None = None
+    run_id: RowIdPath, session: SessionDep, principal: AdminDep, body: PublishUpdate | None = None
 ) -> RunRead:
     """Show the leaderboard to providers (`{"published": false}` hides it again)."""
     published = True if body is None else body.published
@@ -176,8 +178,10 @@ def publish_run(
     return run_read(session, run_id, principal)
 
 
-@router.get("/{run_id}/leaderboard")
-def get_leaderboard(run_id: int, session: SessionDep, principal: CallerDep) -> list[LeaderboardRow]:
+@router.get("/{run_id}/leaderboard", responses=errors(401, 403, 404, 422))
+def get_leaderboard(
+    run_id: RowIdPath, session: SessionDep, principal: CallerDep
+) -> list[LeaderboardRow]:
     """Ranked rows, best first (all of them for the organizer; see the module doc)."""
     run = service.get_run(session, run_id=run_id)
     if not principal.is_admin and run.phase != "dryrun" and not run.published:
@@ -244,9 +248,20 @@ def csv_lines(rows: Iterator[ResultRow]) -> Iterator[str]:
         yield take(["" if d[c] is None else d[c] for c in RESULT_COLUMNS])
 
 
-@router.get("/{run_id}/results")
+@router.get(
+    "/{run_id}/results",
+    response_class=StreamingResponse,
+    responses={
+        **text_response(
+            "One row per image: JSON lines (format=jsonl) or CSV with a header (format=csv).",
+            "application/x-ndjson",
+            "text/csv",
+        ),
+        **errors(401, 403, 404, 422),
+    },
+)
 def get_results(
-    run_id: int,
+    run_id: RowIdPath,
     session: SessionDep,
     principal: CallerDep,
     service_guid: Annotated[str, Query(alias="service", description="Service GUID.")],

@@ -3,10 +3,11 @@
 These are wire formats, separate from the ORM tables in `gateway.runs.models`.
 """
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.wire import MAX_BIGINT, RowId, UtcDateTime
 
 Phase = Literal["dryrun", "evaluation"]
 Metric = Literal["top5", "top1", "coverage_at_95", "coverage_at_99", "micro_ap"]
@@ -31,7 +32,7 @@ class RunCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    dataset: int | str = Field(description="Dataset id or name.")
+    dataset: RowId | str = Field(description="Dataset id or name.")
     phase: Phase
     services: list[str] | None = Field(
         default=None, description="Service GUIDs; all enabled services when omitted."
@@ -40,7 +41,7 @@ class RunCreate(BaseModel):
     concurrency: int | None = Field(default=None, ge=1, le=1024)
     timeout_s: float | None = Field(default=None, gt=0, le=600)
     max_attempts: int | None = Field(default=None, ge=1, le=10)
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-MAX_BIGINT - 1, le=MAX_BIGINT)
 
 
 class PublishUpdate(BaseModel):
@@ -92,9 +93,9 @@ class RunRead(BaseModel):
     )
     started_by_name: str | None = None
     services: list[RunServiceRead]
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    created_at: UtcDateTime
+    started_at: UtcDateTime | None
+    finished_at: UtcDateTime | None
 
 
 class LeaderboardLatency(BaseModel):

@@ -33,6 +33,7 @@ from gateway.runs.progress import (
     run_progress,
 )
 from gateway.scoring.leaderboard import DEFAULT_METRIC, PRIMARY_METRICS
+from gateway.wire import MAX_ROW_ID
 
 __all__ = [
     "PHASES",
@@ -189,7 +190,8 @@ def find_dataset(session: Session, dataset: int | str) -> Dataset:
     else:
         name = dataset.strip()
         found = session.scalar(select(Dataset).where(Dataset.name == name))
-        if found is None and name.isdigit():
+        # A name of ASCII digits may be an id ("¹" is a digit too, but no int).
+        if found is None and name.isascii() and name.isdigit() and int(name) <= MAX_ROW_ID:
             found = session.get(Dataset, int(name))
     if found is None:
         raise NotFound(f"no dataset {dataset!r} (give a dataset id or name)")

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -451,3 +452,52 @@ def test_check_of_a_provider_guid_names_the_kind(sqlite_hub: LiveServer, up: Liv
         f"error: {team.provider_guid} is a provider GUID, not a service GUID — "
         "give --service your service's GUID; the organizer can tell you"
     ]
+
+
+def test_recog_waits_for_the_hubs_rate_limit_and_sends_every_image(
+    tmp_path: Path, up: LiveServer
+) -> None:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for n in range(5):
+        (folder / f"p{n}.png").write_bytes(png_bytes(color=(n * 40, 10, 10)))
+    # Two at once, then one a second: a batch of five must wait at least once.
+    with hub_with(tmp_path, relay_rate=1.0, relay_burst=2) as hub:
+        team = team_on(hub, [up.url])
+        result = CliRunner().invoke(
+            app,
+            [
+                "recog",
+                "--hub",
+                hub.url,
+                "--service",
+                team.service_guid,
+                "--provider",
+                team.provider_guid,
+                "--key",
+                team.api_key,
+                "--concurrency",
+                "2",
+                "--json",
+                str(folder),
+            ],
+            env=CLEAN_ENV,
+        )
+    assert result.exit_code == 0, result.output
+    documents = [json.loads(line) for line in lines(result.stdout)]
+    assert all(d["ok"] for d in documents[:-1]) and len(documents) == 6
+    assert documents[-1]["ok"] == 5 and documents[-1]["failed"] == 0
+    waits = [line for line in lines(result.stderr) if "rate limit" in line]
+    assert waits and all("waiting 1 s" in line for line in waits), result.stderr
+    assert len(waits) < 5  # one line a pause, not one an image
+
+
+def test_check_past_the_rate_limit_says_when_to_try_again(tmp_path: Path, up: LiveServer) -> None:
+    with hub_with(tmp_path, check_rate=0.01, check_burst=1) as hub:
+        team = team_on(hub, [up.url])
+        args = ["--hub", hub.url, "--service", team.service_guid, "--key", team.api_key]
+        assert cli("check", *args)[0] == 0
+        code, output = cli("check", *args)
+    assert code == 1
+    assert "limits how often your key may do this" in output
+    assert re.search(r"wait \d+ s and try again", output), output
