@@ -30,6 +30,7 @@ from gateway.relay.routes import router as relay_router
 from gateway.runs.routes import router as runs_router
 from gateway.runs.worker import run_embedded_worker
 from gateway.state import HubState
+from gateway.unhandled import UnhandledErrors
 from gateway.web.api_docs import router as api_docs_router
 from gateway.web.routes import router as web_router
 
@@ -92,8 +93,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_openapi(app)
-    # Added last is outermost: even the guard's refusals leave marked nosniff.
+    # Added last is outermost. The catch-all answers for the guard too, and every answer,
+    # the catch-all's 500 included, leaves marked nosniff.
     app.add_middleware(BodyGuard, max_bytes=settings.max_json_bytes)
+    app.add_middleware(UnhandledErrors)
     app.add_middleware(NoSniff)
 
     @app.get(f"{API_PREFIX}/ping", tags=["hub"])

@@ -1,17 +1,34 @@
 """Shared fixtures: databases (SQLite and PostgreSQL), live hubs and recognizers."""
 
 import os
+import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+from hypothesis.configuration import set_hypothesis_home_dir
 from sqlalchemy import create_engine, make_url, text
 
 from gateway.db import make_engine
 from gateway.migrate import upgrade
 from tests.builders import hub_settings
 from tests.servers import LiveServer, live_server
+
+# No example database (a failing example is printed in the failure and can be pinned
+# with @example), and Hypothesis's other files in the session's temporary directory:
+# nothing of a test run is left in the repository.
+hypothesis_settings.register_profile("recoghub", database=None)
+hypothesis_settings.load_profile("recoghub")
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own tmp_path set-up, before collection
+def pytest_configure(config: pytest.Config) -> None:
+    factory: pytest.TempPathFactory = config._tmp_path_factory  # type: ignore[attr-defined]
+    set_hypothesis_home_dir(factory.mktemp("hypothesis"))
+
 
 POSTGRES_URL = os.environ.get("RECOGHUB_TEST_POSTGRES_URL")
 REQUIRE_POSTGRES = os.environ.get("RECOGHUB_REQUIRE_POSTGRES") == "1"
@@ -102,3 +119,21 @@ def hub(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
 def sqlite_hub(sqlite_url: str, tmp_path: Path) -> Iterator[LiveServer]:
     """A live hub on SQLite only, for tests whose database path is not the point."""
     yield from _serve_hub(sqlite_url, tmp_path / "data")
+
+
+@pytest.fixture
+def refused_url() -> Iterator[Callable[[], str]]:
+    """Make local base URLs where connections are refused, for the test's lifetime.
+
+    Each holds a socket bound to its port without listening: connecting is refused, and
+    no other server (another xdist worker's) can take the port while the test runs, as
+    it could when a port is bound to pick it and closed again.
+    """
+    with ExitStack() as held:
+
+        def make() -> str:
+            sock = held.enter_context(socket.socket())
+            sock.bind(("127.0.0.1", 0))
+            return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+        yield make

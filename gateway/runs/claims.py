@@ -24,6 +24,7 @@ from sqlalchemy import (
     Connection,
     Executable,
     Table,
+    and_,
     bindparam,
     delete,
     exists,
@@ -280,19 +281,27 @@ def lease_slots(
     wants: dict[int, int],
     now: datetime,
     expires: datetime,
+    held: Collection[int] = (),
 ) -> dict[int, list[int]]:
     """Lease up to `wants[run_service_id]` free slots of each run service; returns the
-    slot ids leased per run service."""
+    slot ids leased per run service.
+
+    A slot this worker leased but does not hold (`held`: every slot it has a consumer
+    for or has yet to release) counts as free: a lease whose commit went through while
+    its answer was lost with the connection, which the heartbeat would keep for ever.
+    """
     leased: dict[int, list[int]] = {}
+    free_now = or_(
+        SLOTS.c.lease_owner.is_(None),
+        SLOTS.c.lease_expires_at < now,
+        and_(SLOTS.c.lease_owner == worker_id, SLOTS.c.id.not_in(sorted(held))),
+    )
     for run_service_id, count in wants.items():
         if count <= 0:
             continue
         free = (
             select(SLOTS.c.id)
-            .where(
-                SLOTS.c.run_service_id == run_service_id,
-                or_(SLOTS.c.lease_owner.is_(None), SLOTS.c.lease_expires_at < now),
-            )
+            .where(SLOTS.c.run_service_id == run_service_id, free_now)
             .order_by(SLOTS.c.slot)
             .limit(count)
             .with_for_update(skip_locked=True)
@@ -302,10 +311,7 @@ def lease_slots(
             continue
         got = conn.execute(
             update(SLOTS)
-            .where(
-                SLOTS.c.id.in_(ids),
-                or_(SLOTS.c.lease_owner.is_(None), SLOTS.c.lease_expires_at < now),
-            )
+            .where(SLOTS.c.id.in_(ids), free_now)
             .values(lease_owner=worker_id, lease_expires_at=expires)
             .returning(SLOTS.c.id)
         )
@@ -411,13 +417,23 @@ def release_items(conn: Connection, *, worker_id: str, item_ids: Sequence[int]) 
         _back_to_pending(conn, worker_id=worker_id, which=WORK_ITEMS.c.id.in_(ids))
 
 
-def _back_to_pending(conn: Connection, *, worker_id: str, which: ColumnElement[bool]) -> None:
-    """Items among `which` that this worker leased and did not record become pending."""
-    conn.execute(
+def release_lane_items(conn: Connection, *, worker_id: str, run_service_id: int) -> int:
+    """Give back every item of a run service this worker leased and did not record, for a
+    worker that holds none of them; returns how many there were."""
+    return _back_to_pending(
+        conn, worker_id=worker_id, which=WORK_ITEMS.c.run_service_id == run_service_id
+    )
+
+
+def _back_to_pending(conn: Connection, *, worker_id: str, which: ColumnElement[bool]) -> int:
+    """Items among `which` that this worker leased and did not record become pending;
+    returns how many."""
+    result = conn.execute(
         update(WORK_ITEMS)
         .where(which, WORK_ITEMS.c.state == "leased", WORK_ITEMS.c.lease_owner == worker_id)
         .values(state="pending", lease_owner=None, lease_expires_at=None)
     )
+    return int(result.rowcount or 0)
 
 
 RESULT_FIELDS = (

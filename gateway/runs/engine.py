@@ -294,6 +294,17 @@ class DispatchWorker:
 
     async def _finish_idle_lanes(self) -> None:
         for lane in [x for x in self.lanes.values() if x.dry and x.idle and not x.stopping]:
+            if not (lane.idle and lane.dry and not lane.stopping):
+                continue
+            # This worker holds nothing of the lane (and claims nothing for it while it is
+            # dry), so an item still leased to it is one whose claim committed while the
+            # answer was lost with the connection: the heartbeat would keep it leased for
+            # ever and the run would never end. It goes back to pending.
+            lost = await self._db(
+                self._cold, claims.release_lane_items, worker_id=self.id, run_service_id=lane.id
+            )
+            if lost:
+                log.warning("worker %s: %d items of a lost claim are pending again", self.id, lost)
             final = await self._db(
                 self._cold,
                 finish.finish_service,
@@ -321,12 +332,25 @@ class DispatchWorker:
                     lane.queue.put_nowait(None)
         released, self._slots_to_release = self._slots_to_release, []
         if released:
-            await self._db(self._hot, claims.release_slots, worker_id=self.id, slot_ids=released)
+            try:
+                await self._db(
+                    self._hot, claims.release_slots, worker_id=self.id, slot_ids=released
+                )
+            except BaseException:
+                self._slots_to_release.extend(released)  # the heartbeat would keep them
+                raise
         if not wants:
             return
         now, expires = self._expiry()
+        held = {slot for lane in [*self.lanes.values(), *self._draining] for slot in lane.consumers}
         leased = await self._db(
-            self._hot, claims.lease_slots, worker_id=self.id, wants=wants, now=now, expires=expires
+            self._hot,
+            claims.lease_slots,
+            worker_id=self.id,
+            wants=wants,
+            now=now,
+            expires=expires,
+            held=held | set(self._slots_to_release),
         )
         for run_service_id, slot_ids in leased.items():
             taker = self.lanes.get(run_service_id)
@@ -517,6 +541,9 @@ class DispatchWorker:
                 lane.buffered -= 1
                 if lane.buffered <= lane.buffer_target() // 2:
                     self._claim_now.set()
+                # In flight from here until its result is queued for writing (or it is
+                # given back): the lane is not idle meanwhile.
+                lane.in_flight += 1
                 try:
                     await self._send(lane, claim)
                 except Exception:
@@ -525,6 +552,8 @@ class DispatchWorker:
                     log.exception("worker %s: sending item %d failed", self.id, claim.item_id)
                     await self._release_items([claim.item_id])
                     await asyncio.sleep(self.poll_s)
+                finally:
+                    lane.in_flight -= 1
         finally:
             lane.consumers.pop(slot_id, None)
             self._slots_to_release.append(slot_id)
@@ -543,19 +572,15 @@ class DispatchWorker:
                 if lane.first_sent is None:
                     lane.first_sent = utcnow()
                 queue_ms = (time.monotonic() - claim.claimed_at) * 1000.0
-                lane.in_flight += 1
-                try:
-                    answer = await self.dispatcher.recognize(
-                        lane.target,
-                        picture.data,
-                        content_type=picture.content_type,
-                        digest=picture.digest,
-                        timeout_s=lane.plan.timeout_s,
-                        max_attempts=lane.plan.max_attempts,
-                        request_id=f"{self._request_ids.getrandbits(128):032x}",
-                    )
-                finally:
-                    lane.in_flight -= 1
+                answer = await self.dispatcher.recognize(
+                    lane.target,
+                    picture.data,
+                    content_type=picture.content_type,
+                    digest=picture.digest,
+                    timeout_s=lane.plan.timeout_s,
+                    max_attempts=lane.plan.max_attempts,
+                    request_id=f"{self._request_ids.getrandbits(128):032x}",
+                )
         finally:
             self._images.release(claim.image_id)
         lane.completed += 1

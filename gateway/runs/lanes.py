@@ -37,7 +37,7 @@ class Lane:
         self.buffered = 0
         self.consumers: dict[int, asyncio.Task[None]] = {}  # slot id -> consumer
         self.retiring = 0
-        self.in_flight = 0
+        self.in_flight = 0  # taken from the queue, result not yet queued for writing
         self.unflushed = 0  # results not written yet, those held by the streak included
         # (lane, result row, true tags) of its latest silent outcomes, held back.
         self.streak: FailureStreak[tuple[Lane, dict[str, Any], list[str]]] = FailureStreak(

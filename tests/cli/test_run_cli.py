@@ -3,15 +3,17 @@
 import csv
 import io
 import json
+import threading
 from pathlib import Path
 
 import httpx
 from typer.testing import CliRunner
 
 from gateway.cli.main import app
-from tests.builders import ADMIN_TOKEN, register_team
+from tests.builders import ADMIN_TOKEN, bearer, register_team
 from tests.runs.api_builders import CAT_DOG, LABELS, parse_jsonl, recognizers, seed_dataset
-from tests.servers import LiveServer
+from tests.runs.builders import recognizer_app
+from tests.servers import LiveServer, live_server
 
 runner = CliRunner()
 
@@ -77,24 +79,52 @@ def test_start_watch_leaderboard_and_results(
     assert {line["key"]: line["true_rank"] for line in lines}["img-c"] == 2
 
 
-def test_watch_of_a_cancelled_run_fails(
+def test_cancel_watch_resume_and_publish(
     sqlite_hub: LiveServer, sqlite_url: str, tmp_path: Path
 ) -> None:
     seed_dataset(sqlite_url, tmp_path / "data", LABELS)
-    with recognizers(CAT_DOG, delay_ms=200) as (rec,), httpx.Client(base_url=sqlite_hub.url) as c:
-        register_team(c, [rec.url])  # the run takes every enabled service
-        code, out = recoghub(
-            sqlite_hub, "start", "--dataset", "pets", "--phase", "evaluation", "--json"
-        )
-        assert code == 0, out
-        run_id = json.loads(out)["id"]
-        code, out = recoghub(sqlite_hub, "cancel", str(run_id))
-        assert code == 0 and "cancelled" in out
+    # The recognizer answers nothing until the gate opens: the run cannot end before the
+    # cancel, however slow the machine.
+    gate = threading.Event()
+    app, _ = recognizer_app(lambda body: CAT_DOG, gate=gate)
+    try:
+        with live_server(app) as rec, httpx.Client(base_url=sqlite_hub.url) as c:
+            team = register_team(c, [rec.url])  # the run takes every enabled service
+            code, out = recoghub(
+                sqlite_hub, "start", "--dataset", "pets", "--phase", "evaluation", "--json"
+            )
+            assert code == 0, out
+            run_id = json.loads(out)["id"]
+            code, out = recoghub(sqlite_hub, "cancel", str(run_id))
+            assert code == 0 and "cancelled" in out
 
-        code, out = recoghub(sqlite_hub, "watch", str(run_id), "--json")
-        assert code == 1
-        assert json.loads(out[: out.rindex("}") + 1])["state"] == "cancelled"
-        assert f"run {run_id} ended cancelled" in out and "resume" in out
+            code, out = recoghub(sqlite_hub, "watch", str(run_id), "--json")
+            assert code == 1
+            assert json.loads(out[: out.rindex("}") + 1])["state"] == "cancelled"
+            assert f"run {run_id} ended cancelled" in out and "resume" in out
+
+            gate.set()
+            code, out = recoghub(sqlite_hub, "resume", str(run_id), "--json")
+            assert code == 0, out
+            assert json.loads(out)["state"] in {"queued", "running"}
+            code, out = recoghub(sqlite_hub, "watch", str(run_id), "--interval", "0.1")
+            assert code == 0 and "completed" in out and "4/4" in out
+
+            # A completed run cannot be resumed: the hub's 409, in one line.
+            code, out = recoghub(sqlite_hub, "resume", str(run_id))
+            assert code == 1 and "409" in out and "completed" in out
+            assert len(out.strip().splitlines()) == 1
+
+            leaderboard = f"/api/v1/runs/{run_id}/leaderboard"
+            assert c.get(leaderboard, headers=bearer(team.api_key)).status_code == 403
+            code, out = recoghub(sqlite_hub, "publish", str(run_id), "--json")
+            assert code == 0 and json.loads(out)["published"] is True
+            assert c.get(leaderboard, headers=bearer(team.api_key)).status_code == 200
+            code, out = recoghub(sqlite_hub, "publish", str(run_id), "--unpublish", "--json")
+            assert code == 0 and json.loads(out)["published"] is False
+            assert c.get(leaderboard, headers=bearer(team.api_key)).status_code == 403
+    finally:
+        gate.set()
 
 
 def test_failures_are_one_clear_line(sqlite_hub: LiveServer) -> None:

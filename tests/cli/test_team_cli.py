@@ -1,22 +1,27 @@
 """`recoghub-cli` against a live hub and live sample recognizers: what a team sees."""
 
+import asyncio
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 from typer.testing import CliRunner
 
 from cmdline_tool.main import app
 from gateway import __version__
+from gateway.relay import service as relay
 from sample_recognizer.app import create_recognizer_app
 from sample_recognizer.config import RecognizerConfig
 from tests.builders import Team, hub_settings, jpeg_bytes, png_bytes, register_team
@@ -39,13 +44,6 @@ def cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
 
 def lines(output: str) -> list[str]:
     return [line for line in output.splitlines() if line.strip()]
-
-
-def closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 @contextmanager
@@ -116,8 +114,8 @@ def test_ping_prints_the_hub_version(sqlite_hub: LiveServer) -> None:
     assert json.loads(output)["version"] == __version__
 
 
-def test_ping_of_a_hub_that_is_down_names_the_hub() -> None:
-    url = closed_port_url()
+def test_ping_of_a_hub_that_is_down_names_the_hub(refused_url: Callable[[], str]) -> None:
+    url = refused_url()
     code, output = cli("ping", "--hub", url)
     assert code == 1
     assert lines(output) == [
@@ -129,6 +127,60 @@ def test_ping_of_a_recognizer_instead_of_the_hub_says_so(up: LiveServer) -> None
     code, output = cli("ping", "--hub", up.url)
     assert code == 1
     assert "not as a RecogHub hub does" in output and len(lines(output)) == 1
+
+
+@contextmanager
+def fake_hub(*, status: int = 200, delay_s: float = 0.0) -> Iterator[LiveServer]:
+    """A server in the hub's place whose every answer is `status` as plain text (a proxy
+    before a hub that is down), after `delay_s`."""
+
+    async def anything(request: Request) -> Response:
+        await asyncio.sleep(delay_s)
+        return PlainTextResponse("Bad Gateway", status_code=status)
+
+    app = Starlette(routes=[Route("/{path:path}", anything, methods=["GET", "POST"])])
+    with live_server(app) as server:
+        yield server
+
+
+def test_a_hub_answering_5xx_without_its_json_is_named() -> None:
+    with fake_hub(status=502) as hub:
+        code, output = cli("ping", "--hub", hub.url)
+    assert code == 1
+    assert lines(output) == [
+        f"error: the hub at {hub.url} answered HTTP 502 without a RecogHub error — "
+        "is the hub running behind its proxy? try again or tell the organizer"
+    ]
+
+
+def test_a_hub_that_does_not_answer_in_time_is_named() -> None:
+    # The answer would come after 3 s; the tool waits 0.2 s.
+    with fake_hub(delay_s=3.0) as hub:
+        code, output = cli("ping", "--hub", hub.url, "--timeout", "0.2")
+    assert code == 1
+    assert lines(output) == [
+        f"error: the hub at {hub.url} did not answer within 0.2 s — "
+        "raise --timeout, or ask the organizer whether the hub is overloaded"
+    ]
+
+
+def test_an_internal_error_of_the_hub_is_passed_on_with_its_request_id(
+    sqlite_hub: LiveServer, up: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    team = team_on(sqlite_hub, [up.url])
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug of the hub")
+
+    monkeypatch.setattr(relay, "check_target", broken)
+    code, output = cli(
+        "check", "--hub", sqlite_hub.url, "--service", team.service_guid, "--key", team.api_key
+    )
+    assert code == 1
+    [line] = lines(output)
+    assert line.startswith("error: the hub failed: HTTP 500 internal_error: ")
+    assert "quote request id " in line and "tell the organizer" in line
+    assert "a bug of the hub" not in line
 
 
 # check
@@ -158,8 +210,10 @@ def test_check_shows_each_instance(sqlite_hub: LiveServer, up: LiveServer) -> No
     assert document["instances"][0]["instance"] == up.url
 
 
-def test_check_with_a_down_instance_names_it(sqlite_hub: LiveServer, up: LiveServer) -> None:
-    down = closed_port_url()
+def test_check_with_a_down_instance_names_it(
+    sqlite_hub: LiveServer, up: LiveServer, refused_url: Callable[[], str]
+) -> None:
+    down = refused_url()
     team = team_on(sqlite_hub, [up.url, down])
     code, output = cli(
         "check", "--hub", sqlite_hub.url, "--service", team.service_guid, "--key", team.api_key
@@ -263,8 +317,10 @@ def test_a_provider_guid_given_as_service_is_named(
     assert "--service" in line
 
 
-def test_recognizer_down_says_the_hub_cannot_reach_it(sqlite_hub: LiveServer, image: Path) -> None:
-    down = closed_port_url()
+def test_recognizer_down_says_the_hub_cannot_reach_it(
+    sqlite_hub: LiveServer, image: Path, refused_url: Callable[[], str]
+) -> None:
+    down = refused_url()
     team = team_on(sqlite_hub, [down])
     code, output = recog(sqlite_hub, team, image)
     assert code == 1
@@ -353,10 +409,12 @@ def test_an_image_over_the_hubs_limit(tmp_path: Path, up: LiveServer) -> None:
     assert "image_too_large" in output and "send a smaller image" in output
 
 
-def test_a_missing_file_fails_before_anything_is_sent(tmp_path: Path) -> None:
+def test_a_missing_file_fails_before_anything_is_sent(
+    tmp_path: Path, refused_url: Callable[[], str]
+) -> None:
     missing = tmp_path / "nope.jpg"
     code, output = cli(
-        "recog", "--hub", closed_port_url(), "--service", "s", "--provider", "p", "--key", "k",
+        "recog", "--hub", refused_url(), "--service", "s", "--provider", "p", "--key", "k",
         str(missing),
     )  # fmt: skip
     assert code == 1
@@ -412,8 +470,8 @@ def console_script(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_the_console_script_fails_in_one_line() -> None:
-    url = closed_port_url()
+def test_the_console_script_fails_in_one_line(refused_url: Callable[[], str]) -> None:
+    url = refused_url()
     done = console_script("ping", "--hub", url, "--json")
     assert done.returncode == 1
     assert lines(done.stderr) == [

@@ -76,11 +76,12 @@ def test_a_bad_line_fails_with_one_clear_line(run: Invoke, tmp_path: Path) -> No
     assert "Traceback" not in result.output
 
 
-def test_an_unreachable_hub_is_one_clear_line(tmp_path: Path) -> None:
+def test_an_unreachable_hub_is_one_clear_line(
+    tmp_path: Path, refused_url: Callable[[], str]
+) -> None:
     source = write_lines(tmp_path / "dogs.tsv", clickture_lines(1))
     result = CliRunner().invoke(
-        app,
-        ["dataset", "import", "d", str(source), "-f", "clickture", "--hub", "http://127.0.0.1:9"],
+        app, ["dataset", "import", "d", str(source), "-f", "clickture", "--hub", refused_url()]
     )
     assert result.exit_code == 1
     assert "cannot reach the hub" in result.stderr

@@ -2,13 +2,13 @@
 
 The behaviour is chosen by the instance's path prefix, so one live server stands in for
 many recognizers: `{url}/ok`, `{url}/sleep/0.05`, `{url}/status/500`, `{url}/bad`,
-`{url}/big`, `{url}/big-chunked`, `{url}/big-error`. Any other prefix (e.g. `{url}/rr-a`)
-answers like `ok`. Every request to `/recognize` is recorded with its prefix, headers
-and body.
+`{url}/big`, `{url}/big-chunked`, `{url}/big-error`, `{url}/chunked` (a valid answer in
+chunks). Any other prefix (e.g. `{url}/rr-a`) answers like `ok`. `/ping` answers 200,
+except under `{url}/status/N` (status N) and `{url}/sleep/S` (after S seconds). Every
+request to `/recognize` is recorded with its prefix, headers and body.
 """
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -43,6 +43,11 @@ class FakeRecognizers:
         return [s for s in self.seen if s.headers.get("x-recog-service-guid") == service_guid]
 
     async def ping(self, request: Request) -> Response:
+        kind, _, argument = request.path_params["prefix"].partition("/")
+        if kind == "sleep":
+            await asyncio.sleep(float(argument))
+        if kind == "status":
+            return PlainTextResponse("not now", status_code=int(argument))
         return PlainTextResponse("pong")
 
     async def recognize(self, request: Request) -> Response:
@@ -61,6 +66,9 @@ class FakeRecognizers:
             return PlainTextResponse("x" * BIG_BYTES)
         if kind == "big-chunked":
             return StreamingResponse(_chunks(), media_type="text/plain")
+        if kind == "chunked":
+            pieces = [OK_ANSWER[i : i + 5].encode() for i in range(0, len(OK_ANSWER), 5)]
+            return StreamingResponse(_each(pieces), media_type="text/plain")
         if kind == "big-error":
             return PlainTextResponse("e" * 100 * 1024, status_code=503)
         return PlainTextResponse(OK_ANSWER)
@@ -71,9 +79,6 @@ async def _chunks() -> AsyncIterator[bytes]:
         yield b"y" * 1024
 
 
-def refused_url() -> str:
-    """A base URL nothing listens on: its port was bound once to pick it, then closed."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+async def _each(pieces: list[bytes]) -> AsyncIterator[bytes]:
+    for piece in pieces:
+        yield piece

@@ -4,7 +4,7 @@ import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
@@ -15,7 +15,7 @@ from gateway.errors import Outcome
 from gateway.protocol import signing
 from gateway.protocol.result_string import Tag
 from tests.builders import LOOPBACK_ALLOWED, jpeg_bytes, png_bytes
-from tests.dispatch.recognizers import BAD_ANSWER, OK_ANSWER, FakeRecognizers, refused_url
+from tests.dispatch.recognizers import BAD_ANSWER, OK_ANSWER, FakeRecognizers
 from tests.servers import live_server
 
 SECRET = "the-service-signing-secret"
@@ -142,7 +142,9 @@ async def test_max_attempts_can_be_set_per_request(
     assert [a.number for a in answer.attempts] == list(range(1, max_attempts + 1))
 
 
-async def test_connection_refused_is_retried(dispatcher: Dispatcher) -> None:
+async def test_connection_refused_is_retried(
+    dispatcher: Dispatcher, refused_url: Callable[[], str]
+) -> None:
     down = refused_url()
     answer = await dispatcher.recognize(target(down), IMAGE, content_type="image/png")
 
@@ -156,7 +158,7 @@ async def test_connection_refused_is_retried(dispatcher: Dispatcher) -> None:
 
 
 async def test_failover_to_a_working_instance(
-    dispatcher: Dispatcher, fakes: tuple[FakeRecognizers, str]
+    dispatcher: Dispatcher, fakes: tuple[FakeRecognizers, str], refused_url: Callable[[], str]
 ) -> None:
     _, url = fakes
     down, good = refused_url(), f"{url}/ok"
@@ -230,6 +232,17 @@ async def test_bad_format_is_not_retried_and_keeps_the_entry_and_raw(
     assert answer.tags == []
 
 
+async def test_a_valid_answer_sent_in_chunks_is_read_whole(
+    dispatcher: Dispatcher, fakes: tuple[FakeRecognizers, str]
+) -> None:
+    _, url = fakes
+    answer = await dispatcher.recognize(target(f"{url}/chunked"), IMAGE, content_type="image/png")
+
+    assert answer.outcome is Outcome.OK, answer.detail
+    assert answer.raw == OK_ANSWER
+    assert [tag.tag for tag in answer.tags] == ["dog", "cat", "bird"]
+
+
 @pytest.mark.parametrize("kind", ["big", "big-chunked"], ids=["content-length", "chunked"])
 async def test_answer_over_64_kib_is_too_large(
     dispatcher: Dispatcher, fakes: tuple[FakeRecognizers, str], kind: str
@@ -276,10 +289,33 @@ async def test_a_service_without_instances_is_a_connect_error(dispatcher: Dispat
     assert answer.detail == "the service has no endpoint instances"
 
 
-async def test_ping(dispatcher: Dispatcher, fakes: tuple[FakeRecognizers, str]) -> None:
+async def test_ping(
+    dispatcher: Dispatcher, fakes: tuple[FakeRecognizers, str], refused_url: Callable[[], str]
+) -> None:
     _, url = fakes
     up = await dispatcher.ping(f"{url}/ok")
     down = await dispatcher.ping(refused_url())
 
     assert up.reachable and up.status == 200 and up.latency_ms is not None
     assert not down.reachable and down.detail is not None and "cannot reach" in down.detail
+
+
+async def test_a_ping_answered_with_another_status_is_not_reachable(
+    dispatcher: Dispatcher, fakes: tuple[FakeRecognizers, str]
+) -> None:
+    _, url = fakes
+    result = await dispatcher.ping(f"{url}/status/503")
+
+    assert not result.reachable and result.status == 503
+    assert result.detail == "/ping answered HTTP 503"
+
+
+async def test_a_ping_without_an_answer_in_time_is_not_reachable(
+    dispatcher: Dispatcher, fakes: tuple[FakeRecognizers, str]
+) -> None:
+    _, url = fakes
+    # The answer comes after 3 s, thirty times the client's patience.
+    result = await dispatcher.ping(f"{url}/sleep/3", timeout_s=0.1)
+
+    assert not result.reachable and result.status is None
+    assert result.detail == "no answer within 0.1s"

@@ -1,7 +1,7 @@
 """Functions a team might hand to the python backend (`tests.recognizer.team_models:...`)."""
 
+import asyncio
 import threading
-import time
 from decimal import Decimal
 from fractions import Fraction
 
@@ -63,8 +63,10 @@ def crashes(image: bytes) -> str:
 NOT_CALLABLE = "just a string"
 
 
-class Probe:
-    """Counts how many calls run at once."""
+class Gate:
+    """A model held at a gate: each call counts itself in, waits until the test lets one
+    call through (`release`), and counts itself out. Async, so the backend's thread pool
+    does not bound it: only the recognizer's own concurrency limit does."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -73,15 +75,28 @@ class Probe:
     def reset(self) -> None:
         self.active = 0
         self.peak = 0
+        self.done = 0
+        self.passes = threading.Semaphore(0)
 
-    def __call__(self, image: bytes) -> str:
+    def release(self, calls: int = 1) -> None:
+        self.passes.release(calls)
+
+    async def __call__(self, image: bytes) -> str:
         with self.lock:
             self.active += 1
             self.peak = max(self.peak, self.active)
-        time.sleep(0.05)  # a model that takes a while, so that calls would overlap
-        with self.lock:
-            self.active -= 1
+        try:
+            while not self.passes.acquire(blocking=False):
+                await asyncio.sleep(0.005)
+        finally:
+            with self.lock:
+                self.active -= 1
+                self.done += 1
         return "busy:1"
 
 
-probe = Probe()
+gate = Gate()
+
+
+async def gated(image: bytes) -> str:
+    return await gate(image)

@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -238,13 +239,34 @@ def test_a_slow_recognizer_makes_an_impatient_client_time_out() -> None:
 
 
 async def test_requests_beyond_the_concurrency_limit_wait_their_turn() -> None:
-    team_models.probe.reset()
-    probe = "tests.recognizer.team_models:probe"
-    config = RecognizerConfig(backend="python", function=probe, max_concurrency=2)
+    gate = team_models.gate
+    gate.reset()
+    config = RecognizerConfig(
+        backend="python", function="tests.recognizer.team_models:gated", max_concurrency=2
+    )
     with live_server(create_recognizer_app(config)) as server:
-        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-            responses = await asyncio.gather(
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+            requests = asyncio.gather(
                 *(client.post("/recognize", content=png_bytes()) for _ in range(8))
             )
+            sent = asyncio.ensure_future(requests)
+            try:
+                # The limit is reached; then the calls go through one at a time, each
+                # freeing its place for one that waited.
+                await wait_for(lambda: gate.active >= 2, "two calls at the model")
+                for released in range(1, 9):
+                    gate.release()
+                    await wait_for(lambda n=released: gate.done >= n, "a call to finish")  # type: ignore[misc]
+                responses = await sent
+            finally:
+                gate.release(8)
     assert [r.text for r in responses] == ["busy:1"] * 8
-    assert team_models.probe.peak <= 2
+    assert gate.peak == 2
+
+
+async def wait_for(check: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        await asyncio.sleep(0.005)

@@ -12,6 +12,7 @@ from tests.builders import hub_settings
 from tests.servers import LiveServer, live_server
 
 SMALL_IMAGE_LIMIT = 64 * 1024
+SMALL_PIXEL_LIMIT = 500  # below tests.builders.png_bytes()'s 32x24 = 768 pixels
 SHORT_TIMEOUT_S = 0.3
 
 
@@ -47,6 +48,12 @@ def tight_hub(sqlite_url: str, tmp_path: Path) -> Iterator[LiveServer]:
         request_timeout_s=SHORT_TIMEOUT_S,
         max_attempts=2,
     )
+
+
+@pytest.fixture
+def pixel_capped_hub(sqlite_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    """A hub that refuses images over SMALL_PIXEL_LIMIT pixels."""
+    yield from _hub(sqlite_url, tmp_path, max_image_pixels=SMALL_PIXEL_LIMIT)
 
 
 @pytest.fixture

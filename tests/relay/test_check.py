@@ -5,7 +5,6 @@ from collections.abc import Callable
 import httpx
 
 from tests.builders import admin_headers, bearer, register_team
-from tests.dispatch.recognizers import refused_url
 from tests.servers import LiveServer
 
 Recognizers = Callable[..., str]
@@ -16,7 +15,7 @@ def check_path(guid: str) -> str:
 
 
 def test_check_reports_a_down_instance_and_a_good_one(
-    hub: LiveServer, recognizers: Recognizers
+    hub: LiveServer, recognizers: Recognizers, refused_url: Callable[[], str]
 ) -> None:
     good, down = recognizers(answer="cat:0.9;dog:0.1", delay_ms=10), refused_url()
     with httpx.Client(base_url=hub.url, timeout=30) as client:

@@ -1,16 +1,17 @@
 """`POST /api/v1/services/{guid}/recognize` through a live hub to live sample recognizers."""
 
+import io
 import re
 import uuid
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
+from PIL import Image
 
 from gateway.protocol.result_string import ResultStringError, parse_result
 from tests.builders import admin_headers, bearer, jpeg_bytes, png_bytes, register_team
-from tests.dispatch.recognizers import refused_url
-from tests.relay.conftest import SMALL_IMAGE_LIMIT, bomb_png
+from tests.relay.conftest import SMALL_IMAGE_LIMIT, SMALL_PIXEL_LIMIT, bomb_png
 from tests.servers import LiveServer
 
 Recognizers = Callable[..., str]
@@ -59,7 +60,7 @@ def test_the_organizer_may_relay_a_jpeg(api: httpx.Client, recognizers: Recogniz
 
 
 def test_signed_requests_pass_a_recognizer_that_verifies_them(
-    api: httpx.Client, recognizers: Recognizers
+    api: httpx.Client, recognizers: Recognizers, refused_url: Callable[[], str]
 ) -> None:
     # The secret is issued at registration, so the recognizer starts after it.
     team = register_team(api, [refused_url()])
@@ -102,7 +103,9 @@ def test_an_unknown_service_is_404(api: httpx.Client) -> None:
     assert guid in r.json()["detail"]
 
 
-def test_recognizer_down_is_502_connect_error(api: httpx.Client) -> None:
+def test_recognizer_down_is_502_connect_error(
+    api: httpx.Client, refused_url: Callable[[], str]
+) -> None:
     down = refused_url()
     team = register_team(api, [down])
     r = api.post(
@@ -248,6 +251,52 @@ def test_a_body_that_is_not_an_image_is_415(
 
     assert r.status_code == 415
     assert r.json()["code"] == "not_an_image"
+
+
+def test_a_valid_chunked_upload_is_relayed(api: httpx.Client, recognizers: Recognizers) -> None:
+    team = register_team(api, [recognizers(answer="cat:0.5")])
+    image = png_bytes()
+    chunks = iter([image[i : i + 100] for i in range(0, len(image), 100)])
+    r = api.post(recognize_path(team.service_guid), content=chunks, headers=bearer(team.api_key))
+
+    assert r.status_code == 200, r.text
+    assert r.json()["tags"] == [{"tag": "cat", "score": 0.5}]
+
+
+@pytest.mark.parametrize("kind", ["GIF", "WEBP"])
+def test_a_valid_image_of_another_format_is_415_naming_it(
+    api: httpx.Client, recognizers: Recognizers, kind: str
+) -> None:
+    out = io.BytesIO()
+    Image.new("RGB", (16, 16), (10, 200, 10)).save(out, format=kind)
+    team = register_team(api, [recognizers()])
+    r = api.post(
+        recognize_path(team.service_guid), content=out.getvalue(), headers=bearer(team.api_key)
+    )
+
+    assert r.status_code == 415
+    assert r.json()["code"] == "not_an_image"
+    assert f"format {kind} is not accepted" in r.json()["detail"]
+
+
+def test_an_image_over_the_pixel_limit_is_413(
+    pixel_capped_hub: LiveServer, recognizers: Recognizers
+) -> None:
+    with httpx.Client(base_url=pixel_capped_hub.url, timeout=30) as client:
+        team = register_team(client, [recognizers()])
+        over = client.post(
+            recognize_path(team.service_guid), content=png_bytes(), headers=bearer(team.api_key)
+        )
+        within = client.post(
+            recognize_path(team.service_guid),
+            content=png_bytes(20, 20),
+            headers=bearer(team.api_key),
+        )
+
+    assert over.status_code == 413
+    assert over.json()["code"] == "too_large"
+    assert f"32x24 pixels, over the {SMALL_PIXEL_LIMIT}-pixel limit" in over.json()["detail"]
+    assert within.status_code == 200, within.text
 
 
 def test_a_decompression_bomb_is_413(api: httpx.Client, recognizers: Recognizers) -> None:

@@ -3,7 +3,7 @@
 import hashlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -99,6 +99,15 @@ def wait_for(
             return run
         assert time.monotonic() < deadline, f"run {run_id} still {run['state']}: {run}"
         time.sleep(0.05)
+
+
+def poll_until(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    """Poll `check` until it returns something truthy; the bound only stops a hung test."""
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.02)
+    return value
 
 
 def results_of(

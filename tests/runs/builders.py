@@ -192,15 +192,5 @@ def answers_by_image(
     return lambda body: by_digest.get(body_digest(body), default)
 
 
-def closed_port_url() -> str:
-    """A local URL where nothing listens (connections are refused)."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
-
-
 def as_dicts(rows: list[Any]) -> list[dict[str, Any]]:
     return [dict(row._mapping) for row in rows]

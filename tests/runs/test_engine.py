@@ -1,8 +1,8 @@
 """The dispatch engine against real recognizers on 127.0.0.1, on SQLite and PostgreSQL."""
 
 import asyncio
-import random
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,6 @@ from starlette.routing import Route
 from gateway.config import Settings
 from gateway.datasets.models import DatasetImage
 from gateway.datasets.storage import image_path
-from gateway.dispatch.dispatcher import Attempt
-from gateway.errors import Outcome
 from gateway.registry.models import Service
 from gateway.runs import finish, service
 from gateway.runs.models import Run, RunService, ServiceSlot
@@ -26,7 +24,6 @@ from tests.runs.builders import (
     add_dataset,
     add_service,
     answers_by_image,
-    closed_port_url,
     item_counts,
     make_images,
     recognizer_app,
@@ -65,7 +62,8 @@ async def test_dry_run_records_every_answer_and_scores_it_exactly(
     good_app, good_seen = recognizer_app(answers_by_image(images, answers))
     wrong_app, wrong_seen = recognizer_app(lambda body: "zzz:1")
     dataset = add_dataset(run_engine, data_dir, images)
-    good = add_service(run_engine, [serve(good_app)], name="good")
+    good_url = serve(good_app)
+    good = add_service(run_engine, [good_url], name="good")
     wrong = add_service(run_engine, [serve(wrong_app)], name="wrong")
     run_id = start_run(run_engine, settings, dataset=dataset, phase="dryrun", seed=7)
 
@@ -126,8 +124,17 @@ async def test_dry_run_records_every_answer_and_scores_it_exactly(
         assert {**stored.scores, "images_per_s": None} == {**streamed, "images_per_s": None}
         item = next(i for i in work_items(run_engine, run_id) if i.run_service_id == stored.id)
         assert item.attempt_log is not None and item.queue_ms is not None
-        assert item.attempt_log[0].keys() == Attempt(1, "x", Outcome.OK, 1.0).as_dict().keys()
-        assert item.attempt_log[0]["outcome"] == "ok" and item.http_status == 200
+        # Every attempt is recorded: its number, instance, outcome and latency (SPEC §2).
+        [attempt] = item.attempt_log
+        assert attempt == {
+            "n": 1,
+            "instance": good_url,
+            "outcome": "ok",
+            "latency_ms": item.latency_ms,
+            "status": 200,
+            "detail": None,
+        }
+        assert item.http_status == 200
 
         first = next(row for row in rows if row.key == "img000")
         assert first.tags == [{"tag": "dog0", "score": 0.95}, {"tag": "cat", "score": 0.1}]
@@ -191,6 +198,14 @@ async def test_tag_identity_and_latency_of_the_answering_attempt_through_a_run(
     assert tags["img002"] == []
 
 
+def image_orders(engine: Engine, run_id: int) -> dict[int, list[int]]:
+    """Run service id -> the image ids of its items in the run's (seq) order."""
+    orders: dict[int, list[int]] = {}
+    for item in work_items(engine, run_id):
+        orders.setdefault(item.run_service_id, []).append(item.image_id)
+    return orders
+
+
 async def test_every_service_gets_the_same_seeded_order(
     run_engine: Engine, settings: Settings, data_dir: Path, serve: Any
 ) -> None:
@@ -201,38 +216,52 @@ async def test_every_service_gets_the_same_seeded_order(
     run_id = start_run(
         run_engine, settings, dataset=dataset, phase="evaluation", seed=12345, concurrency=1
     )
-
-    async with running_worker(run_engine, settings):
-        await wait_until(lambda: completed(run_engine, run_id), "the run to complete")
-
     with Session(run_engine) as session:
         rows = session.execute(
             select(DatasetImage.id, DatasetImage.key).order_by(DatasetImage.position)
         ).all()
-        members = session.execute(
-            select(RunService.id, RunService.position).where(RunService.run_id == run_id)
-        ).all()
-    expected = [image_id for image_id, _ in rows]
-    random.Random(12345).shuffle(expected)
-    digest_of = {image_id: next(i.digest for i in images if i.key == key) for image_id, key in rows}
+    dataset_order = [image_id for image_id, _ in rows]
+
+    orders = image_orders(run_engine, run_id)
+    [order] = {tuple(o) for o in orders.values()}  # every service: one and the same order
+    assert sorted(order) == sorted(dataset_order)  # each image once
+    assert list(order) != dataset_order  # shuffled (24! orders: not the same by chance)
+    # Interleaved: the run goes round the services, the n-th round is the n-th image.
     items = work_items(run_engine, run_id)
-    for run_service_id, position in members:
-        mine = [i for i in items if i.run_service_id == run_service_id]
-        assert [i.image_id for i in mine] == expected
-        assert [i.seq for i in mine] == [n * 3 + position for n in range(24)]
+    for n in range(len(images)):
+        round_ = items[n * 3 : (n + 1) * 3]
+        assert {i.run_service_id for i in round_} == set(orders)
+        assert {i.image_id for i in round_} == {order[n]}
+    # Seeded: the same seed gives the same order again, another seed another one.
+    again = start_run(run_engine, settings, dataset=dataset, phase="evaluation", seed=12345)
+    other = start_run(run_engine, settings, dataset=dataset, phase="evaluation", seed=54321)
+    assert {tuple(o) for o in image_orders(run_engine, again).values()} == {order}
+    assert {tuple(o) for o in image_orders(run_engine, other).values()} != {order}
+    with Session(run_engine) as session:  # only the first run is sent
+        for later in (again, other):
+            service.cancel_run(session, run_id=later)
+
+    async with running_worker(run_engine, settings):
+        await wait_until(lambda: completed(run_engine, run_id), "the run to complete")
+
     # One request at a time per service: each recognizer saw the images in that order.
+    digest_of = {image_id: next(i.digest for i in images if i.key == key) for image_id, key in rows}
     for (_, seen), guid in zip(apps, guids, strict=True):
-        assert seen.digests[guid] == [digest_of[image_id] for image_id in expected]
+        assert seen.digests[guid] == [digest_of[image_id] for image_id in order]
         assert seen.max_in_flight == 1
 
 
 async def test_a_dead_team_fails_with_a_reason_while_live_teams_pass(
-    run_engine: Engine, settings: Settings, data_dir: Path, serve: Any
+    run_engine: Engine,
+    settings: Settings,
+    data_dir: Path,
+    serve: Any,
+    refused_url: Callable[[], str],
 ) -> None:
     images = make_images(8)
     dataset = add_dataset(run_engine, data_dir, images)
     live = [add_service(run_engine, [serve(recognizer_app(lambda b: "x:1")[0])]) for _ in range(2)]
-    dead = add_service(run_engine, [closed_port_url()], name="dead")
+    dead = add_service(run_engine, [refused_url()], name="dead")
     run_id = start_run(run_engine, settings, dataset=dataset, phase="dryrun", max_attempts=1)
 
     async with running_worker(run_engine, settings):

@@ -3,24 +3,29 @@ start, progress, leaderboard, results, cancel and resume."""
 
 import csv
 import io
-import time
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from gateway.db import make_engine
 from tests.builders import admin_headers, register_team
 from tests.runs.api_builders import (
     CAT_DOG,
     LABELS,
     RESULT_KEYS,
     parse_jsonl,
+    poll_until,
     recognizers,
     results_of,
     seed_dataset,
     start_run,
     wait_for,
 )
+from tests.runs.builders import item_counts, recognizer_app
 from tests.servers import LiveServer
 
 
@@ -110,36 +115,53 @@ def test_results_csv_and_jsonl_agree(
 
 
 def test_cancel_stops_and_resume_finishes_without_duplicates(
-    hub: LiveServer, database_url: str, tmp_path: Path
+    hub: LiveServer, database_url: str, tmp_path: Path, serve: Callable[[Any], str]
 ) -> None:
     labels = {f"k{i:02d}": "cat" for i in range(24)}
     dataset_id = seed_dataset(database_url, tmp_path / "data", labels)
-    with recognizers(CAT_DOG, delay_ms=80) as (slow,), httpx.Client(base_url=hub.url) as c:
-        team = register_team(c, [slow.url])
-        run = start_run(c, dataset_id, "dryrun", services=[team.service_guid], concurrency=1)
-        wait_for(c, run["id"], {"running"})
+    # The recognizer holds its one request (concurrency 1) until the test opens the gate:
+    # the cancel surely comes while the run has sent exactly one image.
+    gate = threading.Event()
+    app, seen = recognizer_app(lambda body: CAT_DOG, gate=gate)
+    engine = make_engine(database_url)
+    try:
+        with httpx.Client(base_url=hub.url, headers=admin_headers()) as c:
+            team = register_team(c, [serve(app)])
+            run = start_run(c, dataset_id, "dryrun", services=[team.service_guid], concurrency=1)
+            path = f"/api/v1/runs/{run['id']}"
+            poll_until(lambda: seen.in_flight == 1, "the first request at the recognizer")
 
-        r = c.post(f"/api/v1/runs/{run['id']}/cancel", headers=admin_headers())
-        assert r.status_code == 200, r.text
-        assert r.json()["state"] == "cancelled"
-        time.sleep(0.5)  # in-flight requests settle
-        settled = c.get(f"/api/v1/runs/{run['id']}", headers=admin_headers()).json()
-        time.sleep(0.4)
-        later = c.get(f"/api/v1/runs/{run['id']}", headers=admin_headers()).json()
-        assert later["state"] == "cancelled"
-        assert later["services"][0]["done"] == settled["services"][0]["done"] < 24
+            r = c.post(f"{path}/cancel")
+            assert r.status_code == 200, r.text
+            assert r.json()["state"] == "cancelled"
+            # The worker lets go of the run: every unsent item is pending again, only
+            # the one in flight stays leased; answered, it is recorded, and nothing more.
+            poll_until(
+                lambda: item_counts(engine, run["id"]) == {"leased": 1, "pending": 23},
+                "the worker to give back the unsent items",
+            )
+            gate.set()
+            poll_until(
+                lambda: item_counts(engine, run["id"]) == {"done": 1, "pending": 23},
+                "the request in flight to be recorded",
+            )
+            settled = c.get(path).json()
+            assert settled["state"] == "cancelled"
+            assert settled["services"][0]["done"] == 1
+            assert seen.requests == 1
 
-        r = c.post(f"/api/v1/runs/{run['id']}/resume", headers=admin_headers())
-        assert r.status_code == 200, r.text
-        assert r.json()["state"] in {"queued", "running"}
-        done = wait_for(c, run["id"], {"completed"})
-        assert done["services"][0]["done"] == 24
-        assert done["services"][0]["outcomes"]["ok"] == 24
-
-        keys = [
-            line["key"] for line in parse_jsonl(results_of(c, run["id"], team.service_guid).text)
-        ]
-        assert sorted(keys) == sorted(labels)
+            r = c.post(f"{path}/resume")
+            assert r.status_code == 200, r.text
+            assert r.json()["state"] in {"queued", "running"}
+            done = wait_for(c, run["id"], {"completed"})
+            assert done["services"][0]["done"] == 24
+            assert done["services"][0]["outcomes"]["ok"] == 24
+            results = results_of(c, run["id"], team.service_guid).text
+    finally:
+        gate.set()
+        engine.dispose()
+    assert sorted(line["key"] for line in parse_jsonl(results)) == sorted(labels)
+    assert seen.requests == 24  # each image sent once: none again after the resume
 
 
 def test_start_run_is_checked(sqlite_hub: LiveServer, sqlite_url: str, tmp_path: Path) -> None:

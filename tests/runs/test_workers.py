@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from gateway.db import make_engine
 from gateway.migrate import upgrade
-from gateway.runs.models import Worker, WorkItem
+from gateway.runs.models import RunService, ServiceSlot, Worker, WorkItem
 from gateway.runs.worker import run_embedded_worker, worker_lock
 from gateway.state import HubState
 from tests.builders import LOOPBACK_ALLOWED, hub_settings
@@ -76,8 +77,14 @@ def spawn_worker(
             errors.close()  # the child has its own copy
 
 
-def wait_for(check: Callable[[], Any], what: str, procs: list[subprocess.Popen[str]]) -> Any:
-    """Poll `check` until it is truthy; fail early if a worker process died."""
+def wait_for(
+    check: Callable[[], Any],
+    what: str,
+    procs: list[subprocess.Popen[str]],
+    state: Callable[[], str] | None = None,
+) -> Any:
+    """Poll `check` until it is truthy; fail early if a worker process died. On giving up
+    the message carries `state()`, e.g. the run's lease state, to say why it hung."""
     deadline = time.monotonic() + WAIT_S
     while True:
         value = check()
@@ -88,8 +95,46 @@ def wait_for(check: Callable[[], Any], what: str, procs: list[subprocess.Popen[s
                 _, err = proc.communicate()
                 raise AssertionError(f"worker exited with {proc.returncode}: {err}")
         if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
+            raise AssertionError(f"gave up waiting for {what}" + (f"\n{state()}" if state else ""))
         time.sleep(0.02)
+
+
+def lease_state(engine: Engine, run_id: int) -> str:
+    """Work items by state and lease owner, every slot's lease and every worker's row of a
+    run: what a hung run is waiting for."""
+    with Session(engine) as session:
+        items = session.execute(
+            select(WorkItem.run_service_id, WorkItem.state, WorkItem.lease_owner, func.count())
+            .where(WorkItem.run_id == run_id)
+            .group_by(WorkItem.run_service_id, WorkItem.state, WorkItem.lease_owner)
+        ).all()
+        leased = session.execute(
+            select(WorkItem.id, WorkItem.lease_owner, WorkItem.lease_expires_at)
+            .where(WorkItem.run_id == run_id, WorkItem.state == "leased")
+            .order_by(WorkItem.seq)
+            .limit(20)
+        ).all()
+        slots = session.execute(
+            select(
+                ServiceSlot.run_service_id,
+                ServiceSlot.slot,
+                ServiceSlot.lease_owner,
+                ServiceSlot.lease_expires_at,
+            )
+            .join(RunService, RunService.id == ServiceSlot.run_service_id)
+            .where(RunService.run_id == run_id)
+        ).all()
+        services = session.execute(
+            select(RunService.id, RunService.status).where(RunService.run_id == run_id)
+        ).all()
+        workers = session.execute(select(Worker.id, Worker.pid, Worker.heartbeat_at)).all()
+    lines = [f"now (UTC) {datetime.now(UTC).replace(tzinfo=None)}, run {run_state(engine, run_id)}"]
+    lines += [f"run service {row[0]}: {row[1]}" for row in services]
+    lines += [f"items of run service {r[0]}, {r[1]}, owner {r[2]}: {r[3]}" for r in items]
+    lines += [f"leased item {r[0]} by {r[1]} until {r[2]}" for r in leased]
+    lines += [f"slot {r[1]} of run service {r[0]}: owner {r[2]} until {r[3]}" for r in slots]
+    lines += [f"worker {r[0]} (pid {r[1]}) heartbeat {r[2]}" for r in workers]
+    return "\n".join(lines)
 
 
 def stop(proc: subprocess.Popen[str]) -> str:
@@ -321,6 +366,7 @@ class FlakyProxy:
         self._thread.join(10)
 
 
+@pytest.mark.postgres
 def test_a_worker_that_loses_its_database_for_a_while_recovers(
     postgres: Any, tmp_path: Path, serve: Any, procs: list[subprocess.Popen[str]]
 ) -> None:
@@ -343,14 +389,27 @@ def test_a_worker_that_loses_its_database_for_a_while_recovers(
             )
         )
         run_id = start_run(engine, hub_settings(url, data_dir), dataset=dataset, phase="dryrun")
-        wait_for(lambda: item_counts(engine, run_id).get("done", 0) >= 10, "progress", procs)
+        # Short cuts at several points, then a long one: a cut may land while a claim or
+        # a slot lease commits and its answer is lost, which once left items leased to
+        # a live worker for ever (the run hung).
+        for n, outage_s in enumerate((0.3, 0.3, 0.3, 2.0), start=1):
+            wait_for(
+                lambda n=n: item_counts(engine, run_id).get("done", 0) >= 10 * n,  # type: ignore[misc]
+                "progress",
+                procs,
+                state=lambda: lease_state(engine, run_id),
+            )
+            proxy.cut()
+            time.sleep(outage_s)  # the worker's calls fail; it keeps its results and retries
+            assert procs[0].poll() is None, "the worker died with its database connection"
+            proxy.restore()
 
-        proxy.cut()
-        time.sleep(2.0)  # the worker's calls fail; it keeps its results and retries
-        assert procs[0].poll() is None, "the worker died with its database connection"
-        proxy.restore()
-
-        wait_for(lambda: run_state(engine, run_id) == "completed", "the run to complete", procs)
+        wait_for(
+            lambda: run_state(engine, run_id) == "completed",
+            "the run to complete",
+            procs,
+            state=lambda: lease_state(engine, run_id),
+        )
         stop(procs[0])
     finally:
         proxy.close()

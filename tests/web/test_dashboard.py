@@ -2,8 +2,8 @@
 sample recognizers: what an organizer and a team see after a dry run."""
 
 import base64
-import re
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.browser
 
-SCREENSHOT = Path("/tmp/recoghub-dashboard.png")
 XSS_NAME = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>Mallory'
 # Seven images; each team answers one label always, so top-1 = that label's share.
 LABELS = ["cat", "cat", "cat", "cat", "dog", "dog", "bird"]
@@ -148,7 +147,9 @@ def test_admin_sees_the_run_and_each_team_done(page: "Page", world: World) -> No
     expect(reason).to_contain_text("bad_format")
 
 
-def test_leaderboard_ranks_teams_by_top1_with_charts(page: "Page", world: World) -> None:
+def test_leaderboard_ranks_teams_by_top1_with_charts(
+    page: "Page", world: World, tmp_path: Path
+) -> None:
     from playwright.sync_api import expect
 
     sign_in(page, world, ADMIN_TOKEN, f"#/runs/{world.run_id}")
@@ -164,7 +165,7 @@ def test_leaderboard_ranks_teams_by_top1_with_charts(page: "Page", world: World)
     expect(charts.first.locator("text.value")).to_have_text([top1 for _, top1 in RANKING])
     expect(charts.first.locator("text.label").first).to_have_text("1. Alpha Cats")
     expect(charts.nth(1).locator("g")).to_have_count(len(RANKING))
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
 
 
 def test_wrong_token_shows_the_hubs_error(page: "Page", world: World) -> None:
@@ -232,16 +233,25 @@ def test_service_check_shows_each_instance(page: "Page", world: World) -> None:
 def test_run_view_follows_a_running_run(page: "Page", world: World) -> None:
     from playwright.sync_api import expect
 
-    # One request at a time, 0.4 s each: the run lasts about 3 s, long enough to watch.
-    url = recognizer(world.stack, answer="cat:0.9", delay_ms=400)
-    with httpx.Client(base_url=world.url) as client:
-        slow = register_team(client, [url], name="Slow Sloths", max_concurrency=1)
-        run_id = start_run(client, dataset=world.dataset_id, services=[slow.service_guid])
-    sign_in(page, world, ADMIN_TOKEN, f"#/runs/{run_id}")
-    state = page.locator("#view h1 .badge")
-    expect(state).to_have_text(re.compile("queued|running"))
-    line = team_row(page, "progress", slow)
-    expect(line.locator(".status")).to_have_text(re.compile("pending|ongoing"))
+    from tests.runs.builders import recognizer_app
+
+    # The recognizer holds every request until the test opens the gate: the page shows
+    # the run going on for as long as the test needs, then sees it end.
+    gate = threading.Event()
+    app, _ = recognizer_app(lambda body: "cat:0.9", gate=gate)
+    url = world.stack.enter_context(live_server(app)).url
+    try:
+        with httpx.Client(base_url=world.url) as client:
+            slow = register_team(client, [url], name="Slow Sloths", max_concurrency=1)
+            run_id = start_run(client, dataset=world.dataset_id, services=[slow.service_guid])
+        sign_in(page, world, ADMIN_TOKEN, f"#/runs/{run_id}")
+        state = page.locator("#view h1 .badge")
+        line = team_row(page, "progress", slow)
+        expect(state).to_have_text("running")
+        expect(line.locator(".status")).to_have_text("ongoing")
+        expect(line).to_contain_text("0 / 7")
+    finally:
+        gate.set()
     # The page polls: it reaches the end without a reload.
     expect(state).to_have_text("completed")
     expect(line).to_contain_text("7 / 7")
