@@ -25,7 +25,7 @@ from tenacity import (
 from gateway.config import Settings
 from gateway.dispatch.client import REQUEST_OPTIONS, read_bounded, read_preview, refused_by_policy
 from gateway.dispatch.policy import REFUSED_DETAIL
-from gateway.dispatch.protocols import RECOGHUB, Adapter
+from gateway.dispatch.protocols import RECOGHUB, Adapter, no_answer
 from gateway.errors import (
     Outcome,
     RecognizerBadFormat,
@@ -320,7 +320,7 @@ class Dispatcher:
                     False,
                     None,
                     None,
-                    f"{step.path}: no answer within {timeout_s:g}s",
+                    no_answer(step, timeout_s),
                     Outcome.TIMEOUT,
                 )
             except (aiohttp.ClientError, OSError) as exc:

@@ -83,7 +83,8 @@ class ProtocolOptions:
 
 @dataclass(frozen=True, slots=True)
 class PingStep:
-    """One GET that must answer 200; `failure` names what is wrong when it does not."""
+    """One GET that must answer 200; `failure` names what is wrong when it does not
+    (empty for recoghub-v1, whose one step speaks for itself)."""
 
     url: str
     path: str
@@ -111,12 +112,12 @@ class Adapter:
         return url
 
     def ping_steps(self, base: str) -> tuple[PingStep, ...]:
-        return (PingStep(base.rstrip("/") + "/ping", "/ping", "recognizer not up"),)
+        return (PingStep(base.rstrip("/") + "/ping", "/ping", ""),)
 
     def ping_problem(self, step: PingStep, status: int, body: bytes) -> str | None:
         """What a step's answer says is wrong, or None when it is fine."""
         if status != 200:
-            return f"{step.failure}: {step.path} answered HTTP {status}"
+            return f"{_failed(step)}{step.path} answered HTTP {status}"
         return None
 
     def build_request(
@@ -394,6 +395,16 @@ def adapter_for(protocol: str, options: Mapping[str, Any] | None) -> Adapter:
             _ADAPTERS.clear()
         _ADAPTERS[key] = adapter
     return adapter
+
+
+def _failed(step: PingStep) -> str:
+    return f"{step.failure}: " if step.failure else ""
+
+
+def no_answer(step: PingStep, timeout_s: float) -> str:
+    """The detail of a health step that got no answer in time."""
+    where = f"{_failed(step)}{step.path}: " if step.failure else ""
+    return f"{where}no answer within {timeout_s:g}s"
 
 
 def _required_model(options: ProtocolOptions) -> str:
