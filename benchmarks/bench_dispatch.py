@@ -11,11 +11,18 @@ its default concurrency (4), every result recorded; (c) a bare httpx loop (on th
 --httpx-images images: httpx is slow). The hub's images/s are read from the database:
 work items / (run started, i.e. first claim .. last result) and .. run completed (every
 result committed and scored). Target: hub / aiohttp >= 0.80.
+
+With --oip, the same rounds also run (d) a dry run against 8 equally trivial OIP v2
+servers (the same fast recognizer answering a Triton classification JSON) registered as
+`oip-v2` services, and the adapters' own cost per request (build the request, read the
+answer) is timed in-process for recoghub-v1 and oip-v2 (SPEC §11).
 """
 
 import argparse
+import json
 import resource
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import uvloop
@@ -31,6 +38,23 @@ from hub_setup import (
 
 RECOGNIZERS = 8
 PER_TARGET = 4
+# The fast recognizer's five tags as Triton's classification extension answers them.
+OIP_OPTIONS = {"model": "bench", "output": "top"}
+OIP_ANSWER = json.dumps(
+    {
+        "model_name": "bench",
+        "model_version": "1",
+        "outputs": [
+            {
+                "name": "top",
+                "datatype": "BYTES",
+                "shape": [1, 5],
+                "data": ["0.9:0:red", "0.05:1:green", "0.03:2:blue", "0.01:3:cyan", "0.01:4:gray"],
+            }
+        ],
+    }
+)
+V1_ANSWER = "red:0.9;green:0.05;blue:0.03;cyan:0.01;gray:0.01"
 
 
 def main() -> None:
@@ -53,14 +77,29 @@ def main() -> None:
     parser.add_argument(
         "--profile-dir", type=Path, help="sample the workers with py-spy, stacks written here"
     )
+    parser.add_argument(
+        "--oip", action="store_true", help="also run oip-v2 services (SPEC §11) in each round"
+    )
     args = parser.parse_args()
     if args.workers > 1 and not args.postgres:
         parser.error("SQLite allows one worker; give --postgres URL for --workers > 1")
 
-    with bench_hub(
-        "dispatch", recognizers=RECOGNIZERS, sleep_ms=args.sleep_ms, postgres_url=args.postgres
-    ) as (hub, urls, workdir):
-        bench(hub, urls, args, workdir)
+    from recognizers import fast_recognizers
+
+    with (
+        bench_hub(
+            "dispatch", recognizers=RECOGNIZERS, sleep_ms=args.sleep_ms, postgres_url=args.postgres
+        ) as (hub, urls, workdir),
+        ExitStack() as stack,
+    ):
+        oip_urls = (
+            stack.enter_context(
+                fast_recognizers(RECOGNIZERS, sleep_ms=args.sleep_ms, answer=OIP_ANSWER)
+            )
+            if args.oip
+            else []
+        )
+        bench(hub, urls, args, workdir, oip_urls)
 
 
 def own_cpu_seconds() -> float:
@@ -68,7 +107,65 @@ def own_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def bench(hub: BenchHub, urls: list[str], args: argparse.Namespace, workdir: Path) -> None:
+def hub_round(
+    hub: BenchHub,
+    args: argparse.Namespace,
+    workdir: Path,
+    dataset_id: int,
+    guids: list[str],
+    items: int,
+) -> tuple[float, float, str]:
+    """One dry run by `recoghub worker` process(es): images/s to completed, worker CPU µs
+    per item, and a line describing it."""
+    switch_s = args.switch_interval_ms / 1000 if args.switch_interval_ms else None
+    with worker_processes(
+        hub,
+        args.workers,
+        log_dir=workdir,
+        profile_dir=args.profile_dir,
+        switch_interval_s=switch_s,
+        gc_freeze=args.gc_freeze,
+    ) as procs:
+        cpu_before = cpu_seconds(procs)
+        run_id = hub.start_run(dataset_id, guids)
+        try:
+            hub.wait_run(run_id, workers=procs, timeout_s=max(120.0, items / 100))
+        except RuntimeError:
+            print(tail(workdir / "worker-0.log"))
+            raise
+        cpu_us = (cpu_seconds(procs) - cpu_before) / items * 1e6
+    timing = hub.timing(run_id)
+    line = (
+        f"run {run_id}: {timing.to_completed:8.0f} images/s"
+        f" to completed, {timing.to_last_result:.0f} to last result"
+        f" ({timing.items} work items in {timing.seconds:.2f}s; worker CPU {cpu_us:.0f} µs"
+        f" each)\n  check: {hub.check_exactly_once(run_id, expected=items)}"
+    )
+    return timing.to_completed, cpu_us, line
+
+
+def adapter_cost_us(protocol: str, image: bytes, answer: bytes, n: int = 20_000) -> float:
+    """In-process CPU µs per request of one adapter: build the request, read the answer.
+
+    CPU time, not wall time: on the shared machine the latter counts other processes."""
+    from gateway.dispatch.protocols import adapter_for
+
+    adapter = adapter_for(protocol, OIP_OPTIONS if protocol == "oip-v2" else None)
+    base = "http://127.0.0.1:9"
+    started = time.process_time()
+    for _ in range(n):
+        adapter.build_request(base, image, "image/png")
+        adapter.parse_answer(answer)
+    return (time.process_time() - started) / n * 1e6
+
+
+def bench(
+    hub: BenchHub,
+    urls: list[str],
+    args: argparse.Namespace,
+    workdir: Path,
+    oip_urls: list[str],
+) -> None:
     database = "PostgreSQL" if args.postgres else "SQLite"
     hub.migrate()
     started = time.perf_counter()
@@ -85,6 +182,8 @@ def bench(hub: BenchHub, urls: list[str], args: argparse.Namespace, workdir: Pat
 
     aiohttp_rates: list[float] = []
     hub_rates: list[float] = []
+    oip_rates: list[float] = []
+    oip_guids = hub.register(oip_urls, protocol="oip-v2", options=OIP_OPTIONS) if oip_urls else []
     for round_no in range(1, args.rounds + 1):
         cpu_before = own_cpu_seconds()
         rate = uvloop.run(aiohttp_loop(urls, files, PER_TARGET))
@@ -95,33 +194,15 @@ def bench(hub: BenchHub, urls: list[str], args: argparse.Namespace, workdir: Pat
             f" {cpu_us:.0f} µs CPU each)"
         )
 
-        switch_s = args.switch_interval_ms / 1000 if args.switch_interval_ms else None
-        with worker_processes(
-            hub,
-            args.workers,
-            log_dir=workdir,
-            profile_dir=args.profile_dir,
-            switch_interval_s=switch_s,
-            gc_freeze=args.gc_freeze,
-        ) as procs:
-            cpu_before = cpu_seconds(procs)
-            run_id = hub.start_run(dataset_id, guids)
-            try:
-                hub.wait_run(run_id, workers=procs, timeout_s=max(120.0, items / 100))
-            except RuntimeError:
-                print(tail(workdir / "worker-0.log"))
-                raise
-            cpu_us = (cpu_seconds(procs) - cpu_before) / items * 1e6
-        timing = hub.timing(run_id)
-        hub_rates.append(timing.to_completed)
-        print(
-            f"round {round_no} (b) RecogHub run {run_id}: {timing.to_completed:8.0f} images/s"
-            f" to completed, {timing.to_last_result:.0f} to last result"
-            f" ({timing.items} work items in {timing.seconds:.2f}s; worker CPU {cpu_us:.0f} µs"
-            " each)"
-        )
-        print(f"  check: {hub.check_exactly_once(run_id, expected=items)}")
+        rate, _, line = hub_round(hub, args, workdir, dataset_id, guids, items)
+        hub_rates.append(rate)
+        print(f"round {round_no} (b) RecogHub {line}")
         print(f"  {load_average()}")
+        if oip_guids:
+            rate, _, line = hub_round(hub, args, workdir, dataset_id, oip_guids, items)
+            oip_rates.append(rate)
+            print(f"round {round_no} (d) RecogHub oip-v2 {line}")
+            print(f"  {load_average()}")
 
     httpx_files = files[: args.httpx_images]
     httpx_rate = uvloop.run(httpx_loop(urls, httpx_files, PER_TARGET))
@@ -141,6 +222,20 @@ def bench(hub: BenchHub, urls: list[str], args: argparse.Namespace, workdir: Pat
         + ", ".join(f"{r:.2f}" for r in ratios)
         + f" per round (target >= 0.80); httpx / aiohttp {httpx_rate / best_aiohttp:.2f}"
     )
+    if oip_rates:
+        print(
+            f"RecogHub oip-v2 {max(oip_rates):8.0f} images/s (best of {len(oip_rates)});"
+            " oip-v2 / recoghub-v1 "
+            + ", ".join(f"{o / h:.2f}" for o, h in zip(oip_rates, hub_rates, strict=True))
+            + " per round"
+        )
+        image = files[0].read_bytes()
+        v1_us = adapter_cost_us("recoghub-v1", image, V1_ANSWER.encode())
+        oip_us = adapter_cost_us("oip-v2", image, OIP_ANSWER.encode())
+        print(
+            f"adapter cost per request ({len(image)}-byte PNG, 5 tags): recoghub-v1"
+            f" {v1_us:.1f} µs, oip-v2 {oip_us:.1f} µs (+{oip_us - v1_us:.1f} µs)"
+        )
     print(f"  {load_average()}")
 
 

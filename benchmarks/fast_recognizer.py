@@ -4,7 +4,9 @@
 
 Prints `PORT <n>` once listening on 127.0.0.1 (port chosen by the OS). It answers
 `POST /recognize` with a fixed result string after an optional sleep, `GET /ping` with
-200, and counts nothing, so it costs the shared CPU as little as possible.
+200, and counts nothing, so it costs the shared CPU as little as possible. It answers
+every POST alike, whatever the path: given an OIP v2 JSON answer (`--answer`), it is an
+equally trivial `POST /v2/models/{model}/infer`.
 """
 
 import argparse

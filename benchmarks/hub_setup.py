@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import psutil
 from PIL import Image
@@ -35,6 +36,7 @@ from gateway.datasets.storage import image_path
 from gateway.db import make_engine, make_session_factory
 from gateway.dispatch.policy import endpoint_policy
 from gateway.migrate import upgrade
+from gateway.registry.protocols import ProtocolOptionsIn
 from gateway.registry.schemas import ProviderCreate, ServiceCreate
 from gateway.registry.service import create_provider, create_service
 from gateway.runs.models import Run, Worker, WorkItem
@@ -170,7 +172,14 @@ class BenchHub:
             ).all()
         return [image_path(self.settings.data_dir, sha) for sha in shas]
 
-    def register(self, urls: Sequence[str], *, concurrency: int | None = None) -> list[str]:
+    def register(
+        self,
+        urls: Sequence[str],
+        *,
+        concurrency: int | None = None,
+        protocol: str = "recoghub-v1",
+        options: dict[str, Any] | None = None,
+    ) -> list[str]:
         """One provider and one service per recognizer URL; returns the service GUIDs."""
         guids = []
         with self.sessions() as session:
@@ -184,6 +193,8 @@ class BenchHub:
                         name=f"recognizer-{number}",
                         endpoints=[url],
                         max_concurrency=concurrency,
+                        protocol=protocol,  # type: ignore[arg-type]
+                        protocol_options=ProtocolOptionsIn(**options) if options else None,
                     ),
                     policy=endpoint_policy(self.settings.endpoint_allow),
                 )

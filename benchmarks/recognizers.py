@@ -10,11 +10,20 @@ HERE = Path(__file__).resolve().parent
 
 
 @contextmanager
-def fast_recognizers(count: int, *, sleep_ms: float = 0.0) -> Iterator[list[str]]:
-    """`count` recognizer processes; yields their base URLs."""
+def fast_recognizers(
+    count: int, *, sleep_ms: float = 0.0, answer: str | None = None
+) -> Iterator[list[str]]:
+    """`count` recognizer processes (answering `answer` if given); yields their base URLs."""
+    extra = ["--answer", answer] if answer is not None else []
     procs = [
         subprocess.Popen(
-            [sys.executable, str(HERE / "fast_recognizer.py"), "--sleep-ms", str(sleep_ms)],
+            [
+                sys.executable,
+                str(HERE / "fast_recognizer.py"),
+                "--sleep-ms",
+                str(sleep_ms),
+                *extra,
+            ],
             stdout=subprocess.PIPE,
             text=True,
         )

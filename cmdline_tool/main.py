@@ -94,7 +94,7 @@ def check(
         if as_json:
             output.emit_json({"hub": url, **body})
         else:
-            output.out.print(output.check_table(guid, instances))
+            output.out.print(output.check_table(guid, instances, body.get("protocol")))
         if body.get("ok") is True:
             if not as_json:
                 output.out.print(f"[green]all {len(instances)} instance(s) passed the check[/]")

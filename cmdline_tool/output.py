@@ -80,13 +80,20 @@ def summary_line(summary: Summary) -> str:
     )
 
 
-def check_table(service_guid: str, instances: list[dict[str, Any]]) -> Table:
+def check_table(
+    service_guid: str, instances: list[dict[str, Any]], protocol: object = None
+) -> Table:
     """One row per instance: reachable (ping), probe latency, format verdict, the answer.
 
     What went wrong is said in the error line under the table.
     """
+    # The protocol tells a team on a model server which health routes "up" means.
+    spoken = f" ({escape(str(protocol))})" if protocol else ""
     table = Table(
-        title=f"service {service_guid}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False
+        title=f"service {service_guid}{spoken}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
     )
     # The instance URL is what a team copies and greps for: never folded.
     width = max((len(str(row.get("instance", ""))) for row in instances), default=8)

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, inspect, select, text
+from sqlalchemy import Connection, Engine, inspect, select, text
 from typer.testing import CliRunner
 
 from gateway.cli.main import app
@@ -74,6 +74,8 @@ def test_upgrade_from_first_migration_keeps_registry_data(database_url: str) -> 
         )
         assert service.provider_id == provider.id
         assert service.endpoints == ["http://127.0.0.1:9/"]
+        # 0003: the hub's own protocol got its SPEC §11 name; it has no options.
+        assert (service.protocol, service.protocol_options) == ("recoghub-v1", None)
     engine.dispose()
 
 
@@ -97,8 +99,8 @@ def test_migrate_command_creates_schema_on_empty_database(database_url: str) -> 
 
 
 def test_team_dryrun_columns_arrive_with_safe_defaults_and_go_back(database_url: str) -> None:
-    """0004 (the head): existing datasets stay closed to teams, existing runs were the
-    organizer's; its downgrade removes both columns."""
+    """0004: existing datasets stay closed to teams, existing runs were the organizer's;
+    its downgrade removes both columns."""
     from gateway.migrate import alembic_config
 
     engine = make_engine(database_url)
@@ -127,9 +129,69 @@ def test_team_dryrun_columns_arrive_with_safe_defaults_and_go_back(database_url:
     with engine.begin() as conn:
         config = alembic_config(engine)
         config.attributes["connection"] = conn
-        command.downgrade(config, "-1")  # undo 0004 only
+        command.downgrade(config, "0002")  # undo 0004 (and 0003, which follows it)
     assert "open_to_teams" not in {c["name"] for c in inspect(engine).get_columns("datasets")}
     assert "started_by_id" not in {c["name"] for c in inspect(engine).get_columns("runs")}
+    engine.dispose()
+
+
+def test_the_migrated_schema_matches_the_models(database_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from gateway.db import Base
+
+    engine = make_engine(database_url)
+    upgrade(engine)
+    with engine.connect() as conn:
+        # SQLite keeps whatever VARCHAR length a column was created with (0003 does not
+        # copy the services table to widen `protocol`); it enforces none anyway.
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": conn.dialect.name != "sqlite"}
+        )
+        drift = compare_metadata(context, Base.metadata)
+    engine.dispose()
+    assert drift == []
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    from alembic import command
+
+    from gateway.migrate import alembic_config
+
+    config = alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+
+def test_protocols_downgrade_and_back(database_url: str) -> None:
+    """0003 (the head, after 0004): down gives "v1" back and drops protocol_options."""
+    engine = make_engine(database_url)
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO providers (guid, name, api_key_hash, created_at) "
+                "VALUES ('11111111-1111-4111-8111-111111111111', 't', '"
+                + "b" * 64
+                + "', CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO services (guid, provider_id, name, protocol, enabled, "
+                "max_concurrency, signing_secret, created_at) VALUES "
+                "('22222222-2222-4222-8222-222222222222', (SELECT id FROM providers), 's', "
+                "'recoghub-v1', true, 4, 's', CURRENT_TIMESTAMP)"
+            )
+        )
+    downgrade(engine, "0004")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT protocol FROM services")).scalar_one() == "v1"
+        assert "protocol_options" not in {c["name"] for c in inspect(conn).get_columns("services")}
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
     engine.dispose()
 
 

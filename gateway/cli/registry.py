@@ -1,9 +1,12 @@
-"""`recoghub provider add|list` and `recoghub service add|list`: the organizer's registry."""
+"""`recoghub provider add|list` and `recoghub service add|list|show|update`: the organizer's
+registry."""
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from gateway.cli.hub_client import (
@@ -12,12 +15,78 @@ from gateway.cli.hub_client import (
     TokenOption,
     checked,
     console,
+    fail,
     hub_client,
     print_json,
 )
 
 providers = typer.Typer(help="Add and list providers (teams).", no_args_is_help=True)
-services = typer.Typer(help="Add and list services.", no_args_is_help=True)
+services = typer.Typer(help="Add, list, show and change services.", no_args_is_help=True)
+
+ProtocolOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--protocol",
+        help="How the hub talks to it: recoghub-v1 (default), oip-v2 (KServe, Triton, "
+        "MLServer) or torchserve.",
+    ),
+]
+OptionOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--option",
+        "-o",
+        help="A protocol option as key=value (model, input, output, output_format, top_k, "
+        "labels=a,b,c); repeat for more.",
+    ),
+]
+LabelsFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--labels-file",
+        exists=True,
+        dir_okay=False,
+        help="The option labels from a file, one class name a line (oip-v2 probabilities).",
+    ),
+]
+
+
+def protocol_options(options: list[str] | None, labels_file: Path | None) -> dict[str, Any]:
+    """`--option key=value ...` and `--labels-file` as the API's protocol_options."""
+    parsed: dict[str, Any] = {}
+    for option in options or []:
+        key, equals, value = option.partition("=")
+        key = key.strip()
+        if not equals or not key:
+            fail(f"--option {option!r} is not key=value", "e.g. --option model=resnet50")
+        if key == "top_k":
+            if not value.strip().isdigit():
+                fail(f"--option top_k={value} is not a whole number")
+            parsed[key] = int(value)
+        elif key == "labels":
+            parsed[key] = [label for label in value.split(",") if label.strip()]
+        else:
+            parsed[key] = value
+    if labels_file is not None:
+        lines = labels_file.read_text(encoding="utf-8").splitlines()
+        parsed["labels"] = [line for line in lines if line.strip()]
+    return parsed
+
+
+def _protocol_shown(service: dict[str, Any]) -> str:
+    options = service.get("protocol_options") or {}
+    model = options.get("model")
+    return str(service["protocol"]) + (f" ({model})" if model else "")
+
+
+def _options_shown(options: dict[str, Any]) -> str:
+    def shown(value: Any) -> str:
+        if isinstance(value, list):
+            head = ",".join(str(v) for v in value[:5])
+            return f"{head},… ({len(value)})" if len(value) > 5 else head
+        return str(value)
+
+    return " ".join(f"{k}={shown(v)}" for k, v in options.items()) or "-"
 
 
 def _print_table(table: Table) -> None:
@@ -87,13 +156,22 @@ def service_add(
         None, "--max-concurrency", min=1, help="Requests in flight to it during a run."
     ),
     guid: str | None = typer.Option(None, help="Choose the service GUID (default: generated)."),
+    protocol: ProtocolOpt = None,
+    option: OptionOpt = None,
+    labels_file: LabelsFileOpt = None,
     as_json: bool = JsonOption,
     hub: str = HubOption,
     token: str | None = TokenOption,
 ) -> None:
     """Register a service of a provider and print its GUID and signing secret."""
     body: dict[str, Any] = {"provider_guid": provider, "name": name, "endpoints": endpoint}
-    optional = {"domain": domain, "max_concurrency": max_concurrency, "guid": guid}
+    optional = {
+        "domain": domain,
+        "max_concurrency": max_concurrency,
+        "guid": guid,
+        "protocol": protocol,
+        "protocol_options": protocol_options(option, labels_file) or None,
+    }
     body.update({k: v for k, v in optional.items() if v is not None})
     with hub_client(hub, token) as client:
         service = checked(client.post("/api/v1/services", json=body))
@@ -109,6 +187,7 @@ def service_add(
             ("GUID", service["guid"]),
             ("signing secret", service["signing_secret"]),
             ("endpoints", ", ".join(service["endpoints"])),
+            ("protocol", _protocol_shown(service)),
         ]
     )
     console.print(
@@ -131,7 +210,14 @@ def service_list(
         print_json(rows)
         return
     table = Table(
-        "GUID", "Provider", "Name", "Endpoints", "Enabled", "Max", title=f"{len(rows)} service(s)"
+        "GUID",
+        "Provider",
+        "Name",
+        "Endpoints",
+        "Protocol",
+        "Enabled",
+        "Max",
+        title=f"{len(rows)} service(s)",
     )
     table.columns[0].no_wrap = True
     for s in rows:
@@ -140,7 +226,86 @@ def service_list(
             s["provider_name"],
             s["name"],
             "\n".join(s["endpoints"]),
+            _protocol_shown(s),
             "yes" if s["enabled"] else "[red]no[/red]",
             str(s["max_concurrency"]),
         )
     _print_table(table)
+
+
+def _print_service(service: dict[str, Any]) -> None:
+    _print_fields(
+        [
+            ("GUID", service["guid"]),
+            ("provider", f"{service['provider_name']} ({service['provider_guid']})"),
+            ("name", service["name"]),
+            ("endpoints", ", ".join(service["endpoints"])),
+            ("domain", service["domain"] or "-"),
+            ("protocol", service["protocol"]),
+            # Labels are the team's text: never rich markup.
+            ("options", escape(_options_shown(service["protocol_options"]))),
+            ("enabled", "yes" if service["enabled"] else "no"),
+            ("max concurrency", str(service["max_concurrency"])),
+        ]
+    )
+
+
+@services.command("show")
+def service_show(
+    guid: str = typer.Argument(..., help="The service's GUID."),
+    as_json: bool = JsonOption,
+    hub: str = HubOption,
+    token: str | None = TokenOption,
+) -> None:
+    """Show one service: endpoints, protocol and its options, limits."""
+    with hub_client(hub, token) as client:
+        service = checked(client.get(f"/api/v1/services/{guid}"))
+    if as_json:
+        print_json(service)
+        return
+    _print_service(service)
+
+
+@services.command("update")
+def service_update(
+    guid: str = typer.Argument(..., help="The service's GUID."),
+    endpoint: Annotated[
+        list[str] | None,
+        typer.Option(help="Replace the endpoints; repeat for more instances."),
+    ] = None,
+    max_concurrency: int | None = typer.Option(
+        None, "--max-concurrency", min=1, help="Requests in flight to it during a run."
+    ),
+    enabled: bool | None = typer.Option(None, "--enable/--disable", help="Take part in runs."),
+    protocol: ProtocolOpt = None,
+    option: OptionOpt = None,
+    labels_file: LabelsFileOpt = None,
+    clear_options: bool = typer.Option(
+        False, "--clear-options", help="Drop every protocol option."
+    ),
+    as_json: bool = JsonOption,
+    hub: str = HubOption,
+    token: str | None = TokenOption,
+) -> None:
+    """Change a service. --option/--labels-file replace the protocol options whole."""
+    body: dict[str, Any] = {}
+    if endpoint:
+        body["endpoints"] = endpoint
+    if max_concurrency is not None:
+        body["max_concurrency"] = max_concurrency
+    if enabled is not None:
+        body["enabled"] = enabled
+    if protocol is not None:
+        body["protocol"] = protocol
+    options = protocol_options(option, labels_file)
+    if options or clear_options:
+        body["protocol_options"] = options
+    if not body:
+        fail("nothing to change", "give --protocol, --option, --endpoint, ... (see --help)")
+    with hub_client(hub, token) as client:
+        service = checked(client.patch(f"/api/v1/services/{guid}", json=body))
+    if as_json:
+        print_json(service)
+        return
+    console.print(f"Service [bold]{service['name']}[/bold] changed.", highlight=False)
+    _print_service(service)

@@ -21,11 +21,11 @@ from tenacity import (
     wait_exponential,
     wait_random,
 )
-from yarl import URL
 
 from gateway.config import Settings
 from gateway.dispatch.client import REQUEST_OPTIONS, read_bounded, read_preview, refused_by_policy
 from gateway.dispatch.policy import REFUSED_DETAIL
+from gateway.dispatch.protocols import RECOGHUB, Adapter, no_answer
 from gateway.errors import (
     Outcome,
     RecognizerBadFormat,
@@ -37,13 +37,7 @@ from gateway.errors import (
 )
 from gateway.observability import ATTEMPT_LATENCY, ATTEMPTS_BY_OUTCOME
 from gateway.protocol import signing
-from gateway.protocol.result_string import (
-    MAX_RESULT_BYTES,
-    ResultStringError,
-    ResultTooLargeError,
-    Tag,
-    parse_result,
-)
+from gateway.protocol.result_string import MAX_RESULT_BYTES, Tag
 
 RAW_KEPT_CHARS = 1024
 # What an error answer may show of its body (its `raw` and detail): enough for a team's
@@ -60,6 +54,8 @@ class Target:
     provider_guid: str
     instances: tuple[str, ...]
     signing_secret: str
+    # How to talk to the instances (SPEC §11): recoghub-v1 unless the service says otherwise.
+    adapter: Adapter = RECOGHUB
 
 
 @dataclass(slots=True)
@@ -116,10 +112,6 @@ def new_request_id() -> str:
     return secrets.token_hex(16)
 
 
-def base_url(instance: str) -> str:
-    return instance.rstrip("/")
-
-
 class Dispatcher:
     """Sends signed requests with the hub's one shared aiohttp session."""
 
@@ -128,9 +120,8 @@ class Dispatcher:
         self._settings = settings
         self._next_instance: dict[str, itertools.count[int]] = {}
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
-        # Built once per instance and secret: parsing a URL and keying an HMAC on every
-        # request would cost the dispatch loop more than the rest of the hub's own work.
-        self._urls: dict[str, URL] = {}
+        # Built once per secret: keying an HMAC on every request would cost the dispatch
+        # loop more than the rest of the hub's own work (the adapters keep their URLs).
         self._signers: dict[str, signing.Signer] = {}
         # Exponential back-off with a jitter bounded by the first back-off (tenacity's
         # wait_exponential_jitter defaults to a whole second of jitter, which dwarfs a
@@ -239,25 +230,23 @@ class Dispatcher:
         signer = self._signers.get(target.signing_secret)
         if signer is None:
             signer = self._signers[target.signing_secret] = signing.Signer(target.signing_secret)
-        url = self._urls.get(instance)
-        if url is None:
-            url = self._urls[instance] = URL(base_url(instance) + "/recognize")
+        adapter = target.adapter
+        url, body_sent, headers = adapter.build_request(instance, image, content_type)
+        if body_sent is not image:  # the signature covers the body actually sent
+            digest = signing.body_digest(body_sent)
         timestamp = str(int(time.time()))
-        headers = {
-            "Content-Type": content_type,
-            signing.HEADER_REQUEST_ID: request_id,
-            signing.HEADER_SERVICE_GUID: target.service_guid,
-            signing.HEADER_PROVIDER_GUID: target.provider_guid,
-            signing.HEADER_TIMESTAMP: timestamp,
-            signing.HEADER_SIGNATURE: signer.sign(
-                timestamp=timestamp, request_id=request_id, digest=digest
-            ),
-        }
+        headers[signing.HEADER_REQUEST_ID] = request_id
+        headers[signing.HEADER_SERVICE_GUID] = target.service_guid
+        headers[signing.HEADER_PROVIDER_GUID] = target.provider_guid
+        headers[signing.HEADER_TIMESTAMP] = timestamp
+        headers[signing.HEADER_SIGNATURE] = signer.sign(
+            timestamp=timestamp, request_id=request_id, digest=digest
+        )
         status: int | None = None
         started = time.perf_counter()
         try:
             async with self._http.post(
-                url, data=image, headers=headers, timeout=timeout, **REQUEST_OPTIONS
+                url, data=body_sent, headers=headers, timeout=timeout, **REQUEST_OPTIONS
             ) as response:
                 status = response.status
                 if status != 200:
@@ -268,15 +257,13 @@ class Dispatcher:
                     if not 300 <= status < 400:
                         refusal.with_raw(preview.decode("utf-8", "replace"))
                     raise refusal
-                body = await read_bounded(response, MAX_RESULT_BYTES)
+                body = await read_bounded(response, adapter.max_answer_bytes)
             latency = (time.perf_counter() - started) * 1000.0
             raw = body[:RAW_KEPT_CHARS].decode("utf-8", "replace")
             try:
-                tags = parse_result(body)
-            except ResultTooLargeError as exc:
-                raise RecognizerTooLarge(str(exc)) from None
-            except ResultStringError as exc:
-                raise RecognizerBadFormat(str(exc)).with_raw(raw) from None
+                tags = adapter.parse_answer(body)
+            except RecognizerBadFormat as exc:
+                raise exc.with_raw(raw) from None
         except RecognizerError as failed:
             latency = (time.perf_counter() - started) * 1000.0
             _record(
@@ -304,38 +291,54 @@ class Dispatcher:
         _record(attempts, Attempt(number, instance, Outcome.OK, latency, status))
         return tags, raw, latency
 
-    async def ping(self, instance: str, *, timeout_s: float = 5.0) -> PingResult:
-        """GET {instance}/ping; reachable means HTTP 200 with a body of at most 64 KiB."""
+    async def ping(
+        self, instance: str, *, timeout_s: float = 5.0, adapter: Adapter = RECOGHUB
+    ) -> PingResult:
+        """Walk the protocol's health steps (recoghub-v1: GET {instance}/ping); reachable
+        means each answered 200 with a body of at most 64 KiB that the protocol reads as
+        healthy, and `detail` names the first step that did not."""
         started = time.perf_counter()
-        try:
-            async with self._http.get(
-                base_url(instance) + "/ping", timeout=self._timeout(timeout_s), **REQUEST_OPTIONS
-            ) as response:
-                status = response.status
-                if status != 200:
-                    await read_preview(response, 0)  # drops the connection unless it was empty
-                    latency = (time.perf_counter() - started) * 1000.0
-                    redirect = ", a redirect (not followed)" if 300 <= status < 400 else ""
-                    detail = f"/ping answered HTTP {status}{redirect}"
-                    return PingResult(instance, False, latency, status, detail, Outcome.HTTP_ERROR)
-                await read_bounded(response, MAX_RESULT_BYTES)
-                latency = (time.perf_counter() - started) * 1000.0
-                return PingResult(instance, True, latency, 200, None)
-        except RecognizerTooLarge as exc:
-            return PingResult(instance, False, None, 200, f"/ping {exc.detail}", exc.outcome)
-        except TimeoutError:
-            return PingResult(
-                instance, False, None, None, f"no answer within {timeout_s:g}s", Outcome.TIMEOUT
-            )
-        except (aiohttp.ClientError, OSError) as exc:
-            return PingResult(
-                instance,
-                False,
-                None,
-                None,
-                f"cannot reach: {_describe(exc)}",
-                Outcome.CONNECT_ERROR,
-            )
+        latency: float | None = None
+        for step in adapter.ping_steps(instance):
+            try:
+                async with self._http.get(
+                    step.url, timeout=self._timeout(timeout_s), **REQUEST_OPTIONS
+                ) as response:
+                    status = response.status
+                    if status != 200:
+                        await read_preview(response, 0)  # drops the connection unless empty
+                        body = b""
+                    else:
+                        body = await read_bounded(response, MAX_RESULT_BYTES)
+            except RecognizerTooLarge as exc:
+                return PingResult(
+                    instance, False, None, 200, f"{step.path} {exc.detail}", exc.outcome
+                )
+            except TimeoutError:
+                return PingResult(
+                    instance,
+                    False,
+                    None,
+                    None,
+                    no_answer(step, timeout_s),
+                    Outcome.TIMEOUT,
+                )
+            except (aiohttp.ClientError, OSError) as exc:
+                return PingResult(
+                    instance,
+                    False,
+                    None,
+                    None,
+                    f"cannot reach: {_describe(exc)}",
+                    Outcome.CONNECT_ERROR,
+                )
+            latency = (time.perf_counter() - started) * 1000.0
+            problem = adapter.ping_problem(step, status, body)
+            if problem is not None:
+                if 300 <= status < 400:
+                    problem += ", a redirect (not followed)"
+                return PingResult(instance, False, latency, status, problem, Outcome.HTTP_ERROR)
+        return PingResult(instance, True, latency, 200, None)
 
 
 def _record(attempts: list[Attempt], attempt: Attempt) -> None:

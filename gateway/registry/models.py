@@ -1,8 +1,9 @@
 """Registry tables: providers, services, instances, and the hub's own secrets."""
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gateway.db import Base, utcnow
@@ -35,7 +36,10 @@ class Service(Base):
     provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
     domain: Mapped[str | None] = mapped_column(String(100))
-    protocol: Mapped[str] = mapped_column(String(10), default="v1")
+    # How the hub talks to the instances (SPEC §11) and that protocol's options
+    # (model, input, output, ...); NULL for recoghub-v1, which has none.
+    protocol: Mapped[str] = mapped_column(String(20), default="recoghub-v1")
+    protocol_options: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     max_concurrency: Mapped[int] = mapped_column(Integer, default=4)
     # Needed in the clear to sign requests; it authenticates the hub to the team, it

@@ -7,7 +7,7 @@ for endpoints, the bad URL) before any database work.
 import ipaddress
 import re
 import uuid
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Self
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -21,6 +21,12 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from gateway.registry.models import Provider, Service
+from gateway.registry.protocols import (
+    ProtocolName,
+    ProtocolOptionsIn,
+    normalized_protocol,
+    protocol_problem,
+)
 from gateway.wire import UtcDateTime
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -199,10 +205,21 @@ class ServiceCreate(BaseModel):
     endpoints: Endpoints
     domain: Domain | None = None
     guid: Guid | None = Field(default=None, description="Optional; generated when absent.")
-    protocol: Literal["v1"] = "v1"
+    protocol: ProtocolName = Field(
+        default="recoghub-v1", description='How the hub talks to it (SPEC §11); "v1" = recoghub-v1.'
+    )
+    protocol_options: ProtocolOptionsIn | None = None
     max_concurrency: MaxConcurrency | None = Field(
         default=None, description="Requests in flight to this service during a run."
     )
+
+    @model_validator(mode="after")
+    def _protocol_fits(self) -> Self:
+        self.protocol = normalized_protocol(self.protocol)  # type: ignore[assignment]
+        problem = protocol_problem(self.protocol, self.protocol_options)
+        if problem:
+            raise _invalid("invalid_protocol", problem)
+        return self
 
 
 class ServiceUpdate(BaseModel):
@@ -215,11 +232,19 @@ class ServiceUpdate(BaseModel):
     enabled: bool | None = None
     domain: Domain | None = None
     max_concurrency: MaxConcurrency | None = None
+    protocol: ProtocolName | None = Field(
+        default=None,
+        description="Changing it needs protocol_options that fit (except to recoghub-v1, "
+        "which drops them).",
+    )
+    protocol_options: ProtocolOptionsIn | None = Field(
+        default=None, description="Replace the options whole; null or {} clears them."
+    )
     rotate_secret: bool = False
 
     @model_validator(mode="after")
     def _no_null_for_required(self) -> Self:
-        for name in ("name", "endpoints", "enabled", "max_concurrency"):
+        for name in ("name", "endpoints", "enabled", "max_concurrency", "protocol"):
             if name in self.model_fields_set and getattr(self, name) is None:
                 raise _invalid("null_field", f"{name} cannot be null; leave it out to keep it")
         return self
@@ -233,6 +258,7 @@ class ServiceRead(BaseModel):
     endpoints: list[str]
     domain: str | None
     protocol: str
+    protocol_options: dict[str, Any] = Field(description="As given; {} for none (SPEC §11).")
     enabled: bool
     max_concurrency: int
     created_at: UtcDateTime
@@ -246,7 +272,8 @@ class ServiceRead(BaseModel):
             name=service.name,
             endpoints=service.endpoints,
             domain=service.domain,
-            protocol=service.protocol,
+            protocol=normalized_protocol(service.protocol),
+            protocol_options=service.protocol_options or {},
             enabled=service.enabled,
             max_concurrency=service.max_concurrency,
             created_at=service.created_at,

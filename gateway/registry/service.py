@@ -19,8 +19,10 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from gateway.auth import Principal, hash_token, new_api_key
 from gateway.dispatch.dispatcher import Target
 from gateway.dispatch.policy import SETTING, EndpointPolicy
+from gateway.dispatch.protocols import RECOGHUB_V1, adapter_for
 from gateway.errors import Conflict, Forbidden, InvalidInput, NotFound, WrongGuidKind
 from gateway.registry.models import Instance, Provider, Service
+from gateway.registry.protocols import ProtocolOptionsIn, normalized_protocol, protocol_problem
 from gateway.registry.schemas import ProviderCreate, ServiceCreate, ServiceUpdate, canonical_guid
 
 DEFAULT_MAX_CONCURRENCY = 4
@@ -239,6 +241,7 @@ def create_service(
         name=data.name,
         domain=data.domain,
         protocol=data.protocol,
+        protocol_options=data.protocol_options.stored() if data.protocol_options else None,
         enabled=True,
         max_concurrency=data.max_concurrency or default_max_concurrency,
         signing_secret=new_signing_secret(),
@@ -261,7 +264,9 @@ def update_service(
     """Apply the fields given in `data`; `rotate_secret` issues a new signing secret.
 
     Raises InvalidInput (`endpoint_not_allowed`) for an endpoint address the policy
-    refuses, or for a provider's max_concurrency over `concurrency_cap`.
+    refuses, for a provider's max_concurrency over `concurrency_cap`, and when the
+    protocol and its options, as they would be after the change, do not fit together
+    (SPEC §11).
     """
     if data.endpoints is not None:
         check_endpoint_addresses(data.endpoints, policy=policy)
@@ -271,6 +276,7 @@ def update_service(
         current=service.max_concurrency,
         cap=concurrency_cap,
     )
+    _update_protocol(service, data)
     if data.name is not None:
         service.name = data.name
     if data.endpoints is not None:
@@ -331,7 +337,26 @@ def service_target(service: Service) -> Target:
         provider_guid=service.provider.guid,
         instances=tuple(service.endpoints),
         signing_secret=service.signing_secret,
+        adapter=adapter_for(service.protocol, service.protocol_options),
     )
+
+
+def _update_protocol(service: Service, data: ServiceUpdate) -> None:
+    given = data.model_fields_set
+    if not {"protocol", "protocol_options"} & given:
+        return
+    protocol = normalized_protocol(data.protocol or service.protocol)
+    if "protocol_options" in given:
+        options = data.protocol_options
+    elif protocol == RECOGHUB_V1:
+        options = None  # switching back to recoghub-v1 drops options it has no use for
+    else:
+        options = ProtocolOptionsIn.model_validate(service.protocol_options or {})
+    problem = protocol_problem(protocol, options)
+    if problem:
+        raise InvalidInput(problem)
+    service.protocol = protocol
+    service.protocol_options = options.stored() if options is not None else None
 
 
 def _instances(endpoints: list[str]) -> list[Instance]:

@@ -48,7 +48,10 @@ class RecognizeRead(BaseModel):
     instance: str = Field(description="The instance that answered.")
     latency_ms: float = Field(description="Latency of the answering attempt.")
     tags: list[TagRead] = Field(description="Ranked best first (SPEC §2).")
-    raw: str = Field(description="The result string as sent (first 1024 characters).")
+    raw: str = Field(
+        description="The answer as sent (first 1024 characters): a result string, or JSON "
+        "for oip-v2 and torchserve."
+    )
     attempts: list[AttemptRead]
 
     @classmethod
@@ -71,14 +74,17 @@ class InstanceCheckRead(BaseModel):
 
     instance: str
     reachable: bool = Field(
-        description="GET /ping answered 200 within 64 KiB and the probe was not refused as "
-        "unsigned (401)."
+        description="The health steps answered 200 within 64 KiB (recoghub-v1: GET /ping; "
+        "oip-v2: server and model ready; torchserve: /ping healthy) and the probe was not "
+        "refused as unsigned (401)."
     )
     ping_ms: float | None
     ping_outcome: str = Field(
         description="Outcome of the ping: ok, timeout, connect_error, http_error or too_large."
     )
-    format_ok: bool = Field(description="The probe got 200 and a valid result string.")
+    format_ok: bool = Field(
+        description="The probe got 200 and an answer that reads as ranked tags."
+    )
     outcome: str = Field(description="Outcome of the probe (SPEC §2).")
     latency_ms: float | None = Field(description="Latency of the probe.")
     status: int | None = Field(description="HTTP status of the probe, if any came.")
@@ -90,5 +96,6 @@ class InstanceCheckRead(BaseModel):
 
 class CheckRead(BaseModel):
     service_guid: str
+    protocol: str = Field(description="How the hub talked to the instances (SPEC §11).")
     ok: bool = Field(description="Every instance is reachable and answered the probe well.")
     instances: list[InstanceCheckRead]

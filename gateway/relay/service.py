@@ -226,8 +226,9 @@ def probe_image() -> bytes:
 async def check_instance(
     dispatcher: Dispatcher, target: Target, instance: str, *, timeout_s: float
 ) -> InstanceCheckRead:
-    """Ping `instance`, then send it the probe image once (no retry, no other instance)."""
-    ping = await dispatcher.ping(instance, timeout_s=timeout_s)
+    """Ping `instance` the protocol's way, then send it the probe image once (no retry,
+    no other instance)."""
+    ping = await dispatcher.ping(instance, timeout_s=timeout_s, adapter=target.adapter)
     answer = await dispatcher.recognize(
         dataclasses.replace(target, instances=(instance,)),
         probe_image(),
@@ -269,6 +270,7 @@ async def check_service(dispatcher: Dispatcher, target: Target, *, timeout_s: fl
     )
     return CheckRead(
         service_guid=target.service_guid,
+        protocol=target.adapter.name,
         ok=bool(instances) and all(i.reachable and i.format_ok for i in instances),
         instances=list(instances),
     )

@@ -36,6 +36,7 @@ from sqlalchemy import (
 
 from gateway.datasets.models import DatasetImage
 from gateway.dispatch.dispatcher import Target
+from gateway.dispatch.protocols import adapter_for
 from gateway.registry.models import Instance, Provider, Service
 from gateway.runs.models import Run, RunService, ServiceSlot, Worker, WorkItem
 
@@ -200,6 +201,8 @@ def survey(conn: Connection, *, now: datetime, live_since: datetime) -> Survey:
             RUNS.c.max_attempts,
             SERVICES.c.guid,
             SERVICES.c.signing_secret,
+            SERVICES.c.protocol,
+            SERVICES.c.protocol_options,
             PROVIDERS.c.guid.label("provider_guid"),
         )
         .join(RUNS, RUNS.c.id == RUN_SERVICES.c.run_id)
@@ -234,6 +237,7 @@ def survey(conn: Connection, *, now: datetime, live_since: datetime) -> Survey:
                 provider_guid=row.provider_guid,
                 instances=tuple(endpoints[row.service_id]),
                 signing_secret=row.signing_secret,
+                adapter=adapter_for(row.protocol, row.protocol_options),
             ),
         )
         for row in rows

@@ -193,6 +193,7 @@ def test_check_shows_each_instance(sqlite_hub: LiveServer, up: LiveServer) -> No
     )
     assert code == 0, output
     assert up.url in output and "passed the check" in output
+    assert f"service {team.service_guid} (recoghub-v1)" in output
 
     code, output = cli(
         "check",
@@ -205,7 +206,7 @@ def test_check_shows_each_instance(sqlite_hub: LiveServer, up: LiveServer) -> No
     )
     assert code == 0
     document = json.loads(output)
-    assert document["ok"] is True
+    assert document["ok"] is True and document["protocol"] == "recoghub-v1"
     assert document["instances"][0]["instance"] == up.url
 
 

@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import typer
@@ -98,3 +99,45 @@ def test_failures_are_one_clear_error_not_a_traceback(recoghub: Recoghub) -> Non
         text = " ".join(result.stderr.split())
         assert text.startswith("error:"), text
         assert says in text
+
+
+def test_the_organizer_points_a_service_at_a_model_server(
+    recoghub: Recoghub, tmp_path: Path
+) -> None:
+    provider = json.loads(recoghub("provider", "add", "Triton Team", "--json").stdout)
+    added = recoghub(
+        "service", "add", "--provider", provider["guid"], "--name", "densenet",
+        "--endpoint", "http://127.0.0.1:8000", "--protocol", "oip-v2",
+        "--option", "model=densenet_onnx", "--option", "output=fc6_1", "-o", "top_k=3",
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    assert "oip-v2 (densenet_onnx)" in added.stdout
+    guid = next(s["guid"] for s in json.loads(recoghub("service", "list", "--json").stdout))
+
+    shown = recoghub("service", "show", guid)
+    assert shown.exit_code == 0, shown.output
+    assert "model=densenet_onnx output=fc6_1 top_k=3" in shown.stdout
+
+    labels = tmp_path / "labels.txt"
+    labels.write_text("tabby\ntiger cat\n\nlynx\n", encoding="utf-8")
+    changed = recoghub(
+        "service", "update", guid, "-o", "model=densenet_onnx",
+        "-o", "output_format=probabilities", "--labels-file", str(labels), "--json",
+    )  # fmt: skip
+    assert changed.exit_code == 0, changed.output
+    assert json.loads(changed.stdout)["protocol_options"] == {
+        "model": "densenet_onnx",
+        "output_format": "probabilities",
+        "labels": ["tabby", "tiger cat", "lynx"],
+    }
+
+    refused = recoghub("service", "update", guid, "--protocol", "torchserve")
+    assert refused.exit_code == 1
+    assert "does not use protocol_options labels, output_format" in refused.output
+    torch = recoghub("service", "update", guid, "--protocol", "torchserve", "-o", "model=resnet")
+    assert torch.exit_code == 0, torch.output
+    assert "torchserve (resnet)" in recoghub("service", "list").stdout
+    back = recoghub("service", "update", guid, "--protocol", "v1", "--json")
+    assert json.loads(back.stdout)["protocol_options"] == {}
+    bad = recoghub("service", "update", guid, "-o", "top_k=three")
+    assert bad.exit_code == 1 and "top_k=three is not a whole number" in bad.output

@@ -34,7 +34,11 @@ def test_a_service_is_created_listed_changed_and_deleted(api: httpx.Client) -> N
         "https://recog.example.org/v1",
     ]
     assert created["provider_guid"] == provider_guid
-    assert (created["protocol"], created["enabled"], created["max_concurrency"]) == ("v1", True, 4)
+    assert (created["protocol"], created["enabled"], created["max_concurrency"]) == (
+        "recoghub-v1",
+        True,
+        4,
+    )
 
     shown = api.get(f"{SERVICES}/{guid}", headers=admin_headers()).json()
     assert "signing_secret" not in shown

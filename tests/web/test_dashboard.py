@@ -192,6 +192,7 @@ def test_provider_key_sees_only_its_own_rows(page: "Page", world: World) -> None
     page.click("nav >> text=Services")
     expect(page.locator("#services tr[data-service]")).to_have_count(1)
     expect(team_row(page, "services", beta)).to_contain_text("Beta Dogs")
+    expect(team_row(page, "services", beta)).to_contain_text("recoghub-v1")
 
 
 def test_team_name_with_markup_renders_as_text(page: "Page", world: World) -> None:

@@ -345,25 +345,30 @@ function servicesView(gen) {
       h("p", { class: "note" },
         "Check pings every instance of a service and sends it one probe image."),
       h("table", { id: "services" },
-        head("Service", "Team", "Endpoints", "Enabled", "Concurrency", ""), body)),
+        head("Service", "Team", "Endpoints", "Protocol", "Enabled", "Concurrency", ""), body)),
   );
   poll(gen, 0, () => api("/services"), (services) => {
     body.replaceChildren(
-      ...(services.length ? services.flatMap(serviceRows) : [emptyRow(6, "No services yet.")]),
+      ...(services.length ? services.flatMap(serviceRows) : [emptyRow(7, "No services yet.")]),
     );
     return false;
   });
 }
 
 function serviceRows(s) {
-  const result = h("td", { colspan: 6, class: "check-result" });
+  const result = h("td", { colspan: 7, class: "check-result" });
   const resultRow = h("tr", { class: "check-row", hidden: true }, result);
   const button = h("button", { type: "button" }, "Check");
   button.addEventListener("click", () => check(s, button, resultRow, result));
   const name = [h("strong", {}, s.name), h("div", { class: "sub mono" }, s.guid)];
   const endpoints = s.endpoints.map((url) => h("div", { class: "mono" }, url));
+  // The model a model server is asked for (SPEC §11) under the protocol's name.
+  const model = (s.protocol_options || {}).model;
+  const protocol = [h("div", {}, s.protocol),
+    model ? h("div", { class: "sub mono" }, model) : null];
   return [h("tr", { "data-service": s.guid }, td(name), td(s.provider_name), td(endpoints),
-    td(s.enabled ? "yes" : "no"), td(s.max_concurrency, "num"), td(button)), resultRow];
+    td(protocol), td(s.enabled ? "yes" : "no"), td(s.max_concurrency, "num"), td(button)),
+    resultRow];
 }
 
 async function check(s, button, row, cell) {
