@@ -3,8 +3,8 @@ for each true label, how many images, how many right at top-1 and top-5, and wha
 service answered instead (the most frequent wrong top-1 tags, a confusion summary).
 
 Tags are compared by `tag_key`, as the metrics do (gateway.scoring.metrics): `Cat` and
-`cat ` are one label; a label is shown as first spelled in the dataset, a wrong tag as
-the service first spelled it. An image with several true tags (matching) counts under
+`cat ` are one label, shown as first spelled in the run's order (a wrong tag: as the
+service first spelled it). An image with several true tags (matching) counts under
 each. An answer that is not `ok` counts as an image, wrong at top-1 and top-5.
 """
 
