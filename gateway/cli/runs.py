@@ -454,22 +454,21 @@ def failures(
     if not groups:
         console.print(f"run {run_id}: no failures")
         return
-    table = Table(title=f"failures of run {run_id}", box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("team/service", overflow="fold", max_width=16)
-    table.add_column("outcome", overflow="fold", max_width=12)
-    table.add_column("n", justify="right", no_wrap=True)
-    table.add_column("first-last", no_wrap=True)
-    table.add_column("detail", overflow="fold", ratio=1)
+    # One block per kind, not a table: details and request ids are long, and a table
+    # at 80 columns would cut them mid-word.
+    service = None
     for g in groups:
+        name = f"{g['provider_name']}/{g['service_name']}"
+        if name != service:
+            service = name
+            console.print(Text(name, style="bold"))
         status = f" {g['http_status']}" if g.get("http_status") else ""
-        table.add_row(
-            f"{g['provider_name']}/{g['service_name']}",
-            f"{g['outcome']}{status}",
-            str(g["count"]),
-            f"{_when(g.get('first_seen'))}-{_when(g.get('last_seen'))}",
-            f"{g['detail'] or '-'}\nrequests: {' '.join(g['request_ids']) or '-'}",
+        seen = f"{_when(g.get('first_seen'))} to {_when(g.get('last_seen'))}"
+        console.print(
+            Text.assemble(f"  {g['count']} x ", (f"{g['outcome']}{status}", "red"), f"  ({seen})")
         )
-    console.print(table)
+        console.print(Text(f"    {g['detail'] or '-'}"), overflow="fold")
+        console.print(Text(f"    requests: {' '.join(g['request_ids']) or '-'}"))
 
 
 @app.command()
