@@ -17,11 +17,7 @@ The timeline follows the leaderboard's rules; failures and per-class figures the
 results' (a team: its own, of dry runs only).
 """
 
-import csv
-import io
-import json
-from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -37,9 +33,18 @@ from gateway.registry.models import Provider
 from gateway.registry.service import get_service
 from gateway.runs import service
 from gateway.runs.classes import class_figures
+from gateway.runs.exports import (
+    CSV_MEDIA,
+    batched,
+    csv_lines,
+    csv_text,
+    iso,
+    jsonl_lines,
+    leaderboard_csv_row,
+)
 from gateway.runs.failures import failure_groups
 from gateway.runs.models import Run, RunService
-from gateway.runs.progress import ResultRow, run_members
+from gateway.runs.progress import run_members
 from gateway.runs.schemas import (
     LEADERBOARD_COLUMNS,
     RESULT_COLUMNS,
@@ -62,7 +67,7 @@ from gateway.runs.schemas import (
 )
 from gateway.runs.team import create_team_dryrun
 from gateway.runs.timeline import service_buckets, timeline_origin
-from gateway.wire import RowIdPath, as_utc
+from gateway.wire import RowIdPath
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
@@ -197,9 +202,6 @@ def publish_run(
     return run_read(session, run_id, principal)
 
 
-CSV_MEDIA = "text/csv; charset=utf-8"
-
-
 def _board_provider(run: Run, principal: Principal) -> str | None:
     """Whose rows `principal` sees of the run's leaderboard (and timeline): None for all;
     403 for an evaluation not published yet (SPEC §3)."""
@@ -215,30 +217,6 @@ def _board_provider(run: Run, principal: Principal) -> str | None:
 
 def _not_in_dryrun(run: Run) -> Forbidden:
     return Forbidden(f"run {run.id}: your team takes no part in this dry run")
-
-
-def _csv_line(writer: Any, buffer: io.StringIO, values: list[object]) -> str:
-    writer.writerow(values)
-    text = buffer.getvalue()
-    buffer.seek(0)
-    buffer.truncate()
-    return text
-
-
-def _csv_text(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows(["" if r.get(c) is None else r[c] for c in columns] for r in rows)
-    return buffer.getvalue()
-
-
-def leaderboard_csv_row(row: dict[str, Any]) -> dict[str, Any]:
-    """A leaderboard row flattened to `LEADERBOARD_COLUMNS`."""
-    flat = dict(row)
-    flat.update({f"latency_{k}_ms": v for k, v in (row.get("latency_ms") or {}).items()})
-    flat.update({name: (row.get("outcomes") or {}).get(name, 0) for name in OUTCOMES})
-    return flat
 
 
 @router.get(
@@ -269,7 +247,7 @@ def get_leaderboard(
         if not rows:
             raise _not_in_dryrun(run)
     if fmt == "csv":
-        text = _csv_text(LEADERBOARD_COLUMNS, [leaderboard_csv_row(r) for r in rows])
+        text = csv_text(LEADERBOARD_COLUMNS, [leaderboard_csv_row(r) for r in rows])
         filename = f"run-{run_id}-leaderboard.csv"
         return Response(
             text,
@@ -296,68 +274,6 @@ def _check_team_dryrun(run: Run) -> None:
             f"run {run.id} is an evaluation: its results stay hidden (hidden test set); "
             "only dry-run results can be downloaded"
         )
-
-
-def _result_dict(row: ResultRow) -> dict[str, Any]:
-    d: dict[str, Any] = {
-        "key": row.key,
-        "outcome": row.outcome,
-        "attempts": row.attempts,
-        "latency_ms": row.latency_ms,
-        "raw": row.raw,
-        "tags": [{"tag": t["tag"], "score": t["score"]} for t in row.tags],
-        "true_rank": row.true_rank,
-    }
-    if row.service_guid is None:
-        return d
-    finished = row.finished_at
-    return {
-        "service_guid": row.service_guid,
-        **d,
-        "labels": row.labels,
-        "detail": row.detail,
-        "request_id": row.request_id,
-        "finished_at": _iso(finished) if finished else None,
-    }
-
-
-def jsonl_lines(rows: Iterator[ResultRow]) -> Iterator[str]:
-    for row in rows:
-        yield json.dumps(_result_dict(row), ensure_ascii=False) + "\n"
-
-
-def csv_lines(
-    rows: Iterator[ResultRow], columns: tuple[str, ...] = RESULT_COLUMNS
-) -> Iterator[str]:
-    """CSV with the JSONL columns; tags as `tag:score;...` (the result-string grammar),
-    labels as `label;...`."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    yield _csv_line(writer, buffer, list(columns))
-    for row in rows:
-        d = _result_dict(row)
-        d["tags"] = "".join(f"{t['tag']}:{t['score']!r};" for t in d["tags"])
-        if d.get("labels") is not None:
-            d["labels"] = ";".join(d["labels"])
-        yield _csv_line(writer, buffer, ["" if d[c] is None else d[c] for c in columns])
-
-
-# Bytes of export text handed to the server at once: a sync generator costs a thread
-# hop per item it yields, so lines go out in batches, not one by one.
-EXPORT_CHUNK = 64 * 1024
-
-
-def _batched(lines: Iterator[str]) -> Iterator[str]:
-    batch: list[str] = []
-    size = 0
-    for line in lines:
-        batch.append(line)
-        size += len(line)
-        if size >= EXPORT_CHUNK:
-            yield "".join(batch)
-            batch, size = [], 0
-    if batch:
-        yield "".join(batch)
 
 
 @router.get(
@@ -401,7 +317,7 @@ def get_results(
         rows = service.iter_results(session, run_id=run_id, service_guid=service_guid)
         columns = RESULT_COLUMNS
         filename = f"run-{run_id}-{service_guid}.{fmt}"
-    lines = _batched(csv_lines(rows, columns) if fmt == "csv" else jsonl_lines(rows))
+    lines = batched(csv_lines(rows, columns) if fmt == "csv" else jsonl_lines(rows))
     media = CSV_MEDIA if fmt == "csv" else "application/x-ndjson"
     return StreamingResponse(
         lines,
@@ -523,7 +439,7 @@ def get_timeline(
             "service_guid": s.service_guid,
             "provider_name": s.provider_name,
             "service_name": s.service_name,
-            "start": _iso(b.start),
+            "start": iso(b.start),
             "t_s": b.t_s,
             "done": b.done,
             "ok": b.ok,
@@ -536,11 +452,7 @@ def get_timeline(
         for b in s.buckets
     ]
     return Response(
-        _csv_text(TIMELINE_COLUMNS, rows),
+        csv_text(TIMELINE_COLUMNS, rows),
         media_type=CSV_MEDIA,
         headers={"Content-Disposition": f'attachment; filename="run-{run_id}-timeline.csv"'},
     )
-
-
-def _iso(value: datetime) -> str:
-    return as_utc(value).isoformat().replace("+00:00", "Z")
