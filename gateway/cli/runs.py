@@ -346,7 +346,9 @@ def leaderboard_table(rows: list[dict[str, Any]], *, title: str = "leaderboard")
     return table
 
 
-class BoardFormatChoice(StrEnum):
+class ViewFormatChoice(StrEnum):
+    """How a leaderboard or timeline is printed: a table, the hub's CSV, or JSON."""
+
     table = "table"
     csv = "csv"
     json = "json"
@@ -363,8 +365,8 @@ def _write_text(path: Path, text: str) -> None:
 def leaderboard(
     run_id: RunId,
     fmt: Annotated[
-        BoardFormatChoice, typer.Option("--format", help="table, csv (the hub's) or json.")
-    ] = BoardFormatChoice.table,
+        ViewFormatChoice, typer.Option("--format", help="table, csv (the hub's) or json.")
+    ] = ViewFormatChoice.table,
     csv_file: Annotated[Path | None, typer.Option("--csv", help="Also export to FILE.")] = None,
     hub: str = HubOption,
     token: str | None = TokenOption,
@@ -373,7 +375,7 @@ def leaderboard(
     """Print a run's leaderboard, best first."""
     path = f"/api/v1/runs/{run_id}/leaderboard"
     with hub_client(hub, token) as client:
-        if csv_file is not None or fmt == BoardFormatChoice.csv:
+        if csv_file is not None or fmt == ViewFormatChoice.csv:
             response = client.get(path, params={"format": "csv"})
             if not response.is_success:
                 checked(response)
@@ -382,12 +384,12 @@ def leaderboard(
                 _write_text(csv_file, text)
                 rows_n = max(0, len(text.splitlines()) - 1)
                 err_console.print(f"wrote the leaderboard ({rows_n} rows) to {csv_file}")
-            if fmt == BoardFormatChoice.csv:
+            if fmt == ViewFormatChoice.csv:
                 sys.stdout.write(text)
                 sys.stdout.flush()
                 return
         rows: list[dict[str, Any]] = checked(client.get(path))
-    if as_json or fmt == BoardFormatChoice.json:
+    if as_json or fmt == ViewFormatChoice.json:
         print_json(rows)
     else:
         console.print(leaderboard_table(rows, title=f"leaderboard of run {run_id}"))
@@ -507,19 +509,13 @@ def classes(
     console.print(table)
 
 
-class TimelineFormatChoice(StrEnum):
-    table = "table"
-    csv = "csv"
-    json = "json"
-
-
 @app.command()
 def timeline(
     run_id: RunId,
     bucket: Annotated[float, typer.Option("--bucket", min=0.001, help="Bucket width, s.")] = 10.0,
     fmt: Annotated[
-        TimelineFormatChoice, typer.Option("--format", help="table, csv or json.")
-    ] = TimelineFormatChoice.table,
+        ViewFormatChoice, typer.Option("--format", help="table, csv or json.")
+    ] = ViewFormatChoice.table,
     hub: str = HubOption,
     token: str | None = TokenOption,
 ) -> None:
@@ -528,7 +524,7 @@ def timeline(
     path = f"/api/v1/runs/{run_id}/timeline"
     params: dict[str, Any] = {"bucket_s": bucket}
     with hub_client(hub, token) as client:
-        if fmt == TimelineFormatChoice.csv:
+        if fmt == ViewFormatChoice.csv:
             response = client.get(path, params={**params, "format": "csv"})
             if not response.is_success:
                 checked(response)
@@ -536,7 +532,7 @@ def timeline(
             sys.stdout.flush()
             return
         data: dict[str, Any] = checked(client.get(path, params=params))
-    if fmt == TimelineFormatChoice.json:
+    if fmt == ViewFormatChoice.json:
         print_json(data)
         return
     table = Table(title=f"run {run_id} every {bucket:g} s", box=box.SIMPLE_HEAD, pad_edge=False)
