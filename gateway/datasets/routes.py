@@ -199,7 +199,7 @@ def get_dataset(dataset_id: RowIdPath, _: AdminDep, session: SessionDep) -> Data
 
 
 @router.patch(
-    "/{dataset_id}", response_model=DatasetRead, responses=errors(401, 403, 404, 409, 413, 422)
+    "/{dataset_id}", response_model=DatasetRead, responses=errors(400, 401, 403, 404, 409, 413, 422)
 )
 def update_dataset(
     dataset_id: RowIdPath, body: DatasetUpdate, _: AdminDep, session: SessionDep
