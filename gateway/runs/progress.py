@@ -5,6 +5,7 @@ leaderboard and the per-image results. Read-only; every query is bounded or stre
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, func, select
@@ -61,6 +62,12 @@ class ResultRow:
     raw: str | None
     tags: list[dict[str, Any]]
     true_rank: int | None
+    # Only in the organizer's whole-run export (`iter_run_results`).
+    service_guid: str | None = None
+    labels: list[str] | None = None
+    detail: str | None = None
+    request_id: str | None = None
+    finished_at: datetime | None = None
 
 
 def _get_run(session: Session, run_id: int) -> Run:
@@ -70,7 +77,10 @@ def _get_run(session: Session, run_id: int) -> Run:
     return run
 
 
-def _members(session: Session, run_id: int, provider_id: int | None = None) -> list[Row[Any]]:
+def run_members(session: Session, run_id: int, provider_id: int | None = None) -> list[Row[Any]]:
+    """The run's services in run order with their GUIDs and names (only `provider_id`'s
+    if given): id (the run service's), status, reason, scores, service_guid,
+    service_name, provider_guid, provider_name, provider_id."""
     query = (
         select(
             RunService.id,
@@ -101,7 +111,7 @@ def run_progress(session: Session, *, run_id: int, provider_id: int | None = Non
     """
     run = _get_run(session, run_id)
     dataset_name = session.scalar(select(Dataset.name).where(Dataset.id == run.dataset_id)) or ""
-    members = _members(session, run_id, provider_id)
+    members = run_members(session, run_id, provider_id)
     progress = RunProgress(run=run, dataset_name=dataset_name)
     if not members:
         return progress
@@ -181,7 +191,7 @@ def leaderboard(session: Session, *, run_id: int) -> list[dict[str, Any]]:
     of finished services, live scores (streamed) of the others. Raises NotFound."""
     run = _get_run(session, run_id)
     rows = []
-    for m in _members(session, run_id):
+    for m in run_members(session, run_id):
         if m.status in FINAL_STATUSES and m.scores:
             scores = m.scores
         else:
@@ -215,7 +225,27 @@ def iter_results(session: Session, *, run_id: int, service_guid: str) -> Iterato
     return _result_rows(session, run_service_id)
 
 
-def _result_rows(session: Session, run_service_id: int) -> Iterator[ResultRow]:
+def iter_run_results(session: Session, *, run_id: int) -> Iterator[ResultRow]:
+    """Every recorded image of every service in the run, service by service in run
+    order, with what only the organizer sees (labels, detail, request id, time); streamed.
+
+    Raises NotFound for an unknown run (checked at once).
+    """
+    _get_run(session, run_id)
+    members = run_members(session, run_id)
+
+    def rows() -> Iterator[ResultRow]:
+        for m in members:
+            yield from _result_rows(session, m.id, service_guid=m.service_guid)
+
+    return rows()
+
+
+def _result_rows(
+    session: Session, run_service_id: int, *, service_guid: str | None = None
+) -> Iterator[ResultRow]:
+    """The rows of a run service; with `service_guid`, the organizer's full rows."""
+    full = service_guid is not None
     for row in done_items(
         session.connection(),
         run_service_id=run_service_id,
@@ -227,6 +257,9 @@ def _result_rows(session: Session, run_service_id: int) -> Iterator[ResultRow]:
             WORK_ITEMS.c.latency_ms,
             WORK_ITEMS.c.raw,
             WORK_ITEMS.c.tags,
+            WORK_ITEMS.c.detail,
+            WORK_ITEMS.c.request_id,
+            WORK_ITEMS.c.finished_at,
         ],
     ):
         ranked = [(str(tag), float(score)) for tag, score in row.tags or ()]
@@ -238,4 +271,9 @@ def _result_rows(session: Session, run_service_id: int) -> Iterator[ResultRow]:
             raw=row.raw,
             tags=[{"tag": tag, "score": score} for tag, score in ranked],
             true_rank=true_rank([tag for tag, _ in ranked], row.truth or []),
+            service_guid=service_guid,
+            labels=[str(t) for t in row.truth or ()] if full else None,
+            detail=row.detail if full else None,
+            request_id=row.request_id if full else None,
+            finished_at=row.finished_at if full else None,
         )

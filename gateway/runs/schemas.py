@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.errors import OUTCOMES
 from gateway.wire import MAX_BIGINT, RowId, UtcDateTime
 
 Phase = Literal["dryrun", "evaluation"]
@@ -144,3 +145,120 @@ class ResultRead(BaseModel):
     raw: str | None
     tags: list[ResultTag]
     true_rank: int | None
+
+
+# A whole-run export (no `service`) adds these: the service first, and for the organizer
+# what a team's own export never shows (the truth, the error text, the request's id and
+# time).
+RUN_RESULT_COLUMNS: tuple[str, ...] = (
+    "service_guid",
+    *RESULT_COLUMNS,
+    "labels",
+    "detail",
+    "request_id",
+    "finished_at",
+)
+# The leaderboard as CSV: nested figures flattened, one column per outcome.
+LEADERBOARD_COLUMNS: tuple[str, ...] = (
+    "rank",
+    "provider_guid",
+    "provider_name",
+    "service_guid",
+    "service_name",
+    "status",
+    "images",
+    "top1",
+    "top5",
+    "coverage_at_95",
+    "coverage_at_99",
+    "micro_ap",
+    *(f"latency_{p}_ms" for p in ("p50", "p90", "p99", "max", "mean")),
+    *OUTCOMES,
+    "images_per_s",
+)
+TIMELINE_COLUMNS: tuple[str, ...] = (
+    "service_guid",
+    "provider_name",
+    "service_name",
+    "start",
+    "t_s",
+    "done",
+    "ok",
+    *(o for o in OUTCOMES if o != "ok"),
+    "images_per_s",
+    "latency_p50_ms",
+    "latency_p99_ms",
+)
+
+
+class FailureGroupRead(BaseModel):
+    """One kind of failure of one service in a run."""
+
+    service_guid: str
+    service_name: str
+    provider_guid: str
+    provider_name: str
+    outcome: str
+    http_status: int | None = Field(description="The HTTP status of `http_error` answers.")
+    detail: str = Field(
+        description="The error text with ids as `<id>` and numbers as `<n>`; "
+        "`(other details)` gathers the kinds past the first 50 of a service."
+    )
+    example: str = Field(description="One such error as recorded.")
+    count: int
+    first_seen: UtcDateTime | None
+    last_seen: UtcDateTime | None
+    request_ids: list[str] = Field(description="Up to 5 request ids, earliest first.")
+
+
+class WrongTag(BaseModel):
+    tag: str
+    count: int
+
+
+class ClassRead(BaseModel):
+    """One true label of the images a service answered in a run."""
+
+    label: str
+    images: int
+    top1: int = Field(description="Images whose first tag is right.")
+    top5: int = Field(description="Images with a right tag among the first five.")
+    failed: int = Field(description="Images whose answer was not `ok`.")
+    top1_accuracy: float
+    top5_accuracy: float
+    wrong_top1: list[WrongTag] = Field(
+        description="The 3 most frequent wrong first tags, most frequent first."
+    )
+
+
+class TimelineLatency(BaseModel):
+    p50: float | None
+    p99: float | None
+
+
+class TimelineBucket(BaseModel):
+    start: UtcDateTime
+    t_s: float = Field(description="Seconds from the run's start to the bucket's start.")
+    done: int
+    ok: int
+    failures: dict[str, int] = Field(description="Answers not `ok`, by outcome.")
+    images_per_s: float
+    latency_ms: TimelineLatency
+
+
+class TimelineService(BaseModel):
+    service_guid: str
+    service_name: str
+    provider_guid: str
+    provider_name: str
+    buckets: list[TimelineBucket]
+
+
+class TimelineRead(BaseModel):
+    """A run over time, per service, in buckets of `bucket_s` seconds (empty ones left
+    out)."""
+
+    run_id: int
+    bucket_s: float
+    origin: UtcDateTime | None = Field(description="Where bucket 0 starts; null: no answer yet.")
+    services: list[TimelineService]

@@ -29,6 +29,7 @@ from gateway.runs.progress import (
     RunProgress,
     ServiceProgress,
     iter_results,
+    iter_run_results,
     leaderboard,
     run_progress,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "create_run",
     "get_run",
     "iter_results",
+    "iter_run_results",
     "leaderboard",
     "list_runs",
     "resume_run",
