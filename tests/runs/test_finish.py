@@ -2,9 +2,7 @@
 SQLite and PostgreSQL. The result page is made small so that every run here spans
 several pages, the way a run of thousands of images does."""
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,114 +13,14 @@ from gateway.config import Settings
 from gateway.runs import claims, finish
 from gateway.runs.claims import ClaimedItem
 from gateway.scoring.metrics import ServiceScorer
-from tests.runs.builders import add_dataset, add_service, make_images, run_state
-from tests.runs.conftest import start_run
-
-T0 = datetime(2026, 1, 1, 12, 0, 0)
-FAR_AHEAD = T0 + timedelta(days=1)
+from tests.runs.builders import run_state
+from tests.runs.recorded import FAR_AHEAD, T0, failed, ok, open_run, record, status_of
 
 
 @pytest.fixture(autouse=True)
 def small_pages(monkeypatch: pytest.MonkeyPatch) -> int:
     monkeypatch.setattr(finish, "PAGE", 3)
     return 3
-
-
-@dataclass
-class Lane:
-    """One run service with all its items claimed by worker "w" (seq order), and the true
-    label of each item's image."""
-
-    run_id: int
-    id: int
-    items: list[ClaimedItem]
-    truth: dict[int, str]
-
-
-def open_run(
-    engine: Engine, settings: Settings, data_dir: Path, n: int, *, phase: str = "dryrun"
-) -> tuple[Lane, Lane]:
-    """A run of `n` images against two services; every item claimed, none recorded."""
-    dataset = add_dataset(engine, data_dir, make_images(n, label=lambda i: f"label{i}"))
-    for _ in range(2):
-        add_service(engine, ["http://127.0.0.1:9"])
-    run_id = start_run(engine, settings, dataset=dataset, phase=phase)
-    with engine.begin() as conn:
-        plans = claims.survey(conn, now=T0, live_since=T0).lanes
-        lanes = []
-        for plan in plans:
-            got, refs = claims.claim_items(
-                conn,
-                worker_id="w",
-                wants={plan.run_service_id: n},
-                mark_ongoing=[],
-                now=T0,
-                expires=FAR_AHEAD,
-            )
-            items = got[plan.run_service_id]
-            truth = {ref.image_id: ref.truth[0] for ref in refs.values()}
-            lanes.append(Lane(run_id, plan.run_service_id, items, truth))
-    first, second = lanes
-    return first, second
-
-
-Answer = Callable[[int, ClaimedItem, str], dict[str, Any]]
-
-
-def ok(tag: str, *, latency_ms: float = 10.0, at: datetime = T0) -> dict[str, Any]:
-    return {
-        "outcome": "ok",
-        "latency_ms": latency_ms,
-        "http_status": 200,
-        "tags": [[tag, 0.9], ["other", 0.1]],
-        "detail": None,
-        "finished_at": at,
-    }
-
-
-def failed(outcome: str, detail: str | None = None, status: int | None = None) -> dict[str, Any]:
-    return {
-        "outcome": outcome,
-        "latency_ms": None,
-        "http_status": status,
-        "tags": None,
-        "detail": detail,
-        "finished_at": T0,
-    }
-
-
-def record(engine: Engine, lane: Lane, answer: Answer, positions: Iterator[int] | None = None) -> None:
-    """Record the answers of the items at `positions` (default: all) of `lane`."""
-    chosen = list(positions) if positions is not None else list(range(len(lane.items)))
-    results = []
-    for position in chosen:
-        item = lane.items[position]
-        fields = answer(position, item, lane.truth[item.image_id])
-        results.append(
-            {
-                "id": item.item_id,
-                "attempts": 1,
-                "queue_ms": 0.0,
-                "request_id": f"req-{lane.id}-{position}",
-                "raw": None,
-                "attempt_log": [],
-                **fields,
-            }
-        )
-    with engine.begin() as conn:
-        assert claims.record_results(conn, worker_id="w", results=results) == len(results)
-
-
-def status_of(engine: Engine, lane: Lane) -> tuple[str, str | None, dict[str, Any] | None]:
-    with engine.connect() as conn:
-        row = conn.execute(
-            select(
-                claims.RUN_SERVICES.c.status,
-                claims.RUN_SERVICES.c.reason,
-                claims.RUN_SERVICES.c.scores,
-            ).where(claims.RUN_SERVICES.c.id == lane.id)
-        ).one()
-    return row.status, row.reason, row.scores
 
 
 @pytest.mark.parametrize("n", [13, 14])
@@ -135,9 +33,7 @@ def test_done_items_yield_every_recorded_item_once_in_seq_order(
     record(run_engine, lane, lambda p, item, truth: ok(truth), iter(recorded))
     record(run_engine, other, lambda p, item, truth: ok(truth))
     with run_engine.connect() as conn:
-        rows = list(
-            finish.done_items(conn, run_service_id=lane.id, columns=[claims.IMAGES.c.id])
-        )
+        rows = list(finish.done_items(conn, run_service_id=lane.id, columns=[claims.IMAGES.c.id]))
     assert [row.seq for row in rows] == [lane.items[p].seq for p in recorded]
     assert [row.id for row in rows] == [lane.items[p].image_id for p in recorded]
 
@@ -182,9 +78,9 @@ def test_throughput_runs_from_the_first_request_sent_to_the_last_answer(
     )
     with run_engine.connect() as conn:
         assert finish.elapsed_s(conn, run_service_id=lane.id) == pytest.approx(3.5)
-        assert finish.service_scores(conn, run_service_id=lane.id)[
-            "images_per_s"
-        ] == pytest.approx(4 / 3.5)
+        assert finish.service_scores(conn, run_service_id=lane.id)["images_per_s"] == pytest.approx(
+            4 / 3.5
+        )
 
 
 def test_no_throughput_before_any_time_has_passed(
