@@ -15,7 +15,7 @@ from pathlib import Path
 
 # mutmut's exit codes (mutmut/stats.py); anything else is "suspicious".
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests"}
-STATUS |= {code: "killed" for code in (36, 24, -24, 152, 255)}  # timed out: killed
+STATUS |= dict.fromkeys((36, 24, -24, 152, 255), "killed")  # timed out: killed
 STATUS |= {34: "skipped", 37: "killed"}
 COLUMNS = ("killed", "survived", "no tests", "not checked", "other")
 
