@@ -31,17 +31,25 @@ class Lane:
 
 
 def open_run(
-    engine: Engine, settings: Settings, data_dir: Path, n: int, *, phase: str = "dryrun"
-) -> tuple[Lane, Lane]:
-    """A run of `n` images against two services; every item claimed, none recorded."""
+    engine: Engine,
+    settings: Settings,
+    data_dir: Path,
+    n: int,
+    *,
+    phase: str = "dryrun",
+    services: int = 2,
+) -> list[Lane]:
+    """A run of `n` images against `services` new services; every item claimed, none
+    recorded."""
     dataset = add_dataset(engine, data_dir, make_images(n, label=lambda i: f"label{i}"))
-    for _ in range(2):
-        add_service(engine, ["http://127.0.0.1:9"])
-    run_id = start_run(engine, settings, dataset=dataset, phase=phase)
+    guids = [add_service(engine, ["http://127.0.0.1:9"]) for _ in range(services)]
+    run_id = start_run(engine, settings, dataset=dataset, phase=phase, service_guids=guids)
     with engine.begin() as conn:
         plans = claims.survey(conn, now=T0, live_since=T0).lanes
         lanes = []
         for plan in plans:
+            if plan.run_id != run_id:
+                continue
             got, refs = claims.claim_items(
                 conn,
                 worker_id="w",
@@ -53,8 +61,7 @@ def open_run(
             items = got[plan.run_service_id]
             truth = {ref.image_id: ref.truth[0] for ref in refs.values()}
             lanes.append(Lane(run_id, plan.run_service_id, items, truth))
-    first, second = lanes
-    return first, second
+    return lanes
 
 
 Answer = Callable[[int, ClaimedItem, str], dict[str, Any]]

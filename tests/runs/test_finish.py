@@ -219,7 +219,7 @@ def test_a_worker_that_scored_every_item_gives_the_scores(
     elapsed: float | None,
     per_s: float | None,
 ) -> None:
-    lane, _ = open_run(run_engine, settings, data_dir, 2)
+    (lane,) = open_run(run_engine, settings, data_dir, 2, services=1)
     record(run_engine, lane, lambda p, item, truth: ok(truth))
     # The worker's own scorer says timeout; the verdict follows it, not a re-read.
     with run_engine.begin() as conn:
@@ -239,11 +239,12 @@ def test_a_worker_that_scored_every_item_gives_the_scores(
 def test_a_scorer_missing_items_is_not_trusted(
     run_engine: Engine, settings: Settings, data_dir: Path
 ) -> None:
-    lane, _ = open_run(run_engine, settings, data_dir, 3)
+    # Three services of three items each: nine items in the run, three in the lane.
+    lane, _, _ = open_run(run_engine, settings, data_dir, 3, services=3)
     record(run_engine, lane, lambda p, item, truth: ok(truth))
     with run_engine.begin() as conn:
         assert finish.finish_service(
-            conn, run_service_id=lane.id, phase="dryrun", scorer=scorer_of(2, "timeout")
+            conn, run_service_id=lane.id, phase="dryrun", scorer=scorer_of(9, "timeout")
         )
     status, _, scores = status_of(run_engine, lane)
     assert status == "passed" and scores is not None and scores["outcomes"]["ok"] == 3
@@ -253,6 +254,7 @@ def test_a_run_completes_once_when_every_service_is_final(
     run_engine: Engine, settings: Settings, data_dir: Path
 ) -> None:
     lane, other = open_run(run_engine, settings, data_dir, 2)
+    (busy,) = open_run(run_engine, settings, data_dir, 1, services=1)  # another run, open
     record(run_engine, lane, lambda p, item, truth: ok(truth))
     record(run_engine, other, lambda p, item, truth: failed("timeout"))
     with run_engine.begin() as conn:
@@ -263,6 +265,7 @@ def test_a_run_completes_once_when_every_service_is_final(
         assert finish.complete_run(conn, run_id=lane.run_id, now=later)
         assert not finish.complete_run(conn, run_id=lane.run_id, now=FAR_AHEAD)
     assert run_state(run_engine, lane.run_id) == "completed"
+    assert run_state(run_engine, busy.run_id) == "running"
     assert status_of(run_engine, other)[0] == "failed"
     with run_engine.connect() as conn:
         finished_at = conn.execute(
