@@ -17,6 +17,7 @@ from tests.runs.recorded import T0
 
 SOON = T0 + timedelta(seconds=30)
 LATER = T0 + timedelta(seconds=60)
+LONG_AGO = T0 - timedelta(days=1)
 
 
 def new_run(
@@ -79,9 +80,10 @@ def test_ids_are_sent_in_bounded_chunks() -> None:
 
 def test_a_worker_registers_and_forgets_the_long_silent(run_engine: Engine) -> None:
     with run_engine.begin() as conn:
-        for name, seen in (("old", T0 - timedelta(hours=2)), ("recent", T0)):
+        for name, hours in (("older", 3), ("old", 2), ("recent", 0)):
+            seen = T0 - timedelta(hours=hours)
             claims.register_worker(
-                conn, worker_id=name, host="h", pid=1, now=seen, forget_before=seen
+                conn, worker_id=name, host="h", pid=1, now=seen, forget_before=LONG_AGO
             )
         claims.register_worker(
             conn,
@@ -89,10 +91,10 @@ def test_a_worker_registers_and_forgets_the_long_silent(run_engine: Engine) -> N
             host="box",
             pid=42,
             now=LATER,
-            forget_before=T0 - timedelta(hours=1),
+            forget_before=T0 - timedelta(hours=2),  # "old" was seen just then: kept
         )
     rows = worker_rows(run_engine)
-    assert set(rows) == {"recent", "new"}
+    assert set(rows) == {"old", "recent", "new"}
     assert rows["new"] == ("box", 42, LATER, LATER)
 
 
@@ -104,7 +106,8 @@ def test_heartbeat_extends_only_this_workers_leases_in_its_lanes(
     theirs = take(run_engine, "b", one.run_service_id, 1)
     elsewhere = take(run_engine, "a", two.run_service_id, 1)
     with run_engine.begin() as conn:
-        claims.register_worker(conn, worker_id="a", host="h", pid=1, now=T0, forget_before=T0)
+        for name in ("a", "b"):
+            claims.register_worker(conn, worker_id=name, host="h", pid=1, now=T0, forget_before=T0)
         slots = claims.lease_slots(
             conn, worker_id="a", wants={one.run_service_id: 1}, now=T0, expires=SOON
         )[one.run_service_id]
@@ -114,7 +117,7 @@ def test_heartbeat_extends_only_this_workers_leases_in_its_lanes(
         claims.heartbeat(
             conn, worker_id="a", run_service_ids={one.run_service_id}, now=SOON, expires=LATER
         )
-    assert worker_rows(run_engine)["a"][3] == SOON
+    assert {name: row[3] for name, row in worker_rows(run_engine).items()} == {"a": SOON, "b": T0}
     assert leases(run_engine, claims.WORK_ITEMS, mine) == [("leased", "a", LATER)] * 2
     assert leases(run_engine, claims.WORK_ITEMS, theirs + elsewhere) == [
         ("leased", "b", SOON),
@@ -130,12 +133,13 @@ def test_a_clean_stop_gives_back_this_workers_unrecorded_items_and_slots(
     run_engine: Engine, settings: Settings, data_dir: Path
 ) -> None:
     run_id, (one, two) = new_run(run_engine, settings, data_dir, 4)
-    mine = take(run_engine, "a", one.run_service_id, 2)
+    *mine, recorded = take(run_engine, "a", one.run_service_id, 3)
     theirs = take(run_engine, "b", one.run_service_id, 1)
     elsewhere = take(run_engine, "a", two.run_service_id, 1)
     with run_engine.begin() as conn:
         claims.register_worker(conn, worker_id="a", host="h", pid=1, now=T0, forget_before=T0)
         claims.register_worker(conn, worker_id="b", host="h", pid=2, now=T0, forget_before=T0)
+        claims.record_results(conn, worker_id="a", results=[done(recorded)])
         slots = claims.lease_slots(
             conn, worker_id="a", wants={one.run_service_id: 1}, now=T0, expires=SOON
         )[one.run_service_id]
@@ -153,7 +157,7 @@ def test_a_clean_stop_gives_back_this_workers_unrecorded_items_and_slots(
         ("b", SOON),
     ]
     assert set(worker_rows(run_engine)) == {"b"}
-    assert item_counts(run_engine, run_id) == {"pending": 6, "leased": 2}
+    assert item_counts(run_engine, run_id) == {"pending": 5, "leased": 2, "done": 1}
 
 
 def test_the_only_worker_of_a_sqlite_hub_takes_over_every_lease(
@@ -220,20 +224,36 @@ def test_survey_starts_queued_runs_and_describes_their_open_lanes(
             f"http://127.0.0.1:{9000 + k}/b",
         )
         assert plan.target.signing_secret == "s3cret" and plan.target.provider_guid
-    # A later survey keeps the start time and leaves final lanes out.
+    # Reordered: the first service moves last, each service's first endpoint too; the run
+    # is queued again (resumed) and keeps its first start time.
+    with run_engine.begin() as conn:
+        conn.execute(
+            update(claims.RUN_SERVICES)
+            .where(claims.RUN_SERVICES.c.id == plans[0].run_service_id)
+            .values(position=9)
+        )
+        conn.execute(
+            update(claims.INSTANCES)
+            .where(claims.INSTANCES.c.url.like("%/a"))
+            .values(position=claims.INSTANCES.c.position + 7)
+        )
+        conn.execute(update(claims.RUNS).where(claims.RUNS.c.id == run_id).values(state="queued"))
+        again = claims.survey(conn, now=LATER, live_since=LATER).lanes
+        started = conn.execute(
+            select(claims.RUNS.c.state, claims.RUNS.c.started_at).where(claims.RUNS.c.id == run_id)
+        ).one()
+    assert tuple(started) == ("running", T0)
+    assert [p.run_service_id for p in again] == [plans[1].run_service_id, plans[0].run_service_id]
+    assert [p.target.instances[0].endswith("/b") for p in again] == [True, True]
+    # A final lane is left out.
     with run_engine.begin() as conn:
         conn.execute(
             update(claims.RUN_SERVICES)
             .where(claims.RUN_SERVICES.c.id == plans[0].run_service_id)
             .values(status="passed")
         )
-        again = claims.survey(conn, now=LATER, live_since=LATER).lanes
-    assert [p.run_service_id for p in again] == [plans[1].run_service_id]
-    with run_engine.connect() as conn:
-        started = conn.execute(
-            select(claims.RUNS.c.started_at).where(claims.RUNS.c.id == run_id)
-        ).scalar_one()
-    assert started == T0
+        last = claims.survey(conn, now=LATER, live_since=LATER).lanes
+    assert [p.run_service_id for p in last] == [plans[1].run_service_id]
 
 
 def test_survey_completes_a_running_run_with_nothing_open(
@@ -278,6 +298,7 @@ def test_a_run_the_hub_cannot_go_on_with_fails_with_its_error(
     run_engine: Engine, settings: Settings, data_dir: Path
 ) -> None:
     run_id, _ = new_run(run_engine, settings, data_dir, 1, services=1)
+    bystander, _ = new_run(run_engine, settings, data_dir, 1, services=1)
     with run_engine.begin() as conn:
         claims.fail_run(conn, run_id=run_id, error="image file missing", now=LATER)
         claims.fail_run(conn, run_id=run_id, error="second error", now=SOON)
@@ -287,7 +308,7 @@ def test_a_run_the_hub_cannot_go_on_with_fails_with_its_error(
             )
         ).one()
     assert tuple(row) == ("failed", "image file missing", LATER)
-    assert run_state(run_engine, run_id) == "failed"
+    assert run_state(run_engine, bystander) == "running"
 
 
 def test_slots_are_free_when_unowned_or_expired_before_now(
@@ -296,14 +317,19 @@ def test_slots_are_free_when_unowned_or_expired_before_now(
     _, (one, two) = new_run(run_engine, settings, data_dir, 1)  # 2 and 3 slots
     lane, other = one.run_service_id, two.run_service_id
     with run_engine.begin() as conn:
-        a = claims.lease_slots(conn, worker_id="a", wants={lane: 1, other: 0}, now=T0, expires=T0)
+        a = claims.lease_slots(conn, worker_id="a", wants={other: 0, lane: 1}, now=T0, expires=T0)
         b = claims.lease_slots(conn, worker_id="b", wants={lane: 1}, now=T0, expires=LATER)
         assert set(a) == {lane} and set(b) == {lane}
         # The only slot not held by a live lease is a's, which expires exactly now: held.
-        assert claims.lease_slots(conn, worker_id="c", wants={lane: 5}, now=T0, expires=LATER) == {}
+        got = claims.lease_slots(
+            conn, worker_id="c", wants={lane: 5, other: 1}, now=T0, expires=LATER
+        )
+        assert set(got) == {other} and len(got[other]) == 1
         c = claims.lease_slots(conn, worker_id="c", wants={lane: 5}, now=SOON, expires=LATER)
+        kept = claims.lease_slots(conn, worker_id="b", wants={other: 1}, now=T0, expires=LATER)
         claims.release_slots(conn, worker_id="b", slot_ids=c[lane] + b[lane])
     assert c == a
+    assert [lease[1:] for lease in leases(run_engine, claims.SLOTS, kept[other])] == [("b", LATER)]
     assert [lease[1:] for lease in leases(run_engine, claims.SLOTS, a[lane] + b[lane])] == [
         ("c", LATER),
         (None, None),
@@ -319,7 +345,7 @@ def test_claims_skip_known_images_and_mark_only_lanes_that_got_items(
         first, refs = claims.claim_items(
             conn,
             worker_id="a",
-            wants={lane: 2, other: 0},
+            wants={other: 0, lane: 2},
             mark_ongoing=[lane, other],
             now=T0,
             expires=SOON,

@@ -111,8 +111,9 @@ def mixed(position: int, item: ClaimedItem, truth: str) -> dict[str, Any]:
 def test_a_dry_run_fails_a_service_with_the_counts_and_first_errors(
     run_engine: Engine, settings: Settings, data_dir: Path
 ) -> None:
-    lane, _ = open_run(run_engine, settings, data_dir, 6)
+    lane, other = open_run(run_engine, settings, data_dir, 6)
     record(run_engine, lane, mixed)
+    record(run_engine, other, lambda p, item, truth: failed("too_large", "over 64 KiB"))
     with run_engine.begin() as conn:
         verdict = finish.judge(conn, run_service_id=lane.id, phase="dryrun")
     assert verdict.status == "failed" and verdict.scores["images"] == 6
