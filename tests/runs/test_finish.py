@@ -133,7 +133,8 @@ def test_an_evaluation_passes_a_service_with_any_ok_answer(
 ) -> None:
     lane, other = open_run(run_engine, settings, data_dir, 6, phase="evaluation")
     record(run_engine, lane, mixed)
-    record(run_engine, other, lambda p, item, truth: failed("timeout", "slow"))
+    slow = "s" * 200  # a detail of 200 characters is shown whole
+    record(run_engine, other, lambda p, item, truth: failed("timeout", slow))
     with run_engine.begin() as conn:
         passed = finish.judge(conn, run_service_id=lane.id, phase="evaluation")
         failing = finish.judge(conn, run_service_id=other.id, phase="evaluation")
@@ -143,7 +144,7 @@ def test_an_evaluation_passes_a_service_with_any_ok_answer(
     assert (passed.status, passed.reason) == ("passed", None)
     assert failing.status == "failed" and failing.reason is not None
     assert failing.reason.startswith("no image ended ok (ok 0, timeout 6")
-    assert f"First errors: request req-{other.id}-0: timeout: slow; " in failing.reason
+    assert f"First errors: request req-{other.id}-0: timeout: {slow}; " in failing.reason
     assert (empty.status, empty.reason) == ("passed", None)
 
 
@@ -156,10 +157,13 @@ def test_a_failure_without_recorded_errors_gives_only_the_counts(
             conn,
             run_service_id=lane.id,
             phase="dryrun",
-            scores={"images": 1, "outcomes": {"ok": 0, "timeout": 1}},
+            scores={"images": 1, "outcomes": {"timeout": 1}},  # no "ok" count: none
         )
     assert verdict.status == "failed"
-    assert verdict.reason is not None and verdict.reason.startswith("1 of 1 images did not")
+    assert verdict.reason is not None
+    assert verdict.reason.startswith(
+        "1 of 1 images did not end ok (ok 0, timeout 1, connect_error 0, http_error 0"
+    )
     assert verdict.reason.endswith(")") and "First errors" not in verdict.reason
 
 
@@ -205,14 +209,16 @@ def test_a_final_verdict_is_not_overwritten(
     assert status_of(run_engine, lane)[:2] == ("failed", "judged by another worker")
 
 
-def scorer_of(n: int, outcome: str) -> ServiceScorer:
+def scorer_of(*outcomes: str) -> ServiceScorer:
     scorer = ServiceScorer()
-    for _ in range(n):
+    for outcome in outcomes:
         scorer.add(outcome=outcome, tags=[], truth=["t"], latency_ms=None)
     return scorer
 
 
-@pytest.mark.parametrize(("elapsed", "per_s"), [(2.0, 1.0), (0.0, None), (None, None)])
+@pytest.mark.parametrize(
+    ("elapsed", "per_s"), [(2.0, 1.0), (0.5, 4.0), (0.0, None), (-1.0, None), (None, None)]
+)
 def test_a_worker_that_scored_every_item_gives_the_scores(
     run_engine: Engine,
     settings: Settings,
@@ -222,18 +228,19 @@ def test_a_worker_that_scored_every_item_gives_the_scores(
 ) -> None:
     (lane,) = open_run(run_engine, settings, data_dir, 2, services=1)
     record(run_engine, lane, lambda p, item, truth: ok(truth))
-    # The worker's own scorer says timeout; the verdict follows it, not a re-read.
+    # The worker's own scorer says one timed out; the verdict follows it, not a re-read.
     with run_engine.begin() as conn:
         assert finish.finish_service(
             conn,
             run_service_id=lane.id,
             phase="dryrun",
-            scorer=scorer_of(2, "timeout"),
+            scorer=scorer_of("ok", "timeout"),
             elapsed=elapsed,
         )
-    status, _, scores = status_of(run_engine, lane)
+    status, reason, scores = status_of(run_engine, lane)
     assert status == "failed"
-    assert scores is not None and scores["outcomes"]["timeout"] == 2
+    assert reason is not None and reason.startswith("1 of 2 images did not end ok (ok 1, ")
+    assert scores is not None and scores["outcomes"]["timeout"] == 1
     assert scores["images_per_s"] == per_s
 
 
@@ -245,7 +252,7 @@ def test_a_scorer_missing_items_is_not_trusted(
     record(run_engine, lane, lambda p, item, truth: ok(truth))
     with run_engine.begin() as conn:
         assert finish.finish_service(
-            conn, run_service_id=lane.id, phase="dryrun", scorer=scorer_of(9, "timeout")
+            conn, run_service_id=lane.id, phase="dryrun", scorer=scorer_of(*["timeout"] * 9)
         )
     status, _, scores = status_of(run_engine, lane)
     assert status == "passed" and scores is not None and scores["outcomes"]["ok"] == 3
