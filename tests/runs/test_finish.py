@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, event, select, update
 
 from gateway.config import Settings
 from gateway.runs import claims, finish
@@ -32,8 +32,16 @@ def test_done_items_yield_every_recorded_item_once_in_seq_order(
     recorded = [p for p in range(n) if p != 5]
     record(run_engine, lane, lambda p, item, truth: ok(truth), iter(recorded))
     record(run_engine, other, lambda p, item, truth: ok(truth))
+    queries: list[str] = []
+
+    def count(*args: Any) -> None:
+        queries.append(args[2])
+
     with run_engine.connect() as conn:
+        event.listen(conn, "after_cursor_execute", count)
         rows = list(finish.done_items(conn, run_service_id=lane.id, columns=[claims.IMAGES.c.id]))
+    # Fetched a page of 3 at a time: the last page is the first one not full.
+    assert len(queries) == len(recorded) // 3 + 1
     assert [row.seq for row in rows] == [lane.items[p].seq for p in recorded]
     assert [row.id for row in rows] == [lane.items[p].image_id for p in recorded]
 
@@ -96,6 +104,18 @@ def test_no_throughput_before_any_time_has_passed(
         assert finish.service_scores(conn, run_service_id=lane.id)["images_per_s"] is None
 
 
+def test_throughput_of_a_single_quick_answer(
+    run_engine: Engine, settings: Settings, data_dir: Path
+) -> None:
+    (lane,) = open_run(run_engine, settings, data_dir, 1, services=1)
+    record(run_engine, lane, lambda p, item, truth: ok(truth, latency_ms=250.0))
+    with run_engine.connect() as conn:
+        assert finish.elapsed_s(conn, run_service_id=lane.id) == pytest.approx(0.25)
+        assert finish.service_scores(conn, run_service_id=lane.id)["images_per_s"] == pytest.approx(
+            4.0
+        )
+
+
 FAILURES = {
     1: failed("http_error", "  Service Unavailable  ", status=503),
     2: failed("timeout", "x" * 300),
@@ -146,6 +166,14 @@ def test_an_evaluation_passes_a_service_with_any_ok_answer(
     assert failing.reason.startswith("no image ended ok (ok 0, timeout 6")
     assert f"First errors: request req-{other.id}-0: timeout: {slow}; " in failing.reason
     assert (empty.status, empty.reason) == ("passed", None)
+    with run_engine.begin() as conn:
+        one_ok = finish.judge(
+            conn,
+            run_service_id=other.id,
+            phase="evaluation",
+            scores={"images": 3, "outcomes": {"ok": 1, "timeout": 2}},
+        )
+    assert one_ok.status == "passed"
 
 
 def test_a_failure_without_recorded_errors_gives_only_the_counts(
