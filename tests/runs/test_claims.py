@@ -102,10 +102,11 @@ def test_heartbeat_extends_only_this_workers_leases_in_its_lanes(
     run_engine: Engine, settings: Settings, data_dir: Path
 ) -> None:
     _, (one, two) = new_run(run_engine, settings, data_dir, 4)
-    mine = take(run_engine, "a", one.run_service_id, 2)
+    *mine, recorded = take(run_engine, "a", one.run_service_id, 3)
     theirs = take(run_engine, "b", one.run_service_id, 1)
     elsewhere = take(run_engine, "a", two.run_service_id, 1)
     with run_engine.begin() as conn:
+        claims.record_results(conn, worker_id="a", results=[done(recorded)])
         for name in ("a", "b"):
             claims.register_worker(conn, worker_id=name, host="h", pid=1, now=T0, forget_before=T0)
         slots = claims.lease_slots(
@@ -119,6 +120,7 @@ def test_heartbeat_extends_only_this_workers_leases_in_its_lanes(
         )
     assert {name: row[3] for name, row in worker_rows(run_engine).items()} == {"a": SOON, "b": T0}
     assert leases(run_engine, claims.WORK_ITEMS, mine) == [("leased", "a", LATER)] * 2
+    assert leases(run_engine, claims.WORK_ITEMS, [recorded]) == [("done", "a", None)]
     assert leases(run_engine, claims.WORK_ITEMS, theirs + elsewhere) == [
         ("leased", "b", SOON),
         ("leased", "a", SOON),
@@ -179,6 +181,25 @@ def test_the_only_worker_of_a_sqlite_hub_takes_over_every_lease(
         owners = conn.execute(select(claims.SLOTS.c.lease_owner, claims.SLOTS.c.lease_expires_at))
         assert {tuple(row) for row in owners} == {(None, None)}
     assert set(worker_rows(run_engine)) == {"me"}
+    with run_engine.begin() as conn:
+        assert claims.take_over(conn, worker_id="me") == 0
+
+
+def test_items_never_sent_go_back_to_pending_by_their_owner_only(
+    run_engine: Engine, settings: Settings, data_dir: Path
+) -> None:
+    _, (one, _) = new_run(run_engine, settings, data_dir, 4)
+    first, second, third = take(run_engine, "a", one.run_service_id, 3)
+    (theirs,) = take(run_engine, "b", one.run_service_id, 1)
+    with run_engine.begin() as conn:
+        claims.record_results(conn, worker_id="a", results=[done(third)])
+        claims.release_items(conn, worker_id="a", item_ids=[first, third, theirs])
+    assert leases(run_engine, claims.WORK_ITEMS, [first, second, third, theirs]) == [
+        ("pending", None, None),
+        ("leased", "a", SOON),
+        ("done", "a", None),
+        ("leased", "b", SOON),
+    ]
 
 
 def done(item_id: int, **fields: Any) -> dict[str, Any]:
