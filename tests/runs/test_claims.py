@@ -426,3 +426,29 @@ def test_a_recorded_result_keeps_every_field(
         None,
         None,
     )
+
+
+def test_a_claim_marks_only_a_pending_lane_ongoing(
+    run_engine: Engine, settings: Settings, data_dir: Path
+) -> None:
+    _, (one, two) = new_run(run_engine, settings, data_dir, 2)
+    lane, judged = one.run_service_id, two.run_service_id
+    with run_engine.begin() as conn:
+        conn.execute(
+            update(claims.RUN_SERVICES)
+            .where(claims.RUN_SERVICES.c.id == judged)
+            .values(status="failed")
+        )
+        got, _ = claims.claim_items(
+            conn,
+            worker_id="a",
+            wants={lane: 1, judged: 1},
+            mark_ongoing=[lane, judged],
+            now=T0,
+            expires=SOON,
+        )
+        statuses = dict(
+            conn.execute(select(claims.RUN_SERVICES.c.id, claims.RUN_SERVICES.c.status)).all()
+        )
+    assert set(got) == {lane, judged}
+    assert statuses == {lane: "ongoing", judged: "failed"}
