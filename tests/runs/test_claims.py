@@ -25,13 +25,17 @@ def new_run(
 ) -> tuple[int, list[LanePlan]]:
     """A run of `n` images against `services` services, started by a survey at T0."""
     dataset = add_dataset(engine, data_dir, make_images(n))
-    for k in range(services):
+    guids = [
         add_service(
             engine,
             [f"http://127.0.0.1:{9000 + k}/a", f"http://127.0.0.1:{9000 + k}/b"],
             max_concurrency=2 + k,
         )
-    run_id = start_run(engine, settings, dataset=dataset, phase="evaluation", timeout_s=7.5)
+        for k in range(services)
+    ]
+    run_id = start_run(
+        engine, settings, dataset=dataset, phase="evaluation", timeout_s=7.5, service_guids=guids
+    )
     with engine.begin() as conn:
         plans = [p for p in claims.survey(conn, now=T0, live_since=T0).lanes if p.run_id == run_id]
     return run_id, plans
@@ -452,3 +456,25 @@ def test_a_claim_marks_only_a_pending_lane_ongoing(
         )
     assert set(got) == {lane, judged}
     assert statuses == {lane: "ongoing", judged: "failed"}
+
+
+def test_survey_keeps_runs_apart(run_engine: Engine, settings: Settings, data_dir: Path) -> None:
+    done_run, _ = new_run(run_engine, settings, data_dir, 1)
+    first, first_lanes = new_run(run_engine, settings, data_dir, 1)
+    failed_run, _ = new_run(run_engine, settings, data_dir, 1)
+    second, second_lanes = new_run(run_engine, settings, data_dir, 1)
+    with run_engine.begin() as conn:
+        conn.execute(
+            update(claims.RUN_SERVICES)
+            .where(claims.RUN_SERVICES.c.run_id == done_run)
+            .values(status="passed")
+        )
+        claims.fail_run(conn, run_id=failed_run, error="image file missing", now=T0)
+        lanes = claims.survey(conn, now=LATER, live_since=LATER).lanes
+    # Every open lane of the running runs, run by run, each run's lanes in their order.
+    assert [lane.run_service_id for lane in lanes] == [
+        lane.run_service_id for lane in first_lanes + second_lanes
+    ]
+    assert run_state(run_engine, done_run) == "completed"
+    assert run_state(run_engine, failed_run) == "failed"
+    assert run_state(run_engine, first) == run_state(run_engine, second) == "running"
