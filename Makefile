@@ -35,7 +35,7 @@ test: check browser
 # the run engine's claims and result paging (config in pyproject.toml), then prints the kill
 # figure per module. Results are kept in mutants/, so a second run only checks what changed.
 # The engine's database tests run on SQLite only; MUTATION_PYTEST="" adds PostgreSQL.
-MUTATION_PYTEST ?= -m "not postgres"
+MUTATION_PYTEST ?= -m "not postgres" --hypothesis-profile=mutation
 MUTATION_JOBS ?= 2
 mutation: $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev,mutation]'

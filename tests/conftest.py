@@ -6,12 +6,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import Phase, settings
 from sqlalchemy import create_engine, make_url, text
 
 from gateway.db import make_engine
 from gateway.migrate import upgrade
 from tests.builders import hub_settings
 from tests.servers import LiveServer, live_server
+
+# `make mutation` runs the property tests once per mutant: a failing example is enough
+# there, shrinking it to the smallest one only costs time.
+settings.register_profile("mutation", phases=[Phase.explicit, Phase.reuse, Phase.generate])
 
 POSTGRES_URL = os.environ.get("RECOGHUB_TEST_POSTGRES_URL")
 REQUIRE_POSTGRES = os.environ.get("RECOGHUB_REQUIRE_POSTGRES") == "1"
