@@ -461,8 +461,10 @@ def test_a_claim_marks_only_a_pending_lane_ongoing(
 def test_survey_keeps_runs_apart(run_engine: Engine, settings: Settings, data_dir: Path) -> None:
     done_run, _ = new_run(run_engine, settings, data_dir, 1)
     first, first_lanes = new_run(run_engine, settings, data_dir, 1)
-    failed_run, _ = new_run(run_engine, settings, data_dir, 1)
+    failed_run, failed_lanes = new_run(run_engine, settings, data_dir, 1)
     second, second_lanes = new_run(run_engine, settings, data_dir, 1)
+    # A lease of the failed run that lapsed stays as it is: that run is not sent any more.
+    stale = take(run_engine, "a", failed_lanes[0].run_service_id, 1, expires=T0)
     with run_engine.begin() as conn:
         conn.execute(
             update(claims.RUN_SERVICES)
@@ -477,4 +479,5 @@ def test_survey_keeps_runs_apart(run_engine: Engine, settings: Settings, data_di
     ]
     assert run_state(run_engine, done_run) == "completed"
     assert run_state(run_engine, failed_run) == "failed"
+    assert leases(run_engine, claims.WORK_ITEMS, stale) == [("leased", "a", T0)]
     assert run_state(run_engine, first) == run_state(run_engine, second) == "running"
