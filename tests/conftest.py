@@ -8,6 +8,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from hypothesis import Phase
 from hypothesis import settings as hypothesis_settings
 from hypothesis.configuration import set_hypothesis_home_dir
 from sqlalchemy import create_engine, make_url, text
@@ -28,6 +29,13 @@ hypothesis_settings.load_profile("recoghub")
 def pytest_configure(config: pytest.Config) -> None:
     factory: pytest.TempPathFactory = config._tmp_path_factory  # type: ignore[attr-defined]
     set_hypothesis_home_dir(factory.mktemp("hypothesis"))
+
+
+# `make mutation` runs the property tests once per mutant: a failing example is enough
+# there, shrinking it to the smallest one only costs time.
+hypothesis_settings.register_profile(
+    "mutation", database=None, phases=[Phase.explicit, Phase.reuse, Phase.generate]
+)
 
 
 POSTGRES_URL = os.environ.get("RECOGHUB_TEST_POSTGRES_URL")

@@ -357,3 +357,54 @@ def test_rank_keeps_the_best_ranked_entry_of_each_folded_tag(tags: list[Tag]) ->
 def test_only_white_space_and_separators_is_always_an_abstention(body: str) -> None:
     assert parse_result(body) == []
     assert parse_result(body.encode()) == []
+
+
+# --- what an error carries (SPEC §2: entry, offending text truncated, what was expected) --
+
+
+@pytest.mark.parametrize(
+    ("body", "entry", "text", "expected"),
+    [
+        ("cat:0.9;dog", 2, "dog", '"tag:score"'),
+        ("a:1;;b:2", 2, "", '"tag:score"'),
+        ("cat:0.9; :0.1", 2, ":0.1", "a non-empty tag before the last ':'"),
+        ("cat:high", 1, "cat:high", "a finite decimal score"),
+        ("cat:1e999", 1, "cat:1e999", "a finite decimal score"),
+    ],
+)
+def test_an_entry_error_carries_its_entry_text_and_expectation(
+    body: str, entry: int, text: str, expected: str
+) -> None:
+    error = error_of(body)
+    assert (error.entry, error.text, error.expected) == (entry, text, expected)
+
+
+def test_a_bad_score_is_quoted_in_the_message() -> None:
+    assert str(error_of("cat:0.9;dog: high ")) == 'entry 2 "dog: high" has score "high"'
+    assert str(error_of(":0.5")) == 'entry 1 ":0.5" has an empty tag'
+
+
+def test_offending_text_up_to_40_characters_is_shown_whole() -> None:
+    exact = "x" * 40
+    assert error_of(f"a:1;{exact}").text == exact
+    longer = error_of(f"a:1;{exact}y")
+    assert longer.text == "x" * 39 + "…"
+    assert str(longer) == f'entry 2 "{longer.text}" has no ":score"'
+
+
+def test_a_too_large_body_says_the_limit() -> None:
+    error = error_of(b"x" * (MAX_RESULT_BYTES + 1))
+    assert (error.entry, error.text) == (None, "")
+    assert error.expected == "at most 65536 bytes"
+    assert str(error) == "answer is 65537 bytes, over the 65536-byte limit"
+
+
+def test_invalid_utf8_shows_the_bytes_from_the_first_bad_one() -> None:
+    error = error_of(b"cat:0.5;" + bytes(range(0xF8, 0x100)) + b"tail")
+    assert str(error) == "answer is not valid UTF-8 (byte 8)"
+    # Eight bytes from the offending one, in hex.
+    assert (error.text, error.expected) == ("f8f9fafbfcfdfeff", "UTF-8 text")
+
+
+def test_format_result_writes_tag_objects_and_pairs_alike() -> None:
+    assert format_result([Tag("cat", 0.5), ("dog", 1)]) == "cat:0.5;dog:1.0"

@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+import time
 
 from gateway.protocol.signing import body_digest, sign, verify
 
@@ -73,3 +74,31 @@ def test_a_timestamp_that_is_not_a_number_is_refused() -> None:
 def test_a_malformed_signature_is_refused() -> None:
     assert check("v1=zz") == "signature does not match"
     assert check("") == "signature does not match"
+
+
+def test_the_default_skew_window_is_five_minutes_either_way() -> None:
+    for offset in (-300, 300):
+        edge = str(int(NOW) + offset)
+        assert check(signed(timestamp=edge), timestamp=edge) is None
+    for offset in (-300.5, 300.5):
+        past = str(NOW + offset)
+        assert check(signed(timestamp=past), timestamp=past) is not None
+
+
+def test_a_timestamp_that_is_not_finite_is_refused() -> None:
+    for word in ("nan", "inf", "-inf"):
+        assert check(signed(timestamp=word), timestamp=word) == "timestamp is not a finite number"
+
+
+def test_verify_checks_against_the_clock_by_default() -> None:
+    timestamp = str(int(time.time()))
+    signature = signed(timestamp=timestamp)
+    assert (
+        verify(SECRET, timestamp=timestamp, request_id="req-1", body=BODY, signature=signature)
+        is None
+    )
+    stale = str(int(time.time()) - 3600)
+    reason = verify(
+        SECRET, timestamp=stale, request_id="req-1", body=BODY, signature=signed(timestamp=stale)
+    )
+    assert reason is not None and "away from now" in reason

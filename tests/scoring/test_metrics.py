@@ -176,10 +176,20 @@ def test_nearest_rank_uses_the_percent_as_written() -> None:
 
 
 def test_percentile_rejects_bad_input() -> None:
-    with pytest.raises(ValueError, match="no values"):
+    with pytest.raises(ValueError, match="^percentile of no values$"):
         percentile([], 50)
     with pytest.raises(ValueError, match="within \\[0, 100\\]"):
         percentile([1.0], 101)
+    for percent in (float("nan"), -0.5):
+        with pytest.raises(ValueError, match="within \\[0, 100\\]"):
+            percentile([1.0], percent)
+
+
+def test_coverage_at_precision_zero_takes_every_answer() -> None:
+    answers = [(0.9, False), (0.5, False)]
+    assert coverage_at_precision(answers, n_images=4, precision=0) == 0.5
+    with pytest.raises(ValueError, match="precision"):
+        coverage_at_precision(answers, n_images=4, precision=float("nan"))
 
 
 def test_latency_summary() -> None:

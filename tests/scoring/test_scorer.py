@@ -367,3 +367,20 @@ def test_state_is_compact_and_result_needs_little_extra_memory() -> None:
     assert held < 80 * n_images
     assert peak - held < 2_500_000
     assert result["images"] == n_images
+
+
+def ranked_top1(right: int, wrong: int) -> list[Image]:
+    """`right` images answered correctly, then `wrong` answered wrongly with lower scores."""
+    images = [ok(f"t{i}:{1 - i / 1000}", [f"t{i}"]) for i in range(right)]
+    return images + [ok(f"x:{0.5 - i / 1000}", [f"t{i}"]) for i in range(wrong)]
+
+
+def test_coverage_at_95_and_99_compare_precision_exactly() -> None:
+    # 189 right then 11 wrong: precision 189/198 is above 0.95, 189/199 is below.
+    at_95 = score(ranked_top1(189, 11))
+    assert at_95["coverage_at_95"] == pytest.approx(198 / 200)
+    assert at_95["coverage_at_99"] == pytest.approx(190 / 200)
+    # 197 right then 3 wrong: precision 197/198 is at least 0.99, 197/199 is not.
+    at_99 = score(ranked_top1(197, 3))
+    assert at_99["coverage_at_99"] == pytest.approx(198 / 200)
+    assert at_99["coverage_at_95"] == 1.0
