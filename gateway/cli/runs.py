@@ -1,6 +1,7 @@
 """`recoghub run ...`: start, watch, cancel and resume runs; print or export leaderboards
 and results. Every command talks to a running hub over its API (SPEC §3)."""
 
+import io
 import sys
 import time
 from enum import StrEnum
@@ -10,7 +11,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich import box
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -317,33 +318,70 @@ def publish(
     _run_action(path, hub, token, as_json, published=not unpublish)
 
 
-def leaderboard_table(rows: list[dict[str, Any]], *, title: str = "leaderboard") -> Table:
-    """The leaderboard rows (SPEC §3 shape) as a table, in the order given."""
-    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("#", justify="right")
-    table.add_column("team/service", overflow="fold", min_width=12)
-    table.add_column("status")
-    for column in ("top1", "top5", "cov@95", "cov@99", "µAP", "p50/p99 ms", "ok"):
-        table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("failed", overflow="fold")
-    table.add_column("img/s", justify="right", no_wrap=True)
-    for row in rows:
-        latency = row.get("latency_ms") or {}
-        table.add_row(
-            str(row["rank"]),
-            f"{row['provider_name']}/{row['service_name']}",
-            _status(row["status"]),
-            _pct(row.get("top1")),
-            _pct(row.get("top5")),
-            _pct(row.get("coverage_at_95")),
-            _pct(row.get("coverage_at_99")),
-            "-" if row.get("micro_ap") is None else f"{row['micro_ap']:.3f}",
-            f"{_ms(latency.get('p50'))}/{_ms(latency.get('p99'))}",
-            str(row["outcomes"].get("ok", 0)),
-            _failures(row["outcomes"]),
-            _rate(row.get("images_per_s")),
-        )
-    return table
+# Dropped in this order, least important first, when the terminal is too narrow: a
+# number is never cut, and a caption says what was left out.
+LEADERBOARD_OPTIONAL = ("img/s", "cov@99", "failed", "cov@95", "µAP")
+
+
+def leaderboard_table(
+    rows: list[dict[str, Any]], *, title: str = "leaderboard", width: int | None = None
+) -> Table:
+    """The leaderboard rows (SPEC §3 shape) as a table, in the order given, fitted to
+    `width` (the terminal's by default) by leaving out the least important columns."""
+    cells = [_leaderboard_cells(row) for row in rows]
+    width = width or console.width
+    left_out: list[str] = []
+    while True:
+        table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+        names = [name for name in cells[0] if name not in left_out] if cells else []
+        for name in names:
+            if name == "team/service":
+                table.add_column(name, overflow="fold", min_width=12)
+            elif name in ("status", "failed"):
+                table.add_column(name, overflow="fold")
+            else:
+                table.add_column(name, justify="right", no_wrap=True)
+        for row in cells:
+            table.add_row(*(row[name] for name in names))
+        if left_out:
+            table.caption = (
+                f"left out to fit {width} columns: {', '.join(left_out)} (--json has all)"
+            )
+        optional = [name for name in LEADERBOARD_OPTIONAL if name not in left_out]
+        if not optional or _shows_whole(table, width, [names, *cells]):
+            return table
+        left_out.append(optional[0])
+
+
+def _shows_whole(table: Table, width: int, lines: list[Any]) -> bool:
+    """Whether `table`, printed `width` columns wide, shows every header and every cell
+    of its unwrapped columns whole (Rich crops them silently when space runs out)."""
+    probe = Console(width=width, record=True, color_system=None, file=io.StringIO())
+    probe.print(table)
+    text = probe.export_text()
+    names = lines[0]
+    wrapped = ("team/service", "status", "failed")
+    return all(name in text for name in names) and all(
+        str(row[name]) in text for row in lines[1:] for name in names if name not in wrapped
+    )
+
+
+def _leaderboard_cells(row: dict[str, Any]) -> dict[str, str | Text]:
+    latency = row.get("latency_ms") or {}
+    return {
+        "#": str(row["rank"]),
+        "team/service": f"{row['provider_name']}/{row['service_name']}",
+        "status": _status(row["status"]),
+        "top1": _pct(row.get("top1")),
+        "top5": _pct(row.get("top5")),
+        "cov@95": _pct(row.get("coverage_at_95")),
+        "cov@99": _pct(row.get("coverage_at_99")),
+        "µAP": "-" if row.get("micro_ap") is None else f"{row['micro_ap']:.3f}",
+        "p50/p99 ms": f"{_ms(latency.get('p50'))}/{_ms(latency.get('p99'))}",
+        "ok": str(row["outcomes"].get("ok", 0)),
+        "failed": _failures(row["outcomes"]),
+        "img/s": _rate(row.get("images_per_s")),
+    }
 
 
 class ViewFormatChoice(StrEnum):
