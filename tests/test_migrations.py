@@ -74,7 +74,7 @@ def test_upgrade_from_first_migration_keeps_registry_data(database_url: str) -> 
         )
         assert service.provider_id == provider.id
         assert service.endpoints == ["http://127.0.0.1:9/"]
-        # 0003: the hub's own protocol got its SPEC §11 name; it has no options.
+        # 0004: the hub's own protocol got its SPEC §11 name; it has no options.
         assert (service.protocol, service.protocol_options) == ("recoghub-v1", None)
     engine.dispose()
 
@@ -99,7 +99,7 @@ def test_migrate_command_creates_schema_on_empty_database(database_url: str) -> 
 
 
 def test_team_dryrun_columns_arrive_with_safe_defaults_and_go_back(database_url: str) -> None:
-    """0004: existing datasets stay closed to teams, existing runs were the organizer's;
+    """0003: existing datasets stay closed to teams, existing runs were the organizer's;
     its downgrade removes both columns."""
     from gateway.migrate import alembic_config
 
@@ -129,7 +129,7 @@ def test_team_dryrun_columns_arrive_with_safe_defaults_and_go_back(database_url:
     with engine.begin() as conn:
         config = alembic_config(engine)
         config.attributes["connection"] = conn
-        command.downgrade(config, "0002")  # undo 0004 (and 0003, which follows it)
+        command.downgrade(config, "0002")  # undo 0003 (and 0004, which follows it)
     assert "open_to_teams" not in {c["name"] for c in inspect(engine).get_columns("datasets")}
     assert "started_by_id" not in {c["name"] for c in inspect(engine).get_columns("runs")}
     engine.dispose()
@@ -144,7 +144,7 @@ def test_the_migrated_schema_matches_the_models(database_url: str) -> None:
     engine = make_engine(database_url)
     upgrade(engine)
     with engine.connect() as conn:
-        # SQLite keeps whatever VARCHAR length a column was created with (0003 does not
+        # SQLite keeps whatever VARCHAR length a column was created with (0004 does not
         # copy the services table to widen `protocol`); it enforces none anyway.
         context = MigrationContext.configure(
             conn, opts={"compare_type": conn.dialect.name != "sqlite"}
@@ -166,7 +166,7 @@ def downgrade(engine: Engine, revision: str) -> None:
 
 
 def test_protocols_downgrade_and_back(database_url: str) -> None:
-    """0003 (the head, after 0004): down gives "v1" back and drops protocol_options."""
+    """0004 (the head): down gives "v1" back and drops protocol_options."""
     engine = make_engine(database_url)
     upgrade(engine)
     with engine.begin() as conn:
@@ -186,7 +186,7 @@ def test_protocols_downgrade_and_back(database_url: str) -> None:
                 "'recoghub-v1', true, 4, 's', CURRENT_TIMESTAMP)"
             )
         )
-    downgrade(engine, "0004")
+    downgrade(engine, "0003")
     with engine.connect() as conn:
         assert conn.execute(text("SELECT protocol FROM services")).scalar_one() == "v1"
         assert "protocol_options" not in {c["name"] for c in inspect(conn).get_columns("services")}

@@ -37,7 +37,7 @@ class Run(Base):
     max_attempts: Mapped[int] = mapped_column(Integer)
     published: Mapped[bool] = mapped_column(Boolean, default=False)
     # The provider (providers.id) that started this dry run itself; None: the organizer.
-    # No foreign key, so migration 0004 adds it in place on SQLite; providers are never
+    # No foreign key, so migration 0003 adds it in place on SQLite; providers are never
     # deleted.
     started_by_id: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)

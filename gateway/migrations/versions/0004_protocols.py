@@ -1,11 +1,8 @@
 """Model-server protocols: services.protocol_options, and "v1" named "recoghub-v1"
 
-Revision ID: 0003
-Revises: 0004
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-11-29
-
-Written beside 0004 (team dry runs), which landed first: 0003 follows it, so that no
-database already at 0004 is taken to have 0003.
 """
 
 from collections.abc import Sequence
@@ -13,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003"
-down_revision: str | None = "0004"
+revision: str = "0004"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
