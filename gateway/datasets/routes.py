@@ -124,7 +124,9 @@ def _host_path(text: str | None) -> Path | None:
     status_code=201,
     response_model=DatasetImported,
     openapi_extra=IMPORT_BODY,
-    responses=errors(401, 403, 409, 413, 422),
+    responses=errors(
+        400, 401, 403, 409, 413, 422, described={400: "The body is not valid JSON or multipart."}
+    ),
 )
 async def import_dataset(
     request: Request, _: AdminDep, session: SessionDep, state: HubStateDep
