@@ -10,6 +10,7 @@ paths on the hub host are kept inside the test's directory.
 each operation gets a Hypothesis test here, built from `operation.as_strategy()`.)
 """
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +95,10 @@ def test_the_hub_answers_as_its_schema_says(fuzzed_hub: FuzzedHub) -> None:
                 max_examples=CASES_PER_OPERATION_AND_MODE,
                 deadline=None,
                 database=None,
+                # The same cases every run, so that CI cannot fail on a case no one has
+                # seen; RECOGHUB_FUZZ_RANDOM=1 explores new ones (how the last two
+                # undocumented 400s were found).
+                derandomize=not os.environ.get("RECOGHUB_FUZZ_RANDOM"),
                 phases=[Phase.explicit, Phase.generate],
                 suppress_health_check=list(HealthCheck),
             )
