@@ -11,6 +11,7 @@ import itertools
 import random
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -40,6 +41,17 @@ from gateway.protocol import signing
 from gateway.protocol.result_string import MAX_RESULT_BYTES, Tag
 
 RAW_KEPT_CHARS = 1024
+
+
+class NotRetried(Exception):
+    """A retry the caller gave up before it was sent; carries the last real failure.
+    Not a RecognizerError, so tenacity does not retry it."""
+
+    def __init__(self, error: RecognizerError) -> None:
+        super().__init__(error.detail)
+        self.error = error
+
+
 # What an error answer may show of its body (its `raw` and detail): enough for a team's
 # own error message, too little to make the hub a reader of whatever else answers at a
 # registered address. A redirect shows none: the hub never fetches where it points.
@@ -161,25 +173,43 @@ class Dispatcher:
         timeout_s: float | None = None,
         max_attempts: int | None = None,
         request_id: str | None = None,
+        given_up: Callable[[], bool] | None = None,
     ) -> Answer:
-        """Send `image` to `target` until an outcome is final; never raises RecognizerError."""
+        """Send `image` to `target` until an outcome is final; never raises RecognizerError.
+
+        `given_up` is asked before each retry: once it is true (a run paused the service)
+        the last failure is the outcome and nothing more is sent."""
         request_id = request_id or new_request_id()
         if not target.instances:
-            error = RecognizerConnectError("the service has no endpoint instances")
-            return Answer(
-                request_id, error.outcome, [], None, None, None, error.detail, error=error
-            )
+            none = RecognizerConnectError("the service has no endpoint instances")
+            return Answer(request_id, none.outcome, [], None, None, None, none.detail, error=none)
         digest = digest or signing.body_digest(image)
         timeout = self._timeout(timeout_s or self._settings.request_timeout_s)
         attempts: list[Attempt] = []
         start = self._first_instance(target)
         max_attempts = max_attempts or self._settings.max_attempts
 
+        failures: list[RecognizerError] = []
+
         async def send(number: int) -> tuple[list[Tag], str, float]:
+            if failures and given_up is not None and given_up():
+                raise NotRetried(failures[-1])
             instance = target.instances[(start + number - 1) % len(target.instances)]
-            return await self._attempt(
-                target, instance, image, content_type, digest, timeout, request_id, number, attempts
-            )
+            try:
+                return await self._attempt(
+                    target,
+                    instance,
+                    image,
+                    content_type,
+                    digest,
+                    timeout,
+                    request_id,
+                    number,
+                    attempts,
+                )
+            except RecognizerError as error:
+                failures.append(error)
+                raise
 
         try:
             # The first attempt runs outside tenacity: most requests need no other, and
@@ -200,7 +230,8 @@ class Dispatcher:
                 async for attempt in retrying:
                     with attempt:
                         tags, raw, latency = await send(attempt.retry_state.attempt_number + 1)
-        except RecognizerError as error:
+        except (RecognizerError, NotRetried) as failed:
+            error: RecognizerError = failed.error if isinstance(failed, NotRetried) else failed
             last = attempts[-1]
             return Answer(
                 request_id,

@@ -580,6 +580,8 @@ class DispatchWorker:
                     timeout_s=lane.plan.timeout_s,
                     max_attempts=lane.plan.max_attempts,
                     request_id=f"{self._request_ids.getrandbits(128):032x}",
+                    # A paused service (breaker) gets no more retries of what was in flight.
+                    given_up=lambda: lane.stopping,
                 )
         finally:
             self._images.release(claim.image_id)

@@ -157,6 +157,27 @@ async def test_connection_refused_is_retried(
     assert answer.detail is not None and f"cannot reach {down}" in answer.detail
 
 
+async def test_no_retry_is_sent_once_the_caller_gives_up(
+    dispatcher: Dispatcher, refused_url: Callable[[], str]
+) -> None:
+    # A run whose breaker paused the service asks for no more attempts of what was in
+    # flight: the first failure is the outcome.
+    asked: list[int] = []
+
+    def given_up() -> bool:
+        asked.append(1)
+        return len(asked) >= 2
+
+    down = refused_url()
+    answer = await dispatcher.recognize(
+        target(down), IMAGE, content_type="image/png", max_attempts=5, given_up=given_up
+    )
+
+    assert answer.outcome is Outcome.CONNECT_ERROR
+    assert [a.number for a in answer.attempts] == [1, 2]
+    assert answer.detail is not None and f"cannot reach {down}" in answer.detail
+
+
 async def test_failover_to_a_working_instance(
     dispatcher: Dispatcher, fakes: tuple[FakeRecognizers, str], refused_url: Callable[[], str]
 ) -> None:
