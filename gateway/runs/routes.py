@@ -91,6 +91,7 @@ def run_read(session: Session, run_id: int, principal: Principal) -> RunRead:
         error=run.error,
         started_by=starter.guid if starter else None,
         started_by_name=starter.name if starter else None,
+        timing_uncertainty_ms=run.timing_uncertainty_ms,
         services=[
             RunServiceRead(
                 service_guid=s.service_guid,
@@ -242,6 +243,8 @@ def get_leaderboard(
     run = service.get_run(session, run_id=run_id)
     only = _board_provider(run, principal)
     rows = service.leaderboard(session, run_id=run_id)
+    for row in rows:  # the same for every row: the run's (see gateway.runs.timing)
+        row["timing_uncertainty_ms"] = run.timing_uncertainty_ms
     if only is not None:
         rows = [r for r in rows if r["provider_guid"] == only]
         if not rows:
