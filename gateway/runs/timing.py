@@ -19,6 +19,7 @@ from types import TracebackType
 
 from sqlalchemy import Connection, case, update
 
+from gateway.metrics import IN_FLIGHT_LIMIT, LOOP_LAG
 from gateway.runs.models import Run
 
 # The sentinel's period: short enough to see a few milliseconds of delay, long enough to
@@ -83,6 +84,7 @@ class InFlightLimit:
         self.bound_ms = bound_ms
         self.floor = min(floor, maximum)
         self.limit = maximum
+        IN_FLIGHT_LIMIT.set(maximum)
         self.in_flight = 0
         self._changed = asyncio.Condition()
 
@@ -103,7 +105,10 @@ class InFlightLimit:
 
     async def adjust(self, window: LagWindow | None) -> None:
         """Follow the lag of the window just ended (the bound 0 turns this off)."""
-        if window is None or self.bound_ms <= 0:
+        if window is None:
+            return
+        LOOP_LAG.set(window.p99_ms / 1000.0)
+        if self.bound_ms <= 0:
             return
         if window.p99_ms > self.bound_ms:
             limit = max(self.floor, self.limit * 3 // 4)
@@ -115,6 +120,7 @@ class InFlightLimit:
             async with self._changed:
                 self.limit = limit
                 self._changed.notify_all()
+            IN_FLIGHT_LIMIT.set(limit)
 
 
 def record_uncertainty(conn: Connection, *, run_ids: Iterable[int], lag_ms: float) -> None:
