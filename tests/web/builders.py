@@ -60,6 +60,9 @@ def gated_recognizer(stack: ExitStack, answer: str, gate: StepGate) -> str:
     async def recognize(request: Request) -> Response:
         await request.body()
         while not gate.take():
+            # A request the hub gave up on (its timeout) must not use up a permit.
+            if await request.is_disconnected():
+                return PlainTextResponse("gave up", status_code=499)
             await asyncio.sleep(0.01)
         return PlainTextResponse(answer)
 

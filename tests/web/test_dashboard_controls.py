@@ -27,7 +27,7 @@ from tests.web.builders import (
 )
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Download, Locator, Page
+    from playwright.sync_api import Browser, Download, Locator, Page, Request
 
 pytestmark = pytest.mark.browser
 
@@ -53,7 +53,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     from gateway.app import create_app
 
     tmp = tmp_path_factory.mktemp("controls")
-    settings = hub_settings(f"sqlite:///{tmp / 'hub.db'}", tmp / "data")
+    # The gated recognizer answers when the test says: no request times out meanwhile.
+    settings = hub_settings(f"sqlite:///{tmp / 'hub.db'}", tmp / "data", request_timeout_s=60.0)
     gate = StepGate()
     with ExitStack() as stack:
         url = stack.enter_context(live_server(create_app(settings))).url
@@ -76,11 +77,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             gate.open()  # no recognizer request left hanging at shutdown
 
 
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    """Poll `condition` until it holds (at most 10 s, like the page expectations)."""
+def wait_for(read: Callable[[], object], expected: object, what: str) -> None:
+    """Poll `read()` until it answers `expected` (at most 10 s, like the page expectations)."""
     deadline = time.monotonic() + 10
-    while not condition():
-        assert time.monotonic() < deadline, what
+    while (seen := read()) != expected:
+        assert time.monotonic() < deadline, f"{what}: {seen!r}, not {expected!r}"
         time.sleep(0.05)
 
 
@@ -97,6 +98,10 @@ def charted_answers(page: "Page", label: str) -> float:
     column = headers.index(label)
     cells = table.locator(f"tbody tr td:nth-child({column + 1})").all_text_contents()
     return sum(float(c) for c in cells if c != "—") * width
+
+
+def is_start(request: "Request") -> bool:
+    return request.method == "POST" and request.url.endswith("/api/v1/runs")
 
 
 def downloaded(page: "Page", click: "Locator") -> bytes:
@@ -119,7 +124,16 @@ def test_admin_starts_watches_cancels_and_resumes_a_dry_run(page: "Page", world:
     form.locator("select[name=metric]").select_option("top1")
     form.locator(f'input[value="{alpha.service_guid}"]').check()
     form.locator("input[name=concurrency]").fill("1")
-    form.get_by_role("button", name="Start run").click()
+    with page.expect_request(is_start) as sent:
+        form.get_by_role("button", name="Start run").click()
+    # The schedule fields were left empty: they are not sent at all.
+    assert sent.value.post_data_json == {
+        "dataset": world.pets,
+        "phase": "dryrun",
+        "metric": "top1",
+        "services": [alpha.service_guid],
+        "concurrency": 1,
+    }
 
     expect(page).to_have_url(re.compile(r"#/runs/\d+$"))
     run_id = int(page.url.rsplit("/", 1)[1])
@@ -137,9 +151,9 @@ def test_admin_starts_watches_cancels_and_resumes_a_dry_run(page: "Page", world:
     throughput = page.locator('#timeline figure[data-chart="throughput"]')
     expect(throughput.locator("canvas").first).to_be_visible()
     expect(throughput.locator(".u-legend")).to_contain_text(label)
-    wait_for(lambda: charted_answers(page, label) == 1, "the chart shows the first answer")
+    wait_for(lambda: charted_answers(page, label), 1, "the chart shows the first answer")
     world.gate.release(2)
-    wait_for(lambda: charted_answers(page, label) == 3, "the chart shows three answers")
+    wait_for(lambda: charted_answers(page, label), 3, "the chart shows three answers")
     expect(line).to_contain_text("3 / 7")
     latency = page.locator('#timeline figure[data-chart="latency"] .u-legend')
     expect(latency).to_contain_text(f"{label} p50")
@@ -170,10 +184,43 @@ def test_admin_starts_watches_cancels_and_resumes_a_dry_run(page: "Page", world:
     expect(state).to_have_text("completed")
     expect(line).to_contain_text("7 / 7")
     expect(line.locator(".status")).to_have_text("passed")
-    wait_for(lambda: charted_answers(page, label) == 7, "the chart shows every answer")
+    wait_for(lambda: charted_answers(page, label), 7, "the chart shows every answer")
     expect(ranked.locator('td[data-col="images"]')).to_have_text("7 / 7")
     expect(ranked.locator('td[data-col="status"]')).not_to_contain_text("provisional")
     expect(ranked.locator('td[data-col="top1"]')).to_have_text("57.1%")
+
+
+def test_start_form_sends_its_schedule_in_utc(browser: "Browser", world: World) -> None:
+    from playwright.sync_api import expect
+
+    # The person's clock is 5:30 ahead of UTC: the page converts what they type.
+    context = browser.new_context(timezone_id="Asia/Kolkata")
+    try:
+        page = context.new_page()
+        sign_in(page, world.url, ADMIN_TOKEN)
+        form = page.locator("#start-run")
+        form.locator("select[name=dataset]").select_option(label="pets (7 images)")
+        form.locator(f'input[value="{world.beta.service_guid}"]').check()
+        form.locator("input[name=start_at]").fill("2030-01-02T03:04:05")
+        form.locator("input[name=deadline]").fill("2030-01-02T04:00:00")
+        with page.expect_response(lambda r: is_start(r.request)) as answered:
+            form.get_by_role("button", name="Start run").click()
+        response = answered.value
+        sent = response.request.post_data_json
+        assert sent["start_at"] == "2030-01-01T21:34:05.000Z"
+        assert sent["deadline"] == "2030-01-01T22:30:00.000Z"
+        # Whether this hub takes a schedule yet or not, the page tells what happened.
+        if response.status == 201:
+            run_id = response.json()["id"]
+            expect(page).to_have_url(re.compile(rf"#/runs/{run_id}$"))
+            world.client.post(f"/api/v1/runs/{run_id}/cancel", headers=admin_headers())
+        else:
+            error = response.json()
+            expect(page.locator("#error")).to_have_text(
+                f"Error {response.status}: {error['detail']} ({error['code']})"
+            )
+    finally:
+        context.close()
 
 
 def test_downloads_are_the_apis_exports(page: "Page", world: World) -> None:
