@@ -248,3 +248,41 @@ def test_a_dead_team_shows_as_down_and_paused(page: "Page", world: World) -> Non
                 expect(page.locator("#view h1 .badge")).to_have_text("running")
             finally:
                 client.post(f"/api/v1/runs/{run_id}/cancel", headers=admin_headers())
+
+
+def test_failures_and_classes_of_a_chosen_service(page: "Page", world: World) -> None:
+    from playwright.sync_api import expect
+
+    sign_in(page, world, ADMIN_TOKEN, f"#/runs/{world.run_id}")
+    broken = world.teams["Delta Broken"]
+    page.locator("#insight-service").select_option(label="Delta Broken / Delta Broken-svc")
+    with httpx.Client(base_url=world.url) as client:
+        r = client.get(f"/api/v1/runs/{world.run_id}/failures", headers=admin_headers())
+        assert r.status_code == 200, r.text
+        groups = [g for g in r.json() if g["service_guid"] == broken.service_guid]
+        r = client.get(
+            f"/api/v1/runs/{world.run_id}/services/{broken.service_guid}/classes",
+            headers=admin_headers(),
+        )
+        assert r.status_code == 200, r.text
+        classes = r.json()
+    rows = page.locator("#failures tbody tr")
+    expect(rows).to_have_count(len(groups))
+    expect(rows.locator("td:nth-child(1)")).to_have_text([g["outcome"] for g in groups])
+    expect(rows.locator("td:nth-child(3)")).to_have_text([g["detail"] for g in groups])
+    expect(rows.locator("td:nth-child(4)")).to_have_text([str(g["count"]) for g in groups])
+    assert sum(g["count"] for g in groups) == 7
+    assert {g["outcome"] for g in groups} == {"bad_format"}
+    # Every answer failed: each label's images all count as failed and wrong.
+    labels = page.locator("#classes tbody tr")
+    expect(labels).to_have_count(len(classes))
+    for c in classes:
+        line = page.locator(f'#classes tr[data-label="{c["label"]}"]')
+        expect(line.locator("td")).to_have_text(
+            [c["label"], str(c["images"]), "0.0%", "0.0%", str(c["images"]), "—"]
+        )
+
+    # Another service: its own figures replace them.
+    page.locator("#insight-service").select_option(label="Alpha Cats / Alpha Cats-svc")
+    expect(page.locator("#failures tbody")).to_have_text("No failures.")
+    expect(page.locator('#classes tr[data-label="cat"] td').nth(2)).to_have_text("100.0%")

@@ -27,6 +27,7 @@ export function insightCard(runId) {
         api(`/runs/${runId}/services/${encodeURIComponent(guid)}/classes`).catch((err) => err),
       ]);
       for (const answer of [groups, perClass]) if (answer?.status === 401) throw answer;
+      if (select.value !== guid) return; // another service was chosen meanwhile
       failures.replaceChildren(groups instanceof Error ? reason(groups)
         : failureTable(groups.filter((g) => g.service_guid === guid)));
       classes.replaceChildren(perClass instanceof Error ? reason(perClass) : classTable(perClass));
