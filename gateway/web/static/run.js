@@ -58,7 +58,7 @@ export function runView(id, gen) {
     if (!run.services.length) teams.replaceChildren(emptyRow(8, "No services in this run."));
     const note = rows instanceof Error && h("p", { class: "note" }, rows.message);
     board.replaceChildren(...(note ? [note] : leaderboard(run, rows)));
-    const drawnFor = `${run.state}|${run.published}`;
+    const drawnFor = `${run.state}|${run.published}|${rows instanceof Error}`;
     if (drawnFor !== shown) {
       shown = drawnFor;
       controls.replaceChildren(...(who.admin ? runControls(run, gen, again) : []));
