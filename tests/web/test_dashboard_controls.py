@@ -285,8 +285,8 @@ def test_admin_publishes_and_unpublishes_an_evaluation(page: "Page", world: Worl
     assert world.client.get(board, headers=as_beta).status_code == 403
 
 
-def test_admin_opens_a_dataset_to_teams_and_sees_the_hubs_refusal(
-    page: "Page", world: World
+def test_admin_opens_a_dataset_to_teams_and_deletes_one_no_run_uses(
+    page: "Page", world: World, tmp_path: Path
 ) -> None:
     from playwright.sync_api import expect
 
@@ -312,6 +312,20 @@ def test_admin_opens_a_dataset_to_teams_and_sees_the_hubs_refusal(
         f"Error 409: {refusal.json()['detail']} ({refusal.json()['code']})"
     )
     expect(row).to_be_visible()
+
+    # A dataset no run uses goes, once confirmed.
+    spare = import_clickture(world.client, tmp_path, "spare", ["cat"])
+    page.reload()
+    row = page.locator(f'#datasets tr[data-dataset="{spare}"]')
+    row.get_by_role("button", name="Delete").click()
+    page.locator("dialog#confirm").get_by_role("button", name="Keep").click()
+    expect(row).to_be_visible()
+    row.get_by_role("button", name="Delete").click()
+    page.locator("#confirm-ok").click()
+    expect(row).to_have_count(0)
+    expect(page.locator("#error")).to_be_hidden()
+    gone = world.client.get(f"/api/v1/datasets/{spare}", headers=admin_headers())
+    assert gone.status_code == 404
 
 
 def test_team_sees_and_starts_only_its_own(page: "Page", world: World) -> None:
@@ -366,6 +380,10 @@ def test_team_sees_and_starts_only_its_own(page: "Page", world: World) -> None:
     expect(page.locator("#timeline .u-legend")).to_have_count(3)
     expect(page.locator("#timeline")).not_to_contain_text("Beta Dogs")
     expect(page.locator("#view")).not_to_contain_text("Beta Dogs")
+
+    page.click("nav >> text=Datasets")
+    expect(page.locator("#datasets tbody tr")).to_have_count(1)
+    expect(page.locator("#datasets tbody tr")).to_contain_text("pets-small")
 
     page.click("nav >> text=Services")
     expect(page.locator("#services tr[data-service]")).to_have_count(1)
