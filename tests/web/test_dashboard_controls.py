@@ -189,6 +189,12 @@ def test_admin_starts_watches_cancels_and_resumes_a_dry_run(page: "Page", world:
     expect(ranked.locator('td[data-col="status"]')).not_to_contain_text("provisional")
     expect(ranked.locator('td[data-col="top1"]')).to_have_text("57.1%")
 
+    # A narrower window: the charts narrow with it.
+    canvas = throughput.locator("canvas").first
+    wide = canvas.bounding_box()["width"]  # type: ignore[index]
+    page.set_viewport_size({"width": 900, "height": 900})
+    wait_for(lambda: canvas.bounding_box()["width"] < wide - 200, True, "the chart narrows")  # type: ignore[index]
+
 
 def test_start_form_sends_its_schedule_in_utc(browser: "Browser", world: World) -> None:
     from playwright.sync_api import expect

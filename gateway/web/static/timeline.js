@@ -64,6 +64,11 @@ function chartFigure(chart) {
     h("details", {}, h("summary", {}, "Figures"), table));
   let plot = null;
   let labels = "";
+  // The canvas has a fixed size: follow the page's width when the window changes.
+  new ResizeObserver(() => {
+    const width = Math.max(320, plotBox.clientWidth);
+    if (plot && plotBox.clientWidth && width !== plot.width) plot.setSize({ width, height: 220 });
+  }).observe(plotBox);
   const draw = (timeline) => {
     const { series, data } = columns(timeline, chart);
     figure.dataset.points = data[0].length;
