@@ -9,6 +9,7 @@ import { act } from "./page.js";
 // Bucket widths, seconds: the narrowest that keeps a run within MAX_POINTS buckets.
 const WIDTHS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400];
 const MAX_POINTS = 120;
+const MAX_BUCKETS = 2000; // drawn at most, whatever the width asked for
 const COLORS = ["#2f5fd0", "#d0612f", "#1c7c4a", "#9a3fd0", "#b42318", "#0f8a99", "#9a6700",
   "#5a6472"];
 const CHARTS = [
@@ -29,19 +30,27 @@ function bucketFor(run) {
   return WIDTHS.find((w) => span / w <= MAX_POINTS) ?? WIDTHS.at(-1);
 }
 
-/** uPlot's aligned columns: the bucket starts, then one column per series. A missing
+/** Every bucket start from the first answered to the last (the hub leaves empty ones out). */
+function bucketStarts(timeline) {
+  const starts = timeline.services.flatMap((s) => s.buckets.map((b) => b.t_s));
+  const [first, last] = [Math.min(...starts), Math.max(...starts)];
+  const count = Math.min(MAX_BUCKETS, Math.round((last - first) / timeline.bucket_s) + 1);
+  return Array.from({ length: count }, (_, k) => first + k * timeline.bucket_s);
+}
+
+/** uPlot's aligned columns: the bucket starts, then one column per series. An empty
  * bucket had no answer: 0 images/s and 0 failures, but no latency (a gap). */
 function columns(timeline, chart) {
-  const xs = [...new Set(timeline.services.flatMap((s) => s.buckets.map((b) => b.t_s)))]
-    .sort((a, b) => a - b);
+  const xs = bucketStarts(timeline);
   const series = [];
   const data = [xs];
   timeline.services.forEach((s, i) => {
-    const byT = new Map(s.buckets.map((b) => [b.t_s, b]));
+    const key = (t) => Math.round(t * 1000);
+    const byT = new Map(s.buckets.map((b) => [key(b.t_s), b]));
     for (const [suffix, value, missing, dash] of chart.lines) {
       series.push({ label: `${teamLabel(s)}${suffix}`, stroke: COLORS[i % COLORS.length],
         width: 2, dash, spanGaps: false, points: { show: true, size: 5 } });
-      data.push(xs.map((t) => (byT.has(t) ? value(byT.get(t)) : missing)));
+      data.push(xs.map((t) => (byT.has(key(t)) ? value(byT.get(key(t))) : missing)));
     }
   });
   return { series, data };
