@@ -134,6 +134,15 @@ def test_leaderboard_ranks_teams_by_top1_with_charts(
     expect(charts.first.locator("text.value")).to_have_text([top1 for _, top1 in RANKING])
     expect(charts.first.locator("text.label").first).to_have_text("1. Alpha Cats / Alpha Cats-svc")
     expect(charts.nth(1).locator("g")).to_have_count(len(RANKING))
+    # Beside the latency figures: how exact they are (SPEC §8).
+    board = httpx.get(
+        f"{world.url}/api/v1/runs/{world.run_id}/leaderboard", headers=admin_headers()
+    ).json()
+    uncertainty = board[0]["timing_uncertainty_ms"]
+    expect(page.locator("#timing")).to_have_text(
+        f"Latencies are exact to about {uncertainty:.1f} ms"
+        " (how late the hub's event loop ran while sending)."
+    )
     page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
 
 

@@ -49,10 +49,13 @@ export function leaderboard(run, rows) {
     }, cells(r)))));
   const primary = METRIC_LABEL[run.metric] ?? run.metric;
   const anyProvisional = rows.some(provisional);
+  const uncertainty = rows[0]?.timing_uncertainty_ms;
   const parts = [
     table,
     anyProvisional ? h("p", { class: "note" },
       "Provisional rows may still change: their service has not passed or failed yet.") : null,
+    uncertainty == null ? null : h("p", { class: "note", id: "timing" },
+      `Latencies are exact to about ${ms(uncertainty)} ms (how late the hub's event loop ran while sending).`),
     h("div", { class: "charts" },
       h("figure", {},
         h("figcaption", {}, `${primary} (primary metric)`),
