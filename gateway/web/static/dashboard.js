@@ -23,14 +23,11 @@ function showSignIn() {
 }
 onSignOut(showSignIn);
 
-/** Who the token is, from what the hub shows it: a provider sees exactly itself among the
- * providers and no dataset's `open_to_teams`; the organizer sees every provider and every
- * dataset. (One provider and no dataset reads as a team: then no organizer control has
- * anything to act on.) */
+/** Who the token is (GET /whoami): the organizer, or a team with its provider record. */
 async function identify() {
-  const [providers, datasets] = await Promise.all([api("/providers"), api("/datasets")]);
-  who.admin = providers.length !== 1 || datasets.some((d) => "open_to_teams" in d);
-  who.provider = who.admin ? null : providers[0];
+  const caller = await api("/whoami");
+  who.admin = caller.role === "organizer";
+  who.provider = caller.provider;
   whoBox.textContent = who.admin ? "organizer" : `team ${who.provider.name}`;
 }
 
