@@ -101,6 +101,7 @@ async def run_embedded_worker(state: HubState, stop: asyncio.Event) -> None:
                     dispatcher=state.dispatcher,
                     settings=state.settings,
                     exclusive=exclusive,
+                    public_url=state.settings.public_url,
                 )
                 state.extras["worker"] = worker
                 try:
