@@ -17,6 +17,8 @@ from tests.dialout.support import REPO, dialout_recognizer
 from tests.runs.api_builders import poll_until
 from tests.servers import LiveServer
 
+CLI = str(Path(sys.executable).parent / "recoghub-cli")
+
 
 def hello(service_guid: str, **extra: object) -> dict[str, object]:
     return {
@@ -102,11 +104,15 @@ def test_relay_and_check_go_through_a_connected_recognizer(
             assert instance["instance"].startswith("dialout:")
             assert instance["format_ok"] is True and instance["ping_outcome"] == "ok"
 
+            command = [CLI, "check", "--hub", sqlite_hub.url, "--service", team.service_guid]
             cli = subprocess.run(
-                [str(Path(sys.executable).parent / "recoghub-cli"), "check", "--hub", sqlite_hub.url,
-                 "--service", team.service_guid, "--key", team.api_key],
-                cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
-            )  # fmt: skip
+                [*command, "--key", team.api_key],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
             assert cli.returncode == 0, cli.stdout + cli.stderr
             assert "connected" in cli.stdout and "dialout:" in cli.stdout
 
