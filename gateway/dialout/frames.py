@@ -28,21 +28,25 @@ OTHER_PROVIDER: Final = 4403
 UNKNOWN_SERVICE: Final = 4404
 SERVICE_DISABLED: Final = 4409
 BAD_HELLO: Final = 4400
-# Closes of a live connection: a message that names no request, or the hub going away.
+# Close of a live connection whose message names no request.
 POLICY_VIOLATION: Final = 1008
-GOING_AWAY: Final = 1001
 
 # A result holds at most 64 KiB of result string; JSON escaping may make it up to six
 # times longer (\\uXXXX), plus the envelope. Longer messages are refused by the server
 # before they are read whole (uvicorn's ws_max_size), so memory stays bounded.
 MAX_MESSAGE_BYTES: Final = 6 * MAX_RESULT_BYTES + 4096
 MAX_HEADER_BYTES: Final = 4096
-MAX_REASON_CHARS: Final = 200
+MAX_CLOSE_REASON_BYTES: Final = 123  # a control frame's payload, less the code
 MAX_HELLO_CONCURRENCY: Final = 1024
 
 # WebSocket keep-alive (SPEC §10): a ping every 10 s, dead after 30 s without its pong.
 PING_INTERVAL_S: Final = 10.0
 PING_TIMEOUT_S: Final = 30.0
+
+
+def close_reason(text: str) -> str:
+    """`text` cut to what a close frame carries (123 bytes of UTF-8)."""
+    return text.encode()[:MAX_CLOSE_REASON_BYTES].decode("utf-8", "ignore")
 
 
 def uvicorn_ws_options() -> dict[str, Any]:

@@ -72,7 +72,7 @@ async def connect(websocket: WebSocket) -> None:
     except (TimeoutError, KeyError, WebSocketDisconnect, ValueError) as exc:
         reason = str(exc) if isinstance(exc, ValueError) else "send the hello message first"
         with contextlib.suppress(Exception):
-            await websocket.close(frames.BAD_HELLO, Refused(0, reason).reason)
+            await websocket.close(frames.BAD_HELLO, frames.close_reason(reason))
         return
     try:
         admitted = await run_in_threadpool(_admit, host, _bearer(websocket), hello)
@@ -137,7 +137,7 @@ async def _read_results(websocket: WebSocket, connection: Connection) -> str:
 async def _violation(websocket: WebSocket, reason: str) -> str:
     """Close a connection whose message names no request; its requests fail."""
     with contextlib.suppress(Exception):
-        await websocket.close(frames.POLICY_VIOLATION, Refused(0, reason).reason)
+        await websocket.close(frames.POLICY_VIOLATION, frames.close_reason(reason))
     return f"protocol violation: {reason}"
 
 

@@ -14,9 +14,6 @@ from gateway.errors import NotFound, Unauthorized, WrongGuidKind
 from gateway.registry.service import get_service
 from gateway.runs.models import Worker
 
-# A close reason travels in a control frame: at most 123 bytes.
-_REASON_BYTES = 123
-
 
 class Refused(Exception):
     """A hello the hub closes with `code` and `reason` (what to do)."""
@@ -24,7 +21,7 @@ class Refused(Exception):
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(reason)
         self.code = code
-        self.reason = reason.encode()[:_REASON_BYTES].decode("utf-8", "ignore")
+        self.reason = frames.close_reason(reason)
 
 
 @dataclass(frozen=True, slots=True)
