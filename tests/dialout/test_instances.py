@@ -75,7 +75,13 @@ def test_a_recognizer_killed_mid_run_loses_nothing(
     assert all(i.outcome == "ok" for i in items)
     logs = [i.attempt_log for i in items]
     moved = [log for log in logs if log[0]["outcome"] == "connect_error"]
-    assert len(moved) == in_flight_when_killed
+    # Each request the killed recognizer held (some may have been on the way to it,
+    # not yet seen) failed with the connection and was answered by the other instance.
+    assert len(moved) >= in_flight_when_killed >= 1
+    killed = moved[0][0]["instance"]
+    assert all(
+        a["outcome"] == "connect_error" for log in logs for a in log if a["instance"] == killed
+    )
     for log in moved:
         assert log[0]["instance"].startswith("dialout:") and "dropped" in log[0]["detail"]
         assert log[-1]["outcome"] == "ok" and log[-1]["instance"] == http.url
