@@ -19,7 +19,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from hub_setup import BenchHub, bench_hub, cpu_seconds, load_average, tail, worker_processes
+from hub_setup import (
+    BenchHub,
+    bench_hub,
+    cpu_seconds,
+    load_average,
+    recoghub_command,
+    stop_processes,
+    tail,
+    worker_env,
+)
 
 from gateway.auth import ADMIN
 from gateway.dispatch.policy import endpoint_policy
@@ -84,14 +93,29 @@ def dialout_recognizers(
             proc.wait(timeout=10)
 
 
-def listening_url(log: Path, timeout_s: float = 30.0) -> str:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = re.search(r"accepting dial-out recognizers at (\S+)", log.read_text())
-        if found:
-            return found.group(1)
-        time.sleep(0.05)
-    raise RuntimeError(f"the worker did not say where it listens:\n{tail(log)}")
+@contextmanager
+def listening_worker(hub: BenchHub, workdir: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """One `recoghub worker --listen 127.0.0.1:0`, registered; yields it and its URL."""
+    log_path = workdir / "worker-0.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [*recoghub_command(), "worker", "--log-level", "warning", "--listen", "127.0.0.1:0"],
+            env=worker_env(hub.settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60.0
+        while True:
+            found = re.search(r"accepting dial-out recognizers at (\S+)", log_path.read_text())
+            if found and hub.live_workers() >= 1:
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the worker did not start:\n{tail(log_path)}")
+            time.sleep(0.05)
+        yield proc, found.group(1)
+    finally:
+        stop_processes([proc])
 
 
 def one_run(
@@ -143,10 +167,8 @@ def main() -> None:
             f" {RECOGNIZERS} dial-out recognizers (sleep {args.sleep_ms:g} ms), SQLite,"
             " 1 worker process with --listen"
         )
-        with worker_processes(
-            hub, 1, log_dir=workdir, extra_args=["--listen", "127.0.0.1:0"]
-        ) as procs:
-            url = listening_url(workdir / "worker-0.log")
+        with listening_worker(hub, workdir) as (worker, url):
+            procs = [worker]
             with dialout_recognizers(url, dialout, args.sleep_ms):
                 http_rates, dialout_rates = [], []
                 for round_no in range(1, args.rounds + 1):

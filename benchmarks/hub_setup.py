@@ -338,7 +338,6 @@ def worker_processes(
     profile_dir: Path | None = None,
     switch_interval_s: float | None = None,
     gc_freeze: bool = False,
-    extra_args: Sequence[str] = (),
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
     """`count` `recoghub worker` processes on the hub's database, registered before this
     yields; SIGTERM (then SIGKILL) at the end. Their logs go to `log_dir/worker-N.log`.
@@ -360,7 +359,6 @@ def worker_processes(
                         "worker",
                         "--log-level",
                         "warning",
-                        *extra_args,
                     ],
                     env=env,
                     stdout=log,
