@@ -45,6 +45,7 @@ class ScriptedRecognizer:
         self.scripts = scripts
         self.requests: list[frames.Request] = []
         self.welcome: dict[str, Any] | None = None
+        self.hubs: list[list[dict[str, str]]] = []  # every `hubs` message, in order
         self.connected = threading.Event()
         self.closed = threading.Event()
         self.close_code: int | None = None
@@ -81,6 +82,8 @@ class ScriptedRecognizer:
                 await ws.send_str(script(request.request_id))
             elif message.type == aiohttp.WSMsgType.TEXT:
                 ping = json.loads(message.data)
+                if ping.get("type") == "hubs":
+                    self.hubs.append(ping["hubs"])
                 if ping.get("type") == "ping":
                     await ws.send_str(
                         frames.result(request_id=ping["request_id"], status=200, body="")

@@ -8,9 +8,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.orm import Session
 
-from gateway.dialout import frames
+from gateway.db import make_engine
+from gateway.dialout import frames, routes
 from gateway.protocol.result_string import MAX_RESULT_BYTES
+from gateway.runs.models import Worker
 from tests.builders import admin_headers, bearer, png_bytes, register_team
 from tests.dialout.scripted import ScriptedRecognizer, close_of, result
 from tests.dialout.support import REPO, dialout_recognizer
@@ -62,6 +65,27 @@ async def test_a_refused_hello_gets_its_close_code_and_what_to_do(hub: LiveServe
     welcome = json.loads(text)
     assert code is None and welcome["type"] == "welcome" and welcome["max_concurrency"] == 2
     assert welcome["instance_id"].startswith("test/")
+
+
+def test_a_connected_recognizer_is_told_of_a_new_dispatching_process(
+    sqlite_hub: LiveServer, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(routes, "HUBS_EVERY_S", 0.05)
+    with httpx.Client(base_url=sqlite_hub.url) as c:
+        team = register_team(c, [])
+    with ScriptedRecognizer(sqlite_hub.url, team.api_key, team.service_guid, []) as recognizer:
+        assert recognizer.welcome is not None and recognizer.welcome["hubs"] == []
+        assert recognizer.welcome["worker_id"]  # the hub's embedded worker
+        engine = make_engine(sqlite_url)
+        try:
+            with Session(engine) as session, session.begin():
+                session.add(
+                    Worker(id="worker-2", host="elsewhere", pid=1, public_url="http://w2:8001")
+                )
+        finally:
+            engine.dispose()
+        told = poll_until(lambda: recognizer.hubs, "a hubs message")
+        assert told[0] == [{"worker_id": "worker-2", "url": "http://w2:8001"}]
 
 
 def test_the_recognizer_stops_with_the_hubs_reason(sqlite_hub: LiveServer) -> None:
