@@ -112,7 +112,8 @@ def check_failure(service_guid: str, instances: list[dict[str, Any]]) -> CliErro
             "hub",
             "no_instances",
             f"service {service_guid} has no instances to check",
-            "ask the organizer to add your recognizer's endpoint URL to the service",
+            "ask the organizer to add your recognizer's endpoint URL to the service, or "
+            "start it with recoghub-recognizer --connect (no port needed)",
         )
     failed = [i for i in instances if not (i.get("reachable") and i.get("format_ok"))]
     failed = failed or instances

@@ -98,6 +98,7 @@ def check_table(
     # The instance URL is what a team copies and greps for: never folded.
     width = max((len(str(row.get("instance", ""))) for row in instances), default=8)
     table.add_column("instance", no_wrap=True, min_width=width)
+    table.add_column("via", no_wrap=True)  # "connected" for a dial-out instance (SPEC §10)
     table.add_column("up", no_wrap=True)
     table.add_column("ping", justify="right", no_wrap=True)
     table.add_column("probe", justify="right", no_wrap=True)
@@ -113,6 +114,7 @@ def check_table(
             answer = ", ".join(shown) or "(abstained)"
         table.add_row(
             escape(str(row.get("instance", "?"))),
+            "connected" if row.get("connected") else "endpoint",
             "[green]yes[/]" if row.get("reachable") else "[red]no[/]",
             ms(_number(row.get("ping_ms"))),
             ms(_number(row.get("latency_ms"))),

@@ -17,6 +17,8 @@ from gateway.auth import ensure_admin_token
 from gateway.config import Settings, get_settings
 from gateway.datasets.routes import router as datasets_router
 from gateway.db import make_engine, make_session_factory, transaction
+from gateway.dialout.routes import DialoutHost
+from gateway.dialout.routes import router as dialout_router
 from gateway.dispatch.client import make_client_session
 from gateway.dispatch.dispatcher import Dispatcher
 from gateway.errors import HubError, QuotaExceeded, RecognizerFailed
@@ -62,6 +64,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         http = make_client_session(settings)
         state = HubState(settings, engine, sessions, http, Dispatcher(http, settings))
         app.state.hub = state
+        app.state.dialout = DialoutHost(
+            settings, sessions, state.dispatcher.connections, lambda: _worker_id(state)
+        )
         stop = asyncio.Event()
         worker = (
             asyncio.create_task(run_embedded_worker(state, stop), name="recoghub-worker")
@@ -110,12 +115,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         relay_router,
         datasets_router,
         runs_router,
+        dialout_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(metrics_router)
     app.include_router(web_router)
     app.include_router(api_docs_router)
     return app
+
+
+def _worker_id(state: HubState) -> str | None:
+    worker = state.extras.get("worker")
+    worker_id = getattr(worker, "id", None)
+    return worker_id if isinstance(worker_id, str) else None
 
 
 def _error(

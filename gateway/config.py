@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     database_url_file: Path | None = None
     admin_token_file: Path | None = None
     embedded_worker: bool = True
+    # The URL dial-out recognizers reach this hub process at (SPEC §10), told to every
+    # recognizer connected to another process; unset, only those given it connect here.
+    public_url: str | None = None
 
     # Relay and check limits.
     max_image_bytes: int = Field(default=8 * 1024 * 1024, gt=0)

@@ -26,7 +26,7 @@ from gateway.protocol.signing import (
 from sample_recognizer.backends import Backend, BackendError, make_backend
 from sample_recognizer.config import ConfigError, RecognizerConfig
 
-__all__ = ["ConfigError", "RecognizerConfig", "create_recognizer_app"]
+__all__ = ["ConfigError", "Recognizer", "RecognizerConfig", "Refusal", "create_recognizer_app"]
 
 log = logging.getLogger("sample_recognizer")
 
@@ -57,19 +57,33 @@ def _one_line(text: str) -> str:
     return text if len(text) <= _LOGGED_CHARS else text[: _LOGGED_CHARS - 1] + "…"
 
 
-def refuse(request: Request, status: int, reason: str, todo: str) -> Response:
-    """Answer `status` with `reason` as the body, and log it in one line with what to do."""
-    request_id = request.headers.get(HEADER_REQUEST_ID) or "-"
+def log_refusal(request_id: str | None, status: int, what: str, reason: str, todo: str) -> None:
+    """Log an answer other than 200 in one line: the request, the status, why, what to do."""
     log.warning(
-        "request %s: answered %d to %s %s: %s — %s",
-        _one_line(request_id),
+        "request %s: answered %d to %s: %s — %s",
+        _one_line(request_id or "-"),
         status,
-        request.method,
-        request.url.path,
+        what,
         _one_line(reason),
         todo,
     )
+
+
+def refuse(request: Request, status: int, reason: str, todo: str) -> Response:
+    """Answer `status` with `reason` as the body, and log it in one line with what to do."""
+    what = f"{request.method} {request.url.path}"
+    log_refusal(request.headers.get(HEADER_REQUEST_ID), status, what, reason, todo)
     return PlainTextResponse(reason, status_code=status, media_type=TEXT)
+
+
+class Refusal(Exception):
+    """An answer other than 200: `status`, `reason` (the body the hub gets), `todo`."""
+
+    def __init__(self, status: int, reason: str, todo: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.todo = todo
 
 
 def _signature_refusal(reason: str) -> tuple[str, str]:
@@ -81,7 +95,9 @@ def _signature_refusal(reason: str) -> tuple[str, str]:
     return f"bad signature: {reason}", SECRET_TODO
 
 
-class _Recognizer:
+class Recognizer:
+    """What answers a request, over HTTP and over a dial-out connection alike."""
+
     def __init__(self, config: RecognizerConfig, backend: Backend) -> None:
         self.config = config
         self.backend = backend
@@ -110,33 +126,58 @@ class _Recognizer:
             max_skew_s=self.config.max_skew_s,
         )
 
-    async def ping(self, request: Request) -> Response:
-        return JSONResponse({"status": "ok", "backend": self.backend.name})
-
-    async def recognize(self, request: Request) -> Response:
-        body = await request.body()
+    async def answer(self, body: bytes, *, request_id: str, timestamp: str, signature: str) -> str:
+        """The result string for one signed request; raises Refusal for any other answer."""
         if self.config.secret:
-            reason = self._refusal(self.config.secret, request.headers, body)
+            reason = verify(
+                self.config.secret,
+                timestamp=timestamp,
+                request_id=request_id,
+                body=body,
+                signature=signature,
+                max_skew_s=self.config.max_skew_s,
+            )
             if reason is not None:
-                return refuse(request, 401, *_signature_refusal(reason))
+                raise Refusal(401, *_signature_refusal(reason))
+        return await self._recognize(body)
+
+    async def _recognize(self, body: bytes) -> str:
         # Requests beyond the limit wait here, as they would for a busy model.
         async with self.limit:
             if self.config.delay_ms > 0:
                 await asyncio.sleep(self.config.delay_ms / 1000)
             if self._happens(self.config.error_status_rate):
-                return refuse(request, 500, "deliberate error", ERROR_RATE_TODO)
+                raise Refusal(500, "deliberate error", ERROR_RATE_TODO)
             try:
                 answer = await self.backend.recognize(body)
             except BackendError as exc:
-                return refuse(request, exc.status, exc.detail, exc.todo)
+                raise Refusal(exc.status, exc.detail, exc.todo) from None
         try:
             parse_result(answer)
         except ResultStringError as exc:
             detail = f"the {self.backend.name} backend answered an invalid result string: {exc}"
-            return refuse(request, 500, detail, BAD_RESULT_TODO)
+            raise Refusal(500, detail, BAD_RESULT_TODO) from None
         if self._happens(self.config.bad_rate):
             answer = self.rng.choice(MALFORMED_ANSWERS)
-        return Response(answer, media_type=TEXT)
+        if isinstance(answer, bytes):
+            # Bytes that are not UTF-8 stay so: the hub calls them a bad format either way.
+            return answer.decode("utf-8", "surrogateescape")
+        return answer
+
+    async def ping(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok", "backend": self.backend.name})
+
+    async def recognize(self, request: Request) -> Response:
+        body = await request.body()
+        try:
+            if self.config.secret:
+                reason = self._refusal(self.config.secret, request.headers, body)
+                if reason is not None:
+                    raise Refusal(401, *_signature_refusal(reason))
+            answer = await self._recognize(body)
+        except Refusal as refusal:
+            return refuse(request, refusal.status, refusal.reason, refusal.todo)
+        return Response(answer.encode("utf-8", "surrogateescape"), media_type=TEXT)
 
 
 def create_recognizer_app(config: RecognizerConfig) -> Starlette:
@@ -144,7 +185,7 @@ def create_recognizer_app(config: RecognizerConfig) -> Starlette:
 
     Serve it on one event loop. Raises ConfigError when the backend cannot be set up.
     """
-    recognizer = _Recognizer(config, make_backend(config))
+    recognizer = Recognizer(config, make_backend(config))
 
     async def not_served(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500

@@ -103,8 +103,31 @@ def serve(
         float, typer.Option(min=0.0, max=1.0, help="Fraction of requests answered with HTTP 500.")
     ] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed of the bad and error answers.")] = 0,
+    connect: Annotated[
+        str | None,
+        typer.Option(
+            "--connect",
+            envvar="RECOGHUB_HUB",
+            help="Connect out to this hub (behind a firewall: no port opened) and answer "
+            "its requests over the connection; needs --service and --key.",
+            show_default=False,
+        ),
+    ] = None,
+    service: Annotated[
+        str | None,
+        typer.Option(help="--connect: the GUID of the service this recognizer serves."),
+    ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="RECOGHUB_API_KEY",
+            help="--connect: your provider API key.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Serve GET /ping and POST /recognize until interrupted."""
+    """Serve GET /ping and POST /recognize until interrupted, or with --connect (and
+    --service) connect out to the hub and answer its requests over that connection."""
     # A team runs this next to its model module: make `--function my_model:f` importable.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
@@ -125,6 +148,12 @@ def serve(
         recognizer = create_recognizer_app(config)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
+    if service is not None:
+        # RECOGHUB_HUB alone (set for recoghub-cli) does not switch modes: --service does.
+        _connect_out(connect, service, key, config)
+        return
+    if "--connect" in sys.argv:
+        raise _fail("--connect needs --service GUID (the service this recognizer serves)")
     try:
         sock = _listen(host, port)
     except OSError as exc:
@@ -141,6 +170,49 @@ def serve(
         uvicorn.Config(recognizer, loop="uvloop", http="httptools", log_level="warning")
     )
     server.run(sockets=[sock])
+
+
+def _connect_out(hub: str | None, service: str, key: str | None, config: RecognizerConfig) -> None:
+    import asyncio
+    import signal
+
+    import uvloop
+
+    from sample_recognizer.app import Recognizer
+    from sample_recognizer.backends import make_backend
+    from sample_recognizer.dialout import DialoutClient, Refused
+
+    if not hub:
+        raise _fail("--service needs the hub: --connect HUB_URL (or RECOGHUB_HUB)")
+    if not key:
+        raise _fail("--connect needs your provider API key: --key (or RECOGHUB_API_KEY)")
+    try:
+        client = DialoutClient(
+            hub=hub,
+            service_guid=service,
+            api_key=key,
+            recognizer=Recognizer(config, make_backend(config)),
+        )
+    except (ValueError, ConfigError) as exc:
+        raise _fail(str(exc)) from None
+    signed = "signed requests only" if config.secret else "unsigned requests accepted"
+    typer.echo(
+        f"recoghub-recognizer ({config.backend} backend, {signed}) connecting out to "
+        f"{client.seed_url} for service {service}"
+    )
+    _log_to_stderr()
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await client.run(stop)
+
+    try:
+        uvloop.run(run())
+    except Refused as refused:
+        raise _fail(f"the hub refused the connection: {refused}", code=1) from None
 
 
 def main() -> None:

@@ -6,6 +6,8 @@ from typing import Any
 
 import uvicorn
 
+from gateway.dialout.frames import uvicorn_ws_options
+
 
 class BackgroundServer:
     """uvicorn on `host`, port 0 by default (the OS picks a free one); `url` once started."""
@@ -20,6 +22,7 @@ class BackgroundServer:
             http="httptools",
             lifespan="on",
             timeout_graceful_shutdown=2,
+            **uvicorn_ws_options(),
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -2,8 +2,9 @@
 
 It makes a labelled dataset whose labels follow from the pixels (the dominant colour),
 starts a hub on SQLite in a temporary folder and three sample recognizers (accurate,
-slow, and one that answers badly now and then), registers them, runs a dry run through
-the real API, and prints the leaderboard; with --keep it keeps the hub, its database and
+slow, and one that answers badly now and then) plus a fourth team's recognizer that
+connects out to the hub (a team behind a firewall, SPEC §10), registers them, runs a dry
+run through the real API, and prints the leaderboard; with --keep it keeps the hub, its database and
 the per-request logs, and says where they are.
 """
 
@@ -24,6 +25,7 @@ from rich.console import Console
 
 from gateway.cli.background import BackgroundServer
 from gateway.cli.runs import leaderboard_table, progress_table
+from sample_recognizer.dialout import BackgroundDialout
 
 console = Console()
 
@@ -55,6 +57,9 @@ TEAMS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("Slow Team", {"delay_ms": 40.0}),
     ("Flaky Team", {"bad_rate": 0.08}),
 )
+# A team behind a firewall: its recognizer opens no port and connects out to the hub.
+FIREWALLED_TEAM = "Firewalled Team"
+CONNECT_WAIT_S = 30.0
 
 
 def demo(
@@ -86,6 +91,7 @@ def demo(
     console.print(f"generated {images} labelled images -> {dataset_file.name}")
 
     servers: list[BackgroundServer] = []
+    dialout: BackgroundDialout | None = None
     try:
         recognizers = []
         for _, knobs in TEAMS:
@@ -111,6 +117,7 @@ def demo(
                         },
                     )
                 )
+            dialout = _connect_out(client, hub.url, seed)
             dataset = _ok(
                 client.post(
                     "/api/v1/datasets",
@@ -158,10 +165,48 @@ def demo(
     except KeyboardInterrupt:
         pass
     finally:
+        if dialout is not None:
+            dialout.stop()
         for server in reversed(servers):
             server.stop()
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _connect_out(client: httpx.Client, hub_url: str, seed: int) -> BackgroundDialout:
+    """Register the firewalled team's service with no endpoint, and start its recognizer
+    connected out to the hub (`recoghub-recognizer --connect`, in a thread here)."""
+    from sample_recognizer.app import Recognizer, RecognizerConfig
+    from sample_recognizer.backends import make_backend
+    from sample_recognizer.dialout import DialoutClient
+
+    provider = _ok(client.post("/api/v1/providers", json={"name": FIREWALLED_TEAM}))
+    service = _ok(
+        client.post(
+            "/api/v1/services",
+            json={"provider_guid": provider["guid"], "name": "firewalled-colours"},
+        )
+    )
+    config = RecognizerConfig(backend="demo", seed=seed, secret=service["signing_secret"])
+    dialout = BackgroundDialout(
+        DialoutClient(
+            hub=hub_url,
+            service_guid=service["guid"],
+            api_key=provider["api_key"],
+            recognizer=Recognizer(config, make_backend(config)),
+            instance="firewalled-demo",
+        )
+    ).start()
+    deadline = time.monotonic() + CONNECT_WAIT_S
+    while dialout.client.connected < 1:
+        if dialout.error is not None or time.monotonic() > deadline:
+            console.print(
+                f"[red]demo failed:[/red] the recognizer did not connect: {dialout.error}"
+            )
+            raise typer.Exit(1)
+        time.sleep(0.02)
+    console.print(f"{FIREWALLED_TEAM}'s recognizer opened no port: it connected out to the hub")
+    return dialout
 
 
 def _ok(response: httpx.Response) -> Any:

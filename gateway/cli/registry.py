@@ -148,9 +148,12 @@ def service_add(
     provider: Annotated[str, typer.Option(help="The provider's GUID.")],
     name: Annotated[str, typer.Option(help="The service's name.")],
     endpoint: Annotated[
-        list[str],
-        typer.Option(help="Base URL (http:// or https://); repeat for more instances."),
-    ],
+        list[str] | None,
+        typer.Option(
+            help="Base URL (http:// or https://); repeat for more instances; none for a "
+            "service whose recognizers connect out (recoghub-recognizer --connect)."
+        ),
+    ] = None,
     domain: str | None = typer.Option(None, help="What it recognizes, e.g. dog-breeds."),
     max_concurrency: int | None = typer.Option(
         None, "--max-concurrency", min=1, help="Requests in flight to it during a run."
@@ -164,7 +167,7 @@ def service_add(
     token: str | None = TokenOption,
 ) -> None:
     """Register a service of a provider and print its GUID and signing secret."""
-    body: dict[str, Any] = {"provider_guid": provider, "name": name, "endpoints": endpoint}
+    body: dict[str, Any] = {"provider_guid": provider, "name": name, "endpoints": endpoint or []}
     optional = {
         "domain": domain,
         "max_concurrency": max_concurrency,

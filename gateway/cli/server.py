@@ -26,6 +26,7 @@ def serve(
     import uvicorn
 
     from gateway.app import create_app
+    from gateway.dialout.frames import uvicorn_ws_options
 
     settings = get_settings()
     if worker is not None:
@@ -52,6 +53,7 @@ def serve(
         http="httptools",
         log_level="info",
         access_log=access_log,
+        **uvicorn_ws_options(),
     )
     uvicorn.Server(config).run(sockets=[listener])
 

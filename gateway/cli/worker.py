@@ -17,12 +17,27 @@ def register(app: typer.Typer) -> None:
 
 def worker(
     log_level: str = typer.Option("info", help="Logging level (debug, info, warning, error)."),
+    listen: str | None = typer.Option(
+        None,
+        help="Also accept dial-out recognizers (recoghub-recognizer --connect) on HOST:PORT; "
+        "this port serves only GET /api/v1/connect.",
+        show_default=False,
+    ),
+    public_url: str | None = typer.Option(
+        None,
+        help="With --listen: the URL recognizers reach this worker at, told to every "
+        "recognizer connected to the hub (default RECOGHUB_PUBLIC_URL, or http://HOST:PORT).",
+        show_default=False,
+    ),
 ) -> None:
     """Dispatch runs from the database (RECOGHUB_DATABASE_URL) until SIGTERM or Ctrl-C.
 
     Several workers may share one PostgreSQL database; SQLite allows one (the hub's
-    embedded worker counts: start it with RECOGHUB_EMBEDDED_WORKER=false).
+    embedded worker counts: start it with RECOGHUB_EMBEDDED_WORKER=false). A worker sends
+    to recognizers connected out only through its own connections: give each worker
+    --listen (and --public-url) when teams connect out.
     """
+    from gateway.dialout.listener import ListenError, bind, parse_listen, public_url_for
     from gateway.runs.worker import WorkerRefused, run_worker_process
 
     level = log_level.upper()
@@ -33,8 +48,21 @@ def worker(
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(level)))
     settings = get_settings()
+    sock = None
+    if listen is not None:
+        try:
+            host, port = parse_listen(listen)
+            sock = bind(host, port)
+            url = public_url_for(host, sock.getsockname()[1], public_url or settings.public_url)
+        except ListenError as exc:
+            if sock is not None:
+                sock.close()
+            typer.echo(f"recoghub worker: {exc}", err=True)
+            raise typer.Exit(2) from None
+        settings = settings.model_copy(update={"public_url": url})
+        typer.echo(f"recoghub worker: accepting dial-out recognizers at {url}", err=True)
     try:
-        run_worker_process(settings)
+        run_worker_process(settings, listen=sock)
     except WorkerRefused as refused:
         typer.echo(f"recoghub worker: {refused}", err=True)
         raise typer.Exit(1) from None

@@ -24,6 +24,8 @@ from tenacity import (
 )
 
 from gateway.config import Settings
+from gateway.dialout import frames
+from gateway.dialout.connections import Connection, Connections, is_dialout
 from gateway.dispatch.client import REQUEST_OPTIONS, read_bounded, read_preview, refused_by_policy
 from gateway.dispatch.policy import REFUSED_DETAIL
 from gateway.dispatch.protocols import RECOGHUB, Adapter, no_answer
@@ -125,11 +127,19 @@ def new_request_id() -> str:
 
 
 class Dispatcher:
-    """Sends signed requests with the hub's one shared aiohttp session."""
+    """Sends signed requests with the hub's one shared aiohttp session, and through the
+    process's dial-out connections (SPEC §10): a service's instances are its endpoints
+    plus its live connections, and both are sent to, retried and timed alike."""
 
-    def __init__(self, http: aiohttp.ClientSession, settings: Settings) -> None:
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        settings: Settings,
+        connections: Connections | None = None,
+    ) -> None:
         self._http = http
         self._settings = settings
+        self.connections = connections if connections is not None else Connections()
         self._next_instance: dict[str, itertools.count[int]] = {}
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
         # Built once per secret: keying an HMAC on every request would cost the dispatch
@@ -159,9 +169,14 @@ class Dispatcher:
             self._timeouts[seconds] = timeout
         return timeout
 
-    def _first_instance(self, target: Target) -> int:
+    def instances(self, target: Target) -> tuple[str, ...]:
+        """The service's HTTP endpoints, then its live connections to this process."""
+        connected = self.connections.instances(target.service_guid)
+        return target.instances + connected if connected else target.instances
+
+    def _first_instance(self, target: Target, count: int) -> int:
         counter = self._next_instance.setdefault(target.service_guid, itertools.count())
-        return next(counter) % len(target.instances)
+        return next(counter) % count
 
     async def recognize(
         self,
@@ -180,13 +195,16 @@ class Dispatcher:
         `given_up` is asked before each retry: once it is true (a run paused the service)
         the last failure is the outcome and nothing more is sent."""
         request_id = request_id or new_request_id()
-        if not target.instances:
-            none = RecognizerConnectError("the service has no endpoint instances")
+        instances = self.instances(target)
+        if not instances:
+            none = RecognizerConnectError(
+                "the service has no endpoint instances and no recognizer connected out"
+            )
             return Answer(request_id, none.outcome, [], None, None, None, none.detail, error=none)
         digest = digest or signing.body_digest(image)
         timeout = self._timeout(timeout_s or self._settings.request_timeout_s)
         attempts: list[Attempt] = []
-        start = self._first_instance(target)
+        start = self._first_instance(target, len(instances))
         max_attempts = max_attempts or self._settings.max_attempts
 
         failures: list[RecognizerError] = []
@@ -194,7 +212,10 @@ class Dispatcher:
         async def send(number: int) -> tuple[list[Tag], str, float]:
             if failures and given_up is not None and given_up():
                 raise NotRetried(failures[-1])
-            instance = target.instances[(start + number - 1) % len(target.instances)]
+            # Live connections may change between attempts: a retry goes to the next
+            # instance that is still there.
+            pool = (self.instances(target) or instances) if number > 1 else instances
+            instance = pool[(start + number - 1) % len(pool)]
             try:
                 return await self._attempt(
                     target,
@@ -261,34 +282,63 @@ class Dispatcher:
         signer = self._signers.get(target.signing_secret)
         if signer is None:
             signer = self._signers[target.signing_secret] = signing.Signer(target.signing_secret)
-        adapter = target.adapter
-        url, body_sent, headers = adapter.build_request(instance, image, content_type)
+        dialout = is_dialout(instance)
+        # A connected recognizer answers result strings whatever the service's protocol:
+        # the model-server protocols (SPEC §11) are ways of reaching HTTP endpoints.
+        adapter = RECOGHUB if dialout else target.adapter
+        url, body_sent, headers = (
+            ("", image, {}) if dialout else adapter.build_request(instance, image, content_type)
+        )
         if body_sent is not image:  # the signature covers the body actually sent
             digest = signing.body_digest(body_sent)
         timestamp = str(int(time.time()))
-        headers[signing.HEADER_REQUEST_ID] = request_id
-        headers[signing.HEADER_SERVICE_GUID] = target.service_guid
-        headers[signing.HEADER_PROVIDER_GUID] = target.provider_guid
-        headers[signing.HEADER_TIMESTAMP] = timestamp
-        headers[signing.HEADER_SIGNATURE] = signer.sign(
-            timestamp=timestamp, request_id=request_id, digest=digest
-        )
+        signature = signer.sign(timestamp=timestamp, request_id=request_id, digest=digest)
         status: int | None = None
         started = time.perf_counter()
         try:
-            async with self._http.post(
-                url, data=body_sent, headers=headers, timeout=timeout, **REQUEST_OPTIONS
-            ) as response:
-                status = response.status
+            if dialout:
+                connection = self._connection(instance)
+                frame = frames.request_frame(
+                    request_id=request_id,
+                    timestamp=timestamp,
+                    signature=signature,
+                    content_type=content_type,
+                    image=image,
+                )
+                async with asyncio.timeout(timeout.total):
+                    async with connection.slot():
+                        # Waiting for a free slot of the connection is the hub's own
+                        # queue, not the team's latency.
+                        started = time.perf_counter()
+                        reply = await connection.request(request_id, frame)
+                status = reply.status
                 if status != 200:
-                    # An error page is not an answer: keep its start for the detail, and
-                    # do not call a big one too_large (that would stop a 5xx's retries).
-                    preview = await read_preview(response, ERROR_PREVIEW_BYTES)
+                    preview = reply.body[:ERROR_PREVIEW_BYTES]
                     refusal = RecognizerHttpError(_status_detail(status, preview), status=status)
-                    if not 300 <= status < 400:
-                        refusal.with_raw(preview.decode("utf-8", "replace"))
-                    raise refusal
-                body = await read_bounded(response, adapter.max_answer_bytes)
+                    raise refusal.with_raw(preview.decode("utf-8", "replace"))
+                body = reply.body
+            else:
+                headers[signing.HEADER_REQUEST_ID] = request_id
+                headers[signing.HEADER_SERVICE_GUID] = target.service_guid
+                headers[signing.HEADER_PROVIDER_GUID] = target.provider_guid
+                headers[signing.HEADER_TIMESTAMP] = timestamp
+                headers[signing.HEADER_SIGNATURE] = signature
+                async with self._http.post(
+                    url, data=body_sent, headers=headers, timeout=timeout, **REQUEST_OPTIONS
+                ) as response:
+                    status = response.status
+                    if status != 200:
+                        # An error page is not an answer: keep its start for the detail,
+                        # and do not call a big one too_large (that would stop a 5xx's
+                        # retries).
+                        preview = await read_preview(response, ERROR_PREVIEW_BYTES)
+                        refusal = RecognizerHttpError(
+                            _status_detail(status, preview), status=status
+                        )
+                        if not 300 <= status < 400:
+                            refusal.with_raw(preview.decode("utf-8", "replace"))
+                        raise refusal
+                    body = await read_bounded(response, adapter.max_answer_bytes)
             latency = (time.perf_counter() - started) * 1000.0
             raw = body[:RAW_KEPT_CHARS].decode("utf-8", "replace")
             try:
@@ -322,12 +372,41 @@ class Dispatcher:
         _record(attempts, Attempt(number, instance, Outcome.OK, latency, status))
         return tags, raw, latency
 
+    async def _ping_connection(self, instance: str, timeout_s: float) -> PingResult:
+        started = time.perf_counter()
+        try:
+            connection = self._connection(instance)
+            async with asyncio.timeout(timeout_s):
+                async with connection.slot():
+                    started = time.perf_counter()
+                    request_id = new_request_id()
+                    reply = await connection.request(request_id, frames.ping(request_id))
+        except TimeoutError:
+            detail = f"no answer to the ping within {timeout_s:g}s"
+            return PingResult(instance, False, None, None, detail, Outcome.TIMEOUT)
+        except RecognizerError as exc:
+            return PingResult(instance, False, None, None, exc.detail, exc.outcome)
+        latency = (time.perf_counter() - started) * 1000.0
+        if reply.status != 200:
+            detail = _status_detail(reply.status, reply.body[:ERROR_PREVIEW_BYTES])
+            return PingResult(instance, False, latency, reply.status, detail, Outcome.HTTP_ERROR)
+        return PingResult(instance, True, latency, 200, None)
+
+    def _connection(self, instance: str) -> Connection:
+        connection = self.connections.get(instance)
+        if connection is None:
+            raise RecognizerConnectError(f"{instance} is no longer connected to this hub process")
+        return connection
+
     async def ping(
         self, instance: str, *, timeout_s: float = 5.0, adapter: Adapter = RECOGHUB
     ) -> PingResult:
         """Walk the protocol's health steps (recoghub-v1: GET {instance}/ping); reachable
         means each answered 200 with a body of at most 64 KiB that the protocol reads as
-        healthy, and `detail` names the first step that did not."""
+        healthy, and `detail` names the first step that did not. A dial-out instance is
+        sent the ping message of SPEC §10 instead (status 200 means up)."""
+        if is_dialout(instance):
+            return await self._ping_connection(instance, timeout_s)
         started = time.perf_counter()
         latency: float | None = None
         for step in adapter.ping_steps(instance):

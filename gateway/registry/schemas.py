@@ -159,9 +159,8 @@ def _check_endpoints(urls: list[str]) -> list[str]:
 
 # Documented as what it is, a UUID (any spelling Python's uuid.UUID reads is taken).
 Guid = Annotated[str, AfterValidator(_check_guid), Field(json_schema_extra={"format": "uuid"})]
-Endpoints = Annotated[
-    list[str], Field(min_length=1, max_length=MAX_ENDPOINTS), AfterValidator(_check_endpoints)
-]
+# None is fine: a service served only by recognizers connected out to the hub (SPEC §10).
+Endpoints = Annotated[list[str], Field(max_length=MAX_ENDPOINTS), AfterValidator(_check_endpoints)]
 
 
 class ProviderCreate(BaseModel):
@@ -202,7 +201,10 @@ class ServiceCreate(BaseModel):
 
     provider_guid: str
     name: Name
-    endpoints: Endpoints
+    endpoints: Endpoints = Field(
+        default_factory=list,
+        description="Base URLs; none for a service whose recognizers connect out (SPEC §10).",
+    )
     domain: Domain | None = None
     guid: Guid | None = Field(default=None, description="Optional; generated when absent.")
     protocol: ProtocolName = Field(

@@ -73,6 +73,10 @@ class InstanceCheckRead(BaseModel):
     """One instance as `check` found it: its ping, then one probe image (no retry)."""
 
     instance: str
+    connected: bool = Field(
+        default=False,
+        description="A recognizer connected out to the hub (SPEC §10), not an HTTP endpoint.",
+    )
     reachable: bool = Field(
         description="The health steps answered 200 within 64 KiB (recoghub-v1: GET /ping; "
         "oip-v2: server and model ready; torchserve: /ping healthy) and the probe was not "

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from gateway.auth import authenticate, hash_token
+from gateway.dialout.connections import is_dialout
 from gateway.dispatch.dispatcher import Answer, Dispatcher, Target
 from gateway.errors import (
     Conflict,
@@ -115,9 +116,9 @@ def resolve_target(
     """Authenticate, load the service and authorize, in one session (run it in a thread).
 
     The organizer and the owning provider may always; any provider too when
-    `open_to_all_providers`. With `require_usable` a disabled service or one without
-    instances is refused. Raises Unauthorized, NotFound, WrongGuidKind, Forbidden, or
-    Conflict (code `service_disabled` / `no_instances`).
+    `open_to_all_providers`. With `require_usable` a disabled service is refused
+    (whether it has instances is the caller's to check: `require_instances`). Raises
+    Unauthorized, NotFound, WrongGuidKind, Forbidden, or Conflict (`service_disabled`).
     """
     with sessions() as session:
         principal = authenticate(session, token, configured_admin=admin_token)
@@ -133,12 +134,18 @@ def resolve_target(
             '(PATCH /api/v1/services/{guid} {"enabled": true})',
             code="service_disabled",
         )
-    if require_usable and not target.instances:
+    return target
+
+
+def require_instances(dispatcher: Dispatcher, target: Target) -> None:
+    """Refuse a relay to a service with no endpoint and no recognizer connected out to
+    this process: Conflict (code `no_instances`)."""
+    if not dispatcher.instances(target):
         raise Conflict(
-            f"service {target.service_guid} has no endpoint instances; add endpoints first",
+            f"service {target.service_guid} has no endpoint instances and no recognizer "
+            "connected out to this hub process; add endpoints or start one with --connect",
             code="no_instances",
         )
-    return target
 
 
 async def relay_target(state: HubState, *, token: str, guid: str) -> Target:
@@ -147,6 +154,7 @@ async def relay_target(state: HubState, *, token: str, guid: str) -> Target:
     digest = hash_token(token)
     target = cache.get(digest, guid)
     if target is not None:
+        require_instances(state.dispatcher, target)
         return target
     generation = cache.generation
     settings = state.settings
@@ -162,6 +170,7 @@ async def relay_target(state: HubState, *, token: str, guid: str) -> Target:
         )
     )
     cache.put(digest, guid, target, generation=generation)
+    require_instances(state.dispatcher, target)
     return target
 
 
@@ -243,6 +252,7 @@ async def check_instance(
         problems.append(f"recognize: {answer.detail}")
     return InstanceCheckRead(
         instance=instance,
+        connected=is_dialout(instance),
         # An instance that refuses the hub's signature answers nothing the hub sends: it
         # is not up for the hub, whatever its /ping says.
         reachable=ping.reachable and answer.status != 401,
@@ -265,7 +275,7 @@ async def check_service(dispatcher: Dispatcher, target: Target, *, timeout_s: fl
     instances = await asyncio.gather(
         *(
             check_instance(dispatcher, target, instance, timeout_s=timeout_s)
-            for instance in target.instances
+            for instance in dispatcher.instances(target)
         )
     )
     return CheckRead(

@@ -104,12 +104,26 @@ def chunked(values: Sequence[Any], size: int = ID_CHUNK) -> Iterator[Sequence[An
 
 
 def register_worker(
-    conn: Connection, *, worker_id: str, host: str, pid: int, now: datetime, forget_before: datetime
+    conn: Connection,
+    *,
+    worker_id: str,
+    host: str,
+    pid: int,
+    now: datetime,
+    forget_before: datetime,
+    public_url: str | None = None,
 ) -> None:
     """Add this worker's row and drop the rows of workers silent since `forget_before`."""
     conn.execute(delete(WORKERS).where(WORKERS.c.heartbeat_at < forget_before))
     conn.execute(
-        WORKERS.insert().values(id=worker_id, host=host, pid=pid, started_at=now, heartbeat_at=now)
+        WORKERS.insert().values(
+            id=worker_id,
+            host=host,
+            pid=pid,
+            started_at=now,
+            heartbeat_at=now,
+            public_url=public_url,
+        )
     )
 
 

@@ -100,6 +100,7 @@ class DispatchWorker:
         exclusive: bool = False,
         worker_id: str | None = None,
         poll_s: float = POLL_S,
+        public_url: str | None = None,
     ) -> None:
         self.engine = engine
         self.dispatcher = dispatcher
@@ -107,6 +108,8 @@ class DispatchWorker:
         # The only worker of its database (SQLite, lock held): may free others' leases.
         self.exclusive = exclusive
         self.id = worker_id or new_worker_id()
+        # Where dial-out recognizers reach this process (SPEC §10), told to them all.
+        self.public_url = public_url
         self.poll_s = poll_s
         self.lanes: dict[int, Lane] = {}
         self._draining: list[Lane] = []
@@ -202,6 +205,7 @@ class DispatchWorker:
             pid=os.getpid(),
             now=now,
             forget_before=now - timedelta(seconds=max(3600.0, 10 * self.settings.lease_s)),
+            public_url=self.public_url,
         )
 
     async def _shutdown(self, loops: list[asyncio.Task[None]]) -> None:

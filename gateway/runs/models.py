@@ -109,6 +109,8 @@ class Worker(Base):
     pid: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Where dial-out recognizers reach this process (SPEC §10); None when they cannot.
+    public_url: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class ServiceSlot(Base):

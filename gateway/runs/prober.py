@@ -125,10 +125,17 @@ class Prober:
             self._tasks.pop(rs, None)
 
     async def _ping(self, plan: LanePlan) -> str | None:
-        """None if an instance of the service answers /ping with 200, else why none did."""
+        """None if an instance of the service (an endpoint or a recognizer connected out
+        to this process) answers its ping with 200, else why none did."""
         pings = await asyncio.gather(
-            *(self.dispatcher.ping(url, timeout_s=plan.timeout_s) for url in plan.target.instances)
+            *(
+                self.dispatcher.ping(url, timeout_s=plan.timeout_s)
+                for url in self.dispatcher.instances(plan.target)
+            )
         )
         if any(ping.reachable for ping in pings):
             return None
-        return "; ".join(f"{p.instance}/ping: {p.detail}" for p in pings) or "no endpoint"
+        return (
+            "; ".join(f"{p.instance}/ping: {p.detail}" for p in pings)
+            or "no endpoint and no recognizer connected out"
+        )

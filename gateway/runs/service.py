@@ -225,12 +225,8 @@ def _run_services(session: Session, service_guids: list[str] | None) -> list[Ser
         for svc in services:
             if not svc.enabled:
                 raise InvalidInput(f"service {svc.guid} ({svc.name}) is disabled; enable it first")
-    for svc in services:
-        if not svc.instances:
-            raise InvalidInput(
-                f"service {svc.guid} ({svc.name}) has no endpoint; give it one, disable it, "
-                "or name the services to run"
-            )
+    # A service without endpoints is run too: its recognizers connect out (SPEC §10).
+    # None connected, its lane's breaker pauses it and gives its items up in the end.
     return services
 
 

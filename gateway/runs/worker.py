@@ -14,13 +14,14 @@ import gc
 import logging
 import os
 import signal
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import make_url
+from sqlalchemy import Engine, make_url
 
 from gateway.config import Settings
-from gateway.db import is_sqlite, make_engine
+from gateway.db import is_sqlite, make_engine, make_session_factory
 from gateway.dispatch.client import make_client_session
 from gateway.dispatch.dispatcher import Dispatcher
 from gateway.runs.engine import DispatchWorker, wait_event
@@ -101,6 +102,7 @@ async def run_embedded_worker(state: HubState, stop: asyncio.Event) -> None:
                     dispatcher=state.dispatcher,
                     settings=state.settings,
                     exclusive=exclusive,
+                    public_url=state.settings.public_url,
                 )
                 state.extras["worker"] = worker
                 try:
@@ -113,8 +115,12 @@ async def run_embedded_worker(state: HubState, stop: asyncio.Event) -> None:
         await stop.wait()
 
 
-async def serve_worker(settings: Settings, stop: asyncio.Event) -> None:
+async def serve_worker(
+    settings: Settings, stop: asyncio.Event, *, listen: "socket.socket | None" = None
+) -> None:
     """A standalone worker with its own engine and HTTP session, until `stop` is set.
+    With `listen`, it also accepts dial-out recognizers there (`settings.public_url` is
+    what they are told).
 
     Raises WorkerRefused (see `worker_lock`, or a database never migrated).
     """
@@ -136,15 +142,42 @@ async def serve_worker(settings: Settings, stop: asyncio.Event) -> None:
                     dispatcher=Dispatcher(http, settings),
                     settings=settings,
                     exclusive=exclusive,
+                    public_url=settings.public_url if listen is not None else None,
                 )
-                await worker.run(stop)
+                await _run_with_listener(worker, engine, listen, stop)
             finally:
                 await http.close()
         finally:
             engine.dispose()
 
 
-def run_worker_process(settings: Settings) -> None:
+async def _run_with_listener(
+    worker: DispatchWorker, engine: Engine, listen: "socket.socket | None", stop: asyncio.Event
+) -> None:
+    """Run the worker; with `listen`, serve the connect route beside it until the worker
+    has stopped (its requests in flight over those connections finish first)."""
+    if listen is None:
+        await worker.run(stop)
+        return
+    from gateway.dialout.listener import serve_connect_route
+    from gateway.dialout.routes import DialoutHost
+
+    host = DialoutHost(
+        worker.settings,
+        make_session_factory(engine),
+        worker.dispatcher.connections,
+        lambda: worker.id,
+    )
+    stopped = asyncio.Event()
+    listener = asyncio.create_task(serve_connect_route(host, listen, stopped))
+    try:
+        await worker.run(stop)
+    finally:
+        stopped.set()
+        await listener
+
+
+def run_worker_process(settings: Settings, *, listen: "socket.socket | None" = None) -> None:
     """Run `serve_worker` on uvloop until SIGTERM or SIGINT; the worker then finishes its
     requests in flight (briefly), writes its results and releases its leases."""
     import uvloop
@@ -154,6 +187,6 @@ def run_worker_process(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await serve_worker(settings, stop)
+        await serve_worker(settings, stop, listen=listen)
 
     uvloop.run(main())

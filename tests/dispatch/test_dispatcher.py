@@ -307,7 +307,9 @@ async def test_a_service_without_instances_is_a_connect_error(dispatcher: Dispat
 
     assert answer.outcome is Outcome.CONNECT_ERROR
     assert answer.request_id
-    assert answer.detail == "the service has no endpoint instances"
+    assert answer.detail == (
+        "the service has no endpoint instances and no recognizer connected out"
+    )
 
 
 async def test_ping(

@@ -192,7 +192,7 @@ def test_other_bad_service_input_is_422(api: httpx.Client) -> None:
     base = {"provider_guid": team.provider_guid, "name": "svc", "endpoints": ["http://a:1"]}
 
     for change, needle in [
-        ({"endpoints": []}, "endpoints"),
+        ({"endpoints": "http://a:1"}, "endpoints"),
         ({"endpoints": ["http://a:1", "http://a:1/"]}, "is listed twice"),
         ({"protocol": "v2"}, "protocol"),
         ({"max_concurrency": 0}, "max_concurrency"),

@@ -1,0 +1,4 @@
+"""Dial-out recognizers (SPEC §10): recognizers that connect out to the hub over a
+WebSocket and are served like HTTP endpoints. `frames` (the messages), `connections`
+(live connections as instances), `routes` (`GET /api/v1/connect`), `service` (who may
+connect), `listener` (the connect route of `recoghub worker --listen`)."""
