@@ -196,16 +196,17 @@ def test_service_check_shows_each_instance(page: "Page", world: World) -> None:
     instance = report.locator(".instances tbody tr")
     expect(instance).to_have_count(1)
     expect(instance).to_contain_text(world.recognizer_urls["Alpha Cats"])
-    expect(instance.locator("td").nth(1)).to_have_text("✓ yes")
-    expect(instance.locator("td").nth(3)).to_have_text("✓ yes")
+    expect(instance.locator("td").nth(1)).to_have_text("HTTP endpoint")
+    expect(instance.locator("td").nth(2)).to_have_text("✓ yes")
+    expect(instance.locator("td").nth(4)).to_have_text("✓ yes")
 
     broken = world.teams["Delta Broken"]
     team_row(page, "services", broken).get_by_role("button", name="Check").click()
     report = team_row(page, "services", broken).locator("xpath=following-sibling::tr[1]")
     expect(report.locator(".verdict .badge")).to_have_text("failed")
-    expect(report.locator(".instances tbody td").nth(1)).to_have_text("✓ yes")
-    expect(report.locator(".instances tbody td").nth(3)).to_have_text("✗ no")
-    expect(report.locator(".instances tbody td").nth(4)).to_have_text("bad_format")
+    expect(report.locator(".instances tbody td").nth(2)).to_have_text("✓ yes")
+    expect(report.locator(".instances tbody td").nth(4)).to_have_text("✗ no")
+    expect(report.locator(".instances tbody td").nth(5)).to_have_text("bad_format")
 
 
 def test_run_view_follows_a_running_run(page: "Page", world: World) -> None:
@@ -295,3 +296,24 @@ def test_failures_and_classes_of_a_chosen_service(page: "Page", world: World) ->
     page.locator("#insight-service").select_option(label="Alpha Cats / Alpha Cats-svc")
     expect(page.locator("#failures tbody")).to_have_text("No failures.")
     expect(page.locator('#classes tr[data-label="cat"] td').nth(2)).to_have_text("100.0%")
+
+
+def test_a_connected_out_instance_shows_as_such(page: "Page", world: World, tmp_path: Path) -> None:
+    """A team behind a firewall (SPEC §10): no endpoint, its recognizer connected out."""
+    from playwright.sync_api import expect
+
+    from tests.dialout.support import dialout_recognizer
+
+    with httpx.Client(base_url=world.url) as client:
+        team = register_team(client, [], name="Firewalled Foxes")
+    with dialout_recognizer(world.url, team, tmp_path, "--answer", "fox:0.9"):
+        sign_in(page, world, ADMIN_TOKEN, "#/services")
+        row = team_row(page, "services", team)
+        expect(row).to_contain_text("none: connects out")
+        row.get_by_role("button", name="Check").click()
+        report = row.locator("xpath=following-sibling::tr[1]")
+        expect(report.locator(".verdict")).to_contain_text("every instance is reachable")
+        cells = report.locator(".instances tbody td")
+        expect(cells.nth(0)).to_contain_text("dialout:")
+        expect(cells.nth(1)).to_have_text("connected out")
+        expect(cells.nth(2)).to_have_text("✓ yes")

@@ -28,7 +28,10 @@ function serviceRows(s) {
   const button = h("button", { type: "button" }, "Check");
   button.addEventListener("click", () => check(s, button, resultRow, result));
   const name = [h("strong", {}, s.name), h("div", { class: "sub mono" }, s.guid)];
-  const endpoints = s.endpoints.map((url) => h("div", { class: "mono" }, url));
+  // A service may have no endpoint: its recognizers connect out to the hub (SPEC §10).
+  const endpoints = s.endpoints.length
+    ? s.endpoints.map((url) => h("div", { class: "mono" }, url))
+    : [h("span", { class: "note" }, "none: connects out")];
   // The model a model server is asked for (SPEC §11) under the protocol's name.
   const model = (s.protocol_options || {}).model;
   const protocol = [h("div", {}, s.protocol),
@@ -61,9 +64,11 @@ function checkReport(result) {
     h("p", { class: "verdict" }, badge(result.ok ? "passed" : "failed"),
       result.ok ? " every instance is reachable and answers well" : " some instance failed"),
     h("table", { class: "instances" },
-      head("Instance", "Reachable", "Ping ms", "Format ok", "Outcome", "Probe ms", "Detail"),
+      head("Instance", "Kind", "Reachable", "Ping ms", "Format ok", "Outcome", "Probe ms",
+        "Detail"),
       h("tbody", {}, result.instances.map((i) => h("tr", {},
-        td(i.instance, "mono"), td(yesNo(i.reachable)), td(ms(i.ping_ms), "num"),
+        td(i.instance, "mono"), td(i.connected ? "connected out" : "HTTP endpoint"),
+        td(yesNo(i.reachable)), td(ms(i.ping_ms), "num"),
         td(yesNo(i.format_ok)), td(i.outcome), td(ms(i.latency_ms), "num"), td(i.detail))))),
   ];
 }
