@@ -41,6 +41,10 @@ def test_window_is_checked_with_clear_errors(
 
         r = c.post("/api/v1/runs", json={**body, "deadline": "tomorrow"})
         assert r.status_code == 422 and "body.deadline" in r.json()["detail"]
+        # Hostile input: a time whose UTC form leaves the calendar is a 422, not a 500.
+        r = c.post("/api/v1/runs", json={**body, "start_at": "0001-01-01T00:00:00+01:00"})
+        assert r.status_code == 422 and "body.start_at" in r.json()["detail"]
+        assert "outside the years" in r.json()["detail"]
 
         # Times in any offset are kept in UTC and shown with `Z`.
         start = (now + timedelta(hours=1)).replace(microsecond=0)
