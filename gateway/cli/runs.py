@@ -442,10 +442,19 @@ def leaderboard(
                 sys.stdout.flush()
                 return
         rows: list[dict[str, Any]] = checked(client.get(path))
-    if as_json or fmt == ViewFormatChoice.json:
+        table = not (as_json or fmt == ViewFormatChoice.json)
+        run = checked(client.get(f"/api/v1/runs/{run_id}")) if table else {}
+    if not table:
         print_json(rows)
     else:
         console.print(leaderboard_table(rows, title=f"leaderboard of run {run_id}"))
+        if run.get("stopped_at_deadline"):
+            console.print(
+                f"run {run_id} stopped at its deadline {run['deadline']}: images not answered "
+                "by then are missed and count as wrong",
+                style="magenta",
+                highlight=False,
+            )
 
 
 @app.command()

@@ -2,6 +2,7 @@
 and the runs table at 80 columns."""
 
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,8 @@ from gateway.cli.run_list import parse_moment, runs_table
 from tests.builders import register_team
 from tests.cli.test_run_cli import recoghub
 from tests.runs.api_builders import LABELS, seed_dataset
-from tests.servers import LiveServer
+from tests.runs.builders import recognizer_app
+from tests.servers import LiveServer, live_server
 
 
 def run_row(run_id: int, dataset: str, state: str, **extra: Any) -> dict[str, Any]:
@@ -108,3 +110,32 @@ def test_start_with_a_window_shows_it_in_list_and_show(
     assert code == 1 and "is not after start_at" in out
     code, out = recoghub(sqlite_hub, *start, "--deadline", "soon")
     assert code == 1 and "--deadline: 'soon' is not a time" in out
+
+
+def test_a_run_stopped_at_its_deadline_says_so_in_watch_list_and_leaderboard(
+    sqlite_hub: LiveServer, sqlite_url: str, tmp_path: Path
+) -> None:
+    seed_dataset(sqlite_url, tmp_path / "data", LABELS)
+    gate = threading.Event()  # nothing is answered before the deadline
+    app, _ = recognizer_app(lambda body: "cat:0.9", gate=gate)
+    try:
+        with live_server(app) as rec, httpx.Client(base_url=sqlite_hub.url) as c:
+            team = register_team(c, [rec.url], name="alpha")
+            code, out = recoghub(
+                sqlite_hub, "start", "--dataset", "pets", "--phase", "evaluation",
+                "--service", team.service_guid, "--timeout", "300", "--deadline", "+2s",
+                "--watch", "--interval", "0.1",
+            )  # fmt: skip
+            assert code == 0, out
+            assert "completed" in out and "stopped at its deadline" in out
+            run_id = json.loads(recoghub(sqlite_hub, "list", "--json")[1])[0]["id"]
+
+            code, out = recoghub(sqlite_hub, "list")
+            assert code == 0 and "completed*" in out and "* stopped at its deadline" in out
+            code, out = recoghub(sqlite_hub, "leaderboard", str(run_id))
+            assert code == 0 and f"run {run_id} stopped at its deadline" in out
+            code, out = recoghub(sqlite_hub, "leaderboard", str(run_id), "--json")
+            assert json.loads(out)[0]["outcomes"]["missed"] == 4
+            gate.set()  # the recognizer's held handlers end before it stops
+    finally:
+        gate.set()
