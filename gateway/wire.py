@@ -20,8 +20,17 @@ MAX_BIGINT = 2**63 - 1
 
 
 def as_utc(value: datetime) -> datetime:
-    """`value` as an aware UTC datetime; a naive one is taken to be UTC already."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    """`value` as an aware UTC datetime; a naive one is taken to be UTC already.
+
+    Raises ValueError (a 422 as input) for a time whose UTC form falls outside years
+    1..9999, e.g. `0001-01-01T00:00:00+01:00`.
+    """
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the time in UTC falls outside the years 1 to 9999") from None
 
 
 UtcDateTime = Annotated[datetime, AfterValidator(as_utc)]

@@ -3,7 +3,7 @@
 import typer
 from pydantic import ValidationError
 
-from gateway.cli import datasets, demo, registry, runs, server, worker
+from gateway.cli import datasets, demo, registry, runs, server, service_state, worker
 from gateway.config import Settings
 
 app = typer.Typer(
@@ -16,6 +16,7 @@ server.register(app)
 worker.register(app)
 demo.register(app)
 app.add_typer(registry.providers, name="provider")
+service_state.register(registry.services)
 app.add_typer(registry.services, name="service")
 app.add_typer(datasets.app, name="dataset")
 app.add_typer(runs.app, name="run")

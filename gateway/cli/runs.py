@@ -4,6 +4,7 @@ and results. Every command talks to a running hub over its API (SPEC §3)."""
 import io
 import sys
 import time
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,6 +27,7 @@ from gateway.cli.hub_client import (
     hub_client,
     print_json,
 )
+from gateway.cli.run_list import parse_moment, runs_table, window_line, wire
 from gateway.errors import OUTCOMES
 
 app = typer.Typer(help="Start, watch, cancel and resume runs.", no_args_is_help=True)
@@ -109,6 +111,9 @@ def progress_table(run: dict[str, Any]) -> RenderableType:
     for column in ("ok", "err", "img/s", "p50/p99 ms", "ETA"):
         table.add_column(column, justify="right", no_wrap=True)
     notes: list[Text] = []
+    window = window_line(run)
+    if window:
+        notes.append(Text(window, style="magenta" if run.get("stopped_at_deadline") else ""))
     for s in run["services"]:
         name = f"{s['provider_name']}/{s['service_name']}"
         latency = s.get("latency_ms") or {}
@@ -178,6 +183,21 @@ def start(
     ] = None,
     max_attempts: Annotated[int | None, typer.Option("--max-attempts", min=1, max=10)] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of the shuffled order.")] = None,
+    start_at: Annotated[
+        str | None,
+        typer.Option(
+            "--start-at",
+            help="Queued until then: ISO 8601 (no offset: UTC) or from now, e.g. +30m.",
+        ),
+    ] = None,
+    deadline: Annotated[
+        str | None,
+        typer.Option(
+            "--deadline",
+            help="Images not answered by then are missed and the run completes: ISO 8601 "
+            "or from now, e.g. +2h.",
+        ),
+    ] = None,
     watch: Annotated[bool, typer.Option("--watch", help="Watch the run until it ends.")] = False,
     interval: Interval = 1.0,
     hub: str = HubOption,
@@ -189,6 +209,7 @@ def start(
         "dataset": int(dataset) if dataset.isdigit() else dataset,
         "phase": phase.value,
     }
+    now = datetime.now(UTC)  # `+1h` and `+3h` count from the same moment
     optional = {
         "services": services or None,
         "metric": metric.value if metric else None,
@@ -196,6 +217,8 @@ def start(
         "timeout_s": timeout,
         "max_attempts": max_attempts,
         "seed": seed,
+        "start_at": _moment("--start-at", start_at, now),
+        "deadline": _moment("--deadline", deadline, now),
     }
     body.update({k: v for k, v in optional.items() if v is not None})
     with hub_client(hub, token) as client:
@@ -213,37 +236,29 @@ def start(
         watch_run(client, run["id"], interval, as_json)
 
 
+def _moment(option: str, value: str | None, now: datetime) -> str | None:
+    if value is None:
+        return None
+    try:
+        return wire(parse_moment(value, now=now))
+    except ValueError as exc:
+        fail(f"{option}: {exc}")
+
+
 @app.command("list")
 def list_runs(
     hub: str = HubOption, token: str | None = TokenOption, as_json: AsJson = False
 ) -> None:
-    """List the runs, newest first."""
+    """List the runs, newest first, with their evaluation window (times in UTC)."""
     with hub_client(hub, token) as client:
         runs = checked(client.get("/api/v1/runs"))
     if as_json:
         print_json(runs)
         return
-    table = Table(title="runs")
-    for column in ("id", "dataset", "phase", "metric", "state", "services", "done", "created"):
-        table.add_column(column)
-    table.add_column("published")
-    for run in sorted(runs, key=lambda r: r["id"], reverse=True):
-        done = sum(s["done"] for s in run["services"])
-        total = sum(s["total"] for s in run["services"])
-        table.add_row(
-            str(run["id"]),
-            str(run["dataset"]),
-            run["phase"],
-            run["metric"],
-            run["state"],
-            str(len(run["services"])),
-            f"{done}/{total}",
-            str(run["created_at"])[:19],
-            "yes" if run["published"] else "no",
-        )
-    console.print(table)
+    console.print(runs_table(runs, width=console.width))
 
 
+@app.command("show", help="Print a run's state, window and per-service progress once.")
 @app.command()
 def status(
     run_id: RunId,
@@ -251,7 +266,7 @@ def status(
     token: str | None = TokenOption,
     as_json: AsJson = False,
 ) -> None:
-    """Print a run's state and per-service progress once."""
+    """Print a run's state, window and per-service progress once."""
     with hub_client(hub, token) as client:
         run = checked(client.get(f"/api/v1/runs/{run_id}"))
     if as_json:
@@ -427,12 +442,22 @@ def leaderboard(
                 sys.stdout.flush()
                 return
         rows: list[dict[str, Any]] = checked(client.get(path))
-    if as_json or fmt == ViewFormatChoice.json:
+        table = not (as_json or fmt == ViewFormatChoice.json)
+        run = checked(client.get(f"/api/v1/runs/{run_id}")) if table else {}
+    if not table:
         print_json(rows)
     else:
         console.print(leaderboard_table(rows, title=f"leaderboard of run {run_id}"))
         if rows and rows[0].get("timing_uncertainty_ms") is not None:
             console.print(timing_note(rows[0]["timing_uncertainty_ms"]))
+
+        if run.get("stopped_at_deadline"):
+            console.print(
+                f"run {run_id} stopped at its deadline {run['deadline']}: images not answered "
+                "by then are missed and count as wrong",
+                style="magenta",
+                highlight=False,
+            )
 
 
 def timing_note(uncertainty_ms: float) -> str:

@@ -71,6 +71,8 @@ class LanePlan:
     timeout_s: float
     max_attempts: int
     target: Target
+    # The run's deadline (naive UTC; `gateway.runs.deadline`): in flight then is abandoned.
+    deadline: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,11 +188,12 @@ def unregister_worker(conn: Connection, *, worker_id: str, run_service_ids: Iter
 
 
 def survey(conn: Connection, *, now: datetime, live_since: datetime) -> Survey:
-    """Start queued runs, return every open (and every down) run service of the running
-    ones, and put the items whose lease expired (their worker died) back to `pending`."""
+    """Start queued runs whose `start_at` has come, return every open (and every down) run
+    service of the running ones, and put the items whose lease expired (their worker died)
+    back to `pending`."""
     conn.execute(
         update(RUNS)
-        .where(RUNS.c.state == "queued")
+        .where(RUNS.c.state == "queued", or_(RUNS.c.start_at.is_(None), RUNS.c.start_at <= now))
         .values(state="running", started_at=func.coalesce(RUNS.c.started_at, now))
     )
     # A run resumed with every service already final, or whose worker died between
@@ -213,6 +216,7 @@ def survey(conn: Connection, *, now: datetime, live_since: datetime) -> Survey:
             RUNS.c.phase,
             RUNS.c.timeout_s,
             RUNS.c.max_attempts,
+            RUNS.c.deadline,
             SERVICES.c.guid,
             SERVICES.c.signing_secret,
             SERVICES.c.protocol,
@@ -246,6 +250,7 @@ def survey(conn: Connection, *, now: datetime, live_since: datetime) -> Survey:
             max_concurrency=row.max_concurrency,
             timeout_s=row.timeout_s,
             max_attempts=row.max_attempts,
+            deadline=row.deadline,
             target=Target(
                 service_guid=row.guid,
                 provider_guid=row.provider_guid,

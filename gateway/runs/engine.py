@@ -19,6 +19,8 @@ How it works (SPEC §4):
   by the next SQLite worker, after `lease_s` on PostgreSQL).
 - A heartbeat extends every lease this worker holds; if it cannot, the worker stops
   sending before its leases can expire.
+- At a run's deadline its lanes stop and their requests in flight are abandoned; what
+  was answered is written, the rest recorded `missed` (`gateway.runs.deadline`).
 - A service that stops answering trips its lane's breaker: the lane pauses (status
   `down`), one worker probes the service and reopens it, or gives up on its items
   (`gateway.runs.breaker`).
@@ -50,7 +52,7 @@ from gateway.config import Settings
 from gateway.db import utcnow
 from gateway.dispatch.dispatcher import Answer, Dispatcher
 from gateway.errors import Outcome
-from gateway.runs import breaker, claims, finish, timing
+from gateway.runs import breaker, claims, deadline, finish, timing
 from gateway.runs.claims import ClaimedItem
 from gateway.runs.images import ImageCache, Picture, load_pictures
 from gateway.runs.lanes import Claim, Lane
@@ -270,6 +272,7 @@ class DispatchWorker:
     # Manager
 
     async def _manage(self) -> None:
+        await self._stop_at_deadlines()
         paused = [rs for rs, written in self._tripped.items() if written]
         now, expires = self._expiry()
         survey = await self._db(
@@ -322,6 +325,21 @@ class DispatchWorker:
             await self._db(
                 self._cold, timing.record_uncertainty, run_ids=sent, lag_ms=window.p99_ms
             )
+
+    async def _stop_at_deadlines(self) -> None:
+        """Lanes of runs past their deadline stop at once, their requests in flight
+        abandoned; what was answered is written before the runs close, so it counts."""
+        now = utcnow()
+        due = [x for x in self.lanes.values() if x.plan.deadline and x.plan.deadline <= now]
+        for lane in due:
+            self._results.extend(lane.streak.take())  # answered (silently) in time
+            self._stop_lane(lane, release=False)  # its unsent items are recorded missed
+            for task in list(lane.consumers.values()):
+                task.cancel()
+        if due:
+            await self._flush()
+        for run_id in await self._db(self._cold, deadline.close_due_runs, now=now):
+            log.info("run %d stopped at its deadline", run_id)
 
     async def _finish_idle_lanes(self) -> None:
         for lane in [x for x in self.lanes.values() if x.dry and x.idle and not x.stopping]:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -44,6 +45,13 @@ class Run(Base):
     # The worst p99 lateness of the sending workers' event loops (SPEC §8): how much of a
     # recorded latency may be the hub's own delay. None until the run has sent.
     timing_uncertainty_ms: Mapped[float | None] = mapped_column(Float)
+    # The evaluation window (SPEC §3): queued until `start_at`; at `deadline` what is not
+    # recorded becomes `missed` and the run completes, `stopped_at_deadline` then set.
+    start_at: Mapped[datetime | None] = mapped_column(DateTime)
+    deadline: Mapped[datetime | None] = mapped_column(DateTime)
+    stopped_at_deadline: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)

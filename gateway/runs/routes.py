@@ -92,6 +92,9 @@ def run_read(session: Session, run_id: int, principal: Principal) -> RunRead:
         started_by=starter.guid if starter else None,
         started_by_name=starter.name if starter else None,
         timing_uncertainty_ms=run.timing_uncertainty_ms,
+        start_at=run.start_at,
+        deadline=run.deadline,
+        stopped_at_deadline=run.stopped_at_deadline,
         services=[
             RunServiceRead(
                 service_guid=s.service_guid,
@@ -136,7 +139,14 @@ def start_run(
         assert principal.provider_id is not None  # require_caller: admin or provider
         if body.phase != "dryrun":
             raise Forbidden("a team may start dry runs only; the organizer starts evaluations")
-        chosen = {"concurrency", "timeout_s", "max_attempts", "seed"} & body.model_fields_set
+        chosen = {
+            "concurrency",
+            "timeout_s",
+            "max_attempts",
+            "seed",
+            "start_at",
+            "deadline",
+        } & body.model_fields_set
         if chosen:
             raise Forbidden(
                 f"{', '.join(sorted(chosen))}: a team's dry run takes the organizer's "
@@ -162,6 +172,8 @@ def start_run(
         timeout_s=body.timeout_s,
         max_attempts=body.max_attempts,
         seed=body.seed,
+        start_at=body.start_at,
+        deadline=body.deadline,
     )
     return run_read(session, run.id, principal)
 

@@ -43,6 +43,14 @@ class RunCreate(BaseModel):
     timeout_s: float | None = Field(default=None, gt=0, le=600)
     max_attempts: int | None = Field(default=None, ge=1, le=10)
     seed: int | None = Field(default=None, ge=-MAX_BIGINT - 1, le=MAX_BIGINT)
+    start_at: UtcDateTime | None = Field(
+        default=None, description="The run stays `queued` until then (ISO 8601 with offset)."
+    )
+    deadline: UtcDateTime | None = Field(
+        default=None,
+        description="In the future and after `start_at`: images not answered by then are "
+        "recorded `missed` and the run completes.",
+    )
 
 
 class PublishUpdate(BaseModel):
@@ -99,6 +107,12 @@ class RunRead(BaseModel):
         "second, ms): recorded latencies are exact to about this much.",
     )
     services: list[RunServiceRead]
+    start_at: UtcDateTime | None = Field(default=None, description="Queued until then.")
+    deadline: UtcDateTime | None = None
+    stopped_at_deadline: bool = Field(
+        default=False,
+        description="The deadline ended the run: what was not answered by then is `missed`.",
+    )
     created_at: UtcDateTime
     started_at: UtcDateTime | None
     finished_at: UtcDateTime | None

@@ -12,6 +12,7 @@ Functions that change a run commit; look-ups leave the transaction to the caller
 import itertools
 import random
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import cast
 
 from sqlalchemy import Table, insert, select
@@ -34,7 +35,7 @@ from gateway.runs.progress import (
     run_progress,
 )
 from gateway.scoring.leaderboard import DEFAULT_METRIC, PRIMARY_METRICS
-from gateway.wire import MAX_ROW_ID
+from gateway.wire import MAX_ROW_ID, as_utc
 
 __all__ = [
     "PHASES",
@@ -74,6 +75,8 @@ def create_run(
     max_attempts: int | None = None,
     seed: int | None = None,
     started_by_id: int | None = None,
+    start_at: datetime | None = None,
+    deadline: datetime | None = None,
 ) -> Run:
     """Queue a run of `dataset` (id or name) against `service_guids` (default: every
     enabled service); a worker starts it. Commits.
@@ -82,6 +85,8 @@ def create_run(
     dataset, a disabled service, a service with no endpoint or no service at all;
     NotFound (WrongGuidKind for a provider GUID) for an unknown dataset or service.
     `started_by_id` is the provider of a team-started dry run (`gateway.runs.team`).
+    `start_at` and `deadline` (aware, or naive UTC) make its evaluation window: InvalidInput
+    for a deadline not in the future or not after `start_at`.
     """
     if phase not in PHASES:
         raise InvalidInput(f"unknown phase {phase!r}; expected one of: {', '.join(PHASES)}")
@@ -96,6 +101,7 @@ def create_run(
         raise InvalidInput(f"timeout_s must be positive, got {timeout_s}")
     if max_attempts is not None and not 1 <= max_attempts <= 10:
         raise InvalidInput(f"max_attempts must be within 1..10, got {max_attempts}")
+    start_at, deadline = _window(start_at, deadline)
     found = find_dataset(session, dataset)
     services = _run_services(session, service_guids)
     image_ids = list(
@@ -119,6 +125,9 @@ def create_run(
         max_attempts=max_attempts or settings.max_attempts,
         published=False,
         started_by_id=started_by_id,
+        start_at=start_at,
+        deadline=deadline,
+        stopped_at_deadline=False,
     )
     session.add(run)
     session.flush()
@@ -141,6 +150,33 @@ def create_run(
     _insert_work_items(session, run_id=run.id, members=members, image_ids=image_ids, seed=seed)
     session.commit()
     return run
+
+
+def _window(
+    start_at: datetime | None, deadline: datetime | None
+) -> tuple[datetime | None, datetime | None]:
+    """The evaluation window as the database keeps it (naive UTC); raises InvalidInput for
+    a deadline in the past or not after the start."""
+    start = as_utc(start_at).replace(tzinfo=None) if start_at is not None else None
+    end = as_utc(deadline).replace(tzinfo=None) if deadline is not None else None
+    if end is not None:
+        now = utcnow()
+        if end <= now:
+            raise InvalidInput(
+                f"deadline {iso(end)} is not in the future (now {iso(now)}); "
+                "give a later deadline, or none"
+            )
+        if start is not None and end <= start:
+            raise InvalidInput(
+                f"deadline {iso(end)} is not after start_at {iso(start)}; "
+                "the run needs time between its start and its deadline"
+            )
+    return start, end
+
+
+def iso(value: datetime) -> str:
+    """A naive UTC time as the wire shows it, to the second."""
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 _COPY_ITEMS = "COPY work_items (run_id, run_service_id, image_id, seq, state, attempts) FROM STDIN"

@@ -1,0 +1,73 @@
+"""The end of a run's evaluation window (SPEC §3): at its deadline a run stops.
+
+Every item not recorded by then (pending, or leased and in flight) is recorded with
+outcome `missed` without another request, each open or paused service is scored over what
+it answered and judged, and the run completes with `stopped_at_deadline` set. A result
+arriving later is refused by the lease check of `claims.record_results`.
+
+Like `gateway.runs.claims`, the function takes a `Connection` inside a transaction; the
+run's conditional update takes its row lock, so among several workers one closes it, once.
+"""
+
+from datetime import datetime
+
+from sqlalchemy import Connection, select, update
+
+from gateway.errors import Outcome
+from gateway.runs.claims import ACTIVE_RUN_STATES, FINAL_STATUSES, RUN_SERVICES, RUNS, WORK_ITEMS
+from gateway.runs.finish import judge
+
+
+def close_due_runs(conn: Connection, *, now: datetime) -> list[int]:
+    """Stop every queued or running run whose deadline is past; returns their ids."""
+    due = conn.execute(
+        update(RUNS)
+        .where(
+            RUNS.c.state.in_(ACTIVE_RUN_STATES),
+            RUNS.c.deadline.is_not(None),
+            RUNS.c.deadline <= now,
+        )
+        .values(
+            state="completed",
+            stopped_at_deadline=True,
+            finished_at=now,
+        )
+        .returning(RUNS.c.id, RUNS.c.phase, RUNS.c.deadline)
+    ).all()
+    for run in due:
+        _miss_unanswered(conn, run_id=run.id, phase=run.phase, deadline=run.deadline, now=now)
+    return sorted(run.id for run in due)
+
+
+def _miss_unanswered(
+    conn: Connection, *, run_id: int, phase: str, deadline: datetime, now: datetime
+) -> None:
+    detail = f"not answered by the run's deadline ({deadline:%Y-%m-%dT%H:%M:%SZ})"
+    open_services = conn.execute(
+        select(RUN_SERVICES.c.id).where(
+            RUN_SERVICES.c.run_id == run_id, RUN_SERVICES.c.status.not_in(FINAL_STATUSES)
+        )
+    ).scalars()
+    for run_service_id in list(open_services):
+        conn.execute(
+            update(WORK_ITEMS)
+            .where(
+                WORK_ITEMS.c.run_service_id == run_service_id,
+                WORK_ITEMS.c.state.in_(("pending", "leased")),
+            )
+            .values(
+                state="done",
+                lease_owner=None,
+                lease_expires_at=None,
+                outcome=Outcome.MISSED.value,
+                attempts=0,
+                detail=detail,
+                finished_at=now,
+            )
+        )
+        verdict = judge(conn, run_service_id=run_service_id, phase=phase)
+        conn.execute(
+            update(RUN_SERVICES)
+            .where(RUN_SERVICES.c.id == run_service_id)
+            .values(status=verdict.status, reason=verdict.reason, scores=verdict.scores)
+        )
