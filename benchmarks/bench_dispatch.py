@@ -78,6 +78,11 @@ def main() -> None:
         "--profile-dir", type=Path, help="sample the workers with py-spy, stacks written here"
     )
     parser.add_argument(
+        "--timing-bound-ms",
+        type=float,
+        help="RECOGHUB_TIMING_BOUND_MS of the workers (0: the in-flight limit off)",
+    )
+    parser.add_argument(
         "--oip", action="store_true", help="also run oip-v2 services (SPEC §11) in each round"
     )
     args = parser.parse_args()
@@ -125,6 +130,11 @@ def hub_round(
         profile_dir=args.profile_dir,
         switch_interval_s=switch_s,
         gc_freeze=args.gc_freeze,
+        extra_env=(
+            {"RECOGHUB_TIMING_BOUND_MS": str(args.timing_bound_ms)}
+            if args.timing_bound_ms is not None
+            else None
+        ),
     ) as procs:
         cpu_before = cpu_seconds(procs)
         run_id = hub.start_run(dataset_id, guids)
