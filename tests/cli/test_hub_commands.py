@@ -119,6 +119,7 @@ def test_demo_finishes_with_a_leaderboard(tmp_path: Path) -> None:
     # One team is behind a firewall: its recognizer connected out and was ranked too.
     assert "opened no port: it connected out to the hub" in done.stdout
     assert "Firewalled" in done.stdout.split("leaderboard", 1)[1]
+    assert re.search(r"latencies are exact to about \d+\.\d ms", done.stdout), done.stdout
     # Its temporary folder was in the temporary directory it was given, and is gone.
     removed = re.search(r"removed (\S+)", done.stdout)
     assert removed and Path(removed[1]).parent == tmp_path, done.stdout
