@@ -241,11 +241,10 @@ def get_leaderboard(
     """Ranked rows, best first (all of them for the organizer; see the module doc)."""
     run = service.get_run(session, run_id=run_id)
     only = _board_provider(run, principal)
-    rows = service.leaderboard(session, run_id=run_id)
-    if only is not None:
-        rows = [r for r in rows if r["provider_guid"] == only]
-        if not rows:
-            raise _not_in_dryrun(run)
+    # A team's own rows: only those are read (and ranked among themselves).
+    rows = service.leaderboard(session, run_id=run_id, provider_guid=only)
+    if only is not None and not rows:
+        raise _not_in_dryrun(run)
     if fmt == "csv":
         text = csv_text(LEADERBOARD_COLUMNS, [leaderboard_csv_row(r) for r in rows])
         filename = f"run-{run_id}-leaderboard.csv"
