@@ -14,9 +14,10 @@ batches give the same counters. What it holds and how exact each figure is:
 - latency p50/p90/p99: from a histogram of log buckets `BUCKET_RATIO` apart
   (bucket i holds [r^i, r^(i+1)) ms); a percentile is the nearest-rank bucket's
   geometric middle, clamped to the exact min and max, so it is within
-  `PERCENTILE_ERROR` (0.5%) of the exact nearest-rank value, relatively. At most
-  `MAX_BUCKETS` buckets (latencies outside [MIN_MS, MAX_MS] go to the end buckets);
-  a service whose answers take 1 to 1,000 ms fills about 700.
+  `PERCENTILE_ERROR` (0.5%) of the exact nearest-rank value, relatively (exact when it
+  is the smallest or the largest value). At most `MAX_BUCKETS` (2,315) buckets:
+  latencies outside [MIN_MS, MAX_MS] go to the end buckets, where the bound does not
+  hold; a service whose answers take 1 to 1,000 ms fills at most about 700.
 - coverage@95, coverage@99 and µAP need every ranked score and are not kept: null while
   the service runs. The final figures of a passed or failed service come from the full
   rescore stored with it (`RunService.scores`), exact as ever.
@@ -172,6 +173,9 @@ class LiveTally:
         ordered = sorted(self.latency_buckets.items())
         for name, percent in PERCENTILES:
             wanted = nearest_rank(n, percent)
+            if wanted in (1, n):  # the smallest or the largest: known exactly
+                summary[name] = low if wanted == 1 else high
+                continue
             seen = 0
             value = high
             for bucket, count in ordered:
