@@ -30,7 +30,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from gateway.errors import OUTCOMES, Outcome
-from gateway.scoring.metrics import PERCENTILES, nearest_rank, true_rank, truth_set
+from gateway.protocol.result_string import tag_key
+from gateway.scoring.metrics import PERCENTILES, nearest_rank, truth_set
 
 BUCKET_RATIO = 1.01
 PERCENTILE_ERROR = math.sqrt(BUCKET_RATIO) - 1  # 0.4988%
@@ -48,6 +49,22 @@ def bucket_of(latency_ms: float) -> int:
     if not latency_ms > MIN_MS:
         return _LOWEST
     return min(_HIGHEST, max(_LOWEST, math.floor(math.log(latency_ms) / _LOG_RATIO)))
+
+
+def _rank_of_truth(tags: Sequence[Sequence[Any]], true: frozenset[str]) -> int | None:
+    """The place of the first true tag among the distinct tags of ranked `[tag, score]`
+    pairs (a repeat takes no place; as `metrics.true_rank`), looking no further than 5."""
+    seen: set[str] = set()
+    for pair in tags:
+        key = tag_key(str(pair[0]))
+        if key in seen:
+            continue
+        seen.add(key)
+        if key in true:
+            return len(seen)
+        if len(seen) == 5:
+            return None
+    return None
 
 
 def bucket_middle(bucket: int) -> float:
@@ -95,7 +112,7 @@ class LiveTally:
         if true:
             self.with_truth += 1
             if ok and tags:
-                rank = true_rank([str(pair[0]) for pair in tags], truth)
+                rank = _rank_of_truth(tags, true)
                 if rank is not None and rank <= 5:
                     self.top5 += 1
                     self.top1 += rank == 1
@@ -111,8 +128,9 @@ class LiveTally:
             bucket = bucket_of(latency_ms)
             self.latency_buckets[bucket] = self.latency_buckets.get(bucket, 0) + 1
         if finished_at is not None:
-            sent = finished_at - timedelta(milliseconds=latency_ms or 0.0)
-            self._first(finished_at, sent)
+            first = self.first_finished_at
+            if first is None or finished_at <= first:  # only then may it be the first
+                self._first(finished_at, finished_at - timedelta(milliseconds=latency_ms or 0.0))
             if self.last_finished_at is None or finished_at > self.last_finished_at:
                 self.last_finished_at = finished_at
 
