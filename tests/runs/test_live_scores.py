@@ -215,3 +215,25 @@ def test_a_cancelled_run_shows_no_service_ongoing_and_resume_brings_it_back(
         service.resume_run(session, run_id=lane.run_id)
         progress = service.run_progress(session, run_id=lane.run_id)
     assert [s.status for s in progress.services] == before
+
+
+def test_a_run_from_before_live_scores_is_still_read_from_its_items(
+    run_engine: Engine, settings: Settings, data_dir: Path
+) -> None:
+    lane, other = open_run(run_engine, settings, data_dir, 6)
+    with run_engine.begin() as conn:
+        live_scores.record_scored(
+            conn, worker_id="w", batch=[result(lane, p, "ok", 1 + p % 3, 2.0 + p) for p in range(4)]
+        )
+        # As migration 0007 leaves a run that was created before it: no live scores.
+        conn.execute(live_scores.LIVE_SCORES.delete())
+    with Session(run_engine) as session:
+        board = {r["service_guid"]: r for r in service.leaderboard(session, run_id=lane.run_id)}
+        progress = service.run_progress(session, run_id=lane.run_id)
+    with run_engine.connect() as conn:
+        full = finish.service_scores(conn, run_service_id=lane.id)
+    first = progress.services[0]
+    assert (first.done, first.total, first.outcomes["ok"]) == (4, 6, 4)
+    row = board[first.service_guid]
+    assert row["images_total"] == 6 and row["provisional"] is True
+    assert {k: row[k] for k in full} == full  # the full rescore, coverage and µAP included
