@@ -278,6 +278,12 @@ class BenchHub:
         with self.sessions() as session:
             return leaderboard(session, run_id=run_id)
 
+    def timing_uncertainty_ms(self, run_id: int) -> float | None:
+        """How late the worker's event loop ran while sending the run (SPEC §8)."""
+        with self.sessions() as session:
+            run = session.get(Run, run_id)
+            return run.timing_uncertainty_ms if run is not None else None
+
 
 @dataclass(frozen=True, slots=True)
 class RunTiming:
@@ -338,13 +344,14 @@ def worker_processes(
     profile_dir: Path | None = None,
     switch_interval_s: float | None = None,
     gc_freeze: bool = False,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
     """`count` `recoghub worker` processes on the hub's database, registered before this
     yields; SIGTERM (then SIGKILL) at the end. Their logs go to `log_dir/worker-N.log`.
 
     With `profile_dir`, py-spy (`$PY_SPY` or on PATH) samples each worker until it exits,
     writing collapsed stacks to `profile_dir/pid-<pid>.txt`."""
-    env = worker_env(hub.settings)
+    env = worker_env(hub.settings) | (extra_env or {})
     procs: list[subprocess.Popen[bytes]] = []
     profilers: list[subprocess.Popen[bytes]] = []
     logs = []

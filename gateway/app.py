@@ -25,7 +25,7 @@ from gateway.middleware.nosniff import NoSniff
 from gateway.migrate import upgrade
 from gateway.observability import router as metrics_router
 from gateway.openapi import install_openapi
-from gateway.registry.routes import providers_router, services_router
+from gateway.registry.routes import providers_router, services_router, whoami_router
 from gateway.relay.routes import router as relay_router
 from gateway.runs.routes import router as runs_router
 from gateway.runs.worker import run_embedded_worker
@@ -104,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     for router in (
+        whoami_router,
         providers_router,
         services_router,
         relay_router,

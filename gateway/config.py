@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     max_connections: int = Field(default=512, gt=0)
     service_concurrency: int = Field(default=4, ge=1)
     global_concurrency: int = Field(default=256, ge=1)
+    # Latency fidelity (SPEC §8): while the event loop's p99 lateness passes this many
+    # milliseconds, the worker lowers its requests in flight; 0 turns that off.
+    timing_bound_ms: float = Field(default=5.0, ge=0)
 
     # Work-item leases, for workers sharing one PostgreSQL database.
     lease_s: float = Field(default=30.0, gt=0)

@@ -1,27 +1,13 @@
-"""Prometheus metrics of the hub (`GET /metrics`), open or admin-only by setting."""
+"""`GET /metrics`: the instruments of gateway.metrics, open or admin-only by setting."""
 
 from fastapi import APIRouter, Response
 from fastapi.responses import PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.deps import HubStateDep, PrincipalDep
-from gateway.errors import OUTCOMES
 from gateway.openapi import errors, text_response
 
 router = APIRouter(tags=["metrics"])
-
-ATTEMPTS = Counter(
-    "recoghub_recognizer_attempts_total",
-    "Requests sent to recognizers (each retry counts), by outcome.",
-    ["outcome"],
-)
-ATTEMPT_LATENCY = Histogram(
-    "recoghub_recognizer_latency_seconds",
-    "Latency of answered recognizer requests, as the hub measured it.",
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-)
-# Children bound once: the dispatch hot path only calls .inc()/.observe().
-ATTEMPTS_BY_OUTCOME = {outcome: ATTEMPTS.labels(outcome) for outcome in OUTCOMES}
 
 
 @router.get(

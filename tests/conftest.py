@@ -21,7 +21,9 @@ from tests.servers import LiveServer, live_server
 # No example database (a failing example is printed in the failure and can be pinned
 # with @example), and Hypothesis's other files in the session's temporary directory:
 # nothing of a test run is left in the repository.
-hypothesis_settings.register_profile("recoghub", database=None)
+# No deadline: a slow example on a loaded machine is not a failure (speed is measured
+# by benchmarks/, never by a test).
+hypothesis_settings.register_profile("recoghub", database=None, deadline=None)
 hypothesis_settings.load_profile("recoghub")
 
 
@@ -34,7 +36,10 @@ def pytest_configure(config: pytest.Config) -> None:
 # `make mutation` runs the property tests once per mutant: a failing example is enough
 # there, shrinking it to the smallest one only costs time.
 hypothesis_settings.register_profile(
-    "mutation", database=None, phases=[Phase.explicit, Phase.reuse, Phase.generate]
+    "mutation",
+    database=None,
+    deadline=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
 )
 
 

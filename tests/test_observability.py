@@ -1,5 +1,7 @@
 """`GET /metrics`: Prometheus text, open to anyone or for the organizer only by setting."""
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +28,18 @@ def test_metrics_are_open_by_default_as_prometheus_text(sqlite_hub: LiveServer) 
     assert r.headers["content-type"].startswith("text/plain; version=")
     assert "# TYPE recoghub_recognizer_attempts_total counter" in r.text
     assert "# TYPE recoghub_recognizer_latency_seconds histogram" in r.text
+    assert "# TYPE recoghub_worker_loop_lag_seconds gauge" in r.text
+    assert "# TYPE recoghub_worker_in_flight_limit gauge" in r.text
+
+
+def test_the_dispatch_worker_records_metrics_without_the_web_framework() -> None:
+    """`recoghub worker` imports the engine and the instruments, not FastAPI."""
+    code = (
+        "import sys, gateway.runs.engine, gateway.metrics; "
+        "print(sorted(m for m in ('fastapi', 'starlette') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_admin_only_metrics_refuse_anyone_else(admin_only_hub: LiveServer) -> None:

@@ -438,6 +438,16 @@ def leaderboard(
         print_json(rows)
     else:
         console.print(leaderboard_table(rows, title=f"leaderboard of run {run_id}"))
+        if rows and rows[0].get("timing_uncertainty_ms") is not None:
+            console.print(timing_note(rows[0]["timing_uncertainty_ms"]))
+
+
+def timing_note(uncertainty_ms: float) -> str:
+    """The line printed under latency figures (SPEC §8)."""
+    return (
+        f"latencies are exact to about {uncertainty_ms:.1f} ms "
+        "(how late the hub's event loop ran while sending)"
+    )
 
 
 @app.command()

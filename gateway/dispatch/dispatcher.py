@@ -36,7 +36,7 @@ from gateway.errors import (
     RecognizerTimeout,
     RecognizerTooLarge,
 )
-from gateway.observability import ATTEMPT_LATENCY, ATTEMPTS_BY_OUTCOME
+from gateway.metrics import ATTEMPT_LATENCY, ATTEMPTS_BY_OUTCOME
 from gateway.protocol import signing
 from gateway.protocol.result_string import MAX_RESULT_BYTES, Tag
 

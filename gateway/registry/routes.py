@@ -7,6 +7,7 @@ from gateway.dispatch.policy import endpoint_policy
 from gateway.openapi import errors
 from gateway.registry import service as registry
 from gateway.registry.schemas import (
+    CallerRead,
     ProviderCreate,
     ProviderRead,
     ProviderReadWithKey,
@@ -19,6 +20,18 @@ from gateway.relay.service import forget_targets
 
 providers_router = APIRouter(prefix="/providers", tags=["providers"])
 services_router = APIRouter(prefix="/services", tags=["services"])
+whoami_router = APIRouter(tags=["hub"])
+
+
+@whoami_router.get("/whoami", responses=errors(401))
+def whoami(session: SessionDep, principal: CallerDep) -> CallerRead:
+    """Who the bearer token is (the dashboard shows the organizer's or a team's view)."""
+    if principal.is_admin:
+        return CallerRead(role="organizer", provider=None)
+    provider = registry.get_provider_for(
+        session, principal=principal, guid=str(principal.provider_guid)
+    )
+    return CallerRead(role="provider", provider=ProviderRead.of(provider))
 
 
 @providers_router.post("", status_code=201, responses=errors(400, 401, 403, 409, 413, 422))

@@ -7,7 +7,7 @@ for endpoints, the bad URL) before any database work.
 import ipaddress
 import re
 import uuid
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -285,3 +285,12 @@ class ServiceReadWithSecret(ServiceRead):
     """Shown at creation and when the secret is rotated: the HMAC key requests are signed with."""
 
     signing_secret: str
+
+
+class CallerRead(BaseModel):
+    """Who a token is: the organizer, or a provider (with its own record)."""
+
+    role: Literal["organizer", "provider"]
+    provider: ProviderRead | None = Field(
+        description="The provider's record; null for the organizer."
+    )

@@ -22,6 +22,9 @@ How it works (SPEC §4):
 - A service that stops answering trips its lane's breaker: the lane pauses (status
   `down`), one worker probes the service and reopens it, or gives up on its items
   (`gateway.runs.breaker`).
+- Once a second the worker measures how late its event loop ran, lowers its requests in
+  flight while that passes `timing_bound_ms`, and records it on the runs it was sending
+  (`gateway.runs.timing`): a recorded latency is exact to about that much.
 
 All database work runs in two threads of its own (hot: claims, results, heartbeats;
 cold: surveys and scoring), so the event loop keeps sending while a batch commits.
@@ -47,17 +50,20 @@ from gateway.config import Settings
 from gateway.db import utcnow
 from gateway.dispatch.dispatcher import Answer, Dispatcher
 from gateway.errors import Outcome
-from gateway.runs import breaker, claims, finish, live_scores
+from gateway.runs import breaker, claims, finish, live_scores, timing
 from gateway.runs.claims import ClaimedItem
 from gateway.runs.images import ImageCache, Picture, load_pictures
 from gateway.runs.lanes import Claim, Lane
 from gateway.runs.prober import Prober
+from gateway.runs.timing import InFlightLimit, LoopLag
 
 log = logging.getLogger("recoghub.worker")
 
 T = TypeVar("T")
 
 POLL_S = 0.25
+# The window of the event loop's lateness that the in-flight limit follows and runs record.
+LAG_WINDOW_S = 1.0
 # How long a stopping worker lets requests in flight finish before giving them back.
 SHUTDOWN_GRACE_S = 3.0
 # Loop-side work on a batch yields to the event loop this often, so that answers
@@ -105,7 +111,13 @@ class DispatchWorker:
         self.lanes: dict[int, Lane] = {}
         self._draining: list[Lane] = []
         self._images = ImageCache()
-        self._global = asyncio.Semaphore(settings.global_concurrency)
+        # Requests in flight, fewer while the event loop runs late (gateway.runs.timing).
+        self._global = InFlightLimit(
+            maximum=settings.global_concurrency, bound_ms=settings.timing_bound_ms
+        )
+        self._lag = LoopLag()
+        self._lag_taken = time.monotonic()
+        self._sent_runs: set[int] = set()  # runs sent to since the lag was last taken
         self._results: list[tuple[Lane, dict[str, Any], list[str]]] = []
         self._flush_now = asyncio.Event()
         self._claim_now = asyncio.Event()
@@ -165,6 +177,7 @@ class DispatchWorker:
         loops = [
             asyncio.create_task(self._loop(self._manage, self.poll_s), name="recoghub-manage"),
             asyncio.create_task(self._claim_loop(), name="recoghub-claim"),
+            asyncio.create_task(self._lag.run(), name="recoghub-loop-lag"),
             asyncio.create_task(self._write_loop(), name="recoghub-write"),
             asyncio.create_task(
                 self._loop(self._heartbeat, self.settings.heartbeat_s), name="recoghub-heartbeat"
@@ -278,6 +291,8 @@ class DispatchWorker:
             else:
                 known.plan = plan  # endpoints edited during the run apply at once
         tick = time.monotonic()
+        if tick - self._lag_taken >= LAG_WINDOW_S:
+            await self._follow_lag()
         for lane in self.lanes.values():
             lane.tick(tick - self._last_tick)
         self._last_tick = tick
@@ -292,10 +307,24 @@ class DispatchWorker:
             lane.dry = False
         self._claim_now.set()
 
+    async def _follow_lag(self) -> None:
+        """Once a second, and when a lane ends: fit the requests in flight to how late the
+        loop ran, and record that lateness on the runs sent to meanwhile (SPEC §8)."""
+        window = self._lag.take()
+        self._lag_taken = time.monotonic()
+        await self._global.adjust(window)
+        sent, self._sent_runs = self._sent_runs, set()
+        if window is not None and sent:
+            await self._db(
+                self._cold, timing.record_uncertainty, run_ids=sent, lag_ms=window.p99_ms
+            )
+
     async def _finish_idle_lanes(self) -> None:
         for lane in [x for x in self.lanes.values() if x.dry and x.idle and not x.stopping]:
             if not (lane.idle and lane.dry and not lane.stopping):
                 continue
+            if lane.plan.run_id in self._sent_runs:
+                await self._follow_lag()  # a short run gets its figure too
             # This worker holds nothing of the lane (and claims nothing for it while it is
             # dry), so an item still leased to it is one whose claim committed while the
             # answer was lost with the connection: the heartbeat would keep it leased for
@@ -572,6 +601,7 @@ class DispatchWorker:
                 if lane.first_sent is None:
                     lane.first_sent = utcnow()
                 queue_ms = (time.monotonic() - claim.claimed_at) * 1000.0
+                self._sent_runs.add(lane.plan.run_id)
                 answer = await self.dispatcher.recognize(
                     lane.target,
                     picture.data,

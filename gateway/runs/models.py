@@ -41,6 +41,9 @@ class Run(Base):
     # deleted.
     started_by_id: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+    # The worst p99 lateness of the sending workers' event loops (SPEC §8): how much of a
+    # recorded latency may be the hub's own delay. None until the run has sent.
+    timing_uncertainty_ms: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)

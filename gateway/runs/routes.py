@@ -91,6 +91,7 @@ def run_read(session: Session, run_id: int, principal: Principal) -> RunRead:
         error=run.error,
         started_by=starter.guid if starter else None,
         started_by_name=starter.name if starter else None,
+        timing_uncertainty_ms=run.timing_uncertainty_ms,
         services=[
             RunServiceRead(
                 service_guid=s.service_guid,
@@ -245,6 +246,8 @@ def get_leaderboard(
     rows = service.leaderboard(session, run_id=run_id, provider_guid=only)
     if only is not None and not rows:
         raise _not_in_dryrun(run)
+    for row in rows:  # the same for every row: the run's (see gateway.runs.timing)
+        row["timing_uncertainty_ms"] = run.timing_uncertainty_ms
     if fmt == "csv":
         text = csv_text(LEADERBOARD_COLUMNS, [leaderboard_csv_row(r) for r in rows])
         filename = f"run-{run_id}-leaderboard.csv"

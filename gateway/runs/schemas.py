@@ -94,6 +94,11 @@ class RunRead(BaseModel):
         default=None, description="GUID of the provider that started this dry run; null: admin."
     )
     started_by_name: str | None = None
+    timing_uncertainty_ms: float | None = Field(
+        default=None,
+        description="How late the hub's event loop ran while sending (worst p99 of a "
+        "second, ms): recorded latencies are exact to about this much.",
+    )
     services: list[RunServiceRead]
     created_at: UtcDateTime
     started_at: UtcDateTime | None
@@ -133,6 +138,9 @@ class LeaderboardRow(BaseModel):
     latency_ms: LeaderboardLatency
     outcomes: dict[str, int]
     images_per_s: float | None
+    timing_uncertainty_ms: float | None = Field(
+        default=None, description="The run's timing uncertainty (see RunRead), ms."
+    )
 
 
 class ResultTag(BaseModel):

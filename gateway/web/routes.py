@@ -1,4 +1,5 @@
-"""The dashboard (`GET /` and `/static/...`): one HTML page, one stylesheet, one script.
+"""The dashboard (`GET /` and `/static/...`): one HTML page, one stylesheet, a few ES
+modules and the vendored charting library (uPlot, MIT, under `static/vendor/`).
 
 The pages themselves need no token: they hold no data. The script asks the person for
 the admin token or a team's API key, keeps it in the tab's sessionStorage and reads
@@ -18,10 +19,32 @@ router = APIRouter(tags=["dashboard"])
 WEB_DIR = Path(__file__).parent
 PAGE = WEB_DIR / "templates" / "index.html"
 STATIC_DIR = WEB_DIR / "static"
+CSS = "text/css; charset=utf-8"
+JS = "text/javascript; charset=utf-8"
 # The only files served under /static: a fixed list, so no path ever reaches the disk.
 STATIC_FILES: dict[str, str] = {
-    "dashboard.css": "text/css; charset=utf-8",
-    "dashboard.js": "text/javascript; charset=utf-8",
+    "dashboard.css": CSS,
+    **{
+        f"{module}.js": JS
+        for module in (
+            "dashboard",
+            "api",
+            "dom",
+            "page",
+            "dialog",
+            "runs",
+            "start",
+            "run",
+            "leaderboard",
+            "timeline",
+            "insight",
+            "services",
+            "datasets",
+        )
+    },
+    "vendor/uPlot.iife.min.js": JS,
+    "vendor/uPlot.min.css": CSS,
+    "vendor/uPlot.LICENSE": "text/plain; charset=utf-8",
 }
 
 # Script, styles and data come from this origin only; inline scripts never run.
@@ -44,9 +67,9 @@ def dashboard() -> FileResponse:
     return FileResponse(PAGE, media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
 
 
-@router.get("/static/{name}", include_in_schema=False)
+@router.get("/static/{name:path}", include_in_schema=False)
 def static_file(name: str) -> FileResponse:
-    """The dashboard's stylesheet and script; 404 for any other name."""
+    """The dashboard's stylesheet, scripts and vendored library; 404 for any other name."""
     media_type = STATIC_FILES.get(name)
     if media_type is None:
         raise NotFound(f"no static file {name!r}")

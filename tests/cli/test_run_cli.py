@@ -63,6 +63,8 @@ def test_start_watch_leaderboard_and_results(
         exported = tmp_path / "board.csv"
         code, out = recoghub(sqlite_hub, "leaderboard", str(run_id), "--csv", str(exported))
         assert code == 0 and "alpha" in out
+        expected = row["timing_uncertainty_ms"]
+        assert f"latencies are exact to about {expected:.1f} ms" in " ".join(out.split())
         (exported_row,) = csv.DictReader(io.StringIO(exported.read_text(encoding="utf-8")))
         assert exported_row["rank"] == "1" and float(exported_row["top5"]) == 0.75
 

@@ -109,3 +109,20 @@ def test_anonymous_callers_get_401_and_providers_403_on_admin_routes(api: httpx.
     assert r.status_code == 403
     assert r.json()["code"] == "forbidden"
     assert [p["name"] for p in api.get(PROVIDERS, headers=admin_headers()).json()] == ["Team"]
+
+
+def test_whoami_tells_the_organizer_from_a_team(api: httpx.Client) -> None:
+    created = add_provider(api, "Owls")
+    assert api.get("/api/v1/whoami", headers=admin_headers()).json() == {
+        "role": "organizer",
+        "provider": None,
+    }
+    me = api.get("/api/v1/whoami", headers=bearer(str(created["api_key"])))
+    assert me.status_code == 200, me.text
+    assert me.json()["role"] == "provider"
+    assert me.json()["provider"]["guid"] == created["guid"]
+    assert me.json()["provider"]["name"] == "Owls"
+    anonymous = api.get("/api/v1/whoami")
+    assert anonymous.status_code == 401 and anonymous.json()["code"] == "unauthorized"
+    unknown = api.get("/api/v1/whoami", headers=bearer("rk_" + "0" * 40))
+    assert unknown.status_code == 401

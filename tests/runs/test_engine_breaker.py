@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from gateway.config import Settings
 from gateway.db import is_sqlite, utcnow
 from gateway.registry.models import Service
 from gateway.runs import breaker, service
-from gateway.runs.models import RunService, WorkItem
+from gateway.runs.models import RunService, Worker, WorkItem
 from tests.runs.builders import (
     add_dataset,
     add_service,
@@ -196,6 +196,11 @@ def lines(path: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
 
 
+def live_workers(engine: Engine) -> int:
+    with Session(engine) as session:
+        return int(session.scalar(select(func.count()).select_from(Worker)) or 0)
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 async def test_a_recognizer_that_goes_away_and_comes_back_loses_nothing_and_burns_nothing(
     run_engine: Engine, settings: Settings, data_dir: Path, tmp_path: Path, workers: int
@@ -213,12 +218,17 @@ async def test_a_recognizer_that_goes_away_and_comes_back_loses_nothing_and_burn
         url = stack.enter_context(recognizer_process(workdir, 0))
         port = int(url.rsplit(":", 1)[1])
         team = add_service(run_engine, [url], name="flaky", max_concurrency=2)
-        run_id = start_run(run_engine, settings, dataset=dataset, phase="dryrun", max_attempts=3)
         async with contextlib.AsyncExitStack() as hub:
             running = [
                 await hub.enter_async_context(running_worker(run_engine, settings))
                 for _ in range(workers)
             ]
+            # Every worker is live before the run starts, so each takes its share of the
+            # service's slots from the first claim (a late one could find the run done).
+            await wait_until(lambda: live_workers(run_engine) == workers, "the workers")
+            run_id = start_run(
+                run_engine, settings, dataset=dataset, phase="dryrun", max_attempts=3
+            )
             await wait_until(
                 lambda: len(lines(received)) >= 10 and all(w.recorded for w in running),
                 "10 images answered, and every worker sending",

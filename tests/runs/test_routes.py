@@ -43,6 +43,8 @@ def test_dry_run_completes_with_leaderboard_and_results(
 
         done = wait_for(c, run["id"], {"completed"})
         assert done["finished_at"] is not None
+        # How late the worker's loop ran while sending (SPEC §8), on the run and each row.
+        assert done["timing_uncertainty_ms"] >= 0.0
         for s in done["services"]:
             assert s["status"] == "passed", s
             assert (s["done"], s["total"]) == (4, 4)
@@ -61,6 +63,7 @@ def test_dry_run_completes_with_leaderboard_and_results(
         assert best["top5"] == pytest.approx(0.75)
         assert rows[1]["top1"] == pytest.approx(0.25)
         assert best["latency_ms"]["p50"] is not None
+        assert {row["timing_uncertainty_ms"] for row in rows} == {done["timing_uncertainty_ms"]}
 
         r = results_of(c, run["id"], a.service_guid)
         assert r.status_code == 200, r.text

@@ -50,6 +50,7 @@ def spawn_worker(
         "RECOGHUB_DATABASE_URL": database_url,
         "RECOGHUB_DATA_DIR": str(data_dir),
         "RECOGHUB_ENDPOINT_ALLOW": LOOPBACK_ALLOWED,
+        "RECOGHUB_TIMING_BOUND_MS": "0",
         "RECOGHUB_LEASE_S": "1.5",
         "RECOGHUB_HEARTBEAT_S": "0.25",
         "RECOGHUB_RESULT_FLUSH_S": "0.05",

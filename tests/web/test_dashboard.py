@@ -4,7 +4,6 @@ sample recognizers: what an organizer and a team see after a dry run."""
 import base64
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -16,9 +15,11 @@ import pytest
 
 from tests.builders import ADMIN_TOKEN, Team, admin_headers, hub_settings, jpeg_bytes, register_team
 from tests.servers import live_server
+from tests.web import builders
+from tests.web.builders import recognizer, start_run, team_row, wait_until_completed
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Locator, Page
+    from playwright.sync_api import Page
 
 pytestmark = pytest.mark.browser
 
@@ -48,32 +49,6 @@ class World:
     teams: dict[str, Team]
     recognizer_urls: dict[str, str]
     stack: ExitStack
-
-
-def recognizer(stack: ExitStack, **config: Any) -> str:
-    from sample_recognizer.app import create_recognizer_app
-    from sample_recognizer.config import RecognizerConfig
-
-    app = create_recognizer_app(RecognizerConfig(backend="dummy", **config))
-    return stack.enter_context(live_server(app)).url
-
-
-def wait_until_completed(client: httpx.Client, run_id: int) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        r = client.get(f"/api/v1/runs/{run_id}", headers=admin_headers())
-        assert r.status_code == 200, r.text
-        if r.json()["state"] == "completed":
-            return
-        assert time.monotonic() < deadline, r.json()
-        time.sleep(0.05)
-
-
-def start_run(client: httpx.Client, **body: Any) -> int:
-    r = client.post("/api/v1/runs", json={"phase": "dryrun", **body}, headers=admin_headers())
-    assert r.status_code == 201, r.text
-    run_id: int = r.json()["id"]
-    return run_id
 
 
 @pytest.fixture(scope="module")
@@ -110,13 +85,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 def sign_in(page: "Page", world: World, token: str, where: str = "") -> None:
-    page.goto(f"{world.url}/{where}")
-    page.fill("#token", token)
-    page.click("#sign-in button[type=submit]")
-
-
-def team_row(page: "Page", table: str, team: Team) -> "Locator":
-    return page.locator(f'#{table} tr[data-service="{team.service_guid}"]')
+    builders.sign_in(page, world.url, token, where)
 
 
 def test_admin_sees_the_run_and_each_team_done(page: "Page", world: World) -> None:
@@ -163,8 +132,17 @@ def test_leaderboard_ranks_teams_by_top1_with_charts(
     charts = page.locator("#leaderboard svg.chart")
     expect(charts).to_have_count(2)
     expect(charts.first.locator("text.value")).to_have_text([top1 for _, top1 in RANKING])
-    expect(charts.first.locator("text.label").first).to_have_text("1. Alpha Cats")
+    expect(charts.first.locator("text.label").first).to_have_text("1. Alpha Cats / Alpha Cats-svc")
     expect(charts.nth(1).locator("g")).to_have_count(len(RANKING))
+    # Beside the latency figures: how exact they are (SPEC §8).
+    board = httpx.get(
+        f"{world.url}/api/v1/runs/{world.run_id}/leaderboard", headers=admin_headers()
+    ).json()
+    uncertainty = board[0]["timing_uncertainty_ms"]
+    expect(page.locator("#timing")).to_have_text(
+        f"Latencies are exact to about {uncertainty:.1f} ms"
+        " (how late the hub's event loop ran while sending)."
+    )
     page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
 
 
@@ -279,3 +257,41 @@ def test_a_dead_team_shows_as_down_and_paused(page: "Page", world: World) -> Non
                 expect(page.locator("#view h1 .badge")).to_have_text("running")
             finally:
                 client.post(f"/api/v1/runs/{run_id}/cancel", headers=admin_headers())
+
+
+def test_failures_and_classes_of_a_chosen_service(page: "Page", world: World) -> None:
+    from playwright.sync_api import expect
+
+    sign_in(page, world, ADMIN_TOKEN, f"#/runs/{world.run_id}")
+    broken = world.teams["Delta Broken"]
+    page.locator("#insight-service").select_option(label="Delta Broken / Delta Broken-svc")
+    with httpx.Client(base_url=world.url) as client:
+        r = client.get(f"/api/v1/runs/{world.run_id}/failures", headers=admin_headers())
+        assert r.status_code == 200, r.text
+        groups = [g for g in r.json() if g["service_guid"] == broken.service_guid]
+        r = client.get(
+            f"/api/v1/runs/{world.run_id}/services/{broken.service_guid}/classes",
+            headers=admin_headers(),
+        )
+        assert r.status_code == 200, r.text
+        classes = r.json()
+    rows = page.locator("#failures tbody tr")
+    expect(rows).to_have_count(len(groups))
+    expect(rows.locator("td:nth-child(1)")).to_have_text([g["outcome"] for g in groups])
+    expect(rows.locator("td:nth-child(3)")).to_have_text([g["detail"] for g in groups])
+    expect(rows.locator("td:nth-child(4)")).to_have_text([str(g["count"]) for g in groups])
+    assert sum(g["count"] for g in groups) == 7
+    assert {g["outcome"] for g in groups} == {"bad_format"}
+    # Every answer failed: each label's images all count as failed and wrong.
+    labels = page.locator("#classes tbody tr")
+    expect(labels).to_have_count(len(classes))
+    for c in classes:
+        line = page.locator(f'#classes tr[data-label="{c["label"]}"]')
+        expect(line.locator("td")).to_have_text(
+            [c["label"], str(c["images"]), "0.0%", "0.0%", str(c["images"]), "—"]
+        )
+
+    # Another service: its own figures replace them.
+    page.locator("#insight-service").select_option(label="Alpha Cats / Alpha Cats-svc")
+    expect(page.locator("#failures tbody")).to_have_text("No failures.")
+    expect(page.locator('#classes tr[data-label="cat"] td').nth(2)).to_have_text("100.0%")

@@ -1,11 +1,12 @@
 """The CLI's percent format (gateway/scoring/display.py) prints every fraction as the
-dashboard's `(x * 100).toFixed(1)` does in a real chromium, ties included."""
+dashboard's own `pct` (static/dom.js) does in a real chromium, ties included."""
 
 from collections.abc import Iterator
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from gateway.scoring.display import percent
+from tests.servers import LiveServer
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -22,11 +23,17 @@ def fractions() -> Iterator[float]:
                 yield value
 
 
-def test_the_cli_format_equals_the_dashboards_to_fixed(page: "Page") -> None:
+def test_the_cli_format_equals_the_dashboards(page: "Page", sqlite_hub: LiveServer) -> None:
     values = list(fractions())
-    shown = page.evaluate("(values) => values.map((v) => `${(v * 100).toFixed(1)}%`)", values)
+    page.goto(sqlite_hub.url + "/")
+    shown = page.evaluate(
+        "async (values) => { const { pct } = await import('/static/dom.js');"
+        " return values.map((v) => pct(v)); }",
+        values,
+    )
     mismatches = [
         (v, percent(v), js) for v, js in zip(values, shown, strict=True) if percent(v) != js
     ]
     assert not mismatches, mismatches[:10]
+    assert shown[values.index(0.9625)] == "96.3%"
     assert len(values) > 10_000

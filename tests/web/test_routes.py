@@ -1,5 +1,7 @@
-"""The dashboard's own routes: the page and its two static files, no token needed."""
+"""The dashboard's own routes: the page, its modules and the vendored chart library,
+no token needed."""
 
+import re
 from pathlib import Path
 
 import httpx
@@ -36,7 +38,13 @@ async def test_static_files_are_served_by_name_only(tmp_path: Path) -> None:
         css = await c.get("/static/dashboard.css")
         assert css.status_code == 200
         assert css.headers["content-type"].startswith("text/css")
-        for name in ("routes.py", "..%2Froutes.py", "index.html"):
+        for name in (
+            "routes.py",
+            "..%2Froutes.py",
+            "index.html",
+            "vendor/../routes.py",
+            "vendor/uPlot.esm.js",
+        ):
             r = await c.get(f"/static/{name}")
             assert r.status_code == 404
             assert r.json()["code"] == "not_found"
@@ -47,3 +55,31 @@ async def test_dashboard_routes_stay_out_of_the_api_schema(tmp_path: Path) -> No
         paths = (await c.get("/openapi.json")).json()["paths"]
     assert "/" not in paths
     assert not any(p.startswith("/static") for p in paths)
+
+
+async def test_modules_and_the_vendored_chart_library_are_served(tmp_path: Path) -> None:
+    async with client(tmp_path) as c:
+        page = (await c.get("/")).text
+        assert '<script src="/static/vendor/uPlot.iife.min.js" defer>' in page
+        assert '<link rel="stylesheet" href="/static/vendor/uPlot.min.css">' in page
+        library = await c.get("/static/vendor/uPlot.iife.min.js")
+        assert library.status_code == 200
+        assert library.headers["content-type"].startswith("text/javascript")
+        assert library.text.startswith("/*! https://github.com/leeoniya/uPlot (v1.6.32) */")
+        css = await c.get("/static/vendor/uPlot.min.css")
+        assert css.headers["content-type"].startswith("text/css")
+        license_text = (await c.get("/static/vendor/uPlot.LICENSE")).text
+        assert "MIT License" in license_text and "Leon Sorokin" in license_text
+        entry = (await c.get("/static/dashboard.js")).text
+        # Every module the entry imports (and they import) is served.
+        pending = [entry]
+        seen: set[str] = set()
+        while pending:
+            for name in re.findall(r'from "\./([a-z]+\.js)"', pending.pop()):
+                if name not in seen:
+                    seen.add(name)
+                    r = await c.get(f"/static/{name}")
+                    assert r.status_code == 200, name
+                    assert r.headers["content-type"].startswith("text/javascript")
+                    pending.append(r.text)
+        assert {"api.js", "run.js", "timeline.js", "start.js"} <= seen

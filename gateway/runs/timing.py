@@ -1,0 +1,141 @@
+"""The hub's own timing uncertainty while it sends (SPEC §8, latency fidelity).
+
+A recorded latency runs from sending a request to the event loop handling its answer.
+When the loop is busy (claiming, writing results, scoring, the GIL held by a database
+thread) an answer that has arrived waits in its socket, and that wait would be counted
+as the team's. `LoopLag` measures it: a sentinel task asks to wake every few
+milliseconds and notes how late it woke. Every manager tick the worker takes the lag of
+the tick's window; `InFlightLimit` lowers the requests the worker has in flight while the
+window's p99 passes the bound and raises them back once it is well under; and each run
+that was sending records the worst window p99 it saw (`runs.timing_uncertainty_ms`), which
+the API, the leaderboard and the dashboard show beside the latency figures.
+"""
+
+import asyncio
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from types import TracebackType
+
+from sqlalchemy import Connection, case, update
+
+from gateway.metrics import IN_FLIGHT_LIMIT, LOOP_LAG
+from gateway.runs.models import Run
+
+# The sentinel's period: short enough to see a few milliseconds of delay, long enough to
+# cost nothing (about 200 wake-ups a second).
+SAMPLE_EVERY_S = 0.005
+
+
+@dataclass(frozen=True, slots=True)
+class LagWindow:
+    """How late the loop woke during one window, in milliseconds. The percentiles are of
+    time, not of samples: an answer arriving at a random moment of the window waited at
+    most `p99_ms` for the loop, 99 times in 100 (one 80 ms stall in a second is p99 80)."""
+
+    samples: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+class LoopLag:
+    """Samples how late the running event loop wakes a sleeping task."""
+
+    def __init__(self, *, every_s: float = SAMPLE_EVERY_S) -> None:
+        self.every_s = every_s
+        self._late_ms: list[float] = []
+
+    async def run(self) -> None:
+        """Sample until cancelled."""
+        while True:
+            started = time.perf_counter()
+            await asyncio.sleep(self.every_s)
+            late = (time.perf_counter() - started - self.every_s) * 1000.0
+            self._late_ms.append(max(0.0, late))
+
+    def take(self) -> LagWindow | None:
+        """The window since the last call (None if nothing was sampled), and a new one."""
+        late, self._late_ms = sorted(self._late_ms), []
+        if not late:
+            return None
+        # A sample late by L stands for the every_s + L of time it took.
+        weights = [self.every_s * 1000.0 + x for x in late]
+        total = sum(weights)
+
+        def at(q: float) -> float:
+            running = 0.0
+            for value, weight in zip(late, weights, strict=True):
+                running += weight
+                if running >= q * total:
+                    return value
+            return late[-1]
+
+        return LagWindow(samples=len(late), p50_ms=at(0.5), p99_ms=at(0.99), max_ms=late[-1])
+
+
+class InFlightLimit:
+    """A bound on the worker's requests in flight that moves with the loop's lag:
+    down by a quarter while a window's p99 passes `bound_ms`, back up by a sixteenth of
+    `maximum` per window once it is under half of it."""
+
+    def __init__(self, *, maximum: int, bound_ms: float, floor: int = 4) -> None:
+        self.maximum = maximum
+        self.bound_ms = bound_ms
+        self.floor = min(floor, maximum)
+        self.limit = maximum
+        IN_FLIGHT_LIMIT.set(maximum)
+        self.in_flight = 0
+        self._changed = asyncio.Condition()
+
+    async def __aenter__(self) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.in_flight < self.limit)
+            self.in_flight += 1
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        async with self._changed:
+            self.in_flight -= 1
+            self._changed.notify()
+
+    async def adjust(self, window: LagWindow | None) -> None:
+        """Follow the lag of the window just ended (the bound 0 turns this off)."""
+        if window is None:
+            return
+        LOOP_LAG.set(window.p99_ms / 1000.0)
+        if self.bound_ms <= 0:
+            return
+        if window.p99_ms > self.bound_ms:
+            limit = max(self.floor, self.limit * 3 // 4)
+        elif window.p99_ms < self.bound_ms / 2:
+            limit = min(self.maximum, self.limit + max(1, self.maximum // 16))
+        else:
+            return
+        if limit != self.limit:
+            async with self._changed:
+                self.limit = limit
+                self._changed.notify_all()
+            IN_FLIGHT_LIMIT.set(limit)
+
+
+def record_uncertainty(conn: Connection, *, run_ids: Iterable[int], lag_ms: float) -> None:
+    """Raise each run's recorded timing uncertainty to `lag_ms` if it is higher (several
+    workers may send one run: the worst of them is kept)."""
+    ids = sorted(set(run_ids))
+    if not ids:
+        return
+    column = Run.timing_uncertainty_ms
+    conn.execute(
+        update(Run)
+        .where(Run.id.in_(ids))
+        .values(
+            timing_uncertainty_ms=case(
+                (column.is_(None), lag_ms), (column < lag_ms, lag_ms), else_=column
+            )
+        )
+    )
