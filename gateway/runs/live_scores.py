@@ -21,7 +21,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, select, update
+from sqlalchemy import Connection, Table, bindparam, select, update
 
 from gateway.errors import OUTCOMES
 from gateway.runs import claims
@@ -30,6 +30,13 @@ from gateway.runs.models import LiveScore
 from gateway.scoring.live import LiveTally
 
 LIVE_SCORES = cast(Table, LiveScore.__table__)
+# Every counter column of a row, set from parameters `v_<column>` (executemany).
+_COUNTERS = list(LiveTally().columns())
+_UPDATE_ROW = (
+    update(LIVE_SCORES)
+    .where(LIVE_SCORES.c.run_service_id == bindparam("v_run_service_id"))
+    .values({name: bindparam(f"v_{name}", type_=LIVE_SCORES.c[name].type) for name in _COUNTERS})
+)
 
 
 class LeaseLost(Exception):
@@ -135,14 +142,14 @@ def add_to_rows(conn: Connection, *, batch: Sequence[ScoredResult]) -> None:
         .order_by(LIVE_SCORES.c.run_service_id)
         .with_for_update()
     ).all()
+    params = []
     for found in stored:
         tally = LiveTally.of_columns(found._mapping)
         tally.merge(deltas[found.run_service_id])
-        conn.execute(
-            update(LIVE_SCORES)
-            .where(LIVE_SCORES.c.run_service_id == found.run_service_id)
-            .values(**tally.columns())
-        )
+        values = {f"v_{name}": value for name, value in tally.columns().items()}
+        params.append({"v_run_service_id": found.run_service_id, **values})
+    if params:
+        conn.execute(_UPDATE_ROW, params)  # one executemany for every run service
 
 
 def read_rows(conn: Connection, *, run_service_ids: Collection[int]) -> dict[int, LiveRow]:
