@@ -11,6 +11,7 @@ from pathlib import Path
 from cmdline_tool.errors import CliError
 from cmdline_tool.images import ImageFile
 from cmdline_tool.recog import Recognition
+from gateway.scoring.display import percent
 
 
 def folder_label(image: ImageFile, roots: list[Path]) -> str | None:
@@ -90,7 +91,7 @@ class Accuracy:
             return "accuracy: no labelled image"
 
         def pct(n: int) -> str:
-            return f"{n}/{self.images} ({100.0 * n / self.images:.1f}%)"
+            return f"{n}/{self.images} ({percent(n / self.images)})"
 
         extra = ""
         if self.unlabelled:

@@ -23,6 +23,7 @@ from cmdline_tool.errors import CliError
 from cmdline_tool.hub_api import HubClient, normalize_hub_url, require_guid, require_key
 from cmdline_tool.options import HubOpt, JsonOpt, KeyOpt, ServiceOpt, TimeoutOpt, run
 from cmdline_tool.refusals import Subject, refusal, shown_raw
+from gateway.scoring.display import percent
 
 RunArg = Annotated[int, typer.Argument(metavar="RUN", min=1, help="Run id (see `runs`).")]
 FINISHED = ("completed", "cancelled", "failed")
@@ -38,8 +39,17 @@ def _run_subject(run_id: int) -> Subject:
 
 
 def _pct(value: object) -> str:
-    """Fractions as the organizer's CLI and dashboard print them: one decimal percent."""
-    return f"{100 * value:.1f}%" if isinstance(value, int | float) else "–"
+    """Fractions as the organizer's CLI and dashboard print them: one decimal percent,
+    rounded half up (gateway/scoring/display.py)."""
+    return percent(float(value), missing="–") if isinstance(value, int | float) else "–"
+
+
+def _images(row: dict[str, Any]) -> str:
+    """Images scored, and of how many while the row is provisional (hubs that say)."""
+    total = row.get("images_total")
+    if row.get("provisional") and isinstance(total, int):
+        return f"{row['images']}/{total}"
+    return str(row["images"])
 
 
 def _ms(value: object) -> str:
@@ -171,7 +181,7 @@ def leaderboard(
                 str(r["rank"]),
                 escape(f"{r['provider_name']} / {r['service_name']}"),
                 r["status"],
-                str(r["images"]),
+                _images(r),
                 _pct(r.get("top1")),
                 _pct(r.get("top5")),
                 _ms(r["latency_ms"].get("p50")),

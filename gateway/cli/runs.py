@@ -29,6 +29,7 @@ from gateway.cli.hub_client import (
 )
 from gateway.cli.run_list import parse_moment, runs_table, window_line, wire
 from gateway.errors import OUTCOMES
+from gateway.scoring.display import percent
 
 app = typer.Typer(help="Start, watch, cancel and resume runs.", no_args_is_help=True)
 
@@ -62,7 +63,7 @@ def _ms(value: float | None) -> str:
 
 
 def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
+    return percent(value)
 
 
 def _rate(value: float | None) -> str:
@@ -82,7 +83,13 @@ def _failures(outcomes: dict[str, int]) -> str:
     return ", ".join(bad) or "-"
 
 
-STATUS_STYLE = {"passed": "green", "failed": "red", "ongoing": "yellow", "down": "magenta"}
+STATUS_STYLE = {
+    "passed": "green",
+    "failed": "red",
+    "ongoing": "yellow",
+    "down": "magenta",
+    "cancelled": "bright_black",
+}
 
 
 def _status(status: str) -> Text:
@@ -391,7 +398,7 @@ def _leaderboard_cells(row: dict[str, Any]) -> dict[str, str | Text]:
         "top5": _pct(row.get("top5")),
         "cov@95": _pct(row.get("coverage_at_95")),
         "cov@99": _pct(row.get("coverage_at_99")),
-        "µAP": "-" if row.get("micro_ap") is None else f"{row['micro_ap']:.3f}",
+        "µAP": _pct(row.get("micro_ap")),
         "p50/p99 ms": f"{_ms(latency.get('p50'))}/{_ms(latency.get('p99'))}",
         "ok": str(row["outcomes"].get("ok", 0)),
         "failed": _failures(row["outcomes"]),

@@ -52,7 +52,7 @@ from gateway.config import Settings
 from gateway.db import utcnow
 from gateway.dispatch.dispatcher import Answer, Dispatcher
 from gateway.errors import Outcome
-from gateway.runs import breaker, claims, deadline, finish, timing
+from gateway.runs import breaker, claims, deadline, finish, live_scores, timing
 from gateway.runs.claims import ClaimedItem
 from gateway.runs.images import ImageCache, Picture, load_pictures
 from gateway.runs.lanes import Claim, Lane
@@ -668,13 +668,17 @@ class DispatchWorker:
         if not self._results:
             return
         batch, self._results = self._results, []
+        # Recorded and counted in the live scores in one transaction (exactly once).
+        scored = [live_scores.ScoredResult(lane.id, row, truth) for lane, row, truth in batch]
         try:
-            written = await self._db(
-                self._hot,
-                claims.record_results,
-                worker_id=self.id,
-                results=[row for _, row, _ in batch],
-            )
+            try:
+                written = await self._db(
+                    self._hot, live_scores.record_scored, worker_id=self.id, batch=scored
+                )
+            except live_scores.LeaseLost:
+                written = await self._db(
+                    self._hot, live_scores.record_scored_checked, worker_id=self.id, batch=scored
+                )
         except BaseException:
             self._results[:0] = batch  # keep them for the next try
             raise

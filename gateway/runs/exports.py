@@ -42,6 +42,8 @@ def leaderboard_csv_row(row: dict[str, Any]) -> dict[str, Any]:
     flat = dict(row)
     flat.update({f"latency_{k}_ms": v for k, v in (row.get("latency_ms") or {}).items()})
     flat.update({name: (row.get("outcomes") or {}).get(name, 0) for name in OUTCOMES})
+    if isinstance(row.get("provisional"), bool):
+        flat["provisional"] = "true" if row["provisional"] else "false"
     return flat
 
 

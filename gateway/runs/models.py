@@ -135,3 +135,34 @@ class ServiceSlot(Base):
     slot: Mapped[int] = mapped_column(Integer)
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class LiveScore(Base):
+    """A run service's figures kept as counters while it runs (gateway.runs.live_scores):
+    written in the transaction that records its results, read by progress and leaderboard
+    requests instead of its work items. What each column holds: gateway.scoring.live."""
+
+    __tablename__ = "live_scores"
+
+    run_service_id: Mapped[int] = mapped_column(
+        ForeignKey("run_services.id", ondelete="CASCADE"), primary_key=True
+    )
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    images_total: Mapped[int] = mapped_column(Integer)
+    images: Mapped[int] = mapped_column(Integer, default=0)
+    outcomes: Mapped[dict[str, int]] = mapped_column(JSON)
+    with_truth: Mapped[int] = mapped_column(Integer, default=0)
+    true_pairs: Mapped[int] = mapped_column(Integer, default=0)
+    top1: Mapped[int] = mapped_column(Integer, default=0)
+    top5: Mapped[int] = mapped_column(Integer, default=0)
+    latency_count: Mapped[int] = mapped_column(Integer, default=0)
+    latency_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    latency_max: Mapped[float | None] = mapped_column(Float)
+    latency_min: Mapped[float | None] = mapped_column(Float)
+    # {bucket index: count} of the `ok` latencies, log buckets (gateway.scoring.live).
+    latency_buckets: Mapped[dict[str, int]] = mapped_column(JSON)
+    # The earliest answer (by finish time) and when its request was sent, and the latest
+    # answer: throughput as `finish.elapsed_s` measures it.
+    first_finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    first_sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_finished_at: Mapped[datetime | None] = mapped_column(DateTime)

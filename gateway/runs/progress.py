@@ -2,29 +2,29 @@
 leaderboard and the per-image results. Read-only; every query is bounded or streamed.
 """
 
-from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from gateway.datasets.models import Dataset
-from gateway.db import utcnow
 from gateway.errors import OUTCOMES, NotFound
 from gateway.registry.models import Provider, Service
 from gateway.registry.service import get_service
+from gateway.runs import live_scores
 from gateway.runs.claims import DOWN_STATUS, FINAL_STATUSES, IMAGES, WORK_ITEMS
 from gateway.runs.finish import done_items, service_scores
-from gateway.runs.models import Run, RunService, WorkItem
+from gateway.runs.models import Run, RunService
+from gateway.runs.progress_legacy import item_count, legacy_progress
 from gateway.runs.schemas import ServiceStatus
 from gateway.scoring.leaderboard import rank_rows
-from gateway.scoring.metrics import PERCENTILES, percentile, true_rank
+from gateway.scoring.metrics import PERCENTILES, true_rank
 
-# The latest answers that live latency and throughput figures are computed from.
-SAMPLE = 2000
+# Runs whose services show `cancelled` rather than their stored open status.
+STOPPED_RUN_STATES = ("cancelled", "failed")
 
 
 @dataclass
@@ -77,10 +77,16 @@ def _get_run(session: Session, run_id: int) -> Run:
     return run
 
 
-def run_members(session: Session, run_id: int, provider_id: int | None = None) -> list[Row[Any]]:
-    """The run's services in run order with their GUIDs and names (only `provider_id`'s
-    if given): id (the run service's), status, reason, scores, service_guid,
-    service_name, provider_guid, provider_name, provider_id."""
+def run_members(
+    session: Session,
+    run_id: int,
+    provider_id: int | None = None,
+    *,
+    provider_guid: str | None = None,
+) -> list[Row[Any]]:
+    """The run's services in run order with their GUIDs and names (only a provider's if
+    `provider_id` or `provider_guid` is given): id (the run service's), status, reason,
+    scores, service_guid, service_name, provider_guid, provider_name, provider_id."""
     query = (
         select(
             RunService.id,
@@ -100,12 +106,24 @@ def run_members(session: Session, run_id: int, provider_id: int | None = None) -
     )
     if provider_id is not None:
         query = query.where(Provider.id == provider_id)
+    if provider_guid is not None:
+        query = query.where(Provider.guid == provider_guid)
     return list(session.execute(query).all())
+
+
+def shown_status(run_state: str, status: str) -> ServiceStatus:
+    """A run service's status as the API shows it: a service of a cancelled (or failed)
+    run that was not passed or failed is `cancelled`, never `ongoing` (resume continues
+    it from its stored status)."""
+    if run_state in STOPPED_RUN_STATES and status not in FINAL_STATUSES:
+        return "cancelled"
+    return cast(ServiceStatus, status)
 
 
 def run_progress(session: Session, *, run_id: int, provider_id: int | None = None) -> RunProgress:
     """The run with each service's progress (only `provider_id`'s services if given):
-    counts per outcome, throughput, latency percentiles of recent `ok` answers and ETA.
+    counts per outcome, throughput, latency percentiles and ETA, read from the live scores
+    (one row per service, whatever the number of items).
 
     Raises NotFound.
     """
@@ -115,32 +133,25 @@ def run_progress(session: Session, *, run_id: int, provider_id: int | None = Non
     progress = RunProgress(run=run, dataset_name=dataset_name)
     if not members:
         return progress
-    totals: dict[int, int] = defaultdict(int)
-    outcomes: dict[int, dict[str, int]] = defaultdict(lambda: dict.fromkeys(OUTCOMES, 0))
-    query = (
-        select(WorkItem.run_service_id, WorkItem.outcome, func.count())
-        .where(WorkItem.run_id == run_id)
-        .group_by(WorkItem.run_service_id, WorkItem.outcome)
-    )
-    if provider_id is not None:
-        query = query.where(WorkItem.run_service_id.in_([m.id for m in members]))
-    for run_service_id, outcome, count in session.execute(query):
-        totals[run_service_id] += count
-        if outcome is not None:
-            outcomes[run_service_id][outcome] = outcomes[run_service_id].get(outcome, 0) + count
+    live = live_scores.read_rows(session.connection(), run_service_ids=[m.id for m in members])
+    legacy = legacy_progress(session, run, [m for m in members if m.id not in live])
+    sending = run.state == "running"
     for m in members:
-        counts = outcomes[m.id]
-        done = sum(counts.values())
-        total = totals[m.id]
-        if m.status in FINAL_STATUSES and m.scores:
-            latency = {k: m.scores["latency_ms"].get(k) for k, _ in PERCENTILES}
-            rate: float | None = m.scores.get("images_per_s")
-            eta: float | None = 0.0
+        final = m.status in FINAL_STATUSES and bool(m.scores)
+        stored = live.get(m.id)
+        if stored is None:
+            done, total, counts, latency, rate, eta = legacy[m.id]
         else:
-            latency, rate = _recent(session, m.id, running=run.state == "running")
+            total = stored.images_total
+            figures = m.scores if final else stored.tally.result()
+            counts = {name: figures["outcomes"].get(name, 0) for name in OUTCOMES}
+            done = int(figures["images"])
+            latency = {k: figures["latency_ms"].get(k) for k, _ in PERCENTILES}
+            rate = figures.get("images_per_s")
             remaining = total - done
-            sending = run.state == "running" and m.status != DOWN_STATUS
-            eta = remaining / rate if rate and sending else None
+            eta = 0.0 if final else None
+            if not final and rate and sending and m.status != DOWN_STATUS:
+                eta = remaining / rate
         progress.services.append(
             ServiceProgress(
                 service_guid=m.service_guid,
@@ -148,7 +159,7 @@ def run_progress(session: Session, *, run_id: int, provider_id: int | None = Non
                 provider_guid=m.provider_guid,
                 provider_name=m.provider_name,
                 provider_id=m.provider_id,
-                status=m.status,
+                status=shown_status(run.state, m.status),
                 reason=m.reason,
                 done=done,
                 total=total,
@@ -161,48 +172,39 @@ def run_progress(session: Session, *, run_id: int, provider_id: int | None = Non
     return progress
 
 
-def _recent(
-    session: Session, run_service_id: int, *, running: bool
-) -> tuple[dict[str, float | None], float | None]:
-    """Latency percentiles of the `ok` answers and the throughput over the latest SAMPLE
-    recorded items (read through the claim index, newest `seq` first)."""
-    rows = session.execute(
-        select(WorkItem.outcome, WorkItem.latency_ms, WorkItem.finished_at)
-        .where(WorkItem.run_service_id == run_service_id, WorkItem.state == "done")
-        .order_by(WorkItem.seq.desc())
-        .limit(SAMPLE)
-    ).all()
-    ok = [r.latency_ms for r in rows if r.outcome == "ok" and r.latency_ms is not None]
-    latency: dict[str, float | None] = {
-        name: (percentile(ok, p) if ok else None) for name, p in PERCENTILES
-    }
-    finished = [r.finished_at for r in rows if r.finished_at is not None]
-    rate = None
-    if finished:
-        end = utcnow() if running else max(finished)
-        span = (end - min(finished)).total_seconds()
-        count = len(finished) if running else len(finished) - 1
-        rate = count / span if span > 0 and count > 0 else None
-    return latency, rate
+def leaderboard(
+    session: Session, *, run_id: int, provider_guid: str | None = None
+) -> list[dict[str, Any]]:
+    """The run's services ranked by its metric (SPEC §3 rows, best first); only
+    `provider_guid`'s services (ranked among themselves) if given. Passed and failed
+    services show their stored full rescore; the others their live scores, marked
+    `provisional` (coverage and µAP null until then, gateway.scoring.live).
 
-
-def leaderboard(session: Session, *, run_id: int) -> list[dict[str, Any]]:
-    """The run's services ranked by its metric (SPEC §3 rows, best first): stored scores
-    of finished services, live scores (streamed) of the others. Raises NotFound."""
+    Raises NotFound.
+    """
     run = _get_run(session, run_id)
+    members = run_members(session, run_id, provider_guid=provider_guid)
+    live = live_scores.read_rows(session.connection(), run_service_ids=[m.id for m in members])
     rows = []
-    for m in run_members(session, run_id):
-        if m.status in FINAL_STATUSES and m.scores:
+    for m in members:
+        final = m.status in FINAL_STATUSES and bool(m.scores)
+        stored = live.get(m.id)
+        if final:
             scores = m.scores
-        else:
+        elif stored is not None:
+            scores = stored.tally.result()
+        else:  # a run from before live scores: rescored from its items
             scores = service_scores(session.connection(), run_service_id=m.id)
+        total = stored.images_total if stored is not None else item_count(session, m.id)
         rows.append(
             {
                 "provider_guid": m.provider_guid,
                 "provider_name": m.provider_name,
                 "service_guid": m.service_guid,
                 "service_name": m.service_name,
-                "status": m.status,
+                "status": shown_status(run.state, m.status),
+                "provisional": m.status not in FINAL_STATUSES,
+                "images_total": total,
                 **scores,
             }
         )

@@ -254,13 +254,12 @@ def get_leaderboard(
     """Ranked rows, best first (all of them for the organizer; see the module doc)."""
     run = service.get_run(session, run_id=run_id)
     only = _board_provider(run, principal)
-    rows = service.leaderboard(session, run_id=run_id)
+    # A team's own rows: only those are read (and ranked among themselves).
+    rows = service.leaderboard(session, run_id=run_id, provider_guid=only)
+    if only is not None and not rows:
+        raise _not_in_dryrun(run)
     for row in rows:  # the same for every row: the run's (see gateway.runs.timing)
         row["timing_uncertainty_ms"] = run.timing_uncertainty_ms
-    if only is not None:
-        rows = [r for r in rows if r["provider_guid"] == only]
-        if not rows:
-            raise _not_in_dryrun(run)
     if fmt == "csv":
         text = csv_text(LEADERBOARD_COLUMNS, [leaderboard_csv_row(r) for r in rows])
         filename = f"run-{run_id}-leaderboard.csv"

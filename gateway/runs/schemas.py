@@ -13,8 +13,9 @@ from gateway.wire import MAX_BIGINT, RowId, UtcDateTime
 Phase = Literal["dryrun", "evaluation"]
 Metric = Literal["top5", "top1", "coverage_at_95", "coverage_at_99", "micro_ap"]
 ResultFormat = Literal["jsonl", "csv"]
-# A run service's status; `down`: paused while its recognizer does not answer (SPEC §9).
-ServiceStatus = Literal["pending", "ongoing", "down", "passed", "failed"]
+# A run service's status; `down`: paused while its recognizer does not answer (SPEC §9);
+# `cancelled`: its run was cancelled (or failed) before it was passed or failed.
+ServiceStatus = Literal["pending", "ongoing", "down", "passed", "failed", "cancelled"]
 
 # The columns of a results export, in order, for JSONL keys and the CSV header alike.
 RESULT_COLUMNS: tuple[str, ...] = (
@@ -137,7 +138,12 @@ class LeaderboardRow(BaseModel):
     service_guid: str
     service_name: str
     status: ServiceStatus
-    images: int
+    provisional: bool = Field(
+        description="True until the service is passed or failed: live figures, coverage "
+        "and µAP null; then the full rescore."
+    )
+    images: int = Field(description="Images scored so far.")
+    images_total: int = Field(description="The service's images in the run.")
     top1: float | None
     top5: float | None
     coverage_at_95: float | None
@@ -188,7 +194,9 @@ LEADERBOARD_COLUMNS: tuple[str, ...] = (
     "service_guid",
     "service_name",
     "status",
+    "provisional",
     "images",
+    "images_total",
     "top1",
     "top5",
     "coverage_at_95",

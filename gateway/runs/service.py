@@ -24,6 +24,7 @@ from gateway.db import utcnow
 from gateway.errors import Conflict, InvalidInput, NotFound
 from gateway.registry.models import Service
 from gateway.registry.service import get_service
+from gateway.runs import live_scores
 from gateway.runs.models import Run, RunService, ServiceSlot, WorkItem
 from gateway.runs.progress import (
     ResultRow,
@@ -148,6 +149,9 @@ def create_run(
         [{"run_service_id": m.id, "slot": k} for m in members for k in range(m.max_concurrency)],
     )
     _insert_work_items(session, run_id=run.id, members=members, image_ids=image_ids, seed=seed)
+    live_scores.create_rows(
+        session.connection(), run_id=run.id, totals={m.id: len(image_ids) for m in members}
+    )
     session.commit()
     return run
 

@@ -329,6 +329,14 @@ def _latency_summary(
     return {**summary, "max": picked[0], "mean": total / n}
 
 
+def nearest_rank(n: int, percent: float) -> int:
+    """The 1-based place of the nearest-rank P-th percentile among `n` sorted values.
+
+    Raises ValueError for P outside [0, 100].
+    """
+    return _nearest_rank(n, percent)
+
+
 def _nearest_rank(n: int, percent: float) -> int:
     try:
         exact = Fraction(str(percent))  # the decimal as written: ceil(0.07 * 100) is 7

@@ -44,3 +44,12 @@ def test_a_wide_terminal_shows_every_column() -> None:
     assert "left out" not in text
     for column in ("img/s", "cov@99", "failed", "cov@95", "µAP", "1234.5"):
         assert column in text.replace("1,234.5", "1234.5"), text
+
+
+def test_fractions_print_as_the_dashboard_prints_them_ties_half_up() -> None:
+    tie = {**row(1, "Tie Team", 400), "top1": 0.9625, "micro_ap": 0.8125, "status": "cancelled"}
+    console = Console(width=200, record=True, color_system=None)
+    console.print(leaderboard_table([tie], width=200))
+    text = console.export_text()
+    # Half up, as `(x * 100).toFixed(1)`: Python's own "{:.1f}" would say 96.2% and 81.2%.
+    assert "96.3%" in text and "81.3%" in text and "cancelled" in text, text

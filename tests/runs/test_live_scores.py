@@ -1,0 +1,239 @@
+"""Live scores in the database (SQLite and PostgreSQL): kept in the transaction that
+records results, they give the full rescore's figures after any interleaving of results
+and batches and when a lease was lost; leaderboard and progress read them, not work
+items; a team's request reads its own row; a cancelled run shows no service ongoing."""
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine, event, update
+from sqlalchemy.orm import Session
+
+from gateway.config import Settings
+from gateway.errors import OUTCOMES
+from gateway.runs import claims, finish, live_scores, service
+from gateway.runs.live_scores import LeaseLost, ScoredResult
+from gateway.scoring.live import PERCENTILE_ERROR
+from tests.runs.recorded import T0, Lane, open_run
+
+EXACT = ("images", "top1", "top5", "outcomes")
+
+
+def assert_equals_rescore(engine: Engine, run_service_id: int, row: dict[str, Any]) -> None:
+    """`row` (a leaderboard row or live figures) has the full rescore's figures: counts
+    and top-k exactly, latency within the histogram's bound, coverage and µAP null."""
+    with engine.connect() as conn:
+        full = finish.service_scores(conn, run_service_id=run_service_id)
+    for name in EXACT:
+        assert row[name] == full[name], name
+    assert row["coverage_at_95"] is None and row["micro_ap"] is None
+    if full["images_per_s"] is None:
+        assert row["images_per_s"] is None
+    else:
+        assert row["images_per_s"] == pytest.approx(full["images_per_s"], rel=1e-9)
+    got, want = row["latency_ms"], full["latency_ms"]
+    assert got["max"] == want["max"]
+    for name in ("p50", "p90", "p99", "mean"):
+        if want[name] is None:
+            assert got[name] is None
+        else:
+            assert got[name] == pytest.approx(want[name], rel=PERCENTILE_ERROR + 1e-9), name
+
+
+def live_figures(engine: Engine, run_service_id: int) -> dict[str, Any]:
+    with engine.connect() as conn:
+        rows = live_scores.read_rows(conn, run_service_ids=[run_service_id])
+    return rows[run_service_id].tally.result()
+
+
+def result(lane: Lane, position: int, outcome: str, rank: int, latency_ms: float) -> ScoredResult:
+    """The item at `position` answered with `outcome`; an `ok` answer puts the true
+    label at `rank` (0: not at all)."""
+    item = lane.items[position]
+    truth = lane.truth[item.image_id]
+    ok = outcome == "ok"
+    tags = [[f"wrong{k}", 1.0 - k / 10] for k in range(7)]
+    if ok and rank:
+        tags[rank - 1][0] = truth
+    row = {
+        "id": item.item_id,
+        "outcome": outcome,
+        "attempts": 1,
+        "latency_ms": latency_ms if ok else None,
+        "queue_ms": 0.0,
+        "http_status": 200 if ok else None,
+        "request_id": f"req-{lane.id}-{position}",
+        "raw": None,
+        "tags": tags if ok else None,
+        "detail": None if ok else "failed",
+        "attempt_log": [],
+        "finished_at": T0 + timedelta(milliseconds=10 * position),
+    }
+    return ScoredResult(lane.id, row, [truth])
+
+
+answers = st.lists(
+    st.tuples(
+        st.sampled_from(("ok", "ok", "ok", *OUTCOMES)),
+        st.integers(0, 7),
+        st.floats(0.05, 5_000.0),
+    ),
+    min_size=12,
+    max_size=12,
+)
+
+
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    answers=answers,
+    order=st.permutations(range(12)),
+    cuts=st.lists(st.integers(1, 11), max_size=4),
+)
+def test_live_leaderboard_equals_a_full_rescore_after_any_interleaving(
+    run_engine: Engine,
+    settings: Settings,
+    data_dir: Path,
+    answers: list[tuple[str, int, float]],
+    order: list[int],
+    cuts: list[int],
+) -> None:
+    lane, other = open_run(run_engine, settings, data_dir, 12)
+    # Both services' results interleaved, cut into batches (flushes) anywhere.
+    mine = [result(lane, p, *answers[p]) for p in order]
+    theirs = [result(other, p, "ok", 1, 3.0) for p in range(12)]
+    interleaved = [r for pair in zip(mine, theirs, strict=True) for r in pair]
+    bounds = sorted({0, len(interleaved), *(2 * c for c in cuts)})
+    for start, end in zip(bounds, bounds[1:], strict=False):
+        with run_engine.begin() as conn:
+            live_scores.record_scored(conn, worker_id="w", batch=interleaved[start:end])
+        # Mid-run, after every flush: the leaderboard is the rescore of what is recorded.
+        with Session(run_engine) as session:
+            board = {r["service_guid"]: r for r in service.leaderboard(session, run_id=lane.run_id)}
+        for row in board.values():
+            assert row["provisional"] is True and row["images_total"] == 12
+        assert_equals_rescore(run_engine, lane.id, live_figures(run_engine, lane.id))
+    assert_equals_rescore(run_engine, other.id, live_figures(run_engine, other.id))
+    with Session(run_engine) as session:
+        progress = service.run_progress(session, run_id=lane.run_id)
+    with run_engine.connect() as conn:
+        full = finish.service_scores(conn, run_service_id=lane.id)
+    first = progress.services[0]
+    assert (first.done, first.total, first.outcomes) == (12, 12, full["outcomes"])
+
+
+def test_a_batch_with_a_lost_lease_counts_only_what_it_records(
+    run_engine: Engine, settings: Settings, data_dir: Path
+) -> None:
+    lane, _ = open_run(run_engine, settings, data_dir, 6)
+    batch = [result(lane, p, "ok", 1 + p % 2, 5.0 + p) for p in range(6)]
+    with run_engine.begin() as conn:  # item 2's lease went to another worker
+        conn.execute(
+            update(claims.WORK_ITEMS)
+            .where(claims.WORK_ITEMS.c.id == lane.items[2].item_id)
+            .values(lease_owner="w2")
+        )
+    with pytest.raises(LeaseLost), run_engine.begin() as conn:
+        live_scores.record_scored(conn, worker_id="w", batch=batch)
+    assert live_figures(run_engine, lane.id)["images"] == 0  # rolled back, nothing counted
+    with run_engine.begin() as conn:
+        # The same result twice (an item claimed again after its lease expired) counts once.
+        assert live_scores.record_scored_checked(conn, worker_id="w", batch=[*batch, batch[0]]) == 5
+    figures = live_figures(run_engine, lane.id)
+    assert figures["images"] == 5
+    assert_equals_rescore(run_engine, lane.id, figures)
+    with run_engine.begin() as conn:  # the batch again (its commit's answer was lost)
+        assert live_scores.record_scored_checked(conn, worker_id="w", batch=batch) == 0
+    assert live_figures(run_engine, lane.id)["images"] == 5
+
+
+def test_leaderboard_and_progress_read_no_work_items_and_a_team_only_its_row(
+    run_engine: Engine, settings: Settings, data_dir: Path
+) -> None:
+    lane, other = open_run(run_engine, settings, data_dir, 8)
+    with run_engine.begin() as conn:
+        live_scores.record_scored(
+            conn,
+            worker_id="w",
+            batch=[result(lane, p, "ok", 2, 4.0) for p in range(8)]
+            + [result(other, p, "ok", 1, 2.0) for p in range(8)],
+        )
+    with Session(run_engine) as session:
+        own_guid = service.leaderboard(session, run_id=lane.run_id)[1]["provider_guid"]
+    statements: list[tuple[str, Any]] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        statements.append((statement, parameters))
+
+    event.listen(run_engine, "before_cursor_execute", seen)
+    try:
+        with Session(run_engine) as session:
+            everyone = service.leaderboard(session, run_id=lane.run_id)
+            service.run_progress(session, run_id=lane.run_id)
+            assert not [s for s, _ in statements if "work_items" in s]
+            statements.clear()
+            own = service.leaderboard(session, run_id=lane.run_id, provider_guid=own_guid)
+    finally:
+        event.remove(run_engine, "before_cursor_execute", seen)
+    # The team behind on the board sees its own row only, first among its own.
+    assert [r["top1"] for r in everyone] == [1.0, 0.0]
+    assert [(r["provider_guid"], r["rank"], r["top1"]) for r in own] == [(own_guid, 1, 0.0)]
+    live_reads = [p for s, p in statements if "FROM live_scores" in s]
+    assert len(live_reads) == 1
+    values = list(live_reads[0].values() if isinstance(live_reads[0], dict) else live_reads[0])
+    assert values == [lane.id]
+
+
+def test_a_cancelled_run_shows_no_service_ongoing_and_resume_brings_it_back(
+    run_engine: Engine, settings: Settings, data_dir: Path
+) -> None:
+    lane, other = open_run(run_engine, settings, data_dir, 4)
+    with run_engine.begin() as conn:
+        live_scores.record_scored(conn, worker_id="w", batch=[result(lane, 0, "ok", 1, 4.0)])
+        conn.execute(
+            update(claims.RUN_SERVICES)
+            .where(claims.RUN_SERVICES.c.id == lane.id)
+            .values(status="ongoing")
+        )
+    with Session(run_engine) as session:
+        before = [s.status for s in service.run_progress(session, run_id=lane.run_id).services]
+        assert before == ["ongoing", "pending"]
+        service.cancel_run(session, run_id=lane.run_id)
+        progress = service.run_progress(session, run_id=lane.run_id)
+        board = service.leaderboard(session, run_id=lane.run_id)
+    assert [s.status for s in progress.services] == ["cancelled", "cancelled"]
+    assert [(r["status"], r["provisional"]) for r in board] == [("cancelled", True)] * 2
+    assert [r["images"] for r in board] == [1, 0]
+    with Session(run_engine) as session:
+        service.resume_run(session, run_id=lane.run_id)
+        progress = service.run_progress(session, run_id=lane.run_id)
+    assert [s.status for s in progress.services] == before
+
+
+def test_a_run_from_before_live_scores_is_still_read_from_its_items(
+    run_engine: Engine, settings: Settings, data_dir: Path
+) -> None:
+    lane, other = open_run(run_engine, settings, data_dir, 6)
+    with run_engine.begin() as conn:
+        live_scores.record_scored(
+            conn, worker_id="w", batch=[result(lane, p, "ok", 1 + p % 3, 2.0 + p) for p in range(4)]
+        )
+        # As migration 0007 leaves a run that was created before it: no live scores.
+        conn.execute(live_scores.LIVE_SCORES.delete())
+    with Session(run_engine) as session:
+        board = {r["service_guid"]: r for r in service.leaderboard(session, run_id=lane.run_id)}
+        progress = service.run_progress(session, run_id=lane.run_id)
+    with run_engine.connect() as conn:
+        full = finish.service_scores(conn, run_service_id=lane.id)
+    first = progress.services[0]
+    assert (first.done, first.total, first.outcomes["ok"]) == (4, 6, 4)
+    row = board[first.service_guid]
+    assert row["images_total"] == 6 and row["provisional"] is True
+    assert {k: row[k] for k in full} == full  # the full rescore, coverage and µAP included
