@@ -336,7 +336,9 @@ class DispatchWorker:
             self._stop_lane(lane, release=False)  # its unsent items are recorded missed
             for task in list(lane.consumers.values()):
                 task.cancel()
-        if due:
+        if self._results:
+            # Answers in hand count, those of lanes paused or draining too (the failures
+            # that tripped a breaker wait here): written before a due run is closed.
             await self._flush()
         for run_id in await self._db(self._cold, deadline.close_due_runs, now=now):
             log.info("run %d stopped at its deadline", run_id)
