@@ -18,7 +18,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from cmdline_tool import output, team
+from cmdline_tool import failures, output, team
 from cmdline_tool.accuracy import Accuracy, require_labelled
 from cmdline_tool.errors import CliError
 from cmdline_tool.hub_api import HubClient, normalize_hub_url, require_guid, require_key
@@ -233,7 +233,7 @@ app.command()(team.runs)
 app.command()(team.status)
 app.command()(team.leaderboard)
 app.command()(team.results)
-app.command()(team.failures)
+app.command()(failures.failures)
 app.command()(team.datasets)
 app.command()(team.dryrun)
 app.add_typer(team.service_app, name="service")

@@ -7,7 +7,6 @@ dry runs only. A refusal is one line naming the side and what to do (refusals.py
 """
 
 import asyncio
-import json
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -22,12 +21,12 @@ from cmdline_tool import output
 from cmdline_tool.errors import CliError
 from cmdline_tool.hub_api import HubClient, normalize_hub_url, require_guid, require_key
 from cmdline_tool.options import HubOpt, JsonOpt, KeyOpt, ServiceOpt, TimeoutOpt, run
-from cmdline_tool.refusals import Subject, refusal, shown_raw
+from cmdline_tool.refusals import Subject, refusal
+from gateway.cli.run_list import deadline_note, window_line
 from gateway.scoring.display import percent
 
 RunArg = Annotated[int, typer.Argument(metavar="RUN", min=1, help="Run id (see `runs`).")]
 FINISHED = ("completed", "cancelled", "failed")
-FAILURES_SHOWN = 10
 
 
 def _client(hub: str | None, key: str | None, timeout: float) -> HubClient:
@@ -98,6 +97,13 @@ def runs(
                 escape(mine),
             )
         output.out.print(table)
+        # The window in the words of the organizer's `run show`, a line a run (not more
+        # columns: the table already fills 80).
+        for r in body:
+            window = window_line(r)
+            if window:
+                style = "magenta" if r.get("stopped_at_deadline") else ""
+                output.out.print(f"run {r['id']}: {escape(window)}", style=style)
         return True
 
     run(as_json, work)
@@ -132,6 +138,9 @@ def _status_table(body: dict[str, Any]) -> Table:
 
 def _show_status(body: dict[str, Any]) -> None:
     output.out.print(_status_table(body))
+    window = window_line(body)
+    if window:
+        output.out.print(escape(window), style="magenta" if body.get("stopped_at_deadline") else "")
     for s in body["services"]:
         if s.get("reason"):
             output.out.print(f"{escape(s['service_name'])}: {escape(s['reason'])}")
@@ -170,9 +179,12 @@ def leaderboard(
     async def work() -> bool:
         async with _client(hub, key, timeout) as client:
             rows = await client.call("GET", f"/runs/{run_id}/leaderboard", _run_subject(run_id))
-        if as_json:
-            output.emit_json({"run": run_id, "rows": rows})
-            return True
+            if as_json:
+                output.emit_json({"run": run_id, "rows": rows})
+                return True
+            # A published board may be read by a team outside the run: then no note.
+            answer = await client.request("GET", f"/runs/{run_id}")
+            note = deadline_note(answer.json()) if answer.status_code == 200 else None
         table = Table(title=f"run {run_id}", title_justify="left", box=box.SIMPLE_HEAD)
         for column in ("#", "team / service", "status", "images", "top-1", "top-5", "p50", "p99"):
             table.add_column(column, justify="right" if column != "team / service" else "left")
@@ -188,6 +200,8 @@ def leaderboard(
                 _ms(r["latency_ms"].get("p99")),
             )
         output.out.print(table)
+        if note:
+            output.out.print(escape(note), style="magenta")
         return True
 
     run(as_json, work)
@@ -263,68 +277,6 @@ def results(
             )
         else:
             output.err.print(f"wrote {rows} rows of run {run_id} to {escape(str(output_file))}")
-        return True
-
-    run(as_json, work)
-
-
-async def _results_rows(client: HubClient, run_id: int, guid: str) -> list[dict[str, Any]]:
-    response = await client.request(
-        "GET", f"/runs/{run_id}/results", params={"service": guid, "format": "jsonl"}
-    )
-    if response.status_code != 200:
-        raise refusal(response, client.url, Subject("service", guid, "--service"))
-    return [json.loads(line) for line in response.text.splitlines() if line.strip()]
-
-
-def failures(
-    run_id: RunArg,
-    hub: HubOpt = None,
-    key: KeyOpt = None,
-    as_json: JsonOpt = False,
-    timeout: TimeoutOpt = 120.0,
-) -> None:
-    """What failed for your services in a run: outcome counts, the first errors with their
-    request ids (grep your recognizer's log for them) and, for a dry run, the failed images."""
-
-    async def work() -> bool:
-        report: list[dict[str, Any]] = []
-        async with _client(hub, key, timeout) as client:
-            body = await client.call("GET", f"/runs/{run_id}", _run_subject(run_id))
-            for s in body["services"]:
-                failed_rows: list[dict[str, Any]] = []
-                if body["phase"] == "dryrun" and _failed_outcomes(s["outcomes"]):
-                    rows = await _results_rows(client, run_id, s["service_guid"])
-                    failed_rows = [r for r in rows if r.get("outcome") not in ("ok", None)]
-                report.append({**s, "failed_images": failed_rows})
-        if as_json:
-            output.emit_json({"run": run_id, "phase": body["phase"], "services": report})
-            return True
-        for s in report:
-            name = escape(f"{s['service_name']} ({s['service_guid']})")
-            failed = sum(n for o, n in s["outcomes"].items() if o != "ok")
-            if not failed:
-                output.out.print(
-                    f"[green]{name}: no failures[/] ({s['done']}/{s['total']} done, {s['status']})"
-                )
-                continue
-            output.out.print(
-                f"[red]{name}: {failed} of {s['done']} done failed[/] "
-                f"({escape(_failed_outcomes(s['outcomes']))}; {s['status']})"
-            )
-            if s.get("reason"):
-                output.out.print(f"  {escape(s['reason'])}")
-            for r in s["failed_images"][:FAILURES_SHOWN]:
-                raw = f" raw {escape(shown_raw(r['raw']))}" if r.get("raw") else ""
-                output.out.print(
-                    f"  {escape(str(r['key']))}: {r['outcome']} after {r['attempts']} "
-                    f"attempt(s){raw}"
-                )
-            more = len(s["failed_images"]) - FAILURES_SHOWN
-            if more > 0:
-                output.out.print(
-                    f"  ... and {more} more: `recoghub-cli results {run_id}` has them all"
-                )
         return True
 
     run(as_json, work)

@@ -1,5 +1,6 @@
 """The runs table of `recoghub run list`, and the evaluation window as the organizer
-writes it (`--start-at`, `--deadline`) and reads it back.
+writes it (`--start-at`, `--deadline`) and reads it back. The team tool (`recoghub-cli
+runs|status|leaderboard`) says the window in the same words: it imports them from here.
 
 The table fits the terminal like the leaderboard's: the least important columns are left
 out, with a caption saying which, so that no state or count is ever cut (`compl…`).
@@ -32,7 +33,8 @@ LIST_OPTIONAL = ("services", "created", "metric", "starts", "published", "deadli
 # Columns that may wrap (free text); every other cell must show whole.
 LIST_WRAPPED = ("dataset",)
 DEADLINE_MARK = "*"
-DEADLINE_NOTE = f"{DEADLINE_MARK} stopped at its deadline: images not answered by then are missed"
+STOPPED_AT_DEADLINE = "stopped at its deadline: images not answered by then are missed"
+DEADLINE_NOTE = f"{DEADLINE_MARK} {STOPPED_AT_DEADLINE}"
 
 _RELATIVE = re.compile(r"\+(\d+(?:\.\d+)?)([smhd])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -73,8 +75,18 @@ def window_line(run: dict[str, Any]) -> str | None:
     if run.get("deadline"):
         parts.append(f"deadline {run['deadline']}")
     if run.get("stopped_at_deadline"):
-        parts.append("stopped at its deadline: images not answered by then are missed")
+        parts.append(STOPPED_AT_DEADLINE)
     return "; ".join(parts) or None
+
+
+def deadline_note(run: dict[str, Any]) -> str | None:
+    """The line under a leaderboard whose run the deadline ended, else None."""
+    if not run.get("stopped_at_deadline"):
+        return None
+    return (
+        f"run {run['id']} stopped at its deadline {run['deadline']}: images not answered "
+        "by then are missed and count as wrong"
+    )
 
 
 def _cells(run: dict[str, Any]) -> dict[str, str]:

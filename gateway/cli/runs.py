@@ -27,7 +27,7 @@ from gateway.cli.hub_client import (
     hub_client,
     print_json,
 )
-from gateway.cli.run_list import parse_moment, runs_table, window_line, wire
+from gateway.cli.run_list import deadline_note, parse_moment, runs_table, window_line, wire
 from gateway.errors import OUTCOMES
 from gateway.scoring.display import percent
 
@@ -458,13 +458,9 @@ def leaderboard(
         if rows and rows[0].get("timing_uncertainty_ms") is not None:
             console.print(timing_note(rows[0]["timing_uncertainty_ms"]))
 
-        if run.get("stopped_at_deadline"):
-            console.print(
-                f"run {run_id} stopped at its deadline {run['deadline']}: images not answered "
-                "by then are missed and count as wrong",
-                style="magenta",
-                highlight=False,
-            )
+        note = deadline_note(run)
+        if note:
+            console.print(note, style="magenta", highlight=False)
 
 
 def timing_note(uncertainty_ms: float) -> str:

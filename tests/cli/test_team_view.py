@@ -81,8 +81,18 @@ def test_a_team_runs_and_reads_its_own_dry_runs(
         code, output = as_team(sqlite_hub, alpha, "failures", failed_run)
         assert code == 0, output
         assert f"connect_error {len(LABELS)}" in output
-        assert "request " in output  # the first errors, with request ids to grep for
-        assert all(key in output for key in LABELS)
+        # The hub's groups, one line each, with the request ids to grep the log for.
+        team_key = {"Authorization": f"Bearer {alpha.api_key}"}
+        groups = c.get(f"/api/v1/runs/{failed_run}/failures", headers=team_key).json()
+        assert groups and sum(g["count"] for g in groups) == len(LABELS)
+        group_lines = [line for line in lines(output) if " x connect_error: " in line]
+        assert len(group_lines) == len(groups)
+        for group, line in zip(groups, group_lines, strict=True):
+            assert line.strip().startswith(f"{group['count']} x connect_error: {group['detail']}")
+            assert all(request_id in line for request_id in group["request_ids"])
+        code, output = as_team(sqlite_hub, alpha, "failures", failed_run, "--json")
+        [service] = json.loads(output)["services"]
+        assert service["groups"] == groups
 
         # The quota: a third run is allowed, the fourth is refused saying when.
         assert as_team(sqlite_hub, alpha, "dryrun", "--dataset", "pets")[0] == 0

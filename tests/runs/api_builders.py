@@ -127,3 +127,34 @@ def parse_jsonl(text: str) -> list[dict[str, Any]]:
 def row_by_service(rows: list[dict[str, Any]], team: Team) -> dict[str, Any]:
     (row,) = [r for r in rows if r["service_guid"] == team.service_guid]
     return row
+
+
+def reach_deadline(database_url: str, run_id: int) -> None:
+    """Bring a run's deadline forward to now in the database instead of waiting for it
+    (the hub's workers see it on their next tick); the caller first waits, by condition,
+    for the state it wants the run in at its deadline."""
+    from sqlalchemy.orm import Session
+
+    from gateway.db import make_engine, utcnow
+    from gateway.runs.models import Run
+
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as session:
+            run = session.get(Run, run_id)
+            assert run is not None and run.deadline is not None
+            run.deadline = utcnow()
+            session.commit()
+    finally:
+        engine.dispose()
+
+
+def wait_for_run(client: httpx.Client, run_id: int, state: str) -> dict[str, Any]:
+    """Poll the run (as the organizer) until it is in `state`, at most 30 s; its body."""
+    deadline = time.monotonic() + 30
+    while True:
+        body: dict[str, Any] = client.get(f"/api/v1/runs/{run_id}", headers=admin_headers()).json()
+        if body["state"] == state:
+            return body
+        assert time.monotonic() < deadline, f"run {run_id} never reached {state}: {body}"
+        time.sleep(0.05)

@@ -33,6 +33,26 @@ export function when(iso) {
   return date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
 }
 
+/** A wire time as a <time> in local time; its title is the UTC ISO the hub sent. */
+export const localTime = (iso) => h("time", { datetime: iso, title: iso }, when(iso));
+
+export const STOPPED_AT_DEADLINE = "stopped at its deadline";
+
+/** The run's evaluation window as one line, or null without one to say: "starts at" while
+ * queued for a later start, "deadline" while it may still go, a badge once it stopped. */
+export function runWindow(run) {
+  if (run.stopped_at_deadline) {
+    return h("span", { class: "window" }, h("span", { class: "badge deadline" }, STOPPED_AT_DEADLINE));
+  }
+  const parts = [];
+  const later = run.start_at && new Date(run.start_at) > new Date();
+  if (run.state === "queued" && later) parts.push("starts at ", localTime(run.start_at));
+  if (ACTIVE.has(run.state) && run.deadline) {
+    parts.push(parts.length ? " · deadline " : "deadline ", localTime(run.deadline));
+  }
+  return parts.length ? h("span", { class: "window sub" }, parts) : null;
+}
+
 export function eta(seconds) {
   if (seconds == null) return "—";
   const s = Math.round(seconds);

@@ -1,8 +1,8 @@
 // The leaderboard table and its bar charts. Honest about what a row stands on: images
 // scored of the total, and "provisional" until the service has passed or failed.
 
-import { badge, h, METRIC_LABEL, METRICS, ms, pct, perSecond, short, svg, team,
-  teamLabel } from "./dom.js";
+import { badge, h, METRIC_LABEL, METRICS, ms, pct, perSecond, short, STOPPED_AT_DEADLINE, svg,
+  team, teamLabel } from "./dom.js";
 
 const FINAL = new Set(["passed", "failed"]);
 
@@ -52,6 +52,8 @@ export function leaderboard(run, rows) {
   const uncertainty = rows[0]?.timing_uncertainty_ms;
   const parts = [
     table,
+    run.stopped_at_deadline ? h("p", { class: "note", id: "board-deadline" },
+      `The run ${STOPPED_AT_DEADLINE}: images not answered by then count as wrong (missed).`) : null,
     anyProvisional ? h("p", { class: "note" },
       "Provisional rows may still change: their service has not passed or failed yet.") : null,
     uncertainty == null ? null : h("p", { class: "note", id: "timing" },

@@ -3,8 +3,8 @@
 
 import { api, download } from "./api.js";
 import { confirmAction } from "./dialog.js";
-import { ACTIVE, badge, button, emptyRow, eta, fact, h, head, METRIC_LABEL, ms, outcomes,
-  perSecond, progress, td, team, teamLabel, when } from "./dom.js";
+import { ACTIVE, badge, button, emptyRow, eta, fact, h, head, localTime, METRIC_LABEL, ms,
+  outcomes, perSecond, progress, runWindow, td, team, teamLabel, when } from "./dom.js";
 import { insightCard } from "./insight.js";
 import { leaderboard } from "./leaderboard.js";
 import { act, current, nextGeneration, poll, view, who } from "./page.js";
@@ -70,9 +70,11 @@ export function runView(id, gen) {
 }
 
 function runSummary(run) {
+  const windowLine = runWindow(run);
   return [
     h("h1", {}, `Run #${run.id} `, badge(run.state),
       run.phase === "evaluation" && run.published ? h("span", { class: "badge published" }, "published") : null),
+    windowLine ? h("p", { id: "window" }, windowLine) : "",
     h("dl", { class: "facts" },
       fact("Dataset", run.dataset),
       fact("Phase", run.phase),
@@ -81,7 +83,11 @@ function runSummary(run) {
       fact("Created", when(run.created_at)),
       fact("Started", when(run.started_at)),
       fact("Finished", when(run.finished_at)),
+      run.start_at ? fact("Starts at", localTime(run.start_at)) : null,
+      run.deadline ? fact("Deadline", localTime(run.deadline)) : null,
     ),
+    run.stopped_at_deadline ? h("p", { class: "note", id: "deadline-note" },
+      "The run stopped at its deadline: images not answered by then are recorded as missed and count as wrong.") : "",
     run.error ? h("p", { class: "reason" }, run.error) : "",
   ];
 }

@@ -1,7 +1,8 @@
 // The runs list, with the form that starts a run (the organizer) or a dry run (a team).
 
 import { api } from "./api.js";
-import { ACTIVE, badge, emptyRow, h, head, METRIC_LABEL, progress, sum, td, when } from "./dom.js";
+import { ACTIVE, badge, emptyRow, h, head, METRIC_LABEL, progress, runWindow, sum, td,
+  when } from "./dom.js";
 import { poll, view, who } from "./page.js";
 import { startForm } from "./start.js";
 
@@ -25,7 +26,7 @@ function runRow(run) {
   const done = sum(run.services, "done");
   return h("tr", { "data-run": run.id },
     td(h("a", { href: `#/runs/${run.id}` }, `#${run.id}`)), td(run.dataset), td(run.phase),
-    td(METRIC_LABEL[run.metric] ?? run.metric), td(badge(run.state)),
+    td(METRIC_LABEL[run.metric] ?? run.metric), td([badge(run.state), runWindow(run)], "state"),
     td(run.services.length, "num"), td(progress(done, sum(run.services, "total"))),
     td(run.started_by_name ?? "organizer"), td(when(run.created_at)), td(when(run.finished_at)));
 }
