@@ -30,7 +30,13 @@ from sqlalchemy import Connection, or_, update
 
 from gateway.errors import Outcome
 from gateway.runs.claims import DOWN_STATUS as DOWN
-from gateway.runs.claims import OPEN_STATUSES, RUN_SERVICES, SLOTS, WORK_ITEMS, chunked
+from gateway.runs.claims import (
+    OPEN_STATUSES,
+    RUN_SERVICES,
+    SLOTS,
+    chunked,
+    record_unsent,
+)
 from gateway.runs.finish import service_scores
 
 T = TypeVar("T")
@@ -202,24 +208,12 @@ def give_up(
     detail = f"not sent: the service was down for more than {give_up_s:g} s"
     # Leased items too: by now their workers have stopped this lane, and a late result of
     # one is refused by the lease check of `record_results`.
-    unsent = int(
-        conn.execute(
-            update(WORK_ITEMS)
-            .where(
-                WORK_ITEMS.c.run_service_id == run_service_id,
-                WORK_ITEMS.c.state.in_(("pending", "leased")),
-            )
-            .values(
-                state="done",
-                lease_owner=None,
-                lease_expires_at=None,
-                outcome=Outcome.UNREACHABLE.value,
-                attempts=0,
-                detail=detail,
-                finished_at=now,
-            )
-        ).rowcount
-        or 0
+    unsent = record_unsent(
+        conn,
+        run_service_id=run_service_id,
+        outcome=Outcome.UNREACHABLE.value,
+        detail=detail,
+        now=now,
     )
     reason = (
         f"unreachable: down for more than {give_up_s:g} s, {unsent} images recorded "

@@ -444,6 +444,31 @@ def release_lane_items(conn: Connection, *, worker_id: str, run_service_id: int)
     )
 
 
+def record_unsent(
+    conn: Connection, *, run_service_id: int, outcome: str, detail: str, now: datetime
+) -> int:
+    """Record every item of a run service still pending or leased with `outcome` (never
+    sent: attempts 0), e.g. `unreachable` or `missed`; returns how many. A late result of
+    a leased one is refused by the lease check of `record_results`."""
+    result = conn.execute(
+        update(WORK_ITEMS)
+        .where(
+            WORK_ITEMS.c.run_service_id == run_service_id,
+            WORK_ITEMS.c.state.in_(("pending", "leased")),
+        )
+        .values(
+            state="done",
+            lease_owner=None,
+            lease_expires_at=None,
+            outcome=outcome,
+            attempts=0,
+            detail=detail,
+            finished_at=now,
+        )
+    )
+    return int(result.rowcount or 0)
+
+
 def _back_to_pending(conn: Connection, *, worker_id: str, which: ColumnElement[bool]) -> int:
     """Items among `which` that this worker leased and did not record become pending;
     returns how many."""

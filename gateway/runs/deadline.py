@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import Connection, select, update
 
 from gateway.errors import Outcome
-from gateway.runs.claims import ACTIVE_RUN_STATES, FINAL_STATUSES, RUN_SERVICES, RUNS, WORK_ITEMS
+from gateway.runs.claims import ACTIVE_RUN_STATES, FINAL_STATUSES, RUN_SERVICES, RUNS, record_unsent
 from gateway.runs.finish import judge
 
 
@@ -49,21 +49,12 @@ def _miss_unanswered(
         )
     ).scalars()
     for run_service_id in list(open_services):
-        conn.execute(
-            update(WORK_ITEMS)
-            .where(
-                WORK_ITEMS.c.run_service_id == run_service_id,
-                WORK_ITEMS.c.state.in_(("pending", "leased")),
-            )
-            .values(
-                state="done",
-                lease_owner=None,
-                lease_expires_at=None,
-                outcome=Outcome.MISSED.value,
-                attempts=0,
-                detail=detail,
-                finished_at=now,
-            )
+        record_unsent(
+            conn,
+            run_service_id=run_service_id,
+            outcome=Outcome.MISSED.value,
+            detail=detail,
+            now=now,
         )
         verdict = judge(conn, run_service_id=run_service_id, phase=phase)
         conn.execute(
