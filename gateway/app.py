@@ -125,9 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _worker_id(state: HubState) -> str | None:
-    worker = state.extras.get("worker")
-    worker_id = getattr(worker, "id", None)
-    return worker_id if isinstance(worker_id, str) else None
+    return state.worker.id if state.worker is not None else None
 
 
 def _error(

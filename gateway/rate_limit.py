@@ -24,7 +24,6 @@ from gateway.state import HubState
 
 Route = Literal["relay", "check"]
 MAX_KEYS = 10_000
-_ADMIN_DIGEST_KEY = "rate_limit.admin_digest"
 
 
 @dataclass(slots=True)
@@ -98,10 +97,9 @@ class RateLimiter:
 
 
 def limiter(state: HubState, route: Route) -> RateLimiter:
-    """The hub's limiter of `route` (one per hub app, kept in `state.extras`)."""
-    key = f"rate_limit.{route}"
-    found = state.extras.get(key)
-    if isinstance(found, RateLimiter):
+    """The hub's limiter of `route` (one per hub app)."""
+    found = state.rate_limiters.get(route)
+    if found is not None:
         return found
     settings = state.settings
     rate, burst = (
@@ -110,7 +108,7 @@ def limiter(state: HubState, route: Route) -> RateLimiter:
         else (settings.check_rate, settings.check_burst)
     )
     made = RateLimiter(route=route, rate=rate, burst=burst)
-    state.extras[key] = made
+    state.rate_limiters[route] = made
     return made
 
 
@@ -124,10 +122,10 @@ async def _admin_digest(state: HubState) -> str | None:
     """The hash of the organizer's token: from settings, or read once from the database."""
     if state.settings.admin_token is not None:
         return hash_token(state.settings.admin_token)
-    if _ADMIN_DIGEST_KEY not in state.extras:
-        state.extras[_ADMIN_DIGEST_KEY] = await run_in_threadpool(_stored_admin_digest, state)
-    digest = state.extras[_ADMIN_DIGEST_KEY]
-    return digest if isinstance(digest, str) else None
+    if not state.stored_admin_digest_read:
+        state.stored_admin_digest = await run_in_threadpool(_stored_admin_digest, state)
+        state.stored_admin_digest_read = True
+    return state.stored_admin_digest
 
 
 async def admit(state: HubState, route: Route, *, token: str) -> None:

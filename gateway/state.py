@@ -12,6 +12,9 @@ if TYPE_CHECKING:
     import aiohttp
 
     from gateway.dispatch.dispatcher import Dispatcher
+    from gateway.rate_limit import RateLimiter
+    from gateway.relay.service import TargetCache
+    from gateway.runs.engine import DispatchWorker
 
 
 @dataclass
@@ -21,4 +24,12 @@ class HubState:
     sessions: sessionmaker[Session]
     http: "aiohttp.ClientSession"
     dispatcher: "Dispatcher"
-    extras: dict[str, object] = field(default_factory=dict)
+    # Made on first use by the module that owns each (gateway.relay.service.target_cache,
+    # gateway.rate_limit.limiter and admit).
+    relay_targets: "TargetCache | None" = None
+    rate_limiters: "dict[str, RateLimiter]" = field(default_factory=dict)
+    # The hash of the organizer's token read from the database, once read.
+    stored_admin_digest: str | None = None
+    stored_admin_digest_read: bool = False
+    # The embedded dispatch worker, while `serve` runs one (its id names the process).
+    worker: "DispatchWorker | None" = None

@@ -43,7 +43,6 @@ from gateway.state import HubState
 
 TARGET_TTL_S = 2.0
 TARGET_CACHE_ENTRIES = 4096
-_CACHE_KEY = "relay.targets"
 
 
 class TargetCache:
@@ -91,12 +90,10 @@ class TargetCache:
 
 
 def target_cache(state: HubState) -> TargetCache:
-    """The hub's cache of relay targets (one per hub app, kept in `state.extras`)."""
-    cache = state.extras.get(_CACHE_KEY)
-    if not isinstance(cache, TargetCache):
-        cache = TargetCache()
-        state.extras[_CACHE_KEY] = cache
-    return cache
+    """The hub's cache of relay targets (one per hub app)."""
+    if state.relay_targets is None:
+        state.relay_targets = TargetCache()
+    return state.relay_targets
 
 
 def forget_targets(state: HubState) -> None:

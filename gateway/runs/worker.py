@@ -104,7 +104,7 @@ async def run_embedded_worker(state: HubState, stop: asyncio.Event) -> None:
                     exclusive=exclusive,
                     public_url=state.settings.public_url,
                 )
-                state.extras["worker"] = worker
+                state.worker = worker
                 try:
                     await worker.run(stop)
                 except Exception:

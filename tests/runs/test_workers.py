@@ -230,7 +230,7 @@ async def test_the_hub_serves_the_api_only_when_another_worker_holds_sqlite(
         assert not task.done()
         stop_event.set()
         await task
-    assert "worker" not in state.extras
+    assert state.worker is None
 
 
 def test_an_unmigrated_database_is_refused_clearly(tmp_path: Path) -> None:
