@@ -376,7 +376,12 @@ class DispatchWorker:
     async def _balance_slots(self, live_workers: int) -> None:
         wants: dict[int, int] = {}
         for lane in self.lanes.values():
-            share = math.ceil(lane.plan.max_concurrency / live_workers)
+            # A worker sends to a dial-out service only through its own connections
+            # (SPEC §10): with none, and no endpoint, it leaves the slots to the others.
+            # Alone, it sends anyway, so that the breaker pauses the service and in the
+            # end gives up on it rather than the run waiting for ever.
+            servable = live_workers == 1 or bool(self.dispatcher.instances(lane.target))
+            share = math.ceil(lane.plan.max_concurrency / live_workers) if servable else 0
             if lane.held < share:
                 wants[lane.id] = share - lane.held
             elif lane.held > share:

@@ -40,7 +40,9 @@ def workers() -> Iterator[list[subprocess.Popen[bytes]]]:
                 proc.wait()
 
 
-def spawn_listening_worker(database_url: str, data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
+def spawn_listening_worker(
+    database_url: str, data_dir: Path, log: Path, *, listen: bool = True
+) -> subprocess.Popen[bytes]:
     environment = {
         **os.environ,
         "RECOGHUB_DATABASE_URL": database_url,
@@ -52,7 +54,12 @@ def spawn_listening_worker(database_url: str, data_dir: Path, log: Path) -> subp
     }
     with log.open("wb") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "tests.runs.worker_process", "--listen", "127.0.0.1:0"],
+            [
+                sys.executable,
+                "-m",
+                "tests.runs.worker_process",
+                *(["--listen", "127.0.0.1:0"] if listen else []),
+            ],
             cwd=REPO,
             env=environment,
             stdout=out,
@@ -106,3 +113,42 @@ def test_one_recognizer_serves_two_listening_workers(
     for proc, log in zip(workers, logs, strict=True):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0, log.read_text()
+
+
+def test_a_worker_without_a_connection_leaves_a_dial_out_service_to_the_others(
+    postgres: Any, tmp_path: Path, workers: list[subprocess.Popen[bytes]]
+) -> None:
+    """Worker B accepts no connections: it takes none of the service's slots, so nothing
+    of the run fails for want of a connection there; worker A sends it all."""
+    database_url = postgres.new()
+    data_dir = tmp_path / "data"
+    dataset_id = seed_dataset(database_url, data_dir, LABELS)
+    listening, deaf = tmp_path / "worker-a.log", tmp_path / "worker-b.log"
+    workers.append(spawn_listening_worker(database_url, data_dir, listening))
+    workers.append(spawn_listening_worker(database_url, data_dir, deaf, listen=False))
+    url = poll_until(lambda: public_url(listening), "worker A's URL")
+    engine = make_engine(database_url)
+    settings = hub_settings(database_url, data_dir, embedded_worker=False)
+    try:
+
+        def live_workers() -> int:
+            with engine.connect() as conn:
+                return len(conn.execute(select(Worker.id)).all())
+
+        poll_until(lambda: live_workers() == 2, "both workers registered")
+        with live_server(create_app(settings)) as hub, httpx.Client(base_url=hub.url) as c:
+            team = register_team(c, [], max_concurrency=4)
+            recognizer = DialoutProcess(url, team, tmp_path / "recognizer.log")
+            try:
+                recognizer.wait_connected()
+                run = start_run(c, dataset_id, "dryrun", services=[team.service_guid])
+                done = wait_for(c, run["id"], {"completed"}, timeout=60)
+            finally:
+                recognizer.stop()
+        items = work_items(engine, run["id"])
+    finally:
+        engine.dispose()
+    (service,) = done["services"]
+    assert service["status"] == "passed", service
+    assert all(item.outcome == "ok" and len(item.attempt_log) == 1 for item in items)
+    assert all(entry["instance"].startswith("dialout:") for i in items for entry in i.attempt_log)
