@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 
 from gateway.config import Settings
+from gateway.db import utcnow
 from gateway.runs import claims
 from gateway.runs.claims import LanePlan
 from tests.runs.builders import add_dataset, add_service, item_counts, make_images, run_state
@@ -481,3 +482,101 @@ def test_survey_keeps_runs_apart(run_engine: Engine, settings: Settings, data_di
     assert run_state(run_engine, failed_run) == "failed"
     assert leases(run_engine, claims.WORK_ITEMS, stale) == [("leased", "a", T0)]
     assert run_state(run_engine, first) == run_state(run_engine, second) == "running"
+
+
+def test_a_worker_may_take_back_only_its_own_slots_it_does_not_hold(
+    run_engine: Engine, settings: Settings, data_dir: Path
+) -> None:
+    """A slot leased to this worker but held by none of its consumers (the answer of its
+    lease was lost) is free to it; its held slots and other workers' live slots are not."""
+    _, (one,) = new_run(run_engine, settings, data_dir, 1, services=1)  # 2 slots
+    lane = one.run_service_id
+    with run_engine.begin() as conn:
+        (mine,) = claims.lease_slots(conn, worker_id="a", wants={lane: 1}, now=T0, expires=LATER)[
+            lane
+        ]
+        (theirs,) = claims.lease_slots(conn, worker_id="b", wants={lane: 1}, now=T0, expires=LATER)[
+            lane
+        ]
+        held = claims.lease_slots(
+            conn, worker_id="a", wants={lane: 2}, now=T0, expires=LATER, held={mine}
+        )
+        lost = claims.lease_slots(conn, worker_id="a", wants={lane: 2}, now=T0, expires=SOON)
+    assert held == {}  # its one slot is held, b's is live: nothing free
+    assert lost == {lane: [mine]}  # not held: taken back, with the new expiry
+    assert [lease[1:] for lease in leases(run_engine, claims.SLOTS, [mine, theirs])] == [
+        ("a", SOON),
+        ("b", LATER),
+    ]
+
+
+def test_a_lost_claim_of_a_lane_goes_back_to_pending(
+    run_engine: Engine, settings: Settings, data_dir: Path
+) -> None:
+    _, (one, two) = new_run(run_engine, settings, data_dir, 5)
+    lost = take(run_engine, "a", one.run_service_id, 3)
+    (theirs,) = take(run_engine, "b", one.run_service_id, 1)
+    (other_lane,) = take(run_engine, "a", two.run_service_id, 1)
+    with run_engine.begin() as conn:
+        claims.record_results(conn, worker_id="a", results=[done(lost[0])])
+        given_back = claims.release_lane_items(
+            conn, worker_id="a", run_service_id=one.run_service_id
+        )
+    assert given_back == 2
+    states = leases(run_engine, claims.WORK_ITEMS, [*lost, theirs, other_lane])
+    assert [s[:2] for s in states] == [
+        ("done", "a"),
+        ("pending", None),
+        ("pending", None),
+        ("leased", "b"),
+        ("leased", "a"),
+    ]
+
+
+def test_survey_waits_for_a_runs_start_and_plans_carry_its_deadline(
+    run_engine: Engine, settings: Settings, data_dir: Path
+) -> None:
+    start = utcnow().replace(microsecond=0) + timedelta(hours=1)
+    deadline = start + timedelta(hours=2)
+    dataset = add_dataset(run_engine, data_dir, make_images(2))
+    add_service(run_engine, ["http://127.0.0.1:9000/"])
+    run_id = start_run(
+        run_engine, settings, dataset=dataset, phase="evaluation", start_at=start, deadline=deadline
+    )
+    with run_engine.begin() as conn:
+        before = claims.survey(conn, now=start - timedelta(seconds=1), live_since=T0).lanes
+    assert before == [] and run_state(run_engine, run_id) == "queued"
+    with run_engine.begin() as conn:
+        at = claims.survey(conn, now=start, live_since=T0).lanes
+    assert run_state(run_engine, run_id) == "running"
+    assert [plan.deadline for plan in at] == [deadline]
+
+
+def test_survey_names_the_paused_lanes(
+    run_engine: Engine, settings: Settings, data_dir: Path
+) -> None:
+    _, (one, two) = new_run(run_engine, settings, data_dir, 2)
+    with run_engine.begin() as conn:
+        conn.execute(
+            update(claims.RUN_SERVICES)
+            .where(claims.RUN_SERVICES.c.id == two.run_service_id)
+            .values(status="down")
+        )
+        seen = claims.survey(conn, now=LATER, live_since=LATER)
+    assert [plan.run_service_id for plan in seen.down] == [two.run_service_id]
+    assert one.run_service_id in {plan.run_service_id for plan in seen.lanes}
+
+
+def test_a_worker_registers_where_dial_out_recognizers_reach_it(run_engine: Engine) -> None:
+    with run_engine.begin() as conn:
+        claims.register_worker(
+            conn,
+            worker_id="w",
+            host="h",
+            pid=1,
+            now=T0,
+            forget_before=LONG_AGO,
+            public_url="https://hub.example.org/workers/a",
+        )
+        url = conn.execute(select(claims.WORKERS.c.public_url)).scalar_one()
+    assert url == "https://hub.example.org/workers/a"
