@@ -238,7 +238,18 @@ async def test_a_recognizer_that_goes_away_and_comes_back_loses_nothing_and_burn
             await wait_until(
                 lambda: statuses(run_engine, run_id)[team] == "down", "the service to be down"
             )
-            # While it is away the hub only probes /ping: no image is sent.
+            # Every worker learns of the pause at its next survey (within a manage tick)
+            # and stops the lane; from then on it only probes /ping: no image is sent.
+            await wait_until(
+                lambda: (
+                    not any(
+                        lane.target.service_guid == team
+                        for w in running
+                        for lane in w.lanes.values()
+                    )
+                ),
+                "every worker to stop sending",
+            )
             stand_in = StandIn(port)
             try:
                 await wait_until(lambda: stand_in.count("GET", "/ping") >= 3, "3 probes")
