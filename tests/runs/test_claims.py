@@ -580,3 +580,38 @@ def test_a_worker_registers_where_dial_out_recognizers_reach_it(run_engine: Engi
         )
         url = conn.execute(select(claims.WORKERS.c.public_url)).scalar_one()
     assert url == "https://hub.example.org/workers/a"
+
+
+def test_unsent_items_of_a_lane_are_recorded_with_the_outcome_given(
+    run_engine: Engine, settings: Settings, data_dir: Path
+) -> None:
+    """What the breaker's give-up (`unreachable`) and a deadline (`missed`) record."""
+    _, (one, two) = new_run(run_engine, settings, data_dir, 4)
+    answered, leased = take(run_engine, "a", one.run_service_id, 2)
+    with run_engine.begin() as conn:
+        claims.record_results(conn, worker_id="a", results=[done(answered)])
+        count = claims.record_unsent(
+            conn, run_service_id=one.run_service_id, outcome="missed", detail="too late", now=LATER
+        )
+        rows = conn.execute(
+            select(
+                claims.WORK_ITEMS.c.id,
+                claims.WORK_ITEMS.c.run_service_id,
+                claims.WORK_ITEMS.c.state,
+                claims.WORK_ITEMS.c.outcome,
+                claims.WORK_ITEMS.c.attempts,
+                claims.WORK_ITEMS.c.detail,
+                claims.WORK_ITEMS.c.lease_owner,
+                claims.WORK_ITEMS.c.lease_expires_at,
+                claims.WORK_ITEMS.c.finished_at,
+            )
+        ).all()
+    assert count == 3  # one leased, two pending; the answered one stays as it was
+    mine = {row.id: row for row in rows if row.run_service_id == one.run_service_id}
+    assert mine[answered].outcome == "ok" and mine[answered].attempts == 2
+    unsent = [row for row in mine.values() if row.id != answered]
+    assert leased in {row.id for row in unsent}
+    assert {tuple(row[2:]) for row in unsent} == {
+        ("done", "missed", 0, "too late", None, None, LATER)
+    }
+    assert all(row.state == "pending" for row in rows if row.run_service_id == two.run_service_id)
