@@ -11,8 +11,9 @@ from typing import Any
 from rich.markup import escape
 
 from cmdline_tool import output
+from cmdline_tool.hub_api import run_subject, team_client
 from cmdline_tool.options import HubOpt, JsonOpt, KeyOpt, TimeoutOpt, run
-from cmdline_tool.team import RunArg, _client, _failed_outcomes, _run_subject
+from cmdline_tool.team import RunArg
 
 
 def group_line(group: dict[str, Any]) -> str:
@@ -39,11 +40,11 @@ def failures(
 
     async def work() -> bool:
         groups: list[dict[str, Any]] = []
-        async with _client(hub, key, timeout) as client:
-            body = await client.call("GET", f"/runs/{run_id}", _run_subject(run_id))
+        async with team_client(hub, key, timeout) as client:
+            body = await client.call("GET", f"/runs/{run_id}", run_subject(run_id))
             if body["phase"] == "dryrun":
                 path = f"/runs/{run_id}/failures"
-                groups = await client.call("GET", path, _run_subject(run_id))
+                groups = await client.call("GET", path, run_subject(run_id))
         report = [
             {**s, "groups": [g for g in groups if g["service_guid"] == s["service_guid"]]}
             for s in body["services"]
@@ -61,7 +62,7 @@ def failures(
                 continue
             output.out.print(
                 f"[red]{name}: {failed} of {s['done']} done failed[/] "
-                f"({escape(_failed_outcomes(s['outcomes']))}; {s['status']})"
+                f"({escape(output.failed_outcomes(s['outcomes']))}; {s['status']})"
             )
             if s.get("reason"):
                 output.out.print(f"  {escape(s['reason'])}")

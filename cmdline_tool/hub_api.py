@@ -160,6 +160,16 @@ class HubClient:
         return body
 
 
+def team_client(hub: str | None, key: str | None, timeout: float) -> HubClient:
+    """A client for a team's (or the organizer's) requests: hub URL and key checked first."""
+    return HubClient(normalize_hub_url(hub), key=require_key(key), timeout_s=timeout)
+
+
+def run_subject(run_id: int) -> Subject:
+    """What a refusal about run `run_id` names: "run 12" with the RUN argument."""
+    return Subject("run", str(run_id), "RUN")
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

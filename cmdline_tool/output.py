@@ -124,5 +124,11 @@ def check_table(
     return table
 
 
+def failed_outcomes(outcomes: dict[str, int]) -> str:
+    """The failed outcomes of a count by outcome, most first: "timeout 3, bad_format 1"."""
+    bad = sorted(((n, o) for o, n in outcomes.items() if o != "ok" and n), reverse=True)
+    return ", ".join(f"{o} {n}" for n, o in bad)
+
+
 def _number(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) else None

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from cmdline_tool import output
 from cmdline_tool.errors import CliError
-from cmdline_tool.hub_api import HubClient, normalize_hub_url, require_guid, require_key
+from cmdline_tool.hub_api import HubClient, require_guid, run_subject, team_client
 from cmdline_tool.options import HubOpt, JsonOpt, KeyOpt, ServiceOpt, TimeoutOpt, run
 from cmdline_tool.refusals import Subject, refusal
 from gateway.cli.run_list import deadline_note, window_line
@@ -27,14 +27,6 @@ from gateway.scoring.display import percent
 
 RunArg = Annotated[int, typer.Argument(metavar="RUN", min=1, help="Run id (see `runs`).")]
 FINISHED = ("completed", "cancelled", "failed")
-
-
-def _client(hub: str | None, key: str | None, timeout: float) -> HubClient:
-    return HubClient(normalize_hub_url(hub), key=require_key(key), timeout_s=timeout)
-
-
-def _run_subject(run_id: int) -> Subject:
-    return Subject("run", str(run_id), "RUN")
 
 
 def _pct(value: object) -> str:
@@ -55,11 +47,6 @@ def _ms(value: object) -> str:
     return output.ms(float(value)) if isinstance(value, int | float) else "–"
 
 
-def _failed_outcomes(outcomes: dict[str, int]) -> str:
-    bad = sorted(((n, o) for o, n in outcomes.items() if o != "ok" and n), reverse=True)
-    return ", ".join(f"{o} {n}" for n, o in bad)
-
-
 def _starter(body: dict[str, Any]) -> str:
     return "organizer" if not body.get("started_by") else str(body.get("started_by_name") or "team")
 
@@ -70,7 +57,7 @@ def runs(
     """The runs your services take part in, newest first."""
 
     async def work() -> bool:
-        async with _client(hub, key, timeout) as client:
+        async with team_client(hub, key, timeout) as client:
             body = await client.call("GET", "/runs")
         if as_json:
             output.emit_json({"runs": body})
@@ -127,7 +114,7 @@ def _status_table(body: dict[str, Any]) -> Table:
             escape(s["service_name"]),
             s["status"],
             f"{s['done']}/{s['total']}",
-            escape(_failed_outcomes(s["outcomes"]) or "0"),
+            escape(output.failed_outcomes(s["outcomes"]) or "0"),
             _ms(s["latency_ms"].get("p50")),
             _ms(s["latency_ms"].get("p99")),
             f"{s['images_per_s']:.1f}" if s.get("images_per_s") is not None else "–",
@@ -156,8 +143,8 @@ def status(
     """State and progress of a run, for your services."""
 
     async def work() -> bool:
-        async with _client(hub, key, timeout) as client:
-            body = await client.call("GET", f"/runs/{run_id}", _run_subject(run_id))
+        async with team_client(hub, key, timeout) as client:
+            body = await client.call("GET", f"/runs/{run_id}", run_subject(run_id))
         if as_json:
             output.emit_json(body)
         else:
@@ -177,8 +164,8 @@ def leaderboard(
     """The run's leaderboard: your own row of a dry run; an evaluation's once published."""
 
     async def work() -> bool:
-        async with _client(hub, key, timeout) as client:
-            rows = await client.call("GET", f"/runs/{run_id}/leaderboard", _run_subject(run_id))
+        async with team_client(hub, key, timeout) as client:
+            rows = await client.call("GET", f"/runs/{run_id}/leaderboard", run_subject(run_id))
             if as_json:
                 output.emit_json({"run": run_id, "rows": rows})
                 return True
@@ -211,7 +198,7 @@ async def _own_service(client: HubClient, run_id: int, service: str | None) -> s
     """The service whose results to fetch: the one given, or the team's only one in the run."""
     if service:
         return require_guid(service, "--service", "RECOGHUB_SERVICE")
-    body = await client.call("GET", f"/runs/{run_id}", _run_subject(run_id))
+    body = await client.call("GET", f"/runs/{run_id}", run_subject(run_id))
     guids = [s["service_guid"] for s in body["services"]]
     if len(guids) == 1:
         return str(guids[0])
@@ -244,7 +231,7 @@ def results(
     """Your service's result for every image of a dry run (CSV or JSONL)."""
 
     async def work() -> bool:
-        async with _client(hub, key, timeout) as client:
+        async with team_client(hub, key, timeout) as client:
             guid = await _own_service(client, run_id, service)
             response = await client.request(
                 "GET", f"/runs/{run_id}/results", params={"service": guid, "format": fmt.value}
@@ -288,7 +275,7 @@ def datasets(
     """The datasets the organizer opened to team dry runs."""
 
     async def work() -> bool:
-        async with _client(hub, key, timeout) as client:
+        async with team_client(hub, key, timeout) as client:
             body = await client.call("GET", "/datasets")
         if as_json:
             output.emit_json({"datasets": body})
@@ -328,7 +315,7 @@ def dryrun(
             body["dataset"] = int(dataset)
         if services:
             body["services"] = [s.strip() for s in services]
-        async with _client(hub, key, timeout) as client:
+        async with team_client(hub, key, timeout) as client:
             started = await client.call(
                 "POST", "/runs", Subject("dataset", dataset, "--dataset"), expect=201, json=body
             )
@@ -348,7 +335,7 @@ def dryrun(
             last = ""
             while current["state"] not in FINISHED:
                 await asyncio.sleep(1.0)
-                current = await client.call("GET", f"/runs/{run_id}", _run_subject(run_id))
+                current = await client.call("GET", f"/runs/{run_id}", run_subject(run_id))
                 line = f"{current['state']}: " + ", ".join(
                     f"{s['service_name']} {s['done']}/{s['total']}" for s in current["services"]
                 )
@@ -412,7 +399,7 @@ def service_show(
     """Show your service (all your services without --service / RECOGHUB_SERVICE)."""
 
     async def work() -> bool:
-        async with _client(hub, key, timeout) as client:
+        async with team_client(hub, key, timeout) as client:
             if service:
                 guid = require_guid(service, "--service", "RECOGHUB_SERVICE")
                 found = [
@@ -444,7 +431,7 @@ def _service_change(
 ) -> None:
     async def work() -> bool:
         guid = require_guid(service, "--service", "RECOGHUB_SERVICE")
-        async with _client(hub, key, timeout) as client:
+        async with team_client(hub, key, timeout) as client:
             changed = await _patch_service(client, guid, body)
         if as_json:
             output.emit_json(changed)
