@@ -12,7 +12,6 @@ measured), a fresh `recoghub serve` is started on it and `GET /api/v1/runs/1/res
 
 import argparse
 import json
-import socket
 import subprocess
 import tempfile
 import time
@@ -22,7 +21,14 @@ from pathlib import Path
 from typing import cast
 
 import httpx
-from hub_setup import bench_database, hub_settings, recoghub_command, worker_env
+from hub_setup import (
+    bench_database,
+    free_port,
+    hub_settings,
+    insert_image_rows,
+    recoghub_command,
+    worker_env,
+)
 from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
@@ -70,25 +76,8 @@ def fill(database_url: str, n: int) -> None:
             )
             session.add(member)
             session.flush()
-            images = cast(Table, DatasetImage.__table__)
             items = cast(Table, WorkItem.__table__)
-            for start in range(0, n, CHUNK):
-                stop = min(n, start + CHUNK)
-                session.execute(
-                    insert(images),
-                    [
-                        {
-                            "dataset_id": dataset.id,
-                            "position": i,
-                            "key": f"img-{i:07d}",
-                            "truth": [LABELS[i % len(LABELS)]],
-                            "sha256": f"{i:064x}",
-                            "content_type": "image/png",
-                            "size": 100,
-                        }
-                        for i in range(start, stop)
-                    ],
-                )
+            insert_image_rows(session, dataset_id=dataset.id, count=n, labels=LABELS, chunk=CHUNK)
             first_image = session.query(DatasetImage.id).order_by(DatasetImage.id).first()
             assert first_image is not None
             for start in range(0, n, CHUNK):
@@ -115,13 +104,6 @@ def fill(database_url: str, n: int) -> None:
                 )
     finally:
         engine.dispose()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 def peak_rss_mib(pid: int) -> float:

@@ -33,17 +33,22 @@ import uuid
 from collections import defaultdict
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import cast
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_export import free_port  # noqa: E402
-from hub_setup import bench_database, hub_settings, recoghub_command, worker_env  # noqa: E402
-from sqlalchemy import Table, insert, select, text, update  # noqa: E402
+from hub_setup import (  # noqa: E402
+    bench_database,
+    free_port,
+    hub_settings,
+    insert_image_rows,
+    recoghub_command,
+    worker_env,
+)
+from sqlalchemy import select, text, update  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
-from gateway.datasets.models import Dataset, DatasetImage  # noqa: E402
+from gateway.datasets.models import Dataset  # noqa: E402
 from gateway.db import make_engine  # noqa: E402
 from gateway.migrate import upgrade  # noqa: E402
 from gateway.registry.models import Instance, Provider, Service  # noqa: E402
@@ -91,23 +96,7 @@ def build(database_url: str, *, services: int, recorded: int, pending: int) -> t
         dataset = Dataset(name="bench", format="folder", images=n, labels=len(LABELS))
         session.add(dataset)
         session.flush()
-        images = cast(Table, DatasetImage.__table__)
-        for start in range(0, n, CHUNK):
-            session.execute(
-                insert(images),
-                [
-                    {
-                        "dataset_id": dataset.id,
-                        "position": i,
-                        "key": f"img-{i:07d}",
-                        "truth": [LABELS[i % len(LABELS)]],
-                        "sha256": f"{i:064x}",
-                        "content_type": "image/png",
-                        "size": 100,
-                    }
-                    for i in range(start, min(n, start + CHUNK))
-                ],
-            )
+        insert_image_rows(session, dataset_id=dataset.id, count=n, labels=LABELS, chunk=CHUNK)
         guids = []
         for k in range(services):
             provider = Provider(

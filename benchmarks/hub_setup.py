@@ -11,6 +11,7 @@ import io
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -21,11 +22,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import psutil
 from PIL import Image
-from sqlalchemy import create_engine, func, make_url, select, text
+from sqlalchemy import Table, create_engine, func, insert, make_url, select, text
+from sqlalchemy.orm import Session
 
 from gateway.auth import ADMIN
 from gateway.config import Settings
@@ -447,3 +449,34 @@ def tail(path: Path, lines: int = 20) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
+
+
+def free_port() -> int:
+    """A port the OS had free a moment ago, for a server started as a subprocess."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+def insert_image_rows(
+    session: Session, *, dataset_id: int, count: int, labels: Sequence[str], chunk: int = 20_000
+) -> None:
+    """`count` image rows of `dataset_id` (no files), image i labelled labels[i % len]."""
+    images = cast(Table, DatasetImage.__table__)
+    for start in range(0, count, chunk):
+        session.execute(
+            insert(images),
+            [
+                {
+                    "dataset_id": dataset_id,
+                    "position": i,
+                    "key": f"img-{i:07d}",
+                    "truth": [labels[i % len(labels)]],
+                    "sha256": f"{i:064x}",
+                    "content_type": "image/png",
+                    "size": 100,
+                }
+                for i in range(start, min(count, start + chunk))
+            ],
+        )
