@@ -121,9 +121,11 @@ def test_a_run_stopped_at_its_deadline_says_so_in_watch_list_and_leaderboard(
     try:
         with live_server(app) as rec, httpx.Client(base_url=sqlite_hub.url) as c:
             team = register_team(c, [rec.url], name="alpha")
+            # The CLI turns "+6s" into a time before it posts: seconds to spare for a
+            # busy machine, where "+2s" reached the hub already past (422).
             code, out = recoghub(
                 sqlite_hub, "start", "--dataset", "pets", "--phase", "evaluation",
-                "--service", team.service_guid, "--timeout", "300", "--deadline", "+2s",
+                "--service", team.service_guid, "--timeout", "300", "--deadline", "+6s",
                 "--watch", "--interval", "0.1",
             )  # fmt: skip
             assert code == 0, out
