@@ -31,7 +31,7 @@ from gateway.errors import OUTCOMES, Forbidden, NotFound
 from gateway.openapi import errors, text_response
 from gateway.registry.models import Provider
 from gateway.registry.service import get_service
-from gateway.runs import service
+from gateway.runs import lifecycle, service
 from gateway.runs.classes import class_figures
 from gateway.runs.exports import (
     CSV_MEDIA,
@@ -43,7 +43,7 @@ from gateway.runs.exports import (
     leaderboard_csv_row,
 )
 from gateway.runs.failures import failure_groups
-from gateway.runs.models import Run, RunService
+from gateway.runs.models import Phase, Run, RunService
 from gateway.runs.progress import run_members
 from gateway.runs.schemas import (
     LEADERBOARD_COLUMNS,
@@ -137,7 +137,7 @@ def start_run(
     """
     if not principal.is_admin:
         assert principal.provider_id is not None  # require_caller: admin or provider
-        if body.phase != "dryrun":
+        if body.phase != Phase.DRYRUN.value:
             raise Forbidden("a team may start dry runs only; the organizer starts evaluations")
         chosen = {
             "concurrency",
@@ -194,14 +194,14 @@ def get_run(run_id: RowIdPath, session: SessionDep, principal: CallerDep) -> Run
 @router.post("/{run_id}/cancel", responses=errors(401, 403, 404, 409, 422))
 def cancel_run(run_id: RowIdPath, session: SessionDep, principal: AdminDep) -> RunRead:
     """Stop sending new requests; what is recorded stays."""
-    service.cancel_run(session, run_id=run_id)
+    lifecycle.cancel_run(session, run_id=run_id)
     return run_read(session, run_id, principal)
 
 
 @router.post("/{run_id}/resume", responses=errors(401, 403, 404, 409, 422))
 def resume_run(run_id: RowIdPath, session: SessionDep, principal: AdminDep) -> RunRead:
     """Continue a cancelled (or failed) run where it stopped."""
-    service.resume_run(session, run_id=run_id)
+    lifecycle.resume_run(session, run_id=run_id)
     return run_read(session, run_id, principal)
 
 
@@ -220,12 +220,12 @@ def _board_provider(run: Run, principal: Principal) -> str | None:
     403 for an evaluation not published yet (SPEC §3)."""
     if principal.is_admin:
         return None
-    if run.phase != "dryrun" and not run.published:
+    if run.phase != Phase.DRYRUN and not run.published:
         raise Forbidden(
             f"run {run.id}: the leaderboard of this evaluation is not published yet; "
             "the organizer publishes it when the evaluation is over"
         )
-    return principal.provider_guid if run.phase == "dryrun" else None
+    return principal.provider_guid if run.phase == Phase.DRYRUN else None
 
 
 def _not_in_dryrun(run: Run) -> Forbidden:
@@ -283,7 +283,7 @@ def _check_results_access(
 
 
 def _check_team_dryrun(run: Run) -> None:
-    if run.phase != "dryrun":
+    if run.phase != Phase.DRYRUN:
         raise Forbidden(
             f"run {run.id} is an evaluation: its results stay hidden (hidden test set); "
             "only dry-run results can be downloaded"
