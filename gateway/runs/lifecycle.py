@@ -6,12 +6,13 @@
     complete_emptied_runs       running -> completed, for runs with nothing left open
     stop_due_runs               queued|running -> completed at its deadline
     fail_run                    queued|running -> failed (the hub cannot go on)
-    cancel_run                  queued|running -> cancelled (the organizer)
-    resume_run                  cancelled|failed -> running (queued if never started)
+    cancel                      queued|running -> cancelled (the organizer)
+    resume                      cancelled|failed -> running (queued if never started)
 
 The worker's changes take a `Connection` inside its transaction and are guarded by the
 state they leave, so among several workers one makes each change, once; the organizer's
-take the request's `Session` and commit.
+change the `Run` of the request's session (`service.cancel_run`, `resume_run` commit).
+This module imports only the tables: the worker imports it.
 """
 
 from collections.abc import Sequence
@@ -19,9 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Row, exists, func, or_, update
-from sqlalchemy.orm import Session
 
-from gateway.db import utcnow
 from gateway.errors import Conflict
 from gateway.runs.models import (
     ACTIVE_RUN_STATES,
@@ -32,7 +31,6 @@ from gateway.runs.models import (
     Run,
     RunState,
 )
-from gateway.runs.service import get_run
 
 
 def _nothing_open(run_id: int | ColumnElement[int]) -> ColumnElement[bool]:
@@ -103,36 +101,30 @@ def fail_run(conn: Connection, *, run_id: int, error: str, now: datetime) -> Non
     )
 
 
-def cancel_run(session: Session, *, run_id: int) -> Run:
-    """Stop a queued or running run: workers send nothing new for it, requests in flight
-    finish and are recorded, unsent items go back to pending. Commits.
+def cancel(run: Run, *, now: datetime) -> None:
+    """A queued or running run is cancelled (the caller commits): workers send nothing new
+    for it, requests in flight finish and are recorded, unsent items go back to pending.
 
-    Raises NotFound, or Conflict for a run that is not queued or running.
+    Raises Conflict for a run that is not queued or running.
     """
-    run = get_run(session, run_id=run_id)
     if run.state not in ACTIVE_RUN_STATES:
         raise Conflict(
-            f"run {run_id} is {run.state}; only a queued or running run can be cancelled"
+            f"run {run.id} is {run.state}; only a queued or running run can be cancelled"
         )
     run.state = RunState.CANCELLED
-    run.finished_at = utcnow()
-    session.commit()
-    return run
+    run.finished_at = now
 
 
-def resume_run(session: Session, *, run_id: int) -> Run:
-    """Continue a cancelled or failed run where it stopped (nothing recorded is sent
-    again). Commits.
+def resume(run: Run) -> None:
+    """A cancelled or failed run goes on where it stopped (the caller commits): running
+    again, or queued if it never started.
 
-    Raises NotFound, or Conflict for a run that is queued, running or completed.
+    Raises Conflict for a run that is queued, running or completed.
     """
-    run = get_run(session, run_id=run_id)
     if run.state not in STOPPED_RUN_STATES:
         raise Conflict(
-            f"run {run_id} is {run.state}; only a cancelled or failed run can be resumed"
+            f"run {run.id} is {run.state}; only a cancelled or failed run can be resumed"
         )
     run.state = RunState.RUNNING if run.started_at is not None else RunState.QUEUED
     run.error = None
     run.finished_at = None
-    session.commit()
-    return run

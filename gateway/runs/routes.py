@@ -31,7 +31,7 @@ from gateway.errors import OUTCOMES, Forbidden, NotFound
 from gateway.openapi import errors, text_response
 from gateway.registry.models import Provider
 from gateway.registry.service import get_service
-from gateway.runs import lifecycle, service
+from gateway.runs import service
 from gateway.runs.classes import class_figures
 from gateway.runs.exports import (
     CSV_MEDIA,
@@ -194,14 +194,14 @@ def get_run(run_id: RowIdPath, session: SessionDep, principal: CallerDep) -> Run
 @router.post("/{run_id}/cancel", responses=errors(401, 403, 404, 409, 422))
 def cancel_run(run_id: RowIdPath, session: SessionDep, principal: AdminDep) -> RunRead:
     """Stop sending new requests; what is recorded stays."""
-    lifecycle.cancel_run(session, run_id=run_id)
+    service.cancel_run(session, run_id=run_id)
     return run_read(session, run_id, principal)
 
 
 @router.post("/{run_id}/resume", responses=errors(401, 403, 404, 409, 422))
 def resume_run(run_id: RowIdPath, session: SessionDep, principal: AdminDep) -> RunRead:
     """Continue a cancelled (or failed) run where it stopped."""
-    lifecycle.resume_run(session, run_id=run_id)
+    service.resume_run(session, run_id=run_id)
     return run_read(session, run_id, principal)
 
 

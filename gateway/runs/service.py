@@ -1,5 +1,6 @@
-"""Runs: create, look up and publish; progress, leaderboards and results (read from
-`gateway.runs.progress`; cancelling and resuming: `gateway.runs.lifecycle`).
+"""Runs: create, look up, cancel, resume and publish; progress, leaderboards and results
+(read from `gateway.runs.progress`). Every change of a run's state is
+`gateway.runs.lifecycle`'s.
 
 A run is created whole: one run service per service, one service slot per unit of each
 service's concurrency and every work item up front, in a seeded shuffled order of the
@@ -24,7 +25,7 @@ from gateway.db import utcnow
 from gateway.errors import InvalidInput, NotFound
 from gateway.registry.models import Service
 from gateway.registry.service import get_service
-from gateway.runs import live_scores
+from gateway.runs import lifecycle, live_scores
 from gateway.runs.models import (
     SLOTS,
     ItemState,
@@ -53,10 +54,12 @@ __all__ = [
     "ServiceProgress",
     "create_run",
     "get_run",
+    "cancel_run",
     "iter_results",
     "iter_run_results",
     "leaderboard",
     "list_runs",
+    "resume_run",
     "run_progress",
     "set_published",
 ]
@@ -284,6 +287,29 @@ def get_run(session: Session, *, run_id: int) -> Run:
 def list_runs(session: Session) -> list[Run]:
     """Every run, newest first."""
     return list(session.scalars(select(Run).order_by(Run.id.desc())))
+
+
+def cancel_run(session: Session, *, run_id: int) -> Run:
+    """Stop a queued or running run (`lifecycle.cancel`). Commits.
+
+    Raises NotFound, or Conflict for a run that is not queued or running.
+    """
+    run = get_run(session, run_id=run_id)
+    lifecycle.cancel(run, now=utcnow())
+    session.commit()
+    return run
+
+
+def resume_run(session: Session, *, run_id: int) -> Run:
+    """Continue a cancelled or failed run where it stopped (`lifecycle.resume`): nothing
+    recorded is sent again. Commits.
+
+    Raises NotFound, or Conflict for a run that is queued, running or completed.
+    """
+    run = get_run(session, run_id=run_id)
+    lifecycle.resume(run)
+    session.commit()
+    return run
 
 
 def set_published(session: Session, *, run_id: int, published: bool) -> Run:

@@ -18,7 +18,7 @@ from gateway.config import Settings
 from gateway.datasets.models import DatasetImage
 from gateway.datasets.storage import image_path
 from gateway.registry.models import Service
-from gateway.runs import finish, lifecycle, service
+from gateway.runs import finish, service
 from gateway.runs.models import Run, RunService, ServiceSlot
 from tests.runs.builders import (
     add_dataset,
@@ -239,7 +239,7 @@ async def test_every_service_gets_the_same_seeded_order(
     assert {tuple(o) for o in image_orders(run_engine, other).values()} != {order}
     with Session(run_engine) as session:  # only the first run is sent
         for later in (again, other):
-            lifecycle.cancel_run(session, run_id=later)
+            service.cancel_run(session, run_id=later)
 
     async with running_worker(run_engine, settings):
         await wait_until(lambda: completed(run_engine, run_id), "the run to complete")
@@ -345,7 +345,7 @@ async def test_cancel_stops_sending_and_resume_finishes_without_duplicates(
     async with running_worker(run_engine, settings):
         await wait_until(lambda: item_counts(run_engine, run_id).get("done", 0) >= 6, "progress")
         with Session(run_engine) as session:
-            assert lifecycle.cancel_run(session, run_id=run_id).state == "cancelled"
+            assert service.cancel_run(session, run_id=run_id).state == "cancelled"
         await wait_until(
             lambda: "leased" not in item_counts(run_engine, run_id) and seen.in_flight == 0,
             "the worker to let go of the cancelled run",
@@ -356,7 +356,7 @@ async def test_cancel_stops_sending_and_resume_finishes_without_duplicates(
         assert seen.requests == counts["done"]  # what was sent is recorded, nothing more
 
         with Session(run_engine) as session:
-            assert lifecycle.resume_run(session, run_id=run_id).state == "running"
+            assert service.resume_run(session, run_id=run_id).state == "running"
         await wait_until(lambda: completed(run_engine, run_id), "the resumed run to complete")
 
     assert_each_item_once(run_engine, run_id, 1, 40)
@@ -386,6 +386,6 @@ async def test_a_missing_image_file_fails_the_run_until_it_is_restored(
         )
         lost.write_bytes(kept)
         with Session(run_engine) as session:
-            lifecycle.resume_run(session, run_id=run_id)
+            service.resume_run(session, run_id=run_id)
         await wait_until(lambda: completed(run_engine, run_id), "the resumed run to complete")
     assert_each_item_once(run_engine, run_id, 1, 6)

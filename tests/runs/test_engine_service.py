@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from gateway.config import Settings
 from gateway.errors import Conflict, InvalidInput, NotFound, WrongGuidKind
 from gateway.registry.models import Service
-from gateway.runs import lifecycle, service
+from gateway.runs import service
 from gateway.runs.models import RunService, ServiceSlot, WorkItem
 from tests.runs.builders import add_dataset, add_service, make_images
 
@@ -145,12 +145,12 @@ def test_cancel_resume_and_publish_follow_the_run_state(
     with Session(run_engine) as session:
         run_id = service.create_run(session, settings=settings, dataset="dev", phase="dryrun").id
         with pytest.raises(Conflict, match="only a cancelled or failed run"):
-            lifecycle.resume_run(session, run_id=run_id)
-        assert lifecycle.cancel_run(session, run_id=run_id).state == "cancelled"
+            service.resume_run(session, run_id=run_id)
+        assert service.cancel_run(session, run_id=run_id).state == "cancelled"
         with pytest.raises(Conflict, match="only a queued or running run"):
-            lifecycle.cancel_run(session, run_id=run_id)
+            service.cancel_run(session, run_id=run_id)
         # Never started: it goes back to the queue.
-        assert lifecycle.resume_run(session, run_id=run_id).state == "queued"
+        assert service.resume_run(session, run_id=run_id).state == "queued"
         assert service.set_published(session, run_id=run_id, published=True).published
         with pytest.raises(NotFound, match="no run 999"):
             service.get_run(session, run_id=999)

@@ -87,9 +87,7 @@ def read_side_modules() -> list[str]:
 
 def test_the_read_side_never_imports_the_worker() -> None:
     modules = read_side_modules()
-    assert {"gateway.runs.routes", "gateway.runs.progress", "gateway.runs.service"} <= set(
-        modules
-    )
+    assert {"gateway.runs.routes", "gateway.runs.progress", "gateway.runs.service"} <= set(modules)
     chains = {name: chain for name in modules if (chain := import_chain(name))}
     assert chains == {}, "\n".join(" -> ".join(chain) for chain in chains.values())
 

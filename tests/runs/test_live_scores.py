@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from gateway.config import Settings
 from gateway.errors import OUTCOMES
-from gateway.runs import finish, lifecycle, live_scores, models, service
+from gateway.runs import finish, live_scores, models, service
 from gateway.runs.engine import results
 from gateway.runs.engine.results import LeaseLost, ResultRecord
 from gateway.scoring.live import PERCENTILE_ERROR
@@ -207,14 +207,14 @@ def test_a_cancelled_run_shows_no_service_ongoing_and_resume_brings_it_back(
     with Session(run_engine) as session:
         before = [s.status for s in service.run_progress(session, run_id=lane.run_id).services]
         assert before == ["ongoing", "pending"]
-        lifecycle.cancel_run(session, run_id=lane.run_id)
+        service.cancel_run(session, run_id=lane.run_id)
         progress = service.run_progress(session, run_id=lane.run_id)
         board = service.leaderboard(session, run_id=lane.run_id)
     assert [s.status for s in progress.services] == ["cancelled", "cancelled"]
     assert [(r["status"], r["provisional"]) for r in board] == [("cancelled", True)] * 2
     assert [r["images"] for r in board] == [1, 0]
     with Session(run_engine) as session:
-        lifecycle.resume_run(session, run_id=lane.run_id)
+        service.resume_run(session, run_id=lane.run_id)
         progress = service.run_progress(session, run_id=lane.run_id)
     assert [s.status for s in progress.services] == before
 
