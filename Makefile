@@ -31,9 +31,10 @@ browser:
 test: check browser
 	$(BIN)/pytest -q -p no:cacheprovider -n 2
 
-# Mutation testing (not part of `test`): mutmut mutates gateway/protocol, gateway/scoring and
-# the run engine's claims and result paging (config in pyproject.toml), then prints the kill
-# figure per module. Results are kept in mutants/, so a second run only checks what changed.
+# Mutation testing (not part of `test`): mutmut mutates gateway/protocol, gateway/scoring, the
+# run engine's statements (runs/engine/store.py, results.py) and result paging (config in
+# pyproject.toml), then prints the kill figure per module. Results are kept in mutants/, so a
+# second run only checks what changed.
 # The engine's database tests run on SQLite only; MUTATION_PYTEST="" adds PostgreSQL.
 MUTATION_PYTEST ?= -m "not postgres" --hypothesis-profile=mutation
 MUTATION_JOBS ?= 2

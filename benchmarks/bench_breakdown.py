@@ -6,8 +6,8 @@ CPU time (this process, user + system) per item, so the figures hold on a loaded
 machine better than wall-clock rates do. Sending: 32 requests in flight to 8 fast
 recognizers, (1) bare aiohttp as in baselines.py, (2) the hub's client session with
 the hub's signed headers, (3) `Dispatcher.recognize`. Database, on a SQLite run of
-8 services x --images: (4) `claims.claim_items` of --claim items per service at a time,
-(5) `load_pictures`, (6) `engine.result_row`, (7) `claims.record_results` 500 rows a
+8 services x --images: (4) `store.claim_items` of --claim items per service at a time,
+(5) `load_pictures`, (6) `ResultRecord.of`, (7) `results.record_results` 500 rows a
 transaction, (8) live scoring (`ServiceScorer.add`, what a worker does per result),
 (9) `finish.finish_service` scoring from the database (what it does instead for a lane
 over the live-scoring limit). The sum of (3)..(8) against (1) is the CPU a worker spends
@@ -32,8 +32,10 @@ from gateway.db import utcnow
 from gateway.dispatch.client import make_client_session
 from gateway.dispatch.dispatcher import Dispatcher, Target
 from gateway.protocol import signing
-from gateway.runs import claims, finish
-from gateway.runs.engine import load_pictures, result_row
+from gateway.runs import finish
+from gateway.runs.engine import results, store
+from gateway.runs.engine.images import load_pictures
+from gateway.runs.engine.results import ResultRecord
 from gateway.scoring.metrics import ServiceScorer
 
 IN_FLIGHT = 32
@@ -159,21 +161,21 @@ def database_parts(
     worker_id = "breakdown-worker"
     now = utcnow()
     with hub.engine.begin() as conn:
-        claims.register_worker(
+        store.register_worker(
             conn, worker_id=worker_id, host="bench", pid=0, now=now, forget_before=now
         )
-        survey = claims.survey(conn, now=now, live_since=now - timedelta(seconds=30))
+        survey = store.survey(conn, now=now, live_since=now - timedelta(seconds=30))
     lanes = [plan.run_service_id for plan in survey.lanes if plan.run_id == run_id]
     items = args.images * len(lanes)
     print(f"database (SQLite, {len(lanes)} services x {args.images} images):")
 
-    claimed: list[claims.ClaimedItem] = []
-    refs: dict[int, claims.ImageRef] = {}
+    claimed: list[store.ClaimedItem] = []
+    refs: dict[int, store.ImageRef] = {}
     started = cpu()
     while True:
         now = utcnow()
         with hub.engine.begin() as conn:
-            got, got_refs = claims.claim_items(
+            got, got_refs = store.claim_items(
                 conn,
                 worker_id=worker_id,
                 wants=dict.fromkeys(lanes, args.claim),
@@ -194,13 +196,22 @@ def database_parts(
 
     answer = answers[0]
     started = cpu()
-    rows = [result_row(item.item_id, answer, 1.0) for item in claimed]  # type: ignore[arg-type]
-    report("(6) result_row", cpu() - started, len(rows))
+    rows = [
+        ResultRecord.of(
+            answer,  # type: ignore[arg-type]
+            item_id=item.item_id,
+            run_service_id=0,
+            queue_ms=1.0,
+            truth=["red"],
+        )
+        for item in claimed
+    ]
+    report("(6) ResultRecord.of", cpu() - started, len(rows))
 
     started = cpu()
     for start in range(0, len(rows), RESULT_BATCH):
         with hub.engine.begin() as conn:
-            claims.record_results(
+            results.record_results(
                 conn, worker_id=worker_id, results=rows[start : start + RESULT_BATCH]
             )
     report(f"(7) record_results, {RESULT_BATCH} a transaction", cpu() - started, len(rows))
@@ -209,10 +220,10 @@ def database_parts(
     scorer = ServiceScorer()
     for row in rows:
         scorer.add(
-            outcome=row["outcome"],
-            tags=[(tag, score) for tag, score in row["tags"]],
-            truth=["red"],
-            latency_ms=row["latency_ms"],
+            outcome=row.outcome,
+            tags=row.tags or (),
+            truth=row.truth,
+            latency_ms=row.latency_ms,
         )
     scorer.result(elapsed_s=1.0)
     report("(8) ServiceScorer.add, live scoring of each result", cpu() - started, len(rows))

@@ -17,8 +17,8 @@ Measured: a `recoghub serve` (no embedded worker) answers `--requests` GETs of
 p50, p90, p99, max); beside them the old path, still callable: the full rescore of every
 service (`finish.service_scores`, what every leaderboard GET did) and the GROUP BY
 progress (`progress_legacy`), in-process, `--old-rounds` times; and the writer's cost of
-live scores: µs per result of `live_scores.record_scored` against the bare
-`claims.record_results`, batches of 500 items leased to the benchmark.
+live scores: µs per result of `results.record_scored` against the bare
+`results.record_results`, batches of 500 items leased to the benchmark.
 Target: leaderboard p50 <= 50 ms.
 """
 
@@ -52,7 +52,9 @@ from gateway.datasets.models import Dataset  # noqa: E402
 from gateway.db import make_engine  # noqa: E402
 from gateway.migrate import upgrade  # noqa: E402
 from gateway.registry.models import Instance, Provider, Service  # noqa: E402
-from gateway.runs import claims, finish, live_scores  # noqa: E402
+from gateway.runs import finish, models  # noqa: E402
+from gateway.runs.engine import results  # noqa: E402
+from gateway.runs.engine.results import ResultRecord  # noqa: E402
 from gateway.runs.models import Run, RunService  # noqa: E402
 from gateway.runs.progress import run_members  # noqa: E402
 from gateway.runs.progress_legacy import legacy_progress  # noqa: E402
@@ -139,7 +141,7 @@ def build(database_url: str, *, services: int, recorded: int, pending: int) -> t
     )
     began = time.monotonic()
     tallies: dict[int, LiveTally] = defaultdict(LiveTally)
-    wi, im = claims.WORK_ITEMS, claims.IMAGES
+    wi, im = models.WORK_ITEMS, models.IMAGES
     with engine.connect() as conn:
         rows = conn.execution_options(stream_results=True, yield_per=10_000).execute(
             select(
@@ -164,8 +166,8 @@ def build(database_url: str, *, services: int, recorded: int, pending: int) -> t
     with engine.begin() as conn:
         for rs, tally in tallies.items():
             conn.execute(
-                update(live_scores.LIVE_SCORES)
-                .where(live_scores.LIVE_SCORES.c.run_service_id == rs)
+                update(models.LIVE_SCORES)
+                .where(models.LIVE_SCORES.c.run_service_id == rs)
                 .values(**tally.columns())
             )
     print(f"live scores filled by the writer's tally: {time.monotonic() - began:.1f} s")
@@ -260,7 +262,7 @@ def old_path(database_url: str, run_id: int, rounds: int) -> None:
 def writer_cost(database_url: str, run_id: int, batches: int) -> None:
     """µs per result of recording with and without live scores, alternate batches."""
     engine = make_engine(database_url)
-    wi, im = claims.WORK_ITEMS, claims.IMAGES
+    wi, im = models.WORK_ITEMS, models.IMAGES
     try:
         with engine.begin() as conn:
             rows = conn.execute(
@@ -282,32 +284,30 @@ def writer_cost(database_url: str, run_id: int, batches: int) -> None:
             chunk = rows[b * BATCH : (b + 1) * BATCH]
             now = datetime.now()
             batch = [
-                live_scores.ScoredResult(
-                    r.run_service_id,
-                    {
-                        "id": r.id,
-                        "outcome": "ok",
-                        "attempts": 1,
-                        "latency_ms": 12.5,
-                        "queue_ms": 0.1,
-                        "http_status": 200,
-                        "request_id": uuid.uuid4().hex,
-                        "raw": f"{r.truth[0]}:0.9;zebra:0.1",
-                        "tags": [[r.truth[0], 0.9], ["zebra", 0.1]],
-                        "detail": None,
-                        "attempt_log": [{"n": 1, "instance": 0, "outcome": "ok"}],
-                        "finished_at": now,
-                    },
-                    r.truth,
+                ResultRecord(
+                    item_id=r.id,
+                    run_service_id=r.run_service_id,
+                    outcome="ok",
+                    attempts=1,
+                    latency_ms=12.5,
+                    queue_ms=0.1,
+                    http_status=200,
+                    request_id=uuid.uuid4().hex,
+                    raw=f"{r.truth[0]}:0.9;zebra:0.1",
+                    tags=[(r.truth[0], 0.9), ("zebra", 0.1)],
+                    detail=None,
+                    attempt_log=[{"n": 1, "instance": 0, "outcome": "ok"}],
+                    finished_at=now,
+                    truth=r.truth,
                 )
                 for r in chunk
             ]
             began = time.perf_counter()
             with engine.begin() as conn:
                 if b % 2 == 0:
-                    live_scores.record_scored(conn, worker_id="bench", batch=batch)
+                    results.record_scored(conn, worker_id="bench", batch=batch)
                 else:
-                    claims.record_results(conn, worker_id="bench", results=[s.row for s in batch])
+                    results.record_results(conn, worker_id="bench", results=batch)
             (with_live if b % 2 == 0 else bare).append(time.perf_counter() - began)
         per = 1e6 / BATCH
         live_us = statistics.median(with_live) * per

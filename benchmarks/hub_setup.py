@@ -323,7 +323,7 @@ def recoghub_command(
         prelude.append(f"sys.setswitchinterval({switch_interval_s})")
     prelude.append("from gateway.cli.main import main")
     if gc_freeze:
-        prelude += ["import gc, gateway.runs.worker", "gc.collect()", "gc.freeze()"]
+        prelude += ["import gc, gateway.runs.engine.process", "gc.collect()", "gc.freeze()"]
     return [sys.executable, "-c", "; ".join([*prelude, "main()"])]
 
 

@@ -29,8 +29,8 @@ from gateway.observability import router as metrics_router
 from gateway.openapi import install_openapi
 from gateway.registry.routes import providers_router, services_router, whoami_router
 from gateway.relay.routes import router as relay_router
+from gateway.runs.engine.process import run_embedded_worker
 from gateway.runs.routes import router as runs_router
-from gateway.runs.worker import run_embedded_worker
 from gateway.state import HubState
 from gateway.unhandled import UnhandledErrors
 from gateway.web.api_docs import router as api_docs_router

@@ -1,6 +1,6 @@
 """Engine, sessions and the declarative base shared by every table."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +19,16 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+# Bound for IN (...) lists, well under every driver's parameter limit.
+ID_CHUNK = 500
+
+
+def chunked(values: Sequence[Any], size: int = ID_CHUNK) -> Iterator[Sequence[Any]]:
+    """`values` in slices of at most `size`, for IN lists of any length."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 def utcnow() -> datetime:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from gateway.dispatch.dispatcher import Dispatcher
     from gateway.rate_limit import RateLimiter
     from gateway.relay.service import TargetCache
-    from gateway.runs.engine import DispatchWorker
+    from gateway.runs.engine.worker import DispatchWorker
 
 
 @dataclass

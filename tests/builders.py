@@ -40,7 +40,7 @@ def hub_settings(database_url: str, data_dir: Path, **overrides: object):  # typ
         "retry_backoff_s": 0.01,
         "retry_backoff_max_s": 0.05,
         "endpoint_allow": LOOPBACK_ALLOWED,
-        # The in-flight limit that follows the event loop's lateness (gateway.runs.timing)
+        # The in-flight limit that follows the event loop's lateness (gateway.runs.engine.timing)
         # is tested on its own; on a loaded test machine it would change every test's
         # concurrency.
         "timing_bound_ms": 0.0,

@@ -35,7 +35,7 @@ def test_metrics_are_open_by_default_as_prometheus_text(sqlite_hub: LiveServer) 
 def test_the_dispatch_worker_records_metrics_without_the_web_framework() -> None:
     """`recoghub worker` imports the engine and the instruments, not FastAPI."""
     code = (
-        "import sys, gateway.runs.engine, gateway.metrics; "
+        "import sys, gateway.runs.engine.worker, gateway.metrics; "
         "print(sorted(m for m in ('fastapi', 'starlette') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -38,7 +38,7 @@ def worker(
     --listen (and --public-url) when teams connect out.
     """
     from gateway.dialout.listener import ListenError, bind, parse_listen, public_url_for
-    from gateway.runs.worker import WorkerRefused, run_worker_process
+    from gateway.runs.engine.process import WorkerRefused, run_worker_process
 
     level = log_level.upper()
     if level not in LOG_LEVELS:

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
+from gateway.errors import Outcome
 from gateway.protocol.result_string import tag_key
-from gateway.runs.claims import IMAGES, WORK_ITEMS
 from gateway.runs.finish import done_items
+from gateway.runs.models import IMAGES, WORK_ITEMS
 from gateway.scoring.metrics import true_rank
 
 WRONG_TAGS = 3
@@ -49,7 +50,7 @@ def class_figures(
         columns=[IMAGES.c.truth, WORK_ITEMS.c.outcome, WORK_ITEMS.c.tags],
     ):
         truth = [str(t) for t in row.truth or ()]
-        ok = row.outcome == "ok"
+        ok = row.outcome == Outcome.OK
         tags = [str(tag) for tag, _ in row.tags or ()] if ok else []
         rank = true_rank(tags, truth)
         top = tags[0] if tags else None

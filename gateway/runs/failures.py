@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Row, select
 from sqlalchemy.orm import Session
 
 from gateway.errors import Outcome
-from gateway.runs.claims import WORK_ITEMS
+from gateway.runs.models import WORK_ITEMS, ItemState
 from gateway.runs.progress import run_members
 
 PAGE = 1000
@@ -125,7 +125,7 @@ def _failed_items(conn: Connection, run_service_id: int) -> Iterator[Row[Any]]:
             select(WORK_ITEMS.c.seq, *columns)
             .where(
                 WORK_ITEMS.c.run_service_id == run_service_id,
-                WORK_ITEMS.c.state == "done",
+                WORK_ITEMS.c.state == ItemState.DONE,
                 WORK_ITEMS.c.seq > last_seq,
                 WORK_ITEMS.c.outcome != Outcome.OK.value,
             )

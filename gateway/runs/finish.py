@@ -1,4 +1,4 @@
-"""Scores and verdicts of run services, and the end of a run.
+"""Scores and verdicts of run services (the end of their run: `gateway.runs.lifecycle`).
 
 A run service is scored by streaming its recorded items, joined with their images' true
 tags, through a `ServiceScorer` one page at a time (keyset pages on the claim index), so
@@ -9,18 +9,21 @@ an evaluation passes a service that finished unless no image at all ended `ok`.
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, exists, func, select, update
+from sqlalchemy import Connection, Row, func, select, update
 
 from gateway.errors import OUTCOMES, Outcome
-from gateway.runs.claims import (
-    FINAL_STATUSES,
+from gateway.runs.models import (
     IMAGES,
+    OPEN_STATUSES,
     RUN_SERVICES,
-    RUNS,
+    UNRECORDED_STATES,
     WORK_ITEMS,
+    ItemState,
+    Phase,
+    ServiceStatus,
 )
 from gateway.scoring.metrics import ServiceScorer
 
@@ -31,7 +34,7 @@ _DETAIL_CHARS = 200
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    status: str
+    status: ServiceStatus
     reason: str | None
     scores: dict[str, Any]
 
@@ -46,7 +49,7 @@ def done_items(conn: Connection, *, run_service_id: int, columns: list[Any]) -> 
             .join(IMAGES, IMAGES.c.id == WORK_ITEMS.c.image_id)
             .where(
                 WORK_ITEMS.c.run_service_id == run_service_id,
-                WORK_ITEMS.c.state == "done",
+                WORK_ITEMS.c.state == ItemState.DONE,
                 WORK_ITEMS.c.seq > last_seq,
             )
             .order_by(WORK_ITEMS.c.seq)
@@ -82,7 +85,7 @@ def service_scores(conn: Connection, *, run_service_id: int) -> dict[str, Any]:
 def elapsed_s(conn: Connection, *, run_service_id: int) -> float | None:
     """Seconds from the first request sent (the first answer less its latency) to the
     last answer recorded; None before two answers."""
-    done = (WORK_ITEMS.c.run_service_id == run_service_id, WORK_ITEMS.c.state == "done")
+    done = (WORK_ITEMS.c.run_service_id == run_service_id, WORK_ITEMS.c.state == ItemState.DONE)
     last = conn.execute(select(func.max(WORK_ITEMS.c.finished_at)).where(*done)).scalar()
     first = conn.execute(
         select(WORK_ITEMS.c.finished_at, WORK_ITEMS.c.latency_ms)
@@ -109,7 +112,7 @@ def first_errors(conn: Connection, *, run_service_id: int, limit: int = FIRST_ER
         )
         .where(
             WORK_ITEMS.c.run_service_id == run_service_id,
-            WORK_ITEMS.c.state == "done",
+            WORK_ITEMS.c.state == ItemState.DONE,
             WORK_ITEMS.c.outcome != Outcome.OK.value,
         )
         .order_by(WORK_ITEMS.c.seq)
@@ -117,7 +120,7 @@ def first_errors(conn: Connection, *, run_service_id: int, limit: int = FIRST_ER
     ).all()
     errors = []
     for row in rows:
-        status = f" (HTTP {row.http_status})" if row.outcome == "http_error" else ""
+        status = f" (HTTP {row.http_status})" if row.outcome == Outcome.HTTP_ERROR else ""
         detail = (row.detail or "").strip()
         if len(detail) > _DETAIL_CHARS:
             detail = detail[: _DETAIL_CHARS - 1] + "…"
@@ -140,16 +143,16 @@ def judge(
     images = int(scores["images"])
     ok = outcomes.get(Outcome.OK.value, 0)
     counts = ", ".join(f"{name} {outcomes.get(name, 0)}" for name in OUTCOMES)
-    passed = ok == images if phase == "dryrun" else ok > 0 or images == 0
+    passed = ok == images if phase == Phase.DRYRUN else ok > 0 or images == 0
     if passed:
-        return Verdict("passed", None, scores)
-    if phase == "dryrun":
+        return Verdict(ServiceStatus.PASSED, None, scores)
+    if phase == Phase.DRYRUN:
         head = f"{images - ok} of {images} images did not end ok ({counts})"
     else:
         head = f"no image ended ok ({counts})"
     errors = first_errors(conn, run_service_id=run_service_id)
     reason = head + (". First errors: " + "; ".join(errors) if errors else "")
-    return Verdict("failed", reason, scores)
+    return Verdict(ServiceStatus.FAILED, reason, scores)
 
 
 def unfinished(conn: Connection, *, run_service_id: int) -> int:
@@ -160,7 +163,7 @@ def unfinished(conn: Connection, *, run_service_id: int) -> int:
             .select_from(WORK_ITEMS)
             .where(
                 WORK_ITEMS.c.run_service_id == run_service_id,
-                WORK_ITEMS.c.state.in_(("pending", "leased")),
+                WORK_ITEMS.c.state.in_(UNRECORDED_STATES),
             )
         ).scalar_one()
     )
@@ -188,9 +191,7 @@ def finish_service(
     verdict = judge(conn, run_service_id=run_service_id, phase=phase, scores=scores)
     conn.execute(
         update(RUN_SERVICES)
-        .where(
-            RUN_SERVICES.c.id == run_service_id, RUN_SERVICES.c.status.in_(("pending", "ongoing"))
-        )
+        .where(RUN_SERVICES.c.id == run_service_id, RUN_SERVICES.c.status.in_(OPEN_STATUSES))
         .values(status=verdict.status, reason=verdict.reason, scores=verdict.scores)
     )
     return True
@@ -204,16 +205,3 @@ def _items(conn: Connection, run_service_id: int) -> int:
             .where(WORK_ITEMS.c.run_service_id == run_service_id)
         ).scalar_one()
     )
-
-
-def complete_run(conn: Connection, *, run_id: int, now: datetime) -> bool:
-    """Mark a running run completed once all its services are final; True if this call did."""
-    still_open = exists().where(
-        RUN_SERVICES.c.run_id == run_id, RUN_SERVICES.c.status.not_in(FINAL_STATUSES)
-    )
-    result = conn.execute(
-        update(RUNS)
-        .where(RUNS.c.id == run_id, RUNS.c.state == "running", ~still_open)
-        .values(state="completed", finished_at=now)
-    )
-    return bool(result.rowcount)

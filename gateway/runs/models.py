@@ -1,7 +1,19 @@
-"""Run tables: runs, the services in each run, work items, workers and slot leases."""
+"""Run tables (runs, the services in each run, work items, workers, slot leases, live
+scores) and the states their rows move through.
+
+States are `StrEnum`s: a member equals the string stored in its column, so rows read as
+plain strings compare equal to members, and members are written as those strings.
+
+    Run.state         queued -> running -> completed       (lifecycle.py changes it)
+                      queued|running -> cancelled | failed -> (resume) queued|running
+    RunService.status pending -> ongoing -> passed | failed
+                      pending|ongoing -> down -> ongoing | failed   (the breaker)
+    WorkItem.state    pending -> leased -> done            (or back to pending)
+"""
 
 from datetime import datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -13,13 +25,57 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
     false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from gateway.datasets.models import DatasetImage
 from gateway.db import Base, utcnow
+from gateway.registry.models import Instance, Provider, Service
+
+
+class RunState(StrEnum):
+    QUEUED = "queued"  # waiting for a worker, or for its `start_at`
+    RUNNING = "running"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"  # by the organizer; resumable
+    FAILED = "failed"  # the hub could not go on (an image file gone); resumable
+
+
+class Phase(StrEnum):
+    DRYRUN = "dryrun"
+    EVALUATION = "evaluation"
+
+
+class ServiceStatus(StrEnum):
+    """A run service's status as stored (the API also shows `cancelled`: progress.py)."""
+
+    PENDING = "pending"
+    ONGOING = "ongoing"
+    DOWN = "down"  # paused by the dead-service breaker (SPEC §9): nothing claimed or sent
+    PASSED = "passed"
+    FAILED = "failed"
+
+
+class ItemState(StrEnum):
+    PENDING = "pending"
+    LEASED = "leased"  # claimed by a worker (`lease_owner`) until `lease_expires_at`
+    DONE = "done"  # recorded, exactly once
+
+
+# Runs that workers start or send.
+ACTIVE_RUN_STATES = frozenset({RunState.QUEUED, RunState.RUNNING})
+# Runs stopped before completing, which `resume_run` continues.
+STOPPED_RUN_STATES = frozenset({RunState.CANCELLED, RunState.FAILED})
+# Run services with items to claim.
+OPEN_STATUSES = frozenset({ServiceStatus.PENDING, ServiceStatus.ONGOING})
+# Run services judged and scored: nothing of them changes any more.
+FINAL_STATUSES = frozenset({ServiceStatus.PASSED, ServiceStatus.FAILED})
+# Work items without a result yet.
+UNRECORDED_STATES = frozenset({ItemState.PENDING, ItemState.LEASED})
 
 
 class Run(Base):
@@ -29,10 +85,9 @@ class Run(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
-    phase: Mapped[str] = mapped_column(String(20))  # dryrun | evaluation
+    phase: Mapped[str] = mapped_column(String(20))  # Phase
     metric: Mapped[str] = mapped_column(String(30), default="top5")
-    # queued | running | completed | cancelled | failed
-    state: Mapped[str] = mapped_column(String(20), default="queued", index=True)
+    state: Mapped[str] = mapped_column(String(20), default=RunState.QUEUED, index=True)
     seed: Mapped[int] = mapped_column(BigInteger)
     timeout_s: Mapped[float] = mapped_column(Float)
     max_attempts: Mapped[int] = mapped_column(Integer)
@@ -68,9 +123,7 @@ class RunService(Base):
     service_id: Mapped[int] = mapped_column(ForeignKey("services.id"))
     position: Mapped[int] = mapped_column(Integer)
     max_concurrency: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(
-        String(20), default="pending"
-    )  # pending|ongoing|down|passed|failed (down: paused by the breaker, SPEC §9)
+    status: Mapped[str] = mapped_column(String(20), default=ServiceStatus.PENDING)
     reason: Mapped[str | None] = mapped_column(Text)
     scores: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
@@ -90,7 +143,7 @@ class WorkItem(Base):
     image_id: Mapped[int] = mapped_column(ForeignKey("dataset_images.id"))
     # Position in the run's seeded shuffled order, interleaved across services.
     seq: Mapped[int] = mapped_column(BigInteger)
-    state: Mapped[str] = mapped_column(String(10), default="pending")  # pending|leased|done
+    state: Mapped[str] = mapped_column(String(10), default=ItemState.PENDING)
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
     outcome: Mapped[str | None] = mapped_column(String(20))
@@ -138,7 +191,8 @@ class ServiceSlot(Base):
 
 
 class LiveScore(Base):
-    """A run service's figures kept as counters while it runs (gateway.runs.live_scores):
+    """A run service's figures kept as counters while it runs (gateway.runs.live_scores,
+    gateway.runs.engine.results):
     written in the transaction that records its results, read by progress and leaderboard
     requests instead of its work items. What each column holds: gateway.scoring.live."""
 
@@ -166,3 +220,16 @@ class LiveScore(Base):
     first_finished_at: Mapped[datetime | None] = mapped_column(DateTime)
     first_sent_at: Mapped[datetime | None] = mapped_column(DateTime)
     last_finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+# Core tables, for the statements that bypass the ORM (the worker's, the read side's).
+RUNS = cast(Table, Run.__table__)
+RUN_SERVICES = cast(Table, RunService.__table__)
+WORK_ITEMS = cast(Table, WorkItem.__table__)
+SLOTS = cast(Table, ServiceSlot.__table__)
+WORKERS = cast(Table, Worker.__table__)
+LIVE_SCORES = cast(Table, LiveScore.__table__)
+IMAGES = cast(Table, DatasetImage.__table__)
+SERVICES = cast(Table, Service.__table__)
+PROVIDERS = cast(Table, Provider.__table__)
+INSTANCES = cast(Table, Instance.__table__)

@@ -15,16 +15,21 @@ from gateway.errors import OUTCOMES, NotFound
 from gateway.registry.models import Provider, Service
 from gateway.registry.service import get_service
 from gateway.runs import live_scores
-from gateway.runs.claims import DOWN_STATUS, FINAL_STATUSES, IMAGES, WORK_ITEMS
 from gateway.runs.finish import done_items, service_scores
-from gateway.runs.models import Run, RunService
+from gateway.runs.models import (
+    FINAL_STATUSES,
+    IMAGES,
+    STOPPED_RUN_STATES,
+    WORK_ITEMS,
+    Run,
+    RunService,
+    RunState,
+    ServiceStatus,
+)
 from gateway.runs.progress_legacy import item_count, legacy_progress
-from gateway.runs.schemas import ServiceStatus
+from gateway.runs.schemas import ShownStatus
 from gateway.scoring.leaderboard import rank_rows
 from gateway.scoring.metrics import PERCENTILES, true_rank
-
-# Runs whose services show `cancelled` rather than their stored open status.
-STOPPED_RUN_STATES = ("cancelled", "failed")
 
 
 @dataclass
@@ -34,7 +39,7 @@ class ServiceProgress:
     provider_guid: str
     provider_name: str
     provider_id: int
-    status: ServiceStatus
+    status: ShownStatus
     reason: str | None
     done: int
     total: int
@@ -111,13 +116,13 @@ def run_members(
     return list(session.execute(query).all())
 
 
-def shown_status(run_state: str, status: str) -> ServiceStatus:
+def shown_status(run_state: str, status: str) -> ShownStatus:
     """A run service's status as the API shows it: a service of a cancelled (or failed)
     run that was not passed or failed is `cancelled`, never `ongoing` (resume continues
     it from its stored status)."""
     if run_state in STOPPED_RUN_STATES and status not in FINAL_STATUSES:
         return "cancelled"
-    return cast(ServiceStatus, status)
+    return cast(ShownStatus, status)
 
 
 def run_progress(session: Session, *, run_id: int, provider_id: int | None = None) -> RunProgress:
@@ -135,7 +140,7 @@ def run_progress(session: Session, *, run_id: int, provider_id: int | None = Non
         return progress
     live = live_scores.read_rows(session.connection(), run_service_ids=[m.id for m in members])
     legacy = legacy_progress(session, run, [m for m in members if m.id not in live])
-    sending = run.state == "running"
+    sending = run.state == RunState.RUNNING
     for m in members:
         final = m.status in FINAL_STATUSES and bool(m.scores)
         stored = live.get(m.id)
@@ -150,7 +155,7 @@ def run_progress(session: Session, *, run_id: int, provider_id: int | None = Non
             rate = figures.get("images_per_s")
             remaining = total - done
             eta = 0.0 if final else None
-            if not final and rate and sending and m.status != DOWN_STATUS:
+            if not final and rate and sending and m.status != ServiceStatus.DOWN:
                 eta = remaining / rate
         progress.services.append(
             ServiceProgress(

@@ -12,9 +12,8 @@ from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
 from gateway.db import utcnow
-from gateway.errors import OUTCOMES
-from gateway.runs.claims import DOWN_STATUS, FINAL_STATUSES
-from gateway.runs.models import Run, WorkItem
+from gateway.errors import OUTCOMES, Outcome
+from gateway.runs.models import FINAL_STATUSES, ItemState, Run, RunState, ServiceStatus, WorkItem
 from gateway.scoring.metrics import PERCENTILES, percentile
 
 # The latest answers that live latency and throughput figures are computed from.
@@ -49,9 +48,9 @@ def legacy_progress(session: Session, run: Run, members: Sequence[Row[Any]]) -> 
             rate: float | None = m.scores.get("images_per_s")
             eta: float | None = 0.0
         else:
-            latency, rate = _recent(session, m.id, running=run.state == "running")
+            latency, rate = _recent(session, m.id, running=run.state == RunState.RUNNING)
             remaining = total - done
-            sending = run.state == "running" and m.status != DOWN_STATUS
+            sending = run.state == RunState.RUNNING and m.status != ServiceStatus.DOWN
             eta = remaining / rate if rate and sending else None
         figures[m.id] = (done, total, counts, latency, rate, eta)
     return figures
@@ -76,11 +75,11 @@ def _recent(
     recorded items (read through the claim index, newest `seq` first)."""
     rows = session.execute(
         select(WorkItem.outcome, WorkItem.latency_ms, WorkItem.finished_at)
-        .where(WorkItem.run_service_id == run_service_id, WorkItem.state == "done")
+        .where(WorkItem.run_service_id == run_service_id, WorkItem.state == ItemState.DONE)
         .order_by(WorkItem.seq.desc())
         .limit(SAMPLE)
     ).all()
-    ok = [r.latency_ms for r in rows if r.outcome == "ok" and r.latency_ms is not None]
+    ok = [r.latency_ms for r in rows if r.outcome == Outcome.OK and r.latency_ms is not None]
     latency: dict[str, float | None] = {
         name: (percentile(ok, p) if ok else None) for name, p in PERCENTILES
     }

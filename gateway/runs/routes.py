@@ -43,7 +43,7 @@ from gateway.runs.exports import (
     leaderboard_csv_row,
 )
 from gateway.runs.failures import failure_groups
-from gateway.runs.models import Run, RunService
+from gateway.runs.models import Phase, Run, RunService
 from gateway.runs.progress import run_members
 from gateway.runs.schemas import (
     LEADERBOARD_COLUMNS,
@@ -137,7 +137,7 @@ def start_run(
     """
     if not principal.is_admin:
         assert principal.provider_id is not None  # require_caller: admin or provider
-        if body.phase != "dryrun":
+        if body.phase != Phase.DRYRUN.value:
             raise Forbidden("a team may start dry runs only; the organizer starts evaluations")
         chosen = {
             "concurrency",
@@ -220,12 +220,12 @@ def _board_provider(run: Run, principal: Principal) -> str | None:
     403 for an evaluation not published yet (SPEC §3)."""
     if principal.is_admin:
         return None
-    if run.phase != "dryrun" and not run.published:
+    if run.phase != Phase.DRYRUN and not run.published:
         raise Forbidden(
             f"run {run.id}: the leaderboard of this evaluation is not published yet; "
             "the organizer publishes it when the evaluation is over"
         )
-    return principal.provider_guid if run.phase == "dryrun" else None
+    return principal.provider_guid if run.phase == Phase.DRYRUN else None
 
 
 def _not_in_dryrun(run: Run) -> Forbidden:
@@ -258,7 +258,7 @@ def get_leaderboard(
     rows = service.leaderboard(session, run_id=run_id, provider_guid=only)
     if only is not None and not rows:
         raise _not_in_dryrun(run)
-    for row in rows:  # the same for every row: the run's (see gateway.runs.timing)
+    for row in rows:  # the same for every row: the run's (see gateway.runs.engine.timing)
         row["timing_uncertainty_ms"] = run.timing_uncertainty_ms
     if fmt == "csv":
         text = csv_text(LEADERBOARD_COLUMNS, [leaderboard_csv_row(r) for r in rows])
@@ -283,7 +283,7 @@ def _check_results_access(
 
 
 def _check_team_dryrun(run: Run) -> None:
-    if run.phase != "dryrun":
+    if run.phase != Phase.DRYRUN:
         raise Forbidden(
             f"run {run.id} is an evaluation: its results stay hidden (hidden test set); "
             "only dry-run results can be downloaded"

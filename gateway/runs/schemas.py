@@ -10,12 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway.errors import OUTCOMES
 from gateway.wire import MAX_BIGINT, RowId, UtcDateTime
 
-Phase = Literal["dryrun", "evaluation"]
+# The wire's names of the states in `gateway.runs.models` (Literal for OpenAPI; a test
+# checks that they agree with the enums).
+PhaseName = Literal["dryrun", "evaluation"]
 Metric = Literal["top5", "top1", "coverage_at_95", "coverage_at_99", "micro_ap"]
 ResultFormat = Literal["jsonl", "csv"]
-# A run service's status; `down`: paused while its recognizer does not answer (SPEC §9);
-# `cancelled`: its run was cancelled (or failed) before it was passed or failed.
-ServiceStatus = Literal["pending", "ongoing", "down", "passed", "failed", "cancelled"]
+# A run service's status as shown: `ServiceStatus`, or `cancelled`: its run was cancelled
+# (or failed) before it was passed or failed.
+ShownStatus = Literal["pending", "ongoing", "down", "passed", "failed", "cancelled"]
 
 # The columns of a results export, in order, for JSONL keys and the CSV header alike.
 RESULT_COLUMNS: tuple[str, ...] = (
@@ -35,7 +37,7 @@ class RunCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     dataset: RowId | str = Field(description="Dataset id or name.")
-    phase: Phase
+    phase: PhaseName
     services: list[str] | None = Field(
         default=None, description="Service GUIDs; all enabled services when omitted."
     )
@@ -75,7 +77,7 @@ class RunServiceRead(BaseModel):
     provider_guid: str
     service_name: str
     provider_name: str
-    status: ServiceStatus
+    status: ShownStatus
     reason: str | None
     done: int
     total: int
@@ -137,7 +139,7 @@ class LeaderboardRow(BaseModel):
     provider_name: str
     service_guid: str
     service_name: str
-    status: ServiceStatus
+    status: ShownStatus
     provisional: bool = Field(
         description="True until the service is passed or failed: live figures, coverage "
         "and µAP null; then the full rescore."

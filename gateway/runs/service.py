@@ -1,10 +1,12 @@
-"""Runs: start, look up, cancel, resume and publish; progress, leaderboards and results.
+"""Runs: create, look up, cancel, resume and publish; progress, leaderboards and results
+(read from `gateway.runs.progress`). Every change of a run's state is
+`gateway.runs.lifecycle`'s.
 
 A run is created whole: one run service per service, one service slot per unit of each
 service's concurrency and every work item up front, in a seeded shuffled order of the
 dataset's images interleaved across services (`seq = position * n_services + service
 position`), so every team gets the images in the same order at about the same time.
-Workers (`gateway.runs.engine`) do the sending.
+Workers do the sending (`gateway.runs.engine`, which nothing here imports).
 
 Functions that change a run commit; look-ups leave the transaction to the caller.
 """
@@ -13,19 +15,26 @@ import itertools
 import random
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from gateway.config import Settings
 from gateway.datasets.models import Dataset, DatasetImage
 from gateway.db import utcnow
-from gateway.errors import Conflict, InvalidInput, NotFound
+from gateway.errors import InvalidInput, NotFound
 from gateway.registry.models import Service
 from gateway.registry.service import get_service
-from gateway.runs import live_scores
-from gateway.runs.models import Run, RunService, ServiceSlot, WorkItem
+from gateway.runs import lifecycle, live_scores
+from gateway.runs.models import (
+    SLOTS,
+    ItemState,
+    Phase,
+    Run,
+    RunService,
+    RunState,
+    ServiceStatus,
+)
 from gateway.runs.progress import (
     ResultRow,
     RunProgress,
@@ -43,9 +52,9 @@ __all__ = [
     "ResultRow",
     "RunProgress",
     "ServiceProgress",
-    "cancel_run",
     "create_run",
     "get_run",
+    "cancel_run",
     "iter_results",
     "iter_run_results",
     "leaderboard",
@@ -55,12 +64,9 @@ __all__ = [
     "set_published",
 ]
 
-PHASES: tuple[str, ...] = ("dryrun", "evaluation")
+PHASES: tuple[str, ...] = tuple(Phase)
 # Images whose work items are inserted per statement.
 INSERT_CHUNK = 10_000
-
-_WORK_ITEMS = cast(Table, WorkItem.__table__)
-_SLOTS = cast(Table, ServiceSlot.__table__)
 
 
 def create_run(
@@ -120,7 +126,7 @@ def create_run(
         dataset_id=found.id,
         phase=phase,
         metric=metric,
-        state="queued",
+        state=RunState.QUEUED,
         seed=seed,
         timeout_s=timeout_s or settings.request_timeout_s,
         max_attempts=max_attempts or settings.max_attempts,
@@ -138,14 +144,14 @@ def create_run(
             service_id=svc.id,
             position=position,
             max_concurrency=concurrency or svc.max_concurrency or settings.service_concurrency,
-            status="pending",
+            status=ServiceStatus.PENDING,
         )
         for position, svc in enumerate(services)
     ]
     session.add_all(members)
     session.flush()
     session.execute(
-        insert(_SLOTS),
+        insert(SLOTS),
         [{"run_service_id": m.id, "slot": k} for m in members for k in range(m.max_concurrency)],
     )
     _insert_work_items(session, run_id=run.id, members=members, image_ids=image_ids, seed=seed)
@@ -186,7 +192,7 @@ def iso(value: datetime) -> str:
 _COPY_ITEMS = "COPY work_items (run_id, run_service_id, image_id, seq, state, attempts) FROM STDIN"
 _INSERT_ITEMS = (
     "INSERT INTO work_items (run_id, run_service_id, image_id, seq, state, attempts) "
-    "VALUES ({p}, {p}, {p}, {p}, 'pending', 0)"
+    f"VALUES ({{p}}, {{p}}, {{p}}, {{p}}, '{ItemState.PENDING}', 0)"
 )
 
 
@@ -214,7 +220,7 @@ def _insert_work_items(
         with driver.cursor() as cursor, cursor.copy(_COPY_ITEMS) as copy:
             for member in members:
                 for row in rows(member):
-                    copy.write_row((*row, "pending", 0))
+                    copy.write_row((*row, ItemState.PENDING.value, 0))
         return
     placeholder = "?" if connection.dialect.paramstyle == "qmark" else "%s"
     sql = _INSERT_ITEMS.format(p=placeholder)
@@ -284,36 +290,24 @@ def list_runs(session: Session) -> list[Run]:
 
 
 def cancel_run(session: Session, *, run_id: int) -> Run:
-    """Stop a queued or running run: workers send nothing new for it, requests in flight
-    finish and are recorded, unsent items go back to pending. Commits.
+    """Stop a queued or running run (`lifecycle.cancel`). Commits.
 
     Raises NotFound, or Conflict for a run that is not queued or running.
     """
     run = get_run(session, run_id=run_id)
-    if run.state not in ("queued", "running"):
-        raise Conflict(
-            f"run {run_id} is {run.state}; only a queued or running run can be cancelled"
-        )
-    run.state = "cancelled"
-    run.finished_at = utcnow()
+    lifecycle.cancel(run, now=utcnow())
     session.commit()
     return run
 
 
 def resume_run(session: Session, *, run_id: int) -> Run:
-    """Continue a cancelled or failed run where it stopped (nothing recorded is sent
-    again). Commits.
+    """Continue a cancelled or failed run where it stopped (`lifecycle.resume`): nothing
+    recorded is sent again. Commits.
 
     Raises NotFound, or Conflict for a run that is queued, running or completed.
     """
     run = get_run(session, run_id=run_id)
-    if run.state not in ("cancelled", "failed"):
-        raise Conflict(
-            f"run {run_id} is {run.state}; only a cancelled or failed run can be resumed"
-        )
-    run.state = "running" if run.started_at is not None else "queued"
-    run.error = None
-    run.finished_at = None
+    lifecycle.resume(run)
     session.commit()
     return run
 

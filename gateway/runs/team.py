@@ -18,7 +18,7 @@ from gateway.db import utcnow
 from gateway.errors import Forbidden, InvalidInput, QuotaExceeded
 from gateway.registry.models import Provider, Service
 from gateway.registry.service import get_service
-from gateway.runs.models import Run
+from gateway.runs.models import Phase, Run
 from gateway.runs.service import create_run, find_dataset
 
 QUOTA_WINDOW = timedelta(hours=24)
@@ -53,7 +53,7 @@ def create_team_dryrun(
         session,
         settings=settings,
         dataset=found.id,
-        phase="dryrun",
+        phase=Phase.DRYRUN,
         service_guids=guids,
         metric=metric,
         started_by_id=provider_id,

@@ -16,9 +16,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway.errors import Outcome
-from gateway.runs.claims import WORK_ITEMS
 from gateway.runs.finish import done_items
-from gateway.runs.models import Run
+from gateway.runs.models import WORK_ITEMS, Run
 from gateway.scoring.metrics import percentile
 
 

@@ -17,7 +17,7 @@ from gateway.dispatch.client import make_client_session
 from gateway.dispatch.dispatcher import Dispatcher
 from gateway.migrate import upgrade
 from gateway.runs import service
-from gateway.runs.engine import DispatchWorker
+from gateway.runs.engine.worker import DispatchWorker
 from tests.builders import hub_settings
 from tests.servers import live_server
 

@@ -10,8 +10,10 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from gateway.config import Settings
-from gateway.runs import claims
-from gateway.runs.claims import ClaimedItem
+from gateway.runs import models
+from gateway.runs.engine import results, store
+from gateway.runs.engine.results import ResultRecord
+from gateway.runs.engine.store import ClaimedItem
 from tests.runs.builders import add_dataset, add_service, make_images
 from tests.runs.conftest import start_run
 
@@ -45,12 +47,12 @@ def open_run(
     guids = [add_service(engine, ["http://127.0.0.1:9"]) for _ in range(services)]
     run_id = start_run(engine, settings, dataset=dataset, phase=phase, service_guids=guids)
     with engine.begin() as conn:
-        plans = claims.survey(conn, now=T0, live_since=T0).lanes
+        plans = store.survey(conn, now=T0, live_since=T0).lanes
         lanes = []
         for plan in plans:
             if plan.run_id != run_id:
                 continue
-            got, refs = claims.claim_items(
+            got, refs = store.claim_items(
                 conn,
                 worker_id="w",
                 wants={plan.run_service_id: n},
@@ -94,32 +96,33 @@ def record(
 ) -> None:
     """Record the answers of the items at `positions` (default: all) of `lane`."""
     chosen = list(positions) if positions is not None else list(range(len(lane.items)))
-    results = []
+    records = []
     for position in chosen:
         item = lane.items[position]
         fields = answer(position, item, lane.truth[item.image_id])
-        results.append(
-            {
-                "id": item.item_id,
-                "attempts": 1,
-                "queue_ms": 0.0,
-                "request_id": f"req-{lane.id}-{position}",
-                "raw": None,
-                "attempt_log": [],
+        records.append(
+            ResultRecord(
+                item_id=item.item_id,
+                run_service_id=lane.id,
+                attempts=1,
+                queue_ms=0.0,
+                request_id=f"req-{lane.id}-{position}",
+                raw=None,
+                attempt_log=[],
                 **fields,
-            }
+            )
         )
     with engine.begin() as conn:
-        assert claims.record_results(conn, worker_id="w", results=results) == len(results)
+        assert results.record_results(conn, worker_id="w", results=records) == len(records)
 
 
 def status_of(engine: Engine, lane: Lane) -> tuple[str, str | None, dict[str, Any] | None]:
     with engine.connect() as conn:
         row = conn.execute(
             select(
-                claims.RUN_SERVICES.c.status,
-                claims.RUN_SERVICES.c.reason,
-                claims.RUN_SERVICES.c.scores,
-            ).where(claims.RUN_SERVICES.c.id == lane.id)
+                models.RUN_SERVICES.c.status,
+                models.RUN_SERVICES.c.reason,
+                models.RUN_SERVICES.c.scores,
+            ).where(models.RUN_SERVICES.c.id == lane.id)
         ).one()
     return row.status, row.reason, row.scores

@@ -3,7 +3,7 @@ loop (a unit test of one module; the engine tests run it against real servers)."
 
 import pytest
 
-from gateway.runs.breaker import FailureStreak, ProbeSchedule, probe
+from gateway.runs.engine.breaker import FailureStreak, ProbeSchedule, probe
 
 
 class Clock:

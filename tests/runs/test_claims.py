@@ -8,10 +8,13 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
+from gateway import db
 from gateway.config import Settings
 from gateway.db import utcnow
-from gateway.runs import claims
-from gateway.runs.claims import LanePlan
+from gateway.runs import lifecycle, models
+from gateway.runs.engine import results, store
+from gateway.runs.engine.results import ResultRecord
+from gateway.runs.engine.store import LanePlan
 from tests.runs.builders import add_dataset, add_service, item_counts, make_images, run_state
 from tests.runs.conftest import start_run
 from tests.runs.recorded import T0
@@ -38,13 +41,13 @@ def new_run(
         engine, settings, dataset=dataset, phase="evaluation", timeout_s=7.5, service_guids=guids
     )
     with engine.begin() as conn:
-        plans = [p for p in claims.survey(conn, now=T0, live_since=T0).lanes if p.run_id == run_id]
+        plans = [p for p in store.survey(conn, now=T0, live_since=T0).lanes if p.run_id == run_id]
     return run_id, plans
 
 
 def take(engine: Engine, worker: str, lane: int, n: int, expires: datetime = SOON) -> list[int]:
     with engine.begin() as conn:
-        got, _ = claims.claim_items(
+        got, _ = store.claim_items(
             conn, worker_id=worker, wants={lane: n}, mark_ongoing=[], now=T0, expires=expires
         )
     return [item.item_id for item in got.get(lane, [])]
@@ -52,7 +55,7 @@ def take(engine: Engine, worker: str, lane: int, n: int, expires: datetime = SOO
 
 def leases(engine: Engine, table: Any, ids: list[int]) -> list[tuple[Any, ...]]:
     """(state or slot, owner, expiry) of the rows `ids`, in that order."""
-    first = table.c.state if table is claims.WORK_ITEMS else table.c.slot
+    first = table.c.state if table is models.WORK_ITEMS else table.c.slot
     with engine.connect() as conn:
         rows = {
             row.id: (row[1], row.lease_owner, row.lease_expires_at)
@@ -69,28 +72,28 @@ def worker_rows(engine: Engine) -> dict[str, tuple[Any, ...]]:
     with engine.connect() as conn:
         return {
             row.id: (row.host, row.pid, row.started_at, row.heartbeat_at)
-            for row in conn.execute(select(claims.WORKERS))
+            for row in conn.execute(select(models.WORKERS))
         }
 
 
 def test_ids_are_sent_in_bounded_chunks() -> None:
-    assert [list(c) for c in claims.chunked([1, 2, 3, 4, 5, 6, 7], 3)] == [
+    assert [list(c) for c in db.chunked([1, 2, 3, 4, 5, 6, 7], 3)] == [
         [1, 2, 3],
         [4, 5, 6],
         [7],
     ]
-    assert [len(c) for c in claims.chunked(list(range(1001)))] == [500, 500, 1]
-    assert list(claims.chunked([])) == []
+    assert [len(c) for c in db.chunked(list(range(1001)))] == [500, 500, 1]
+    assert list(db.chunked([])) == []
 
 
 def test_a_worker_registers_and_forgets_the_long_silent(run_engine: Engine) -> None:
     with run_engine.begin() as conn:
         for name, hours in (("older", 3), ("old", 2), ("recent", 0)):
             seen = T0 - timedelta(hours=hours)
-            claims.register_worker(
+            store.register_worker(
                 conn, worker_id=name, host="h", pid=1, now=seen, forget_before=LONG_AGO
             )
-        claims.register_worker(
+        store.register_worker(
             conn,
             worker_id="new",
             host="box",
@@ -111,26 +114,26 @@ def test_heartbeat_extends_only_this_workers_leases_in_its_lanes(
     theirs = take(run_engine, "b", one.run_service_id, 1)
     elsewhere = take(run_engine, "a", two.run_service_id, 1)
     with run_engine.begin() as conn:
-        claims.record_results(conn, worker_id="a", results=[done(recorded)])
+        results.record_results(conn, worker_id="a", results=[done(recorded)])
         for name in ("a", "b"):
-            claims.register_worker(conn, worker_id=name, host="h", pid=1, now=T0, forget_before=T0)
-        slots = claims.lease_slots(
+            store.register_worker(conn, worker_id=name, host="h", pid=1, now=T0, forget_before=T0)
+        slots = store.lease_slots(
             conn, worker_id="a", wants={one.run_service_id: 1}, now=T0, expires=SOON
         )[one.run_service_id]
-        other_slots = claims.lease_slots(
+        other_slots = store.lease_slots(
             conn, worker_id="b", wants={one.run_service_id: 1}, now=T0, expires=SOON
         )[one.run_service_id]
-        claims.heartbeat(
+        store.heartbeat(
             conn, worker_id="a", run_service_ids={one.run_service_id}, now=SOON, expires=LATER
         )
     assert {name: row[3] for name, row in worker_rows(run_engine).items()} == {"a": SOON, "b": T0}
-    assert leases(run_engine, claims.WORK_ITEMS, mine) == [("leased", "a", LATER)] * 2
-    assert leases(run_engine, claims.WORK_ITEMS, [recorded]) == [("done", "a", None)]
-    assert leases(run_engine, claims.WORK_ITEMS, theirs + elsewhere) == [
+    assert leases(run_engine, models.WORK_ITEMS, mine) == [("leased", "a", LATER)] * 2
+    assert leases(run_engine, models.WORK_ITEMS, [recorded]) == [("done", "a", None)]
+    assert leases(run_engine, models.WORK_ITEMS, theirs + elsewhere) == [
         ("leased", "b", SOON),
         ("leased", "a", SOON),
     ]
-    assert [lease[1:] for lease in leases(run_engine, claims.SLOTS, slots + other_slots)] == [
+    assert [lease[1:] for lease in leases(run_engine, models.SLOTS, slots + other_slots)] == [
         ("a", LATER),
         ("b", SOON),
     ]
@@ -144,22 +147,22 @@ def test_a_clean_stop_gives_back_this_workers_unrecorded_items_and_slots(
     theirs = take(run_engine, "b", one.run_service_id, 1)
     elsewhere = take(run_engine, "a", two.run_service_id, 1)
     with run_engine.begin() as conn:
-        claims.register_worker(conn, worker_id="a", host="h", pid=1, now=T0, forget_before=T0)
-        claims.register_worker(conn, worker_id="b", host="h", pid=2, now=T0, forget_before=T0)
-        claims.record_results(conn, worker_id="a", results=[done(recorded)])
-        slots = claims.lease_slots(
+        store.register_worker(conn, worker_id="a", host="h", pid=1, now=T0, forget_before=T0)
+        store.register_worker(conn, worker_id="b", host="h", pid=2, now=T0, forget_before=T0)
+        results.record_results(conn, worker_id="a", results=[done(recorded)])
+        slots = store.lease_slots(
             conn, worker_id="a", wants={one.run_service_id: 1}, now=T0, expires=SOON
         )[one.run_service_id]
-        other_slots = claims.lease_slots(
+        other_slots = store.lease_slots(
             conn, worker_id="b", wants={one.run_service_id: 1}, now=T0, expires=SOON
         )[one.run_service_id]
-        claims.unregister_worker(conn, worker_id="a", run_service_ids=[one.run_service_id])
-    assert leases(run_engine, claims.WORK_ITEMS, mine) == [("pending", None, None)] * 2
-    assert leases(run_engine, claims.WORK_ITEMS, theirs + elsewhere) == [
+        store.unregister_worker(conn, worker_id="a", run_service_ids=[one.run_service_id])
+    assert leases(run_engine, models.WORK_ITEMS, mine) == [("pending", None, None)] * 2
+    assert leases(run_engine, models.WORK_ITEMS, theirs + elsewhere) == [
         ("leased", "b", SOON),
         ("leased", "a", SOON),
     ]
-    assert [lease[1:] for lease in leases(run_engine, claims.SLOTS, slots + other_slots)] == [
+    assert [lease[1:] for lease in leases(run_engine, models.SLOTS, slots + other_slots)] == [
         (None, None),
         ("b", SOON),
     ]
@@ -174,20 +177,20 @@ def test_the_only_worker_of_a_sqlite_hub_takes_over_every_lease(
     taken = take(run_engine, "dead", one.run_service_id, 3)
     with run_engine.begin() as conn:
         for name in ("dead", "me"):
-            claims.register_worker(conn, worker_id=name, host="h", pid=1, now=T0, forget_before=T0)
-        claims.lease_slots(
+            store.register_worker(conn, worker_id=name, host="h", pid=1, now=T0, forget_before=T0)
+        store.lease_slots(
             conn, worker_id="dead", wants={one.run_service_id: 2}, now=T0, expires=SOON
         )
-        claims.record_results(conn, worker_id="dead", results=[done(taken[0])])
-        assert claims.take_over(conn, worker_id="me") == 2
+        results.record_results(conn, worker_id="dead", results=[done(taken[0])])
+        assert store.take_over(conn, worker_id="me") == 2
     assert item_counts(run_engine, run_id) == {"done": 1, "pending": 7}
-    assert leases(run_engine, claims.WORK_ITEMS, taken[1:]) == [("pending", None, None)] * 2
+    assert leases(run_engine, models.WORK_ITEMS, taken[1:]) == [("pending", None, None)] * 2
     with run_engine.connect() as conn:
-        owners = conn.execute(select(claims.SLOTS.c.lease_owner, claims.SLOTS.c.lease_expires_at))
+        owners = conn.execute(select(models.SLOTS.c.lease_owner, models.SLOTS.c.lease_expires_at))
         assert {tuple(row) for row in owners} == {(None, None)}
     assert set(worker_rows(run_engine)) == {"me"}
     with run_engine.begin() as conn:
-        assert claims.take_over(conn, worker_id="me") == 0
+        assert store.take_over(conn, worker_id="me") == 0
 
 
 def test_items_never_sent_go_back_to_pending_by_their_owner_only(
@@ -197,9 +200,9 @@ def test_items_never_sent_go_back_to_pending_by_their_owner_only(
     first, second, third = take(run_engine, "a", one.run_service_id, 3)
     (theirs,) = take(run_engine, "b", one.run_service_id, 1)
     with run_engine.begin() as conn:
-        claims.record_results(conn, worker_id="a", results=[done(third)])
-        claims.release_items(conn, worker_id="a", item_ids=[first, third, theirs])
-    assert leases(run_engine, claims.WORK_ITEMS, [first, second, third, theirs]) == [
+        results.record_results(conn, worker_id="a", results=[done(third)])
+        store.release_items(conn, worker_id="a", item_ids=[first, third, theirs])
+    assert leases(run_engine, models.WORK_ITEMS, [first, second, third, theirs]) == [
         ("pending", None, None),
         ("leased", "a", SOON),
         ("done", "a", None),
@@ -207,9 +210,10 @@ def test_items_never_sent_go_back_to_pending_by_their_owner_only(
     ]
 
 
-def done(item_id: int, **fields: Any) -> dict[str, Any]:
-    return {
-        "id": item_id,
+def done(item_id: int, **fields: Any) -> ResultRecord:
+    values: dict[str, Any] = {
+        "item_id": item_id,
+        "run_service_id": 0,
         "outcome": "ok",
         "attempts": 2,
         "latency_ms": 12.25,
@@ -223,6 +227,7 @@ def done(item_id: int, **fields: Any) -> dict[str, Any]:
         "finished_at": datetime(2026, 1, 1, 12, 0, 1, 250_000),
         **fields,
     }
+    return ResultRecord(**values)
 
 
 def test_survey_starts_queued_runs_and_describes_their_open_lanes(
@@ -230,11 +235,11 @@ def test_survey_starts_queued_runs_and_describes_their_open_lanes(
 ) -> None:
     run_id, plans = new_run(run_engine, settings, data_dir, 3)
     with run_engine.connect() as conn:
-        run = conn.execute(select(claims.RUNS).where(claims.RUNS.c.id == run_id)).one()
+        run = conn.execute(select(models.RUNS).where(models.RUNS.c.id == run_id)).one()
         guids = dict(
             conn.execute(
-                select(claims.RUN_SERVICES.c.id, claims.SERVICES.c.guid).join(
-                    claims.SERVICES, claims.SERVICES.c.id == claims.RUN_SERVICES.c.service_id
+                select(models.RUN_SERVICES.c.id, models.SERVICES.c.guid).join(
+                    models.SERVICES, models.SERVICES.c.id == models.RUN_SERVICES.c.service_id
                 )
             ).all()
         )
@@ -254,19 +259,19 @@ def test_survey_starts_queued_runs_and_describes_their_open_lanes(
     # is queued again (resumed) and keeps its first start time.
     with run_engine.begin() as conn:
         conn.execute(
-            update(claims.RUN_SERVICES)
-            .where(claims.RUN_SERVICES.c.id == plans[0].run_service_id)
+            update(models.RUN_SERVICES)
+            .where(models.RUN_SERVICES.c.id == plans[0].run_service_id)
             .values(position=9)
         )
         conn.execute(
-            update(claims.INSTANCES)
-            .where(claims.INSTANCES.c.url.like("%/a"))
-            .values(position=claims.INSTANCES.c.position + 7)
+            update(models.INSTANCES)
+            .where(models.INSTANCES.c.url.like("%/a"))
+            .values(position=models.INSTANCES.c.position + 7)
         )
-        conn.execute(update(claims.RUNS).where(claims.RUNS.c.id == run_id).values(state="queued"))
-        again = claims.survey(conn, now=LATER, live_since=LATER).lanes
+        conn.execute(update(models.RUNS).where(models.RUNS.c.id == run_id).values(state="queued"))
+        again = store.survey(conn, now=LATER, live_since=LATER).lanes
         started = conn.execute(
-            select(claims.RUNS.c.state, claims.RUNS.c.started_at).where(claims.RUNS.c.id == run_id)
+            select(models.RUNS.c.state, models.RUNS.c.started_at).where(models.RUNS.c.id == run_id)
         ).one()
     assert tuple(started) == ("running", T0)
     assert [p.run_service_id for p in again] == [plans[1].run_service_id, plans[0].run_service_id]
@@ -274,11 +279,11 @@ def test_survey_starts_queued_runs_and_describes_their_open_lanes(
     # A final lane is left out.
     with run_engine.begin() as conn:
         conn.execute(
-            update(claims.RUN_SERVICES)
-            .where(claims.RUN_SERVICES.c.id == plans[0].run_service_id)
+            update(models.RUN_SERVICES)
+            .where(models.RUN_SERVICES.c.id == plans[0].run_service_id)
             .values(status="passed")
         )
-        last = claims.survey(conn, now=LATER, live_since=LATER).lanes
+        last = store.survey(conn, now=LATER, live_since=LATER).lanes
     assert [p.run_service_id for p in last] == [plans[1].run_service_id]
 
 
@@ -288,13 +293,13 @@ def test_survey_completes_a_running_run_with_nothing_open(
     run_id, plans = new_run(run_engine, settings, data_dir, 1)
     with run_engine.begin() as conn:
         conn.execute(
-            update(claims.RUN_SERVICES)
-            .where(claims.RUN_SERVICES.c.run_id == run_id)
+            update(models.RUN_SERVICES)
+            .where(models.RUN_SERVICES.c.run_id == run_id)
             .values(status="failed")
         )
-        assert claims.survey(conn, now=LATER, live_since=LATER).lanes == []
+        assert store.survey(conn, now=LATER, live_since=LATER).lanes == []
         finished = conn.execute(
-            select(claims.RUNS.c.state, claims.RUNS.c.finished_at).where(claims.RUNS.c.id == run_id)
+            select(models.RUNS.c.state, models.RUNS.c.finished_at).where(models.RUNS.c.id == run_id)
         ).one()
     assert tuple(finished) == ("completed", LATER)
 
@@ -307,13 +312,11 @@ def test_survey_returns_expired_leases_and_counts_live_workers(
     at_edge = take(run_engine, "b", one.run_service_id, 1, expires=SOON)
     live = take(run_engine, "c", one.run_service_id, 1, expires=LATER)
     with run_engine.begin() as conn:
-        assert claims.survey(conn, now=SOON, live_since=SOON).live_workers == 1  # none: still 1
+        assert store.survey(conn, now=SOON, live_since=SOON).live_workers == 1  # none: still 1
         for name, seen in (("a", T0), ("b", SOON), ("c", LATER)):
-            claims.register_worker(
-                conn, worker_id=name, host="h", pid=1, now=seen, forget_before=T0
-            )
-        assert claims.survey(conn, now=SOON, live_since=SOON).live_workers == 2
-    assert leases(run_engine, claims.WORK_ITEMS, expired + at_edge + live) == [
+            store.register_worker(conn, worker_id=name, host="h", pid=1, now=seen, forget_before=T0)
+        assert store.survey(conn, now=SOON, live_since=SOON).live_workers == 2
+    assert leases(run_engine, models.WORK_ITEMS, expired + at_edge + live) == [
         ("pending", None, None),
         ("leased", "b", SOON),
         ("leased", "c", LATER),
@@ -326,11 +329,11 @@ def test_a_run_the_hub_cannot_go_on_with_fails_with_its_error(
     run_id, _ = new_run(run_engine, settings, data_dir, 1, services=1)
     bystander, _ = new_run(run_engine, settings, data_dir, 1, services=1)
     with run_engine.begin() as conn:
-        claims.fail_run(conn, run_id=run_id, error="image file missing", now=LATER)
-        claims.fail_run(conn, run_id=run_id, error="second error", now=SOON)
+        lifecycle.fail_run(conn, run_id=run_id, error="image file missing", now=LATER)
+        lifecycle.fail_run(conn, run_id=run_id, error="second error", now=SOON)
         row = conn.execute(
-            select(claims.RUNS.c.state, claims.RUNS.c.error, claims.RUNS.c.finished_at).where(
-                claims.RUNS.c.id == run_id
+            select(models.RUNS.c.state, models.RUNS.c.error, models.RUNS.c.finished_at).where(
+                models.RUNS.c.id == run_id
             )
         ).one()
     assert tuple(row) == ("failed", "image file missing", LATER)
@@ -343,20 +346,20 @@ def test_slots_are_free_when_unowned_or_expired_before_now(
     _, (one, two) = new_run(run_engine, settings, data_dir, 1)  # 2 and 3 slots
     lane, other = one.run_service_id, two.run_service_id
     with run_engine.begin() as conn:
-        a = claims.lease_slots(conn, worker_id="a", wants={other: 0, lane: 1}, now=T0, expires=T0)
-        b = claims.lease_slots(conn, worker_id="b", wants={lane: 1}, now=T0, expires=LATER)
+        a = store.lease_slots(conn, worker_id="a", wants={other: 0, lane: 1}, now=T0, expires=T0)
+        b = store.lease_slots(conn, worker_id="b", wants={lane: 1}, now=T0, expires=LATER)
         assert set(a) == {lane} and set(b) == {lane}
         # The only slot not held by a live lease is a's, which expires exactly now: held.
-        got = claims.lease_slots(
+        got = store.lease_slots(
             conn, worker_id="c", wants={lane: 5, other: 1}, now=T0, expires=LATER
         )
         assert set(got) == {other} and len(got[other]) == 1
-        c = claims.lease_slots(conn, worker_id="c", wants={lane: 5}, now=SOON, expires=LATER)
-        kept = claims.lease_slots(conn, worker_id="b", wants={other: 1}, now=T0, expires=LATER)
-        claims.release_slots(conn, worker_id="b", slot_ids=c[lane] + b[lane])
+        c = store.lease_slots(conn, worker_id="c", wants={lane: 5}, now=SOON, expires=LATER)
+        kept = store.lease_slots(conn, worker_id="b", wants={other: 1}, now=T0, expires=LATER)
+        store.release_slots(conn, worker_id="b", slot_ids=c[lane] + b[lane])
     assert c == a
-    assert [lease[1:] for lease in leases(run_engine, claims.SLOTS, kept[other])] == [("b", LATER)]
-    assert [lease[1:] for lease in leases(run_engine, claims.SLOTS, a[lane] + b[lane])] == [
+    assert [lease[1:] for lease in leases(run_engine, models.SLOTS, kept[other])] == [("b", LATER)]
+    assert [lease[1:] for lease in leases(run_engine, models.SLOTS, a[lane] + b[lane])] == [
         ("c", LATER),
         (None, None),
     ]
@@ -368,7 +371,7 @@ def test_claims_skip_known_images_and_mark_only_lanes_that_got_items(
     _, (one, two) = new_run(run_engine, settings, data_dir, 3)
     lane, other = one.run_service_id, two.run_service_id
     with run_engine.begin() as conn:
-        first, refs = claims.claim_items(
+        first, refs = store.claim_items(
             conn,
             worker_id="a",
             wants={other: 0, lane: 2},
@@ -377,7 +380,7 @@ def test_claims_skip_known_images_and_mark_only_lanes_that_got_items(
             expires=SOON,
         )
         known = [item.image_id for item in first[lane]]
-        second, more = claims.claim_items(
+        second, more = store.claim_items(
             conn,
             worker_id="a",
             wants={lane: 5},
@@ -387,11 +390,11 @@ def test_claims_skip_known_images_and_mark_only_lanes_that_got_items(
             known_images=known,
         )
         statuses = dict(
-            conn.execute(select(claims.RUN_SERVICES.c.id, claims.RUN_SERVICES.c.status)).all()
+            conn.execute(select(models.RUN_SERVICES.c.id, models.RUN_SERVICES.c.status)).all()
         )
         images = {
             row.id: row
-            for row in conn.execute(select(claims.IMAGES).where(claims.IMAGES.c.id.in_(known)))
+            for row in conn.execute(select(models.IMAGES).where(models.IMAGES.c.id.in_(known)))
         }
     assert set(first) == {lane} and len(second[lane]) == 1
     assert set(refs) == set(known)
@@ -408,8 +411,8 @@ def test_a_recorded_result_keeps_every_field(
     _, (one, _) = new_run(run_engine, settings, data_dir, 2)
     first, second = take(run_engine, "a", one.run_service_id, 2)
     with run_engine.begin() as conn:
-        assert claims.record_results(conn, worker_id="a", results=[]) == 0
-        written = claims.record_results(
+        assert results.record_results(conn, worker_id="a", results=[]) == 0
+        written = results.record_results(
             conn,
             worker_id="a",
             results=[done(first), done(second, outcome="timeout", tags=None, attempt_log=None)],
@@ -418,13 +421,13 @@ def test_a_recorded_result_keeps_every_field(
         rows = {
             row.id: row
             for row in conn.execute(
-                select(claims.WORK_ITEMS).where(claims.WORK_ITEMS.c.id.in_([first, second]))
+                select(models.WORK_ITEMS).where(models.WORK_ITEMS.c.id.in_([first, second]))
             )
         }
     expected = done(first)
     row = rows[first]
-    for name in claims.RESULT_FIELDS:
-        assert getattr(row, name) == expected[name], name
+    for name in results.RESULT_FIELDS:
+        assert getattr(row, name) == getattr(expected, name), name
     assert (row.state, row.lease_owner, row.lease_expires_at) == ("done", "a", None)
     assert (rows[second].outcome, rows[second].tags, rows[second].attempt_log) == (
         "timeout",
@@ -440,11 +443,11 @@ def test_a_claim_marks_only_a_pending_lane_ongoing(
     lane, judged = one.run_service_id, two.run_service_id
     with run_engine.begin() as conn:
         conn.execute(
-            update(claims.RUN_SERVICES)
-            .where(claims.RUN_SERVICES.c.id == judged)
+            update(models.RUN_SERVICES)
+            .where(models.RUN_SERVICES.c.id == judged)
             .values(status="failed")
         )
-        got, _ = claims.claim_items(
+        got, _ = store.claim_items(
             conn,
             worker_id="a",
             wants={lane: 1, judged: 1},
@@ -453,7 +456,7 @@ def test_a_claim_marks_only_a_pending_lane_ongoing(
             expires=SOON,
         )
         statuses = dict(
-            conn.execute(select(claims.RUN_SERVICES.c.id, claims.RUN_SERVICES.c.status)).all()
+            conn.execute(select(models.RUN_SERVICES.c.id, models.RUN_SERVICES.c.status)).all()
         )
     assert set(got) == {lane, judged}
     assert statuses == {lane: "ongoing", judged: "failed"}
@@ -468,19 +471,19 @@ def test_survey_keeps_runs_apart(run_engine: Engine, settings: Settings, data_di
     stale = take(run_engine, "a", failed_lanes[0].run_service_id, 1, expires=T0)
     with run_engine.begin() as conn:
         conn.execute(
-            update(claims.RUN_SERVICES)
-            .where(claims.RUN_SERVICES.c.run_id == done_run)
+            update(models.RUN_SERVICES)
+            .where(models.RUN_SERVICES.c.run_id == done_run)
             .values(status="passed")
         )
-        claims.fail_run(conn, run_id=failed_run, error="image file missing", now=T0)
-        lanes = claims.survey(conn, now=LATER, live_since=LATER).lanes
+        lifecycle.fail_run(conn, run_id=failed_run, error="image file missing", now=T0)
+        lanes = store.survey(conn, now=LATER, live_since=LATER).lanes
     # Every open lane of the running runs, run by run, each run's lanes in their order.
     assert [lane.run_service_id for lane in lanes] == [
         lane.run_service_id for lane in first_lanes + second_lanes
     ]
     assert run_state(run_engine, done_run) == "completed"
     assert run_state(run_engine, failed_run) == "failed"
-    assert leases(run_engine, claims.WORK_ITEMS, stale) == [("leased", "a", T0)]
+    assert leases(run_engine, models.WORK_ITEMS, stale) == [("leased", "a", T0)]
     assert run_state(run_engine, first) == run_state(run_engine, second) == "running"
 
 
@@ -492,19 +495,19 @@ def test_a_worker_may_take_back_only_its_own_slots_it_does_not_hold(
     _, (one,) = new_run(run_engine, settings, data_dir, 1, services=1)  # 2 slots
     lane = one.run_service_id
     with run_engine.begin() as conn:
-        (mine,) = claims.lease_slots(conn, worker_id="a", wants={lane: 1}, now=T0, expires=LATER)[
+        (mine,) = store.lease_slots(conn, worker_id="a", wants={lane: 1}, now=T0, expires=LATER)[
             lane
         ]
-        (theirs,) = claims.lease_slots(conn, worker_id="b", wants={lane: 1}, now=T0, expires=LATER)[
+        (theirs,) = store.lease_slots(conn, worker_id="b", wants={lane: 1}, now=T0, expires=LATER)[
             lane
         ]
-        held = claims.lease_slots(
+        held = store.lease_slots(
             conn, worker_id="a", wants={lane: 2}, now=T0, expires=LATER, held={mine}
         )
-        lost = claims.lease_slots(conn, worker_id="a", wants={lane: 2}, now=T0, expires=SOON)
+        lost = store.lease_slots(conn, worker_id="a", wants={lane: 2}, now=T0, expires=SOON)
     assert held == {}  # its one slot is held, b's is live: nothing free
     assert lost == {lane: [mine]}  # not held: taken back, with the new expiry
-    assert [lease[1:] for lease in leases(run_engine, claims.SLOTS, [mine, theirs])] == [
+    assert [lease[1:] for lease in leases(run_engine, models.SLOTS, [mine, theirs])] == [
         ("a", SOON),
         ("b", LATER),
     ]
@@ -518,12 +521,12 @@ def test_a_lost_claim_of_a_lane_goes_back_to_pending(
     (theirs,) = take(run_engine, "b", one.run_service_id, 1)
     (other_lane,) = take(run_engine, "a", two.run_service_id, 1)
     with run_engine.begin() as conn:
-        claims.record_results(conn, worker_id="a", results=[done(lost[0])])
-        given_back = claims.release_lane_items(
+        results.record_results(conn, worker_id="a", results=[done(lost[0])])
+        given_back = store.release_lane_items(
             conn, worker_id="a", run_service_id=one.run_service_id
         )
     assert given_back == 2
-    states = leases(run_engine, claims.WORK_ITEMS, [*lost, theirs, other_lane])
+    states = leases(run_engine, models.WORK_ITEMS, [*lost, theirs, other_lane])
     assert [s[:2] for s in states] == [
         ("done", "a"),
         ("pending", None),
@@ -544,10 +547,10 @@ def test_survey_waits_for_a_runs_start_and_plans_carry_its_deadline(
         run_engine, settings, dataset=dataset, phase="evaluation", start_at=start, deadline=deadline
     )
     with run_engine.begin() as conn:
-        before = claims.survey(conn, now=start - timedelta(seconds=1), live_since=T0).lanes
+        before = store.survey(conn, now=start - timedelta(seconds=1), live_since=T0).lanes
     assert before == [] and run_state(run_engine, run_id) == "queued"
     with run_engine.begin() as conn:
-        at = claims.survey(conn, now=start, live_since=T0).lanes
+        at = store.survey(conn, now=start, live_since=T0).lanes
     assert run_state(run_engine, run_id) == "running"
     assert [plan.deadline for plan in at] == [deadline]
 
@@ -558,18 +561,18 @@ def test_survey_names_the_paused_lanes(
     _, (one, two) = new_run(run_engine, settings, data_dir, 2)
     with run_engine.begin() as conn:
         conn.execute(
-            update(claims.RUN_SERVICES)
-            .where(claims.RUN_SERVICES.c.id == two.run_service_id)
+            update(models.RUN_SERVICES)
+            .where(models.RUN_SERVICES.c.id == two.run_service_id)
             .values(status="down")
         )
-        seen = claims.survey(conn, now=LATER, live_since=LATER)
+        seen = store.survey(conn, now=LATER, live_since=LATER)
     assert [plan.run_service_id for plan in seen.down] == [two.run_service_id]
     assert one.run_service_id in {plan.run_service_id for plan in seen.lanes}
 
 
 def test_a_worker_registers_where_dial_out_recognizers_reach_it(run_engine: Engine) -> None:
     with run_engine.begin() as conn:
-        claims.register_worker(
+        store.register_worker(
             conn,
             worker_id="w",
             host="h",
@@ -578,7 +581,7 @@ def test_a_worker_registers_where_dial_out_recognizers_reach_it(run_engine: Engi
             forget_before=LONG_AGO,
             public_url="https://hub.example.org/workers/a",
         )
-        url = conn.execute(select(claims.WORKERS.c.public_url)).scalar_one()
+        url = conn.execute(select(models.WORKERS.c.public_url)).scalar_one()
     assert url == "https://hub.example.org/workers/a"
 
 
@@ -589,21 +592,21 @@ def test_unsent_items_of_a_lane_are_recorded_with_the_outcome_given(
     _, (one, two) = new_run(run_engine, settings, data_dir, 4)
     answered, leased = take(run_engine, "a", one.run_service_id, 2)
     with run_engine.begin() as conn:
-        claims.record_results(conn, worker_id="a", results=[done(answered)])
-        count = claims.record_unsent(
+        results.record_results(conn, worker_id="a", results=[done(answered)])
+        count = results.record_unsent(
             conn, run_service_id=one.run_service_id, outcome="missed", detail="too late", now=LATER
         )
         rows = conn.execute(
             select(
-                claims.WORK_ITEMS.c.id,
-                claims.WORK_ITEMS.c.run_service_id,
-                claims.WORK_ITEMS.c.state,
-                claims.WORK_ITEMS.c.outcome,
-                claims.WORK_ITEMS.c.attempts,
-                claims.WORK_ITEMS.c.detail,
-                claims.WORK_ITEMS.c.lease_owner,
-                claims.WORK_ITEMS.c.lease_expires_at,
-                claims.WORK_ITEMS.c.finished_at,
+                models.WORK_ITEMS.c.id,
+                models.WORK_ITEMS.c.run_service_id,
+                models.WORK_ITEMS.c.state,
+                models.WORK_ITEMS.c.outcome,
+                models.WORK_ITEMS.c.attempts,
+                models.WORK_ITEMS.c.detail,
+                models.WORK_ITEMS.c.lease_owner,
+                models.WORK_ITEMS.c.lease_expires_at,
+                models.WORK_ITEMS.c.finished_at,
             )
         ).all()
     assert count == 3  # one leased, two pending; the answered one stays as it was

@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 from gateway.config import Settings
 from gateway.db import is_sqlite, utcnow
 from gateway.registry.models import Service
-from gateway.runs import breaker, service
+from gateway.runs import service
+from gateway.runs.engine import breaker
 from gateway.runs.models import RunService, Worker, WorkItem
 from tests.runs.builders import (
     add_dataset,
@@ -245,7 +246,7 @@ async def test_a_recognizer_that_goes_away_and_comes_back_loses_nothing_and_burn
                     not any(
                         lane.target.service_guid == team
                         for w in running
-                        for lane in w.lanes.values()
+                        for lane in w.lanes.open.values()
                     )
                 ),
                 "every worker to stop sending",

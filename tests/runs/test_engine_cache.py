@@ -1,6 +1,6 @@
 """The worker's image cache: one read serves every service, memory stays bounded."""
 
-from gateway.runs.images import ImageCache, Picture
+from gateway.runs.engine.images import ImageCache, Picture
 
 
 def picture(size: int) -> Picture:

@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import Engine, event, select, update
 
 from gateway.config import Settings
-from gateway.runs import claims, finish
-from gateway.runs.claims import ClaimedItem
+from gateway.runs import finish, lifecycle, models
+from gateway.runs.engine import store
+from gateway.runs.engine.store import ClaimedItem
 from gateway.scoring.metrics import ServiceScorer
 from tests.runs.builders import run_state
 from tests.runs.recorded import FAR_AHEAD, T0, failed, ok, open_run, record, status_of
@@ -39,7 +40,7 @@ def test_done_items_yield_every_recorded_item_once_in_seq_order(
 
     with run_engine.connect() as conn:
         event.listen(conn, "after_cursor_execute", count)
-        rows = list(finish.done_items(conn, run_service_id=lane.id, columns=[claims.IMAGES.c.id]))
+        rows = list(finish.done_items(conn, run_service_id=lane.id, columns=[models.IMAGES.c.id]))
     # Fetched a page of 3 at a time: the last page is the first one not full.
     assert len(queries) == len(recorded) // 3 + 1
     assert [row.seq for row in rows] == [lane.items[p].seq for p in recorded]
@@ -202,12 +203,12 @@ def test_a_service_is_closed_only_once_every_item_is_recorded(
     record(run_engine, lane, lambda p, item, truth: ok(truth), iter([0, 1]))
     with run_engine.begin() as conn:
         # Give one leased item back: the lane has items pending, leased and done.
-        claims.release_items(conn, worker_id="w", item_ids=[lane.items[4].item_id])
+        store.release_items(conn, worker_id="w", item_ids=[lane.items[4].item_id])
         assert finish.unfinished(conn, run_service_id=lane.id) == 3
         assert not finish.finish_service(conn, run_service_id=lane.id, phase="dryrun")
         conn.execute(  # the other lane was marked ongoing by its first claim
-            update(claims.RUN_SERVICES)
-            .where(claims.RUN_SERVICES.c.id == other.id)
+            update(models.RUN_SERVICES)
+            .where(models.RUN_SERVICES.c.id == other.id)
             .values(status="ongoing")
         )
     assert status_of(run_engine, lane) == ("pending", None, None)
@@ -215,7 +216,7 @@ def test_a_service_is_closed_only_once_every_item_is_recorded(
     with run_engine.begin() as conn:
         assert finish.unfinished(conn, run_service_id=other.id) == 0
         assert finish.finish_service(conn, run_service_id=other.id, phase="dryrun")
-        assert not finish.complete_run(conn, run_id=lane.run_id, now=T0)
+        assert not lifecycle.complete_run(conn, run_id=lane.run_id, now=T0)
     status, reason, scores = status_of(run_engine, other)
     assert (status, reason) == ("passed", None)
     assert scores is not None and scores["images"] == 5 and scores["top1"] == 1.0
@@ -229,8 +230,8 @@ def test_a_final_verdict_is_not_overwritten(
     record(run_engine, lane, lambda p, item, truth: ok(truth))
     with run_engine.begin() as conn:
         conn.execute(
-            update(claims.RUN_SERVICES)
-            .where(claims.RUN_SERVICES.c.id == lane.id)
+            update(models.RUN_SERVICES)
+            .where(models.RUN_SERVICES.c.id == lane.id)
             .values(status="failed", reason="judged by another worker")
         )
         assert finish.finish_service(conn, run_service_id=lane.id, phase="dryrun")
@@ -295,16 +296,16 @@ def test_a_run_completes_once_when_every_service_is_final(
     record(run_engine, other, lambda p, item, truth: failed("timeout"))
     with run_engine.begin() as conn:
         assert finish.finish_service(conn, run_service_id=lane.id, phase="dryrun")
-        assert not finish.complete_run(conn, run_id=lane.run_id, now=T0)
+        assert not lifecycle.complete_run(conn, run_id=lane.run_id, now=T0)
         assert finish.finish_service(conn, run_service_id=other.id, phase="dryrun")
         later = T0 + timedelta(minutes=1)
-        assert finish.complete_run(conn, run_id=lane.run_id, now=later)
-        assert not finish.complete_run(conn, run_id=lane.run_id, now=FAR_AHEAD)
+        assert lifecycle.complete_run(conn, run_id=lane.run_id, now=later)
+        assert not lifecycle.complete_run(conn, run_id=lane.run_id, now=FAR_AHEAD)
     assert run_state(run_engine, lane.run_id) == "completed"
     assert run_state(run_engine, busy.run_id) == "running"
     assert status_of(run_engine, other)[0] == "failed"
     with run_engine.connect() as conn:
         finished_at = conn.execute(
-            select(claims.RUNS.c.finished_at).where(claims.RUNS.c.id == lane.run_id)
+            select(models.RUNS.c.finished_at).where(models.RUNS.c.id == lane.run_id)
         ).scalar_one()
     assert finished_at == later

@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 
 from gateway.config import Settings
 from gateway.errors import OUTCOMES
-from gateway.runs import claims, finish, live_scores, service
-from gateway.runs.live_scores import LeaseLost, ScoredResult
+from gateway.runs import finish, live_scores, models, service
+from gateway.runs.engine import results
+from gateway.runs.engine.results import LeaseLost, ResultRecord
 from gateway.scoring.live import PERCENTILE_ERROR
 from tests.runs.recorded import T0, Lane, open_run
 
@@ -50,7 +51,7 @@ def live_figures(engine: Engine, run_service_id: int) -> dict[str, Any]:
     return rows[run_service_id].tally.result()
 
 
-def result(lane: Lane, position: int, outcome: str, rank: int, latency_ms: float) -> ScoredResult:
+def result(lane: Lane, position: int, outcome: str, rank: int, latency_ms: float) -> ResultRecord:
     """The item at `position` answered with `outcome`; an `ok` answer puts the true
     label at `rank` (0: not at all)."""
     item = lane.items[position]
@@ -59,21 +60,22 @@ def result(lane: Lane, position: int, outcome: str, rank: int, latency_ms: float
     tags = [[f"wrong{k}", 1.0 - k / 10] for k in range(7)]
     if ok and rank:
         tags[rank - 1][0] = truth
-    row = {
-        "id": item.item_id,
-        "outcome": outcome,
-        "attempts": 1,
-        "latency_ms": latency_ms if ok else None,
-        "queue_ms": 0.0,
-        "http_status": 200 if ok else None,
-        "request_id": f"req-{lane.id}-{position}",
-        "raw": None,
-        "tags": tags if ok else None,
-        "detail": None if ok else "failed",
-        "attempt_log": [],
-        "finished_at": T0 + timedelta(milliseconds=10 * position),
-    }
-    return ScoredResult(lane.id, row, [truth])
+    return ResultRecord(
+        item_id=item.item_id,
+        run_service_id=lane.id,
+        outcome=outcome,
+        attempts=1,
+        latency_ms=latency_ms if ok else None,
+        queue_ms=0.0,
+        http_status=200 if ok else None,
+        request_id=f"req-{lane.id}-{position}",
+        raw=None,
+        tags=tags if ok else None,
+        detail=None if ok else "failed",
+        attempt_log=[],
+        finished_at=T0 + timedelta(milliseconds=10 * position),
+        truth=[truth],
+    )
 
 
 answers = st.lists(
@@ -113,7 +115,7 @@ def test_live_leaderboard_equals_a_full_rescore_after_any_interleaving(
     bounds = sorted({0, len(interleaved), *(2 * c for c in cuts)})
     for start, end in zip(bounds, bounds[1:], strict=False):
         with run_engine.begin() as conn:
-            live_scores.record_scored(conn, worker_id="w", batch=interleaved[start:end])
+            results.record_scored(conn, worker_id="w", batch=interleaved[start:end])
         # Mid-run, after every flush: the leaderboard is the rescore of what is recorded.
         with Session(run_engine) as session:
             board = {r["service_guid"]: r for r in service.leaderboard(session, run_id=lane.run_id)}
@@ -136,21 +138,21 @@ def test_a_batch_with_a_lost_lease_counts_only_what_it_records(
     batch = [result(lane, p, "ok", 1 + p % 2, 5.0 + p) for p in range(6)]
     with run_engine.begin() as conn:  # item 2's lease went to another worker
         conn.execute(
-            update(claims.WORK_ITEMS)
-            .where(claims.WORK_ITEMS.c.id == lane.items[2].item_id)
+            update(models.WORK_ITEMS)
+            .where(models.WORK_ITEMS.c.id == lane.items[2].item_id)
             .values(lease_owner="w2")
         )
     with pytest.raises(LeaseLost), run_engine.begin() as conn:
-        live_scores.record_scored(conn, worker_id="w", batch=batch)
+        results.record_scored(conn, worker_id="w", batch=batch)
     assert live_figures(run_engine, lane.id)["images"] == 0  # rolled back, nothing counted
     with run_engine.begin() as conn:
         # The same result twice (an item claimed again after its lease expired) counts once.
-        assert live_scores.record_scored_checked(conn, worker_id="w", batch=[*batch, batch[0]]) == 5
+        assert results.record_scored_checked(conn, worker_id="w", batch=[*batch, batch[0]]) == 5
     figures = live_figures(run_engine, lane.id)
     assert figures["images"] == 5
     assert_equals_rescore(run_engine, lane.id, figures)
     with run_engine.begin() as conn:  # the batch again (its commit's answer was lost)
-        assert live_scores.record_scored_checked(conn, worker_id="w", batch=batch) == 0
+        assert results.record_scored_checked(conn, worker_id="w", batch=batch) == 0
     assert live_figures(run_engine, lane.id)["images"] == 5
 
 
@@ -159,7 +161,7 @@ def test_leaderboard_and_progress_read_no_work_items_and_a_team_only_its_row(
 ) -> None:
     lane, other = open_run(run_engine, settings, data_dir, 8)
     with run_engine.begin() as conn:
-        live_scores.record_scored(
+        results.record_scored(
             conn,
             worker_id="w",
             batch=[result(lane, p, "ok", 2, 4.0) for p in range(8)]
@@ -196,10 +198,10 @@ def test_a_cancelled_run_shows_no_service_ongoing_and_resume_brings_it_back(
 ) -> None:
     lane, other = open_run(run_engine, settings, data_dir, 4)
     with run_engine.begin() as conn:
-        live_scores.record_scored(conn, worker_id="w", batch=[result(lane, 0, "ok", 1, 4.0)])
+        results.record_scored(conn, worker_id="w", batch=[result(lane, 0, "ok", 1, 4.0)])
         conn.execute(
-            update(claims.RUN_SERVICES)
-            .where(claims.RUN_SERVICES.c.id == lane.id)
+            update(models.RUN_SERVICES)
+            .where(models.RUN_SERVICES.c.id == lane.id)
             .values(status="ongoing")
         )
     with Session(run_engine) as session:
@@ -222,11 +224,11 @@ def test_a_run_from_before_live_scores_is_still_read_from_its_items(
 ) -> None:
     lane, other = open_run(run_engine, settings, data_dir, 6)
     with run_engine.begin() as conn:
-        live_scores.record_scored(
+        results.record_scored(
             conn, worker_id="w", batch=[result(lane, p, "ok", 1 + p % 3, 2.0 + p) for p in range(4)]
         )
         # As migration 0007 leaves a run that was created before it: no live scores.
-        conn.execute(live_scores.LIVE_SCORES.delete())
+        conn.execute(models.LIVE_SCORES.delete())
     with Session(run_engine) as session:
         board = {r["service_guid"]: r for r in service.leaderboard(session, run_id=lane.run_id)}
         progress = service.run_progress(session, run_id=lane.run_id)

@@ -11,8 +11,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from gateway.config import Settings
+from gateway.runs.engine.timing import InFlightLimit, LagWindow, LoopLag
 from gateway.runs.models import Run
-from gateway.runs.timing import InFlightLimit, LagWindow, LoopLag
 from tests.runs.builders import add_dataset, add_service, make_images, recognizer_app, run_state
 from tests.runs.conftest import running_worker, start_run, wait_until
 
@@ -123,7 +123,7 @@ async def test_a_run_records_how_late_the_loop_ran_and_the_worker_sends_less(
                 lambda: (uncertainty(run_engine, run_id) or 0.0) >= 60.0,
                 "the run's timing uncertainty",
             )
-            assert worker._global.limit < settings.global_concurrency
+            assert worker.timing.in_flight.limit < settings.global_concurrency
             gate.set()
             await wait_until(lambda: run_state(run_engine, run_id) == "completed", "the run")
     finally:

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from gateway.db import make_engine
 from gateway.migrate import upgrade
+from gateway.runs.engine.process import run_embedded_worker, worker_lock
 from gateway.runs.models import RunService, ServiceSlot, Worker, WorkItem
-from gateway.runs.worker import run_embedded_worker, worker_lock
 from gateway.state import HubState
 from tests.builders import LOOPBACK_ALLOWED, hub_settings
 from tests.runs.builders import (

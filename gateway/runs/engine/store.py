@@ -1,62 +1,58 @@
-"""The worker's side of the database: workers, slot and work-item leases, and results.
+"""The worker's side of the database: its row, the survey of open runs, slot leases and
+work-item claims (its results: `engine.results`).
 
-Every function is synchronous, short and takes a `Connection` inside a transaction
-(`engine.begin()`); the engine runs them off the event loop. Rows are chosen with
+Every function runs named statements, is synchronous, short and takes a `Connection`
+inside a transaction (`engine.begin()`); the worker runs them off the event loop
+(`engine.threads`). Rows are chosen with
 `SELECT ... FOR UPDATE SKIP LOCKED` (ignored on SQLite, where one worker holds the
 database's worker lock), and every change is guarded by its condition, so several
 workers can share one PostgreSQL database without ever taking the same row:
 
 - a service slot is free when it has no owner or its lease has expired;
 - a work item is claimed from `pending`; one whose lease expired goes back to `pending`;
-- a result is written only `WHERE state = 'leased' AND lease_owner = <this worker>`,
-  so each item is recorded exactly once even if its lease was taken over.
+- a result is written only `WHERE state = 'leased' AND lease_owner = <this worker>`
+  (`engine.results`), so each item is recorded exactly once even if its lease was
+  taken over.
 """
 
-import json
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, cast
+from datetime import datetime, timedelta
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
     Executable,
-    Table,
     and_,
     bindparam,
     delete,
-    exists,
     func,
     or_,
     select,
     update,
 )
 
-from gateway.datasets.models import DatasetImage
+from gateway.db import chunked, utcnow
 from gateway.dispatch.dispatcher import Target
 from gateway.dispatch.protocols import adapter_for
-from gateway.registry.models import Instance, Provider, Service
-from gateway.runs.models import Run, RunService, ServiceSlot, Worker, WorkItem
-
-RUNS = cast(Table, Run.__table__)
-RUN_SERVICES = cast(Table, RunService.__table__)
-WORK_ITEMS = cast(Table, WorkItem.__table__)
-SLOTS = cast(Table, ServiceSlot.__table__)
-WORKERS = cast(Table, Worker.__table__)
-IMAGES = cast(Table, DatasetImage.__table__)
-SERVICES = cast(Table, Service.__table__)
-PROVIDERS = cast(Table, Provider.__table__)
-INSTANCES = cast(Table, Instance.__table__)
-
-ACTIVE_RUN_STATES = ("queued", "running")
-OPEN_STATUSES = ("pending", "ongoing")
-# Paused by the dead-service breaker (gateway.runs.breaker): nothing is claimed or sent.
-DOWN_STATUS = "down"
-FINAL_STATUSES = ("passed", "failed")
-# Bound for IN (...) lists, well under every driver's parameter limit.
-ID_CHUNK = 500
+from gateway.runs import lifecycle
+from gateway.runs.models import (
+    IMAGES,
+    INSTANCES,
+    OPEN_STATUSES,
+    PROVIDERS,
+    RUN_SERVICES,
+    RUNS,
+    SERVICES,
+    SLOTS,
+    WORK_ITEMS,
+    WORKERS,
+    ItemState,
+    Phase,
+    RunState,
+    ServiceStatus,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,13 +61,13 @@ class LanePlan:
 
     run_service_id: int
     run_id: int
-    phase: str
-    status: str
+    phase: Phase
+    status: ServiceStatus
     max_concurrency: int
     timeout_s: float
     max_attempts: int
     target: Target
-    # The run's deadline (naive UTC; `gateway.runs.deadline`): in flight then is abandoned.
+    # The run's deadline (naive UTC; `engine.deadline`): in flight then is abandoned.
     deadline: datetime | None = None
 
 
@@ -97,9 +93,10 @@ class ImageRef:
     truth: list[str]
 
 
-def chunked(values: Sequence[Any], size: int = ID_CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
+def lease_window(lease_s: float) -> tuple[datetime, datetime]:
+    """Now, and when a lease taken now expires."""
+    now = utcnow()
+    return now, now + timedelta(seconds=lease_s)
 
 
 # Workers
@@ -134,8 +131,8 @@ def take_over(conn: Connection, *, worker_id: str) -> int:
     which holds its lock, so whoever held those leases is dead. Returns the items freed."""
     freed = conn.execute(
         update(WORK_ITEMS)
-        .where(WORK_ITEMS.c.state == "leased")
-        .values(state="pending", lease_owner=None, lease_expires_at=None)
+        .where(WORK_ITEMS.c.state == ItemState.LEASED)
+        .values(state=ItemState.PENDING, lease_owner=None, lease_expires_at=None)
     ).rowcount
     conn.execute(
         update(SLOTS)
@@ -161,7 +158,7 @@ def heartbeat(
             update(WORK_ITEMS)
             .where(
                 WORK_ITEMS.c.run_service_id.in_(ids),
-                WORK_ITEMS.c.state == "leased",
+                WORK_ITEMS.c.state == ItemState.LEASED,
                 WORK_ITEMS.c.lease_owner == worker_id,
             )
             .values(lease_expires_at=expires)
@@ -191,21 +188,8 @@ def survey(conn: Connection, *, now: datetime, live_since: datetime) -> Survey:
     """Start queued runs whose `start_at` has come, return every open (and every down) run
     service of the running ones, and put the items whose lease expired (their worker died)
     back to `pending`."""
-    conn.execute(
-        update(RUNS)
-        .where(RUNS.c.state == "queued", or_(RUNS.c.start_at.is_(None), RUNS.c.start_at <= now))
-        .values(state="running", started_at=func.coalesce(RUNS.c.started_at, now))
-    )
-    # A run resumed with every service already final, or whose worker died between
-    # closing its last service and the run: nothing is left to send.
-    still_open = exists().where(
-        RUN_SERVICES.c.run_id == RUNS.c.id, RUN_SERVICES.c.status.not_in(FINAL_STATUSES)
-    )
-    conn.execute(
-        update(RUNS)
-        .where(RUNS.c.state == "running", ~still_open)
-        .values(state="completed", finished_at=now)
-    )
+    lifecycle.start_due_runs(conn, now=now)
+    lifecycle.complete_emptied_runs(conn, now=now)
     rows = conn.execute(
         select(
             RUN_SERVICES.c.id,
@@ -227,8 +211,8 @@ def survey(conn: Connection, *, now: datetime, live_since: datetime) -> Survey:
         .join(SERVICES, SERVICES.c.id == RUN_SERVICES.c.service_id)
         .join(PROVIDERS, PROVIDERS.c.id == SERVICES.c.provider_id)
         .where(
-            RUNS.c.state == "running",
-            RUN_SERVICES.c.status.in_((*OPEN_STATUSES, DOWN_STATUS)),
+            RUNS.c.state == RunState.RUNNING,
+            RUN_SERVICES.c.status.in_(OPEN_STATUSES | {ServiceStatus.DOWN}),
         )
         .order_by(RUN_SERVICES.c.run_id, RUN_SERVICES.c.position)
     ).all()
@@ -245,8 +229,8 @@ def survey(conn: Connection, *, now: datetime, live_since: datetime) -> Survey:
         LanePlan(
             run_service_id=row.id,
             run_id=row.run_id,
-            phase=row.phase,
-            status=row.status,
+            phase=Phase(row.phase),
+            status=ServiceStatus(row.status),
             max_concurrency=row.max_concurrency,
             timeout_s=row.timeout_s,
             max_attempts=row.max_attempts,
@@ -266,27 +250,18 @@ def survey(conn: Connection, *, now: datetime, live_since: datetime) -> Survey:
             update(WORK_ITEMS)
             .where(
                 WORK_ITEMS.c.run_service_id.in_(ids),
-                WORK_ITEMS.c.state == "leased",
+                WORK_ITEMS.c.state == ItemState.LEASED,
                 WORK_ITEMS.c.lease_expires_at < now,
             )
-            .values(state="pending", lease_owner=None, lease_expires_at=None)
+            .values(state=ItemState.PENDING, lease_owner=None, lease_expires_at=None)
         )
     live = conn.execute(
         select(func.count()).select_from(WORKERS).where(WORKERS.c.heartbeat_at >= live_since)
     ).scalar_one()
     return Survey(
-        lanes=[plan for plan in plans if plan.status != DOWN_STATUS],
+        lanes=[plan for plan in plans if plan.status != ServiceStatus.DOWN],
         live_workers=max(1, int(live)),
-        down=[plan for plan in plans if plan.status == DOWN_STATUS],
-    )
-
-
-def fail_run(conn: Connection, *, run_id: int, error: str, now: datetime) -> None:
-    """Stop a run the hub itself cannot go on with (e.g. an image file is missing)."""
-    conn.execute(
-        update(RUNS)
-        .where(RUNS.c.id == run_id, RUNS.c.state.in_(ACTIVE_RUN_STATES))
-        .values(state="failed", error=error, finished_at=now)
+        down=[plan for plan in plans if plan.status == ServiceStatus.DOWN],
     )
 
 
@@ -381,8 +356,8 @@ def claim_items(
     if started:
         conn.execute(
             update(RUN_SERVICES)
-            .where(RUN_SERVICES.c.id.in_(started), RUN_SERVICES.c.status == "pending")
-            .values(status="ongoing")
+            .where(RUN_SERVICES.c.id.in_(started), RUN_SERVICES.c.status == ServiceStatus.PENDING)
+            .values(status=ServiceStatus.ONGOING)
         )
     unknown = {i.image_id for items in claimed.values() for i in items} - set(known_images)
     return claimed, image_refs(conn, image_ids=sorted(unknown))
@@ -400,13 +375,13 @@ def _claim_statement(dialect: str) -> Executable:
         select(WORK_ITEMS.c.id)
         .where(
             WORK_ITEMS.c.run_service_id == bindparam("rs"),
-            WORK_ITEMS.c.state == "pending",
+            WORK_ITEMS.c.state == ItemState.PENDING,
         )
         .order_by(WORK_ITEMS.c.seq)
         .limit(bindparam("n"))
     )
     claim = update(WORK_ITEMS).values(
-        state="leased",
+        state=ItemState.LEASED,
         lease_owner=bindparam("owner"),
         lease_expires_at=bindparam("expires", type_=WORK_ITEMS.c.lease_expires_at.type),
     )
@@ -444,100 +419,12 @@ def release_lane_items(conn: Connection, *, worker_id: str, run_service_id: int)
     )
 
 
-def record_unsent(
-    conn: Connection, *, run_service_id: int, outcome: str, detail: str, now: datetime
-) -> int:
-    """Record every item of a run service still pending or leased with `outcome` (never
-    sent: attempts 0), e.g. `unreachable` or `missed`; returns how many. A late result of
-    a leased one is refused by the lease check of `record_results`."""
-    result = conn.execute(
-        update(WORK_ITEMS)
-        .where(
-            WORK_ITEMS.c.run_service_id == run_service_id,
-            WORK_ITEMS.c.state.in_(("pending", "leased")),
-        )
-        .values(
-            state="done",
-            lease_owner=None,
-            lease_expires_at=None,
-            outcome=outcome,
-            attempts=0,
-            detail=detail,
-            finished_at=now,
-        )
-    )
-    return int(result.rowcount or 0)
-
-
 def _back_to_pending(conn: Connection, *, worker_id: str, which: ColumnElement[bool]) -> int:
     """Items among `which` that this worker leased and did not record become pending;
     returns how many."""
     result = conn.execute(
         update(WORK_ITEMS)
-        .where(which, WORK_ITEMS.c.state == "leased", WORK_ITEMS.c.lease_owner == worker_id)
-        .values(state="pending", lease_owner=None, lease_expires_at=None)
+        .where(which, WORK_ITEMS.c.state == ItemState.LEASED, WORK_ITEMS.c.lease_owner == worker_id)
+        .values(state=ItemState.PENDING, lease_owner=None, lease_expires_at=None)
     )
     return int(result.rowcount or 0)
-
-
-RESULT_FIELDS = (
-    "outcome",
-    "attempts",
-    "latency_ms",
-    "queue_ms",
-    "http_status",
-    "request_id",
-    "raw",
-    "tags",
-    "detail",
-    "attempt_log",
-    "finished_at",
-)
-_JSON_FIELDS = frozenset({"tags", "attempt_log"})
-# SQLAlchemy's own text form of a SQLite DATETIME, so that the ORM reads these back.
-_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
-
-
-def _record_sql(placeholder: str) -> str:
-    sets = ", ".join(f"{name} = {placeholder}" for name in RESULT_FIELDS)
-    return (
-        f"UPDATE work_items SET state = 'done', lease_expires_at = NULL, {sets} "
-        f"WHERE id = {placeholder} AND lease_owner = {placeholder} AND state = 'leased'"
-    )
-
-
-_RECORD_SQL = {
-    "qmark": _record_sql("?"),
-    "format": _record_sql("%s"),
-    "pyformat": _record_sql("%s"),
-}
-
-
-def record_results(conn: Connection, *, worker_id: str, results: Sequence[dict[str, Any]]) -> int:
-    """Write finished items in one executemany; each dict has `id` and RESULT_FIELDS.
-    Items no longer leased by this worker are left alone. Returns how many were written.
-
-    This is the hub's hottest statement, so it goes to the driver as plain SQL with
-    values converted here once (JSON text, SQLite's datetime text): building each row's
-    parameters through SQLAlchemy costs more than the database's own work.
-    """
-    if not results:
-        return 0
-    dialect = conn.dialect
-    sql = _RECORD_SQL[dialect.paramstyle]
-    sqlite = dialect.name == "sqlite"
-    params = []
-    for result in results:
-        row: list[Any] = []
-        for name in RESULT_FIELDS:
-            value = result[name]
-            if name in _JSON_FIELDS and value is not None:
-                value = json.dumps(value)
-            elif sqlite and isinstance(value, datetime):
-                value = value.strftime(_SQLITE_DATETIME)
-            row.append(value)
-        row.append(result["id"])
-        row.append(worker_id)
-        params.append(tuple(row))
-    written = conn.exec_driver_sql(sql, params).rowcount
-    return int(written) if written is not None and written >= 0 else len(results)

@@ -3,10 +3,11 @@
 Every item not recorded by then (pending, or leased and in flight) is recorded with
 outcome `missed` without another request, each open or paused service is scored over what
 it answered and judged, and the run completes with `stopped_at_deadline` set. A result
-arriving later is refused by the lease check of `claims.record_results`.
+arriving later is refused by the lease check of `results.record_results`.
 
-Like `gateway.runs.claims`, the function takes a `Connection` inside a transaction; the
-run's conditional update takes its row lock, so among several workers one closes it, once.
+Like `engine.store`, the function takes a `Connection` inside a transaction; the run's
+conditional update (`lifecycle.stop_due_runs`) takes its row lock, so among several
+workers one closes it, once.
 """
 
 from datetime import datetime
@@ -14,26 +15,15 @@ from datetime import datetime
 from sqlalchemy import Connection, select, update
 
 from gateway.errors import Outcome
-from gateway.runs.claims import ACTIVE_RUN_STATES, FINAL_STATUSES, RUN_SERVICES, RUNS, record_unsent
+from gateway.runs import lifecycle
+from gateway.runs.engine.results import record_unsent
 from gateway.runs.finish import judge
+from gateway.runs.models import FINAL_STATUSES, RUN_SERVICES
 
 
 def close_due_runs(conn: Connection, *, now: datetime) -> list[int]:
     """Stop every queued or running run whose deadline is past; returns their ids."""
-    due = conn.execute(
-        update(RUNS)
-        .where(
-            RUNS.c.state.in_(ACTIVE_RUN_STATES),
-            RUNS.c.deadline.is_not(None),
-            RUNS.c.deadline <= now,
-        )
-        .values(
-            state="completed",
-            stopped_at_deadline=True,
-            finished_at=now,
-        )
-        .returning(RUNS.c.id, RUNS.c.phase, RUNS.c.deadline)
-    ).all()
+    due = lifecycle.stop_due_runs(conn, now=now)
     for run in due:
         _miss_unanswered(conn, run_id=run.id, phase=run.phase, deadline=run.deadline, now=now)
     return sorted(run.id for run in due)

@@ -1,4 +1,4 @@
-"""One worker's probing of the run services the breaker paused (`gateway.runs.breaker`).
+"""One worker's probing of the run services the breaker paused (`engine.breaker`).
 
 Each survey hands the `down` run services to `Prober.watch`: the worker takes the probe
 lease of those nobody probes, pings their `/ping` on the breaker's back-off, and then
@@ -8,28 +8,18 @@ give-up time, records its remaining items `unreachable` and closes it.
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Protocol, TypeVar
 
 from gateway.config import Settings
 from gateway.db import utcnow
 from gateway.dispatch.dispatcher import Dispatcher
-from gateway.runs import breaker, finish
-from gateway.runs.claims import LanePlan
+from gateway.runs import lifecycle
+from gateway.runs.engine import breaker
+from gateway.runs.engine.store import LanePlan
+from gateway.runs.engine.threads import DbThreads
 
 log = logging.getLogger("recoghub.worker")
-
-T = TypeVar("T")
-
-
-class RunInTransaction(Protocol):
-    """The worker's way to run `fn(conn, **kwargs)` in a transaction on one of its threads."""
-
-    def __call__(
-        self, pool: ThreadPoolExecutor, fn: Callable[..., T], /, **kwargs: Any
-    ) -> Awaitable[T]: ...
 
 
 class Prober:
@@ -41,15 +31,13 @@ class Prober:
         worker_id: str,
         settings: Settings,
         dispatcher: Dispatcher,
-        db: RunInTransaction,
-        pool: ThreadPoolExecutor,
+        db: DbThreads,
         release_slot: Callable[[int], None],
     ) -> None:
         self.worker_id = worker_id
         self.settings = settings
         self.dispatcher = dispatcher
         self._db = db
-        self._pool = pool
         # A probe lease this worker no longer needs, to be freed with its other slots.
         self._release_slot = release_slot
         self._tasks: dict[int, asyncio.Task[None]] = {}
@@ -66,8 +54,7 @@ class Prober:
         if not wanted:
             return
         now = utcnow()
-        leased = await self._db(
-            self._pool,
+        leased = await self._db.cold(
             breaker.lease_probes,
             worker_id=self.worker_id,
             run_service_ids=wanted,
@@ -100,12 +87,11 @@ class Prober:
             # The latest plan: a team may fix its endpoints while its service is down.
             error = await breaker.probe(lambda: self._ping(self._down.get(rs, plan)), schedule)
             if error is None:
-                await self._db(self._pool, breaker.resume, **lease)
+                await self._db.cold(breaker.resume, **lease)
                 log.info("%s answers /ping again: resumed", service)
                 return
             now = utcnow()
-            given_up = await self._db(
-                self._pool,
+            given_up = await self._db.cold(
                 breaker.give_up,
                 **lease,
                 give_up_s=schedule.give_up_s,
@@ -113,7 +99,7 @@ class Prober:
                 now=now,
             )
             log.warning("%s: down too long, %d images recorded unreachable", service, given_up)
-            if await self._db(self._pool, finish.complete_run, run_id=plan.run_id, now=now):
+            if await self._db.cold(lifecycle.complete_run, run_id=plan.run_id, now=now):
                 log.info("run %d completed", plan.run_id)
         except asyncio.CancelledError:
             self._release_slot(slot_id)

@@ -4,14 +4,16 @@ A recorded latency runs from sending a request to the event loop handling its an
 When the loop is busy (claiming, writing results, scoring, the GIL held by a database
 thread) an answer that has arrived waits in its socket, and that wait would be counted
 as the team's. `LoopLag` measures it: a sentinel task asks to wake every few
-milliseconds and notes how late it woke. Every manager tick the worker takes the lag of
-the tick's window; `InFlightLimit` lowers the requests the worker has in flight while the
-window's p99 passes the bound and raises them back once it is well under; and each run
-that was sending records the worst window p99 it saw (`runs.timing_uncertainty_ms`), which
-the API, the leaderboard and the dashboard show beside the latency figures.
+milliseconds and notes how late it woke. Once a second (`LagFollower`, from the worker's
+survey tick) the worker takes the lag of that window; `InFlightLimit` lowers the requests
+the worker has in flight while the window's p99 passes the bound and raises them back
+once it is well under; and each run that was sending records the worst window p99 it saw
+(`runs.timing_uncertainty_ms`), which the API, the leaderboard and the dashboard show
+beside the latency figures.
 """
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,11 +22,25 @@ from types import TracebackType
 from sqlalchemy import Connection, case, update
 
 from gateway.metrics import IN_FLIGHT_LIMIT, LOOP_LAG
+from gateway.runs.engine.threads import DbThreads
 from gateway.runs.models import Run
 
 # The sentinel's period: short enough to see a few milliseconds of delay, long enough to
 # cost nothing (about 200 wake-ups a second).
 SAMPLE_EVERY_S = 0.005
+# The window of the event loop's lateness that the in-flight limit follows and runs record.
+LAG_WINDOW_S = 1.0
+
+
+async def wait_event(event: asyncio.Event, timeout_s: float) -> None:
+    """Wait until `event` is set or `timeout_s` passes.
+
+    Not `asyncio.wait_for`: on Python 3.11 it can swallow a cancellation that arrives as
+    the event is set, and a loop that misses its cancel keeps a stopping worker alive.
+    """
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout_s):
+            await event.wait()
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,3 +155,29 @@ def record_uncertainty(conn: Connection, *, run_ids: Iterable[int], lag_ms: floa
             )
         )
     )
+
+
+class LagFollower:
+    """The worker's requests in flight (`in_flight`), fitted to how late its loop runs,
+    and the runs it sent to since the last window, which record that lateness."""
+
+    def __init__(self, *, db: DbThreads, in_flight: InFlightLimit) -> None:
+        self._db = db
+        self.in_flight = in_flight
+        self.lag = LoopLag()
+        self._taken = time.monotonic()
+        self.sent_runs: set[int] = set()  # runs sent to since the lag was last taken
+
+    def due(self) -> bool:
+        """A window has passed since the lag was last taken."""
+        return time.monotonic() - self._taken >= LAG_WINDOW_S
+
+    async def follow(self) -> None:
+        """Once a second, and when a lane ends: fit the requests in flight to how late the
+        loop ran, and record that lateness on the runs sent to meanwhile (SPEC §8)."""
+        window = self.lag.take()
+        self._taken = time.monotonic()
+        await self.in_flight.adjust(window)
+        sent, self.sent_runs = self.sent_runs, set()
+        if window is not None and sent:
+            await self._db.cold(record_uncertainty, run_ids=sent, lag_ms=window.p99_ms)

@@ -24,7 +24,8 @@ from gateway.config import Settings
 from gateway.db import is_sqlite, make_engine, make_session_factory
 from gateway.dispatch.client import make_client_session
 from gateway.dispatch.dispatcher import Dispatcher
-from gateway.runs.engine import DispatchWorker, wait_event
+from gateway.runs.engine.timing import wait_event
+from gateway.runs.engine.worker import DispatchWorker
 from gateway.state import HubState
 
 log = logging.getLogger("recoghub.worker")

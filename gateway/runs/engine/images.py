@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.datasets.storage import image_path
-from gateway.runs.claims import ImageRef
+from gateway.runs.engine.store import ImageRef
 
 # Images just sent that stay cached for the services that have not sent them yet.
 RECENT_IMAGES = 1024

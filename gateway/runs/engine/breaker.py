@@ -9,7 +9,7 @@ instead of burning every remaining image's attempts, and resumes when it is back
   still moves through its items instead of pausing and resuming forever.
 - Tripping sets the run service `down` (with the last error as its reason). Every worker's
   survey then stops that lane and claims nothing of it.
-- One worker probes a `down` service (`gateway.runs.prober`): the one that leases its
+- One worker probes a `down` service (`engine.prober`): the one that leases its
   slot 0 (the *probe lease*, renewed by the heartbeat like any slot lease; a dead
   prober's lease expires and another worker takes over, counting the give-up time
   afresh). It pings `/ping` on a doubling back-off (`ProbeSchedule`); at the first 200
@@ -17,7 +17,7 @@ instead of burning every remaining image's attempts, and resumes when it is back
   `RECOGHUB_BREAKER_GIVE_UP_S`, its remaining items are recorded `unreachable` without
   being sent and the service fails.
 
-The functions taking a `Connection` run inside a transaction, like `gateway.runs.claims`.
+The functions taking a `Connection` run inside a transaction, like `engine.store`'s.
 """
 
 import asyncio
@@ -28,16 +28,11 @@ from typing import Generic, TypeVar
 
 from sqlalchemy import Connection, or_, update
 
+from gateway.db import chunked
 from gateway.errors import Outcome
-from gateway.runs.claims import DOWN_STATUS as DOWN
-from gateway.runs.claims import (
-    OPEN_STATUSES,
-    RUN_SERVICES,
-    SLOTS,
-    chunked,
-    record_unsent,
-)
+from gateway.runs.engine.results import record_unsent
 from gateway.runs.finish import service_scores
+from gateway.runs.models import OPEN_STATUSES, RUN_SERVICES, SLOTS, ServiceStatus
 
 T = TypeVar("T")
 
@@ -134,7 +129,7 @@ def mark_down(conn: Connection, *, run_service_id: int, reason: str) -> bool:
     result = conn.execute(
         update(RUN_SERVICES)
         .where(RUN_SERVICES.c.id == run_service_id, RUN_SERVICES.c.status.in_(OPEN_STATUSES))
-        .values(status=DOWN, reason=reason)
+        .values(status=ServiceStatus.DOWN, reason=reason)
     )
     return bool(result.rowcount)
 
@@ -178,8 +173,8 @@ def resume(conn: Connection, *, run_service_id: int, worker_id: str, slot_id: in
     its lane) and hand back the probe lease."""
     conn.execute(
         update(RUN_SERVICES)
-        .where(RUN_SERVICES.c.id == run_service_id, RUN_SERVICES.c.status == DOWN)
-        .values(status="ongoing", reason=None)
+        .where(RUN_SERVICES.c.id == run_service_id, RUN_SERVICES.c.status == ServiceStatus.DOWN)
+        .values(status=ServiceStatus.ONGOING, reason=None)
     )
     _release_probe(conn, worker_id=worker_id, slot_id=slot_id)
 
@@ -199,8 +194,8 @@ def give_up(
     items recorded so (0 if the service was no longer down)."""
     still_down = conn.execute(
         update(RUN_SERVICES)
-        .where(RUN_SERVICES.c.id == run_service_id, RUN_SERVICES.c.status == DOWN)
-        .values(status=DOWN)  # takes the row lock: one worker gives up, once
+        .where(RUN_SERVICES.c.id == run_service_id, RUN_SERVICES.c.status == ServiceStatus.DOWN)
+        .values(status=ServiceStatus.DOWN)  # takes the row lock: one worker gives up, once
     ).rowcount
     if not still_down:
         _release_probe(conn, worker_id=worker_id, slot_id=slot_id)
@@ -223,7 +218,7 @@ def give_up(
         update(RUN_SERVICES)
         .where(RUN_SERVICES.c.id == run_service_id)
         .values(
-            status="failed",
+            status=ServiceStatus.FAILED,
             reason=reason,
             scores=service_scores(conn, run_service_id=run_service_id),
         )

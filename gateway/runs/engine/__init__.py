@@ -1,0 +1,51 @@
+"""The dispatch engine: one `DispatchWorker` per process sends every run's work items.
+
+Nothing outside the engine imports it but the code that starts workers (`gateway.app`,
+the CLI): the API's read side works from the tables alone (`gateway.runs.models`).
+
+    worker.py     DispatchWorker: builds the parts below, starts their loops, stops them
+    process.py    running a worker: embedded in the hub, or as `recoghub worker`
+    surveyor.py   the survey tick: lanes opened and closed, deadlines, idle lanes finished
+    claimer.py    claims items for the lanes whose queue runs low
+    sender.py     slot shares, and one consumer per leased slot sending one request at a time
+    writer.py     the result buffer, written in batches
+    heartbeat.py  extends this worker's leases; sending stops before they could lapse
+    lanes.py      a lane (one run service as this worker sends it) and the worker's lanes
+    images.py     the cache of claimed images' bytes
+    timing.py     how late the event loop runs, and the in-flight limit that follows it
+    breaker.py    the dead-service breaker; prober.py probes paused services
+    deadline.py   a run's deadline: what was not answered is recorded `missed`
+    store.py      the worker's statements: its row, the survey, slot leases, item claims
+    results.py    the typed result record, and the statements that record results
+    threads.py    the two database threads every statement runs on
+
+How it works (SPEC §4):
+
+- Each open run service is a *lane* with its own queue of claimed items and one
+  consumer task per service slot the worker leases; a consumer sends one request at a
+  time, so a service never has more requests in flight than the slots leased for it
+  across all workers (at most its concurrency). A slow or dead service only occupies
+  its own consumers: no lane waits on another.
+- A survey tick (every `POLL_S`) starts queued runs, opens and closes lanes, takes this
+  worker's fair share of each service's slots (ceil(k / live workers)), hands surplus
+  slots back, and scores and closes lanes whose items are all recorded.
+- The claimer leases the next items of lanes whose queue runs low, in `seq` order, in one
+  transaction for all lanes; buffers grow with a lane's throughput.
+- Results are written by one writer in batches (`result_batch_size` rows or every
+  `result_flush_s`), one executemany per transaction, each row guarded by this worker's
+  lease, so an item is recorded exactly once. A crash loses only unwritten results:
+  their items are still leased, and are sent again once their lease is released (at once
+  by the next SQLite worker, after `lease_s` on PostgreSQL).
+- A heartbeat extends every lease this worker holds; if it cannot, the worker stops
+  sending before its leases can expire.
+- At a run's deadline its lanes stop and their requests in flight are abandoned; what
+  was answered is written, the rest recorded `missed`.
+- A service that stops answering trips its lane's breaker: the lane pauses (status
+  `down`), one worker probes the service and reopens it, or gives up on its items.
+- Once a second the worker measures how late its event loop ran, lowers its requests in
+  flight while that passes `timing_bound_ms`, and records it on the runs it was sending:
+  a recorded latency is exact to about that much.
+
+All database work runs in two threads of its own (`threads.py`), so the event loop keeps
+sending while a batch commits.
+"""

@@ -1,0 +1,216 @@
+"""Lanes: each open run service as a worker sends it, with its queue of claimed items, its
+consumers (one per leased slot), its buffer sizing and its live scores; and `Lanes`, the
+worker's open and draining lanes, which stops, pauses and gives back their items.
+"""
+
+import asyncio
+import logging
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+from gateway.dispatch.dispatcher import Target
+from gateway.runs.engine import breaker, store
+from gateway.runs.engine.breaker import FailureStreak
+from gateway.runs.engine.images import ImageCache
+from gateway.runs.engine.results import ResultRecord
+from gateway.runs.engine.store import LanePlan
+from gateway.runs.engine.threads import DbThreads
+from gateway.runs.models import ServiceStatus
+from gateway.scoring.metrics import ServiceScorer
+
+log = logging.getLogger("recoghub.worker")
+
+# A lane's buffer holds about this many seconds of its throughput (at least 2 per slot).
+BUFFER_HORIZON_S = 0.5
+MAX_BUFFER = 1000
+# A lane scores its results as they are recorded up to this many images (about 56 bytes
+# each); a larger run is scored from the database when it ends, so memory stays flat.
+LIVE_SCORING_MAX_IMAGES = 25_000
+
+
+# A result waiting to be written, with the lane it belongs to.
+Pending = tuple["Lane", ResultRecord]
+
+
+@dataclass(slots=True)
+class Claim:
+    item_id: int
+    image_id: int
+    claimed_at: float  # monotonic
+
+
+class Lane:
+    """One run service as this worker sends it."""
+
+    def __init__(self, plan: LanePlan, *, breaker_failures: int = 0) -> None:
+        self.plan = plan
+        self.id = plan.run_service_id
+        self.queue: asyncio.Queue[Claim | None] = asyncio.Queue()
+        self.buffered = 0
+        self.consumers: dict[int, asyncio.Task[None]] = {}  # slot id -> consumer
+        self.retiring = 0
+        self.in_flight = 0  # taken from the queue, result not yet queued for writing
+        self.unflushed = 0  # results not written yet, those held by the streak included
+        # The results of its latest silent outcomes, held back.
+        self.streak: FailureStreak[Pending] = FailureStreak(breaker_failures)
+        self.dry = False
+        self.stopping = False
+        self.ongoing = plan.status == ServiceStatus.ONGOING
+        self.completed = 0
+        self.rate = 0.0
+        # Grows while consumers find the queue empty (claims too slow for this lane).
+        self.boost = 0
+        self.starved = False
+        # Scores every result as it is recorded, so that closing the lane needs no pass
+        # over its items; only trusted if it saw them all (nothing sent before this
+        # lane, no other worker, no result lost), which `finish_service` checks.
+        self.scorer: ServiceScorer | None = (
+            ServiceScorer() if plan.status == ServiceStatus.PENDING else None
+        )
+        self.first_sent: datetime | None = None
+        self.last_finished: datetime | None = None
+
+    @property
+    def target(self) -> Target:
+        return self.plan.target
+
+    @property
+    def held(self) -> int:
+        return len(self.consumers) - self.retiring
+
+    def elapsed_s(self) -> float | None:
+        if self.first_sent is None or self.last_finished is None:
+            return None
+        return (self.last_finished - self.first_sent).total_seconds()
+
+    def score(self, record: ResultRecord) -> None:
+        """Add one recorded result to the lane's scorer."""
+        self.last_finished = record.finished_at
+        if self.scorer is None:
+            return
+        if self.scorer.images >= LIVE_SCORING_MAX_IMAGES:
+            self.scorer = None
+            return
+        try:
+            self.scorer.add(
+                outcome=record.outcome,
+                tags=record.tags or (),
+                truth=record.truth,
+                latency_ms=record.latency_ms,
+            )
+        except ValueError:
+            self.scorer = None  # the database pass will say what is wrong
+
+    @property
+    def idle(self) -> bool:
+        return self.buffered == 0 and self.in_flight == 0 and self.unflushed == 0
+
+    def buffer_target(self) -> int:
+        by_rate = math.ceil(self.rate * BUFFER_HORIZON_S)
+        return min(MAX_BUFFER, max(2 * self.held, by_rate, self.boost))
+
+    def wants(self) -> int:
+        """How many items to claim now: refill to the target once below half of it."""
+        if self.stopping or self.dry or self.held <= 0:
+            return 0
+        target = self.buffer_target()
+        return target - self.buffered if self.buffered <= target // 2 else 0
+
+    def tick(self, elapsed_s: float) -> None:
+        """Every manager tick: measure the throughput; double the buffer when the lane
+        starved since the last tick, let it shrink back when it did not."""
+        current = self.completed / elapsed_s if elapsed_s > 0 else 0.0
+        self.completed = 0
+        self.rate = current if current > self.rate else 0.7 * self.rate + 0.3 * current
+        if self.starved:
+            self.boost = min(MAX_BUFFER, max(4 * self.held, 2 * self.boost))
+        else:
+            self.boost //= 2
+        self.starved = False
+
+
+class Lanes:
+    """The lanes of this worker: open ones by run service id, and stopped ones whose
+    consumers are still finishing their requests (draining)."""
+
+    def __init__(self, *, db: DbThreads, worker_id: str, images: ImageCache) -> None:
+        self._db = db
+        self._worker_id = worker_id
+        self._images = images
+        self.open: dict[int, Lane] = {}
+        self.draining: list[Lane] = []
+        # Lanes this worker paused (run service id -> pause written), kept closed until a
+        # survey begun after the pause was written says what the service is now.
+        self.tripped: dict[int, bool] = {}
+        self.closing = False  # the worker is stopping: nothing new is sent or given back
+
+    def ids(self) -> list[int]:
+        """Run services whose items this worker may hold leased."""
+        return sorted({lane.id for lane in self.open.values()} | {x.id for x in self.draining})
+
+    def stop(self, lane: Lane, *, release: bool) -> None:
+        """Stop sending for a lane: unsent items go back (now, or at shutdown), its
+        consumers leave after their request in flight."""
+        if lane.stopping:
+            return
+        lane.stopping = True
+        self.open.pop(lane.id, None)
+        self.draining.append(lane)
+        unsent: list[int] = []
+        while not lane.queue.empty():
+            claim = lane.queue.get_nowait()
+            if claim is not None:
+                unsent.append(claim.item_id)
+                self._images.release(claim.image_id)
+        lane.buffered = 0
+        lane.retiring = 0
+        unsent.extend(self.take_held(lane))
+        for _ in lane.consumers:
+            lane.queue.put_nowait(None)
+        if unsent and release and not self.closing:
+            self.give_back_later(unsent)
+
+    def take_held(self, lane: Lane) -> list[int]:
+        """The items of the results a lane's streak holds back, to be given back unsent."""
+        held = lane.streak.take()
+        lane.unflushed -= len(held)
+        return [record.item_id for _, record in held]
+
+    def reap(self) -> None:
+        """Forget stopped lanes with nothing left in flight."""
+        self.draining = [lane for lane in self.draining if lane.consumers or not lane.idle]
+
+    async def give_back(self, item_ids: list[int]) -> None:
+        """Claimed items not sent go back to `pending`."""
+        await self._db.hot(store.release_items, worker_id=self._worker_id, item_ids=item_ids)
+
+    def give_back_later(self, item_ids: list[int]) -> None:
+        task = asyncio.create_task(self.give_back(item_ids))
+        task.add_done_callback(_log_failure)
+
+    def trip(self, lane: Lane) -> list[Pending]:
+        """Pause a lane whose service stopped answering (the breaker, SPEC §9): its held
+        items go back, unless the lane never reached the service; then those failures are
+        returned, to be recorded."""
+        final = [] if lane.streak.reached else lane.streak.take()
+        self.tripped[lane.id] = False
+        self.stop(lane, release=True)
+        asyncio.create_task(self._mark_down(lane))
+        return final
+
+    async def _mark_down(self, lane: Lane) -> None:
+        reason = lane.streak.reason()
+        try:
+            await self._db.hot(breaker.mark_down, run_service_id=lane.id, reason=reason)
+        except Exception:
+            self.tripped.pop(lane.id, None)  # not paused: the lane opens again
+            log.exception("worker %s: pausing run service %d failed", self._worker_id, lane.id)
+            return
+        self.tripped[lane.id] = True
+        log.warning("run %d, service %s: %s", lane.plan.run_id, lane.target.service_guid, reason)
+
+
+def _log_failure(task: "asyncio.Task[None]") -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("releasing work items failed: %s", task.exception())

@@ -1,0 +1,301 @@
+"""What the worker records: the typed result of a work item, and the statements that write
+results and count them in the live scores, in one transaction (exactly once).
+
+    ResultRecord.of(answer, ...)     the dispatcher's answer, as a work item's columns
+    record_results                   one executemany, each row guarded by the lease
+    record_scored                    record_results + the batch added to the live scores
+    record_scored_checked            the same for the rows still leased (after LeaseLost)
+    record_unsent                    every unrecorded item of a service, never sent
+
+Live scores (`live_scores` rows, the counters: `gateway.scoring.live`) are brought up to
+date in the very transaction that records the results, so that a worker that restarts, or
+a second worker, goes on from what is committed and every result is counted once:
+
+- `record_scored` writes the batch and, when every row was written, adds the batch's tally
+  to the rows of its run services. When some row was not written (its lease was lost) it
+  cannot tell which, so it raises `LeaseLost` and its transaction rolls back;
+- `record_scored_checked` then locks the batch's items still leased to this worker
+  (`FOR UPDATE`; on SQLite the single writer's snapshot), writes those and counts those.
+
+Stored rows are changed under their row lock (`SELECT ... FOR UPDATE`, in run service
+order, so that two workers' batches never wait on each other in a circle).
+"""
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypedDict
+
+from sqlalchemy import Connection, bindparam, select, update
+
+from gateway.db import chunked, utcnow
+from gateway.dispatch.dispatcher import Answer
+from gateway.errors import Outcome
+from gateway.runs.models import LIVE_SCORES, UNRECORDED_STATES, WORK_ITEMS, ItemState
+from gateway.scoring.live import LiveTally
+
+# Answers keep this much of the recognizer's body.
+RAW_CHARS = 1024
+# `Outcome.X.value` goes through enum's descriptor machinery: slow enough to matter at
+# thousands of results a second.
+_OUTCOME_TEXT = {outcome: outcome.value for outcome in Outcome}
+
+
+class LoggedAttempt(TypedDict):
+    """One attempt of a request in `work_items.attempt_log` (`Attempt.as_dict()`)."""
+
+    n: int
+    instance: str
+    outcome: str
+    latency_ms: float | None
+    status: int | None
+    detail: str | None
+
+
+@dataclass(slots=True)
+class ResultRecord:
+    """A work item's result: its columns (`RESULT_FIELDS`), with the run service it
+    belongs to and its image's true tags, which the live scores count it against."""
+
+    item_id: int
+    run_service_id: int
+    outcome: str
+    attempts: int
+    latency_ms: float | None
+    queue_ms: float | None
+    http_status: int | None
+    request_id: str | None
+    raw: str | None
+    tags: list[tuple[str, float]] | None  # ranked best first
+    detail: str | None
+    attempt_log: list[LoggedAttempt] | None
+    finished_at: datetime
+    truth: Sequence[str] = ()
+
+    @classmethod
+    def of(
+        cls,
+        answer: Answer,
+        *,
+        item_id: int,
+        run_service_id: int,
+        queue_ms: float,
+        truth: Sequence[str],
+    ) -> "ResultRecord":
+        """The record of the dispatcher's answer, finished now."""
+        return cls(
+            item_id=item_id,
+            run_service_id=run_service_id,
+            outcome=_OUTCOME_TEXT[answer.outcome],
+            attempts=len(answer.attempts),
+            latency_ms=answer.latency_ms,
+            queue_ms=queue_ms,
+            http_status=answer.status,
+            request_id=answer.request_id,
+            raw=answer.raw[:RAW_CHARS] if answer.raw is not None else None,
+            tags=[(tag.tag, tag.score) for tag in answer.tags],
+            detail=answer.detail,
+            attempt_log=[
+                {
+                    "n": a.number,
+                    "instance": a.instance,
+                    "outcome": _OUTCOME_TEXT[a.outcome],
+                    "latency_ms": a.latency_ms,
+                    "status": a.status,
+                    "detail": a.detail,
+                }
+                for a in answer.attempts
+            ],
+            finished_at=utcnow(),
+            truth=truth,
+        )
+
+
+# The columns a result sets, in the order of `record_results`' parameters.
+RESULT_FIELDS = (
+    "outcome",
+    "attempts",
+    "latency_ms",
+    "queue_ms",
+    "http_status",
+    "request_id",
+    "raw",
+    "tags",
+    "detail",
+    "attempt_log",
+    "finished_at",
+)
+# SQLAlchemy's own text form of a SQLite DATETIME, so that the ORM reads these back.
+_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def _record_sql(placeholder: str) -> str:
+    sets = ", ".join(f"{name} = {placeholder}" for name in RESULT_FIELDS)
+    return (
+        f"UPDATE work_items SET state = '{ItemState.DONE}', lease_expires_at = NULL, {sets} "
+        f"WHERE id = {placeholder} AND lease_owner = {placeholder} "
+        f"AND state = '{ItemState.LEASED}'"
+    )
+
+
+_RECORD_SQL = {
+    "qmark": _record_sql("?"),
+    "format": _record_sql("%s"),
+    "pyformat": _record_sql("%s"),
+}
+
+
+def record_results(conn: Connection, *, worker_id: str, results: Sequence[ResultRecord]) -> int:
+    """Write finished items in one executemany. Items no longer leased by this worker are
+    left alone. Returns how many were written.
+
+    This is the hub's hottest statement, so it goes to the driver as plain SQL with
+    values converted here once (JSON text, SQLite's datetime text): building each row's
+    parameters through SQLAlchemy costs more than the database's own work.
+    """
+    if not results:
+        return 0
+    dialect = conn.dialect
+    sql = _RECORD_SQL[dialect.paramstyle]
+    sqlite = dialect.name == "sqlite"
+    dumps = json.dumps
+    params = []
+    for r in results:
+        tags, log, finished = r.tags, r.attempt_log, r.finished_at
+        params.append(
+            (  # RESULT_FIELDS, then the item and its owner
+                r.outcome,
+                r.attempts,
+                r.latency_ms,
+                r.queue_ms,
+                r.http_status,
+                r.request_id,
+                r.raw,
+                None if tags is None else dumps(tags),
+                r.detail,
+                None if log is None else dumps(log),
+                finished.strftime(_SQLITE_DATETIME) if sqlite else finished,
+                r.item_id,
+                worker_id,
+            )
+        )
+    written = conn.exec_driver_sql(sql, params).rowcount
+    return int(written) if written is not None and written >= 0 else len(results)
+
+
+def record_unsent(
+    conn: Connection, *, run_service_id: int, outcome: str, detail: str, now: datetime
+) -> int:
+    """Record every item of a run service still pending or leased with `outcome` (never
+    sent: attempts 0), e.g. `unreachable` or `missed`; returns how many. A late result of
+    a leased one is refused by the lease check of `record_results`."""
+    result = conn.execute(
+        update(WORK_ITEMS)
+        .where(
+            WORK_ITEMS.c.run_service_id == run_service_id,
+            WORK_ITEMS.c.state.in_(UNRECORDED_STATES),
+        )
+        .values(
+            state=ItemState.DONE,
+            lease_owner=None,
+            lease_expires_at=None,
+            outcome=outcome,
+            attempts=0,
+            detail=detail,
+            finished_at=now,
+        )
+    )
+    return int(result.rowcount or 0)
+
+
+# Live scores
+
+# Every counter column of a row, set from parameters `v_<column>` (executemany).
+_COUNTERS = list(LiveTally().columns())
+_UPDATE_ROW = (
+    update(LIVE_SCORES)
+    .where(LIVE_SCORES.c.run_service_id == bindparam("v_run_service_id"))
+    .values({name: bindparam(f"v_{name}", type_=LIVE_SCORES.c[name].type) for name in _COUNTERS})
+)
+
+
+class LeaseLost(Exception):
+    """Some results of a batch were not written: their items are no longer leased to this
+    worker. Nothing of the batch was written; `record_scored_checked` sorts it out."""
+
+
+def record_scored(conn: Connection, *, worker_id: str, batch: Sequence[ResultRecord]) -> int:
+    """Record `batch` and count it in the live scores, in this transaction; returns how
+    many were written (all of them).
+
+    Raises LeaseLost (nothing may be committed then) when some item was no longer leased
+    to this worker, or when one item comes twice.
+    """
+    ids = {record.item_id for record in batch}
+    written = record_results(conn, worker_id=worker_id, results=batch)
+    if written != len(batch) or len(ids) != len(batch):
+        raise LeaseLost(f"{len(batch) - written} of {len(batch)} results were not written")
+    add_to_live_scores(conn, batch=batch)
+    return written
+
+
+def record_scored_checked(
+    conn: Connection, *, worker_id: str, batch: Sequence[ResultRecord]
+) -> int:
+    """Record and count only the results of `batch` whose items are still leased to this
+    worker (the first result of an item that comes twice); returns how many."""
+    still_held: set[int] = set()
+    for ids in chunked(sorted({record.item_id for record in batch})):
+        still_held.update(
+            conn.execute(
+                select(WORK_ITEMS.c.id)
+                .where(
+                    WORK_ITEMS.c.id.in_(ids),
+                    WORK_ITEMS.c.state == ItemState.LEASED,
+                    WORK_ITEMS.c.lease_owner == worker_id,
+                )
+                .with_for_update()
+            ).scalars()
+        )
+    kept: list[ResultRecord] = []
+    for record in batch:
+        if record.item_id in still_held:
+            still_held.discard(record.item_id)
+            kept.append(record)
+    written = record_results(conn, worker_id=worker_id, results=kept)
+    if written != len(kept):  # the rows are locked: only a bug gets here
+        raise RuntimeError(f"{written} of {len(kept)} locked results were written")
+    add_to_live_scores(conn, batch=kept)
+    return written
+
+
+def add_to_live_scores(conn: Connection, *, batch: Sequence[ResultRecord]) -> None:
+    """Add the tally of recorded results to their run services' live scores. Run services
+    without a row (runs created before live scores) are left alone."""
+    deltas: dict[int, LiveTally] = defaultdict(LiveTally)
+    for record in batch:
+        deltas[record.run_service_id].add(
+            outcome=record.outcome,
+            tags=record.tags,
+            truth=record.truth,
+            latency_ms=record.latency_ms,
+            finished_at=record.finished_at,
+        )
+    if not deltas:
+        return
+    stored = conn.execute(
+        select(LIVE_SCORES)
+        .where(LIVE_SCORES.c.run_service_id.in_(sorted(deltas)))
+        .order_by(LIVE_SCORES.c.run_service_id)
+        .with_for_update()
+    ).all()
+    params: list[dict[str, Any]] = []
+    for found in stored:
+        tally = LiveTally.of_columns(found._mapping)
+        tally.merge(deltas[found.run_service_id])
+        values = {f"v_{name}": value for name, value in tally.columns().items()}
+        params.append({"v_run_service_id": found.run_service_id, **values})
+    if params:
+        conn.execute(_UPDATE_ROW, params)  # one executemany for every run service

@@ -1,0 +1,190 @@
+"""The worker's sending: its share of each lane's service slots, and one consumer task per
+slot it leases, which sends one request at a time. So a service never has more requests
+in flight than the slots leased for it across all workers (at most its concurrency), and
+a slow or dead service only occupies its own consumers: no lane waits on another.
+"""
+
+import asyncio
+import logging
+import math
+import random
+import secrets
+import time
+
+from gateway.db import utcnow
+from gateway.dispatch.dispatcher import Dispatcher
+from gateway.runs.engine import store
+from gateway.runs.engine.claimer import Claimer
+from gateway.runs.engine.heartbeat import Heartbeat
+from gateway.runs.engine.images import ImageCache
+from gateway.runs.engine.lanes import Claim, Lane, Lanes
+from gateway.runs.engine.results import ResultRecord
+from gateway.runs.engine.threads import DbThreads
+from gateway.runs.engine.timing import LagFollower
+from gateway.runs.engine.writer import ResultWriter
+
+log = logging.getLogger("recoghub.worker")
+
+
+class Sender:
+    def __init__(
+        self,
+        *,
+        db: DbThreads,
+        worker_id: str,
+        dispatcher: Dispatcher,
+        lease_s: float,
+        poll_s: float,
+        lanes: Lanes,
+        images: ImageCache,
+        claimer: Claimer,
+        writer: ResultWriter,
+        heartbeat: Heartbeat,
+        timing: LagFollower,
+    ) -> None:
+        self._db = db
+        self._worker_id = worker_id
+        self._dispatcher = dispatcher
+        self._lease_s = lease_s
+        self._poll_s = poll_s
+        self._lanes = lanes
+        self._images = images
+        self._claimer = claimer
+        self._writer = writer
+        self._heartbeat = heartbeat
+        self._timing = timing
+        # Slots this worker leased and holds no consumer for, freed at the next balance
+        # (until then the heartbeat keeps them).
+        self._slots_to_release: list[int] = []
+        # Request ids from a PRNG seeded once from the OS: os.urandom per request is a
+        # syscall that gives up the GIL, and waits to get it back while a database
+        # thread runs. Ids only need to be unique and unguessable from the data.
+        self._request_ids = random.Random(secrets.randbits(128))
+
+    def release_slot_later(self, slot_id: int) -> None:
+        self._slots_to_release.append(slot_id)
+
+    async def balance_slots(self, live_workers: int) -> None:
+        """Take this worker's fair share of each lane's slots (ceil(k / live workers)),
+        starting a consumer for each slot leased, and retire consumers above it."""
+        wants: dict[int, int] = {}
+        for lane in self._lanes.open.values():
+            # A worker sends to a dial-out service only through its own connections
+            # (SPEC §10): with none, and no endpoint, it leaves the slots to the others.
+            # Alone, it sends anyway, so that the breaker pauses the service and in the
+            # end gives up on it rather than the run waiting for ever.
+            servable = live_workers == 1 or bool(self._dispatcher.instances(lane.target))
+            share = math.ceil(lane.plan.max_concurrency / live_workers) if servable else 0
+            if lane.held < share:
+                wants[lane.id] = share - lane.held
+            elif lane.held > share:
+                for _ in range(lane.held - share):
+                    lane.retiring += 1
+                    lane.queue.put_nowait(None)
+        released, self._slots_to_release = self._slots_to_release, []
+        if released:
+            try:
+                await self._db.hot(
+                    store.release_slots, worker_id=self._worker_id, slot_ids=released
+                )
+            except BaseException:
+                self._slots_to_release.extend(released)  # the heartbeat would keep them
+                raise
+        if not wants:
+            return
+        now, expires = store.lease_window(self._lease_s)
+        lanes = [*self._lanes.open.values(), *self._lanes.draining]
+        held = {slot for lane in lanes for slot in lane.consumers}
+        leased = await self._db.hot(
+            store.lease_slots,
+            worker_id=self._worker_id,
+            wants=wants,
+            now=now,
+            expires=expires,
+            held=held | set(self._slots_to_release),
+        )
+        for run_service_id, slot_ids in leased.items():
+            taker = self._lanes.open.get(run_service_id)
+            if taker is None or taker.stopping:
+                self._slots_to_release.extend(slot_ids)
+                continue
+            for slot_id in slot_ids:
+                taker.consumers[slot_id] = asyncio.create_task(
+                    self._consume(taker, slot_id), name=f"recoghub-lane-{taker.id}-slot-{slot_id}"
+                )
+
+    async def _consume(self, lane: Lane, slot_id: int) -> None:
+        try:
+            while True:
+                if lane.queue.empty() and not (lane.dry or lane.stopping):
+                    lane.starved = True
+                claim = await lane.queue.get()
+                if claim is None:
+                    if lane.retiring > 0:
+                        lane.retiring -= 1
+                    return
+                lane.buffered -= 1
+                if lane.buffered <= lane.buffer_target() // 2:
+                    self._claimer.wake()
+                # In flight from here until its result is queued for writing (or it is
+                # given back): the lane is not idle meanwhile.
+                lane.in_flight += 1
+                try:
+                    await self._send(lane, claim)
+                except Exception:
+                    # A bug of the hub, not an outcome of the team: give the item back
+                    # so that it is sent again, and keep the lane going.
+                    log.exception(
+                        "worker %s: sending item %d failed", self._worker_id, claim.item_id
+                    )
+                    await self._lanes.give_back([claim.item_id])
+                    await asyncio.sleep(self._poll_s)
+                finally:
+                    lane.in_flight -= 1
+        finally:
+            lane.consumers.pop(slot_id, None)
+            self._slots_to_release.append(slot_id)
+
+    async def _send(self, lane: Lane, claim: Claim) -> None:
+        picture = self._images.get(claim.image_id)
+        if picture is None:
+            raise RuntimeError(f"image {claim.image_id} was not held for its claim")
+        lanes = self._lanes
+        try:
+            while not self._heartbeat.leases_safe and not lane.stopping:
+                # Our leases may lapse: sending now could break the service's bound.
+                await asyncio.sleep(self._poll_s)
+            if lane.stopping and lanes.closing:
+                return
+            async with self._timing.in_flight:
+                if lane.first_sent is None:
+                    lane.first_sent = utcnow()
+                queue_ms = (time.monotonic() - claim.claimed_at) * 1000.0
+                self._timing.sent_runs.add(lane.plan.run_id)
+                answer = await self._dispatcher.recognize(
+                    lane.target,
+                    picture.data,
+                    content_type=picture.content_type,
+                    digest=picture.digest,
+                    timeout_s=lane.plan.timeout_s,
+                    max_attempts=lane.plan.max_attempts,
+                    request_id=f"{self._request_ids.getrandbits(128):032x}",
+                    # A paused service (breaker) gets no more retries of what was in flight.
+                    given_up=lambda: lane.stopping,
+                )
+        finally:
+            self._images.release(claim.image_id)
+        lane.completed += 1
+        lane.unflushed += 1
+        record = ResultRecord.of(
+            answer,
+            item_id=claim.item_id,
+            run_service_id=lane.id,
+            queue_ms=queue_ms,
+            truth=picture.truth,
+        )
+        self._writer.add(lane.streak.add(record.outcome, answer.detail, (lane, record)))
+        if lane.streak.tripped and not lane.stopping:
+            self._writer.add(lanes.trip(lane))
+        elif lane.stopping and lane.streak.held and not lanes.closing:
+            lanes.give_back_later(lanes.take_held(lane))

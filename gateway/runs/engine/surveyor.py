@@ -1,0 +1,155 @@
+"""The worker's survey tick (every `POLL_S`): it fits the worker's lanes to what the
+database says.
+
+- Lanes of runs past their deadline stop at once, their requests in flight abandoned;
+  what was answered is written, the rest recorded `missed` (`engine.deadline`).
+- The survey (`store.survey`) starts queued runs and lists the open run services: new
+  ones get a lane, lanes no longer open stop, paused ones (the breaker) stay closed.
+- Once a second the loop's lateness is followed (`timing.LagFollower`).
+- A lane with nothing left to send settles its breaker streak, and once all its items are
+  recorded it is scored and closed (and its run completed when it was the last).
+- The worker takes its fair share of each lane's slots (`Sender.balance_slots`), and
+  probes the down services nobody probes (`engine.prober`).
+"""
+
+import logging
+import time
+from datetime import timedelta
+
+from gateway.db import utcnow
+from gateway.runs import finish, lifecycle
+from gateway.runs.engine import deadline, store
+from gateway.runs.engine.claimer import Claimer
+from gateway.runs.engine.lanes import Lane, Lanes
+from gateway.runs.engine.prober import Prober
+from gateway.runs.engine.sender import Sender
+from gateway.runs.engine.threads import DbThreads
+from gateway.runs.engine.timing import LagFollower
+from gateway.runs.engine.writer import ResultWriter
+
+log = logging.getLogger("recoghub.worker")
+
+
+class Surveyor:
+    def __init__(
+        self,
+        *,
+        db: DbThreads,
+        worker_id: str,
+        lease_s: float,
+        breaker_failures: int,
+        lanes: Lanes,
+        claimer: Claimer,
+        sender: Sender,
+        writer: ResultWriter,
+        timing: LagFollower,
+        prober: Prober,
+    ) -> None:
+        self._db = db
+        self._worker_id = worker_id
+        self._lease_s = lease_s
+        self._breaker_failures = breaker_failures
+        self._lanes = lanes
+        self._claimer = claimer
+        self._sender = sender
+        self._writer = writer
+        self._timing = timing
+        self._prober = prober
+        self._last_tick = time.monotonic()
+
+    async def tick(self) -> None:
+        lanes = self._lanes
+        await self._stop_at_deadlines()
+        paused = [rs for rs, written in lanes.tripped.items() if written]
+        now, _ = store.lease_window(self._lease_s)
+        survey = await self._db.cold(
+            store.survey, now=now, live_since=now - timedelta(seconds=self._lease_s)
+        )
+        open_plans = {plan.run_service_id: plan for plan in survey.lanes}
+        for rs in paused:
+            lanes.tripped.pop(rs, None)
+        for lane in list(lanes.open.values()):
+            if lane.id not in open_plans:
+                lanes.stop(lane, release=True)
+        for plan in survey.lanes:
+            if plan.run_service_id in lanes.tripped:
+                continue
+            known = lanes.open.get(plan.run_service_id)
+            if known is None:
+                lanes.open[plan.run_service_id] = Lane(
+                    plan, breaker_failures=self._breaker_failures
+                )
+            else:
+                known.plan = plan  # endpoints edited during the run apply at once
+        tick = time.monotonic()
+        if self._timing.due():
+            await self._timing.follow()
+        for lane in lanes.open.values():
+            lane.tick(tick - self._last_tick)
+        self._last_tick = tick
+
+        self._settle_streaks()
+        await self._finish_idle_lanes()
+        await self._sender.balance_slots(survey.live_workers)
+        lanes.reap()
+        if not lanes.closing:
+            await self._prober.watch(survey.down)
+        for lane in lanes.open.values():
+            lane.dry = False
+        self._claimer.wake()
+
+    async def _stop_at_deadlines(self) -> None:
+        """Lanes of runs past their deadline stop at once, their requests in flight
+        abandoned; what was answered is written before the runs close, so it counts."""
+        now = utcnow()
+        lanes = self._lanes
+        due = [x for x in lanes.open.values() if x.plan.deadline and x.plan.deadline <= now]
+        for lane in due:
+            self._writer.add(lane.streak.take())  # answered (silently) in time
+            lanes.stop(lane, release=False)  # its unsent items are recorded missed
+            for task in list(lane.consumers.values()):
+                task.cancel()
+        if self._writer.pending:
+            # Answers in hand count, those of lanes paused or draining too (the failures
+            # that tripped a breaker wait here): written before a due run is closed.
+            await self._writer.flush()
+        for run_id in await self._db.cold(deadline.close_due_runs, now=now):
+            log.info("run %d stopped at its deadline", run_id)
+
+    def _settle_streaks(self) -> None:
+        """A lane with nothing left to send: the failures its streak holds are final."""
+        for lane in self._lanes.open.values():
+            if lane.dry and lane.buffered == 0 and lane.in_flight == 0 and lane.streak.held:
+                self._writer.add(lane.streak.take())
+
+    async def _finish_idle_lanes(self) -> None:
+        lanes = self._lanes
+        for lane in [x for x in lanes.open.values() if x.dry and x.idle and not x.stopping]:
+            if not (lane.idle and lane.dry and not lane.stopping):
+                continue
+            if lane.plan.run_id in self._timing.sent_runs:
+                await self._timing.follow()  # a short run gets its figure too
+            # This worker holds nothing of the lane (and claims nothing for it while it is
+            # dry), so an item still leased to it is one whose claim committed while the
+            # answer was lost with the connection: the heartbeat would keep it leased for
+            # ever and the run would never end. It goes back to pending.
+            lost = await self._db.cold(
+                store.release_lane_items, worker_id=self._worker_id, run_service_id=lane.id
+            )
+            if lost:
+                log.warning(
+                    "worker %s: %d items of a lost claim are pending again", self._worker_id, lost
+                )
+            final = await self._db.cold(
+                finish.finish_service,
+                run_service_id=lane.id,
+                phase=lane.plan.phase,
+                scorer=lane.scorer,
+                elapsed=lane.elapsed_s(),
+            )
+            if not final:
+                continue
+            lanes.stop(lane, release=True)
+            now, _ = store.lease_window(self._lease_s)
+            if await self._db.cold(lifecycle.complete_run, run_id=lane.plan.run_id, now=now):
+                log.info("run %d completed", lane.plan.run_id)

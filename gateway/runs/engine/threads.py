@@ -1,0 +1,56 @@
+"""The worker's two database threads: every store function runs on one of them, in a
+transaction of its own, so the event loop keeps sending while a batch commits.
+
+`hot` serves what sending waits on (claims, results, heartbeats, slot leases, image
+files); `cold` the rest (surveys, scoring and closing services and runs, probes), so a
+slow survey never holds up a claim.
+"""
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine
+
+T = TypeVar("T")
+
+
+class DbThreads:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._hot = ThreadPoolExecutor(1, thread_name_prefix="recoghub-db")
+        self._cold = ThreadPoolExecutor(1, thread_name_prefix="recoghub-db-cold")
+
+    async def hot(self, fn: Callable[..., T], /, **kwargs: Any) -> T:
+        """`fn(conn, **kwargs)` in a transaction on the hot thread."""
+        return await self._in_transaction(self._hot, fn, kwargs)
+
+    async def cold(self, fn: Callable[..., T], /, **kwargs: Any) -> T:
+        """`fn(conn, **kwargs)` in a transaction on the cold thread."""
+        return await self._in_transaction(self._cold, fn, kwargs)
+
+    async def on_hot_thread(self, fn: Callable[..., T], /, *args: Any) -> T:
+        """`fn(*args)` on the hot thread, without a transaction (reading image files)."""
+        return await asyncio.get_running_loop().run_in_executor(self._hot, fn, *args)
+
+    async def _in_transaction(
+        self, pool: ThreadPoolExecutor, fn: Callable[..., T], kwargs: dict[str, Any]
+    ) -> T:
+        def call() -> T:
+            conn: Connection
+            with self.engine.begin() as conn:
+                return fn(conn, **kwargs)
+
+        return await asyncio.get_running_loop().run_in_executor(pool, call)
+
+    def abandon(self) -> None:
+        """Stop both threads without waiting (nothing was started on them)."""
+        self._hot.shutdown(wait=False)
+        self._cold.shutdown(wait=False)
+
+    async def close(self) -> None:
+        """Wait for both threads to finish: a call still running would otherwise keep its
+        connection past the engine's disposal."""
+        await asyncio.to_thread(self._hot.shutdown, True)
+        await asyncio.to_thread(self._cold.shutdown, True)

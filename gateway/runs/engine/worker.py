@@ -1,0 +1,213 @@
+"""`DispatchWorker`: one per process; it builds the engine's parts, starts their loops
+and watches them, and stops them cleanly (see the package's docstring for how the parts
+work together).
+"""
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from sqlalchemy import Engine
+
+from gateway.config import Settings
+from gateway.dispatch.dispatcher import Dispatcher
+from gateway.runs.engine import store
+from gateway.runs.engine.claimer import Claimer
+from gateway.runs.engine.heartbeat import Heartbeat
+from gateway.runs.engine.images import ImageCache
+from gateway.runs.engine.lanes import Lanes
+from gateway.runs.engine.prober import Prober
+from gateway.runs.engine.sender import Sender
+from gateway.runs.engine.surveyor import Surveyor
+from gateway.runs.engine.threads import DbThreads
+from gateway.runs.engine.timing import InFlightLimit, LagFollower
+from gateway.runs.engine.writer import ResultWriter
+
+log = logging.getLogger("recoghub.worker")
+
+POLL_S = 0.25
+# How long a stopping worker lets requests in flight finish before giving them back.
+SHUTDOWN_GRACE_S = 3.0
+
+
+def new_worker_id() -> str:
+    """host-pid-random, unique per worker process."""
+    return f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class DispatchWorker:
+    """Sends the work items of every active run until `run(stop)` sees `stop` set."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        dispatcher: Dispatcher,
+        settings: Settings,
+        exclusive: bool = False,
+        worker_id: str | None = None,
+        poll_s: float = POLL_S,
+        public_url: str | None = None,
+    ) -> None:
+        self.engine = engine
+        self.dispatcher = dispatcher
+        self.settings = settings
+        # The only worker of its database (SQLite, lock held): may free others' leases.
+        self.exclusive = exclusive
+        self.id = wid = worker_id or new_worker_id()
+        # Where dial-out recognizers reach this process (SPEC §10), told to them all.
+        self.public_url = public_url
+        self.poll_s = poll_s
+        lease_s = settings.lease_s
+        self.db = db = DbThreads(engine)
+        images = ImageCache()
+        self.lanes = lanes = Lanes(db=db, worker_id=wid, images=images)
+        # Requests in flight, fewer while the event loop runs late (engine.timing).
+        limit = InFlightLimit(
+            maximum=settings.global_concurrency, bound_ms=settings.timing_bound_ms
+        )
+        self.timing = timing = LagFollower(db=db, in_flight=limit)
+        self.writer = writer = ResultWriter(
+            db=db,
+            worker_id=wid,
+            batch_size=settings.result_batch_size,
+            flush_s=settings.result_flush_s,
+            poll_s=poll_s,
+        )
+        self.heartbeat = heartbeat = Heartbeat(db=db, worker_id=wid, lease_s=lease_s, lanes=lanes)
+        self.claimer = claimer = Claimer(
+            db=db,
+            worker_id=wid,
+            lease_s=lease_s,
+            data_dir=settings.data_dir,
+            poll_s=poll_s,
+            lanes=lanes,
+            images=images,
+        )
+        self.sender = sender = Sender(
+            db=db,
+            worker_id=wid,
+            dispatcher=dispatcher,
+            lease_s=lease_s,
+            poll_s=poll_s,
+            lanes=lanes,
+            images=images,
+            claimer=claimer,
+            writer=writer,
+            heartbeat=heartbeat,
+            timing=timing,
+        )
+        self.prober = Prober(
+            worker_id=wid,
+            settings=settings,
+            dispatcher=dispatcher,
+            db=db,
+            release_slot=sender.release_slot_later,
+        )
+        self.surveyor = Surveyor(
+            db=db,
+            worker_id=wid,
+            lease_s=lease_s,
+            breaker_failures=settings.breaker_failures,
+            lanes=lanes,
+            claimer=claimer,
+            sender=sender,
+            writer=writer,
+            timing=timing,
+            prober=self.prober,
+        )
+
+    @property
+    def recorded(self) -> int:
+        """Results this worker has written."""
+        return self.writer.recorded
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Register, dispatch until `stop` is set, then stop cleanly: requests in flight
+        finish (briefly), results are written, unsent items and slots are released."""
+        try:
+            await self._register()
+        except BaseException:
+            self.db.abandon()
+            raise
+        self.heartbeat.leases_taken()
+        log.info("worker %s started", self.id)
+        loops = [
+            asyncio.create_task(
+                self._every(self.surveyor.tick, self.poll_s), name="recoghub-manage"
+            ),
+            asyncio.create_task(self.claimer.run(), name="recoghub-claim"),
+            asyncio.create_task(self.timing.lag.run(), name="recoghub-loop-lag"),
+            asyncio.create_task(self.writer.run(), name="recoghub-write"),
+            asyncio.create_task(
+                self._every(self.heartbeat.beat, self.settings.heartbeat_s),
+                name="recoghub-heartbeat",
+            ),
+        ]
+        try:
+            await stop.wait()
+        finally:
+            await self._shutdown(loops)
+
+    async def _register(self) -> None:
+        now, _ = store.lease_window(self.settings.lease_s)
+        if self.exclusive:
+            freed = await self.db.hot(store.take_over, worker_id=self.id)
+            if freed:
+                log.info("resuming: %d work items left leased by a stopped hub are free", freed)
+        await self.db.hot(
+            store.register_worker,
+            worker_id=self.id,
+            host=socket.gethostname()[:200],
+            pid=os.getpid(),
+            now=now,
+            forget_before=now - timedelta(seconds=max(3600.0, 10 * self.settings.lease_s)),
+            public_url=self.public_url,
+        )
+
+    async def _shutdown(self, loops: list[asyncio.Task[None]]) -> None:
+        lanes = self.lanes
+        lanes.closing = True
+        for lane in list(lanes.open.values()):
+            lanes.stop(lane, release=False)
+        consumers = [t for lane in lanes.draining for t in lane.consumers.values()]
+        if consumers:
+            _, pending = await asyncio.wait(consumers, timeout=SHUTDOWN_GRACE_S)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        loops.extend(self.prober.stop())
+        for task in loops:
+            task.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+        try:
+            while self.writer.pending:
+                await self.writer.flush()
+            await self.db.hot(
+                store.unregister_worker, worker_id=self.id, run_service_ids=lanes.ids()
+            )
+        except Exception:
+            log.exception(
+                "worker %s could not release its leases; they expire by themselves", self.id
+            )
+        finally:
+            await self.db.close()
+        log.info("worker %s stopped after recording %d results", self.id, self.recorded)
+
+    async def _every(self, step: Callable[[], Awaitable[None]], every_s: float) -> None:
+        """Run `step` every `every_s` until cancelled; a failed step is logged and retried."""
+        while True:
+            try:
+                await step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("worker %s: %s failed; retrying", self.id, step.__name__)
+            await asyncio.sleep(every_s)
+
+
+__all__ = ["DispatchWorker", "new_worker_id"]

@@ -1,0 +1,82 @@
+"""The worker's result writer: results are written in batches (`result_batch_size` of
+them, or every `result_flush_s`), one executemany per transaction, each row guarded by
+this worker's lease and counted in the live scores in the same transaction, so an item
+is recorded exactly once (`engine.results`). A crash loses only unwritten results: their
+items are still leased, and are sent again once their lease is released.
+"""
+
+import asyncio
+import logging
+
+from gateway.runs.engine import results
+from gateway.runs.engine.lanes import Pending
+from gateway.runs.engine.threads import DbThreads
+from gateway.runs.engine.timing import wait_event
+
+log = logging.getLogger("recoghub.worker")
+
+# Loop-side work on a batch yields to the event loop this often, so that answers
+# arriving meanwhile are read (and timed) at once.
+YIELD_EVERY = 50
+
+
+class ResultWriter:
+    def __init__(
+        self, *, db: DbThreads, worker_id: str, batch_size: int, flush_s: float, poll_s: float
+    ) -> None:
+        self._db = db
+        self._worker_id = worker_id
+        self._batch_size = batch_size
+        self._flush_s = flush_s
+        self._poll_s = poll_s
+        self._flush_now = asyncio.Event()
+        self.pending: list[Pending] = []  # results to write, with their lanes
+        self.recorded = 0
+
+    def add(self, pending: list[Pending]) -> None:
+        """Queue results for writing; a full batch is written at once."""
+        self.pending.extend(pending)
+        if len(self.pending) >= self._batch_size:
+            self._flush_now.set()
+
+    async def run(self) -> None:
+        """Write a batch whenever one is full, or every `flush_s`, until cancelled."""
+        while True:
+            await wait_event(self._flush_now, self._flush_s)
+            self._flush_now.clear()
+            try:
+                await self.flush()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("worker %s: writing results failed; retrying", self._worker_id)
+                await asyncio.sleep(self._poll_s)
+
+    async def flush(self) -> None:
+        """Write every queued result (kept for the next try if that fails)."""
+        if not self.pending:
+            return
+        batch, self.pending = self.pending, []
+        records = [record for _, record in batch]
+        try:
+            try:
+                written = await self._db.hot(
+                    results.record_scored, worker_id=self._worker_id, batch=records
+                )
+            except results.LeaseLost:
+                written = await self._db.hot(
+                    results.record_scored_checked, worker_id=self._worker_id, batch=records
+                )
+        except BaseException:
+            self.pending[:0] = batch  # keep them for the next try
+            raise
+        self.recorded += written
+        complete = written == len(batch)
+        for n, (lane, record) in enumerate(batch, start=1):
+            lane.unflushed -= 1
+            if complete:
+                lane.score(record)
+            else:  # some leases were lost: only the database knows what counts
+                lane.scorer = None
+            if n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # let answers that arrived meanwhile be timed
