@@ -103,11 +103,19 @@ class InFlightLimit:
         IN_FLIGHT_LIMIT.set(maximum)
         self.in_flight = 0
         self._changed = asyncio.Condition()
+        self._waiting = 0
 
+    # Under the limit, entering and leaving take no lock: nothing awaits between the
+    # check and the count, and the hot path is one request each way.
     async def __aenter__(self) -> None:
-        async with self._changed:
-            await self._changed.wait_for(lambda: self.in_flight < self.limit)
-            self.in_flight += 1
+        if self.in_flight >= self.limit:
+            self._waiting += 1
+            try:
+                async with self._changed:
+                    await self._changed.wait_for(lambda: self.in_flight < self.limit)
+            finally:
+                self._waiting -= 1
+        self.in_flight += 1
 
     async def __aexit__(
         self,
@@ -115,9 +123,10 @@ class InFlightLimit:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        async with self._changed:
-            self.in_flight -= 1
-            self._changed.notify()
+        self.in_flight -= 1
+        if self._waiting:
+            async with self._changed:
+                self._changed.notify()
 
     async def adjust(self, window: LagWindow | None) -> None:
         """Follow the lag of the window just ended (the bound 0 turns this off)."""
