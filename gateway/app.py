@@ -30,6 +30,7 @@ from gateway.openapi import install_openapi
 from gateway.registry.routes import providers_router, services_router, whoami_router
 from gateway.relay.routes import router as relay_router
 from gateway.runs.engine.process import run_embedded_worker
+from gateway.runs.result_routes import router as run_results_router
 from gateway.runs.routes import router as runs_router
 from gateway.state import HubState
 from gateway.unhandled import UnhandledErrors
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         relay_router,
         datasets_router,
         runs_router,
+        run_results_router,
         dialout_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
