@@ -1,55 +1,143 @@
-"""The one shared aiohttp session of a hub process, and how it talks to recognizers safely.
+"""The one HTTP client of a hub process, and how it talks to recognizers safely.
 
 Everything the hub sends to a team's endpoint (runs, relay, check, ping) goes through
-this session, so the rules of SPEC §9 live here once:
+`HttpClient.fetch`, so the rules of SPEC §9 live here once, whichever library moves the
+bytes (`RECOGHUB_HTTP_CLIENT`: `aiohttp`, or `pyreqwest`, Rust's reqwest running on its
+own thread outside the GIL):
 
-- every socket it opens is checked against the endpoint policy just before it connects
-  (`_policy_socket_factory`): the address may come from the URL or from DNS, and a DNS
-  answer that moves a name inside the organizer's network is refused like a literal
-  address. aiohttp never passes a literal address to a resolver, which is why the check
-  sits at the socket and not in a custom resolver;
-- requests are sent with `REQUEST_OPTIONS` (no redirects: a 3xx is an answer);
-- answers are read with `read_bounded` or `read_preview`, never `response.read()`.
+- a connection is only ever opened to an address the endpoint policy allows, whether it
+  came from the URL or from DNS, so a DNS answer that moves a name inside the organizer's
+  network is refused like a literal address (`AddressNotAllowed`);
+- a redirect is never followed: a 3xx is an answer;
+- a 200's body is read whole only up to `limit` bytes (`RecognizerTooLarge` past that),
+  another status's only up to `preview` bytes; past either the connection is dropped,
+  so an endless or huge answer costs no more than the bound;
+- the whole exchange, body included, ends within `timeout_s` (`TimeoutError`).
+
+Errors of `fetch`: `RecognizerTooLarge`; `TimeoutError`; `AddressNotAllowed`; and
+`SendFailed` for the rest (refused, reset, DNS, TLS, a broken body), its text saying what
+happened. The three last are `OSError`s, the dispatcher's `connect_error`.
 """
 
+import asyncio
+import ipaddress
 import socket
-from typing import Any, Final
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
 
 import aiohttp
+import pyreqwest.client
+import pyreqwest.exceptions
+import pyreqwest.http
+import pyreqwest.response
 from aiohappyeyeballs import AddrInfoType, SocketFactoryType
+from yarl import URL
 
 from gateway.config import Settings
 from gateway.dispatch.policy import AddressNotAllowed, EndpointPolicy, endpoint_policy
 from gateway.errors import RecognizerTooLarge
 
-# Keyword arguments of every request to a recognizer: a redirect is never followed, so a
-# team cannot bounce the hub to an address its endpoint could not name.
-REQUEST_OPTIONS: Final[dict[str, Any]] = {"allow_redirects": False}
-
 _READ_CHUNK = 16384
+# How long a DNS answer is used before the name is resolved (and checked) again.
+_DNS_TTL_S = 300.0
+_KEEPALIVE_S = 30.0
 
 
-def make_client_session(settings: Settings) -> aiohttp.ClientSession:
-    """A session for all dispatch (runs, relay, check); create once, close once.
+class SendFailed(OSError):
+    """The request was not answered: refused, reset, DNS, TLS, or a body cut short."""
 
-    The per-request total timeout is set by the dispatcher; here only the connect
-    bound, the connection pool and the endpoint policy are fixed.
-    """
-    connector = aiohttp.TCPConnector(
-        limit=settings.max_connections,
-        limit_per_host=0,
-        ttl_dns_cache=300,
-        keepalive_timeout=30,
-        socket_factory=_policy_socket_factory(endpoint_policy(settings.endpoint_allow)),
-    )
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=settings.connect_timeout_s)
-    return aiohttp.ClientSession(
-        connector=connector,
-        timeout=timeout,
-        auto_decompress=False,
-        raise_for_status=False,
-        trust_env=False,
-    )
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """An answer: a 200's whole body, or the first `preview` bytes of another's."""
+
+    status: int
+    body: bytes
+
+
+class HttpClient(Protocol):
+    async def fetch(
+        self,
+        method: str,
+        url: URL | str,
+        *,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float,
+        limit: int,
+        preview: int,
+    ) -> Reply:
+        """Send one request and read its answer within the bounds above."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def make_client_session(settings: Settings) -> HttpClient:
+    """The client for all dispatch (runs, relay, check); create once, close once."""
+    if settings.http_client == "pyreqwest":
+        return PyreqwestClient(settings)
+    return AiohttpClient(settings)
+
+
+class AiohttpClient:
+    """aiohttp on the event loop. The policy is checked by the socket factory, just before
+    each socket connects: aiohttp never passes a literal address to a resolver, so a
+    check in a custom resolver would miss those."""
+
+    def __init__(self, settings: Settings) -> None:
+        connector = aiohttp.TCPConnector(
+            limit=settings.max_connections,
+            limit_per_host=0,
+            ttl_dns_cache=int(_DNS_TTL_S),
+            keepalive_timeout=_KEEPALIVE_S,
+            socket_factory=_policy_socket_factory(endpoint_policy(settings.endpoint_allow)),
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=settings.connect_timeout_s),
+            auto_decompress=False,
+            raise_for_status=False,
+            trust_env=False,
+        )
+        self._connect_timeout_s = settings.connect_timeout_s
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+
+    async def fetch(
+        self,
+        method: str,
+        url: URL | str,
+        *,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float,
+        limit: int,
+        preview: int,
+    ) -> Reply:
+        timeout = self._timeouts.get(timeout_s)
+        if timeout is None:
+            timeout = self._timeouts[timeout_s] = aiohttp.ClientTimeout(
+                total=timeout_s, sock_connect=min(timeout_s, self._connect_timeout_s)
+            )
+        try:
+            async with self._session.request(
+                method, url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+            ) as response:
+                if response.status != 200:
+                    return Reply(response.status, await _aiohttp_preview(response, preview))
+                return Reply(200, await _aiohttp_bounded(response, limit))
+        except TimeoutError:
+            raise
+        except (aiohttp.ClientError, OSError) as exc:
+            if _refused_by_policy(exc):
+                raise AddressNotAllowed(str(url)) from exc
+            raise SendFailed(_describe(exc)) from exc
+
+    async def close(self) -> None:
+        await self._session.close()
 
 
 def _policy_socket_factory(policy: EndpointPolicy) -> SocketFactoryType:
@@ -65,7 +153,7 @@ def _policy_socket_factory(policy: EndpointPolicy) -> SocketFactoryType:
     return open_socket
 
 
-def refused_by_policy(error: BaseException) -> bool:
+def _refused_by_policy(error: BaseException) -> bool:
     """True when `error` (an aiohttp connection error) came from the endpoint policy."""
     seen: BaseException | None = error
     while seen is not None:
@@ -78,12 +166,12 @@ def refused_by_policy(error: BaseException) -> bool:
     return False
 
 
-async def read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    """The whole body, or RecognizerTooLarge as soon as it passes `limit` bytes.
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
-    Never holds more than `limit` + one chunk; past the limit the connection is dropped
-    (`response.close()`), so an endless or huge answer costs no more than that.
-    """
+
+async def _aiohttp_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes:
     declared = response.content_length
     if declared is not None and declared <= limit:
         # The parser delivers no more than the declared length: one read, the fast path.
@@ -104,8 +192,7 @@ async def read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes:
         chunks.append(chunk)
 
 
-async def read_preview(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    """At most `limit` bytes of the body; when more follows, the connection is dropped."""
+async def _aiohttp_preview(response: aiohttp.ClientResponse, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while size < limit:
@@ -117,3 +204,186 @@ async def read_preview(response: aiohttp.ClientResponse, limit: int) -> bytes:
     if not response.content.at_eof():
         response.close()
     return b"".join(chunks)
+
+
+@dataclass(frozen=True, slots=True)
+class _Destination:
+    """A URL as reqwest parses it, with the name reqwest would resolve (None for a
+    literal address, which reqwest connects to without resolving)."""
+
+    url: pyreqwest.http.Url
+    name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Pin:
+    """A client whose only address for `name` is `address`, checked when resolved."""
+
+    client: pyreqwest.client.Client
+    address: str
+    expires: float
+
+
+class PyreqwestClient:
+    """pyreqwest: the HTTP work runs in Rust on its own thread, off the event loop.
+
+    reqwest offers no hook between resolving a name and connecting, only fixed
+    name-to-address overrides given when a client is built. So the hub resolves each
+    name itself, checks the answer against the policy, and sends to that name through a
+    client of its own whose override pins the checked address: reqwest never asks DNS for
+    it. The name is the host as reqwest itself parses the URL, so the two cannot differ
+    (the URL parser turns `0x7f.1` into 127.0.0.1, a literal it would not resolve). A
+    literal address is checked as it is. Names are resolved again after `_DNS_TTL_S`.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._policy = endpoint_policy(settings.endpoint_allow)
+        self._literal = self._build()
+        self._pins: dict[str, _Pin] = {}
+        self._destinations: dict[URL | str, _Destination] = {}
+        self._timeouts: dict[float, timedelta] = {}
+
+    def _build(
+        self, name: str | None = None, address: str | None = None
+    ) -> pyreqwest.client.Client:
+        settings = self._settings
+        builder = (
+            pyreqwest.client.ClientBuilder()
+            .follow_redirects(False)
+            .no_proxy()
+            .referer(False)
+            .gzip(False)
+            .brotli(False)
+            .zstd(False)
+            .deflate(False)
+            .connect_timeout(timedelta(seconds=settings.connect_timeout_s))
+            .max_connections(settings.max_connections)
+            .pool_idle_timeout(timedelta(seconds=_KEEPALIVE_S))
+        )
+        if name is not None and address is not None:
+            # Port 0: the URL's port (or its scheme's) is used.
+            builder = builder.resolve(name, address, 0)
+        return builder.build()
+
+    def _destination(self, url: URL | str) -> _Destination:
+        destination = self._destinations.get(url)
+        if destination is None:
+            try:
+                parsed = pyreqwest.http.Url(str(url))
+            except ValueError as exc:
+                raise SendFailed(f"not a URL: {exc}") from None
+            host = parsed.host_str or ""
+            try:
+                literal = ipaddress.ip_address(host.strip("[]"))
+            except ValueError:
+                destination = _Destination(parsed, host)
+            else:
+                if not self._policy.allows(str(literal)):
+                    raise AddressNotAllowed(str(literal))
+                destination = _Destination(parsed, None)
+            if len(self._destinations) > 4096:
+                self._destinations.clear()
+            self._destinations[url] = destination
+        return destination
+
+    async def _client(self, name: str) -> pyreqwest.client.Client:
+        pin = self._pins.get(name)
+        if pin is not None and pin.expires > time.monotonic():
+            return pin.client
+        try:
+            answers = await asyncio.get_running_loop().getaddrinfo(
+                name, None, type=socket.SOCK_STREAM
+            )
+        except OSError as exc:
+            raise SendFailed(f"cannot resolve {name}: {exc}") from None
+        addresses = [str(answer[4][0]) for answer in answers]
+        allowed = [address for address in addresses if self._policy.allows(address)]
+        if not allowed:
+            raise AddressNotAllowed(addresses[0] if addresses else name)
+        expires = time.monotonic() + _DNS_TTL_S
+        pin = self._pins.get(name)
+        if pin is not None and pin.address == allowed[0]:
+            pin = _Pin(pin.client, pin.address, expires)
+        else:
+            # A client that moved is dropped; requests still using it finish first.
+            pin = _Pin(self._build(name, allowed[0]), allowed[0], expires)
+        self._pins[name] = pin
+        return pin.client
+
+    async def fetch(
+        self,
+        method: str,
+        url: URL | str,
+        *,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float,
+        limit: int,
+        preview: int,
+    ) -> Reply:
+        destination = self._destination(url)
+        client = self._literal if destination.name is None else await self._client(destination.name)
+        timeout = self._timeouts.get(timeout_s)
+        if timeout is None:
+            timeout = self._timeouts[timeout_s] = timedelta(seconds=timeout_s)
+        builder = client.request(method, destination.url).timeout(timeout)
+        if headers:
+            builder = builder.headers(headers)
+        if body is not None:
+            builder = builder.body_bytes(body)
+        try:
+            async with builder.build_streamed() as response:
+                status = response.status
+                if status != 200:
+                    return Reply(status, await _pyreqwest_read(response, preview, drop=True))
+                declared = response.get_header("content-length")
+                if declared is not None and int(declared) > limit:
+                    raise RecognizerTooLarge(
+                        f"answer is {declared} bytes, over the {limit}-byte limit"
+                    )
+                if declared is not None:
+                    # reqwest delivers no more than the declared length.
+                    return Reply(200, (await response.bytes()).to_bytes())
+                return Reply(200, await _pyreqwest_read(response, limit, drop=False))
+        except pyreqwest.exceptions.RequestTimeoutError:
+            raise TimeoutError from None
+        except pyreqwest.exceptions.PyreqwestError as exc:
+            raise SendFailed(_pyreqwest_describe(exc)) from None
+
+    async def close(self) -> None:
+        for pin in self._pins.values():
+            await pin.client.close()
+        self._pins.clear()
+        await self._literal.close()
+
+
+async def _pyreqwest_read(
+    response: pyreqwest.response.Response, limit: int, *, drop: bool
+) -> bytes:
+    """At most `limit` bytes of the body. Past them: with `drop`, the first `limit` bytes
+    (a preview); without, RecognizerTooLarge. Leaving the response unread drops its
+    connection."""
+    chunks: list[bytes] = []
+    size = 0
+    reader = response.body_reader
+    while True:
+        chunk = await reader.read(min(_READ_CHUNK, limit + 1 - size))
+        if chunk is None:
+            return b"".join(chunks)
+        data = chunk.to_bytes()
+        size += len(data)
+        if size > limit:
+            if drop:
+                chunks.append(data[: len(data) - (size - limit)])
+                return b"".join(chunks)
+            raise RecognizerTooLarge(f"answer is over the {limit}-byte limit")
+        chunks.append(data)
+
+
+def _pyreqwest_describe(exc: pyreqwest.exceptions.PyreqwestError) -> str:
+    """The error's root cause, e.g. "ConnectError: Connection refused (os error 111)"."""
+    details = getattr(exc, "details", None) or {}
+    causes = details.get("causes") or []
+    text = causes[-1]["message"] if causes else exc.message
+    return f"{type(exc).__name__}: {text}"
