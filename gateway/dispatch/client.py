@@ -217,10 +217,11 @@ class _Destination:
 
 @dataclass(frozen=True, slots=True)
 class _Pin:
-    """A client whose only address for `name` is `address`, checked when resolved."""
+    """A client whose only address for a name is `addresses[0]`; all were allowed by the
+    policy when the name was resolved, and the next is tried once the first is refused."""
 
     client: pyreqwest.client.Client
-    address: str
+    addresses: tuple[str, ...]
     expires: float
 
 
@@ -293,23 +294,31 @@ class PyreqwestClient:
             return pin.client
         try:
             answers = await asyncio.get_running_loop().getaddrinfo(
-                name, None, type=socket.SOCK_STREAM
+                name, None, type=socket.SOCK_STREAM, flags=socket.AI_ADDRCONFIG
             )
         except OSError as exc:
             raise SendFailed(f"cannot resolve {name}: {exc}") from None
         addresses = [str(answer[4][0]) for answer in answers]
-        allowed = [address for address in addresses if self._policy.allows(address)]
+        allowed = tuple(dict.fromkeys(a for a in addresses if self._policy.allows(a)))
         if not allowed:
             raise AddressNotAllowed(addresses[0] if addresses else name)
         expires = time.monotonic() + _DNS_TTL_S
         pin = self._pins.get(name)
-        if pin is not None and pin.address == allowed[0]:
-            pin = _Pin(pin.client, pin.address, expires)
+        if pin is not None and pin.addresses[0] in allowed:
+            pin = _Pin(pin.client, pin.addresses, expires)
         else:
             # A client that moved is dropped; requests still using it finish first.
-            pin = _Pin(self._build(name, allowed[0]), allowed[0], expires)
+            pin = _Pin(self._build(name, allowed[0]), allowed, expires)
         self._pins[name] = pin
         return pin.client
+
+    def _refused(self, name: str, client: pyreqwest.client.Client) -> None:
+        """`client` could not connect to its address for `name`: the next request (a
+        retry) goes to the name's next allowed address, as happy eyeballs would."""
+        pin = self._pins.get(name)
+        if pin is not None and pin.client is client and len(pin.addresses) > 1:
+            addresses = (*pin.addresses[1:], pin.addresses[0])
+            self._pins[name] = _Pin(self._build(name, addresses[0]), addresses, pin.expires)
 
     async def fetch(
         self,
@@ -348,6 +357,10 @@ class PyreqwestClient:
                 return Reply(200, await _pyreqwest_read(response, limit, drop=False))
         except pyreqwest.exceptions.RequestTimeoutError:
             raise TimeoutError from None
+        except pyreqwest.exceptions.ConnectError as exc:
+            if destination.name is not None:
+                self._refused(destination.name, client)
+            raise SendFailed(_pyreqwest_describe(exc)) from None
         except pyreqwest.exceptions.PyreqwestError as exc:
             raise SendFailed(_pyreqwest_describe(exc)) from None
 

@@ -1,6 +1,8 @@
 """The dispatcher against real recognizers on 127.0.0.1, over each of the hub's HTTP clients."""
 
+import asyncio
 import re
+import socket
 import time
 import uuid
 from collections import Counter
@@ -384,3 +386,36 @@ async def test_a_name_is_sent_to_only_when_its_address_is_allowed(
         assert len(recognizers.requests_for(service.service_guid)) == (outcome is Outcome.OK)
         if outcome is Outcome.CONNECT_ERROR:
             assert answer.detail == f"cannot reach {by_name}: {REFUSED_DETAIL}"
+
+
+@pytest.mark.parametrize("http_client", get_args(Settings.model_fields["http_client"].annotation))
+async def test_a_name_with_several_addresses_reaches_the_one_that_answers(
+    fakes: tuple[FakeRecognizers, str], http_client: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The name's first address refuses connections (nothing listens on 127.0.0.2); the
+    request reaches the second, at the latest on its retry."""
+    _, url = fakes
+    port = int(url.rsplit(":", 1)[1])
+    answers = [
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))
+        for address in ("127.0.0.2", "127.0.0.1")
+    ]
+
+    async def resolve(host: str, *args: object, **kwargs: object) -> list[object]:
+        assert host == "recognizer.test"
+        return answers
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", resolve)
+    settings = SETTINGS.model_copy(update={"http_client": http_client})
+    http = make_client_session(settings)
+    try:
+        answer = await Dispatcher(http, settings).recognize(
+            target(f"http://recognizer.test:{port}/ok"),
+            IMAGE,
+            content_type="image/png",
+            max_attempts=2,
+        )
+    finally:
+        await http.close()
+
+    assert answer.outcome is Outcome.OK, answer.detail
