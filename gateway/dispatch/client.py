@@ -21,11 +21,15 @@ happened. The three last are `OSError`s, the dispatcher's `connect_error`.
 
 import asyncio
 import ipaddress
+import os
+import re
 import socket
+import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Protocol
 
 import aiohttp
@@ -217,12 +221,13 @@ class _Destination:
 
 @dataclass(frozen=True, slots=True)
 class _Pin:
-    """A client whose only address for a name is `addresses[0]`; all were allowed by the
-    policy when the name was resolved, and the next is tried once the first is refused."""
+    """A client whose only address for a name is `address`, allowed by the policy when
+    the name was resolved; `refused` once a connection to it was refused."""
 
     client: pyreqwest.client.Client
-    addresses: tuple[str, ...]
+    address: str
     expires: float
+    refused: bool = False
 
 
 class PyreqwestClient:
@@ -231,23 +236,31 @@ class PyreqwestClient:
     reqwest offers no hook between resolving a name and connecting, only fixed
     name-to-address overrides given when a client is built. So the hub resolves each
     name itself, checks the answer against the policy, and sends to that name through a
-    client of its own whose override pins the checked address: reqwest never asks DNS for
-    it. The name is the host as reqwest itself parses the URL, so the two cannot differ
-    (the URL parser turns `0x7f.1` into 127.0.0.1, a literal it would not resolve). A
-    literal address is checked as it is. Names are resolved again after `_DNS_TTL_S`.
+    client of its own whose override pins one checked address: reqwest never asks DNS
+    for it. The name is the host as reqwest itself parses the URL, so the two cannot
+    differ (its URL parser turns `0x7f.1` into 127.0.0.1, a literal it would not
+    resolve). A literal address is checked as it is. Names are resolved again after
+    `_DNS_TTL_S`, and at once after a refused connection, which moves the pin to the
+    name's next allowed address (where aiohttp would try them all in one attempt).
+
+    rustls trusts its own bundled roots; the system's CA file (`SSL_CERT_FILE`, or
+    OpenSSL's default, where an organizer adds a lab CA) is added to them as for aiohttp.
     """
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._policy = endpoint_policy(settings.endpoint_allow)
+        self._roots = _system_roots()
         self._literal = self._build()
         self._pins: dict[str, _Pin] = {}
+        self._resolving: dict[str, asyncio.Lock] = {}
         self._destinations: dict[URL | str, _Destination] = {}
         self._timeouts: dict[float, timedelta] = {}
 
     def _build(
         self, name: str | None = None, address: str | None = None
     ) -> pyreqwest.client.Client:
+        """A client (some 0.1 s of CPU, without the GIL: built off the event loop)."""
         settings = self._settings
         builder = (
             pyreqwest.client.ClientBuilder()
@@ -262,6 +275,8 @@ class PyreqwestClient:
             .max_connections(settings.max_connections)
             .pool_idle_timeout(timedelta(seconds=_KEEPALIVE_S))
         )
+        for root in self._roots:
+            builder = builder.add_root_certificate_pem(root)
         if name is not None and address is not None:
             # Port 0: the URL's port (or its scheme's) is used.
             builder = builder.resolve(name, address, 0)
@@ -292,33 +307,44 @@ class PyreqwestClient:
         pin = self._pins.get(name)
         if pin is not None and pin.expires > time.monotonic():
             return pin.client
+        async with self._resolving.setdefault(name, asyncio.Lock()):
+            pin = self._pins.get(name)
+            if pin is not None and pin.expires > time.monotonic():
+                return pin.client  # resolved while this request waited
+            allowed = await self._allowed_addresses(name)
+            address = allowed[0]
+            if pin is not None and pin.address in allowed:
+                position = allowed.index(pin.address) + pin.refused
+                address = allowed[position % len(allowed)]
+            expires = time.monotonic() + _DNS_TTL_S
+            if pin is not None and pin.address == address:
+                pin = _Pin(pin.client, address, expires)
+            else:
+                # A client that moved is dropped; requests still using it finish first.
+                client = await asyncio.to_thread(self._build, name, address)
+                pin = _Pin(client, address, expires)
+            self._pins[name] = pin
+            return pin.client
+
+    async def _allowed_addresses(self, name: str) -> list[str]:
+        """The addresses `name` resolves to that the policy allows, in the resolver's order;
+        AddressNotAllowed when there are none, SendFailed when it does not resolve."""
         try:
             answers = await asyncio.get_running_loop().getaddrinfo(
                 name, None, type=socket.SOCK_STREAM, flags=socket.AI_ADDRCONFIG
             )
         except OSError as exc:
             raise SendFailed(f"cannot resolve {name}: {exc}") from None
-        addresses = [str(answer[4][0]) for answer in answers]
-        allowed = tuple(dict.fromkeys(a for a in addresses if self._policy.allows(a)))
+        addresses = list(dict.fromkeys(str(answer[4][0]) for answer in answers))
+        allowed = [address for address in addresses if self._policy.allows(address)]
         if not allowed:
             raise AddressNotAllowed(addresses[0] if addresses else name)
-        expires = time.monotonic() + _DNS_TTL_S
-        pin = self._pins.get(name)
-        if pin is not None and pin.addresses[0] in allowed:
-            pin = _Pin(pin.client, pin.addresses, expires)
-        else:
-            # A client that moved is dropped; requests still using it finish first.
-            pin = _Pin(self._build(name, allowed[0]), allowed, expires)
-        self._pins[name] = pin
-        return pin.client
+        return allowed
 
     def _refused(self, name: str, client: pyreqwest.client.Client) -> None:
-        """`client` could not connect to its address for `name`: the next request (a
-        retry) goes to the name's next allowed address, as happy eyeballs would."""
         pin = self._pins.get(name)
-        if pin is not None and pin.client is client and len(pin.addresses) > 1:
-            addresses = (*pin.addresses[1:], pin.addresses[0])
-            self._pins[name] = _Pin(self._build(name, addresses[0]), addresses, pin.expires)
+        if pin is not None and pin.client is client:
+            self._pins[name] = _Pin(client, pin.address, 0.0, refused=True)
 
     async def fetch(
         self,
@@ -392,6 +418,19 @@ async def _pyreqwest_read(
                 return b"".join(chunks)
             raise RecognizerTooLarge(f"answer is over the {limit}-byte limit")
         chunks.append(data)
+
+
+def _system_roots() -> tuple[bytes, ...]:
+    """The PEM certificates of the system's CA file, as OpenSSL (and so aiohttp) finds it."""
+    paths = ssl.get_default_verify_paths()
+    cafile = os.environ.get(paths.openssl_cafile_env) or paths.cafile
+    try:
+        text = Path(cafile).read_bytes() if cafile else b""
+    except OSError:
+        return ()
+    return tuple(
+        re.findall(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", text, re.S)
+    )
 
 
 def _pyreqwest_describe(exc: pyreqwest.exceptions.PyreqwestError) -> str:
