@@ -2,13 +2,14 @@
 
     .venv/bin/python benchmarks/bench_dispatch.py [--images 5000] [--rounds 1]
         [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres] [--workers K]
-        [--sleep-ms 0]
+        [--sleep-ms 0] [--hub-clients aiohttp,pyreqwest]
 
 In one run, against the same 8 recognizer processes and the same stored image files:
 (a) bare aiohttp and pyreqwest loops under uvloop, 4 requests in flight per recognizer;
-(b) a RecogHub dry run driven by `recoghub worker` subprocess(es) on the same images,
-each service at its default concurrency (4), every result recorded; (c) a bare httpx loop
-(on the first --httpx-images images: httpx is slow). The hub's images/s are read from the database:
+(b) a RecogHub dry run for each of --hub-clients (the workers' RECOGHUB_HTTP_CLIENT)
+driven by `recoghub worker` subprocess(es) on the same images, each service at its
+default concurrency (4), every result recorded; (c) a bare httpx loop (on the first
+--httpx-images images: httpx is slow). The hub's images/s are read from the database:
 work items / (run started, i.e. first claim .. last result) and .. run completed (every
 result committed and scored). Target: hub / aiohttp >= 1.0 (SPEC §8).
 
