@@ -1,4 +1,4 @@
-"""The reference loops the hub is measured against: bare aiohttp and bare httpx.
+"""The reference loops the hub is measured against: bare aiohttp, pyreqwest and httpx.
 
 Each sends every image once to every recognizer with `per_target` requests in flight per
 recognizer (the hub's per-service concurrency), reading each image from its file as the
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import aiohttp
 import httpx
+import pyreqwest.client
 
 
 async def _drive(
@@ -50,6 +51,23 @@ async def httpx_loop(urls: Sequence[str], files: Sequence[Path], per_target: int
                 url + "/recognize", content=body, headers={"Content-Type": "image/png"}
             )
             response.read()
+
+        return await _drive(send, urls, files, per_target)
+
+
+async def pyreqwest_loop(urls: Sequence[str], files: Sequence[Path], per_target: int) -> float:
+    """pyreqwest (Rust reqwest; HTTP on its own runtime thread, outside the GIL)."""
+    async with pyreqwest.client.ClientBuilder().build() as client:
+
+        async def send(url: str, body: bytes) -> None:
+            request = (
+                client.post(url + "/recognize")
+                .header("Content-Type", "image/png")
+                .body_bytes(body)
+                .build()
+            )
+            response = await request.send()
+            await response.bytes()
 
         return await _drive(send, urls, files, per_target)
 

@@ -2,16 +2,16 @@
 
     .venv/bin/python benchmarks/bench_breakdown.py [--images 2000] [--claim 64]
 
-CPU time (this process, user + system) per item, so the figures hold on a loaded
-machine better than wall-clock rates do. Sending: 32 requests in flight to 8 fast
-recognizers, (1) bare aiohttp as in baselines.py, (2) the hub's client session with
-the hub's signed headers, (3) `Dispatcher.recognize`. Database, on a SQLite run of
-8 services x --images: (4) `store.claim_items` of --claim items per service at a time,
+CPU time (this process, user + system) per item, so the figures hold on a loaded machine
+better than wall-clock rates do. Sending: 32 requests in flight to 8 fast recognizers,
+(1) bare aiohttp as in baselines.py, (2) the hub's client (`RECOGHUB_HTTP_CLIENT`) with
+the hub's signed headers, (3) `Dispatcher.recognize`. Database, on a SQLite run of 8
+services x --images: (4) `store.claim_items` of --claim items per service at a time,
 (5) `load_pictures`, (6) `ResultRecord.of`, (7) `results.record_results` 500 rows a
-transaction, (8) live scoring (`ServiceScorer.add`, what a worker does per result),
-(9) `finish.finish_service` scoring from the database (what it does instead for a lane
-over the live-scoring limit). The sum of (3)..(8) against (1) is the CPU a worker spends
-per image beyond the bare loop, before its own bookkeeping (queues, tasks, threads).
+transaction, (8) live scoring (`ServiceScorer.add`, what a worker does per result), (9)
+`finish.finish_service` scoring from the database (what it does instead for a lane over
+the live-scoring limit). The sum of (3)..(8) against (1) is the CPU a worker spends per
+image beyond the bare loop, before its own bookkeeping (queues, tasks, threads).
 """
 
 import argparse
@@ -32,6 +32,7 @@ from gateway.db import utcnow
 from gateway.dispatch.client import make_client_session
 from gateway.dispatch.dispatcher import Dispatcher, Target
 from gateway.protocol import signing
+from gateway.protocol.result_string import MAX_RESULT_BYTES
 from gateway.runs import finish
 from gateway.runs.engine import results, store
 from gateway.runs.engine.images import load_pictures
@@ -114,7 +115,6 @@ async def sending(urls: list[str], requests: int) -> list[object]:
     http = make_client_session(settings)
     try:
         digest = signing.body_digest(image)
-        timeout = aiohttp.ClientTimeout(total=10, sock_connect=3)
 
         async def send_signed(n: int) -> None:
             target = targets[n % 8]
@@ -129,12 +129,17 @@ async def sending(urls: list[str], requests: int) -> list[object]:
                     target.signing_secret, timestamp=stamp, request_id=request_id, digest=digest
                 ),
             }
-            async with http.post(
-                target.instances[0] + "/recognize", data=image, headers=headers, timeout=timeout
-            ) as response:
-                await response.read()
+            await http.fetch(
+                "POST",
+                target.instances[0] + "/recognize",
+                body=image,
+                headers=headers,
+                timeout_s=10,
+                limit=MAX_RESULT_BYTES,
+                preview=200,
+            )
 
-        await drive("(2) hub session, signed headers, timeout", send_signed)
+        await drive(f"(2) hub client ({settings.http_client}), signed headers", send_signed)
 
         dispatcher = Dispatcher(http, settings)
 

@@ -2,15 +2,16 @@
 
     .venv/bin/python benchmarks/bench_dispatch.py [--images 5000] [--rounds 1]
         [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres] [--workers K]
-        [--sleep-ms 0]
+        [--sleep-ms 0] [--hub-clients aiohttp,pyreqwest]
 
 In one run, against the same 8 recognizer processes and the same stored image files:
-(a) a bare aiohttp + uvloop loop, 4 requests in flight per recognizer; (b) a RecogHub
-dry run driven by `recoghub worker` subprocess(es) on the same images, each service at
-its default concurrency (4), every result recorded; (c) a bare httpx loop (on the first
+(a) bare aiohttp and pyreqwest loops under uvloop, 4 requests in flight per recognizer;
+(b) a RecogHub dry run for each of --hub-clients (the workers' RECOGHUB_HTTP_CLIENT)
+driven by `recoghub worker` subprocess(es) on the same images, each service at its
+default concurrency (4), every result recorded; (c) a bare httpx loop (on the first
 --httpx-images images: httpx is slow). The hub's images/s are read from the database:
 work items / (run started, i.e. first claim .. last result) and .. run completed (every
-result committed and scored). Target: hub / aiohttp >= 0.80.
+result committed and scored). Target: hub / aiohttp >= 1.0 (SPEC §8).
 
 With --oip, the same rounds also run (d) a dry run against 8 equally trivial OIP v2
 servers (the same fast recognizer answering a Triton classification JSON) registered as
@@ -22,11 +23,12 @@ import argparse
 import json
 import resource
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
 import uvloop
-from baselines import aiohttp_loop, httpx_loop
+from baselines import aiohttp_loop, httpx_loop, pyreqwest_loop
 from hub_setup import (
     BenchHub,
     bench_hub,
@@ -85,6 +87,12 @@ def main() -> None:
     parser.add_argument(
         "--oip", action="store_true", help="also run oip-v2 services (SPEC §11) in each round"
     )
+    parser.add_argument(
+        "--hub-clients",
+        type=lambda text: text.split(","),
+        default=["aiohttp", "pyreqwest"],
+        help="RECOGHUB_HTTP_CLIENT of the hub's dry runs, comma-separated; one run each a round",
+    )
     args = parser.parse_args()
     if args.workers > 1 and not args.postgres:
         parser.error("SQLite allows one worker; give --postgres URL for --workers > 1")
@@ -112,6 +120,20 @@ def own_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def bare_loop(
+    loop: Callable[[Sequence[str], Sequence[Path], int], Awaitable[float]],
+    urls: Sequence[str],
+    files: Sequence[Path],
+) -> tuple[float, str]:
+    """One bare client loop under uvloop: images/s, and a line with the process CPU per
+    request (every thread of this process: pyreqwest's HTTP runs on its own)."""
+    cpu_before = own_cpu_seconds()
+    rate = uvloop.run(loop(urls, files, PER_TARGET))
+    requests = len(urls) * len(files)
+    cpu_us = (own_cpu_seconds() - cpu_before) / requests * 1e6
+    return rate, f"{rate:8.0f} images/s ({requests} requests; {cpu_us:.0f} µs CPU each)"
+
+
 def hub_round(
     hub: BenchHub,
     args: argparse.Namespace,
@@ -119,10 +141,14 @@ def hub_round(
     dataset_id: int,
     guids: list[str],
     items: int,
+    http_client: str,
 ) -> tuple[float, float, str]:
-    """One dry run by `recoghub worker` process(es): images/s to completed, worker CPU µs
-    per item, and a line describing it."""
+    """One dry run by `recoghub worker` process(es) sending with `http_client`: images/s to
+    completed, worker CPU µs per item, and a line describing it."""
     switch_s = args.switch_interval_ms / 1000 if args.switch_interval_ms else None
+    env = {"RECOGHUB_HTTP_CLIENT": http_client}
+    if args.timing_bound_ms is not None:
+        env["RECOGHUB_TIMING_BOUND_MS"] = str(args.timing_bound_ms)
     with worker_processes(
         hub,
         args.workers,
@@ -130,11 +156,7 @@ def hub_round(
         profile_dir=args.profile_dir,
         switch_interval_s=switch_s,
         gc_freeze=args.gc_freeze,
-        extra_env=(
-            {"RECOGHUB_TIMING_BOUND_MS": str(args.timing_bound_ms)}
-            if args.timing_bound_ms is not None
-            else None
-        ),
+        extra_env=env,
     ) as procs:
         cpu_before = cpu_seconds(procs)
         run_id = hub.start_run(dataset_id, guids)
@@ -191,52 +213,62 @@ def bench(
     print(f"  {load_average()}")
 
     aiohttp_rates: list[float] = []
-    hub_rates: list[float] = []
+    pyreqwest_rates: list[float] = []
+    hub_rates: dict[str, list[float]] = {client: [] for client in args.hub_clients}
     oip_rates: list[float] = []
     oip_guids = hub.register(oip_urls, protocol="oip-v2", options=OIP_OPTIONS) if oip_urls else []
     for round_no in range(1, args.rounds + 1):
-        cpu_before = own_cpu_seconds()
-        rate = uvloop.run(aiohttp_loop(urls, files, PER_TARGET))
-        cpu_us = (own_cpu_seconds() - cpu_before) / items * 1e6
+        rate, line = bare_loop(aiohttp_loop, urls, files)
         aiohttp_rates.append(rate)
-        print(
-            f"round {round_no} (a) aiohttp+uvloop: {rate:8.0f} images/s ({items} requests;"
-            f" {cpu_us:.0f} µs CPU each)"
-        )
+        print(f"round {round_no} (a) aiohttp+uvloop: {line}")
+        rate, line = bare_loop(pyreqwest_loop, urls, files)
+        pyreqwest_rates.append(rate)
+        print(f"round {round_no} (a) pyreqwest+uvloop: {line}")
 
-        rate, _, line = hub_round(hub, args, workdir, dataset_id, guids, items)
-        hub_rates.append(rate)
-        print(f"round {round_no} (b) RecogHub {line}")
-        print(f"  {load_average()}")
+        for client, rates in hub_rates.items():
+            rate, _, line = hub_round(hub, args, workdir, dataset_id, guids, items, client)
+            rates.append(rate)
+            print(f"round {round_no} (b) RecogHub on {client} {line}")
+            print(f"  {load_average()}")
         if oip_guids:
-            rate, _, line = hub_round(hub, args, workdir, dataset_id, oip_guids, items)
+            first = args.hub_clients[0]
+            rate, _, line = hub_round(hub, args, workdir, dataset_id, oip_guids, items, first)
             oip_rates.append(rate)
             print(f"round {round_no} (d) RecogHub oip-v2 {line}")
             print(f"  {load_average()}")
 
-    httpx_files = files[: args.httpx_images]
-    httpx_rate = uvloop.run(httpx_loop(urls, httpx_files, PER_TARGET))
-    print(f"(c) httpx: {httpx_rate:8.0f} images/s ({len(httpx_files) * len(urls)} requests)")
+    httpx_rate, line = bare_loop(httpx_loop, urls, files[: args.httpx_images])
+    print(f"(c) httpx+uvloop: {line}")
 
-    best_aiohttp, best_hub = max(aiohttp_rates), max(hub_rates)
-    ratios = [h / a for h, a in zip(hub_rates, aiohttp_rates, strict=True)]
+    best_aiohttp = max(aiohttp_rates)
     print()
     print(f"aiohttp+uvloop  {best_aiohttp:8.0f} images/s (best of {len(aiohttp_rates)})")
-    print(
-        f"RecogHub        {best_hub:8.0f} images/s (best of {len(hub_rates)}; {database},"
-        f" {args.workers} worker(s))"
-    )
+    print(f"pyreqwest       {max(pyreqwest_rates):8.0f} images/s (best of {len(pyreqwest_rates)})")
     print(f"httpx           {httpx_rate:8.0f} images/s")
+    for client, rates in hub_rates.items():
+        print(
+            f"RecogHub on {client:9} {max(rates):8.0f} images/s (best of {len(rates)};"
+            f" {database}, {args.workers} worker(s))"
+        )
     print(
-        "hub / aiohttp   "
-        + ", ".join(f"{r:.2f}" for r in ratios)
-        + f" per round (target >= 0.80); httpx / aiohttp {httpx_rate / best_aiohttp:.2f}"
+        "pyreqwest / aiohttp "
+        + ", ".join(f"{p / a:.2f}" for p, a in zip(pyreqwest_rates, aiohttp_rates, strict=True))
+        + f" per round; httpx / aiohttp {httpx_rate / best_aiohttp:.2f}"
     )
+    for client, rates in hub_rates.items():
+        print(
+            f"hub on {client} / aiohttp "
+            + ", ".join(f"{h / a:.2f}" for h, a in zip(rates, aiohttp_rates, strict=True))
+            + " per round (target >= 1.0)"
+        )
     if oip_rates:
         print(
             f"RecogHub oip-v2 {max(oip_rates):8.0f} images/s (best of {len(oip_rates)});"
             " oip-v2 / recoghub-v1 "
-            + ", ".join(f"{o / h:.2f}" for o, h in zip(oip_rates, hub_rates, strict=True))
+            + ", ".join(
+                f"{o / h:.2f}"
+                for o, h in zip(oip_rates, hub_rates[args.hub_clients[0]], strict=True)
+            )
             + " per round"
         )
         image = files[0].read_bytes()

@@ -1,6 +1,7 @@
 """SPEC §8 "Relay": `POST /api/v1/services/{guid}/recognize` through the hub vs direct.
 
     .venv/bin/python benchmarks/bench_relay.py [--requests 2000] [--burst 4000]
+        [--http-client aiohttp|pyreqwest]
 
 A hub (`recoghub serve --no-worker` in a subprocess, SQLite in a temp dir, so the client
 shares no GIL with it) relays to one fast recognizer process. One aiohttp + uvloop client
@@ -54,6 +55,9 @@ def main() -> None:
     parser.add_argument(
         "--profile-dir", type=Path, help="sample the hub with py-spy, stacks written here"
     )
+    parser.add_argument(
+        "--http-client", help="the hub's RECOGHUB_HTTP_CLIENT (default: its default)"
+    )
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="recoghub-bench-relay-"))
@@ -66,7 +70,8 @@ def main() -> None:
         with fast_recognizers(1) as (recognizer,), log_path.open("wb") as log:
             hub = subprocess.Popen(
                 [*recoghub_command(), "serve", "--no-worker", "--port", str(port)],
-                env=worker_env(settings),
+                env=worker_env(settings)
+                | ({"RECOGHUB_HTTP_CLIENT": args.http_client} if args.http_client else {}),
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

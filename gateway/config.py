@@ -2,7 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     retry_backoff_s: float = Field(default=0.2, ge=0)
     retry_backoff_max_s: float = Field(default=5.0, ge=0)
     max_connections: int = Field(default=512, gt=0)
+    # The library that moves the bytes to recognizers (gateway.dispatch.client).
+    http_client: Literal["aiohttp", "pyreqwest"] = "aiohttp"
     service_concurrency: int = Field(default=4, ge=1)
     global_concurrency: int = Field(default=256, ge=1)
     # Latency fidelity (SPEC §8): while the event loop's p99 lateness passes this many

@@ -9,8 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.config import Settings
 
 if TYPE_CHECKING:
-    import aiohttp
-
+    from gateway.dispatch.client import HttpClient
     from gateway.dispatch.dispatcher import Dispatcher
     from gateway.rate_limit import RateLimiter
     from gateway.relay.service import TargetCache
@@ -22,7 +21,7 @@ class HubState:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
-    http: "aiohttp.ClientSession"
+    http: "HttpClient"
     dispatcher: "Dispatcher"
     # Made on first use by the module that owns each (gateway.relay.service.target_cache,
     # gateway.rate_limit.limiter and admit).

@@ -1,55 +1,137 @@
-"""The one shared aiohttp session of a hub process, and how it talks to recognizers safely.
+"""The one HTTP client of a hub process, and how it talks to recognizers safely.
 
 Everything the hub sends to a team's endpoint (runs, relay, check, ping) goes through
-this session, so the rules of SPEC §9 live here once:
+`HttpClient.fetch`, so the rules of SPEC §9 live here once, whichever library moves the
+bytes (`RECOGHUB_HTTP_CLIENT`: `aiohttp`, or `pyreqwest`, Rust's reqwest running on its
+own thread outside the GIL, in `gateway.dispatch.reqwest_client`):
 
-- every socket it opens is checked against the endpoint policy just before it connects
-  (`_policy_socket_factory`): the address may come from the URL or from DNS, and a DNS
-  answer that moves a name inside the organizer's network is refused like a literal
-  address. aiohttp never passes a literal address to a resolver, which is why the check
-  sits at the socket and not in a custom resolver;
-- requests are sent with `REQUEST_OPTIONS` (no redirects: a 3xx is an answer);
-- answers are read with `read_bounded` or `read_preview`, never `response.read()`.
+- a connection is only ever opened to an address the endpoint policy allows, whether it
+  came from the URL or from DNS, so a DNS answer that moves a name inside the organizer's
+  network is refused like a literal address (`AddressNotAllowed`);
+- a redirect is never followed: a 3xx is an answer;
+- a 200's body is read whole only up to `limit` bytes (`RecognizerTooLarge` past that),
+  another status's only up to `preview` bytes; past either the connection is dropped,
+  so an endless or huge answer costs no more than the bound;
+- the whole exchange, body included, ends within `timeout_s` (`TimeoutError`).
+
+Errors of `fetch`: `RecognizerTooLarge`; `TimeoutError`; `AddressNotAllowed`; and
+`SendFailed` for the rest (refused, reset, DNS, TLS, a broken body), its text saying what
+happened. The three last are `OSError`s, the dispatcher's `connect_error`.
 """
 
 import socket
-from typing import Any, Final
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
 
 import aiohttp
 from aiohappyeyeballs import AddrInfoType, SocketFactoryType
+from yarl import URL
 
 from gateway.config import Settings
 from gateway.dispatch.policy import AddressNotAllowed, EndpointPolicy, endpoint_policy
 from gateway.errors import RecognizerTooLarge
 
-# Keyword arguments of every request to a recognizer: a redirect is never followed, so a
-# team cannot bounce the hub to an address its endpoint could not name.
-REQUEST_OPTIONS: Final[dict[str, Any]] = {"allow_redirects": False}
+READ_CHUNK = 16384
+# How long a DNS answer is used before the name is resolved (and checked) again.
+DNS_TTL_S = 300.0
+KEEPALIVE_S = 30.0
 
-_READ_CHUNK = 16384
+
+class SendFailed(OSError):
+    """The request was not answered: refused, reset, DNS, TLS, or a body cut short."""
 
 
-def make_client_session(settings: Settings) -> aiohttp.ClientSession:
-    """A session for all dispatch (runs, relay, check); create once, close once.
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """An answer: a 200's whole body, or the first `preview` bytes of another's."""
 
-    The per-request total timeout is set by the dispatcher; here only the connect
-    bound, the connection pool and the endpoint policy are fixed.
-    """
-    connector = aiohttp.TCPConnector(
-        limit=settings.max_connections,
-        limit_per_host=0,
-        ttl_dns_cache=300,
-        keepalive_timeout=30,
-        socket_factory=_policy_socket_factory(endpoint_policy(settings.endpoint_allow)),
-    )
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=settings.connect_timeout_s)
-    return aiohttp.ClientSession(
-        connector=connector,
-        timeout=timeout,
-        auto_decompress=False,
-        raise_for_status=False,
-        trust_env=False,
-    )
+    status: int
+    body: bytes
+
+
+class HttpClient(Protocol):
+    async def fetch(
+        self,
+        method: str,
+        url: URL | str,
+        *,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float,
+        limit: int,
+        preview: int,
+    ) -> Reply:
+        """Send one request and read its answer within the bounds above."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def make_client_session(settings: Settings) -> HttpClient:
+    """The client for all dispatch (runs, relay, check); create once, close once."""
+    if settings.http_client == "pyreqwest":
+        from gateway.dispatch.reqwest_client import PyreqwestClient
+
+        return PyreqwestClient(settings)
+    return AiohttpClient(settings)
+
+
+class AiohttpClient:
+    """aiohttp on the event loop. The policy is checked by the socket factory, just before
+    each socket connects: aiohttp never passes a literal address to a resolver, so a
+    check in a custom resolver would miss those."""
+
+    def __init__(self, settings: Settings) -> None:
+        connector = aiohttp.TCPConnector(
+            limit=settings.max_connections,
+            limit_per_host=0,
+            ttl_dns_cache=int(DNS_TTL_S),
+            keepalive_timeout=KEEPALIVE_S,
+            socket_factory=_policy_socket_factory(endpoint_policy(settings.endpoint_allow)),
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=settings.connect_timeout_s),
+            auto_decompress=False,
+            raise_for_status=False,
+            trust_env=False,
+        )
+        self._connect_timeout_s = settings.connect_timeout_s
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+
+    async def fetch(
+        self,
+        method: str,
+        url: URL | str,
+        *,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float,
+        limit: int,
+        preview: int,
+    ) -> Reply:
+        timeout = self._timeouts.get(timeout_s)
+        if timeout is None:
+            timeout = self._timeouts[timeout_s] = aiohttp.ClientTimeout(
+                total=timeout_s, sock_connect=min(timeout_s, self._connect_timeout_s)
+            )
+        try:
+            async with self._session.request(
+                method, url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+            ) as response:
+                if response.status != 200:
+                    return Reply(response.status, await _aiohttp_preview(response, preview))
+                return Reply(200, await _aiohttp_bounded(response, limit))
+        except TimeoutError:
+            raise
+        except (aiohttp.ClientError, OSError) as exc:
+            if _refused_by_policy(exc):
+                raise AddressNotAllowed(str(url)) from exc
+            raise SendFailed(_describe(exc)) from exc
+
+    async def close(self) -> None:
+        await self._session.close()
 
 
 def _policy_socket_factory(policy: EndpointPolicy) -> SocketFactoryType:
@@ -65,7 +147,7 @@ def _policy_socket_factory(policy: EndpointPolicy) -> SocketFactoryType:
     return open_socket
 
 
-def refused_by_policy(error: BaseException) -> bool:
+def _refused_by_policy(error: BaseException) -> bool:
     """True when `error` (an aiohttp connection error) came from the endpoint policy."""
     seen: BaseException | None = error
     while seen is not None:
@@ -78,12 +160,12 @@ def refused_by_policy(error: BaseException) -> bool:
     return False
 
 
-async def read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    """The whole body, or RecognizerTooLarge as soon as it passes `limit` bytes.
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
-    Never holds more than `limit` + one chunk; past the limit the connection is dropped
-    (`response.close()`), so an endless or huge answer costs no more than that.
-    """
+
+async def _aiohttp_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes:
     declared = response.content_length
     if declared is not None and declared <= limit:
         # The parser delivers no more than the declared length: one read, the fast path.
@@ -94,7 +176,7 @@ async def read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
-        chunk = await response.content.read(min(_READ_CHUNK, limit + 1 - size))
+        chunk = await response.content.read(min(READ_CHUNK, limit + 1 - size))
         if not chunk:
             return b"".join(chunks)
         size += len(chunk)
@@ -104,8 +186,7 @@ async def read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes:
         chunks.append(chunk)
 
 
-async def read_preview(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    """At most `limit` bytes of the body; when more follows, the connection is dropped."""
+async def _aiohttp_preview(response: aiohttp.ClientResponse, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while size < limit:

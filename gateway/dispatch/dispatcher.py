@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import aiohttp
 from tenacity import (
     AsyncRetrying,
     retry_if_exception,
@@ -26,8 +25,7 @@ from tenacity import (
 from gateway.config import Settings
 from gateway.dialout import frames
 from gateway.dialout.connections import Connection, Connections, is_dialout
-from gateway.dispatch.client import REQUEST_OPTIONS, read_bounded, read_preview, refused_by_policy
-from gateway.dispatch.policy import REFUSED_DETAIL
+from gateway.dispatch.client import HttpClient
 from gateway.dispatch.protocols import RECOGHUB, Adapter, no_answer
 from gateway.errors import (
     Outcome,
@@ -127,13 +125,13 @@ def new_request_id() -> str:
 
 
 class Dispatcher:
-    """Sends signed requests with the hub's one shared aiohttp session, and through the
+    """Sends signed requests with the hub's one HTTP client, and through the
     process's dial-out connections (SPEC §10): a service's instances are its endpoints
     plus its live connections, and both are sent to, retried and timed alike."""
 
     def __init__(
         self,
-        http: aiohttp.ClientSession,
+        http: HttpClient,
         settings: Settings,
         connections: Connections | None = None,
     ) -> None:
@@ -141,7 +139,6 @@ class Dispatcher:
         self._settings = settings
         self.connections = connections if connections is not None else Connections()
         self._next_instance: dict[str, itertools.count[int]] = {}
-        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
         # Built once per secret: keying an HMAC on every request would cost the dispatch
         # loop more than the rest of the hub's own work (the adapters keep their URLs).
         self._signers: dict[str, signing.Signer] = {}
@@ -159,15 +156,6 @@ class Dispatcher:
     def _first_backoff(self) -> float:
         backoff = self._settings.retry_backoff_s
         return min(backoff, self._settings.retry_backoff_max_s) + random.uniform(0, backoff)
-
-    def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
-        timeout = self._timeouts.get(seconds)
-        if timeout is None:
-            timeout = aiohttp.ClientTimeout(
-                total=seconds, sock_connect=min(seconds, self._settings.connect_timeout_s)
-            )
-            self._timeouts[seconds] = timeout
-        return timeout
 
     def instances(self, target: Target) -> tuple[str, ...]:
         """The service's HTTP endpoints, then its live connections to this process."""
@@ -202,7 +190,7 @@ class Dispatcher:
             )
             return Answer(request_id, none.outcome, [], None, None, None, none.detail, error=none)
         digest = digest or signing.body_digest(image)
-        timeout = self._timeout(timeout_s or self._settings.request_timeout_s)
+        timeout = timeout_s or self._settings.request_timeout_s
         attempts: list[Attempt] = []
         start = self._first_instance(target, len(instances))
         max_attempts = max_attempts or self._settings.max_attempts
@@ -274,7 +262,7 @@ class Dispatcher:
         image: bytes,
         content_type: str,
         digest: str,
-        timeout: aiohttp.ClientTimeout,
+        timeout: float,
         request_id: str,
         number: int,
         attempts: list[Attempt],
@@ -305,7 +293,7 @@ class Dispatcher:
                     content_type=content_type,
                     image=image,
                 )
-                async with asyncio.timeout(timeout.total):
+                async with asyncio.timeout(timeout):
                     async with connection.slot():
                         # Waiting for a free slot of the connection is the hub's own
                         # queue, not the team's latency.
@@ -323,22 +311,23 @@ class Dispatcher:
                 headers[signing.HEADER_PROVIDER_GUID] = target.provider_guid
                 headers[signing.HEADER_TIMESTAMP] = timestamp
                 headers[signing.HEADER_SIGNATURE] = signature
-                async with self._http.post(
-                    url, data=body_sent, headers=headers, timeout=timeout, **REQUEST_OPTIONS
-                ) as response:
-                    status = response.status
-                    if status != 200:
-                        # An error page is not an answer: keep its start for the detail,
-                        # and do not call a big one too_large (that would stop a 5xx's
-                        # retries).
-                        preview = await read_preview(response, ERROR_PREVIEW_BYTES)
-                        refusal = RecognizerHttpError(
-                            _status_detail(status, preview), status=status
-                        )
-                        if not 300 <= status < 400:
-                            refusal.with_raw(preview.decode("utf-8", "replace"))
-                        raise refusal
-                    body = await read_bounded(response, adapter.max_answer_bytes)
+                # An error page is not an answer: only its start is read, for the
+                # detail, and a big one is not too_large (that would stop a 5xx's retries).
+                response = await self._http.fetch(
+                    "POST",
+                    url,
+                    body=body_sent,
+                    headers=headers,
+                    timeout_s=timeout,
+                    limit=adapter.max_answer_bytes,
+                    preview=ERROR_PREVIEW_BYTES,
+                )
+                status, body = response.status, response.body
+                if status != 200:
+                    refusal = RecognizerHttpError(_status_detail(status, body), status=status)
+                    if not 300 <= status < 400:
+                        refusal.with_raw(body.decode("utf-8", "replace"))
+                    raise refusal
             latency = (time.perf_counter() - started) * 1000.0
             raw = body[:RAW_KEPT_CHARS].decode("utf-8", "replace")
             try:
@@ -353,17 +342,15 @@ class Dispatcher:
             raise
         except TimeoutError:
             latency = (time.perf_counter() - started) * 1000.0
-            timed_out = RecognizerTimeout(
-                f"no complete answer from {instance} within {timeout.total:g}s"
-            )
+            timed_out = RecognizerTimeout(f"no complete answer from {instance} within {timeout:g}s")
             _record(
                 attempts,
                 Attempt(number, instance, timed_out.outcome, latency, status, timed_out.detail),
             )
             raise timed_out from None
-        except (aiohttp.ClientError, OSError) as exc:
+        except OSError as exc:  # SendFailed, AddressNotAllowed (gateway.dispatch.client)
             latency = (time.perf_counter() - started) * 1000.0
-            refused = RecognizerConnectError(f"cannot reach {instance}: {_describe(exc)}")
+            refused = RecognizerConnectError(f"cannot reach {instance}: {exc}")
             _record(
                 attempts,
                 Attempt(number, instance, refused.outcome, latency, status, refused.detail),
@@ -411,15 +398,9 @@ class Dispatcher:
         latency: float | None = None
         for step in adapter.ping_steps(instance):
             try:
-                async with self._http.get(
-                    step.url, timeout=self._timeout(timeout_s), **REQUEST_OPTIONS
-                ) as response:
-                    status = response.status
-                    if status != 200:
-                        await read_preview(response, 0)  # drops the connection unless empty
-                        body = b""
-                    else:
-                        body = await read_bounded(response, MAX_RESULT_BYTES)
+                reply = await self._http.fetch(
+                    "GET", step.url, timeout_s=timeout_s, limit=MAX_RESULT_BYTES, preview=0
+                )
             except RecognizerTooLarge as exc:
                 return PingResult(
                     instance, False, None, 200, f"{step.path} {exc.detail}", exc.outcome
@@ -433,17 +414,13 @@ class Dispatcher:
                     no_answer(step, timeout_s),
                     Outcome.TIMEOUT,
                 )
-            except (aiohttp.ClientError, OSError) as exc:
+            except OSError as exc:
                 return PingResult(
-                    instance,
-                    False,
-                    None,
-                    None,
-                    f"cannot reach: {_describe(exc)}",
-                    Outcome.CONNECT_ERROR,
+                    instance, False, None, None, f"cannot reach: {exc}", Outcome.CONNECT_ERROR
                 )
             latency = (time.perf_counter() - started) * 1000.0
-            problem = adapter.ping_problem(step, status, body)
+            status = reply.status
+            problem = adapter.ping_problem(step, status, reply.body)
             if problem is not None:
                 if 300 <= status < 400:
                     problem += ", a redirect (not followed)"
@@ -470,10 +447,3 @@ def _status_detail(status: int, preview: bytes) -> str:
     text = preview.decode("utf-8", "replace")
     text = "".join(c if c.isprintable() else " " for c in text).strip()
     return f"recognizer answered HTTP {status}: {text or '(empty body)'}"
-
-
-def _describe(exc: BaseException) -> str:
-    if refused_by_policy(exc):
-        return REFUSED_DETAIL
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -3,9 +3,10 @@
 The behaviour is chosen by the instance's path prefix, so one live server stands in for
 many recognizers: `{url}/ok`, `{url}/sleep/0.05`, `{url}/status/500`, `{url}/bad`,
 `{url}/big`, `{url}/big-chunked`, `{url}/big-error`, `{url}/chunked` (a valid answer in
-chunks). Any other prefix (e.g. `{url}/rr-a`) answers like `ok`. `/ping` answers 200,
-except under `{url}/status/N` (status N) and `{url}/sleep/S` (after S seconds). Every
-request to `/recognize` is recorded with its prefix, headers and body.
+chunks), `{url}/trickle` (a valid answer, one byte every 0.1 s). Any other prefix (e.g.
+`{url}/rr-a`) answers like `ok`. `/ping` answers 200, except under `{url}/status/N`
+(status N) and `{url}/sleep/S` (after S seconds). Every request to `/recognize` is
+recorded with its prefix, headers and body.
 """
 
 import asyncio
@@ -69,6 +70,9 @@ class FakeRecognizers:
         if kind == "chunked":
             pieces = [OK_ANSWER[i : i + 5].encode() for i in range(0, len(OK_ANSWER), 5)]
             return StreamingResponse(_each(pieces), media_type="text/plain")
+        if kind == "trickle":
+            pieces = [bytes([byte]) for byte in OK_ANSWER.encode()]
+            return StreamingResponse(_each(pieces, pause_s=0.1), media_type="text/plain")
         if kind == "big-error":
             return PlainTextResponse("e" * 100 * 1024, status_code=503)
         return PlainTextResponse(OK_ANSWER)
@@ -79,6 +83,7 @@ async def _chunks() -> AsyncIterator[bytes]:
         yield b"y" * 1024
 
 
-async def _each(pieces: list[bytes]) -> AsyncIterator[bytes]:
+async def _each(pieces: list[bytes], pause_s: float = 0.0) -> AsyncIterator[bytes]:
     for piece in pieces:
         yield piece
+        await asyncio.sleep(pause_s)

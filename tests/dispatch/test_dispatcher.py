@@ -1,16 +1,20 @@
-"""The dispatcher against real recognizers on 127.0.0.1, over a real aiohttp session."""
+"""The dispatcher against real recognizers on 127.0.0.1, over each of the hub's HTTP clients."""
 
+import asyncio
 import re
+import socket
 import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import get_args
 
 import pytest
 
 from gateway.config import Settings
 from gateway.dispatch.client import make_client_session
 from gateway.dispatch.dispatcher import Dispatcher, Target
+from gateway.dispatch.policy import REFUSED_DETAIL
 from gateway.errors import Outcome
 from gateway.protocol import signing
 from gateway.protocol.result_string import Tag
@@ -37,11 +41,13 @@ def fakes() -> Iterator[tuple[FakeRecognizers, str]]:
         yield recognizers, server.url
 
 
-@pytest.fixture
-async def dispatcher() -> AsyncIterator[Dispatcher]:
-    http = make_client_session(SETTINGS)
+@pytest.fixture(params=get_args(Settings.model_fields["http_client"].annotation))
+async def dispatcher(request: pytest.FixtureRequest) -> AsyncIterator[Dispatcher]:
+    """A dispatcher on each HTTP client the hub can use (RECOGHUB_HTTP_CLIENT)."""
+    settings = SETTINGS.model_copy(update={"http_client": request.param})
+    http = make_client_session(settings)
     try:
-        yield Dispatcher(http, SETTINGS)
+        yield Dispatcher(http, settings)
     finally:
         await http.close()
 
@@ -127,6 +133,19 @@ async def test_timeout_is_retried_up_to_max_attempts(
     assert [a.outcome for a in answer.attempts] == [Outcome.TIMEOUT] * 3
     assert answer.detail is not None and "within 0.2s" in answer.detail
     assert answer.tags == []
+
+
+async def test_an_answer_trickling_past_the_timeout_is_a_timeout(
+    dispatcher: Dispatcher, fakes: tuple[FakeRecognizers, str]
+) -> None:
+    """The timeout bounds the whole exchange: headers at once, then a byte every 0.1 s."""
+    _, url = fakes
+    answer = await dispatcher.recognize(
+        target(f"{url}/trickle"), IMAGE, content_type="image/png", timeout_s=0.5, max_attempts=1
+    )
+
+    assert answer.outcome is Outcome.TIMEOUT
+    assert answer.detail is not None and "within 0.5s" in answer.detail
 
 
 @pytest.mark.parametrize("max_attempts", [1, 2, 4])
@@ -342,3 +361,61 @@ async def test_a_ping_without_an_answer_in_time_is_not_reachable(
 
     assert not result.reachable and result.status is None
     assert result.detail == "no answer within 0.1s"
+
+
+@pytest.mark.parametrize("http_client", get_args(Settings.model_fields["http_client"].annotation))
+async def test_a_name_is_sent_to_only_when_its_address_is_allowed(
+    fakes: tuple[FakeRecognizers, str], http_client: str
+) -> None:
+    """`localhost` resolves to 127.0.0.1: sent to while loopback is allowed, refused at
+    connection time (and never reached) once nothing is."""
+    recognizers, url = fakes
+    by_name = url.replace("127.0.0.1", "localhost") + "/ok"
+    for allow, outcome in ((LOOPBACK_ALLOWED, Outcome.OK), ("", Outcome.CONNECT_ERROR)):
+        settings = SETTINGS.model_copy(update={"http_client": http_client, "endpoint_allow": allow})
+        http = make_client_session(settings)
+        try:
+            service = target(by_name)
+            answer = await Dispatcher(http, settings).recognize(
+                service, IMAGE, content_type="image/png", max_attempts=1
+            )
+        finally:
+            await http.close()
+
+        assert answer.outcome is outcome, answer.detail
+        assert len(recognizers.requests_for(service.service_guid)) == (outcome is Outcome.OK)
+        if outcome is Outcome.CONNECT_ERROR:
+            assert answer.detail == f"cannot reach {by_name}: {REFUSED_DETAIL}"
+
+
+@pytest.mark.parametrize("http_client", get_args(Settings.model_fields["http_client"].annotation))
+async def test_a_name_with_several_addresses_reaches_the_one_that_answers(
+    fakes: tuple[FakeRecognizers, str], http_client: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The name's first address refuses connections (nothing listens on 127.0.0.2); the
+    request reaches the second, at the latest on its retry."""
+    _, url = fakes
+    port = int(url.rsplit(":", 1)[1])
+    answers = [
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))
+        for address in ("127.0.0.2", "127.0.0.1")
+    ]
+
+    async def resolve(host: str, *args: object, **kwargs: object) -> list[object]:
+        assert host == "recognizer.test"
+        return answers
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", resolve)
+    settings = SETTINGS.model_copy(update={"http_client": http_client})
+    http = make_client_session(settings)
+    try:
+        answer = await Dispatcher(http, settings).recognize(
+            target(f"http://recognizer.test:{port}/ok"),
+            IMAGE,
+            content_type="image/png",
+            max_attempts=2,
+        )
+    finally:
+        await http.close()
+
+    assert answer.outcome is Outcome.OK, answer.detail
