@@ -21,13 +21,15 @@ from gateway.dialout.routes import DialoutHost
 from gateway.dialout.routes import router as dialout_router
 from gateway.dispatch.client import make_client_session
 from gateway.dispatch.dispatcher import Dispatcher
-from gateway.errors import HubError, QuotaExceeded, RecognizerFailed
+from gateway.error_responses import hub_error_response
+from gateway.errors import HubError
 from gateway.middleware.body_guard import BodyGuard
 from gateway.middleware.nosniff import NoSniff
 from gateway.migrate import upgrade
 from gateway.observability import router as metrics_router
 from gateway.openapi import install_openapi
 from gateway.registry.routes import providers_router, services_router, whoami_router
+from gateway.relay.routes import RecognizeShortcut
 from gateway.relay.routes import router as relay_router
 from gateway.runs.engine.process import run_embedded_worker
 from gateway.runs.result_routes import router as run_results_router
@@ -90,17 +92,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             engine.dispose()
 
     # /docs and /redoc are the hub's own (gateway.web.api_docs): FastAPI's need a CDN.
+    # FastAPI's OpenTelemetry is off: the hub's metrics are Prometheus' (GET /metrics),
+    # and asking OpenTelemetry whether it is configured cost some 15 µs every request.
     app = FastAPI(
         title="RecogHub",
         version=__version__,
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
     install_openapi(app)
     # Added last is outermost. The catch-all answers for the guard too, and every answer,
-    # the catch-all's 500 included, leaves marked nosniff.
+    # the catch-all's 500 included, leaves marked nosniff. The relay's shortcut is
+    # innermost: it answers what the router would, sooner.
+    app.add_middleware(RecognizeShortcut)
     app.add_middleware(BodyGuard, max_bytes=settings.max_json_bytes)
     app.add_middleware(UnhandledErrors)
     app.add_middleware(NoSniff)
@@ -131,11 +138,9 @@ def _worker_id(state: HubState) -> str | None:
 
 
 def _error(
-    status: int, detail: str, code: str, headers: Mapping[str, str] | None = None, **extra: object
+    status: int, detail: str, code: str, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
-    return JSONResponse(
-        {"detail": detail, "code": code, **extra}, status_code=status, headers=headers
-    )
+    return JSONResponse({"detail": detail, "code": code}, status_code=status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -143,15 +148,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HubError)
     async def hub_error(_: Request, exc: HubError) -> JSONResponse:
-        if isinstance(exc, RecognizerFailed):
-            return _error(
-                exc.status, exc.detail, exc.code, request_id=exc.request_id, raw=exc.error.raw
-            )
-        if isinstance(exc, QuotaExceeded):
-            return _error(
-                exc.status, exc.detail, exc.code, exc.headers, next_allowed_at=exc.next_allowed_at
-            )
-        return _error(exc.status, exc.detail, exc.code, exc.headers)
+        return hub_error_response(exc)
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:

@@ -20,11 +20,11 @@ import re
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.auth import Principal, authenticate
 from gateway.deps import REQUEST_PRINCIPAL, bearer_token
+from gateway.error_responses import hub_error_response
 from gateway.errors import HubError, PayloadTooLarge, Unauthorized
 from gateway.state import HubState
 
@@ -132,9 +132,4 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, error: HubError) -> None:
     """Answer `error` as the app would (`{"detail", "code"}`), leaving the body unread."""
-    response = JSONResponse(
-        {"detail": error.detail, "code": error.code},
-        status_code=error.status,
-        headers=error.headers,
-    )
-    await response(scope, receive, send)
+    await hub_error_response(error)(scope, receive, send)

@@ -4,15 +4,23 @@ Both are async and take no FastAPI dependencies: a plain (sync) dependency such 
 `HubStateDep` or `PrincipalDep` runs in the threadpool, and the relay's budget (SPEC §8)
 has no room for a thread hop per dependency. The database work is one threadpool call
 inside `relay.service`, and usually a cache hit.
+
+`recognize` is also served past FastAPI's router (`RecognizeShortcut`): finding the
+route among the hub's included routers, solving its parameters and the exception
+wrappers around it cost more hub CPU than the rest of a relay's own work but the
+outgoing request.
 """
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import rate_limit
 from gateway.deps import bearer_token
-from gateway.errors import InvalidInput, PayloadTooLarge, Unauthorized
+from gateway.error_responses import hub_error_response
+from gateway.errors import HubError, InvalidInput, PayloadTooLarge, Unauthorized
 from gateway.openapi import errors
 from gateway.relay import service as relay
 from gateway.relay.schemas import CheckRead, RecognizeRead
@@ -115,6 +123,38 @@ async def recognize(guid: str, request: Request) -> Response:
     # Serialized here, once: returning the model would have FastAPI validate it again.
     read = RecognizeRead.of(answer, service_guid=target.service_guid)
     return Response(read.model_dump_json(), media_type="application/json")
+
+
+RECOGNIZE_PATH = re.compile(r"/api/v1/services/(?P<guid>[^/]+)/recognize")
+
+
+class RecognizeShortcut:
+    """Serves `POST /api/v1/services/{guid}/recognize` with `recognize` directly, past
+    FastAPI's routing; any other request goes on to the app.
+
+    The route stays where it is: it documents the relay in the OpenAPI schema and
+    answers any other method (405). Installed inside the hub's middlewares, so the
+    answers are marked nosniff and an unexpected error is the catch-all's 500 with its
+    request id; a HubError answers as the app's exception handler would.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        matched = (
+            RECOGNIZE_PATH.fullmatch(scope["path"])
+            if scope["type"] == "http" and scope["method"] == "POST"
+            else None
+        )
+        if matched is None:
+            await self.app(scope, receive, send)
+            return
+        try:
+            response = await recognize(matched["guid"], Request(scope, receive))
+        except HubError as exc:
+            response = hub_error_response(exc)
+        await response(scope, receive, send)
 
 
 @router.post("/{guid}/check", response_model=CheckRead, responses=errors(401, 403, 404, 429))

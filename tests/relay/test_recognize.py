@@ -328,3 +328,48 @@ def test_a_patch_reaches_the_relay_at_once(api: httpx.Client, recognizers: Recog
     )
 
     assert second.json()["tags"] == [{"tag": "new", "score": 1.0}]
+
+
+def test_relay_answers_are_marked_nosniff(api: httpx.Client, recognizers: Recognizers) -> None:
+    team = register_team(api, [recognizers(answer="cat:1")])
+    ok = api.post(
+        recognize_path(team.service_guid), content=png_bytes(), headers=bearer(team.api_key)
+    )
+    refused = api.post(recognize_path(team.service_guid), content=b"not an image")
+
+    assert ok.status_code == 200 and refused.status_code == 401
+    assert ok.headers["x-content-type-options"] == "nosniff"
+    assert refused.headers["x-content-type-options"] == "nosniff"
+
+
+def test_another_method_on_the_relay_is_405_naming_post(
+    api: httpx.Client, recognizers: Recognizers
+) -> None:
+    team = register_team(api, [recognizers()])
+    r = api.get(recognize_path(team.service_guid), headers=bearer(team.api_key))
+
+    assert r.status_code == 405
+    assert r.json()["code"] == "method_not_allowed"
+    assert r.headers["allow"] == "POST"
+
+
+def test_an_unexpected_error_in_the_relay_is_a_json_500_with_a_request_id(
+    api: httpx.Client, recognizers: Recognizers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.relay import service as relay
+
+    team = register_team(api, [recognizers()])
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("something private")
+
+    monkeypatch.setattr(relay, "relay", broken)
+    r = api.post(
+        recognize_path(team.service_guid), content=png_bytes(), headers=bearer(team.api_key)
+    )
+
+    assert r.status_code == 500
+    body = r.json()
+    assert body["code"] == "internal_error"
+    assert r.headers["x-request-id"] == body["request_id"]
+    assert "private" not in r.text
