@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -27,6 +26,7 @@ import httpx
 import psutil
 import uvloop
 from hub_setup import (
+    free_port,
     hub_settings,
     load_average,
     recoghub_command,
@@ -40,12 +40,6 @@ from recognizers import fast_recognizers
 
 BLOCK = 200
 WARMUP = 200
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def main() -> None:
