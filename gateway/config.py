@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     relay_burst: int = Field(default=40, ge=1)
     check_rate: float = Field(default=1.0, ge=0)
     check_burst: int = Field(default=5, ge=1)
+    # Every listener the hub opens (gateway.listening): a connection must send a whole
+    # request head within header_timeout_s; past either cap a new connection is closed.
+    header_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    listen_max_handshakes: int = Field(default=512, ge=1)
+    listen_max_connections: int = Field(default=4096, ge=1)
 
     # Dispatch defaults; a run may override timeout and attempts.
     request_timeout_s: float = Field(default=10.0, gt=0)
