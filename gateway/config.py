@@ -41,11 +41,6 @@ class Settings(BaseSettings):
     relay_burst: int = Field(default=40, ge=1)
     check_rate: float = Field(default=1.0, ge=0)
     check_burst: int = Field(default=5, ge=1)
-    # Every listener the hub opens (gateway.listening): a connection must send a whole
-    # request head within header_timeout_s; past either cap a new connection is closed.
-    header_timeout_s: float = Field(default=10.0, gt=0, le=3600)
-    listen_max_handshakes: int = Field(default=512, ge=1)
-    listen_max_connections: int = Field(default=4096, ge=1)
 
     # Dispatch defaults; a run may override timeout and attempts.
     request_timeout_s: float = Field(default=10.0, gt=0)
@@ -75,6 +70,12 @@ class Settings(BaseSettings):
     breaker_give_up_s: float = Field(default=600.0, gt=0)
 
     metrics_require_admin: bool = False
+
+    # Every listener the hub opens (gateway.listening): a connection must send a whole
+    # request head within header_timeout_s; past either cap a new connection is closed.
+    header_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    listen_max_handshakes: int = Field(default=512, ge=1)
+    listen_max_connections: int = Field(default=4096, ge=1)
 
     # Networks the hub may send to although they are loopback, private, link-local or its
     # own (SPEC §9): comma-separated CIDRs, e.g. "127.0.0.0/8,::1/128" for a local demo.
