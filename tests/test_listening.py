@@ -55,7 +55,7 @@ def echo_app() -> FastAPI:
 
 
 def serve(**limits: object) -> BackgroundServer:
-    return BackgroundServer(echo_app(), settings=Settings(**limits)).start()  # type: ignore[arg-type]
+    return BackgroundServer(echo_app(), settings=Settings(**limits)).start()
 
 
 @pytest.fixture
