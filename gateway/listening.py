@@ -86,7 +86,12 @@ class ListenerLimits:
         self.refused += 1
         now = time.monotonic()
         if now - self.logged_at >= REFUSAL_LOG_EVERY_S:
-            logger.warning("closed %d new connection(s) at once: %s", self.refused, reason)
+            logger.warning(
+                "closing new connections at once: %s (%d since the last such line; "
+                "at most one a minute)",
+                reason,
+                self.refused,
+            )
             self.refused, self.logged_at = 0, now
 
 

@@ -3,6 +3,7 @@ and a size, and connections still sending one, and connections in all, are cappe
 listener. Real uvicorn on 127.0.0.1 port 0, configured as the hub configures its own."""
 
 import json
+import logging
 import socket
 import time
 from collections.abc import Iterator
@@ -156,11 +157,16 @@ def hold_open(stack: ExitStack, port: int, count: int) -> list[socket.socket]:
 @pytest.mark.parametrize(
     "port", [{"header_timeout_s": 3600, "listen_max_handshakes": 3}], indirect=True
 )
-def test_past_the_handshake_cap_new_connections_are_closed_until_others_close(port: int) -> None:
-    with ExitStack() as stack:
+def test_past_the_handshake_cap_new_connections_are_closed_until_others_close(
+    port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    with ExitStack() as stack, caplog.at_level(logging.WARNING, logger="gateway.listening"):
         held = hold_open(stack, port, 3)
         # Closed at once, before it is read: no answer, not even an error status.
-        assert answer(port) == b""
+        assert [answer(port) for _ in range(5)] == [b""] * 5
+        # Counted, not logged one line each (a flood would flood the log).
+        refusals = [r.getMessage() for r in caplog.records if r.name == "gateway.listening"]
+        assert len(refusals) == 1 and "RECOGHUB_LISTEN_MAX_HANDSHAKES" in refusals[0], refusals
         held[0].close()
         poll(lambda: answered(port), "a request once a half-open connection closed")
         # The slot freed is one slot: the listener is full again with a new half-open one.
