@@ -71,6 +71,12 @@ class Settings(BaseSettings):
 
     metrics_require_admin: bool = False
 
+    # Every listener the hub opens (gateway.listening): a connection must send a whole
+    # request head within header_timeout_s; past either cap a new connection is closed.
+    header_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    listen_max_handshakes: int = Field(default=512, ge=1)
+    listen_max_connections: int = Field(default=4096, ge=1)
+
     # Networks the hub may send to although they are loopback, private, link-local or its
     # own (SPEC §9): comma-separated CIDRs, e.g. "127.0.0.0/8,::1/128" for a local demo.
     endpoint_allow: str = ""
