@@ -83,7 +83,9 @@ class Connection:
             return await waiter
         finally:
             self._waiting.pop(request_id, None)
-            if not waiter.done():  # timed out or abandoned: its answer may come late
+            # Timed out or abandoned (awaiting it, the caller's cancellation cancels
+            # the waiter too): its answer may come late.
+            if not waiter.done() or waiter.cancelled():
                 self._abandoned[request_id] = None
                 if len(self._abandoned) > LATE_REMEMBERED:
                     del self._abandoned[next(iter(self._abandoned))]
