@@ -23,6 +23,8 @@ PROTOCOL: Final = "recoghub-ws/1"
 CONNECT_PATH: Final = "/api/v1/connect"
 
 # Close codes of a refused hello, each sent with a reason that says what to do.
+# The hub now refuses a bad key before the upgrade (HTTP 401); 4401 is what hubs before
+# issue 17 sent, still understood by the sample recognizer.
 BAD_KEY: Final = 4401
 OTHER_PROVIDER: Final = 4403
 UNKNOWN_SERVICE: Final = 4404
