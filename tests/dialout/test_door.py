@@ -222,7 +222,8 @@ async def test_the_welcome_names_no_host(sqlite_hub: LiveServer) -> None:
 
 
 async def test_check_probes_at_most_16_connections(tmp_path: Path) -> None:
-    with hub_with(tmp_path, dialout_connections_per_service=20, check_rate=0) as hub:
+    settings = {"dialout_connections_per_service": 20, "connect_burst": 40, "check_rate": 0}
+    with hub_with(tmp_path, **settings) as hub:
         with httpx.Client(base_url=hub.url) as c:
             team = register_team(c, [])
         async with aiohttp.ClientSession() as session:
