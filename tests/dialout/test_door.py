@@ -5,7 +5,6 @@ process."""
 
 import asyncio
 import json
-import logging
 import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -20,6 +19,7 @@ from gateway.dialout import frames
 from gateway.dialout.hubs import HubsCache
 from tests.builders import admin_headers, bearer, hub_settings, register_team
 from tests.dialout.scripted import upgrade_answer
+from tests.dialout.support import hub_logs
 from tests.servers import LiveServer, live_server
 
 
@@ -32,23 +32,6 @@ def hub_with(tmp_path: Path, **settings: object) -> Iterator[LiveServer]:
     url = f"sqlite:///{tmp_path / 'hub.db'}"
     with live_server(create_app(hub_settings(url, tmp_path / "data", **settings))) as server:
         yield server
-
-
-@contextmanager
-def hub_logs() -> Iterator[list[logging.LogRecord]]:
-    """Every record the hub logs meanwhile, uvicorn's own included (uvicorn's loggers do
-    not propagate to the root)."""
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
-    loggers = [logging.getLogger(), logging.getLogger("uvicorn")]
-    for logger in loggers:
-        logger.addHandler(handler)
-    try:
-        yield records
-    finally:
-        for logger in loggers:
-            logger.removeHandler(handler)
 
 
 @asynccontextmanager

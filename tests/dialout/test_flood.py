@@ -11,8 +11,7 @@ from gateway.app import create_app
 from gateway.dialout import frames
 from tests.builders import admin_headers, hub_settings, register_team
 from tests.dialout.flooder import Flooder
-from tests.dialout.support import dialout_recognizer
-from tests.dialout.test_door import hub_logs
+from tests.dialout.support import dialout_recognizer, hub_logs
 from tests.runs.api_builders import (
     parse_jsonl,
     poll_until,
