@@ -255,3 +255,20 @@ async def test_every_connection_shares_one_lookup_of_the_live_hubs() -> None:
     cache = HubsCache(lookup, max_age_s=lambda: 3600.0)
     answers = await asyncio.gather(*(cache.get() for _ in range(50)))
     assert len(lookups) == 1 and all(a == answers[0] for a in answers)
+
+
+async def test_a_deeply_nested_result_closes_1008_with_one_log_line(sqlite_hub: LiveServer) -> None:
+    with httpx.Client(base_url=sqlite_hub.url) as c:
+        team = register_team(c, [])
+    with hub_logs() as records:
+        async with connection(sqlite_hub.url, team.api_key) as ws:
+            await ws.send_str(hello(team.service_guid))
+            assert (await first_answer(ws))[0] == "welcome"
+            await ws.send_str('{"type": "result", "body": ' + "[" * 100_000)
+            async with asyncio.timeout(30):
+                closing = await ws.receive()
+            code, reason = ws.close_code, str(closing.extra or "")
+    assert code == frames.POLICY_VIOLATION and "nested too deeply" in reason
+    nested = [r for r in records if "nested too deeply" in r.getMessage()]
+    assert len(nested) == 1
+    assert not [r for r in records if r.exc_info or "Traceback" in r.getMessage()]
