@@ -42,6 +42,26 @@ class Settings(BaseSettings):
     check_rate: float = Field(default=1.0, ge=0)
     check_burst: int = Field(default=5, ge=1)
 
+    # Dial-out connections (SPEC §10), per hub process. Caps: a service's connections, a
+    # provider's over all its services, and all of them (kept well below the default file
+    # limit of 1,024, beside the HTTP client's pool).
+    dialout_connections_per_service: int = Field(default=16, ge=1)
+    dialout_connections_per_provider: int = Field(default=32, ge=1)
+    dialout_connections_max: int = Field(default=256, ge=1)
+    # Upgrades (each costs an authentication) per presented API key and per client
+    # address: token buckets, refill per second and burst (0 rate = no limit).
+    connect_rate: float = Field(default=1.0, ge=0)
+    connect_burst: int = Field(default=20, ge=1)
+    connect_address_rate: float = Field(default=5.0, ge=0)
+    connect_address_burst: int = Field(default=50, ge=1)
+    # Messages a connection may send a second (a second's worth at once; a message of
+    # 16 KiB or more counts once per 16 KiB); past it the hub stops reading it for a
+    # while. 0 = no limit.
+    dialout_message_rate: float = Field(default=2000.0, ge=0)
+    # Results for requests a connection was never sent (or already answered) before the
+    # hub closes it (1008).
+    dialout_stray_results: int = Field(default=16, ge=0)
+
     # Dispatch defaults; a run may override timeout and attempts.
     request_timeout_s: float = Field(default=10.0, gt=0)
     connect_timeout_s: float = Field(default=3.0, gt=0)

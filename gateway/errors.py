@@ -27,6 +27,7 @@ What a caller of the hub's API did wrong becomes a JSON error `{"detail", "code"
      ├── UnsupportedMedia           415 not_an_image
      ├── QuotaExceeded              429 quota_exceeded (with Retry-After)
      ├── RateLimited                429 rate_limited; carries .retry_after_s (Retry-After)
+     ├── TooManyConnections         429 too_many_connections (dial-out caps, Retry-After)
      └── RecognizerFailed           502 <outcome> / 504 timeout (wraps a RecognizerError)
 """
 
@@ -187,6 +188,19 @@ class RateLimited(HubError):
         super().__init__(detail)
         # Retry-After takes whole seconds; rounding down would invite an early retry.
         self.retry_after_s = max(1, math.ceil(retry_after_s))
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
+
+
+class TooManyConnections(HubError):
+    """A dial-out connection past a cap of the hub process (SPEC §10); a connection may
+    close meanwhile, so the caller may try again later."""
+
+    status = 429
+    code = "too_many_connections"
+    retry_after_s = 30
 
     @property
     def headers(self) -> dict[str, str]:
