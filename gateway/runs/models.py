@@ -137,6 +137,8 @@ class RunService(Base):
     status: Mapped[str] = mapped_column(String(20), default=ServiceStatus.PENDING)
     reason: Mapped[str | None] = mapped_column(Text)
     scores: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # A split run's full rescore of each part: {"public": scores, "private": scores}.
+    part_scores: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class WorkItem(Base):

@@ -43,6 +43,7 @@ def _tally_columns() -> list[sa.Column[object]]:
 def upgrade() -> None:
     op.add_column("runs", sa.Column("public_fraction", sa.Float(), nullable=True))
     op.add_column("runs", sa.Column("split_seed", sa.BigInteger(), nullable=True))
+    op.add_column("run_services", sa.Column("part_scores", sa.JSON(), nullable=True))
     op.create_table(
         "live_score_parts",
         sa.Column("run_service_id", sa.Integer(), nullable=False),
@@ -179,8 +180,12 @@ def downgrade() -> None:
     op.drop_table("challenges")
     op.drop_index(op.f("ix_live_score_parts_run_id"), table_name="live_score_parts")
     op.drop_table("live_score_parts")
-    for name in ("split_seed", "public_fraction"):
+    for table, name in (
+        ("run_services", "part_scores"),
+        ("runs", "split_seed"),
+        ("runs", "public_fraction"),
+    ):
         if op.get_bind().dialect.name == "sqlite":
-            op.execute(f"ALTER TABLE runs DROP COLUMN {name}")
+            op.execute(f"ALTER TABLE {table} DROP COLUMN {name}")
         else:
-            op.drop_column("runs", name)
+            op.drop_column(table, name)

@@ -1,0 +1,45 @@
+"""`/api/v1/challenges` (SPEC §12): who sees what, submissions, the phase leaderboard."""
+
+from pathlib import Path
+
+import httpx
+
+from tests.builders import admin_headers, bearer, register_team
+from tests.challenges.builders import API, board, create_challenge, phase_body, submit
+from tests.runs.api_builders import CAT_DOG, LABELS, recognizers, seed_dataset, wait_for
+from tests.servers import LiveServer
+
+
+def test_teams_submit_and_see_the_live_leaderboard(
+    hub: LiveServer, database_url: str, tmp_path: Path
+) -> None:
+    seed_dataset(database_url, tmp_path / "data", LABELS, name="pets")
+    with recognizers(CAT_DOG, "cat:0.9") as (ra, rb), httpx.Client(base_url=hub.url) as c:
+        alpha = register_team(c, [ra.url], name="alpha")
+        beta = register_team(c, [rb.url], name="beta")
+        made = create_challenge(c, "pets-cup", phase_body(submission_limit={"total": 2}))
+        assert made["phases"][0]["state"] == "open"
+        assert made["phases"][0]["seed"] is not None
+
+        seen = c.get(f"{API}/pets-cup", headers=bearer(alpha.api_key)).json()
+        assert seen["enrolled"] is True and seen["phases"][0]["seed"] is None
+        assert c.get(f"{API}/pets-cup").status_code == 404  # not public
+
+        other = submit(c, alpha.api_key, beta.service_guid)
+        assert other.status_code == 403, other.text
+        first = submit(c, alpha.api_key, alpha.service_guid)
+        assert first.status_code == 201, first.text
+        b = submit(c, beta.api_key, beta.service_guid)
+        assert b.status_code == 201, b.text
+        wait_for(c, first.json()["run_id"], {"completed"})
+        wait_for(c, b.json()["run_id"], {"completed"})
+
+        rows = board(c, alpha.api_key).json()["rows"]
+        assert [(r["provider_name"], r["rank"]) for r in rows] == [("alpha", 1), ("beta", 2)]
+        assert rows[0]["scores"]["top5"] == 0.75 and rows[0]["submissions_left"] == 1
+        mine = c.get(f"{API}/pets-cup/phases/final/submissions", headers=bearer(alpha.api_key))
+        assert [s["provider_name"] for s in mine.json()] == ["alpha"]
+        everyone = c.get(f"{API}/pets-cup/phases/final/submissions", headers=admin_headers())
+        assert len(everyone.json()) == 2
+        csv = board(c, beta.api_key, format="csv")
+        assert csv.status_code == 200 and csv.text.splitlines()[0].startswith("rank,baseline")
