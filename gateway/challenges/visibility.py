@@ -9,11 +9,16 @@
 
 A team's own submissions carry their scores on the same part (none with `at_close`
 before publication; only that each was accepted and how many images it answered), and
-never the private part before publication.
+never the private part before publication. The run of a submission shows a team its
+own views (a dry-run phase's results, failures, classes; gateway.runs.result_routes) by
+`team_run_view`: nothing before publication with `at_close`, and, while a split phase is
+not published, only the public part's results (the views that sum over every image are
+refused: they would tell the private part's figures).
 """
 
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.auth import Principal
@@ -29,6 +34,8 @@ from gateway.challenges.standings import PartName, leaderboard_rows, score_submi
 from gateway.errors import OUTCOMES, Forbidden
 from gateway.registry.models import Provider, Service
 from gateway.runs.exports import csv_text
+from gateway.runs.models import Run
+from gateway.scoring.split import Split
 
 
 def _published(phase: ChallengePhase) -> bool:
@@ -42,6 +49,33 @@ def team_part(phase: ChallengePhase) -> PartName | None:
     if phase.visible == Visible.AT_CLOSE:
         return None
     return "public"
+
+
+def team_run_view(session: Session, *, run: Run) -> Split | None:
+    """What a team may see of a run's own views (its leaderboard, results, failures,
+    classes, timeline) when the run is a submission to a phase: the split whose private
+    part must stay hidden (None: nothing to hide).
+
+    Raises Forbidden while the phase shows no score at all (`visible: at_close` before
+    publication).
+    """
+    phase = session.scalar(
+        select(ChallengePhase)
+        .join(Submission, Submission.phase_id == ChallengePhase.id)
+        .where(Submission.run_id == run.id)
+        .limit(1)
+    )
+    if phase is None:
+        return None
+    part = team_part(phase)
+    if part is None:
+        raise Forbidden(
+            f"run {run.id} is a submission to phase {phase.name}, which shows no score until "
+            "the organizer publishes its final ranking"
+        )
+    if part == "private":  # published: the phase is over
+        return None
+    return Split.of(run.split_seed, run.public_fraction)
 
 
 def phase_leaderboard(
