@@ -18,10 +18,12 @@ from gateway.challenges import closing, submissions
 from gateway.challenges import service as challenges
 from gateway.challenges.models import Challenge, ChallengePhase
 from gateway.challenges.schemas import (
+    ChallengeApplied,
     ChallengeCreate,
     ChallengeRead,
     ChallengeSummary,
     ChallengeUpdate,
+    ChangeRead,
     PhaseLeaderboard,
     PhaseRead,
     SubmissionCreate,
@@ -34,6 +36,7 @@ from gateway.challenges.visibility import (
     submission_reads,
 )
 from gateway.deps import AdminDep, CallerDep, HubStateDep, PrincipalDep, SessionDep
+from gateway.errors import InvalidInput
 from gateway.openapi import errors
 from gateway.wire import RowIdPath
 
@@ -95,6 +98,24 @@ def create_challenge(
     """Create a challenge with its phases (the organizer)."""
     challenge = challenges.create_challenge(session, data=data)
     return challenge_read(session, challenge, principal)
+
+
+@router.put("/{slug}", responses=errors(400, 401, 403, 404, 409, 413, 422))
+def apply_challenge(
+    slug: str, data: ChallengeCreate, session: SessionDep, _admin: AdminDep
+) -> ChallengeApplied:
+    """Create or update the challenge to be what `data` says (`recoghub challenge apply`),
+    in one transaction: idempotent; 409 naming the field for a change that would alter a
+    scored submission or a closed phase."""
+    if data.slug != slug:
+        raise InvalidInput(f"slug: the body names {data.slug!r}, the path {slug!r}")
+    _, changes = challenges.apply_challenge(session, data=data)
+    created = any(change.field == "challenge" for change in changes)
+    return ChallengeApplied(
+        slug=slug,
+        created=created,
+        changes=[ChangeRead(what=c.what, field=c.field, old=c.old, new=c.new) for c in changes],
+    )
 
 
 @router.get("/{slug}", responses=errors(401, 404))

@@ -3,7 +3,6 @@ from the tables. The keys are those of `recoghub challenge apply`'s file: the fi
 read into `ChallengeCreate` (gateway.cli.challenges).
 """
 
-from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -283,7 +282,16 @@ class PhaseLeaderboard(BaseModel):
     rows: list[PhaseLeaderboardRow]
 
 
-class SubmissionsLeft(BaseModel):
-    made: int
-    left: int | None
-    next_allowed_at: datetime | None
+class ChangeRead(BaseModel):
+    what: str
+    field: str
+    old: Any
+    new: Any
+
+
+class ChallengeApplied(BaseModel):
+    """What applying a challenge file did: nothing (`changes` empty) when applied before."""
+
+    slug: str
+    created: bool
+    changes: list[ChangeRead]

@@ -194,6 +194,31 @@ def update_challenge(
     return changes
 
 
+def apply_challenge(session: Session, *, data: ChallengeCreate) -> tuple[Challenge, list[Change]]:
+    """Create the challenge of `data`, or make the existing one what `data` says (the
+    whole of it: `recoghub challenge apply`), in one transaction; returns it and what
+    changed (nothing for a file applied before). Commits.
+
+    Raises as `create_challenge` and `update_challenge`; nothing is changed then.
+    """
+    existing = session.scalar(
+        select(Challenge)
+        .options(selectinload(Challenge.phases), selectinload(Challenge.enrolled))
+        .where(Challenge.slug == data.slug)
+    )
+    if existing is None:
+        created = create_challenge(session, data=data)
+        return created, [Change(f"challenge {data.slug}", "challenge", None, "created")]
+    update = ChallengeUpdate(
+        title=data.title,
+        description=data.description,
+        public=data.public,
+        providers=data.providers,
+        phases=data.phases,
+    )
+    return existing, update_challenge(session, challenge=existing, data=update)
+
+
 def _commit(session: Session, slug: str, commit: bool) -> None:
     if not commit:
         session.flush()
@@ -346,6 +371,10 @@ def _update_phases(
                     f"{values[column]!r}: the phase {why}, whose scores depend on it",
                     code="scored_submission",
                 )
-            changes.append(Change(what, name, getattr(phase, column), values[column]))
+            old, new = getattr(phase, column), values[column]
+            if name == "dataset":
+                shown = dataset_names(session, [phase]) | {new: find_dataset(session, new).name}
+                old, new = shown.get(old, old), shown[new]
+            changes.append(Change(what, name, old, new))
             setattr(phase, column, values[column])
     return changes
