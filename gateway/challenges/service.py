@@ -28,6 +28,7 @@ from gateway.db import utcnow
 from gateway.errors import Conflict, InvalidInput, NotFound
 from gateway.registry.models import Provider, Service
 from gateway.registry.schemas import canonical_guid
+from gateway.runs.models import ACTIVE_RUN_STATES, Run
 from gateway.runs.service import find_dataset
 from gateway.wire import MAX_BIGINT, as_utc
 
@@ -136,6 +137,16 @@ def enrolled_guids(session: Session, challenge: Challenge) -> Literal["all"] | l
     return list(
         session.scalars(select(Provider.guid).where(Provider.id.in_(ids)).order_by(Provider.id))
     )
+
+
+def move_deadlines(session: Session, *, phase_id: int, deadline: datetime) -> None:
+    """The runs of a phase's submissions still going stop at its (new) close."""
+    for run in session.scalars(
+        select(Run)
+        .join(Submission, Submission.run_id == Run.id)
+        .where(Submission.phase_id == phase_id, Run.state.in_(ACTIVE_RUN_STATES))
+    ):
+        run.deadline = deadline
 
 
 def has_submissions(session: Session, *, phase_id: int) -> bool:
@@ -377,4 +388,6 @@ def _update_phases(
                 old, new = shown.get(old, old), shown[new]
             changes.append(Change(what, name, old, new))
             setattr(phase, column, values[column])
+            if name == "closes_at":
+                move_deadlines(session, phase_id=phase.id, deadline=values[column])
     return changes

@@ -43,3 +43,44 @@ def test_teams_submit_and_see_the_live_leaderboard(
         assert len(everyone.json()) == 2
         csv = board(c, beta.api_key, format="csv")
         assert csv.status_code == 200 and csv.text.splitlines()[0].startswith("rank,baseline")
+
+
+def test_an_at_close_phase_shows_teams_no_score_until_published(
+    hub: LiveServer, database_url: str, tmp_path: Path
+) -> None:
+    seed_dataset(database_url, tmp_path / "data", LABELS, name="pets")
+    with recognizers(CAT_DOG) as (ra,), httpx.Client(base_url=hub.url) as c:
+        alpha = register_team(c, [ra.url], name="alpha")
+        create_challenge(c, "pets-cup", phase_body(visible="at_close", dry_run=True), public=True)
+        made = submit(c, alpha.api_key, alpha.service_guid)
+        assert made.status_code == 201, made.text
+        run_id = made.json()["run_id"]
+        wait_for(c, run_id, {"completed"})
+
+        hidden = board(c, alpha.api_key)
+        assert hidden.status_code == 403 and "at close" in hidden.json()["detail"]
+        assert board(c, "").status_code == 403
+        mine = c.get(
+            f"{API}/pets-cup/phases/final/submissions/{made.json()['id']}",
+            headers=bearer(alpha.api_key),
+        ).json()
+        assert mine["scores"] is None and mine["images_done"] == len(LABELS)
+        # Not through the run either, though it is a dry run of the team's own service.
+        for view in (
+            f"/api/v1/runs/{run_id}/leaderboard",
+            f"/api/v1/runs/{run_id}/results?service={alpha.service_guid}",
+            f"/api/v1/runs/{run_id}/failures",
+        ):
+            assert c.get(view, headers=bearer(alpha.api_key)).status_code == 403, view
+        assert board(c, None).json()["rows"][0]["scores"]["top5"] == 0.75  # the organizer
+
+        assert c.post(f"{API}/pets-cup/phases/final/close", headers=admin_headers()).is_success
+        assert c.post(f"{API}/pets-cup/phases/final/publish", headers=admin_headers()).is_success
+        shown = board(c, alpha.api_key).json()
+        assert shown["final"] is True and shown["rows"][0]["scores"]["top5"] == 0.75
+        assert board(c, "").json()["rows"][0]["provider_name"] == "alpha"
+        results = c.get(
+            f"/api/v1/runs/{run_id}/results?service={alpha.service_guid}",
+            headers=bearer(alpha.api_key),
+        )
+        assert results.status_code == 200 and len(results.text.splitlines()) == len(LABELS)
