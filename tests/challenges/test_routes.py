@@ -84,3 +84,40 @@ def test_an_at_close_phase_shows_teams_no_score_until_published(
             headers=bearer(alpha.api_key),
         )
         assert results.status_code == 200 and len(results.text.splitlines()) == len(LABELS)
+
+
+def test_enrolment_and_the_organizers_run_of_every_enrolled_service(
+    hub: LiveServer, database_url: str, tmp_path: Path
+) -> None:
+    seed_dataset(database_url, tmp_path / "data", LABELS, name="pets")
+    with (
+        recognizers(CAT_DOG, CAT_DOG, "cat:0.9") as (ra, rb, rc),
+        httpx.Client(base_url=hub.url) as c,
+    ):
+        alpha = register_team(c, [ra.url], name="alpha")
+        outsider = register_team(c, [rb.url], name="outsider")
+        organizer = register_team(c, [rc.url], name="organizer")
+        create_challenge(
+            c,
+            "pets-cup",
+            phase_body(submission_limit={"total": 1}, baselines=[organizer.service_guid]),
+            providers=["alpha"],
+        )
+        assert c.get(f"{API}/pets-cup", headers=bearer(outsider.api_key)).status_code == 404
+        assert submit(c, outsider.api_key, outsider.service_guid).status_code == 404
+
+        everyone = c.post(f"{API}/pets-cup/phases/final/submissions/all", headers=admin_headers())
+        assert everyone.status_code == 201, everyone.text
+        made = everyone.json()
+        assert sorted(s["provider_name"] for s in made) == ["alpha", "organizer"]
+        assert len({s["run_id"] for s in made}) == 1  # one run of them all
+        wait_for(c, made[0]["run_id"], {"completed"})
+        # The organizer's submission counts against alpha's limit.
+        again = submit(c, alpha.api_key, alpha.service_guid)
+        assert again.status_code == 429 and again.json()["next_allowed_at"] is None
+        rows = board(c, alpha.api_key).json()["rows"]
+        assert [(r["provider_name"], r["rank"], r["baseline"]) for r in rows] == [
+            ("alpha", 1, False),
+            ("organizer", None, True),
+        ]
+        assert rows[0]["submissions"] == 1 and rows[0]["submissions_left"] == 0

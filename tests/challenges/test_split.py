@@ -10,6 +10,8 @@ from sqlalchemy import select
 
 from gateway.datasets.models import DatasetImage
 from gateway.db import make_engine
+from gateway.runs.live_scores import read_part_rows
+from gateway.runs.models import RunService
 from gateway.scoring.metrics import ServiceScorer
 from gateway.scoring.split import Split
 from tests.builders import admin_headers, bearer, register_team
@@ -86,6 +88,25 @@ def test_teams_see_the_public_part_and_the_final_ranking_is_the_private_part(
             team.service_guid: [r for r in export if r["service_guid"] == team.service_guid]
             for team in (alpha, beta)
         }
+
+        # The live scores kept per part while the runs went agree with a rescore of it.
+        engine = make_engine(database_url)
+        with engine.connect() as conn:
+            for run_id, team in zip(runs, (alpha, beta), strict=True):
+                run_service_ids = [
+                    row.id
+                    for row in conn.execute(
+                        select(RunService.id).where(RunService.run_id == run_id)
+                    )
+                ]
+                for part, keys in (("public", public), ("private", private)):
+                    (kept,) = read_part_rows(
+                        conn, run_service_ids=run_service_ids, part=part
+                    ).values()
+                    expected = rescore(by_service[team.service_guid], keys)
+                    assert kept.tally.result()["top5"] == expected["top5"], part
+                    assert kept.images_total == len(keys)
+        engine.dispose()
 
         # While open: the public part, for the team and in its submissions.
         seen = board(c, alpha.api_key).json()
