@@ -6,8 +6,8 @@ see is "not found", so nothing about it leaks.
 
 A change that would alter a scored submission is refused with `Conflict` naming the
 field: a phase's dataset, metric, public fraction, seed or kind once it has a
-submission, and anything of those once it is closed. Functions that change a challenge
-commit unless told not to (`commit=False`: `recoghub challenge apply` commits once).
+submission, and those and its window once it is closed. Functions that change a
+challenge commit once, at their end: a refused change leaves nothing changed.
 """
 
 import random
@@ -38,15 +38,12 @@ SCORED_FIELDS = ("dataset", "metric", "public_fraction", "seed", "kind")
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One change `create_or_update` made, as `recoghub challenge apply` prints it."""
+    """One change `update_challenge` made, as `recoghub challenge apply` prints it."""
 
     what: str  # "challenge slug", "phase slug/name"
     field: str
     old: Any
     new: Any
-
-    def __str__(self) -> str:
-        return f"{self.what}: {self.field}: {self.old!r} -> {self.new!r}"
 
 
 def naive(value: datetime) -> datetime:
@@ -156,7 +153,7 @@ def has_submissions(session: Session, *, phase_id: int) -> bool:
 # Changes
 
 
-def create_challenge(session: Session, *, data: ChallengeCreate, commit: bool = True) -> Challenge:
+def create_challenge(session: Session, *, data: ChallengeCreate) -> Challenge:
     """Create a challenge with its phases. Commits.
 
     Raises Conflict for a slug taken, NotFound for an unknown dataset or provider,
@@ -172,12 +169,12 @@ def create_challenge(session: Session, *, data: ChallengeCreate, commit: bool = 
     session.flush()
     for position, phase_data in enumerate(data.phases):
         challenge.phases.append(_new_phase(session, phase_data, position=position))
-    _commit(session, data.slug, commit)
+    _commit(session, data.slug)
     return challenge
 
 
 def update_challenge(
-    session: Session, *, challenge: Challenge, data: ChallengeUpdate, commit: bool = True
+    session: Session, *, challenge: Challenge, data: ChallengeUpdate
 ) -> list[Change]:
     """Apply the fields given; returns what changed (nothing: an empty list). Commits.
 
@@ -201,7 +198,7 @@ def update_challenge(
             changes.append(Change(what, "providers", old, new_guids))
     if data.phases is not None:
         changes.extend(_update_phases(session, challenge, data.phases))
-    _commit(session, challenge.slug, commit)
+    _commit(session, challenge.slug)
     return changes
 
 
@@ -230,10 +227,7 @@ def apply_challenge(session: Session, *, data: ChallengeCreate) -> tuple[Challen
     return existing, update_challenge(session, challenge=existing, data=update)
 
 
-def _commit(session: Session, slug: str, commit: bool) -> None:
-    if not commit:
-        session.flush()
-        return
+def _commit(session: Session, slug: str) -> None:
     try:
         session.commit()
     except IntegrityError:
