@@ -68,3 +68,11 @@ def test_apply_twice_changes_nothing_and_a_refused_change_names_its_field(
     bad.write_text(yaml.safe_dump({**file, "phases": [{**file["phases"][0], "counts": "most"}]}))
     code, out = apply(hub, bad)
     assert code == 1 and "phases.0.counts" in out
+
+    # The organizer's phase controls.
+    for command, state in (("close", "closed"), ("publish", "published")):
+        result = CliRunner().invoke(
+            app,
+            ["challenge", command, "pets-cup", "final", "--hub", hub.url, "--token", ADMIN_TOKEN],
+        )
+        assert result.exit_code == 0 and result.output == f"phase final: {state}\n", result.output
