@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 
 from gateway import __version__
 from gateway.auth import ensure_admin_token
+from gateway.challenges.routes import router as challenges_router
 from gateway.config import Settings, get_settings
 from gateway.datasets.routes import router as datasets_router
 from gateway.db import make_engine, make_session_factory, transaction
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         datasets_router,
         runs_router,
         run_results_router,
+        challenges_router,
         dialout_router,
     ):
         app.include_router(router, prefix=API_PREFIX)

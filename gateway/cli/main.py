@@ -3,7 +3,7 @@
 import typer
 from pydantic import ValidationError
 
-from gateway.cli import datasets, demo, registry, runs, server, service_state, worker
+from gateway.cli import challenges, datasets, demo, registry, runs, server, service_state, worker
 from gateway.config import Settings
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ service_state.register(registry.services)
 app.add_typer(registry.services, name="service")
 app.add_typer(datasets.app, name="dataset")
 app.add_typer(runs.app, name="run")
+app.add_typer(challenges.app, name="challenge")
 
 
 def main() -> None:

@@ -60,6 +60,13 @@ class ServiceStatus(StrEnum):
     FAILED = "failed"
 
 
+class Part(StrEnum):
+    """The part of a split run's images an image belongs to (gateway.scoring.split)."""
+
+    PUBLIC = "public"
+    PRIVATE = "private"
+
+
 class ItemState(StrEnum):
     PENDING = "pending"
     LEASED = "leased"  # claimed by a worker (`lease_owner`) until `lease_expires_at`
@@ -107,6 +114,10 @@ class Run(Base):
     stopped_at_deadline: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()
     )
+    # A split of the images into a public and a private part (a challenge phase's,
+    # gateway.scoring.split): both None for a run that is not split.
+    public_fraction: Mapped[float | None] = mapped_column(Float)
+    split_seed: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -126,6 +137,8 @@ class RunService(Base):
     status: Mapped[str] = mapped_column(String(20), default=ServiceStatus.PENDING)
     reason: Mapped[str | None] = mapped_column(Text)
     scores: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # A split run's full rescore of each part: {"public": scores, "private": scores}.
+    part_scores: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class WorkItem(Base):
@@ -190,18 +203,10 @@ class ServiceSlot(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
-class LiveScore(Base):
-    """A run service's figures kept as counters while it runs (gateway.runs.live_scores,
-    gateway.runs.engine.results):
-    written in the transaction that records its results, read by progress and leaderboard
-    requests instead of its work items. What each column holds: gateway.scoring.live."""
+class LiveTallyColumns:
+    """The counters of a `gateway.scoring.live.LiveTally`, as columns (what each holds:
+    gateway.scoring.live)."""
 
-    __tablename__ = "live_scores"
-
-    run_service_id: Mapped[int] = mapped_column(
-        ForeignKey("run_services.id", ondelete="CASCADE"), primary_key=True
-    )
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
     images_total: Mapped[int] = mapped_column(Integer)
     images: Mapped[int] = mapped_column(Integer, default=0)
     outcomes: Mapped[dict[str, int]] = mapped_column(JSON)
@@ -222,6 +227,35 @@ class LiveScore(Base):
     last_finished_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
+class LiveScore(LiveTallyColumns, Base):
+    """A run service's figures kept as counters while it runs (gateway.runs.live_scores,
+    gateway.runs.engine.results):
+    written in the transaction that records its results, read by progress and leaderboard
+    requests instead of its work items. What each column holds: gateway.scoring.live."""
+
+    __tablename__ = "live_scores"
+
+    run_service_id: Mapped[int] = mapped_column(
+        ForeignKey("run_services.id", ondelete="CASCADE"), primary_key=True
+    )
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+
+
+class LiveScorePart(LiveTallyColumns, Base):
+    """The live scores of one part (`public` or `private`) of a split run's images
+    (`Run.public_fraction` below 1): written with `live_scores`, in the same transaction,
+    so a challenge's leaderboard shows the public part while the phase is open and ranks
+    on the private part at close without rescanning results."""
+
+    __tablename__ = "live_score_parts"
+
+    run_service_id: Mapped[int] = mapped_column(
+        ForeignKey("run_services.id", ondelete="CASCADE"), primary_key=True
+    )
+    part: Mapped[str] = mapped_column(String(10), primary_key=True)  # Part
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+
+
 # Core tables, for the statements that bypass the ORM (the worker's, the read side's).
 RUNS = cast(Table, Run.__table__)
 RUN_SERVICES = cast(Table, RunService.__table__)
@@ -229,6 +263,7 @@ WORK_ITEMS = cast(Table, WorkItem.__table__)
 SLOTS = cast(Table, ServiceSlot.__table__)
 WORKERS = cast(Table, Worker.__table__)
 LIVE_SCORES = cast(Table, LiveScore.__table__)
+LIVE_SCORE_PARTS = cast(Table, LiveScorePart.__table__)
 IMAGES = cast(Table, DatasetImage.__table__)
 SERVICES = cast(Table, Service.__table__)
 PROVIDERS = cast(Table, Provider.__table__)

@@ -48,7 +48,5 @@ def _miss_unanswered(
         )
         verdict = judge(conn, run_service_id=run_service_id, phase=phase)
         conn.execute(
-            update(RUN_SERVICES)
-            .where(RUN_SERVICES.c.id == run_service_id)
-            .values(status=verdict.status, reason=verdict.reason, scores=verdict.scores)
+            update(RUN_SERVICES).where(RUN_SERVICES.c.id == run_service_id).values(verdict.values())
         )

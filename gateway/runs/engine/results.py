@@ -33,7 +33,13 @@ from sqlalchemy import Connection, bindparam, select, update
 from gateway.db import chunked, utcnow
 from gateway.dispatch.dispatcher import Answer
 from gateway.errors import Outcome
-from gateway.runs.models import LIVE_SCORES, UNRECORDED_STATES, WORK_ITEMS, ItemState
+from gateway.runs.models import (
+    LIVE_SCORE_PARTS,
+    LIVE_SCORES,
+    UNRECORDED_STATES,
+    WORK_ITEMS,
+    ItemState,
+)
 from gateway.scoring.live import LiveTally
 
 # Answers keep this much of the recognizer's body.
@@ -73,6 +79,8 @@ class ResultRecord:
     attempt_log: list[LoggedAttempt] | None
     finished_at: datetime
     truth: Sequence[str] = ()
+    # The part of a split run's images the item's image is in (gateway.scoring.split).
+    part: str | None = None
 
     @classmethod
     def of(
@@ -83,6 +91,7 @@ class ResultRecord:
         run_service_id: int,
         queue_ms: float,
         truth: Sequence[str],
+        part: str | None = None,
     ) -> "ResultRecord":
         """The record of the dispatcher's answer, finished now."""
         return cls(
@@ -110,6 +119,7 @@ class ResultRecord:
             ],
             finished_at=utcnow(),
             truth=truth,
+            part=part,
         )
 
 
@@ -219,6 +229,16 @@ _UPDATE_ROW = (
     .where(LIVE_SCORES.c.run_service_id == bindparam("v_run_service_id"))
     .values({name: bindparam(f"v_{name}", type_=LIVE_SCORES.c[name].type) for name in _COUNTERS})
 )
+_UPDATE_PART_ROW = (
+    update(LIVE_SCORE_PARTS)
+    .where(
+        LIVE_SCORE_PARTS.c.run_service_id == bindparam("v_run_service_id"),
+        LIVE_SCORE_PARTS.c.part == bindparam("v_part"),
+    )
+    .values(
+        {name: bindparam(f"v_{name}", type_=LIVE_SCORE_PARTS.c[name].type) for name in _COUNTERS}
+    )
+)
 
 
 class LeaseLost(Exception):
@@ -272,17 +292,23 @@ def record_scored_checked(
 
 
 def add_to_live_scores(conn: Connection, *, batch: Sequence[ResultRecord]) -> None:
-    """Add the tally of recorded results to their run services' live scores. Run services
-    without a row (runs created before live scores) are left alone."""
+    """Add the tally of recorded results to their run services' live scores, and for a
+    split run's results to their part's too. Run services without a row (runs created
+    before live scores) are left alone."""
     deltas: dict[int, LiveTally] = defaultdict(LiveTally)
+    part_deltas: dict[tuple[int, str], LiveTally] = defaultdict(LiveTally)
     for record in batch:
-        deltas[record.run_service_id].add(
-            outcome=record.outcome,
-            tags=record.tags,
-            truth=record.truth,
-            latency_ms=record.latency_ms,
-            finished_at=record.finished_at,
-        )
+        tallies = [deltas[record.run_service_id]]
+        if record.part is not None:
+            tallies.append(part_deltas[record.run_service_id, record.part])
+        for tally in tallies:
+            tally.add(
+                outcome=record.outcome,
+                tags=record.tags,
+                truth=record.truth,
+                latency_ms=record.latency_ms,
+                finished_at=record.finished_at,
+            )
     if not deltas:
         return
     stored = conn.execute(
@@ -299,3 +325,26 @@ def add_to_live_scores(conn: Connection, *, batch: Sequence[ResultRecord]) -> No
         params.append({"v_run_service_id": found.run_service_id, **values})
     if params:
         conn.execute(_UPDATE_ROW, params)  # one executemany for every run service
+    if part_deltas:
+        _add_to_parts(conn, part_deltas)
+
+
+def _add_to_parts(conn: Connection, deltas: dict[tuple[int, str], LiveTally]) -> None:
+    # Locked after `live_scores`, in the same order: two workers never wait in a circle.
+    stored = conn.execute(
+        select(LIVE_SCORE_PARTS)
+        .where(LIVE_SCORE_PARTS.c.run_service_id.in_(sorted({rs for rs, _ in deltas})))
+        .order_by(LIVE_SCORE_PARTS.c.run_service_id, LIVE_SCORE_PARTS.c.part)
+        .with_for_update()
+    ).all()
+    params: list[dict[str, Any]] = []
+    for found in stored:
+        delta = deltas.get((found.run_service_id, found.part))
+        if delta is None:
+            continue
+        tally = LiveTally.of_columns(found._mapping)
+        tally.merge(delta)
+        values = {f"v_{name}": value for name, value in tally.columns().items()}
+        params.append({"v_run_service_id": found.run_service_id, "v_part": found.part, **values})
+    if params:
+        conn.execute(_UPDATE_PART_ROW, params)
