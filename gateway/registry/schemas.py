@@ -32,7 +32,17 @@ from gateway.wire import UtcDateTime
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Contact = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 Domain = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-MaxConcurrency = Annotated[int, Field(ge=1, le=1024)]
+MaxConcurrency = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=1024,
+        description="Requests in flight to this service during a run. A provider may set at "
+        "most RECOGHUB_SERVICE_CONCURRENCY_MAX (default 8), and its services together at most "
+        "RECOGHUB_PROVIDER_CONCURRENCY_MAX (default 32; 422 `provider_concurrency_max` past "
+        "it); it may always keep or lower a value. The organizer may set up to 1024.",
+    ),
+]
 
 MAX_ENDPOINTS = 16
 MAX_ENDPOINT_CHARS = 2048
@@ -211,9 +221,7 @@ class ServiceCreate(BaseModel):
         default="recoghub-v1", description='How the hub talks to it (SPEC §11); "v1" = recoghub-v1.'
     )
     protocol_options: ProtocolOptionsIn | None = None
-    max_concurrency: MaxConcurrency | None = Field(
-        default=None, description="Requests in flight to this service during a run."
-    )
+    max_concurrency: MaxConcurrency | None = None
 
     @model_validator(mode="after")
     def _protocol_fits(self) -> Self:
