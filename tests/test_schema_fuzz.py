@@ -2,9 +2,10 @@
 
 A bounded run (a few cases of valid and of invalid input an operation, a few hundred in
 all) with the admin token and again with a team's API key, on a hub with a seeded team
-whose recognizer is a sample one on 127.0.0.1. Nothing is sent anywhere else: the hub's worker is off (a run the fuzzer
-queues never dispatches), relay and check go to the seeded service only, and dataset
-paths on the hub host are kept inside the test's directory.
+whose recognizer is a sample one on 127.0.0.1. Nothing is sent anywhere else: the hub's
+worker is off (a run the fuzzer queues never dispatches), relay and check go to the
+seeded service only, and dataset paths on the hub host are kept inside the test's
+directory.
 
 (schemathesis' own pytest plugin cannot run a schema from a fixture under pytest 9, so
 each operation gets a Hypothesis test here, built from `operation.as_strategy()`.)
