@@ -36,8 +36,11 @@ from gateway.wire import RowIdPath
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
 _create_schema = DatasetCreate.model_json_schema()
+# The form has the same rules, but its tsv rule (`allOf`) stays in the JSON schema only:
+# schemathesis' coverage phase fails on a conditional beside a binary part ("Unsupported
+# type: 'Binary'"); the field descriptions say it.
 _upload_schema = {
-    **_create_schema,
+    **{k: v for k, v in _create_schema.items() if k != "allOf"},
     "properties": {
         **_create_schema["properties"],
         "file": {"type": "string", "format": "binary"},
