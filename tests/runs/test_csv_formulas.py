@@ -7,9 +7,11 @@ import io
 from pathlib import Path
 
 import httpx
+from typer.testing import CliRunner
 
+from gateway.cli.main import app as cli_app
 from gateway.runs.exports import csv_cell
-from tests.builders import admin_headers, bearer, register_team
+from tests.builders import ADMIN_TOKEN, admin_headers, bearer, register_team
 from tests.runs.api_builders import LABELS, recognizers, seed_dataset, start_run, wait_for
 from tests.servers import LiveServer
 
@@ -88,6 +90,20 @@ def test_every_export_neutralises_formulas(
                 f"{base}/results", params={"format": "csv"}, headers=admin_headers()
             ),
         }
+        # The CLIs print the hub's CSV as it is.
+        printed = {
+            what: CliRunner().invoke(
+                cli_app,
+                ["run", *args, str(run["id"]), "--format", "csv", "--hub", hub.url],
+                env={"RECOGHUB_ADMIN_TOKEN": ADMIN_TOKEN},
+                catch_exceptions=False,
+            )
+            for what, args in (("leaderboard", ["leaderboard"]), ("timeline", ["timeline"]))
+        }
+
+    for what, result in printed.items():
+        assert result.exit_code == 0, result.output
+        assert "'" + HYPERLINK in _assert_nothing_runs(result.stdout), what
 
     for what, response in exports.items():
         assert response.status_code == 200, (what, response.text)
