@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     # Limits for untrusted callers (SPEC §9).
     max_json_bytes: int = Field(default=1024 * 1024, gt=0)
     service_concurrency_max: int = Field(default=8, ge=1, le=1024)
+    # A team's share as a team (gateway.registry.caps): 32 is an eighth of a worker's
+    # RECOGHUB_GLOBAL_CONCURRENCY, so eight teams at their cap still fit in one worker's
+    # slots, and four services at the per-service cap.
+    provider_concurrency_max: int = Field(default=32, ge=1)
+    provider_services_max: int = Field(default=10, ge=1)
     # Token buckets per API key and hub process: refill per second, and burst (0 = off).
     relay_rate: float = Field(default=20.0, ge=0)
     relay_burst: int = Field(default=40, ge=1)

@@ -56,6 +56,11 @@ from gateway.wire import RowIdPath
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
+# The narrowest timeline bucket: the CLI's floor (`recoghub run timeline --bucket`);
+# under it a bucket is a rounding error of the timestamps' microseconds, and at 1e-7 s it
+# was zero wide (a 500).
+MIN_BUCKET_S = 0.001
+
 
 def _public_part(session: Session, run: Run, principal: Principal) -> Split | None:
     """For a team, the split of a run that is a challenge submission whose private part
@@ -273,7 +278,13 @@ def get_timeline(
     session: SessionDep,
     principal: CallerDep,
     bucket_s: Annotated[
-        float, Query(gt=0, le=86_400, description="Bucket width, seconds (at most a day).")
+        float,
+        Query(
+            ge=MIN_BUCKET_S,
+            le=86_400,
+            description="Bucket width, seconds: from a millisecond (the narrowest the CLI "
+            "takes; the dashboard's start at 1 s) to a day.",
+        ),
     ] = 10.0,
     fmt: Annotated[
         Literal["json", "csv"], Query(alias="format", description="json or csv.")
