@@ -243,7 +243,7 @@ def submit_all(
 
 
 @router.get(
-    "/{slug}/phases/{phase}/submissions/{submission_id}", responses=errors(401, 403, 404, 422)
+    "/{slug}/phases/{phase}/submissions/{submission_id:int}", responses=errors(401, 403, 404, 422)
 )
 def get_submission(
     slug: str, phase: str, submission_id: RowIdPath, session: SessionDep, principal: CallerDep

@@ -5,11 +5,11 @@ read into `ChallengeCreate` (gateway.cli.challenges).
 
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 
 from gateway.challenges.models import Challenge, ChallengePhase, Counts, PhaseKind, Visible
 from gateway.scoring.leaderboard import PRIMARY_METRICS
-from gateway.wire import MAX_BIGINT, UtcDateTime
+from gateway.wire import MAX_BIGINT, Name, UtcDateTime
 
 Slug = Annotated[
     str,
@@ -18,7 +18,7 @@ Slug = Annotated[
 PhaseName = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 ]
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Title = Name
 Description = Annotated[str, StringConstraints(max_length=100_000)]
 Limit = Annotated[int, Field(ge=1, le=100_000)]
 Metric = Literal["top5", "top1", "coverage_at_95", "coverage_at_99", "micro_ap"]
@@ -64,7 +64,7 @@ class PhaseCreate(BaseModel):
     public_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
     # Fixes the split; chosen at random when the phase is created without one.
     seed: Annotated[int, Field(ge=0, le=MAX_BIGINT)] | None = None
-    dry_run: bool = False
+    dry_run: StrictBool = False
     baselines: Annotated[list[str], Field(max_length=100)] = Field(default_factory=list)
     k: Annotated[int, Field(ge=1, le=1000)] | None = None
 
@@ -84,7 +84,7 @@ class ChallengeCreate(BaseModel):
     slug: Slug
     title: Title
     description: Description = ""
-    public: bool = False
+    public: StrictBool = False
     providers: Providers = "all"
     phases: Annotated[list[PhaseCreate], Field(max_length=50)] = Field(default_factory=list)
 
@@ -106,7 +106,7 @@ class ChallengeUpdate(BaseModel):
 
     title: Title | None = None
     description: Description | None = None
-    public: bool | None = None
+    public: StrictBool | None = None
     providers: Providers | None = None
     phases: Annotated[list[PhaseCreate], Field(max_length=50)] | None = None
 
