@@ -112,6 +112,10 @@ def downgrade() -> None:
     op.drop_table("notification_events")
     op.drop_index(op.f("ix_service_downtimes_run_service_id"), table_name="service_downtimes")
     op.drop_table("service_downtimes")
-    with op.batch_alter_table("providers") as batch:
-        batch.drop_column("notification_secret")
-        batch.drop_column("notification_url")
+    for column in ("notification_secret", "notification_url"):
+        if op.get_bind().dialect.name == "sqlite":
+            # In place (SQLite >= 3.35): a batch copy would drop `providers`, and with it,
+            # by ON DELETE CASCADE, every service.
+            op.execute(f"ALTER TABLE providers DROP COLUMN {column}")
+        else:
+            op.drop_column("providers", column)
