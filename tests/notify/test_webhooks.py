@@ -3,58 +3,21 @@ a real receiver when a run starts and ends and when a team's service goes down a
 back; a failing receiver gets the event after a retry, a hanging one slows no run, and a
 webhook at a private address is refused when it is set."""
 
-import asyncio
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
 
 from tests.builders import admin_headers, bearer, register_team
 from tests.conftest import _serve_hub
 from tests.notify.receiver import Receiver, running_receiver
+from tests.notify.recognizer import Recognizer
 from tests.runs.api_builders import poll_until, seed_dataset, start_run, wait_for
 from tests.servers import LiveServer, live_server
 
 ORGANIZER_SECRET = "organizer-webhook-secret"
 WAIT_S = 60.0
-
-
-class Recognizer:
-    """A recognizer that can be taken down (its answers hang past the hub's timeout, its
-    /ping fails) and brought back; it answers `cat:1` while up."""
-
-    def __init__(self, *, fail_after: int | None = None) -> None:
-        self.up = threading.Event()
-        self.up.set()
-        self.fail_after = fail_after
-        self.requests = 0
-        self.lock = threading.Lock()
-
-    def app(self) -> Starlette:
-        async def ping(request: Request) -> Response:
-            return PlainTextResponse("ok", status_code=200 if self.up.is_set() else 503)
-
-        async def recognize(request: Request) -> Response:
-            await request.body()
-            with self.lock:
-                self.requests += 1
-                if self.fail_after is not None and self.requests == self.fail_after:
-                    self.up.clear()
-            deadline = time.monotonic() + 5.0
-            while not self.up.is_set() and time.monotonic() < deadline:
-                await asyncio.sleep(0.02)
-            return PlainTextResponse("cat:1")
-
-        return Starlette(
-            routes=[Route("/ping", ping), Route("/recognize", recognize, methods=["POST"])]
-        )
 
 
 @pytest.fixture
