@@ -7,6 +7,7 @@ import httpx
 from typer.testing import CliRunner
 
 from cmdline_tool.main import app
+from tests.builders import ADMIN_TOKEN as ADMIN
 from tests.builders import Team, register_team
 from tests.cli.test_team_cli import CLEAN_ENV
 from tests.notify.receiver import running_receiver
@@ -73,3 +74,29 @@ def test_a_webhook_at_a_private_address_is_refused_by_the_cli(hub: LiveServer) -
     code, out = cli(team, hub, "set", "http://192.168.1.20:9000/hook")
     assert code == 1
     assert "a private address" in out and "RECOGHUB_ENDPOINT_ALLOW" in out
+
+
+def test_the_organizer_sets_and_tests_a_teams_webhook(hub: LiveServer) -> None:
+    from gateway.cli.main import app as recoghub
+
+    with httpx.Client(base_url=hub.url) as client:
+        team = register_team(client, [])
+    runner = CliRunner()
+
+    def organizer(*args: str) -> tuple[int, str]:
+        result = runner.invoke(recoghub, ["provider", *args, "--hub", hub.url, "--token", ADMIN])
+        assert "Traceback" not in result.output, result.output
+        return result.exit_code, result.output
+
+    with running_receiver() as receiver:
+        url = f"{receiver.url}/team"
+        code, out = organizer("notify", team.provider_guid, url)
+        assert code == 0, out
+        secret = re.search(r"hand it to the team\): (\S+)", out)
+        assert secret, out
+        code, out = organizer("notify-test", team.provider_guid)
+        assert (code, out.strip()) == (0, f"{url} answered 200")
+        (post,) = receiver.answered("/team")
+        assert post.signature_problem(secret.group(1)) is None
+        code, out = organizer("notify", team.provider_guid, "--clear")
+        assert code == 0 and "notifications stopped" in out
