@@ -3,16 +3,7 @@
 import typer
 from pydantic import ValidationError
 
-from gateway.cli import (
-    datasets,
-    demo,
-    provider_notify,
-    registry,
-    runs,
-    server,
-    service_state,
-    worker,
-)
+from gateway.cli import datasets, demo, registry, runs, server, service_state, worker
 from gateway.config import Settings
 
 app = typer.Typer(
@@ -24,7 +15,6 @@ app = typer.Typer(
 server.register(app)
 worker.register(app)
 demo.register(app)
-provider_notify.register(registry.providers)
 app.add_typer(registry.providers, name="provider")
 service_state.register(registry.services)
 app.add_typer(registry.services, name="service")

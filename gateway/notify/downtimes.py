@@ -12,6 +12,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from gateway.db import chunked, utcnow
 from gateway.notify.models import DOWNTIMES
+from gateway.runs.schemas import TimelineDown
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,3 +50,25 @@ def downtimes(conn: Connection, *, run_service_ids: Iterable[int]) -> dict[int, 
         for row in rows:
             found[row.run_service_id].append(Downtime(row.down_at, row.up_at, row.reason))
     return found
+
+
+def timeline_intervals(
+    found: list[Downtime], *, origin: datetime | None, ended: datetime | None
+) -> list[TimelineDown]:
+    """A service's down intervals as the run's timeline shows them, placed from `origin`;
+    one that never came back ends with the run (`ended`), or is open while it goes on."""
+    if origin is None:
+        return []
+    shown = []
+    for d in found:
+        end = d.up_at or ended
+        shown.append(
+            TimelineDown(
+                start=d.down_at,
+                t_s=max(0.0, (d.down_at - origin).total_seconds()),
+                end=end,
+                end_t_s=None if end is None else max(0.0, (end - origin).total_seconds()),
+                came_back=d.up_at is not None,
+            )
+        )
+    return shown

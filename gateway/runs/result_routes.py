@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from gateway.auth import Principal
 from gateway.deps import CallerDep, SessionDep
 from gateway.errors import OUTCOMES, Forbidden, NotFound
-from gateway.notify.downtimes import downtimes
+from gateway.notify.downtimes import downtimes, timeline_intervals
 from gateway.openapi import errors, text_response
 from gateway.registry.service import get_service
 from gateway.runs import service
@@ -50,7 +50,7 @@ from gateway.runs.schemas import (
     TimelineService,
     WrongTag,
 )
-from gateway.runs.timeline import down_intervals, service_buckets, timeline_origin
+from gateway.runs.timeline import service_buckets, timeline_origin
 from gateway.wire import RowIdPath
 
 router = APIRouter(prefix="/runs", tags=["runs"])
@@ -285,7 +285,7 @@ def get_timeline(
                 provider_guid=m.provider_guid,
                 provider_name=m.provider_name,
                 buckets=buckets,
-                down=down_intervals(down.get(m.id, []), origin=origin, ended=run.finished_at),
+                down=timeline_intervals(down.get(m.id, []), origin=origin, ended=run.finished_at),
             )
         )
     timeline = TimelineRead(run_id=run_id, bucket_s=bucket_s, origin=origin, services=services)

@@ -16,10 +16,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway.errors import Outcome
-from gateway.notify.downtimes import Downtime
 from gateway.runs.finish import done_items
 from gateway.runs.models import WORK_ITEMS, Run
-from gateway.runs.schemas import TimelineDown
 from gateway.scoring.metrics import percentile
 
 
@@ -72,25 +70,3 @@ def service_buckets(
         else:
             bucket.failures[row.outcome] += 1
     return [buckets[k] for k in sorted(buckets)]
-
-
-def down_intervals(
-    found: list[Downtime], *, origin: datetime | None, ended: datetime | None
-) -> list[TimelineDown]:
-    """A service's down intervals as the timeline shows them, placed from `origin`; one
-    that never came back ends with the run (`ended`), or is open while the run goes on."""
-    if origin is None:
-        return []
-    shown = []
-    for d in found:
-        end = d.up_at or ended
-        shown.append(
-            TimelineDown(
-                start=d.down_at,
-                t_s=max(0.0, (d.down_at - origin).total_seconds()),
-                end=end,
-                end_t_s=None if end is None else max(0.0, (end - origin).total_seconds()),
-                came_back=d.up_at is not None,
-            )
-        )
-    return shown
