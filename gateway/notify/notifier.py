@@ -24,6 +24,7 @@ from sqlalchemy import Connection, Engine, or_, select, update
 from gateway.config import Settings
 from gateway.db import utcnow
 from gateway.dispatch.client import AiohttpClient, HttpClient
+from gateway.metrics import NOTIFICATION_POSTS
 from gateway.notify.delivery import Answer, backoff_s, encode, post_event, request_id
 from gateway.notify.events import collect
 from gateway.notify.models import DELIVERIES, EVENTS, DeliveryStatus
@@ -170,6 +171,8 @@ class Notifier:
         final = not answer.retryable or attempts >= self._settings.notify_attempts
         with self._engine.begin() as conn:
             self._finish(conn, delivery.id, delivery.attempts, answer, final=final)
+        result = "delivered" if answer.delivered else "failed" if final else "retry"
+        NOTIFICATION_POSTS.labels(result).inc()
         if not answer.delivered and final:
             log.warning(
                 "notifications: gave up on delivery %s (%s) to %s after %d attempts: %s",

@@ -3,6 +3,7 @@ a real receiver when a run starts and ends and when a team's service goes down a
 back; a failing receiver gets the event after a retry, a hanging one slows no run, and a
 webhook at a private address is refused when it is set."""
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -121,7 +122,10 @@ def test_a_receiver_failing_once_gets_the_event_once_after_a_retry(
         run = start_run(c, dataset, "dryrun")
         wait_for(c, run["id"], {"completed"}, WAIT_S)
         poll_until(lambda: "run.ended" in receiver.kinds("/team"), "the end event", WAIT_S)
+        metrics = c.get("/metrics").text
 
+    # The organizer sees the retry among the hub's metrics.
+    assert re.search(r'^recoghub_notification_posts_total\{result="retry"\} [1-9]', metrics, re.M)
     with receiver.lock:
         posts = [p for p in receiver.posts if p.path == "/team"]
     first, retry = posts[0], posts[1]
