@@ -1,6 +1,7 @@
 """The intervals a run service was `down`, recorded where the breaker changes its status
 (`gateway.runs.engine.breaker`, in its transaction): the notifier tells them, the
-timeline draws them.
+timeline draws them (`gateway.notify.timeline`). The engine imports this module: it
+imports no web framework.
 """
 
 from collections import defaultdict
@@ -12,7 +13,6 @@ from sqlalchemy import Connection, insert, select, update
 
 from gateway.db import chunked, utcnow
 from gateway.notify.models import DOWNTIMES
-from gateway.runs.schemas import TimelineDown
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,25 +50,3 @@ def downtimes(conn: Connection, *, run_service_ids: Iterable[int]) -> dict[int, 
         for row in rows:
             found[row.run_service_id].append(Downtime(row.down_at, row.up_at, row.reason))
     return found
-
-
-def timeline_intervals(
-    found: list[Downtime], *, origin: datetime | None, ended: datetime | None
-) -> list[TimelineDown]:
-    """A service's down intervals as the run's timeline shows them, placed from `origin`;
-    one that never came back ends with the run (`ended`), or is open while it goes on."""
-    if origin is None:
-        return []
-    shown = []
-    for d in found:
-        end = d.up_at or ended
-        shown.append(
-            TimelineDown(
-                start=d.down_at,
-                t_s=max(0.0, (d.down_at - origin).total_seconds()),
-                end=end,
-                end_t_s=None if end is None else max(0.0, (end - origin).total_seconds()),
-                came_back=d.up_at is not None,
-            )
-        )
-    return shown

@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 from gateway.auth import Principal
 from gateway.deps import CallerDep, SessionDep
 from gateway.errors import OUTCOMES, Forbidden, NotFound
-from gateway.notify.downtimes import downtimes, timeline_intervals
+from gateway.notify.downtimes import downtimes
+from gateway.notify.timeline import timeline_intervals
 from gateway.openapi import errors, text_response
 from gateway.registry.service import get_service
 from gateway.runs import service
