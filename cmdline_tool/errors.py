@@ -6,7 +6,7 @@ who has to act:
 
     side          meaning                                codes
     "local"       this machine: arguments, files         usage, file_not_found, no_images,
-                                                         not_an_image, unreadable
+                                                         not_an_image, unreadable, not_a_team
     "hub"         the hub, or the way to it              hub_unreachable, hub_timeout,
                                                          hub_error, hub_not_ok, not_a_hub,
                                                          unauthorized, forbidden, not_found,
@@ -15,7 +15,8 @@ who has to act:
                                                          service_disabled, no_instances,
                                                          rate_limited
     "recognizer"  the team's recognizer, seen by the     connect_error, timeout, http_error,
-                  hub                                    bad_format, too_large, ping_failed
+                  hub (or its webhook receiver)          bad_format, too_large, ping_failed,
+                                                         notification_not_delivered
     "cli"         this tool itself                       internal (a bug), interrupted
 """
 

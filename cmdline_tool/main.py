@@ -23,6 +23,7 @@ from cmdline_tool.accuracy import Accuracy, require_labelled
 from cmdline_tool.errors import CliError
 from cmdline_tool.hub_api import HubClient, normalize_hub_url, require_guid, require_key
 from cmdline_tool.images import collect
+from cmdline_tool.notify import notify_app
 from cmdline_tool.options import (
     HubOpt,
     JsonOpt,
@@ -237,6 +238,7 @@ app.command()(failures.failures)
 app.command()(team.datasets)
 app.command()(team.dryrun)
 app.add_typer(team.service_app, name="service")
+app.add_typer(notify_app, name="notify")
 
 
 def main() -> None:
