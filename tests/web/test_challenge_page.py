@@ -204,6 +204,14 @@ def test_an_isc_challenge_from_submission_to_the_public_final_ranking(
             assert score_cells(visitor) == shown_private
             ranks = final.locator("#board-final tbody tr[data-team] td:first-child")
             assert ranks.all_inner_texts() == ["1", "2"]
+            # Names and scores only.
+            assert final.locator("#board-final thead th").all_inner_texts() == [
+                "#",
+                "Team",
+                "Service",
+                "µAP",
+                "Images",
+            ]
             text = visitor.content()
             assert alpha.service_guid not in text and beta.provider_guid not in text
             assert not re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-", visitor.locator("#view").inner_text())

@@ -27,9 +27,9 @@ export function challengesView(gen) {
   });
 }
 
-function header(challenge) {
+function header(challenge, anonymous = false) {
   return h("section", { class: "card", id: "challenge", "data-challenge": challenge.slug },
-    h("p", { class: "crumbs" }, h("a", { href: "#/challenges" }, "← Challenges")),
+    anonymous ? null : h("p", { class: "crumbs" }, h("a", { href: "#/challenges" }, "← Challenges")),
     h("h1", {}, challenge.title),
     h("p", { class: "sub mono" }, challenge.slug, challenge.public ? " · public" : ""),
     // The description is Markdown; shown as its text (never as markup: it is input).
@@ -65,7 +65,7 @@ export function publicChallengeView(slug, gen) {
     const cards = await Promise.all(challenge.phases.map((p) =>
       phaseCard(challenge, p, { anonymous: true })));
     if (current(gen)) {
-      view.replaceChildren(header(challenge), ...cards,
+      view.replaceChildren(header(challenge, true), ...cards,
         h("p", { class: "note" }, "Teams and the organizer: ", h("a", { href: "#/runs" }, "sign in"), "."));
     }
     return false;

@@ -64,20 +64,23 @@ function boardCaption(board) {
     + "ranking, on the private part, is shown once the organizer publishes it.");
 }
 
-function boardTable(p, board) {
+/** The leaderboard's rows; on the public page names and scores only. */
+function boardTable(p, board, anonymous) {
   const metric = p.metric;
   const label = METRIC_LABEL[metric] ?? metric;
   const rows = board.rows.map((r) => {
     const scores = r.scores ?? {};
+    const counts = anonymous ? [] : [td(r.submissions, "num"), td(r.submissions_left ?? "—", "num"),
+      td(localTime(r.last_submission_at))];
     return h("tr", { "data-team": r.provider_name, class: r.baseline ? "baseline" : null },
       td(r.baseline ? "baseline" : (r.rank ?? "—"), "num"), td(h("strong", {}, r.provider_name)),
       td(r.service_name ?? "—"), td(pct(scores[metric]), "num primary"),
-      td(scores.images ?? "—", "num"), td(r.submissions, "num"),
-      td(r.submissions_left ?? "—", "num"), td(localTime(r.last_submission_at)));
+      td(scores.images ?? "—", "num"), ...counts);
   });
-  return h("table", { class: "board", id: `board-${p.name}` },
-    head("#", "Team", "Service", label, "Images", "Submissions", "Left", "Last"),
-    h("tbody", {}, rows.length ? rows : [emptyRow(8, "No teams yet.")]));
+  const columns = ["#", "Team", "Service", label, "Images",
+    ...(anonymous ? [] : ["Submissions", "Left", "Last"])];
+  return h("table", { class: "board", id: `board-${p.name}` }, head(...columns),
+    h("tbody", {}, rows.length ? rows : [emptyRow(columns.length, "No teams yet.")]));
 }
 
 function historyTable(challenge, p, subs, again) {
@@ -156,7 +159,7 @@ export async function phaseCard(challenge, p, opts) {
     opts.anonymous ? null : (who.admin ? organizerControls(challenge, p, opts.again)
       : submitForm(challenge, p, opts.services, opts.again)),
     h("h3", {}, "Leaderboard"),
-    board ? [boardCaption(board), boardTable(p, board)] : h("p", { class: "note board-note" }, note),
+    board ? [boardCaption(board), boardTable(p, board, opts.anonymous)] : h("p", { class: "note board-note" }, note),
     subs ? [h("h3", {}, who.admin ? "Submissions" : "Your submissions"),
       historyTable(challenge, p, subs, opts.again)] : null);
   card.dataset.key = JSON.stringify([board ?? note, subs]);
