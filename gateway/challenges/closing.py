@@ -83,7 +83,11 @@ def close_due_phases(conn: Connection, *, now: datetime) -> list[str]:
     """The worker's closer: close every phase past its `closes_at` whose runs have
     stopped (their deadline is the close, so the worker stops them), freezing its final
     ranking, whether or not anybody reads it. Returns the phases it closed, as
-    "slug/phase". Runs in the caller's transaction (`DbThreads.cold`)."""
+    "slug/phase". Runs in the caller's transaction (`DbThreads.cold`).
+
+    A phase opens by the clock alone (nothing is written at `opens_at`); a notifier of
+    openings (`notify_phase(phase, "opened")`, branch notify) would look here for the
+    phases whose `opens_at` passed since its last look."""
     session = Session(bind=conn)
     due = session.scalars(
         select(ChallengePhase)

@@ -177,10 +177,14 @@ def test_an_isc_challenge_from_submission_to_the_public_final_ranking(
                 visitor.locator('section.phase[data-phase="final"] .board-note')
             ).to_contain_text("once the organizer publishes")
 
-        # The organizer closes the phase, then publishes its final ranking.
+        # The organizer runs every enrolled service once more (never refused), closes the
+        # phase at once (those runs stop as at a deadline), then publishes its ranking.
         open_challenge(page, url, ADMIN_TOKEN)
         final = page.locator('section.phase[data-phase="final"]')
         expect(final.locator("h2 .badge")).to_have_text("open")
+        expect(final.locator("#history-final tbody tr[data-submission]")).to_have_count(4)
+        final.get_by_role("button", name="Run every enrolled service").click()
+        expect(final.locator("#history-final tbody tr[data-submission]")).to_have_count(6)
         final.get_by_role("button", name="Close now").click()
         page.locator("#confirm-ok").click()
         expect(final.locator("h2 .badge")).to_have_text("closed")
