@@ -116,6 +116,19 @@ def refusal(response: httpx.Response, hub_url: str, subject: Subject | None = No
     if (
         status == 403
         and subject is not None
+        and subject.kind == "challenge"
+        and "publish" in detail
+    ):
+        # A phase that shows no score before the organizer publishes its ranking.
+        return CliError(
+            "hub",
+            "forbidden",
+            detail,
+            "the phase shows its ranking once the organizer publishes it",
+        )
+    if (
+        status == 403
+        and subject is not None
         and (
             subject.kind in ("run", "challenge")
             or (subject.kind == "dataset" and "not open" in detail)

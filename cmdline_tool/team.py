@@ -114,6 +114,11 @@ def _status_table(body: dict[str, Any]) -> Table:
 
 def _show_status(body: dict[str, Any]) -> None:
     output.out.print(_status_table(body))
+    if body.get("part") == "public":
+        output.out.print(
+            "a challenge submission: counts are of the public part of the images only until "
+            "the final ranking is published"
+        )
     window = window_line(body)
     if window:
         output.out.print(escape(window), style="magenta" if body.get("stopped_at_deadline") else "")

@@ -57,6 +57,7 @@ def test_a_team_enters_a_challenge_from_the_command_line(
                 submission_limit={"per_day": 1},
                 closes_at=iso(now + timedelta(days=3)),
             ),
+            phase_body(name="blind", visible="at_close"),
             phase_body(
                 name="later",
                 opens_at=iso(now + timedelta(days=2)),
@@ -134,6 +135,19 @@ def test_a_team_enters_a_challenge_from_the_command_line(
         code, out = team_cli(hub, alpha, "standings", "pets-cup", "final", "--json")
         board = json.loads(out)
         assert board["final"] is False and board["rows"][0]["submission_id"] == first
+
+        # Its run's progress counts the public part only, and says so.
+        code, out = team_cli(hub, alpha, "status", str(runs[0]))
+        assert code == 0 and "public part of the images only" in out, out
+        # A blind phase shows no score: its standings are refused with what to expect.
+        blind = team_cli(hub, alpha, "submit", "pets-cup", "blind", "--service", alpha.service_guid)
+        assert blind[0] == 0, blind[1]
+        code, out = team_cli(hub, alpha, "standings", "pets-cup", "blind")
+        assert code == 1
+        (line,) = error_lines(out)
+        assert "shows its leaderboard at close" in line and "once the organizer publishes" in line
+        code, out = team_cli(hub, alpha, "submissions", "pets-cup", "blind", "--json")
+        assert [s["scores"] for s in json.loads(out)["submissions"]] == [None]
 
         code, out = team_cli(hub, alpha, "phases", "no-such-cup")
         assert code == 1

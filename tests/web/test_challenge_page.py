@@ -166,6 +166,9 @@ def test_an_isc_challenge_from_submission_to_the_public_final_ranking(
             assert shown_public != shown_private  # the parts differ: the page tells which
             expect(beta_page.locator("#board-final tbody tr[data-team]")).to_have_count(2)
             assert score_cells(beta_page) == shown_public
+            # Its run's page counts the public part only, and says so.
+            beta_page.locator("#history-final tbody tr[data-submission] a").first.click()
+            expect(beta_page.locator("#part-note")).to_contain_text("public part")
 
         # Before publication an anonymous visitor sees the challenge, not its scores.
         with tab(browser) as visitor:
