@@ -330,8 +330,11 @@ def standings(
             if board["final"]
             else f"live scores on the {board['part']} part (the final ranking may differ)"
         )
-        table = Table(title=f"{escape(slug)}/{escape(phase)} · {what}", title_justify="left")
-        table.box = box.SIMPLE_HEAD
+        table = Table(
+            title=f"{escape(slug)}/{escape(phase)} · {what}",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+        )
         for column in ("#", "team / service", metric, "images", "made", "left", "last"):
             table.add_column(column, no_wrap=True)
         for r in board["rows"]:

@@ -107,7 +107,7 @@ function historyTable(challenge, p, subs, again) {
 }
 
 function submitForm(challenge, p, services, again) {
-  if (p.state !== OPEN || p.kind === "offline") return null;
+  if (p.state !== OPEN || p.kind === "offline" || challenge.enrolled === false) return null;
   const mine = services.filter((s) => s.enabled);
   if (!mine.length) return h("p", { class: "note" }, "Your team has no enabled service to submit.");
   const choice = h("select", { name: "service", "aria-label": "Service" },
