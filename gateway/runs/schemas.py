@@ -110,6 +110,12 @@ class RunRead(BaseModel):
         "second, ms): recorded latencies are exact to about this much.",
     )
     services: list[RunServiceRead]
+    part: Literal["public"] | None = Field(
+        default=None,
+        description="`public`: the services' counts are of the public part of the images "
+        "only (a team's view of a split challenge submission before the final ranking is "
+        "published); null: of every image.",
+    )
     start_at: UtcDateTime | None = Field(default=None, description="Queued until then.")
     deadline: UtcDateTime | None = None
     stopped_at_deadline: bool = Field(
