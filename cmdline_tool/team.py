@@ -23,7 +23,7 @@ from cmdline_tool.hub_api import HubClient, require_guid, run_subject, team_clie
 from cmdline_tool.options import HubOpt, JsonOpt, KeyOpt, ServiceOpt, TimeoutOpt, run
 from cmdline_tool.refusals import Subject, refusal
 from gateway.cli.run_list import deadline_note, window_line
-from gateway.scoring.display import percent
+from gateway.scoring.display import board_notes, percent
 
 RunArg = Annotated[int, typer.Argument(metavar="RUN", min=1, help="Run id (see `runs`).")]
 FINISHED = ("completed", "cancelled", "failed")
@@ -187,6 +187,8 @@ def leaderboard(
                 _ms(r["latency_ms"].get("p99")),
             )
         output.out.print(table)
+        if rows:
+            output.out.print(escape(board_notes(rows[0])), highlight=False)
         if note:
             output.out.print(escape(note), style="magenta")
         return True

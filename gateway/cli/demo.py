@@ -24,7 +24,8 @@ from PIL import Image
 from rich.console import Console
 
 from gateway.cli.background import BackgroundServer
-from gateway.cli.runs import leaderboard_table, progress_table, timing_note
+from gateway.cli.runs import leaderboard_table, progress_table
+from gateway.scoring.display import board_notes
 from sample_recognizer.dialout import BackgroundDialout
 
 console = Console()
@@ -138,8 +139,8 @@ def demo(
             rows = _ok(client.get(f"/api/v1/runs/{run['id']}/leaderboard"))
             console.print()
             console.print(leaderboard_table(rows, title=f"Dry run {run['id']}: leaderboard"))
-            if rows and rows[0].get("timing_uncertainty_ms") is not None:
-                console.print(timing_note(rows[0]["timing_uncertainty_ms"]))
+            if rows:
+                console.print(board_notes(rows[0]), highlight=False)
             if keep:
                 logs = workdir / "results"
                 logs.mkdir()

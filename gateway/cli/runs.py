@@ -29,7 +29,7 @@ from gateway.cli.hub_client import (
 )
 from gateway.cli.run_list import deadline_note, parse_moment, runs_table, window_line, wire
 from gateway.errors import OUTCOMES
-from gateway.scoring.display import percent
+from gateway.scoring.display import board_notes, percent
 
 app = typer.Typer(help="Start, watch, cancel and resume runs.", no_args_is_help=True)
 
@@ -455,20 +455,12 @@ def leaderboard(
         print_json(rows)
     else:
         console.print(leaderboard_table(rows, title=f"leaderboard of run {run_id}"))
-        if rows and rows[0].get("timing_uncertainty_ms") is not None:
-            console.print(timing_note(rows[0]["timing_uncertainty_ms"]))
+        if rows:
+            console.print(board_notes(rows[0]), highlight=False)
 
         note = deadline_note(run)
         if note:
             console.print(note, style="magenta", highlight=False)
-
-
-def timing_note(uncertainty_ms: float) -> str:
-    """The line printed under latency figures (SPEC §8)."""
-    return (
-        f"latencies are exact to about {uncertainty_ms:.1f} ms "
-        "(how late the hub's event loop ran while sending)"
-    )
 
 
 @app.command()

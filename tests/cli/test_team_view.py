@@ -45,6 +45,10 @@ def test_a_team_runs_and_reads_its_own_dry_runs(
 
         code, output = as_team(sqlite_hub, alpha, "leaderboard", run_id)
         assert code == 0 and "50.0%" in output and "75.0%" in output
+        # The board names its ranking metric and its tie-breaker.
+        assert "ranked by top-5; an equal top-5 is ordered by p50 latency" in " ".join(
+            output.split()
+        ), output
         csv_file, jsonl_file = tmp_path / "r.csv", tmp_path / "r.jsonl"
         code, output = as_team(sqlite_hub, alpha, "results", run_id, "-o", str(csv_file))
         assert code == 0, output

@@ -141,7 +141,14 @@ def test_leaderboard_ranks_teams_by_top1_with_charts(
     uncertainty = board[0]["timing_uncertainty_ms"]
     expect(page.locator("#timing")).to_have_text(
         f"Latencies are exact to about {uncertainty:.1f} ms"
-        " (how late the hub's event loop ran while sending)."
+        " (how late the hub's event loop ran while sending): a p50 smaller than that is"
+        " still measured, but two p50s closer than that are not told apart."
+    )
+    # The ranking metric and the tie-breaker, named.
+    expect(page.locator("#ranking-rule")).to_have_text(
+        f"Ranked by top-1; an equal top-1 is ordered by p50 latency only where the p50s"
+        f" differ by more than {uncertainty:.1f} ms (the timing uncertainty), else the rank"
+        " is shared."
     )
     page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
 
