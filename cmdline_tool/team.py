@@ -22,6 +22,8 @@ from cmdline_tool.errors import CliError
 from cmdline_tool.hub_api import HubClient, require_guid, run_subject, team_client
 from cmdline_tool.options import HubOpt, JsonOpt, KeyOpt, ServiceOpt, TimeoutOpt, run
 from cmdline_tool.refusals import Subject, refusal
+from cmdline_tool.watch import poll_run
+from gateway.cli.hub_away import HubAway
 from gateway.cli.run_list import deadline_note, window_line
 from gateway.scoring.display import board_notes, percent
 
@@ -335,9 +337,10 @@ def dryrun(
                 output.err.print(f"dry run {run_id} queued on {escape(started['dataset'])}")
             current = started
             last = ""
+            away = HubAway()
             while current["state"] not in FINISHED:
                 await asyncio.sleep(1.0)
-                current = await client.call("GET", f"/runs/{run_id}", run_subject(run_id))
+                current = await poll_run(client, run_id, away, current)
                 line = f"{current['state']}: " + ", ".join(
                     f"{s['service_name']} {s['done']}/{s['total']}" for s in current["services"]
                 )

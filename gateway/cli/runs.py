@@ -17,6 +17,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from gateway.cli.hub_away import AWAY_STATUSES, HubAway, back_line
 from gateway.cli.hub_client import (
     HubOption,
     TokenOption,
@@ -145,9 +146,33 @@ def watch_run(client: httpx.Client, run_id: int, interval: float, as_json: bool)
     """Refresh the view until the run ends (with --json, only the final state is printed);
     exit 0 only when it completed."""
 
+    away = HubAway()
+    hub = str(client.base_url).rstrip("/")
+
     def poll() -> dict[str, Any]:
-        run: dict[str, Any] = checked(client.get(f"/api/v1/runs/{run_id}"))
-        return run
+        # The hub may restart under a long run: wait for it (gateway.cli.hub_away).
+        while True:
+            try:
+                response = client.get(f"/api/v1/runs/{run_id}")
+                reason = f"HTTP {response.status_code}"
+            except httpx.TransportError as exc:
+                response, reason = None, type(exc).__name__
+            if response is not None and response.status_code not in AWAY_STATUSES:
+                seconds = away.back()
+                if seconds is not None:
+                    err_console.print(back_line(seconds), highlight=False)
+                run: dict[str, Any] = checked(response)
+                return run
+            first = not away.away
+            pause = away.missed()
+            if pause is None:
+                fail(
+                    f"{away.gone_line(hub)} run {run_id} (the run goes on at the hub)",
+                    f"`recoghub run watch {run_id}` once the hub is back",
+                )
+            if first:
+                err_console.print(away.away_line(hub, reason), highlight=False)
+            time.sleep(pause)
 
     run = poll()
     try:
