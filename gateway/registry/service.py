@@ -7,6 +7,7 @@ commonest mistake teams made with the original hub.
 Functions that change the registry commit; look-ups leave the transaction to the caller.
 """
 
+import ipaddress
 import secrets
 import uuid
 from collections.abc import Sequence
@@ -325,9 +326,18 @@ def check_endpoint_addresses(endpoints: list[str], *, policy: EndpointPolicy) ->
         if reason is not None:
             raise InvalidInput(
                 f"endpoint {endpoint!r} names {reason} ({host}); the hub sends only to "
-                f"public addresses unless the organizer allows the network in {SETTING}",
+                f"public addresses unless the organizer allows the network in {SETTING} "
+                f"and restarts `recoghub serve`, e.g. {SETTING}={_example_network(host)}",
                 code="endpoint_not_allowed",
             )
+
+
+def _example_network(host: str) -> str:
+    """A value of the setting that would allow `host`: loopback whole, else the host."""
+    address = ipaddress.ip_address(host)
+    if address.is_loopback:
+        return "127.0.0.0/8,::1/128"
+    return f"{address}/{address.max_prefixlen}"
 
 
 def service_target(service: Service) -> Target:
