@@ -21,6 +21,7 @@ from gateway.cli.hub_away import AWAY_STATUSES, HubAway, back_line
 from gateway.cli.hub_client import (
     HubOption,
     TokenOption,
+    caller_note,
     checked,
     console,
     err_console,
@@ -283,7 +284,10 @@ def list_runs(
 ) -> None:
     """List the runs, newest first, with their evaluation window (times in UTC)."""
     with hub_client(hub, token) as client:
+        note = caller_note(client)
         runs = checked(client.get("/api/v1/runs"))
+    if note:
+        err_console.print(f"note: {note}", style="yellow", markup=False, highlight=False)
     if as_json:
         print_json(runs)
         return
