@@ -266,6 +266,21 @@ def test_recog_one_file_shows_its_tags(sqlite_hub: LiveServer, up: LiveServer, i
     assert "cat 0.900, dog 0.100" in line and " ms" in line
 
 
+def test_recog_needs_no_provider_the_key_names_it(
+    sqlite_hub: LiveServer, up: LiveServer, image: Path
+) -> None:
+    team = team_on(sqlite_hub, [up.url])
+    base = ("recog", "--hub", sqlite_hub.url, "--service", team.service_guid)
+    code, output = cli(*base, "--key", team.api_key, str(image))
+    assert code == 0, output
+    assert "cat 0.900, dog 0.100" in output
+    # A wrong key is still named before any image is sent.
+    code, output = cli(*base, "--key", "rk_" + "0" * 40, str(image))
+    assert code == 1, output
+    [line] = lines(output)
+    assert "key" in line.lower() and "cat 0.900" not in line, line
+
+
 def test_recog_of_a_directory_sums_up(
     sqlite_hub: LiveServer, up: LiveServer, tmp_path: Path
 ) -> None:
