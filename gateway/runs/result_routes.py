@@ -124,7 +124,8 @@ def _check_team_dryrun(run: Run) -> None:
     if run.phase != Phase.DRYRUN:
         raise Forbidden(
             f"run {run.id} is an evaluation: its results stay hidden (hidden test set); "
-            "only dry-run results can be downloaded"
+            "only dry-run results can be downloaded",
+            code="hidden_results",
         )
 
 

@@ -145,3 +145,25 @@ def test_recog_labels_prints_top1_and_top5(sqlite_hub: LiveServer, tmp_path: Pat
         assert (accuracy["top1"], accuracy["top5"], accuracy["images"]) == (0.5, 0.75, 4)
         code, output = recog(sqlite_hub, team, root / "cat" / "0.png", extra=("--labels",))
         assert code == 1 and "DIR/<label>/<image>" in output
+
+
+def test_results_of_an_evaluation_the_team_takes_part_in_say_why_not(
+    sqlite_hub: LiveServer, sqlite_url: str, tmp_path: Path
+) -> None:
+    pets = seed_dataset(sqlite_url, tmp_path / "data", LABELS, name="pets")
+    with httpx.Client(base_url=sqlite_hub.url, headers=admin_headers(), timeout=30) as c:
+        alpha = register_team(c, ["http://127.0.0.1:9"], name="alpha")
+        r = c.post(
+            "/api/v1/runs",
+            json={"dataset": pets, "phase": "evaluation", "services": [alpha.service_guid]},
+        )
+        assert r.status_code == 201, r.text
+        run_id = str(r.json()["id"])
+
+    code, output = as_team(sqlite_hub, alpha, "results", run_id)
+    assert code == 1, output
+    said = " ".join(output.split())
+    assert "is an evaluation: its results stay hidden" in said, said
+    # Not "use the key of the provider that owns the service": it is the team's own.
+    assert "owns the service" not in said
+    assert "start a dry run (`recoghub-cli dryrun`)" in said
