@@ -26,6 +26,7 @@ from cmdline_tool.watch import poll_run
 from gateway.cli.hub_away import HubAway
 from gateway.cli.run_list import deadline_note, window_line
 from gateway.scoring.display import board_notes, percent
+from gateway.scoring.leaderboard import MetricName
 
 RunArg = Annotated[int, typer.Argument(metavar="RUN", min=1, help="Run id (see `runs`).")]
 FINISHED = ("completed", "cancelled", "failed")
@@ -305,6 +306,10 @@ def dryrun(
         list[str] | None,
         typer.Option("--service", help="Your service GUID (repeat; default: all enabled)."),
     ] = None,
+    metric: Annotated[
+        MetricName | None,
+        typer.Option("--metric", help="Primary metric to rank by (default: top5)."),
+    ] = None,
     watch: Annotated[bool, typer.Option("--watch", help="Follow it until it ends.")] = False,
     hub: HubOpt = None,
     key: KeyOpt = None,
@@ -319,6 +324,8 @@ def dryrun(
             body["dataset"] = int(dataset)
         if services:
             body["services"] = [s.strip() for s in services]
+        if metric is not None:
+            body["metric"] = metric.value
         async with team_client(hub, key, timeout) as client:
             started = await client.call(
                 "POST", "/runs", Subject("dataset", dataset, "--dataset"), expect=201, json=body

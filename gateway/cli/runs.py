@@ -32,6 +32,7 @@ from gateway.cli.hub_client import (
 from gateway.cli.run_list import deadline_note, parse_moment, runs_table, window_line, wire
 from gateway.errors import OUTCOMES
 from gateway.scoring.display import board_notes, percent
+from gateway.scoring.leaderboard import MetricName
 
 app = typer.Typer(help="Start, watch, cancel and resume runs.", no_args_is_help=True)
 
@@ -45,14 +46,6 @@ OUTCOME_NAMES = OUTCOMES
 class PhaseChoice(StrEnum):
     dryrun = "dryrun"
     evaluation = "evaluation"
-
-
-class MetricChoice(StrEnum):
-    top5 = "top5"
-    top1 = "top1"
-    coverage_at_95 = "coverage_at_95"
-    coverage_at_99 = "coverage_at_99"
-    micro_ap = "micro_ap"
 
 
 class ResultFormatChoice(StrEnum):
@@ -207,7 +200,7 @@ def start(
         list[str] | None,
         typer.Option("--service", help="Service GUID (repeat); all enabled services if none."),
     ] = None,
-    metric: Annotated[MetricChoice | None, typer.Option("--metric", help="Primary metric.")] = None,
+    metric: Annotated[MetricName | None, typer.Option("--metric", help="Primary metric.")] = None,
     concurrency: Annotated[
         int | None, typer.Option("--concurrency", min=1, help="In flight per service.")
     ] = None,

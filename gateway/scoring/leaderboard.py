@@ -15,9 +15,21 @@ without a p50, latency breaks no tie. Shared ranks are standard competition rank
 """
 
 import math
+from enum import StrEnum
 from typing import Any
 
-PRIMARY_METRICS: tuple[str, ...] = ("top5", "top1", "coverage_at_95", "coverage_at_99", "micro_ap")
+
+class MetricName(StrEnum):
+    """The primary metrics a run may rank by (the choices of both CLIs' `--metric`)."""
+
+    top5 = "top5"
+    top1 = "top1"
+    coverage_at_95 = "coverage_at_95"
+    coverage_at_99 = "coverage_at_99"
+    micro_ap = "micro_ap"
+
+
+PRIMARY_METRICS: tuple[str, ...] = tuple(m.value for m in MetricName)
 DEFAULT_METRIC = "top5"
 # What breaks a tie of the primary metric, as named in every leaderboard (row field
 # `tie_breaker`, CSV column, CLIs, dashboard).

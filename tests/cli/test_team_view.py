@@ -167,3 +167,20 @@ def test_results_of_an_evaluation_the_team_takes_part_in_say_why_not(
     # Not "use the key of the provider that owns the service": it is the team's own.
     assert "owns the service" not in said
     assert "start a dry run (`recoghub-cli dryrun`)" in said
+
+
+def test_a_team_dry_run_takes_the_metric_the_readme_offers(
+    sqlite_hub: LiveServer, sqlite_url: str, tmp_path: Path
+) -> None:
+    pets = seed_dataset(sqlite_url, tmp_path / "data", LABELS, name="pets")
+    with httpx.Client(base_url=sqlite_hub.url, headers=admin_headers(), timeout=30) as c:
+        alpha = register_team(c, ["http://127.0.0.1:9"], name="alpha")
+        c.patch(f"/api/v1/datasets/{pets}", json={"open_to_teams": True})
+
+    code, output = as_team(sqlite_hub, alpha, "dryrun", "--dataset", "pets", "--metric", "top1")
+    assert code == 0, output
+    code, output = as_team(sqlite_hub, alpha, "runs", "--json")
+    [run] = json.loads(output)["runs"]
+    assert run["metric"] == "top1"
+    code, output = as_team(sqlite_hub, alpha, "dryrun", "--dataset", "pets", "--metric", "top3")
+    assert code == 2 and "top5" in output and "micro_ap" in output
