@@ -305,6 +305,28 @@ def test_failures_and_classes_of_a_chosen_service(page: "Page", world: World) ->
     expect(page.locator('#classes tr[data-label="cat"] td').nth(2)).to_have_text("100.0%")
 
 
+def test_a_team_is_offered_failures_only_where_it_may_see_them(page: "Page", world: World) -> None:
+    from playwright.sync_api import expect
+
+    beta = world.teams["Beta Dogs"]
+    with httpx.Client(base_url=world.url) as client:
+        evaluation = start_run(
+            client, dataset=world.dataset_id, phase="evaluation", services=[beta.service_guid]
+        )
+        wait_until_completed(client, evaluation)
+    # An evaluation: the hub refuses a team its failures, so no button that only errors.
+    sign_in(page, world, beta.api_key, f"#/runs/{evaluation}")
+    expect(page.locator("#insight-hidden")).to_be_visible()
+    expect(page.locator("#insight-hidden")).to_contain_text("stay with the organizer")
+    expect(page.locator("#insight-service")).to_be_hidden()
+    expect(page.locator("#insight").get_by_role("button", name="Show")).to_be_hidden()
+    # Its own dry run: the button is there and works.
+    page.goto(f"{world.url}/#/runs/{world.run_id}")
+    expect(page.locator("#insight-service")).to_be_visible()
+    expect(page.locator("#insight-hidden")).to_be_hidden()
+    expect(page.locator("#failures tbody")).to_have_text("No failures.")
+
+
 def test_a_connected_out_instance_shows_as_such(page: "Page", world: World, tmp_path: Path) -> None:
     """A team behind a firewall (SPEC §10): no endpoint, its recognizer connected out."""
     from playwright.sync_api import expect
