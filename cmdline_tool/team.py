@@ -25,6 +25,7 @@ from cmdline_tool.refusals import Subject, refusal
 from cmdline_tool.watch import poll_run
 from gateway.cli.hub_away import HubAway
 from gateway.cli.run_list import deadline_note, window_line
+from gateway.cli.service_view import connected_text, endpoints_text
 from gateway.scoring.display import board_notes, percent
 from gateway.scoring.leaderboard import MetricName
 
@@ -391,12 +392,14 @@ async def _patch_service(client: HubClient, guid: str, body: dict[str, Any]) -> 
 
 
 def _service_lines(s: dict[str, Any]) -> str:
-    endpoints = "\n".join(f"  {escape(e)}" for e in s["endpoints"]) or "  (none)"
+    endpoints = escape(endpoints_text(s, separator="\n  "))
     state = "[green]enabled[/]" if s["enabled"] else "[yellow]disabled[/]"
+    connected = connected_text(s)
     return (
         f"[bold]{escape(s['name'])}[/] {s['guid']} ({state}, provider "
         f"{escape(s['provider_name'])} {s['provider_guid']}, protocol {s['protocol']}, "
-        f"max_concurrency {s['max_concurrency']})\nendpoints:\n{endpoints}"
+        f"max_concurrency {s['max_concurrency']})\nendpoints:\n  {endpoints}"
+        + (f"\nrecognizers: {escape(connected)}" if connected else "")
     )
 
 

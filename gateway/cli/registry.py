@@ -19,6 +19,7 @@ from gateway.cli.hub_client import (
     hub_client,
     print_json,
 )
+from gateway.cli.service_view import connected_text, endpoints_text
 
 providers = typer.Typer(help="Add and list providers (teams).", no_args_is_help=True)
 services = typer.Typer(help="Add, list, show and change services.", no_args_is_help=True)
@@ -242,7 +243,8 @@ def _print_service(service: dict[str, Any]) -> None:
             ("GUID", service["guid"]),
             ("provider", f"{service['provider_name']} ({service['provider_guid']})"),
             ("name", service["name"]),
-            ("endpoints", ", ".join(service["endpoints"])),
+            ("endpoints", endpoints_text(service)),
+            *(("recognizers", c) for c in [connected_text(service)] if c is not None),
             ("domain", service["domain"] or "-"),
             ("protocol", service["protocol"]),
             # Labels are the team's text: never rich markup.

@@ -81,8 +81,14 @@ def list_services(
 
 
 @services_router.get("/{guid}", responses=errors(401, 403, 404))
-def get_service(guid: str, session: SessionDep, principal: CallerDep) -> ServiceRead:
-    return ServiceRead.of(registry.get_service_for(session, principal=principal, guid=guid))
+def get_service(
+    guid: str, session: SessionDep, principal: CallerDep, state: HubStateDep
+) -> ServiceRead:
+    """One service, with the recognizers connected out to this hub process."""
+    service = registry.get_service_for(session, principal=principal, guid=guid)
+    read = ServiceRead.of(service)
+    read.connected = list(state.dispatcher.connections.instances(service.guid))
+    return read
 
 
 @services_router.patch(
