@@ -143,6 +143,33 @@ def create_provider(session: Session, *, data: ProviderCreate) -> tuple[Provider
     return provider, api_key
 
 
+def rotate_api_key(session: Session, *, provider: Provider) -> str:
+    """Give `provider` a new API key; the old one stops working at once. Returns the new
+    key (stored only as its hash). Commits."""
+    api_key = new_api_key()
+    provider.api_key_hash = hash_token(api_key)
+    session.commit()
+    return api_key
+
+
+def delete_provider(session: Session, *, provider: Provider) -> None:
+    """Remove a provider with its services and their instances.
+
+    Raises Conflict when runs hold results of one of its services: they keep their
+    place on leaderboards; disable its services instead.
+    """
+    guid, name = provider.guid, provider.name
+    session.delete(provider)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(
+            f"provider {guid} ({name}) has services that took part in runs whose results "
+            'refer to them; disable its services instead (PATCH {"enabled": false})'
+        ) from None
+
+
 # Services
 
 
