@@ -30,6 +30,7 @@ from gateway.cli.hub_client import (
     print_json,
 )
 from gateway.cli.run_list import deadline_note, parse_moment, runs_table, window_line, wire
+from gateway.cli.service_view import longest_word, team_service
 from gateway.errors import OUTCOMES
 from gateway.scoring.display import board_notes, percent
 from gateway.scoring.leaderboard import MetricName
@@ -93,22 +94,31 @@ def _status(status: str) -> Text:
 
 def _bar(done: int, total: int, width: int = 10) -> Text:
     """A progress bar with its count, e.g. `━━━━━━──── 6/10`."""
+    if width == 0:  # a narrow terminal: the count alone
+        return Text(f"{done}/{total}")
     filled = width * done // total if total else width
     return Text.assemble(
         ("━" * filled, "green"), ("─" * (width - filled), "bright_black"), f" {done}/{total}"
     )
 
 
-def progress_table(run: dict[str, Any]) -> RenderableType:
-    """The live view of a run: a header line and one row per service with its bar."""
+# Below this many columns the progress bar shrinks, so that no status or figure is cut.
+WIDE_TERMINAL = 110
+
+
+def progress_table(run: dict[str, Any], *, width: int | None = None) -> RenderableType:
+    """The live view of a run: a header line and one row per service with its bar; names
+    wrap between words and statuses stay whole at `width` (the terminal's by default)."""
     header = Text.assemble(
         (f"run {run['id']}", "bold"),
         f"  {run['phase']} of {run['dataset']}  metric {run['metric']}  state ",
         (run["state"], "green" if run["state"] == "completed" else "yellow"),
     )
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("team/service", overflow="fold", min_width=12)
-    table.add_column("status")
+    names = [team_service(s["provider_name"], s["service_name"]) for s in run["services"]]
+    bar = 10 if (width or console.width) >= WIDE_TERMINAL else 0
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table.add_column("team / service", min_width=longest_word(names))
+    table.add_column("status", no_wrap=True, min_width=_status_width(run["services"]))
     table.add_column("progress", no_wrap=True)
     for column in ("ok", "err", "img/s", "p50/p99 ms", "ETA"):
         table.add_column(column, justify="right", no_wrap=True)
@@ -116,13 +126,12 @@ def progress_table(run: dict[str, Any]) -> RenderableType:
     window = window_line(run)
     if window:
         notes.append(Text(window, style="magenta" if run.get("stopped_at_deadline") else ""))
-    for s in run["services"]:
-        name = f"{s['provider_name']}/{s['service_name']}"
+    for s, name in zip(run["services"], names, strict=True):
         latency = s.get("latency_ms") or {}
         table.add_row(
             name,
             _status(s["status"]),
-            _bar(s["done"], s["total"]),
+            _bar(s["done"], s["total"], bar),
             str(s["outcomes"].get("ok", 0)),
             str(s["done"] - s["outcomes"].get("ok", 0)),
             _rate(s.get("images_per_s")),
@@ -134,6 +143,10 @@ def progress_table(run: dict[str, Any]) -> RenderableType:
         elif _failures(s["outcomes"]) != "-":
             notes.append(Text(f"{name}: {_failures(s['outcomes'])}", style="yellow"))
     return Group(header, table, *notes)
+
+
+def _status_width(rows: list[dict[str, Any]]) -> int:
+    return max((len(str(r["status"])) for r in rows), default=6)
 
 
 def watch_run(client: httpx.Client, run_id: int, interval: float, as_json: bool) -> None:
@@ -376,12 +389,14 @@ def leaderboard_table(
     width = width or console.width
     left_out: list[str] = []
     while True:
-        table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+        table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
         names = [name for name in cells[0] if name not in left_out] if cells else []
         for name in names:
-            if name == "team/service":
-                table.add_column(name, overflow="fold", min_width=12)
-            elif name in ("status", "failed"):
+            if name == "team / service":
+                table.add_column(name, min_width=longest_word(str(c[name]) for c in cells))
+            elif name == "status":
+                table.add_column(name, no_wrap=True, min_width=_status_width(rows))
+            elif name == "failed":
                 table.add_column(name, overflow="fold")
             else:
                 table.add_column(name, justify="right", no_wrap=True)
@@ -404,7 +419,7 @@ def _shows_whole(table: Table, width: int, lines: list[Any]) -> bool:
     probe.print(table)
     text = probe.export_text()
     names = lines[0]
-    wrapped = ("team/service", "status", "failed")
+    wrapped = ("team / service", "failed")
     return all(name in text for name in names) and all(
         str(row[name]) in text for row in lines[1:] for name in names if name not in wrapped
     )
@@ -414,7 +429,7 @@ def _leaderboard_cells(row: dict[str, Any]) -> dict[str, str | Text]:
     latency = row.get("latency_ms") or {}
     return {
         "#": str(row["rank"]),
-        "team/service": f"{row['provider_name']}/{row['service_name']}",
+        "team / service": team_service(row["provider_name"], row["service_name"]),
         "status": _status(row["status"]),
         "top1": _pct(row.get("top1")),
         "top5": _pct(row.get("top5")),

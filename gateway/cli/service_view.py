@@ -1,7 +1,9 @@
-"""How a service's instances read in both CLIs' `service show` (`recoghub`, `recoghub-cli`):
-its endpoints, or "none (dial-out)" when its recognizers connect out to the hub (SPEC §10),
+"""How a service reads in both CLIs (`recoghub`, `recoghub-cli`): its name beside its
+team's in tables that must not cut a word at 80 columns, and in `service show` its
+endpoints, or "none (dial-out)" when its recognizers connect out to the hub (SPEC §10),
 and whether one is connected now."""
 
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -23,3 +25,15 @@ def connected_text(service: dict[str, Any]) -> str | None:
         )
         return f"none connected{hint}"
     return f"{len(connected)} connected ({', '.join(connected)})"
+
+
+def team_service(provider: str, service: str) -> str:
+    """A service named with its team, "Team A / digits-logreg": spaces around the slash
+    let a narrow table wrap it between words, never inside one."""
+    return f"{provider} / {service}"
+
+
+def longest_word(texts: Iterable[str], *, at_most: int = 32) -> int:
+    """The width of the longest word (white-space separated) in `texts`, capped at
+    `at_most`: a column at least this wide wraps its cells between words only."""
+    return min(at_most, max((len(w) for t in texts for w in t.split()), default=1))

@@ -210,6 +210,19 @@ def test_check_shows_each_instance(sqlite_hub: LiveServer, up: LiveServer) -> No
     assert document["instances"][0]["instance"] == up.url
 
 
+def test_check_prints_scores_and_latencies_rounded(sqlite_hub: LiveServer) -> None:
+    with recognizer(answer="cat:0.918273645546372819;dog:0.1") as precise:
+        team = team_on(sqlite_hub, [precise.url])
+        code, output = cli(
+            "check", "--hub", sqlite_hub.url, "--service", team.service_guid, "--key", team.api_key
+        )
+    assert code == 0, output
+    assert "cat 0.918, dog 0.100" in " ".join(output.split()), output
+    assert "0.91827" not in output
+    assert re.search(r"\b\d+\.\d ms\b", output), output  # ping and probe: one decimal
+    assert not re.search(r"\d+\.\d{2,} ms", output), output
+
+
 def test_check_with_a_down_instance_names_it(
     sqlite_hub: LiveServer, up: LiveServer, refused_url: Callable[[], str]
 ) -> None:
