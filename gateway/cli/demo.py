@@ -1,9 +1,9 @@
 """`recoghub demo`: the whole main job on the embedded default, in under a minute.
 
 It makes a labelled dataset whose labels follow from the pixels (the dominant colour),
-starts a hub on SQLite in a temporary folder and three sample recognizers (accurate,
-slow, and one that answers badly now and then) plus a fourth team's recognizer that
-connects out to the hub (a team behind a firewall, SPEC §10), registers them, runs a dry
+starts a hub on SQLite in a temporary folder and four sample recognizers: three behind
+HTTP endpoints (accurate, slow, and one that answers badly now and then) and a fourth
+team's that connects out to the hub (a team behind a firewall, SPEC §10), registers them, runs a dry
 run through the real API, and prints the leaderboard; with --keep it keeps the hub, its database and
 the per-request logs, and says where they are.
 """
@@ -101,7 +101,10 @@ def demo(
         servers.extend(recognizers)
         hub = BackgroundServer(create_app(settings)).start()
         servers.append(hub)
-        console.print(f"hub at {hub.url}; recognizers at {', '.join(r.url for r in recognizers)}")
+        console.print(
+            f"hub at {hub.url}; {len(recognizers) + 1} recognizers: {len(recognizers)} at "
+            f"{', '.join(r.url for r in recognizers)}, and 1 that connects out to the hub"
+        )
 
         with httpx.Client(
             base_url=hub.url, headers={"Authorization": f"Bearer {token}"}, timeout=60
