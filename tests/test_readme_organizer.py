@@ -155,4 +155,4 @@ def test_the_organizers_day_runs_as_pasted(database_url: str, tmp_path: Path) ->
     # The dry run's exports landed where the block said.
     assert len((tmp_path / "a.csv").read_text().splitlines()) > 1
     assert "labels" in (tmp_path / "all.csv").read_text().splitlines()[0]
-    assert "Team A/dogs" in output  # the leaderboards printed as tables
+    assert "Team A / dogs" in output  # the leaderboards printed as tables

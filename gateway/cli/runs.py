@@ -102,7 +102,8 @@ def _bar(done: int, total: int, width: int = 10) -> Text:
     )
 
 
-# Below this many columns the progress bar shrinks, so that no status or figure is cut.
+# Below this many columns the progress bar gives way to the bare count, so that no status
+# or figure is cut.
 WIDE_TERMINAL = 110
 
 
@@ -641,14 +642,15 @@ def timeline(
         print_json(data)
         return
     table = Table(title=f"run {run_id} every {bucket:g} s", box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("team/service", overflow="fold", max_width=20)
+    names = [team_service(s["provider_name"], s["service_name"]) for s in data["services"]]
+    table.add_column("team / service", min_width=longest_word(names))
     for column in ("t s", "done", "ok", "img/s", "p50/p99 ms"):
         table.add_column(column, justify="right", no_wrap=True)
     table.add_column("failed", overflow="fold", ratio=1)
-    for s in data["services"]:
+    for s, name in zip(data["services"], names, strict=True):
         for b in s["buckets"]:
             table.add_row(
-                f"{s['provider_name']}/{s['service_name']}",
+                name,
                 f"{b['t_s']:g}",
                 str(b["done"]),
                 str(b["ok"]),
