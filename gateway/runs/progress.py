@@ -232,7 +232,7 @@ def leaderboard(
                 **scores,
             }
         )
-    return rank_rows(rows, metric=run.metric)
+    return rank_rows(rows, metric=run.metric, uncertainty_ms=run.timing_uncertainty_ms)
 
 
 def iter_results(
