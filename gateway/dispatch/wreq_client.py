@@ -231,6 +231,6 @@ def _describe(exc: Exception) -> str:
     error: Connection refused"."""
     text = str(exc)
     what = re.search(r'ConnectError\("([^"]*)"', text)
-    why = re.findall(r'(?:message|error): "([^"]*)"', text)
+    why = re.findall(r'(?:message|error|reason): "([^"]*)"', text)
     parts = [part for part in (what and what.group(1), why[-1] if why else None) if part]
     return f"{type(exc).__name__}: {': '.join(parts) if parts else text[:200]}"
