@@ -2,10 +2,10 @@
 
 Everything the hub sends to a team's endpoint (runs, relay, check, ping) goes through
 `HttpClient.fetch`, so the rules of SPEC §9 live here once, whichever library moves the
-bytes (`RECOGHUB_HTTP_CLIENT`: `aiohttp`; or, HTTP done in Rust on threads of its own
-outside the GIL, `pyreqwest` in `gateway.dispatch.reqwest_client` or `wreq` in
-`gateway.dispatch.wreq_client`, both keeping the address policy by resolving and
-pinning, `gateway.dispatch.pinning`):
+bytes (`RECOGHUB_HTTP_CLIENT`: HTTP done in Rust on threads of its own outside the GIL,
+`wreq` (the default) in `gateway.dispatch.wreq_client` or `pyreqwest` in
+`gateway.dispatch.reqwest_client`, both keeping the address policy by resolving and
+pinning, `gateway.dispatch.pinning`; or `aiohttp` on the event loop, here):
 
 - a connection is only ever opened to an address the endpoint policy allows, whether it
   came from the URL or from DNS, so a DNS answer that moves a name inside the organizer's
@@ -46,15 +46,15 @@ __all__ = ["AiohttpClient", "HttpClient", "Reply", "SendFailed", "make_client_se
 
 def make_client_session(settings: Settings) -> HttpClient:
     """The client for all dispatch (runs, relay, check); create once, close once."""
-    # The Rust transports are optional extras, imported only when chosen.
-    if settings.http_client == "pyreqwest":
-        from gateway.dispatch.reqwest_client import PyreqwestClient
-
-        return PyreqwestClient(settings)
+    # The Rust transports are imported only when chosen (pyreqwest is an optional extra).
     if settings.http_client == "wreq":
         from gateway.dispatch.wreq_client import WreqClient
 
         return WreqClient(settings)
+    if settings.http_client == "pyreqwest":
+        from gateway.dispatch.reqwest_client import PyreqwestClient
+
+        return PyreqwestClient(settings)
     return AiohttpClient(settings)
 
 

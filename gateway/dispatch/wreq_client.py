@@ -1,7 +1,7 @@
 """The wreq transport of `gateway.dispatch.client` (`RECOGHUB_HTTP_CLIENT=wreq`).
 
-Imported only when chosen: wreq (Python bindings of the Rust wreq client, hyper and
-BoringSSL on a Tokio runtime of its own threads) is the optional extra `recoghub[wreq]`.
+The default transport. wreq: Python bindings of the Rust wreq client (hyper and
+BoringSSL on a Tokio runtime of its own threads).
 Every rule of SPEC §9 that `gateway.dispatch.client` states holds here too; see
 `WreqClient` for how.
 """
