@@ -41,7 +41,7 @@ class PyreqwestClient:
 
     Not the default: cancelling a request (a run's deadline, shutdown) does not abort it
     in pyreqwest 0.15.1; it runs on until its own timeout with nobody reading the answer,
-    where aiohttp drops the connection at once.
+    where aiohttp and wreq drop the connection at once.
 
     rustls trusts its own bundled roots; the system's CA file (`SSL_CERT_FILE`, or
     OpenSSL's default, where an organizer adds a lab CA) is added to them as for aiohttp.
