@@ -2,10 +2,10 @@
 nearest references by L2 distance, each pair scored by its negative distance, as the
 Image Similarity Challenge scored descriptors.
 
-faiss (`IndexFlatL2`) does the search: exact brute force over BLAS, in blocks of
-queries so progress can be reported and the distance matrix stays one block big. It is
-CPU-bound and holds the GIL only between blocks: call it in a worker thread or process,
-never on the event loop.
+faiss does the search (`faiss.knn`, the exact brute force behind `IndexFlatL2`, over
+BLAS, without copying the references into an index), in blocks of queries so progress
+can be reported and the distance matrix stays one block big. It is CPU-bound and takes
+seconds to minutes: call it in a worker thread or process, never on the event loop.
 """
 
 from collections.abc import Callable
@@ -46,12 +46,10 @@ def nearest_references(
         if progress is not None:
             progress(total, total)
         return built.finish()
-    index = faiss.IndexFlatL2(reference.shape[1])
-    index.add(reference)
     nearest = min(k, len(reference))
     for start in range(0, total, QUERY_BLOCK):
         block = descriptors.query[start : start + QUERY_BLOCK]
-        squared, found = index.search(block, nearest)
+        squared, found = faiss.knn(block, reference, nearest)
         # faiss gives squared distances; rounding can make a tiny one negative.
         scores = -np.sqrt(np.maximum(squared, 0.0, dtype=np.float64))
         refs = descriptors.references[found]
