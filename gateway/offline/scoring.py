@@ -2,21 +2,27 @@
 
 Each image of the phase becomes what a run's work item records — its image id as the
 key, an outcome (`ok`, or `missed` when the file left it out), its tags ranked best
-first and the place of the first true one (`metrics.true_rank`) — and is added to a
-`ServiceScorer`, the very scorer that scores a run service when it ends
-(`gateway.runs.finish.service_scores`). A file is thus a run whose every answer came in
-at once: no latency, no throughput.
+first and the place of the first true one — and the figures are those a `ServiceScorer`
+gives the same answers (`gateway.runs.finish.service_scores` scores a run service so),
+computed by its array path (`gateway.scoring.arrays`: the same definitions, no Python
+step per tag; tests/scoring/test_arrays.py holds the two equal). A file is thus a run
+whose every answer came in at once: no latency, no throughput.
 
 The results are handed to `on_results` a page at a time, so the caller can store them
 (as a run's results) while memory stays one page big.
 """
 
+from array import array
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from gateway.errors import Outcome
-from gateway.offline.answers import RankedAnswers
-from gateway.scoring.metrics import ServiceScorer, true_rank
+from gateway.offline.answers import Ints, RankedAnswers
+from gateway.protocol.result_string import tag_key
+from gateway.scoring.arrays import score_arrays
+from gateway.scoring.metrics import truth_set
 
 RESULT_PAGE = 1000
 _OK = Outcome.OK.value
@@ -55,23 +61,45 @@ def score_answers(
             f"{answers.images} answered images, {total} image ids and {len(truth)} true "
             "sets: not one phase"
         )
-    scorer = ServiceScorer()
-    for page in _pages(answers, image_ids=image_ids, truth=truth):
-        for result, true in page:
-            scorer.add(outcome=result.outcome, tags=result.tags, truth=true, latency_ms=None)
+    # Tags become numbers, equal when their `tag_key`s are: each spelling used is keyed
+    # once, not once per entry.
+    identity: dict[str, int] = {}
+    used = np.unique(answers.tags)
+    names = answers.tag_names
+    key_of_used = np.array(
+        [identity.setdefault(tag_key(names[code]), len(identity)) for code in used.tolist()],
+        dtype=np.int64,
+    )
+    truth_images: array[int] = array("q")
+    truth_keys: array[int] = array("q")
+    for image, tags in enumerate(truth):
+        for key in truth_set(tags):
+            truth_images.append(image)
+            truth_keys.append(identity.setdefault(key, len(identity)))
+    scored = score_arrays(
+        starts=answers.starts,
+        keys=key_of_used[np.searchsorted(used, answers.tags)],
+        scores=answers.scores,
+        answered=answers.answered,
+        truth_images=np.frombuffer(truth_images, dtype=np.int64),
+        truth_keys=np.frombuffer(truth_keys, dtype=np.int64),
+    )
+    done = 0
+    for page in _pages(answers, image_ids=image_ids, true_ranks=scored.true_ranks):
+        done += len(page)
         if on_results is not None:
-            on_results([result for result, _ in page])
+            on_results(page)
         if progress is not None:
-            progress(scorer.images, total)
-    scores = scorer.result(elapsed_s=None)
+            progress(done, total)
+    scores = dict(scored.result)
     if not answers.has_scores:
         scores.update(coverage_at_95=None, coverage_at_99=None, micro_ap=None)
     return scores
 
 
 def _pages(
-    answers: RankedAnswers, *, image_ids: Sequence[str], truth: Sequence[Sequence[str]]
-) -> Iterator[list[tuple[ImageResult, Sequence[str]]]]:
+    answers: RankedAnswers, *, image_ids: Sequence[str], true_ranks: Ints
+) -> Iterator[list[ImageResult]]:
     names = answers.tag_names
     total = len(image_ids)
     for first in range(0, total, RESULT_PAGE):
@@ -82,15 +110,14 @@ def _pages(
         tags = answers.tags[begin:end].tolist()
         scores = answers.scores[begin:end].tolist()
         answered = answers.answered[first:last].tolist()
-        page: list[tuple[ImageResult, Sequence[str]]] = []
+        ranks = true_ranks[first:last].tolist()
+        page: list[ImageResult] = []
         for offset in range(last - first):
-            image = first + offset
-            true = truth[image]
+            key = image_ids[first + offset]
             if not answered[offset]:
-                page.append((ImageResult(image_ids[image], _MISSED, [], None), true))
+                page.append(ImageResult(key, _MISSED, [], None))
                 continue
             a, b = starts[offset], starts[offset + 1]
             ranked = [(names[t], s) for t, s in zip(tags[a:b], scores[a:b], strict=True)]
-            rank = true_rank([tag for tag, _ in ranked], true)
-            page.append((ImageResult(image_ids[image], _OK, ranked, rank), true))
+            page.append(ImageResult(key, _OK, ranked, ranks[offset] or None))
         yield page

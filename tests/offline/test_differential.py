@@ -1,7 +1,8 @@
 """1,000 random prediction sets scored by the hub and by something else: scikit-learn's
 `top_k_accuracy_score` for top-1/top-5, and for µAP an implementation written here from
 SPEC §6's text (and scikit-learn's `average_precision_score` where no scores tie, where
-the two definitions agree). No mismatch is allowed."""
+the two definitions agree), and each also by the scorer of a run service fed the file's
+per-image results. No mismatch is allowed."""
 
 import random
 
@@ -10,8 +11,10 @@ import pytest
 from sklearn.metrics import average_precision_score, top_k_accuracy_score
 
 from gateway.offline.answers import Catalogue
+from gateway.offline.scoring import ImageResult
 from gateway.offline.submission import evaluate
 from gateway.protocol.result_string import format_result
+from gateway.scoring.metrics import ServiceScorer
 from tests.builders import matching_file, text_file
 
 SETS = 1000
@@ -29,6 +32,34 @@ def spec_micro_ap(pairs: list[tuple[float, bool]], n_gt: int) -> float:
         total += (recall - previous_recall) * (tp / i)
         previous_recall = recall
     return total
+
+
+def scored_like_a_run(
+    lines: list[str] | list[tuple[str, str, float]],
+    *,
+    file_format: str,
+    catalogue: Catalogue,
+    truth: list[list[str]],
+) -> dict[str, object]:
+    """The file's scores, after asserting them equal to what the scorer of a run service
+    (`ServiceScorer`, fed the per-image results) gives."""
+    results: list[ImageResult] = []
+    stream = (
+        matching_file(lines)  # type: ignore[arg-type]
+        if file_format == "isc-matching"
+        else text_file(lines)  # type: ignore[arg-type]
+    )
+    scores = evaluate(
+        stream, format=file_format, catalogue=catalogue, truth=truth, on_results=results.extend
+    )
+    scorer = ServiceScorer()
+    for result, true in zip(results, truth, strict=True):
+        scorer.add(outcome=result.outcome, tags=result.tags, truth=true, latency_ms=None)
+    expected = scorer.result(elapsed_s=None)
+    if file_format == "ilsvrc":  # no scores: no coverage, no µAP
+        expected.update(coverage_at_95=None, coverage_at_99=None, micro_ap=None)
+    assert scores == expected
+    return scores
 
 
 def classification_set(rng: random.Random, index: int) -> tuple[int, int]:
@@ -61,7 +92,7 @@ def classification_set(rng: random.Random, index: int) -> tuple[int, int]:
                 lines.append(f"{image_ids[i]}\t{format_result(entries)}")
         rng.shuffle(lines)
         file_format = "recoghub-tsv"
-    result = evaluate(text_file(lines), format=file_format, catalogue=catalogue, truth=truth)
+    result = scored_like_a_run(lines, file_format=file_format, catalogue=catalogue, truth=truth)
     rows = [i for i in range(n_images) if answered[i]]
     hits = []
     for k, field in ((1, "top1"), (5, "top5")):
@@ -95,7 +126,7 @@ def matching_set(rng: random.Random, index: int) -> None:
         del q
     rng.shuffle(rows)
     catalogue = Catalogue(image_ids=queries, reference_ids=refs)
-    result = evaluate(matching_file(rows), format="isc-matching", catalogue=catalogue, truth=truth)
+    result = scored_like_a_run(rows, file_format="isc-matching", catalogue=catalogue, truth=truth)
     n_gt = sum(len(t) for t in truth)
     true_pairs = {(queries[q], ref) for q, refs_of in enumerate(truth) for ref in refs_of}
     pairs = [(score, (q, r) in true_pairs) for q, r, score in rows]
