@@ -7,7 +7,8 @@ scikit-learn / numpy doing the same scoring on the same data.
 Files are generated (seeded) into a temp dir first. Each measurement then runs in a fresh
 Python process, so its peak RSS (VmHWM, /proc/self/status) is its own: the hub's
 `gateway.offline.submission.evaluate` (validation, parsing, search, per-image results
-and scores by `ServiceScorer`; the results are dropped, not stored), and the reference:
+and scores by the array path of `ServiceScorer`; the results are built a page at a time
+and dropped, not stored), and the reference:
 
 - ilsvrc (150,000 lines, 1,000 labels): the lines read into a label matrix, then
   scikit-learn's `top_k_accuracy_score` (k = 1, 5) over chunks of 10,000 rows of a dense
@@ -78,14 +79,16 @@ def descriptor_phase(queries: int, references: int) -> tuple[list[str], list[str
 def write_ilsvrc(path: Path, images: int) -> None:
     rng = np.random.default_rng(SEED)
     truth = rng.integers(0, 1000, size=images)  # as ilsvrc_phase draws it
-    predictions = rng.integers(0, 1000, size=(images, 5))
-    hit = rng.random(images) < 0.7
+    # Five distinct labels a line (a repeat would make scikit-learn's top-k see ties).
+    step = rng.integers(1, 200, size=(images, 1))
+    predictions = (rng.integers(0, 1000, size=(images, 1)) + step * np.arange(5)) % 1000
+    hit = (rng.random(images) < 0.7) & ~(predictions == truth[:, None]).any(axis=1)
     place = rng.integers(0, 5, size=images)
     predictions[hit, place[hit]] = truth[hit]
     as_index = rng.random(images) < 0.5
     with path.open("w") as out:
         for row, index in zip(predictions.tolist(), as_index.tolist(), strict=True):
-            tokens = [str(j + 1) if index else f"n{j:08d}" for j in dict.fromkeys(row)]
+            tokens = [str(j + 1) if index else f"n{j:08d}" for j in row]
             out.write(" ".join(tokens) + "\n")
 
 
@@ -145,7 +148,10 @@ def hub(kind: str, path: Path, sizes: dict[str, int]) -> dict[str, Any]:
     before = peak_rss_mib()
     start = time.perf_counter()
     with path.open("rb") as stream:
-        scores = evaluate(stream, format=kind, catalogue=catalogue, truth=truth, k=10)
+        # Every page of per-image results is built, as for storing; here it is dropped.
+        scores = evaluate(
+            stream, format=kind, catalogue=catalogue, truth=truth, k=10, on_results=len
+        )
     seconds = time.perf_counter() - start
     figure = scores["top5"] if kind == "ilsvrc" else scores["micro_ap"]
     extra = {"top1": scores["top1"]} if kind == "ilsvrc" else {}

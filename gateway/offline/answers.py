@@ -7,7 +7,7 @@ ids a query may be matched to. `RankedAnswers` is the file's side once validated
 file of 500,000 rows costs about 16 bytes a row rather than a Python tuple each.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -37,6 +37,14 @@ class Catalogue:
         return {ref: i for i, ref in enumerate(self.reference_ids)}
 
     @cached_property
+    def label_place(self) -> dict[str, int]:
+        """Label, exactly as spelled -> its 0-based place in `labels` (the first of equals)."""
+        place: dict[str, int] = {}
+        for i, label in enumerate(self.labels):
+            place.setdefault(label, i)
+        return place
+
+    @cached_property
     def label_index(self) -> dict[str, int]:
         """`tag_key` of a label -> its 0-based place in `labels` (the first of equals)."""
         index: dict[str, int] = {}
@@ -58,6 +66,7 @@ class RankedAnswers:
     False for `ilsvrc`, whose predictions are an order without scores."""
 
     tag_names: Sequence[str]
+    tag_index: Mapping[str, int]  # a name of `tag_names` -> its place (exact spelling)
     starts: Ints
     tags: Ints
     scores: Floats
@@ -77,6 +86,7 @@ class AnswersBuilder:
 
     images: int
     tag_names: Sequence[str]
+    tag_index: Mapping[str, int]
     has_scores: bool = True
     _image: list[int] = field(default_factory=list)
     _tag: list[int] = field(default_factory=list)
@@ -92,6 +102,10 @@ class AnswersBuilder:
         """Mark image `image` as answered (with or without entries)."""
         self._answered[image] = True
 
+    def mark_answered(self, images: Ints) -> None:
+        """Mark every image of `images` as answered."""
+        self._answered[images] = True
+
     def is_answered(self, image: int) -> bool:
         return bool(self._answered[image])
 
@@ -103,8 +117,9 @@ class AnswersBuilder:
             self._flush()
 
     def add_arrays(self, images: Ints, tags: Ints, scores: Floats) -> None:
-        """Add entries given as arrays of equal length."""
+        """Add entries given as arrays of equal length; their images are answered."""
         self._flush()
+        self._answered[images] = True
         self._chunks.append(
             (images.astype(np.int64), tags.astype(np.int64), scores.astype(np.float64))
         )
@@ -140,6 +155,7 @@ class AnswersBuilder:
         starts = np.searchsorted(images, np.arange(self.images + 1)).astype(np.int64)
         return RankedAnswers(
             tag_names=self.tag_names,
+            tag_index=self.tag_index,
             starts=starts,
             tags=tags[order],
             scores=scores[order],

@@ -17,7 +17,7 @@ import numpy as np
 
 from gateway.offline.answers import AnswersBuilder, Catalogue, RankedAnswers
 from gateway.offline.errors import RejectKind, SubmissionRejected, shown
-from gateway.offline.lines import text_lines
+from gateway.offline.lines import line_blocks
 from gateway.protocol.result_string import parse_score
 
 HEADER = ("query_id", "reference_id", "score")
@@ -40,70 +40,90 @@ def read_matching(
     pair given twice (named at its second line), more than `max_rows` rows."""
     queries = catalogue.image_index
     references = catalogue.reference_index
-    built = AnswersBuilder(images=len(queries), tag_names=catalogue.reference_ids)
+    built = AnswersBuilder(
+        images=len(queries),
+        tag_names=catalogue.reference_ids,
+        tag_index=references,
+    )
     lines_of_rows = array("q")  # the line of each row, to name a repeated pair
     header_seen = False
-    rows = 0
-    for number, text in text_lines(stream, max_line_bytes=MATCHING_LINE_BYTES, max_bytes=max_bytes):
+    for first, block in line_blocks(
+        stream, max_line_bytes=MATCHING_LINE_BYTES, max_bytes=max_bytes
+    ):
         if not header_seen:
-            fields = tuple(part.strip() for part in text.split(","))
-            if fields != HEADER:
+            _check_header(block[0])
+            header_seen = True
+            block[0] = ""  # read: skipped below as a blank line
+        # A block's rows go to the arrays at once: no call per row.
+        found_queries: list[int] = []
+        found_references: list[int] = []
+        found_scores: list[float] = []
+        for number, text in enumerate(block, first):
+            parts = text.split(",")
+            if len(parts) != 3:
+                if not text.strip():
+                    continue
                 raise SubmissionRejected(
-                    RejectKind.BAD_HEADER,
-                    f'the header is "{shown(text)}"',
-                    expected="the header query_id,reference_id,score",
+                    RejectKind.COLUMN_COUNT,
+                    f"the row has {len(parts)} columns",
+                    expected="3 columns: query_id,reference_id,score",
                     line=number,
                     text=text,
                 )
-            header_seen = True
-            continue
-        if not text.strip():
-            continue
-        parts = text.split(",")
-        if len(parts) != 3:
-            raise SubmissionRejected(
-                RejectKind.COLUMN_COUNT,
-                f"the row has {len(parts)} columns",
-                expected="3 columns: query_id,reference_id,score",
-                line=number,
-                text=text,
-            )
-        query_id, reference_id, score_text = parts
-        query = queries.get(query_id.strip())
-        if query is None:
-            raise _unknown(number, "query_id", query_id, "an image_id of images.csv")
-        reference = references.get(reference_id.strip())
-        if reference is None:
-            raise _unknown(number, "reference_id", reference_id, "a reference id of the phase")
-        score = parse_score(score_text)
-        if score is None:
-            raise SubmissionRejected(
-                RejectKind.BAD_SCORE,
-                f'score "{shown(score_text.strip())}" is not a finite decimal',
-                expected="a finite decimal score such as 0.93 or 1e-3",
-                line=number,
-                text=score_text,
-            )
-        rows += 1
-        if rows > max_rows:
+            query_id, reference_id, score_text = parts
+            # Ids are looked up as written first: strip() only when that fails.
+            query = queries.get(query_id)
+            if query is None:
+                query = queries.get(query_id.strip())
+                if query is None:
+                    raise _unknown(number, "query_id", query_id, "an image_id of images.csv")
+            reference = references.get(reference_id)
+            if reference is None:
+                reference = references.get(reference_id.strip())
+                if reference is None:
+                    raise _unknown(
+                        number, "reference_id", reference_id, "a reference id of the phase"
+                    )
+            score = parse_score(score_text)
+            if score is None:
+                raise SubmissionRejected(
+                    RejectKind.BAD_SCORE,
+                    f'score "{shown(score_text.strip())}" is not a finite decimal',
+                    expected="a finite decimal score such as 0.93 or 1e-3",
+                    line=number,
+                    text=score_text,
+                )
+            found_queries.append(query)
+            found_references.append(reference)
+            found_scores.append(score)
+            lines_of_rows.append(number)
+        if len(lines_of_rows) > max_rows:
             raise SubmissionRejected(
                 RejectKind.TOO_MANY_LINES,
                 f"the file has more than {max_rows} rows",
                 expected=f"at most {max_rows} rows",
-                line=number,
+                line=lines_of_rows[max_rows],
             )
-        built.answer(query)
-        built.add(query, reference, score)
-        lines_of_rows.append(number)
-    if not header_seen:
-        raise SubmissionRejected(
-            RejectKind.BAD_HEADER,
-            "the file is empty",
-            expected="the header query_id,reference_id,score",
-            line=1,
+        built.add_arrays(
+            np.array(found_queries, dtype=np.int64),
+            np.array(found_references, dtype=np.int64),
+            np.array(found_scores, dtype=np.float64),
         )
+    if not header_seen:
+        _check_header("")
     _refuse_repeated_pairs(built, catalogue=catalogue, lines=lines_of_rows)
     return built.finish()
+
+
+def _check_header(text: str) -> None:
+    if tuple(part.strip() for part in text.split(",")) != HEADER:
+        raise SubmissionRejected(
+            RejectKind.BAD_HEADER,
+            f'the header is "{shown(text)}"' if text else "the file is empty",
+            expected="the header query_id,reference_id,score",
+            line=1,
+            text=text,
+        )
 
 
 def _refuse_repeated_pairs(

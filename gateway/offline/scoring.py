@@ -61,21 +61,32 @@ def score_answers(
             f"{answers.images} answered images, {total} image ids and {len(truth)} true "
             "sets: not one phase"
         )
-    # Tags become numbers, equal when their `tag_key`s are: each spelling used is keyed
-    # once, not once per entry.
-    identity: dict[str, int] = {}
-    used = np.unique(answers.tags)
+    # Tags become numbers, equal when their `tag_key`s are: a tag is numbered by the
+    # place of its key in the table when the key is spelled there as is (the usual case:
+    # ids and labels are their own keys), else by a number past the table. Each spelling
+    # used is keyed once, not once per entry, and no table of keys is kept.
     names = answers.tag_names
-    key_of_used = np.array(
-        [identity.setdefault(tag_key(names[code]), len(identity)) for code in used.tolist()],
+    table = answers.tag_index
+    beyond: dict[str, int] = {}
+
+    def number_of(key: str) -> int:
+        place = table.get(key)
+        if place is None:
+            place = beyond.setdefault(key, len(names) + len(beyond))
+        return place
+
+    used = np.unique(answers.tags)
+    key_of_used = np.fromiter(
+        (number_of(tag_key(names[code])) for code in used.tolist()),
         dtype=np.int64,
+        count=len(used),
     )
     truth_images: array[int] = array("q")
     truth_keys: array[int] = array("q")
     for image, tags in enumerate(truth):
         for key in truth_set(tags):
             truth_images.append(image)
-            truth_keys.append(identity.setdefault(key, len(identity)))
+            truth_keys.append(number_of(key))
     scored = score_arrays(
         starts=answers.starts,
         keys=key_of_used[np.searchsorted(used, answers.tags)],

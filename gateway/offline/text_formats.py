@@ -15,11 +15,14 @@
 """
 
 import re
+from collections.abc import Iterator
 from typing import BinaryIO
+
+import numpy as np
 
 from gateway.offline.answers import AnswersBuilder, Catalogue, RankedAnswers
 from gateway.offline.errors import RejectKind, SubmissionRejected, shown
-from gateway.offline.lines import text_lines
+from gateway.offline.lines import line_blocks
 from gateway.protocol.result_string import (
     MAX_RESULT_BYTES,
     ResultStringError,
@@ -43,8 +46,10 @@ def read_tsv(
     index = catalogue.image_index
     names: list[str] = []
     codes: dict[str, int] = {}  # each tag spelling stored once
-    built = AnswersBuilder(images=len(index), tag_names=names)
-    for number, text in text_lines(stream, max_line_bytes=TSV_LINE_BYTES, max_bytes=max_bytes):
+    built = AnswersBuilder(images=len(index), tag_names=names, tag_index=codes)
+    for number, text in _numbered(
+        line_blocks(stream, max_line_bytes=TSV_LINE_BYTES, max_bytes=max_bytes)
+    ):
         if not text.strip():
             continue
         image_id, tab, body = text.partition("\t")
@@ -89,40 +94,62 @@ def read_ilsvrc(
     that is wrong (more than 5 predictions, an unknown label, an index out of range,
     more lines than images)."""
     images = len(catalogue.image_ids)
-    labels = catalogue.label_index
     n_labels = len(catalogue.labels)
-    built = AnswersBuilder(images=images, tag_names=catalogue.labels, has_scores=False)
-    for number, text in text_lines(stream, max_line_bytes=ILSVRC_LINE_BYTES, max_bytes=max_bytes):
-        tokens = text.split()
-        if number > images:
-            if tokens:
+    # One lookup for both forms; a label wins over an index that is spelled the same.
+    lookup = {str(i): i - 1 for i in range(1, n_labels + 1)}
+    lookup.update(catalogue.label_index)
+    built = AnswersBuilder(
+        images=images,
+        tag_names=catalogue.labels,
+        tag_index=catalogue.label_place,
+        has_scores=False,
+    )
+    for first, lines in line_blocks(stream, max_line_bytes=ILSVRC_LINE_BYTES, max_bytes=max_bytes):
+        answered: list[int] = []
+        entries: list[int] = []  # image, label pairs, flattened
+        places: list[int] = []
+        for number, text in enumerate(lines, first):
+            tokens = text.split()
+            if number > images:
+                if tokens:
+                    raise SubmissionRejected(
+                        RejectKind.TOO_MANY_LINES,
+                        f"the phase has {images} images, this is line {number}",
+                        expected=f"at most {images} lines, one per image of images.csv",
+                        line=number,
+                        text=text,
+                    )
+                continue
+            if len(tokens) > ILSVRC_PREDICTIONS:
                 raise SubmissionRejected(
-                    RejectKind.TOO_MANY_LINES,
-                    f"the phase has {images} images, this is line {number}",
-                    expected=f"at most {images} lines, one per image of images.csv",
+                    RejectKind.TOO_MANY_PREDICTIONS,
+                    f"the line has {len(tokens)} predictions",
+                    expected=f"at most {ILSVRC_PREDICTIONS} labels or label indices",
                     line=number,
                     text=text,
                 )
-            continue
-        if len(tokens) > ILSVRC_PREDICTIONS:
-            raise SubmissionRejected(
-                RejectKind.TOO_MANY_PREDICTIONS,
-                f"the line has {len(tokens)} predictions",
-                expected=f"at most {ILSVRC_PREDICTIONS} labels or label indices",
-                line=number,
-                text=text,
-            )
-        image = number - 1
-        built.answer(image)
-        seen: set[int] = set()
-        for token in tokens:
-            label = labels.get(tag_key(token))
-            if label is None:
-                label = _label_of_index(token, n_labels=n_labels, line=number)
-            if label not in seen:
-                seen.add(label)
-                built.add(image, label, 1.0 / len(seen))
+            image = number - 1
+            answered.append(image)
+            placed: list[int] = []
+            for token in tokens:
+                label = lookup.get(token)
+                if label is None:
+                    label = lookup.get(tag_key(token))
+                    if label is None:
+                        label = _label_of_index(token, n_labels=n_labels, line=number)
+                if label not in placed:  # a repeat takes its first place only
+                    placed.append(label)
+                    entries += (image, label)
+                    places.append(len(placed))
+        pairs = np.array(entries, dtype=np.int64).reshape(-1, 2)
+        built.add_arrays(pairs[:, 0], pairs[:, 1], 1.0 / np.array(places, dtype=np.float64))
+        built.mark_answered(np.array(answered, dtype=np.int64))
     return built.finish()
+
+
+def _numbered(blocks: Iterator[tuple[int, list[str]]]) -> Iterator[tuple[int, str]]:
+    for first, lines in blocks:
+        yield from enumerate(lines, first)
 
 
 def _label_of_index(token: str, *, n_labels: int, line: int) -> int:

@@ -161,3 +161,16 @@ def test_isc_descriptors_hand_example(container: str) -> None:
     # Pairs (-1 ✗)(-2 ✓)(-2 ✓)(-3 ✗), N_gt = 3: (1/2 + 2/3) / 3 = 7/18.
     assert scores["micro_ap"] == pytest.approx(7 / 18)
     assert scores["top1"] == 1 / 3 and scores["top5"] == 2 / 3
+
+
+def test_tags_and_truth_spelled_differently_are_one_tag() -> None:
+    catalogue = Catalogue(image_ids=["a", "b", "c"])
+    truth = [[" dog"], ["straße"], ["Cat", "CAT "]]  # c's true set is one tag
+    lines = ["a\tDog:0.9", "b\tx:0.9;STRASSE:0.5", "c\tcat:0.2;DOG:0.1"]
+    scores, results = scored(
+        text_file(lines), format="recoghub-tsv", catalogue=catalogue, truth=truth
+    )
+    assert [r.true_rank for r in results] == [1, 2, 1]
+    # N_gt = 3; pairs (0.9 ✓)(0.9 ✗)(0.5 ✓)(0.2 ✓)(0.1 ✗): ties put ✗ first.
+    assert scores["micro_ap"] == pytest.approx((1 / 2 + 2 / 3 + 3 / 4) / 3)
+    assert scores["top1"] == 2 / 3
