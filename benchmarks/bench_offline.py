@@ -26,6 +26,7 @@ Targets: ilsvrc and isc-matching each <= 10 s and < 300 MiB peak RSS; isc-descri
 import argparse
 import csv
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -146,6 +147,7 @@ def hub(kind: str, path: Path, sizes: dict[str, int]) -> dict[str, Any]:
         image_ids, reference_ids, truth = descriptor_phase(sizes["queries"], sizes["references"])
         catalogue = Catalogue(image_ids=image_ids, reference_ids=reference_ids)
     before = peak_rss_mib()
+    cpu_before = cpu_seconds()
     start = time.perf_counter()
     with path.open("rb") as stream:
         # Every page of per-image results is built, as for storing; here it is dropped.
@@ -155,7 +157,13 @@ def hub(kind: str, path: Path, sizes: dict[str, int]) -> dict[str, Any]:
     seconds = time.perf_counter() - start
     figure = scores["top5"] if kind == "ilsvrc" else scores["micro_ap"]
     extra = {"top1": scores["top1"]} if kind == "ilsvrc" else {}
-    return {"seconds": seconds, "rss_before_mib": before, "figure": figure, **extra}
+    return {
+        "seconds": seconds,
+        "rss_before_mib": before,
+        "cpu_before": cpu_before,
+        "figure": figure,
+        **extra,
+    }
 
 
 def reference(kind: str, path: Path, sizes: dict[str, int]) -> dict[str, Any]:
@@ -173,6 +181,7 @@ def _sklearn_ilsvrc(path: Path, labels: list[str], truth: list[list[str]]) -> di
     label_of = {label: j for j, label in enumerate(labels)}
     y_true = np.array([label_of[t[0]] for t in truth])
     before = peak_rss_mib()
+    cpu_before = cpu_seconds()
     start = time.perf_counter()
     predicted = np.full((len(truth), 5), -1, dtype=np.int64)
     with path.open() as lines:
@@ -200,6 +209,7 @@ def _sklearn_ilsvrc(path: Path, labels: list[str], truth: list[list[str]]) -> di
     return {
         "seconds": seconds,
         "rss_before_mib": before,
+        "cpu_before": cpu_before,
         "figure": hits[5] / n,
         "top1": hits[1] / n,
     }
@@ -213,6 +223,7 @@ def _sklearn_matching(path: Path, sizes: dict[str, int]) -> dict[str, Any]:
     true_pairs = {(q, t[0]) for q, t in zip(query_ids, truth, strict=True) if t}
     n_gt = len(true_pairs)
     before = peak_rss_mib()
+    cpu_before = cpu_seconds()
     start = time.perf_counter()
     correct: list[bool] = []
     scores: list[float] = []
@@ -225,11 +236,17 @@ def _sklearn_matching(path: Path, sizes: dict[str, int]) -> dict[str, Any]:
     positives = sum(correct)
     ap = average_precision_score(np.array(correct), np.array(scores))
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "rss_before_mib": before, "figure": ap * positives / n_gt}
+    return {
+        "seconds": seconds,
+        "rss_before_mib": before,
+        "cpu_before": cpu_before,
+        "figure": ap * positives / n_gt,
+    }
 
 
 def _numpy_descriptors(path: Path, sizes: dict[str, int]) -> dict[str, Any]:
     before = peak_rss_mib()
+    cpu_before = cpu_seconds()
     start = time.perf_counter()
     with np.load(path) as archive:
         query, reference = archive["query"], archive["reference"]
@@ -260,7 +277,17 @@ def _numpy_descriptors(path: Path, sizes: dict[str, int]) -> dict[str, Any]:
     tp = np.cumsum(flags)
     micro_ap = float((tp[flags] / (np.nonzero(flags)[0] + 1)).sum() / half)
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "rss_before_mib": before, "figure": micro_ap}
+    return {
+        "seconds": seconds,
+        "rss_before_mib": before,
+        "cpu_before": cpu_before,
+        "figure": micro_ap,
+    }
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def measure_here(args: argparse.Namespace) -> None:
@@ -268,6 +295,7 @@ def measure_here(args: argparse.Namespace) -> None:
     run = hub if args.side == "hub" else reference
     result = run(args.measure, Path(args.file), sizes)
     result["peak_rss_mib"] = peak_rss_mib()
+    result["cpu_s"] = cpu_seconds() - result.pop("cpu_before")
     print(json.dumps(result))
 
 
@@ -326,8 +354,8 @@ def main() -> None:
         if "isc-descriptors" in kinds:
             write_descriptors(files["isc-descriptors"], args.queries, args.references, args.dim)
         print(
-            f"{'format':16} {'side':10} {'seconds':>8} {'peak MiB':>9} {'(at start)':>10} "
-            f"{'file MiB':>8}  figure"
+            f"{'format':16} {'side':10} {'seconds':>8} {'cpu s':>7} {'peak MiB':>9} "
+            f"{'(at start)':>10} {'file MiB':>8}  figure"
         )
         for kind in kinds:
             size = files[kind].stat().st_size / 2**20
@@ -340,7 +368,8 @@ def main() -> None:
                 if "top1" in r:
                     figure += f" top1 {r['top1']:.6f}"
                 print(
-                    f"{kind:16} {name:10} {r['seconds']:8.2f} {r['peak_rss_mib']:9.1f} "
+                    f"{kind:16} {name:10} {r['seconds']:8.2f} {r['cpu_s']:7.2f} "
+                    f"{r['peak_rss_mib']:9.1f} "
                     f"{r['rss_before_mib']:10.1f} {size:8.1f}  {figure}"
                 )
             print(f"{'':16} target     {TARGETS[kind]}")

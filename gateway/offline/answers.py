@@ -7,7 +7,7 @@ ids a query may be matched to. `RankedAnswers` is the file's side once validated
 file of 500,000 rows costs about 16 bytes a row rather than a Python tuple each.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -37,14 +37,6 @@ class Catalogue:
         return {ref: i for i, ref in enumerate(self.reference_ids)}
 
     @cached_property
-    def label_place(self) -> dict[str, int]:
-        """Label, exactly as spelled -> its 0-based place in `labels` (the first of equals)."""
-        place: dict[str, int] = {}
-        for i, label in enumerate(self.labels):
-            place.setdefault(label, i)
-        return place
-
-    @cached_property
     def label_index(self) -> dict[str, int]:
         """`tag_key` of a label -> its 0-based place in `labels` (the first of equals)."""
         index: dict[str, int] = {}
@@ -66,7 +58,6 @@ class RankedAnswers:
     False for `ilsvrc`, whose predictions are an order without scores."""
 
     tag_names: Sequence[str]
-    tag_index: Mapping[str, int]  # a name of `tag_names` -> its place (exact spelling)
     starts: Ints
     tags: Ints
     scores: Floats
@@ -86,7 +77,6 @@ class AnswersBuilder:
 
     images: int
     tag_names: Sequence[str]
-    tag_index: Mapping[str, int]
     has_scores: bool = True
     _image: list[int] = field(default_factory=list)
     _tag: list[int] = field(default_factory=list)
@@ -155,7 +145,6 @@ class AnswersBuilder:
         starts = np.searchsorted(images, np.arange(self.images + 1)).astype(np.int64)
         return RankedAnswers(
             tag_names=self.tag_names,
-            tag_index=self.tag_index,
             starts=starts,
             tags=tags[order],
             scores=scores[order],

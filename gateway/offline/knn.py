@@ -36,11 +36,7 @@ def nearest_references(
         raise ValueError(f"k must be at least 1, got {k}")
     import faiss  # only the descriptor track pays for importing faiss
 
-    built = AnswersBuilder(
-        images=len(catalogue.image_ids),
-        tag_names=catalogue.reference_ids,
-        tag_index=catalogue.reference_index,
-    )
+    built = AnswersBuilder(images=len(catalogue.image_ids), tag_names=catalogue.reference_ids)
     queries = descriptors.queries
     total = len(queries)
     for image in queries.tolist():

@@ -40,11 +40,7 @@ def read_matching(
     pair given twice (named at its second line), more than `max_rows` rows."""
     queries = catalogue.image_index
     references = catalogue.reference_index
-    built = AnswersBuilder(
-        images=len(queries),
-        tag_names=catalogue.reference_ids,
-        tag_index=references,
-    )
+    built = AnswersBuilder(images=len(queries), tag_names=catalogue.reference_ids)
     lines_of_rows = array("q")  # the line of each row, to name a repeated pair
     header_seen = False
     for first, block in line_blocks(

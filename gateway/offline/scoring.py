@@ -61,39 +61,14 @@ def score_answers(
             f"{answers.images} answered images, {total} image ids and {len(truth)} true "
             "sets: not one phase"
         )
-    # Tags become numbers, equal when their `tag_key`s are: a tag is numbered by the
-    # place of its key in the table when the key is spelled there as is (the usual case:
-    # ids and labels are their own keys), else by a number past the table. Each spelling
-    # used is keyed once, not once per entry, and no table of keys is kept.
-    names = answers.tag_names
-    table = answers.tag_index
-    beyond: dict[str, int] = {}
-
-    def number_of(key: str) -> int:
-        place = table.get(key)
-        if place is None:
-            place = beyond.setdefault(key, len(names) + len(beyond))
-        return place
-
-    used = np.unique(answers.tags)
-    key_of_used = np.fromiter(
-        (number_of(tag_key(names[code])) for code in used.tolist()),
-        dtype=np.int64,
-        count=len(used),
-    )
-    truth_images: array[int] = array("q")
-    truth_keys: array[int] = array("q")
-    for image, tags in enumerate(truth):
-        for key in truth_set(tags):
-            truth_images.append(image)
-            truth_keys.append(number_of(key))
+    keys, truth_images, truth_keys = _tag_numbers(answers, truth)
     scored = score_arrays(
         starts=answers.starts,
-        keys=key_of_used[np.searchsorted(used, answers.tags)],
+        keys=keys,
         scores=answers.scores,
         answered=answers.answered,
-        truth_images=np.frombuffer(truth_images, dtype=np.int64),
-        truth_keys=np.frombuffer(truth_keys, dtype=np.int64),
+        truth_images=truth_images,
+        truth_keys=truth_keys,
     )
     done = 0
     for page in _pages(answers, image_ids=image_ids, true_ranks=scored.true_ranks):
@@ -106,6 +81,46 @@ def score_answers(
     if not answers.has_scores:
         scores.update(coverage_at_95=None, coverage_at_99=None, micro_ap=None)
     return scores
+
+
+def _tag_numbers(answers: RankedAnswers, truth: Sequence[Sequence[str]]) -> tuple[Ints, Ints, Ints]:
+    """Numbers for the tags of the entries and of the true sets, equal exactly when their
+    `tag_key`s are: (a number per entry, the image and number of each true pair).
+
+    The true tags are numbered first (a small dict). A tag used in the file is keyed once,
+    not once per entry, and its key is kept only when the keys of the used tags are not
+    all distinct (found from their hashes): so a file naming 500,000 reference ids does
+    not build a dict of 500,000 keys when, as ids do, they differ.
+    """
+    numbers: dict[str, int] = {}
+    truth_images: array[int] = array("q")
+    truth_keys: array[int] = array("q")
+    for image, tags in enumerate(truth):
+        for key in truth_set(tags):
+            truth_images.append(image)
+            truth_keys.append(numbers.setdefault(key, len(numbers)))
+    names = answers.tag_names
+    used = np.unique(answers.tags)
+    hashes: array[int] = array("q")
+    true_numbers: array[int] = array("q")
+    for code in used.tolist():
+        key = tag_key(names[code])
+        hashes.append(hash(key))
+        true_numbers.append(numbers.get(key, -1))
+    if len(np.unique(np.frombuffer(hashes, dtype=np.int64))) == len(hashes):
+        # Distinct keys: a tag that is not true is its own code, past the true numbers.
+        true_number = np.frombuffer(true_numbers, dtype=np.int64)
+        numbered = np.where(true_number >= 0, true_number, used + len(numbers))
+    else:  # some keys may be equal: number them all by key
+        numbered = np.array(
+            [numbers.setdefault(tag_key(names[code]), len(numbers)) for code in used.tolist()],
+            dtype=np.int64,
+        )
+    return (
+        numbered[np.searchsorted(used, answers.tags)],
+        np.frombuffer(truth_images, dtype=np.int64),
+        np.frombuffer(truth_keys, dtype=np.int64),
+    )
 
 
 def _pages(

@@ -46,7 +46,7 @@ def read_tsv(
     index = catalogue.image_index
     names: list[str] = []
     codes: dict[str, int] = {}  # each tag spelling stored once
-    built = AnswersBuilder(images=len(index), tag_names=names, tag_index=codes)
+    built = AnswersBuilder(images=len(index), tag_names=names)
     for number, text in _numbered(
         line_blocks(stream, max_line_bytes=TSV_LINE_BYTES, max_bytes=max_bytes)
     ):
@@ -98,12 +98,7 @@ def read_ilsvrc(
     # One lookup for both forms; a label wins over an index that is spelled the same.
     lookup = {str(i): i - 1 for i in range(1, n_labels + 1)}
     lookup.update(catalogue.label_index)
-    built = AnswersBuilder(
-        images=images,
-        tag_names=catalogue.labels,
-        tag_index=catalogue.label_place,
-        has_scores=False,
-    )
+    built = AnswersBuilder(images=images, tag_names=catalogue.labels, has_scores=False)
     for first, lines in line_blocks(stream, max_line_bytes=ILSVRC_LINE_BYTES, max_bytes=max_bytes):
         answered: list[int] = []
         entries: list[int] = []  # image, label pairs, flattened
