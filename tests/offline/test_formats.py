@@ -174,3 +174,33 @@ def test_tags_and_truth_spelled_differently_are_one_tag() -> None:
     # N_gt = 3; pairs (0.9 ✓)(0.9 ✗)(0.5 ✓)(0.2 ✓)(0.1 ✗): ties put ✗ first.
     assert scores["micro_ap"] == pytest.approx((1 / 2 + 2 / 3 + 3 / 4) / 3)
     assert scores["top1"] == 2 / 3
+
+
+@pytest.mark.parametrize("container", ["npz", "hdf5"])
+def test_descriptors_from_a_spooled_upload_with_progress(container: str) -> None:
+    import tempfile
+
+    from gateway.offline.submission import read_answers
+
+    rng = np.random.default_rng(3)
+    arrays = {
+        "query_ids": ["q1", "q2", "q3"],
+        "query": rng.normal(size=(3, 8)).astype(np.float32),
+        "reference_ids": ["r1", "r2", "r3", "r4"],
+        "reference": rng.normal(size=(4, 8)).astype(np.float32),
+    }
+    stages: list[tuple[str, int, int]] = []
+    # What a multipart upload hands the route: a spooled file, here rolled over to disk.
+    with tempfile.SpooledTemporaryFile(max_size=64) as upload:
+        upload.write(descriptors_file(arrays, container=container).getvalue())
+        upload.seek(0)
+        answers = read_answers(
+            upload,  # type: ignore[arg-type]
+            format="isc-descriptors",
+            catalogue=DESCRIPTORS,
+            k=3,
+            progress=lambda *stage: stages.append(stage),
+        )
+    assert answers.answered.tolist() == [True, True, True]
+    assert np.diff(answers.starts).tolist() == [3, 3, 3]
+    assert stages[-1] == ("search", 3, 3)
