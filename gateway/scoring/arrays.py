@@ -23,8 +23,8 @@ from gateway.errors import OUTCOMES, Outcome
 from gateway.scoring.metrics import (
     COVERAGE_TARGETS,
     coverages_of_ranked,
+    latency_summary,
     micro_ap_of_ranked,
-    no_latency,
 )
 
 Ints = npt.NDArray[np.int64]
@@ -113,7 +113,7 @@ def score_arrays(
         "coverage_at_95": coverage_at[0],
         "coverage_at_99": coverage_at[1],
         "micro_ap": micro_ap,
-        "latency_ms": no_latency(),
+        "latency_ms": latency_summary(()),
         "outcomes": outcomes,
         "images_per_s": None,
     }

@@ -294,11 +294,6 @@ def micro_ap_of_ranked(flags: Iterable[bool], *, n_true: int) -> float | None:
     return _micro_ap(iter(flags), n_true=n_true)
 
 
-def no_latency() -> dict[str, float | None]:
-    """The latency figures of a service with no `ok` latency: every field None."""
-    return _latency_summary(iter(()), n=0, total=0.0)
-
-
 def _coverages(
     flags: Iterator[bool], *, n_images: int, targets: Sequence[Fraction]
 ) -> list[float | None]:
