@@ -17,6 +17,11 @@ from gateway.offline.descriptors import Descriptors
 
 DEFAULT_K = 10
 QUERY_BLOCK = 2048
+# faiss's OpenMP threads for the search. One: on this hub's 2 shared cores a second
+# thread spent more CPU spinning than it saved (bench_offline.py: 7.3 s of CPU with one
+# thread, 12-16 s with two, for 10,000 x 100,000 x 256), and one core stays free for
+# the API and the dispatch worker while a file is scored.
+SEARCH_THREADS = 1
 
 Progress = Callable[[int, int], None]
 
@@ -26,12 +31,13 @@ def nearest_references(
     *,
     catalogue: Catalogue,
     k: int = DEFAULT_K,
+    threads: int = SEARCH_THREADS,
     progress: Progress | None = None,
 ) -> RankedAnswers:
     """Each query's `k` nearest references (fewer when the file has fewer), best first,
     score = -L2 distance. Every query of the file is answered; the phase's other images
-    are `missed`. `progress(done, total)` is called after each block of queries. Raises
-    ValueError for k < 1."""
+    are `missed`. `progress(done, total)` is called after each block of queries.
+    `threads` sets faiss's thread count (process-wide). Raises ValueError for k < 1."""
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     import faiss  # only the descriptor track pays for importing faiss
@@ -46,6 +52,7 @@ def nearest_references(
         if progress is not None:
             progress(total, total)
         return built.finish()
+    faiss.omp_set_num_threads(threads)
     nearest = min(k, len(reference))
     for start in range(0, total, QUERY_BLOCK):
         block = descriptors.query[start : start + QUERY_BLOCK]
