@@ -187,7 +187,7 @@ def _hdf5_arrays(h5: Any) -> dict[str, _Array]:
         is_text = h5py.check_string_dtype(item.dtype) is not None
 
         def load(item: Any = item, is_text: bool = is_text) -> npt.NDArray[Any]:
-            return np.asarray(item.asstr()[()] if is_text else item[()])
+            return np.asarray(item.asstr(errors="replace")[()] if is_text else item[()])
 
         arrays[name] = _Array(tuple(item.shape), item.dtype, is_text, load)
     return arrays

@@ -228,3 +228,22 @@ def test_a_file_over_the_byte_limit_is_refused_before_it_is_read_whole(format: s
     assert caught.value.kind is RejectKind.TOO_LARGE
     if format != "isc-descriptors":
         assert body.tell() <= limit + 1  # stopped at the line that passed the limit
+
+
+def test_hdf5_ids_that_are_not_utf8_are_unknown_ids() -> None:
+    import h5py
+
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as h5:
+        h5.create_dataset("query_ids", data=np.array([b"a", b"\xff"], dtype="S1"))
+        h5.create_dataset("query", data=vectors(2))
+        h5.create_dataset("reference_ids", data=np.array(["r1"], dtype=h5py.string_dtype()))
+        h5.create_dataset("reference", data=vectors(1))
+    buffer.seek(0)
+    with pytest.raises(SubmissionRejected) as caught:
+        evaluate(buffer, format="isc-descriptors", catalogue=CATALOGUE, truth=TRUTH)
+    assert (caught.value.kind, caught.value.array, caught.value.index) == (
+        RejectKind.UNKNOWN_ID,
+        "query_ids",
+        1,
+    )
