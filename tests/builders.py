@@ -108,8 +108,8 @@ def descriptors_file(arrays: dict[str, object], *, container: str = "npz") -> io
         with h5py.File(buffer, "w") as h5:
             for name, value in arrays.items():
                 array = np.asarray(value)
-                if array.dtype.kind == "U":  # HDF5 keeps text as UTF-8 strings
-                    array = array.astype(h5py.string_dtype())
+                if array.dtype.kind == "U":  # ids as fixed-length (UTF-8) bytes
+                    array = np.char.encode(array, "utf-8")
                 h5.create_dataset(name, data=array)
     buffer.seek(0)
     return buffer

@@ -1,7 +1,8 @@
 """The `isc-descriptors` format of SPEC §13: the Image Similarity Challenge's descriptor
 track, as an HDF5 file (h5py) or a numpy `.npz` archive, holding at its root:
 
-    query_ids       n strings, image ids of the phase (a query left out is `missed`)
+    query_ids       n strings, image ids of the phase (a query left out is `missed`);
+                    in HDF5 fixed-length strings (`np.array(ids, dtype="S")`)
     query           float32, n x d
     reference_ids   m strings, reference ids of the phase (each at most once)
     reference       float32, m x d, the same d, 1 <= d <= MAX_DIMENSIONS
@@ -13,6 +14,7 @@ members are read with `allow_pickle=False`: an object array is refused, never un
 """
 
 import zipfile
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO
@@ -80,7 +82,7 @@ def read_descriptors(
         try:
             with zipfile.ZipFile(stream) as archive:
                 return _validated(_npz_arrays(archive), catalogue=catalogue)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as exc:
             raise _not_container(f"the .npz file cannot be read ({exc})") from None
     raise _not_container("the file is neither HDF5 nor .npz")
 
@@ -184,12 +186,26 @@ def _hdf5_arrays(h5: Any) -> dict[str, _Array]:
         item = h5.get(name)
         if not isinstance(item, h5py.Dataset):
             continue
-        is_text = h5py.check_string_dtype(item.dtype) is not None
+        text = h5py.check_string_dtype(item.dtype)
+        if text is not None and text.length is None:
+            # Variable-length strings live in a heap that libhdf5 walks by the file's own
+            # pointers: one flipped byte there made it spin forever (a fuzzed file), so
+            # ids must be fixed-length strings, read as one bounded block.
+            raise _wrong_dtype(
+                name,
+                item.dtype,
+                "fixed-length strings, e.g. np.array(ids, dtype='S') (HDF5 variable-length "
+                "strings are not read), or a .npz file",
+            )
+        if text is not None and item.dtype.itemsize > 4 * MAX_ID_CHARS:
+            raise _wrong_dtype(name, item.dtype, f"ids of at most {MAX_ID_CHARS} characters")
 
-        def load(item: Any = item, is_text: bool = is_text) -> npt.NDArray[Any]:
-            return np.asarray(item.asstr(errors="replace")[()] if is_text else item[()])
+        def load(item: Any = item, is_text: bool = text is not None) -> npt.NDArray[Any]:
+            return np.asarray(
+                item.asstr(encoding="utf-8", errors="replace")[()] if is_text else item[()]
+            )
 
-        arrays[name] = _Array(tuple(item.shape), item.dtype, is_text, load)
+        arrays[name] = _Array(tuple(item.shape), item.dtype, text is not None, load)
     return arrays
 
 

@@ -237,7 +237,7 @@ def test_hdf5_ids_that_are_not_utf8_are_unknown_ids() -> None:
     with h5py.File(buffer, "w") as h5:
         h5.create_dataset("query_ids", data=np.array([b"a", b"\xff"], dtype="S1"))
         h5.create_dataset("query", data=vectors(2))
-        h5.create_dataset("reference_ids", data=np.array(["r1"], dtype=h5py.string_dtype()))
+        h5.create_dataset("reference_ids", data=np.array([b"r1"]))
         h5.create_dataset("reference", data=vectors(1))
     buffer.seek(0)
     with pytest.raises(SubmissionRejected) as caught:
@@ -247,3 +247,37 @@ def test_hdf5_ids_that_are_not_utf8_are_unknown_ids() -> None:
         "query_ids",
         1,
     )
+
+
+def test_a_corrupt_npz_member_is_not_a_container() -> None:
+    ids = [f"q{i}" for i in range(1000)]
+    catalogue = Catalogue(image_ids=ids, reference_ids=["r1", "r2"])
+    raw = io.BytesIO()
+    query = np.random.default_rng(1).normal(size=(1000, 4)).astype(np.float32)
+    np.savez_compressed(raw, **descriptors(query_ids=ids, query=query))
+    data = bytearray(raw.getvalue())
+    data[len(data) * 3 // 5] ^= 0xFF  # inside the compressed query vectors
+    with pytest.raises(SubmissionRejected) as caught:
+        evaluate(
+            io.BytesIO(bytes(data)),
+            format="isc-descriptors",
+            catalogue=catalogue,
+            truth=[[] for _ in ids],
+        )
+    assert caught.value.kind is RejectKind.NOT_A_CONTAINER
+
+
+def test_hdf5_variable_length_ids_are_refused() -> None:
+    import h5py
+
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as h5:
+        h5.create_dataset("query_ids", data=["a", "b"], dtype=h5py.string_dtype())
+        h5.create_dataset("query", data=vectors(2))
+        h5.create_dataset("reference_ids", data=np.array([b"r1", b"r2"]))
+        h5.create_dataset("reference", data=vectors(2))
+    buffer.seek(0)
+    with pytest.raises(SubmissionRejected) as caught:
+        evaluate(buffer, format="isc-descriptors", catalogue=CATALOGUE, truth=TRUTH)
+    assert (caught.value.kind, caught.value.array) == (RejectKind.WRONG_DTYPE, "query_ids")
+    assert "dtype='S'" in caught.value.expected
