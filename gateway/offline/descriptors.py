@@ -30,6 +30,17 @@ MAX_ID_CHARS = 256
 ARRAYS = ("query_ids", "query", "reference_ids", "reference")
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _ZIP_MAGIC = b"PK\x03\x04"
+# What reading a damaged container raises (h5py also raises ValueError and TypeError
+# for a datatype it cannot map, e.g. a float of a precision numpy lacks).
+_BROKEN: tuple[type[Exception], ...] = (
+    OSError,
+    ValueError,
+    TypeError,
+    KeyError,
+    RuntimeError,
+    ArithmeticError,  # OverflowError: a size field too large for C
+)
+_BROKEN_ZIP: tuple[type[Exception], ...] = (*_BROKEN, zipfile.BadZipFile, zlib.error, EOFError)
 _FINITE_BLOCK = 8192  # rows checked at once, to keep the check's own memory small
 
 Vectors = npt.NDArray[np.float32]
@@ -76,13 +87,17 @@ def read_descriptors(
         try:
             with h5py.File(stream, "r") as h5:
                 return _validated(_hdf5_arrays(h5), catalogue=catalogue)
-        except OSError as exc:
+        except SubmissionRejected:
+            raise
+        except _BROKEN as exc:  # libhdf5 and h5py on a damaged file
             raise _not_container(f"the HDF5 file cannot be read ({exc})") from None
     if magic.startswith(_ZIP_MAGIC):
         try:
             with zipfile.ZipFile(stream) as archive:
                 return _validated(_npz_arrays(archive), catalogue=catalogue)
-        except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as exc:
+        except SubmissionRejected:
+            raise
+        except _BROKEN_ZIP as exc:
             raise _not_container(f"the .npz file cannot be read ({exc})") from None
     raise _not_container("the file is neither HDF5 nor .npz")
 

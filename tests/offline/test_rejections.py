@@ -281,3 +281,28 @@ def test_hdf5_variable_length_ids_are_refused() -> None:
         evaluate(buffer, format="isc-descriptors", catalogue=CATALOGUE, truth=TRUTH)
     assert (caught.value.kind, caught.value.array) == (RejectKind.WRONG_DTYPE, "query_ids")
     assert "dtype='S'" in caught.value.expected
+
+
+@pytest.mark.parametrize("container", ["npz", "hdf5"])
+def test_damaged_descriptor_files_are_refused_not_crashed(container: str) -> None:
+    ids = [f"q{i}" for i in range(20)]
+    catalogue = Catalogue(image_ids=ids, reference_ids=["r1", "r2"])
+    arrays = descriptors(
+        query_ids=ids, query=np.linspace(0, 1, 80, dtype=np.float32).reshape(20, 4)
+    )
+    data = descriptors_file(arrays, container=container).getvalue()
+    outcomes: set[str] = set()
+    for position in range(0, len(data), 5):  # one flipped byte at a time
+        damaged = bytearray(data)
+        damaged[position] ^= 0xFF
+        try:
+            evaluate(
+                io.BytesIO(bytes(damaged)),
+                format="isc-descriptors",
+                catalogue=catalogue,
+                truth=[[] for _ in ids],
+            )
+            outcomes.add("scored")
+        except SubmissionRejected as exc:
+            outcomes.add(exc.kind.value)
+    assert RejectKind.NOT_A_CONTAINER.value in outcomes
