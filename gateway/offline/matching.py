@@ -23,7 +23,7 @@ from gateway.protocol.result_string import parse_score
 HEADER = ("query_id", "reference_id", "score")
 MATCHING_LINE_BYTES = 4096
 # Rows beyond this many are refused: they bound the arrays a file can make the hub hold
-# (24 bytes a row). The ISC matching track took at most 500,000 pairs for 50,000 queries.
+# (24 bytes a row): 20 times the 500,000 rows SPEC §8 sizes a matching file at.
 MAX_MATCHING_ROWS = 10_000_000
 
 
