@@ -306,3 +306,13 @@ def test_damaged_descriptor_files_are_refused_not_crashed(container: str) -> Non
         except SubmissionRejected as exc:
             outcomes.add(exc.kind.value)
     assert RejectKind.NOT_A_CONTAINER.value in outcomes
+
+
+def test_matching_rows_past_the_limit_are_refused_at_the_first_one_over() -> None:
+    from gateway.offline.matching import read_matching
+
+    rows = [("a", "r1", 1), ("a", "r2", 1), ("b", "r1", 1)]
+    with pytest.raises(SubmissionRejected) as caught:
+        read_matching(matching_file(rows), catalogue=CATALOGUE, max_rows=2)
+    assert (caught.value.kind, caught.value.line) == (RejectKind.TOO_MANY_LINES, 4)
+    assert read_matching(matching_file(rows), catalogue=CATALOGUE, max_rows=3).images == 3
