@@ -3,12 +3,13 @@
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 from starlette.datastructures import Headers
 
 from gateway.auth import Principal, authenticate
 from gateway.state import HubState
+from gateway.wire import MAX_ROW_ID
 
 
 def get_state(request: Request) -> HubState:
@@ -62,3 +63,7 @@ def get_caller(principal: PrincipalDep) -> Principal:
 
 AdminDep = Annotated[Principal, Depends(get_admin)]
 CallerDep = Annotated[Principal, Depends(get_caller)]
+
+# An id in a URL path (`/runs/{run_id}`, `/datasets/{dataset_id}`), bounded like `wire.RowId`
+# (here, not in wire.py: the worker imports wire and must not pull in FastAPI).
+RowIdPath = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]

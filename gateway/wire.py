@@ -16,7 +16,6 @@ characters of which the first is a no-break space are refused, not cut to 200.
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Path
 from pydantic import AfterValidator, Field
 from pydantic_core import PydanticCustomError
 
@@ -40,8 +39,6 @@ def as_utc(value: datetime) -> datetime:
 
 UtcDateTime = Annotated[datetime, AfterValidator(as_utc)]
 RowId = Annotated[int, Field(ge=1, le=MAX_ROW_ID)]
-# The same bound for an id in a URL path (`/runs/{run_id}`, `/datasets/{dataset_id}`).
-RowIdPath = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 
 # What str.strip() removes (every character str.isspace() is true of), spelled out as a

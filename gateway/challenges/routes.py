@@ -36,10 +36,9 @@ from gateway.challenges.visibility import (
     submission_read,
     submission_reads,
 )
-from gateway.deps import AdminDep, CallerDep, HubStateDep, PrincipalDep, SessionDep
+from gateway.deps import AdminDep, CallerDep, HubStateDep, PrincipalDep, RowIdPath, SessionDep
 from gateway.errors import InvalidInput
 from gateway.openapi import errors
-from gateway.wire import RowIdPath
 
 router = APIRouter(prefix="/challenges", tags=["challenges"])
 

@@ -28,10 +28,9 @@ from gateway.datasets.schemas import (
     SkippedLine,
 )
 from gateway.datasets.service import Source
-from gateway.deps import AdminDep, CallerDep, HubStateDep, SessionDep
+from gateway.deps import AdminDep, CallerDep, HubStateDep, RowIdPath, SessionDep
 from gateway.errors import InvalidInput
 from gateway.openapi import errors
-from gateway.wire import RowIdPath
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 

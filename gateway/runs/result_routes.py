@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from gateway.auth import Principal
 from gateway.challenges.visibility import team_run_view
-from gateway.deps import CallerDep, SessionDep
+from gateway.deps import CallerDep, RowIdPath, SessionDep
 from gateway.errors import OUTCOMES, Forbidden, NotFound
 from gateway.notify.downtimes import downtimes
 from gateway.notify.timeline import timeline_intervals
@@ -54,7 +54,6 @@ from gateway.runs.schemas import (
 )
 from gateway.runs.timeline import service_buckets, timeline_origin
 from gateway.scoring.split import Split
-from gateway.wire import RowIdPath
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 

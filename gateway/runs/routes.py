@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from gateway.auth import Principal
 from gateway.challenges.visibility import hides_private_part
-from gateway.deps import AdminDep, CallerDep, HubStateDep, SessionDep
+from gateway.deps import AdminDep, CallerDep, HubStateDep, RowIdPath, SessionDep
 from gateway.errors import Forbidden
 from gateway.openapi import errors
 from gateway.registry.models import Provider
@@ -39,7 +39,6 @@ from gateway.runs.schemas import (
     RunServiceRead,
 )
 from gateway.runs.team import create_team_dryrun
-from gateway.wire import RowIdPath
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
