@@ -76,6 +76,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.embedded_worker
             else None
         )
+
+        async def stop_dispatch() -> None:
+            """Stop the worker: requests in flight finish (briefly), results are written,
+            leases released. `recoghub serve` calls it before closing the dial-out
+            connections, so that its own shutdown costs no team a result."""
+            stop.set()
+            if worker is not None and not worker.done():
+                await asyncio.wait({worker}, timeout=10)
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await worker
+
+        app.state.stop_dispatch = stop_dispatch
         # Start-up leaves ~100k long-lived objects; a full collection over them stalls
         # every request in flight for 100+ ms (recorded as the teams' latency). Freezing
         # them keeps the collector to what the hub allocates afterwards.
@@ -84,10 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            stop.set()
-            if worker is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.wait_for(worker, timeout=10)
+            await stop_dispatch()
             await http.close()
             engine.dispose()
 
