@@ -1,0 +1,189 @@
+"""The organizer re-sends a service's images by outcome (README, "Re-sending a team's
+images"): a team whose recognizer was down for part of an evaluation gets its true
+outcomes, the earlier ones are kept as history, and the leaderboard equals a full
+rescore and says the service was re-sent."""
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from gateway.app import create_app
+from gateway.cli.main import app as recoghub_app
+from gateway.db import make_engine
+from gateway.runs import live_scores
+from gateway.runs.finish import service_scores
+from gateway.runs.models import EarlierResult, RunService
+from tests.builders import ADMIN_TOKEN, admin_headers, bearer, hub_settings, register_team
+from tests.dialout.support import DialoutProcess
+from tests.runs.api_builders import (
+    CAT_DOG,
+    LABELS,
+    poll_until,
+    recognizers,
+    seed_dataset,
+    start_run,
+    wait_for,
+)
+from tests.servers import LiveServer, live_server
+
+MANY = {f"img-{n:03d}": ("cat", "dog", "cat", "bird")[n % 4] for n in range(60)}
+FIGURES = ("images", "top1", "top5", "coverage_at_95", "coverage_at_99", "micro_ap", "outcomes")
+runner = CliRunner()
+
+
+@pytest.fixture
+def quick_hub(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    """A hub that sends to a dial-out service at once (no grace) and never pauses one (no
+    breaker): a recognizer that goes away costs its team `connect_error` results."""
+    settings = hub_settings(
+        database_url, tmp_path / "data", dialout_grace_s=0.0, breaker_failures=0
+    )
+    with live_server(create_app(settings)) as server:
+        yield server
+
+
+def leaderboard(client: httpx.Client, run_id: int) -> dict[str, dict[str, Any]]:
+    r = client.get(f"/api/v1/runs/{run_id}/leaderboard", headers=admin_headers())
+    assert r.status_code == 200, r.text
+    return {row["service_guid"]: row for row in r.json()}
+
+
+def test_resend_turns_connect_errors_into_true_outcomes_and_keeps_the_history(
+    quick_hub: LiveServer, database_url: str, tmp_path: Path
+) -> None:
+    dataset_id = seed_dataset(database_url, tmp_path / "data", MANY)
+    with recognizers(CAT_DOG) as (http_recognizer,), httpx.Client(base_url=quick_hub.url) as c:
+        steady = register_team(c, [http_recognizer.url], max_concurrency=2)
+        flaky = register_team(c, [], max_concurrency=2)
+        first = DialoutProcess(
+            quick_hub.url, flaky, tmp_path / "first.log", "--answer", CAT_DOG, "--delay-ms", "30"
+        )
+        try:
+            first.wait_connected()
+            run = start_run(
+                c, dataset_id, "evaluation", services=[steady.service_guid, flaky.service_guid]
+            )
+
+            def flaky_ok() -> int:
+                body = c.get(f"/api/v1/runs/{run['id']}", headers=admin_headers()).json()
+                (row,) = [s for s in body["services"] if s["service_guid"] == flaky.service_guid]
+                return int(row["outcomes"]["ok"])
+
+            poll_until(lambda: flaky_ok() >= 10, "some answers before the recognizer dies")
+            first.kill()  # the team's recognizer is down for the rest of the run
+        finally:
+            first.stop()
+        wait_for(c, run["id"], {"completed"}, timeout=60)
+        before = leaderboard(c, run["id"])[flaky.service_guid]
+        failed = before["outcomes"]["connect_error"]
+        assert failed > 0 and before["outcomes"]["ok"] + failed == len(MANY), before
+        assert before["resent"] == 0
+
+        second = DialoutProcess(quick_hub.url, flaky, tmp_path / "second.log", "--answer", CAT_DOG)
+        try:
+            second.wait_connected()
+            result = runner.invoke(
+                recoghub_app,
+                ["run", "resend", str(run["id"]), "--service", flaky.service_guid]
+                + ["--outcome", "connect_error,missed,unreachable"]
+                + ["--hub", quick_hub.url, "--token", ADMIN_TOKEN],
+                catch_exceptions=False,
+            )
+            assert result.exit_code == 0, result.output
+            assert f"{failed} images of service {flaky.service_guid} sent again" in (
+                " ".join(result.output.split())
+            )
+            done = wait_for(c, run["id"], {"completed"}, timeout=60)
+        finally:
+            second.stop()
+        board = leaderboard(c, run["id"])
+        history = c.get(
+            f"/api/v1/runs/{run['id']}/resends",
+            params={"service": flaky.service_guid},
+            headers=admin_headers(),
+        )
+        table = runner.invoke(
+            recoghub_app,
+            ["run", "leaderboard", str(run["id"]), "--hub", quick_hub.url, "--token", ADMIN_TOKEN],
+            catch_exceptions=False,
+        )
+
+    row = board[flaky.service_guid]
+    assert row["outcomes"]["ok"] == len(MANY), row
+    assert sum(row["outcomes"].values()) == len(MANY)
+    assert row["status"] == "passed" and not row["provisional"]
+    assert row["resent"] == failed
+    assert board[steady.service_guid]["resent"] == 0
+    # The same answers as the steady team's: the same scores.
+    assert {k: row[k] for k in FIGURES} == {k: board[steady.service_guid][k] for k in FIGURES}
+    (progress,) = [s for s in done["services"] if s["service_guid"] == flaky.service_guid]
+    assert progress["resent"] == failed and progress["done"] == len(MANY)
+    assert "re-sent" in table.output, table.output
+
+    assert history.status_code == 200, history.text
+    earlier = history.json()
+    assert len(earlier) == failed
+    assert {e["outcome"] for e in earlier} == {"connect_error"}
+    assert len({e["key"] for e in earlier}) == failed and {e["key"] for e in earlier} <= set(MANY)
+
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            member = conn.execute(
+                select(RunService.id).where(
+                    RunService.run_id == run["id"], RunService.position == 1
+                )
+            ).scalar_one()
+            rescore = service_scores(conn, run_service_id=member)
+            tally = live_scores.read_rows(conn, run_service_ids=[member])[member].tally
+            kept = conn.execute(
+                select(EarlierResult.outcome).where(EarlierResult.run_service_id == member)
+            ).all()
+    finally:
+        engine.dispose()
+    assert len(kept) == failed
+    # The leaderboard is the full rescore, and the live scores counted every image once.
+    assert {k: row[k] for k in FIGURES} == {k: rescore[k] for k in FIGURES}
+    live = tally.result()
+    assert {k: live[k] for k in ("images", "top1", "top5", "outcomes")} == {
+        k: rescore[k] for k in ("images", "top1", "top5", "outcomes")
+    }
+
+
+def test_resend_refuses_ok_unknown_outcomes_services_and_teams(
+    hub: LiveServer, database_url: str, tmp_path: Path
+) -> None:
+    dataset_id = seed_dataset(database_url, tmp_path / "data", LABELS)
+    with recognizers(CAT_DOG) as (rec,), httpx.Client(base_url=hub.url) as c:
+        team = register_team(c, [rec.url])
+        other = register_team(c, [rec.url])
+        run = start_run(c, dataset_id, "dryrun", services=[team.service_guid])
+        wait_for(c, run["id"], {"completed"})
+        path = f"/api/v1/runs/{run['id']}/resend"
+
+        def resend(outcomes: list[str], guid: str = team.service_guid, **kw: Any) -> Any:
+            headers = kw.get("headers", admin_headers())
+            body = {"service_guid": guid, "outcomes": outcomes}
+            return c.post(path, json=body, headers=headers)
+
+        ok = resend(["ok"])
+        assert ok.status_code == 422 and "ok results are the team's answers" in ok.text
+        unknown = resend(["lost"])
+        assert unknown.status_code == 422 and "connect_error" in unknown.text
+        assert resend(["timeout"], other.service_guid).status_code == 404
+        assert resend(["timeout"], headers=bearer(team.api_key)).status_code == 403
+        nothing = resend(["timeout", "missed"])
+        assert nothing.status_code == 200, nothing.text
+        assert nothing.json() == {
+            "run_id": run["id"],
+            "service_guid": team.service_guid,
+            "images": 0,
+            "outcomes": {"timeout": 0, "missed": 0},
+            "resent": 0,
+            "run_state": "completed",
+        }
