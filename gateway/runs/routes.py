@@ -210,7 +210,7 @@ def resend_items(
     )
 
 
-@router.get("/{run_id}/resends", responses=errors(400, 401, 403, 404, 422))
+@router.get("/{run_id}/resends", responses=errors(401, 403, 404, 422))
 def resend_history(
     run_id: RowIdPath,
     session: SessionDep,
