@@ -187,6 +187,14 @@ def leaderboard(
                 _ms(r["latency_ms"].get("p99")),
             )
         output.out.print(table)
+        for r in rows:
+            if r.get("resent"):
+                output.out.print(
+                    escape(
+                        f"re-sent: the organizer had {r['resent']} images of "
+                        f"{r['provider_name']} / {r['service_name']} sent again"
+                    )
+                )
         if note:
             output.out.print(escape(note), style="magenta")
         return True

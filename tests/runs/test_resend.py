@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from cmdline_tool.main import app as team_app
 from gateway.app import create_app
 from gateway.cli.main import app as recoghub_app
 from gateway.db import make_engine
@@ -112,6 +113,14 @@ def test_resend_turns_connect_errors_into_true_outcomes_and_keeps_the_history(
             ["run", "leaderboard", str(run["id"]), "--hub", quick_hub.url, "--token", ADMIN_TOKEN],
             catch_exceptions=False,
         )
+        published = c.post(f"/api/v1/runs/{run['id']}/publish", headers=admin_headers())
+        assert published.status_code == 200, published.text
+        team_view = runner.invoke(
+            team_app,
+            ["leaderboard", str(run["id"]), "--hub", quick_hub.url, "--key", flaky.api_key],
+            env={"RECOGHUB_HUB": None, "RECOGHUB_API_KEY": None},
+            catch_exceptions=False,
+        )
 
     row = board[flaky.service_guid]
     assert row["outcomes"]["ok"] == len(MANY), row
@@ -123,7 +132,9 @@ def test_resend_turns_connect_errors_into_true_outcomes_and_keeps_the_history(
     assert {k: row[k] for k in FIGURES} == {k: board[steady.service_guid][k] for k in FIGURES}
     (progress,) = [s for s in done["services"] if s["service_guid"] == flaky.service_guid]
     assert progress["resent"] == failed and progress["done"] == len(MANY)
-    assert "re-sent" in table.output, table.output
+    assert f"(re-sent {failed})" in " ".join(table.output.split()), table.output
+    assert team_view.exit_code == 0, team_view.output
+    assert f"the organizer had {failed} images of" in " ".join(team_view.output.split())
 
     assert history.status_code == 200, history.text
     earlier = history.json()
