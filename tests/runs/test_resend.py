@@ -20,7 +20,7 @@ from gateway.runs import live_scores
 from gateway.runs.finish import service_scores
 from gateway.runs.models import EarlierResult, RunService
 from tests.builders import ADMIN_TOKEN, admin_headers, bearer, hub_settings, register_team
-from tests.dialout.support import DialoutProcess
+from tests.dialout.support import DialoutProcess, dialout_recognizer, gated_args
 from tests.runs.api_builders import (
     CAT_DOG,
     LABELS,
@@ -198,3 +198,47 @@ def test_resend_refuses_ok_unknown_outcomes_services_and_teams(
             "resent": 0,
             "run_state": "completed",
         }
+
+
+def test_resend_while_the_run_is_open(
+    quick_hub: LiveServer, database_url: str, tmp_path: Path
+) -> None:
+    """A team's recognizer connects late: its images failed while the run goes on for
+    another team (held at a gate); re-sent then, they are answered before the run ends."""
+    dataset_id = seed_dataset(database_url, tmp_path / "data", LABELS)
+    gate = tmp_path / "gate"
+    with httpx.Client(base_url=quick_hub.url) as c:
+        slow = register_team(c, [], max_concurrency=1)
+        late = register_team(c, [], max_concurrency=1)
+        teams = [slow.service_guid, late.service_guid]
+        with dialout_recognizer(
+            quick_hub.url, slow, tmp_path, *gated_args(), name="slow",
+            RECOGHUB_TEST_GATE=str(gate),
+        ):  # fmt: skip
+            run = start_run(c, dataset_id, "evaluation", services=teams)
+
+            def late_outcomes() -> dict[str, int]:
+                body = c.get(f"/api/v1/runs/{run['id']}", headers=admin_headers()).json()
+                (row,) = [s for s in body["services"] if s["service_guid"] == late.service_guid]
+                return dict(row["outcomes"])
+
+            poll_until(
+                lambda: late_outcomes()["connect_error"] == len(LABELS), "the late team to fail"
+            )
+            with dialout_recognizer(quick_hub.url, late, tmp_path, "--answer", CAT_DOG):
+                r = c.post(
+                    f"/api/v1/runs/{run['id']}/resend",
+                    json={"service_guid": late.service_guid, "outcomes": ["connect_error"]},
+                    headers=admin_headers(),
+                )
+                assert r.status_code == 200, r.text
+                assert r.json()["run_state"] == "running"  # the gated team holds it open
+                assert r.json()["images"] == len(LABELS)
+                poll_until(lambda: late_outcomes()["ok"] == len(LABELS), "the re-sent answers")
+                (gate / "open").touch()
+                done = wait_for(c, run["id"], {"completed"})
+        board = leaderboard(c, run["id"])
+    (late_row,) = [s for s in done["services"] if s["service_guid"] == late.service_guid]
+    assert late_row["outcomes"]["connect_error"] == 0 and late_row["resent"] == len(LABELS)
+    assert board[late.service_guid]["top1"] == board[slow.service_guid]["top1"] == 0.5
+    assert board[late.service_guid]["resent"] == len(LABELS)
