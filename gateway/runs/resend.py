@@ -32,6 +32,7 @@ from gateway.db import chunked, utcnow
 from gateway.errors import OUTCOMES, InvalidInput, NotFound, Outcome
 from gateway.registry.service import get_service
 from gateway.runs import lifecycle
+from gateway.runs.finish import done_items
 from gateway.runs.models import (
     EARLIER_RESULTS,
     IMAGES,
@@ -191,8 +192,13 @@ def _take_back(conn: Any, *, run_service_id: int, rows: Sequence[Any]) -> None:
     if stored is None:
         return
     tally = LiveTally.of_columns(stored._mapping)
-    for row in rows:
-        tally.remove(outcome=row.outcome, truth=[str(t) for t in row.truth or ()])
+    try:
+        for row in rows:
+            tally.remove(outcome=row.outcome, truth=[str(t) for t in row.truth or ()])
+    except ValueError:
+        # Results recorded unsent before live scores counted them (an older hub): the
+        # row never held them; it is counted afresh from the items still recorded.
+        tally = _recount(conn, run_service_id=run_service_id)
     conn.execute(
         update(LIVE_SCORES)
         .where(LIVE_SCORES.c.run_service_id == run_service_id)
@@ -247,3 +253,29 @@ def earlier_results(session: Session, *, run_id: int, service_guid: str) -> list
         )
         for found, key in rows
     ]
+
+
+def _recount(conn: Any, *, run_service_id: int) -> LiveTally:
+    """The live tally of a run service's recorded items, as the workers would have added
+    them (a result never sent adds no finish time)."""
+    tally = LiveTally()
+    for row in done_items(
+        conn,
+        run_service_id=run_service_id,
+        columns=[
+            WORK_ITEMS.c.outcome,
+            WORK_ITEMS.c.tags,
+            WORK_ITEMS.c.latency_ms,
+            WORK_ITEMS.c.finished_at,
+            WORK_ITEMS.c.request_id,
+            IMAGES.c.truth,
+        ],
+    ):
+        tally.add(
+            outcome=row.outcome,
+            tags=row.tags,
+            truth=[str(t) for t in row.truth or ()],
+            latency_ms=row.latency_ms,
+            finished_at=row.finished_at if row.request_id is not None else None,
+        )
+    return tally

@@ -3,7 +3,9 @@ images"): a team whose recognizer was down for part of an evaluation gets its tr
 outcomes, the earlier ones are kept as history, and the leaderboard equals a full
 rescore and says the service was re-sent."""
 
+import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from typer.testing import CliRunner
 from cmdline_tool.main import app as team_app
 from gateway.app import create_app
 from gateway.cli.main import app as recoghub_app
+from gateway.cli.run_list import wire
 from gateway.db import make_engine
 from gateway.runs import live_scores
 from gateway.runs.finish import service_scores
@@ -25,11 +28,13 @@ from tests.runs.api_builders import (
     CAT_DOG,
     LABELS,
     poll_until,
+    reach_deadline,
     recognizers,
     seed_dataset,
     start_run,
     wait_for,
 )
+from tests.runs.builders import recognizer_app
 from tests.servers import LiveServer, live_server
 
 MANY = {f"img-{n:03d}": ("cat", "dog", "cat", "bird")[n % 4] for n in range(60)}
@@ -242,3 +247,49 @@ def test_resend_while_the_run_is_open(
     assert late_row["outcomes"]["connect_error"] == 0 and late_row["resent"] == len(LABELS)
     assert board[late.service_guid]["top1"] == board[slow.service_guid]["top1"] == 0.5
     assert board[late.service_guid]["resent"] == len(LABELS)
+
+
+def test_resend_after_the_deadline_lifts_it(
+    hub: LiveServer, database_url: str, tmp_path: Path
+) -> None:
+    """Images `missed` at the deadline, re-sent by the organizer after it: the deadline
+    that passed is lifted (else they would be missed again at once) and they count."""
+    dataset_id = seed_dataset(database_url, tmp_path / "data", LABELS)
+    gate = threading.Event()  # nothing is answered before the deadline
+    app, _ = recognizer_app(lambda body: CAT_DOG, gate=gate)
+    try:
+        with live_server(app) as rec, httpx.Client(base_url=hub.url) as c:
+            team = register_team(c, [rec.url])
+            later = wire(datetime.now(UTC) + timedelta(hours=1))
+            run = start_run(
+                c, dataset_id, "evaluation", services=[team.service_guid], deadline=later
+            )
+            poll_until(lambda: done_of(c, run["id"]) == 0 and running(c, run["id"]), "sending")
+            reach_deadline(database_url, run["id"])
+            stopped = wait_for(c, run["id"], {"completed"})
+            assert stopped["stopped_at_deadline"] and stopped["services"][0]["outcomes"][
+                "missed"
+            ] == len(LABELS)
+            gate.set()
+            r = c.post(
+                f"/api/v1/runs/{run['id']}/resend",
+                json={"service_guid": team.service_guid, "outcomes": ["missed"]},
+                headers=admin_headers(),
+            )
+            assert r.status_code == 200 and r.json()["run_state"] == "running", r.text
+            done = wait_for(c, run["id"], {"completed"})
+    finally:
+        gate.set()
+    assert done["deadline"] is None and done["stopped_at_deadline"] is False
+    (member,) = done["services"]
+    assert member["outcomes"]["ok"] == len(LABELS) and member["resent"] == len(LABELS)
+
+
+def done_of(client: httpx.Client, run_id: int) -> int:
+    body = client.get(f"/api/v1/runs/{run_id}", headers=admin_headers()).json()
+    return int(body["services"][0]["done"])
+
+
+def running(client: httpx.Client, run_id: int) -> bool:
+    body = client.get(f"/api/v1/runs/{run_id}", headers=admin_headers()).json()
+    return bool(body["state"] == "running")

@@ -5,7 +5,8 @@ results and count them in the live scores, in one transaction (exactly once).
     record_results                   one executemany, each row guarded by the lease
     record_scored                    record_results + the batch added to the live scores
     record_scored_checked            the same for the rows still leased (after LeaseLost)
-    record_unsent                    every unrecorded item of a service, never sent
+    record_unsent                    every unrecorded item of a service, never sent (and
+                                     counted in the live scores)
 
 Live scores (`live_scores` rows, the counters: `gateway.scoring.live`) are brought up to
 date in the very transaction that records the results, so that a worker that restarts, or
@@ -33,7 +34,13 @@ from sqlalchemy import Connection, bindparam, select, update
 from gateway.db import chunked, utcnow
 from gateway.dispatch.dispatcher import Answer
 from gateway.errors import Outcome
-from gateway.runs.models import LIVE_SCORES, UNRECORDED_STATES, WORK_ITEMS, ItemState
+from gateway.runs.models import (
+    IMAGES,
+    LIVE_SCORES,
+    UNRECORDED_STATES,
+    WORK_ITEMS,
+    ItemState,
+)
 from gateway.scoring.live import LiveTally
 
 # Answers keep this much of the recognizer's body.
@@ -189,25 +196,51 @@ def record_unsent(
     conn: Connection, *, run_service_id: int, outcome: str, detail: str, now: datetime
 ) -> int:
     """Record every item of a run service still pending or leased with `outcome` (never
-    sent: attempts 0), e.g. `unreachable` or `missed`; returns how many. A late result of
-    a leased one is refused by the lease check of `record_results`."""
-    result = conn.execute(
-        update(WORK_ITEMS)
-        .where(
-            WORK_ITEMS.c.run_service_id == run_service_id,
-            WORK_ITEMS.c.state.in_(UNRECORDED_STATES),
-        )
-        .values(
-            state=ItemState.DONE,
-            lease_owner=None,
-            lease_expires_at=None,
-            outcome=outcome,
-            attempts=0,
-            detail=detail,
-            finished_at=now,
-        )
+    sent: attempts 0), e.g. `unreachable` or `missed`, and count them in its live scores;
+    returns how many. A late result of a leased one is refused by the lease check of
+    `record_results`.
+
+    Counted, so that the live scores are a true count of every recorded result: a re-send
+    (gateway.runs.resend) takes such results back from them. Their finish time is left
+    out of the tally: nothing was sent, so they say nothing of the service's throughput.
+    """
+    image_ids = list(
+        conn.execute(
+            update(WORK_ITEMS)
+            .where(
+                WORK_ITEMS.c.run_service_id == run_service_id,
+                WORK_ITEMS.c.state.in_(UNRECORDED_STATES),
+            )
+            .values(
+                state=ItemState.DONE,
+                lease_owner=None,
+                lease_expires_at=None,
+                outcome=outcome,
+                attempts=0,
+                detail=detail,
+                finished_at=now,
+            )
+            .returning(WORK_ITEMS.c.image_id)
+        ).scalars()
     )
-    return int(result.rowcount or 0)
+    truths: dict[int, list[str]] = {}
+    for ids in chunked(sorted(set(image_ids))):
+        for image_id, truth in conn.execute(
+            select(IMAGES.c.id, IMAGES.c.truth).where(IMAGES.c.id.in_(ids))
+        ):
+            truths[image_id] = [str(tag) for tag in truth or ()]
+    tally = LiveTally()
+    for image_id in image_ids:
+        tally.add(
+            outcome=outcome,
+            tags=None,
+            truth=truths.get(image_id, ()),
+            latency_ms=None,
+            finished_at=None,
+        )
+    if image_ids:
+        merge_into_live_scores(conn, deltas={run_service_id: tally})
+    return len(image_ids)
 
 
 # Live scores
@@ -283,6 +316,12 @@ def add_to_live_scores(conn: Connection, *, batch: Sequence[ResultRecord]) -> No
             latency_ms=record.latency_ms,
             finished_at=record.finished_at,
         )
+    merge_into_live_scores(conn, deltas=deltas)
+
+
+def merge_into_live_scores(conn: Connection, *, deltas: dict[int, LiveTally]) -> None:
+    """Add each run service's tally to its live scores row, locked in run service order.
+    Run services without a row (runs created before live scores) are left alone."""
     if not deltas:
         return
     stored = conn.execute(
