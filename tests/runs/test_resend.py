@@ -249,11 +249,14 @@ def test_resend_while_the_run_is_open(
     assert board[late.service_guid]["resent"] == len(LABELS)
 
 
+@pytest.mark.parametrize("older_hub", [False, True], ids=["counted", "older-hub"])
 def test_resend_after_the_deadline_lifts_it(
-    hub: LiveServer, database_url: str, tmp_path: Path
+    hub: LiveServer, database_url: str, tmp_path: Path, older_hub: bool
 ) -> None:
     """Images `missed` at the deadline, re-sent by the organizer after it: the deadline
-    that passed is lifted (else they would be missed again at once) and they count."""
+    that passed is lifted (else they would be missed again at once) and they count. A
+    hub older than this one did not count missed images in the live scores: the re-send
+    then counts the service afresh."""
     dataset_id = seed_dataset(database_url, tmp_path / "data", LABELS)
     gate = threading.Event()  # nothing is answered before the deadline
     app, _ = recognizer_app(lambda body: CAT_DOG, gate=gate)
@@ -271,6 +274,8 @@ def test_resend_after_the_deadline_lifts_it(
                 "missed"
             ] == len(LABELS)
             gate.set()
+            if older_hub:
+                forget_unsent(database_url)
             r = c.post(
                 f"/api/v1/runs/{run['id']}/resend",
                 json={"service_guid": team.service_guid, "outcomes": ["missed"]},
@@ -283,6 +288,37 @@ def test_resend_after_the_deadline_lifts_it(
     assert done["deadline"] is None and done["stopped_at_deadline"] is False
     (member,) = done["services"]
     assert member["outcomes"]["ok"] == len(LABELS) and member["resent"] == len(LABELS)
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            (row,) = live_scores.read_rows(conn, run_service_ids=[1]).values()
+            rescore = service_scores(conn, run_service_id=1)
+    finally:
+        engine.dispose()
+    live = row.tally.result()
+    assert {k: live[k] for k in ("images", "top1", "top5", "outcomes")} == {
+        k: rescore[k] for k in ("images", "top1", "top5", "outcomes")
+    }
+
+
+def forget_unsent(database_url: str) -> None:
+    """The live row of run service 1 as an older hub left it: nothing answered, and the
+    missed images not counted."""
+    from sqlalchemy import update
+
+    from gateway.runs.models import LiveScore
+    from gateway.scoring.live import LiveTally
+
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                update(LiveScore)
+                .where(LiveScore.run_service_id == 1)
+                .values(**LiveTally().columns())
+            )
+    finally:
+        engine.dispose()
 
 
 def done_of(client: httpx.Client, run_id: int) -> int:
