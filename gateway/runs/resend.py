@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.orm import Session
 
 from gateway.datasets.models import DatasetImage
@@ -153,7 +153,7 @@ def resend_items(
 
 
 def _keep_history(
-    conn: Any, *, run_id: int, run_service_id: int, rows: Sequence[Any], now: datetime
+    conn: Connection, *, run_id: int, run_service_id: int, rows: Sequence[Any], now: datetime
 ) -> None:
     """Copy each result to `earlier_results`, then clear it: the item is pending again."""
     ids = [row.id for row in rows]
@@ -183,7 +183,7 @@ def _keep_history(
         )
 
 
-def _take_back(conn: Any, *, run_service_id: int, rows: Sequence[Any]) -> None:
+def _take_back(conn: Connection, *, run_service_id: int, rows: Sequence[Any]) -> None:
     """Remove the results from the run service's live scores (a run from before live
     scores has none: its progress is read from its items)."""
     stored = conn.execute(
@@ -255,7 +255,7 @@ def earlier_results(session: Session, *, run_id: int, service_guid: str) -> list
     ]
 
 
-def _recount(conn: Any, *, run_service_id: int) -> LiveTally:
+def _recount(conn: Connection, *, run_service_id: int) -> LiveTally:
     """The live tally of a run service's recorded items, as the workers would have added
     them (a result never sent adds no finish time)."""
     tally = LiveTally()
