@@ -193,7 +193,13 @@ def record_results(conn: Connection, *, worker_id: str, results: Sequence[Result
 
 
 def record_unsent(
-    conn: Connection, *, run_service_id: int, outcome: str, detail: str, now: datetime
+    conn: Connection,
+    *,
+    run_service_id: int,
+    outcome: str,
+    detail: str,
+    now: datetime,
+    deltas: dict[int, LiveTally] | None = None,
 ) -> int:
     """Record every item of a run service still pending or leased with `outcome` (never
     sent: attempts 0), e.g. `unreachable` or `missed`, and count them in its live scores;
@@ -203,6 +209,9 @@ def record_unsent(
     Counted, so that the live scores are a true count of every recorded result: a re-send
     (gateway.runs.resend) takes such results back from them. Their finish time is left
     out of the tally: nothing was sent, so they say nothing of the service's throughput.
+    With `deltas`, their tally is added there for the caller to merge once it has recorded
+    every service's (`merge_into_live_scores`): the live rows are then locked last, in
+    order, and never wait in a circle with a worker's batch.
     """
     image_ids = list(
         conn.execute(
@@ -238,7 +247,9 @@ def record_unsent(
             latency_ms=None,
             finished_at=None,
         )
-    if image_ids:
+    if deltas is not None:
+        deltas.setdefault(run_service_id, LiveTally()).merge(tally)
+    elif image_ids:
         merge_into_live_scores(conn, deltas={run_service_id: tally})
     return len(image_ids)
 
