@@ -11,9 +11,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from gateway import __version__
 from gateway.auth import ensure_admin_token
+from gateway.challenges.routes import router as challenges_router
 from gateway.config import Settings, get_settings
 from gateway.datasets.routes import router as datasets_router
 from gateway.db import make_engine, make_session_factory, transaction
@@ -134,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         datasets_router,
         runs_router,
         run_results_router,
+        challenges_router,
         dialout_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
@@ -153,6 +156,20 @@ def _error(
     return JSONResponse({"detail": detail, "code": code}, status_code=status, headers=headers)
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app serves at the request's path."""
+    routes = request.app.router.routes
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in routes):
+            allowed.append(method)
+    return allowed
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Every error leaves as `{"detail", "code"}`."""
 
@@ -161,11 +178,21 @@ def install_error_handlers(app: FastAPI) -> None:
         return hub_error_response(exc)
 
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(
             exc.status_code, "http_error"
         )
-        # Keeps Starlette's headers, such as the Allow of a 405.
+        if exc.status_code == 405 and exc.headers and "Allow" in exc.headers:
+            # The router names the methods of the first route of the path it met, one of
+            # several (GET /services/{guid}, then PATCH, DELETE): name every one. OPTIONS
+            # is no operation of the API (the schema has none), so it is a 405 too.
+            methods = allowed_methods(request)
+            detail = (
+                f"{request.method} is not allowed on {request.url.path[:200]}; "
+                f"it allows {', '.join(methods)}"
+            )
+            return _error(405, detail, code, {**exc.headers, "Allow": ", ".join(methods)})
+        # Keeps Starlette's headers.
         return _error(exc.status_code, str(exc.detail), code, exc.headers)
 
     @app.exception_handler(RequestValidationError)

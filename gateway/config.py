@@ -36,11 +36,36 @@ class Settings(BaseSettings):
     # Limits for untrusted callers (SPEC §9).
     max_json_bytes: int = Field(default=1024 * 1024, gt=0)
     service_concurrency_max: int = Field(default=8, ge=1, le=1024)
+    # A team's share as a team (gateway.registry.caps): 32 is an eighth of a worker's
+    # RECOGHUB_GLOBAL_CONCURRENCY, so eight teams at their cap still fit in one worker's
+    # slots, and four services at the per-service cap.
+    provider_concurrency_max: int = Field(default=32, ge=1)
+    provider_services_max: int = Field(default=10, ge=1)
     # Token buckets per API key and hub process: refill per second, and burst (0 = off).
     relay_rate: float = Field(default=20.0, ge=0)
     relay_burst: int = Field(default=40, ge=1)
     check_rate: float = Field(default=1.0, ge=0)
     check_burst: int = Field(default=5, ge=1)
+
+    # Dial-out connections (SPEC §10), per hub process. Caps: a service's connections, a
+    # provider's over all its services, and all of them (kept well below the default file
+    # limit of 1,024, beside the HTTP client's pool).
+    dialout_connections_per_service: int = Field(default=16, ge=1)
+    dialout_connections_per_provider: int = Field(default=32, ge=1)
+    dialout_connections_max: int = Field(default=256, ge=1)
+    # Upgrades (each costs an authentication) per presented API key and per client
+    # address: token buckets, refill per second and burst (0 rate = no limit).
+    connect_rate: float = Field(default=1.0, ge=0)
+    connect_burst: int = Field(default=20, ge=1)
+    connect_address_rate: float = Field(default=5.0, ge=0)
+    connect_address_burst: int = Field(default=50, ge=1)
+    # Messages a connection may send a second (a second's worth at once; a message of
+    # 16 KiB or more counts once per 16 KiB); past it the hub stops reading it for a
+    # while. 0 = no limit.
+    dialout_message_rate: float = Field(default=2000.0, ge=0)
+    # Results for requests a connection was never sent (or already answered) before the
+    # hub closes it (1008).
+    dialout_stray_results: int = Field(default=16, ge=0)
 
     # Dispatch defaults; a run may override timeout and attempts.
     request_timeout_s: float = Field(default=10.0, gt=0)
@@ -74,6 +99,12 @@ class Settings(BaseSettings):
     dialout_grace_s: float = Field(default=60.0, ge=0)
 
     metrics_require_admin: bool = False
+
+    # Every listener the hub opens (gateway.listening): a connection must send a whole
+    # request head within header_timeout_s; past either cap a new connection is closed.
+    header_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    listen_max_handshakes: int = Field(default=512, ge=1)
+    listen_max_connections: int = Field(default=4096, ge=1)
 
     # Networks the hub may send to although they are loopback, private, link-local or its
     # own (SPEC §9): comma-separated CIDRs, e.g. "127.0.0.0/8,::1/128" for a local demo.

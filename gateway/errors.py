@@ -22,11 +22,13 @@ What a caller of the hub's API did wrong becomes a JSON error `{"detail", "code"
      ├── Unauthorized               401 unauthorized
      ├── Forbidden                  403 forbidden
      ├── Conflict                   409 conflict
+     │    └── OutsideWindow         409 phase_not_open / phase_closed; carries the window
      ├── InvalidInput               422 invalid_input
      ├── PayloadTooLarge            413 too_large
      ├── UnsupportedMedia           415 not_an_image
-     ├── QuotaExceeded              429 quota_exceeded (with Retry-After)
+     ├── QuotaExceeded              429 quota_exceeded (Retry-After when a next is allowed)
      ├── RateLimited                429 rate_limited; carries .retry_after_s (Retry-After)
+     ├── TooManyConnections         429 too_many_connections (dial-out caps, Retry-After)
      └── RecognizerFailed           502 <outcome> / 504 timeout (wraps a RecognizerError)
 """
 
@@ -146,6 +148,16 @@ class Conflict(HubError):
     code = "conflict"
 
 
+class OutsideWindow(Conflict):
+    """A submission to a challenge phase before it opens or after it closes (SPEC §12);
+    carries the window, ISO 8601 with `Z`."""
+
+    def __init__(self, detail: str, *, code: str, opens_at: str, closes_at: str) -> None:
+        super().__init__(detail, code=code)
+        self.opens_at = opens_at
+        self.closes_at = closes_at
+
+
 class InvalidInput(HubError):
     status = 422
     code = "invalid_input"
@@ -162,18 +174,23 @@ class UnsupportedMedia(HubError):
 
 
 class QuotaExceeded(HubError):
-    """A provider used up its quota (team-started dry runs); says when the next is allowed."""
+    """A provider used up its quota (team-started dry runs, a phase's submission limit);
+    says when the next is allowed (None: never, e.g. a phase's total used up)."""
 
     status = 429
     code = "quota_exceeded"
 
-    def __init__(self, detail: str, *, retry_after_s: int, next_allowed_at: str) -> None:
+    def __init__(
+        self, detail: str, *, retry_after_s: int | None, next_allowed_at: str | None
+    ) -> None:
         super().__init__(detail)
         self.retry_after_s = retry_after_s
         self.next_allowed_at = next_allowed_at
 
     @property
     def headers(self) -> dict[str, str]:
+        if self.retry_after_s is None:
+            return {}
         return {"Retry-After": str(self.retry_after_s)}
 
 
@@ -187,6 +204,19 @@ class RateLimited(HubError):
         super().__init__(detail)
         # Retry-After takes whole seconds; rounding down would invite an early retry.
         self.retry_after_s = max(1, math.ceil(retry_after_s))
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
+
+
+class TooManyConnections(HubError):
+    """A dial-out connection past a cap of the hub process (SPEC §10); a connection may
+    close meanwhile, so the caller may try again later."""
+
+    status = 429
+    code = "too_many_connections"
+    retry_after_s = 30
 
     @property
     def headers(self) -> dict[str, str]:

@@ -22,7 +22,8 @@ from gateway.errors import RateLimited
 from gateway.registry.models import HubSecret
 from gateway.state import HubState
 
-Route = Literal["relay", "check"]
+Route = Literal["relay", "check", "connect"]
+ApiRoute = Literal["relay", "check"]  # the connect route's limiters: gateway.dialout.limits
 MAX_KEYS = 10_000
 
 
@@ -33,14 +34,24 @@ class TokenBucket:
     tokens: float
     updated: float
 
-    def take(self, now: float) -> float:
-        """Take one token: 0.0, or (taking nothing) the seconds until one is there."""
+    def _refill(self, now: float) -> None:
         self.tokens = min(float(self.burst), self.tokens + (now - self.updated) * self.rate)
         self.updated = now
+
+    def take(self, now: float) -> float:
+        """Take one token: 0.0, or (taking nothing) the seconds until one is there."""
+        self._refill(now)
         if self.tokens >= 1.0:
             self.tokens -= 1.0
             return 0.0
         return (1.0 - self.tokens) / self.rate
+
+    def spend(self, now: float, cost: float) -> float:
+        """Spend `cost` tokens even when short (a debt, paid by waiting): 0.0, or the
+        seconds until the bucket is out of debt."""
+        self._refill(now)
+        self.tokens -= cost
+        return 0.0 if self.tokens >= 0.0 else -self.tokens / self.rate
 
     def full_at(self, now: float) -> bool:
         return self.tokens + (now - self.updated) * self.rate >= self.burst
@@ -57,8 +68,12 @@ class RateLimiter:
         burst: int,
         clock: Callable[[], float] = time.monotonic,
         max_keys: int = MAX_KEYS,
+        per: str = "API key",
+        setting: str | None = None,
     ) -> None:
         self.route = route
+        self.per = per
+        self.setting = setting or f"RECOGHUB_{route.upper()}_RATE"
         self.rate = rate
         self.burst = burst
         self.clock = clock
@@ -80,10 +95,9 @@ class RateLimiter:
             bucket = self._buckets[key] = TokenBucket(self.rate, self.burst, self.burst, now)
         wait_s = bucket.take(now)
         if wait_s > 0:
-            setting = f"RECOGHUB_{self.route.upper()}_RATE"
             raise RateLimited(
-                f"too many {self.route} requests for this API key: the hub allows "
-                f"{self.rate:g} a second (bursts of {self.burst}, {setting}); "
+                f"too many {self.route} requests for this {self.per}: the hub allows "
+                f"{self.rate:g} a second (bursts of {self.burst}, {self.setting}); "
                 "wait for Retry-After seconds",
                 retry_after_s=wait_s,
             )
@@ -96,7 +110,7 @@ class RateLimiter:
                 self._buckets.clear()
 
 
-def limiter(state: HubState, route: Route) -> RateLimiter:
+def limiter(state: HubState, route: ApiRoute) -> RateLimiter:
     """The hub's limiter of `route` (one per hub app)."""
     found = state.rate_limiters.get(route)
     if found is not None:
@@ -128,7 +142,7 @@ async def _admin_digest(state: HubState) -> str | None:
     return state.stored_admin_digest
 
 
-async def admit(state: HubState, route: Route, *, token: str) -> None:
+async def admit(state: HubState, route: ApiRoute, *, token: str) -> None:
     """Count one `route` request of the caller with `token` (already authenticated).
 
     Raises RateLimited (429) past the caller's limit; the organizer is not limited.

@@ -7,8 +7,9 @@ logging every answer other than 200 the same way.
 
 It keeps one connection to every dispatching hub process the hub names (the `welcome`
 and `hubs` messages), and reconnects each with back-off (1 s doubling to 30 s,
-jittered) whenever it drops. A hello the hub refuses for good (bad key, another
-provider's service, unknown service) stops the recognizer with the hub's reason.
+jittered) whenever it drops. A key the hub refuses (HTTP 401 before the upgrade) or a
+hello it refuses for good (another provider's service, unknown service) stops the
+recognizer with the hub's reason.
 """
 
 import asyncio
@@ -69,7 +70,7 @@ def backoff(attempt: int) -> float:
 class _Link:
     url: str
     seed: bool
-    worker_id: str | None = None
+    hub_id: str | None = None  # the opaque name of the process it is connected to
     connected: bool = False
     task: "asyncio.Task[None] | None" = field(default=None, repr=False)
 
@@ -130,7 +131,7 @@ class DialoutClient:
         the ones no longer named that are down."""
         if not isinstance(hubs, list):
             return
-        known_workers = {x.worker_id for x in self._links.values() if x.worker_id}
+        known = {x.hub_id for x in self._links.values() if x.hub_id}
         named: set[str] = set()
         for hub in hubs:
             if not isinstance(hub, dict) or not isinstance(hub.get("url"), str):
@@ -140,7 +141,7 @@ class DialoutClient:
             except ValueError:
                 continue
             named.add(url)
-            if url not in self._links and hub.get("worker_id") not in known_workers:
+            if url not in self._links and hub.get("hub_id") not in known:
                 log.info("the hub names another dispatching process at %s: connecting", url)
                 self._open(url, seed=False)
         for url, link in list(self._links.items()):
@@ -174,12 +175,22 @@ class DialoutClient:
     async def _connect_once(self, link: _Link) -> bool:
         """One connection, until it drops; True when the hub had welcomed it."""
         assert self._session is not None
-        async with self._session.ws_connect(
-            link.url,
-            headers={"Authorization": f"Bearer {self.api_key}"},
-            heartbeat=frames.PING_INTERVAL_S,
-            max_msg_size=MAX_FRAME_BYTES,
-        ) as ws:
+        try:
+            ws = await self._session.ws_connect(
+                link.url,
+                headers={"Authorization": f"Bearer {self.api_key}"},
+                heartbeat=frames.PING_INTERVAL_S,
+                max_msg_size=MAX_FRAME_BYTES,
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            # The hub decides the key before the upgrade: 401 is for good; 429 (too
+            # many connections or reconnects) passes with the back-off.
+            if exc.status == 401:
+                raise Refused(
+                    "bad API key (401): give the provider's key (--key or RECOGHUB_API_KEY)"
+                ) from None
+            raise
+        async with ws:
             await ws.send_str(
                 frames.hello(
                     service_guid=self.service_guid,
@@ -198,7 +209,7 @@ class DialoutClient:
             welcome = frames.parse_hub_message(first.data)
             if welcome.get("type") != "welcome":
                 raise ValueError(f"expected the welcome, got {str(first.data)[:80]}")
-            link.worker_id = welcome.get("worker_id")
+            link.hub_id = welcome.get("hub_id")
             link.connected = True
             log.info(
                 "connected to %s as %s, up to %s requests at once",

@@ -23,6 +23,7 @@ import yaml
 
 from gateway.cli.main import app
 from gateway.config import Settings
+from gateway.file_limit import fit_caps
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -183,6 +184,16 @@ def test_workers_get_time_to_flush_before_they_are_killed() -> None:
     worker = services()["worker"]
     lease_s = float(worker["environment"]["RECOGHUB_LEASE_S"])
     assert seconds(worker["stop_grace_period"]) >= lease_s + 10
+
+
+def test_hub_containers_set_a_file_limit_the_default_caps_fit_below() -> None:
+    """Docker's default file limit may be 1,024: the containers that serve or dispatch
+    set their own, high enough that the hub keeps its default caps (SPEC §9)."""
+    for name in ("api", "worker"):
+        nofile = services()[name]["ulimits"]["nofile"]
+        assert nofile["soft"] == nofile["hard"], name
+        defaults = Settings()
+        assert fit_caps(defaults, file_limit=nofile["hard"], listening=True) is defaults, name
 
 
 def test_migrations_run_once_before_the_api_and_the_workers() -> None:
@@ -528,6 +539,16 @@ def test_long_running_units_restart_without_tripping_the_start_limit(name: str) 
     assert one(name, "Restart") in {"always", "on-failure"}
     # systemd's default start limit is 5 starts in 10 s; past it the unit stays down.
     assert float(one(name, "RestartSec")) * 5 > 10
+
+
+@pytest.mark.parametrize("name", ["recoghub-api.service", "recoghub-worker@.service"])
+def test_long_running_units_set_a_file_limit_the_default_caps_fit_below(name: str) -> None:
+    """systemd's default soft file limit is 1,024: the units set theirs (`N` or
+    `SOFT:HARD`); the hub raises its soft limit to the hard one and keeps its default
+    caps below it (SPEC §9)."""
+    soft, _, hard = one(name, "LimitNOFILE").partition(":")
+    defaults = Settings()
+    assert fit_caps(defaults, file_limit=int(hard or soft), listening=True) is defaults
 
 
 def test_workers_get_time_to_flush_when_stopped() -> None:

@@ -249,3 +249,19 @@ def waiting_on_advisory_lock(conn: Connection) -> int:
             "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
         )
     ).scalar_one()
+
+
+def test_challenges_downgrade_and_back(database_url: str) -> None:
+    """0009: the challenge tables and the runs' split columns come and go, runs stay."""
+    engine = make_engine(database_url)
+    upgrade(engine)
+    tables = set(inspect(engine).get_table_names())
+    assert {"challenges", "challenge_phases", "challenge_providers", "submissions"} <= tables
+    assert "live_score_parts" in tables
+    downgrade(engine, "0008")
+    with engine.connect() as conn:
+        assert "challenges" not in inspect(conn).get_table_names()
+        assert "split_seed" not in {c["name"] for c in inspect(conn).get_columns("runs")}
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    engine.dispose()

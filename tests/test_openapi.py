@@ -1,13 +1,16 @@
 """The schema at /openapi.json documents the errors, status codes and content types the
 hub really answers (schemathesis holds the answers against it: test_schema_fuzz.py)."""
 
+import json
+import re
+import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.builders import hub_settings
+from tests.builders import admin_headers, hub_settings
 from tests.servers import LiveServer
 
 ERROR_SCHEMAS = {"#/components/schemas/ErrorRead", "#/components/schemas/RelayErrorRead"}
@@ -98,3 +101,56 @@ def test_a_wrong_method_is_405_with_allow(sqlite_hub: LiveServer) -> None:
     r = httpx.delete(f"{sqlite_hub.url}/api/v1/ping")
     assert (r.status_code, r.json()["code"]) == (405, "method_not_allowed")
     assert r.headers["allow"] == "GET"
+
+
+def test_options_and_a_wrong_method_name_every_method_of_the_path(
+    sqlite_hub: LiveServer,
+) -> None:
+    """OPTIONS is no operation of the API: 405, whose Allow names every method the schema
+    documents for the path (it named only the first route's: GET of GET/PATCH/DELETE)."""
+    with httpx.Client(base_url=sqlite_hub.url, timeout=10, headers=admin_headers()) as client:
+        paths = client.get("/openapi.json").json()["paths"]
+        assert len(paths) >= 20
+        for path, item in paths.items():
+            documented = {method.upper() for method in item}
+            url = re.sub(r"\{[^}]*id\}", "1", path).replace("{guid}", str(uuid.uuid4()))
+            url = re.sub(r"\{[^}]*\}", str(uuid.uuid4()), url)
+            wrong = next(m for m in ("PUT", "PATCH", "DELETE", "POST") if m not in documented)
+            for method in ("OPTIONS", wrong):
+                r = client.request(method, url)
+                assert (r.status_code, r.json()["code"]) == (405, "method_not_allowed"), (
+                    method,
+                    path,
+                )
+                allowed = {m.strip() for m in r.headers["allow"].split(",")}
+                assert allowed - {"HEAD"} == documented, (method, path, r.headers["allow"])
+                assert f"{method} is not allowed" in r.json()["detail"]
+
+
+def test_the_schema_states_the_input_rules(schema: dict[str, Any]) -> None:
+    """Endpoint URLs, tsv columns, names and the caps on max_concurrency (issue 17, 9)."""
+    parts = schema["components"]["schemas"]
+    endpoint = parts["ServiceCreate"]["properties"]["endpoints"]["items"]
+    assert endpoint["maxLength"] == 2048
+    pattern = re.compile(endpoint["pattern"])
+    assert pattern.search("https://recog.example.org:8443/v1")
+    assert pattern.search("http://[2001:db8::1]/")
+    for bad in ("ftp://x.org", "http://u:p@x.org", "http://x.org/?q", "http://x.org/#f", "x.org"):
+        assert not pattern.search(bad), bad
+    assert "65535" in endpoint["description"]
+
+    concurrency = parts["ServiceCreate"]["properties"]["max_concurrency"]
+    text = json.dumps(concurrency)
+    assert "RECOGHUB_SERVICE_CONCURRENCY_MAX" in text
+    assert "RECOGHUB_PROVIDER_CONCURRENCY_MAX" in text
+
+    name = parts["ProviderCreate"]["properties"]["name"]
+    assert name["maxLength"] == 200 and not re.search(name["pattern"], "\xa0 \t\u3000")
+    assert re.search(name["pattern"], "\xa0team")
+
+    dataset = schema["paths"]["/api/v1/datasets"]["post"]["requestBody"]["content"]
+    (tsv_rule,) = dataset["application/json"]["schema"]["allOf"]
+    assert tsv_rule["if"]["properties"]["format"] == {"const": "tsv"}
+    assert set(tsv_rule["then"]["required"]) == {"key_column", "image_column"}
+    published = parts["PublishUpdate"]["properties"]["published"]
+    assert published["type"] == "boolean"

@@ -1,10 +1,11 @@
 """Schemathesis against a live hub: no server error, no answer that breaks the schema.
 
 A bounded run (a few cases of valid and of invalid input an operation, a few hundred in
-all) with the admin token, on a hub with a seeded team whose recognizer is a sample one
-on 127.0.0.1. Nothing is sent anywhere else: the hub's worker is off (a run the fuzzer
-queues never dispatches), relay and check go to the seeded service only, and dataset
-paths on the hub host are kept inside the test's directory.
+all) with the admin token and again with a team's API key, on a hub with a seeded team
+whose recognizer is a sample one on 127.0.0.1. Nothing is sent anywhere else: the hub's
+worker is off (a run the fuzzer queues never dispatches), relay and check go to the
+seeded service only, and dataset paths on the hub host are kept inside the test's
+directory.
 
 (schemathesis' own pytest plugin cannot run a schema from a fixture under pytest 9, so
 each operation gets a Hypothesis test here, built from `operation.as_strategy()`.)
@@ -34,7 +35,6 @@ from tests.servers import live_server
 
 RELAYED = ("/api/v1/services/{guid}/recognize", "/api/v1/services/{guid}/check")
 CASES_PER_OPERATION_AND_MODE = 8
-AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 # What the hub answers, held against its schema. Not checked: how strictly it reads its
 # input (schemathesis' positive_data_acceptance / negative_data_rejection), since the
 # schema does not spell out every rule (an endpoint URL's, a tsv import's columns).
@@ -51,6 +51,7 @@ CHECKS = [
 class FuzzedHub:
     url: str
     service_guid: str
+    api_key: str
     sources: Path
     calls: list[str] = field(default_factory=list)
 
@@ -70,7 +71,7 @@ def fuzzed_hub(tmp_path: Path) -> Iterator[FuzzedHub]:
     ):
         with httpx.Client(base_url=hub.url, timeout=10) as client:
             team = register_team(client, [recognizer.url])
-        yield FuzzedHub(hub.url, team.service_guid, tmp_path / "sources")
+        yield FuzzedHub(hub.url, team.service_guid, team.api_key, tmp_path / "sources")
 
 
 def _confined(case: Any, hub: FuzzedHub) -> None:
@@ -81,7 +82,10 @@ def _confined(case: Any, hub: FuzzedHub) -> None:
                 case.body[key] = str(hub.sources / case.body[key].replace("/", "_")[:50])
 
 
-def test_the_hub_answers_as_its_schema_says(fuzzed_hub: FuzzedHub) -> None:
+@pytest.mark.parametrize("caller", ["organizer", "team"])
+def test_the_hub_answers_as_its_schema_says(fuzzed_hub: FuzzedHub, caller: str) -> None:
+    token = ADMIN_TOKEN if caller == "organizer" else fuzzed_hub.api_key
+    auth = {"Authorization": f"Bearer {token}"}
     schema = schemathesis.openapi.from_url(f"{fuzzed_hub.url}/openapi.json")
     failures: list[str] = []
     operations = [result.ok() for result in schema.get_all_operations()]
@@ -105,7 +109,7 @@ def test_the_hub_answers_as_its_schema_says(fuzzed_hub: FuzzedHub) -> None:
             def call(case: Any) -> None:
                 _confined(case, fuzzed_hub)
                 fuzzed_hub.calls.append(case.operation.label)
-                case.call_and_validate(headers=AUTH, checks=CHECKS)
+                case.call_and_validate(headers=auth, checks=CHECKS)
 
             try:
                 call()

@@ -4,6 +4,7 @@ import re
 
 import httpx
 
+from gateway.wire import SPACE_CLASS
 from tests.builders import admin_headers, register_team
 from tests.servers import LiveServer
 
@@ -64,3 +65,11 @@ def test_timestamps_leave_with_their_offset(hub: LiveServer) -> None:
         service = client.get(f"/api/v1/services/{team.service_guid}").json()
     for stamp in (provider["created_at"], service["created_at"]):
         assert OFFSET.match(stamp), stamp
+
+
+def test_the_names_pattern_knows_the_white_space_that_strip_removes() -> None:
+    """The schema's NOT_BLANK pattern and the hub's `strip()` agree on every character."""
+    space = re.compile(f"[{SPACE_CLASS}]")
+    for code in range(0x110000):
+        char = chr(code)
+        assert bool(space.fullmatch(char)) == char.isspace(), hex(code)

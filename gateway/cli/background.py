@@ -6,23 +6,33 @@ from typing import Any
 
 import uvicorn
 
+from gateway.config import Settings, get_settings
 from gateway.dialout.frames import uvicorn_ws_options
+from gateway.listening import listener_options
 
 
 class BackgroundServer:
-    """uvicorn on `host`, port 0 by default (the OS picks a free one); `url` once started."""
+    """uvicorn on `host`, port 0 by default (the OS picks a free one); `url` once started.
+    Its listener limits are those of `settings` (default: the process's)."""
 
-    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        settings: Settings | None = None,
+    ) -> None:
         config = uvicorn.Config(
             app,
             host=host,
             port=port,
             log_level="warning",
             loop="uvloop",
-            http="httptools",
             lifespan="on",
             timeout_graceful_shutdown=2,
             **uvicorn_ws_options(),
+            **listener_options(settings or get_settings()),
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

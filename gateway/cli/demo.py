@@ -98,7 +98,7 @@ def demo(
             config = RecognizerConfig(backend="demo", seed=seed, **knobs)
             recognizers.append(BackgroundServer(create_recognizer_app(config)).start())
         servers.extend(recognizers)
-        hub = BackgroundServer(create_app(settings)).start()
+        hub = BackgroundServer(create_app(settings), settings=settings).start()
         servers.append(hub)
         console.print(f"hub at {hub.url}; recognizers at {', '.join(r.url for r in recognizers)}")
 

@@ -4,6 +4,7 @@ import typer
 from pydantic import ValidationError
 
 from gateway.cli import (
+    challenges,
     datasets,
     demo,
     registry,
@@ -30,6 +31,7 @@ app.add_typer(registry.services, name="service")
 app.add_typer(datasets.app, name="dataset")
 run_resend.register(runs.app)
 app.add_typer(runs.app, name="run")
+app.add_typer(challenges.app, name="challenge")
 
 
 def main() -> None:

@@ -31,10 +31,17 @@ def serve(
 
     from gateway.app import create_app
     from gateway.dialout.frames import uvicorn_ws_options
+    from gateway.file_limit import FileLimitError, prepare_file_limit
+    from gateway.listening import listener_options
 
     settings = get_settings()
     if worker is not None:
         settings = settings.model_copy(update={"embedded_worker": worker})
+    try:
+        settings = prepare_file_limit(settings, listening=True)
+    except FileLimitError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     # Bind before uvicorn does, so a port in use is one clear line, not uvicorn's log.
     try:
         listener = socket.create_server((host, port), family=_family(host))
@@ -55,10 +62,10 @@ def serve(
     config = uvicorn.Config(
         app,
         loop="uvloop",
-        http="httptools",
         log_level="info",
         access_log=access_log,
         **uvicorn_ws_options(),
+        **listener_options(settings),
     )
     hub_server(config, app).run(sockets=[listener])
 

@@ -38,6 +38,7 @@ def worker(
     --listen (and --public-url) when teams connect out.
     """
     from gateway.dialout.listener import ListenError, bind, parse_listen, public_url_for
+    from gateway.file_limit import FileLimitError, prepare_file_limit
     from gateway.runs.engine.process import WorkerRefused, run_worker_process
 
     level = log_level.upper()
@@ -48,6 +49,11 @@ def worker(
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(level)))
     settings = get_settings()
+    try:
+        settings = prepare_file_limit(settings, listening=listen is not None)
+    except FileLimitError as exc:
+        typer.echo(f"recoghub worker: {exc}", err=True)
+        raise typer.Exit(1) from None
     sock = None
     if listen is not None:
         try:

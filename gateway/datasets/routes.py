@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
@@ -36,8 +36,11 @@ from gateway.wire import RowIdPath
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
 _create_schema = DatasetCreate.model_json_schema()
+# The form has the same rules, but its tsv rule (`allOf`) stays in the JSON schema only:
+# schemathesis' coverage phase fails on a conditional beside a binary part ("Unsupported
+# type: 'Binary'"); the field descriptions say it.
 _upload_schema = {
-    **_create_schema,
+    **{k: v for k, v in _create_schema.items() if k != "allOf"},
     "properties": {
         **_create_schema["properties"],
         "file": {"type": "string", "format": "binary"},
@@ -67,6 +70,19 @@ def _validated(fields: dict[str, Any]) -> DatasetCreate:
         raise InvalidInput(problems) from None
 
 
+# A form sends every field as text; JSON booleans are strict (DatasetCreate), so these
+# are read from their text here, as pydantic reads text ("true", "false", "1", "0", ...).
+_FORM_BOOLEANS = ("header", "skip_bad")
+_BOOLEAN_TEXT = TypeAdapter(bool)
+
+
+def _form_boolean(key: str, value: str) -> bool:
+    try:
+        return _BOOLEAN_TEXT.validate_python(value.strip())
+    except ValidationError:
+        raise InvalidInput(f"{key}: {value[:40]!r} is not true or false") from None
+
+
 def _form_fields(form: FormData) -> tuple[dict[str, Any], UploadFile | None, UploadFile | None]:
     """The import fields of a multipart form, the uploaded `file` and `truth` parts."""
     fields: dict[str, Any] = {}
@@ -83,6 +99,8 @@ def _form_fields(form: FormData) -> tuple[dict[str, Any], UploadFile | None, Upl
             labels.extend(v.strip() for v in value.split(",") if v.strip())
         elif key in fields:
             raise InvalidInput(f"field {key!r} is given twice")
+        elif key in _FORM_BOOLEANS:
+            fields[key] = _form_boolean(key, value)
         else:
             fields[key] = value
     if labels:

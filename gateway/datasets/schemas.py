@@ -2,13 +2,34 @@
 
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic.config import JsonDict
 
 from gateway.datasets.importers import TsvColumns
-from gateway.wire import UtcDateTime
+from gateway.wire import Name, UtcDateTime
 
 DatasetFormat = Literal["clickture", "tsv", "folder", "matching"]
 TSV_OPTIONS = ("key_column", "label_column", "label_columns", "image_column", "label_separator")
+
+
+# The column rules of a tsv import, for the schema (`_options_fit_format` holds the hub
+# to them): key_column, image_column and a label column (label_column or a non-empty
+# label_columns) are needed, the image column apart from the others; the tsv options and
+# `header` apply to tsv only, `truth` to matching only.
+_TSV_NEEDS: JsonDict = {
+    "if": {"properties": {"format": {"const": "tsv"}}, "required": ["format"]},
+    "then": {
+        "required": ["key_column", "image_column"],
+        "properties": {"key_column": {"type": "integer"}, "image_column": {"type": "integer"}},
+        "anyOf": [
+            {"required": ["label_column"], "properties": {"label_column": {"type": "integer"}}},
+            {
+                "required": ["label_columns"],
+                "properties": {"label_columns": {"type": "array", "minItems": 1}},
+            },
+        ],
+    },
+}
 
 
 class DatasetCreate(BaseModel):
@@ -18,9 +39,9 @@ class DatasetCreate(BaseModel):
     `file` (and `truth`) parts instead.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"allOf": [_TSV_NEEDS]})
 
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     format: DatasetFormat
     path: str | None = Field(default=None, min_length=1)
     truth: str | None = Field(
@@ -35,8 +56,8 @@ class DatasetCreate(BaseModel):
     label_separator: str | None = Field(
         default=None, min_length=1, description="tsv: split label cells at this text"
     )
-    header: bool = Field(default=False, description="tsv: the first line names the columns")
-    skip_bad: bool = Field(default=False, description="skip bad lines instead of failing")
+    header: StrictBool = Field(default=False, description="tsv: the first line names the columns")
+    skip_bad: StrictBool = Field(default=False, description="skip bad lines instead of failing")
 
     @model_validator(mode="after")
     def _options_fit_format(self) -> Self:
@@ -108,8 +129,8 @@ class DatasetUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    open_to_teams: bool | None = None
+    name: Name | None = None
+    open_to_teams: StrictBool | None = None
 
 
 class SkippedLine(BaseModel):

@@ -18,6 +18,9 @@ from gateway.dialout.frames import Reply
 from gateway.errors import RecognizerConnectError, RecognizerError
 
 PREFIX = "dialout:"
+# Requests that ended unanswered (timed out, abandoned) a connection remembers, so that
+# their late answers are not counted as results for requests never sent.
+LATE_REMEMBERED = 1024
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -49,6 +52,7 @@ class Connection:
         self._send = send
         self._slots = asyncio.Semaphore(granted)
         self._waiting: dict[str, asyncio.Future[Reply]] = {}
+        self._abandoned: dict[str, None] = {}  # ids, oldest first
         self.closed: str | None = None  # why, once dropped
 
     @property
@@ -79,23 +83,33 @@ class Connection:
             return await waiter
         finally:
             self._waiting.pop(request_id, None)
+            # Timed out or abandoned (awaiting it, the caller's cancellation cancels
+            # the waiter too): its answer may come late.
+            if not waiter.done() or waiter.cancelled():
+                self._abandoned[request_id] = None
+                if len(self._abandoned) > LATE_REMEMBERED:
+                    del self._abandoned[next(iter(self._abandoned))]
 
     def answer(self, reply: Reply) -> bool:
-        """Hand a result to the request waiting for it; False when none waits (a late
-        answer to a request that timed out)."""
-        waiter = self._waiting.get(reply.request_id)
-        if waiter is None or waiter.done():
-            return False
-        waiter.set_result(reply)
-        return True
+        """Hand a result to the request waiting for it. False for a stray: a result for a
+        request never sent on this connection, or already answered (the first late
+        answer to a request that timed out is not a stray, only dropped)."""
+        return self._settle(reply.request_id, lambda waiter: waiter.set_result(reply))
 
     def fail(self, request_id: str, error: RecognizerError) -> bool:
-        """Fail one waiting request with the outcome its bad result deserves."""
+        """Fail one waiting request with the outcome its bad result deserves; False for
+        a stray, as `answer`."""
+        return self._settle(request_id, lambda waiter: waiter.set_exception(error))
+
+    def _settle(self, request_id: str, settle: Callable[[asyncio.Future[Reply]], None]) -> bool:
         waiter = self._waiting.get(request_id)
-        if waiter is None or waiter.done():
-            return False
-        waiter.set_exception(error)
-        return True
+        if waiter is not None and not waiter.done():
+            settle(waiter)
+            return True
+        if request_id in self._abandoned:  # a late answer, once
+            del self._abandoned[request_id]
+            return True
+        return False
 
     def drop(self, reason: str) -> None:
         """The connection is gone: every request in flight fails as connect_error."""

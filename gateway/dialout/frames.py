@@ -23,12 +23,18 @@ PROTOCOL: Final = "recoghub-ws/1"
 CONNECT_PATH: Final = "/api/v1/connect"
 
 # Close codes of a refused hello, each sent with a reason that says what to do.
+# The hub now refuses a bad key before the upgrade (HTTP 401); 4401 is what hubs before
+# issue 17 sent, still understood by the sample recognizer.
 BAD_KEY: Final = 4401
 OTHER_PROVIDER: Final = 4403
 UNKNOWN_SERVICE: Final = 4404
 SERVICE_DISABLED: Final = 4409
 BAD_HELLO: Final = 4400
-# Close of a live connection whose message names no request.
+# The service already has as many connections to this hub process as the organizer
+# allows (RECOGHUB_DIALOUT_CONNECTIONS_PER_SERVICE); the recognizer may try again later.
+TOO_MANY_CONNECTIONS: Final = 4429
+# Close of a live connection whose message names no request, or that sends too many
+# results for requests it was never sent, or JSON nested too deeply.
 POLICY_VIOLATION: Final = 1008
 
 # A result holds at most 64 KiB of result string; JSON escaping may make it up to six
@@ -53,10 +59,19 @@ def uvicorn_ws_options() -> dict[str, Any]:
     """The uvicorn.Config keywords every hub process that accepts connections uses."""
     return {
         "ws": "websockets-sansio",
+        # No permessage-deflate (SPEC §10): uvicorn inflates every frame of a read before
+        # the app sees one, and 464 compressed bytes become a 389 KB message, so a
+        # stranger's single write could take gigabytes. Results are small text anyway.
+        "ws_per_message_deflate": False,
         "ws_max_size": MAX_MESSAGE_BYTES,
         "ws_ping_interval": PING_INTERVAL_S,
         "ws_ping_timeout": PING_TIMEOUT_S,
     }
+
+
+class NestingError(ValueError):
+    """A message whose JSON is nested deeper than the parser goes (a hostile client's
+    `[[[[…`): refused with close 1008 and one log line, never a traceback."""
 
 
 class FrameError(Exception):
@@ -99,6 +114,10 @@ class Request:
 def _object(text: str | bytes, what: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
+    except RecursionError:
+        # The C parser stops at the interpreter's recursion limit (about 1,000 levels)
+        # having read no further than that: bounded work, so no scan is needed first.
+        raise NestingError(f"{what} is JSON nested too deeply") from None
     except (ValueError, UnicodeDecodeError):
         raise FrameError(RecognizerBadFormat(f"{what} is not JSON")) from None
     if not isinstance(value, dict):

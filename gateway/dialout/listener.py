@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from gateway.dialout.frames import uvicorn_ws_options
 from gateway.dialout.routes import DialoutHost
 from gateway.dialout.routes import router as dialout_router
+from gateway.listening import listener_options
 
 
 class ListenError(ValueError):
@@ -79,6 +80,7 @@ async def serve_connect_route(host: DialoutHost, sock: socket.socket, stop: asyn
         log_level="warning",
         timeout_graceful_shutdown=2,
         **uvicorn_ws_options(),
+        **listener_options(host.settings),
     )
     server = _Server(config)
     serving = asyncio.create_task(server.serve(sockets=[sock]))

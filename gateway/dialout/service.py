@@ -1,13 +1,15 @@
-"""The database side of a dial-out hello: who may connect which service, and where the
-live dispatching processes are (SPEC §10). Run these in a thread."""
+"""The database side of a dial-out connection: whose key opens it (before the upgrade),
+which service its hello may connect, and where the live dispatching processes are
+(SPEC §10). Run these in a thread."""
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.auth import authenticate
+from gateway.auth import ANONYMOUS, Principal, authenticate
 from gateway.dialout import frames
 from gateway.dialout.frames import Hello
 from gateway.errors import NotFound, Unauthorized, WrongGuidKind
@@ -30,19 +32,24 @@ class Admitted:
     granted: int  # requests in flight on the connection, never above the service's
 
 
-def admit(
-    session: Session, *, token: str | None, hello: Hello, admin_token: str | None
-) -> Admitted:
-    """Decide a hello: the owning provider (or the organizer) may connect an enabled
-    service. Raises Refused with the close code of SPEC §10."""
+def authenticate_key(session: Session, *, token: str | None, admin_token: str | None) -> Principal:
+    """The provider (or the organizer) whose key opens a connection, decided before the
+    upgrade. Raises Unauthorized (401) for no key or an unknown one."""
     try:
         principal = authenticate(session, token, configured_admin=admin_token)
     except Unauthorized:
-        principal = None
-    if principal is None or principal.anonymous:
-        raise Refused(
-            frames.BAD_KEY, "unknown API key: give the provider's key (--key or RECOGHUB_API_KEY)"
+        principal = ANONYMOUS
+    if principal.anonymous:
+        raise Unauthorized(
+            "no API key or an unknown one: connect with Authorization: Bearer <the "
+            "provider's key> (--key or RECOGHUB_API_KEY)"
         )
+    return principal
+
+
+def admit(session: Session, *, principal: Principal, hello: Hello) -> Admitted:
+    """Decide a hello of an authenticated caller: the owning provider (or the organizer)
+    may connect an enabled service. Raises Refused with the close code of SPEC §10."""
     try:
         service = get_service(session, guid=hello.service_guid)
     except WrongGuidKind:
@@ -68,12 +75,18 @@ def admit(
     return Admitted(service.guid, min(hello.max_concurrency, service.max_concurrency))
 
 
+def hub_id(worker_id: str) -> str:
+    """An opaque name of a dispatching process: its worker id names the machine
+    (host-pid-random), which recognizers have no business knowing (SPEC §10)."""
+    return hashlib.sha256(worker_id.encode()).hexdigest()[:16]
+
+
 def live_hubs(session: Session, *, live_since: datetime) -> list[dict[str, str]]:
     """Every dispatching process alive since `live_since` that recognizers can reach:
-    `{"worker_id", "url"}`, oldest first."""
+    `{"hub_id", "url"}` (`hub_id` as the welcome names its own process), oldest first."""
     rows = session.execute(
         select(Worker.id, Worker.public_url)
         .where(Worker.public_url.is_not(None), Worker.heartbeat_at >= live_since)
         .order_by(Worker.started_at, Worker.id)
     ).all()
-    return [{"worker_id": worker_id, "url": url} for worker_id, url in rows if url]
+    return [{"hub_id": hub_id(worker_id), "url": url} for worker_id, url in rows if url]

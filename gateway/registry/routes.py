@@ -6,6 +6,7 @@ from gateway.deps import AdminDep, CallerDep, HubStateDep, SessionDep
 from gateway.dispatch.policy import endpoint_policy
 from gateway.openapi import errors
 from gateway.registry import service as registry
+from gateway.registry.caps import TeamCaps
 from gateway.registry.schemas import (
     CallerRead,
     ProviderCreate,
@@ -59,14 +60,17 @@ def get_provider(guid: str, session: SessionDep, principal: CallerDep) -> Provid
 def create_service(
     data: ServiceCreate, session: SessionDep, principal: CallerDep, state: HubStateDep
 ) -> ServiceReadWithSecret:
-    """Register a service. The answer holds its signing secret (see also rotate_secret)."""
+    """Register a service. The answer holds its signing secret (see also rotate_secret).
+
+    A provider may have at most RECOGHUB_PROVIDER_SERVICES_MAX services (default 10; 409
+    `provider_services_max` past it); the organizer may register more."""
     service = registry.create_service(
         session,
         principal=principal,
         data=data,
         policy=endpoint_policy(state.settings.endpoint_allow),
         default_max_concurrency=state.settings.service_concurrency,
-        concurrency_cap=state.settings.service_concurrency_max,
+        caps=TeamCaps.of(state.settings),
     )
     return ServiceReadWithSecret.of(service, signing_secret=service.signing_secret)
 
@@ -102,7 +106,7 @@ def update_service(
         service=service,
         data=data,
         policy=endpoint_policy(state.settings.endpoint_allow),
-        concurrency_cap=state.settings.service_concurrency_max,
+        caps=TeamCaps.of(state.settings),
     )
     forget_targets(state)  # the relay must not keep sending to old endpoints or secrets
     if data.rotate_secret:

@@ -15,9 +15,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StringConstraints,
+    StrictBool,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from gateway.registry.models import Provider, Service
@@ -27,12 +28,26 @@ from gateway.registry.protocols import (
     normalized_protocol,
     protocol_problem,
 )
-from gateway.wire import UtcDateTime
+from gateway.wire import NOT_BLANK, Name, UtcDateTime, not_blank, trimmed
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Contact = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
-Domain = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-MaxConcurrency = Annotated[int, Field(ge=1, le=1024)]
+# Lengths as sent, stored trimmed (see gateway.wire).
+Contact = Annotated[str, Field(max_length=200), AfterValidator(trimmed)]
+Domain = Annotated[
+    str,
+    Field(min_length=1, max_length=100, json_schema_extra={"pattern": NOT_BLANK}),
+    AfterValidator(not_blank),
+]
+MaxConcurrency = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=1024,
+        description="Requests in flight to this service during a run. A provider may set at "
+        "most RECOGHUB_SERVICE_CONCURRENCY_MAX (default 8), and its services together at most "
+        "RECOGHUB_PROVIDER_CONCURRENCY_MAX (default 32; 422 `provider_concurrency_max` past "
+        "it); it may always keep or lower a value. The organizer may set up to 1024.",
+    ),
+]
 
 MAX_ENDPOINTS = 16
 MAX_ENDPOINT_CHARS = 2048
@@ -160,7 +175,28 @@ def _check_endpoints(urls: list[str]) -> list[str]:
 # Documented as what it is, a UUID (any spelling Python's uuid.UUID reads is taken).
 Guid = Annotated[str, AfterValidator(_check_guid), Field(json_schema_extra={"format": "uuid"})]
 # None is fine: a service served only by recognizers connected out to the hub (SPEC §10).
-Endpoints = Annotated[list[str], Field(max_length=MAX_ENDPOINTS), AfterValidator(_check_endpoints)]
+# The schema states the shape `check_endpoint` holds a URL to: the pattern cannot say it
+# all (a port up to 65535, host labels not starting or ending with a hyphen, an IPv4
+# address as four decimal numbers, no non-ASCII white space), the description does.
+ENDPOINT_PATTERN = (
+    r"^[Hh][Tt][Tt][Pp][Ss]?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:[0-9]{1,5})?"
+    r"(/[^\x00-\x20\x7f?#\\]*)?$"
+)
+Endpoint = Annotated[
+    str,
+    Field(
+        json_schema_extra={"pattern": ENDPOINT_PATTERN, "maxLength": MAX_ENDPOINT_CHARS},
+        description="A recognizer's base URL: http or https, a DNS name (ASCII, xn-- for "
+        "IDNs; labels of letters, digits, - and _, not starting or ending with -), a "
+        "four-number IPv4 address or a bracketed IPv6 one, an optional port 1-65535 and "
+        "path; no credentials, query, fragment, white space, control characters or "
+        "backslash; each listed once. Loopback, private and link-local addresses are "
+        "refused (422 `endpoint_not_allowed`) unless RECOGHUB_ENDPOINT_ALLOW lists them.",
+    ),
+]
+Endpoints = Annotated[
+    list[Endpoint], Field(max_length=MAX_ENDPOINTS), AfterValidator(_check_endpoints)
+]
 
 
 class ProviderCreate(BaseModel):
@@ -211,9 +247,7 @@ class ServiceCreate(BaseModel):
         default="recoghub-v1", description='How the hub talks to it (SPEC §11); "v1" = recoghub-v1.'
     )
     protocol_options: ProtocolOptionsIn | None = None
-    max_concurrency: MaxConcurrency | None = Field(
-        default=None, description="Requests in flight to this service during a run."
-    )
+    max_concurrency: MaxConcurrency | None = None
 
     @model_validator(mode="after")
     def _protocol_fits(self) -> Self:
@@ -229,12 +263,13 @@ class ServiceUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Name | None = None
-    endpoints: Endpoints | None = None
-    enabled: bool | None = None
+    # null is refused for these (`_no_null_for_required`), so the schema offers none.
+    name: Name | SkipJsonSchema[None] = None
+    endpoints: Endpoints | SkipJsonSchema[None] = None
+    enabled: StrictBool | SkipJsonSchema[None] = None
     domain: Domain | None = None
-    max_concurrency: MaxConcurrency | None = None
-    protocol: ProtocolName | None = Field(
+    max_concurrency: MaxConcurrency | SkipJsonSchema[None] = None
+    protocol: ProtocolName | SkipJsonSchema[None] = Field(
         default=None,
         description="Changing it needs protocol_options that fit (except to recoghub-v1, "
         "which drops them).",
@@ -242,7 +277,7 @@ class ServiceUpdate(BaseModel):
     protocol_options: ProtocolOptionsIn | None = Field(
         default=None, description="Replace the options whole; null or {} clears them."
     )
-    rotate_secret: bool = False
+    rotate_secret: StrictBool = False
 
     @model_validator(mode="after")
     def _no_null_for_required(self) -> Self:

@@ -21,11 +21,13 @@ from gateway.dispatch.dispatcher import Target
 from gateway.dispatch.policy import SETTING, EndpointPolicy
 from gateway.dispatch.protocols import RECOGHUB_V1, adapter_for
 from gateway.errors import Conflict, Forbidden, InvalidInput, NotFound, WrongGuidKind
+from gateway.registry.caps import TeamCaps, check_provider_share, check_service_concurrency
 from gateway.registry.models import Instance, Provider, Service
 from gateway.registry.protocols import ProtocolOptionsIn, normalized_protocol, protocol_problem
 from gateway.registry.schemas import ProviderCreate, ServiceCreate, ServiceUpdate, canonical_guid
 
 DEFAULT_MAX_CONCURRENCY = 4
+NO_CAPS = TeamCaps()
 
 _PROVIDER_LOADS = (selectinload(Provider.services),)
 _SERVICE_LOADS = (joinedload(Service.provider), selectinload(Service.instances))
@@ -195,22 +197,6 @@ def list_services(
     return session.scalars(query).all()
 
 
-def check_max_concurrency(
-    principal: Principal, *, requested: int | None, current: int | None, cap: int | None
-) -> None:
-    """A provider may set `max_concurrency` up to `cap` (RECOGHUB_SERVICE_CONCURRENCY_MAX):
-    a team must not take more of a run's capacity than the organizer allows. The organizer
-    may set more, and a provider may keep (or lower) what the organizer set.
-    Raises InvalidInput."""
-    if principal.is_admin or cap is None or requested is None:
-        return
-    if requested > cap and (current is None or requested > current):
-        raise InvalidInput(
-            f"max_concurrency {requested} is over the {cap} a provider may set "
-            "(RECOGHUB_SERVICE_CONCURRENCY_MAX); the organizer can set more"
-        )
-
-
 def create_service(
     session: Session,
     *,
@@ -218,23 +204,30 @@ def create_service(
     data: ServiceCreate,
     policy: EndpointPolicy,
     default_max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
-    concurrency_cap: int | None = None,
+    caps: TeamCaps = NO_CAPS,
 ) -> Service:
     """Register a service for `data.provider_guid` with a new signing secret.
 
     Raises Forbidden when a provider names another provider, WrongGuidKind/NotFound
     for a bad provider GUID, Conflict when the chosen GUID is taken, InvalidInput
-    (`endpoint_not_allowed`) for an endpoint address the policy refuses, or for a
-    provider's max_concurrency over `concurrency_cap`.
+    (`endpoint_not_allowed`) for an endpoint address the policy refuses, and as
+    `gateway.registry.caps` for a provider past one of its `caps`.
     """
     _require_self(session, principal, _key(data.provider_guid), "create services for")
     check_endpoint_addresses(data.endpoints, policy=policy)
-    check_max_concurrency(
-        principal, requested=data.max_concurrency, current=None, cap=concurrency_cap
+    check_service_concurrency(
+        principal, requested=data.max_concurrency, current=None, cap=caps.service_concurrency
     )
     provider = get_provider(session, guid=data.provider_guid)
     guid = data.guid or str(uuid.uuid4())
     _ensure_guid_free(session, guid)
+    check_provider_share(
+        session,
+        principal=principal,
+        provider_id=provider.id,
+        caps=caps,
+        requested=data.max_concurrency or default_max_concurrency,
+    )
     service = Service(
         guid=guid,
         provider=provider,
@@ -259,23 +252,32 @@ def update_service(
     service: Service,
     data: ServiceUpdate,
     policy: EndpointPolicy,
-    concurrency_cap: int | None = None,
+    caps: TeamCaps = NO_CAPS,
 ) -> Service:
     """Apply the fields given in `data`; `rotate_secret` issues a new signing secret.
 
     Raises InvalidInput (`endpoint_not_allowed`) for an endpoint address the policy
-    refuses, for a provider's max_concurrency over `concurrency_cap`, and when the
-    protocol and its options, as they would be after the change, do not fit together
-    (SPEC §11).
+    refuses, as `gateway.registry.caps` for a provider's max_concurrency past its `caps`,
+    and when the protocol and its options, as they would be after the change, do not
+    fit together (SPEC §11).
     """
     if data.endpoints is not None:
         check_endpoint_addresses(data.endpoints, policy=policy)
-    check_max_concurrency(
+    check_service_concurrency(
         principal,
         requested=data.max_concurrency,
         current=service.max_concurrency,
-        cap=concurrency_cap,
+        cap=caps.service_concurrency,
     )
+    if data.max_concurrency is not None:
+        check_provider_share(
+            session,
+            principal=principal,
+            provider_id=service.provider_id,
+            caps=caps,
+            requested=data.max_concurrency,
+            service=service,
+        )
     _update_protocol(service, data)
     if data.name is not None:
         service.name = data.name

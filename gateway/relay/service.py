@@ -37,12 +37,17 @@ from gateway.errors import (
     UnsupportedMedia,
 )
 from gateway.images import CheckedImage, ImageTooLarge, NotAnImage, check_image
+from gateway.registry.schemas import MAX_ENDPOINTS
 from gateway.registry.service import authorize_service, get_service, service_target
 from gateway.relay.schemas import CheckRead, InstanceCheckRead, TagRead
 from gateway.state import HubState
 
 TARGET_TTL_S = 2.0
 TARGET_CACHE_ENTRIES = 4096
+
+# A check costs a ping and a probe image per instance: as many connections as a service
+# may have endpoints (SPEC §9), whatever number of connections it opened.
+MAX_CHECKED_CONNECTIONS = MAX_ENDPOINTS
 
 
 class TargetCache:
@@ -267,12 +272,15 @@ async def check_instance(
 
 
 async def check_service(dispatcher: Dispatcher, target: Target, *, timeout_s: float) -> CheckRead:
-    """Check every instance of `target` concurrently; `ok` when all are reachable and
-    answer the probe well (a service without instances is not ok)."""
+    """Check every HTTP endpoint of `target` and at most `MAX_CHECKED_CONNECTIONS` of
+    its dial-out connections (the oldest), concurrently; `ok` when all checked are
+    reachable and answer the probe well (a service without instances is not ok)."""
+    every = dispatcher.instances(target)
+    connected = [x for x in every if is_dialout(x)][:MAX_CHECKED_CONNECTIONS]
     instances = await asyncio.gather(
         *(
             check_instance(dispatcher, target, instance, timeout_s=timeout_s)
-            for instance in dispatcher.instances(target)
+            for instance in [*(x for x in every if not is_dialout(x)), *connected]
         )
     )
     return CheckRead(

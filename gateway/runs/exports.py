@@ -3,12 +3,21 @@ batches), and CSV of any list of flat rows (leaderboards, timelines).
 
 CSV cells: None is empty; a result's tags are `tag:score;...` (the result-string
 grammar), its labels `label;...`; timestamps ISO 8601 with `Z`.
+
+Every CSV the hub writes goes through `csv_cells`, which neutralises formulas (SPEC §9,
+OWASP's "CSV injection"): a text cell that begins with `=`, `+`, `-`, `@`, tab or
+carriage return gets a `'` in front, so a spreadsheet shows it as text instead of
+running it. Team names, service names, tags, raw answers, labels and error details are
+all text. Numbers the hub computed itself (ranks, scores, latencies, counts) are written
+as they are: Python writes an int or a float as a plain number (`-0.5`, `1e-05`), which
+a spreadsheet reads as a number and never as a formula, and a team cannot put text in
+those columns.
 """
 
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -20,8 +29,27 @@ from gateway.wire import as_utc
 CSV_MEDIA = "text/csv; charset=utf-8"
 
 
-def _csv_line(writer: Any, buffer: io.StringIO, values: list[object]) -> str:
-    writer.writerow(values)
+# What a spreadsheet may take for the start of a formula (OWASP).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """One CSV cell: None as empty, text that could run as a formula neutralised with
+    `'`, numbers as they are (see the module doc)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def csv_cells(values: Iterable[object]) -> list[object]:
+    """A CSV row as the hub writes every one (`csv_cell` of each value)."""
+    return [csv_cell(v) for v in values]
+
+
+def _csv_line(writer: Any, buffer: io.StringIO, values: Iterable[object]) -> str:
+    writer.writerow(csv_cells(values))
     text = buffer.getvalue()
     buffer.seek(0)
     buffer.truncate()
@@ -32,8 +60,8 @@ def csv_text(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
     """A header of `columns` and one line per row (a column a row lacks is empty)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows(["" if r.get(c) is None else r[c] for c in columns] for r in rows)
+    writer.writerow(csv_cells(columns))
+    writer.writerows(csv_cells(r.get(c) for c in columns) for r in rows)
     return buffer.getvalue()
 
 
@@ -88,7 +116,7 @@ def csv_lines(
         d["tags"] = "".join(f"{t['tag']}:{t['score']!r};" for t in d["tags"])
         if d.get("labels") is not None:
             d["labels"] = ";".join(d["labels"])
-        yield _csv_line(writer, buffer, ["" if d[c] is None else d[c] for c in columns])
+        yield _csv_line(writer, buffer, (d[c] for c in columns))
 
 
 # Bytes of export text handed to the server at once: a sync generator costs a thread

@@ -19,13 +19,16 @@ from gateway.runs.models import (
     IMAGES,
     OPEN_STATUSES,
     RUN_SERVICES,
+    RUNS,
     UNRECORDED_STATES,
     WORK_ITEMS,
     ItemState,
+    Part,
     Phase,
     ServiceStatus,
 )
 from gateway.scoring.metrics import ServiceScorer
+from gateway.scoring.split import Split
 
 PAGE = 1000
 FIRST_ERRORS = 3
@@ -37,6 +40,17 @@ class Verdict:
     status: ServiceStatus
     reason: str | None
     scores: dict[str, Any]
+    # A split run's scores of each part, {"public": ..., "private": ...}; else None.
+    part_scores: dict[str, dict[str, Any]] | None = None
+
+    def values(self) -> dict[str, Any]:
+        """The run service's columns this verdict sets."""
+        return {
+            "status": self.status,
+            "reason": self.reason,
+            "scores": self.scores,
+            "part_scores": self.part_scores,
+        }
 
 
 def done_items(conn: Connection, *, run_service_id: int, columns: list[Any]) -> Iterator[Row[Any]]:
@@ -80,6 +94,41 @@ def service_scores(conn: Connection, *, run_service_id: int) -> dict[str, Any]:
         tags = [(str(tag), float(score)) for tag, score in row.tags or ()]
         scorer.add(outcome=row.outcome, tags=tags, truth=row.truth or [], latency_ms=row.latency_ms)
     return scorer.result(elapsed_s=elapsed_s(conn, run_service_id=run_service_id))
+
+
+def run_split(conn: Connection, *, run_service_id: int) -> Split | None:
+    """The public/private split of the run service's run, if it is split."""
+    row = conn.execute(
+        select(RUNS.c.split_seed, RUNS.c.public_fraction)
+        .join(RUN_SERVICES, RUN_SERVICES.c.run_id == RUNS.c.id)
+        .where(RUN_SERVICES.c.id == run_service_id)
+    ).first()
+    return Split.of(row.split_seed, row.public_fraction) if row is not None else None
+
+
+def part_scores(
+    conn: Connection, *, run_service_id: int, split: Split
+) -> dict[str, dict[str, Any]]:
+    """The leaderboard figures of each part of a split run service's recorded items: the
+    same scorer as `service_scores`, fed the items of one part each."""
+    scorers = {Part.PUBLIC.value: ServiceScorer(), Part.PRIVATE.value: ServiceScorer()}
+    for row in done_items(
+        conn,
+        run_service_id=run_service_id,
+        columns=[
+            WORK_ITEMS.c.image_id,
+            WORK_ITEMS.c.outcome,
+            WORK_ITEMS.c.tags,
+            WORK_ITEMS.c.latency_ms,
+            IMAGES.c.truth,
+        ],
+    ):
+        tags = [(str(tag), float(score)) for tag, score in row.tags or ()]
+        scorers[split.part_of(row.image_id)].add(
+            outcome=row.outcome, tags=tags, truth=row.truth or [], latency_ms=row.latency_ms
+        )
+    elapsed = elapsed_s(conn, run_service_id=run_service_id)
+    return {part: scorer.result(elapsed_s=elapsed) for part, scorer in scorers.items()}
 
 
 def elapsed_s(conn: Connection, *, run_service_id: int) -> float | None:
@@ -144,15 +193,17 @@ def judge(
     ok = outcomes.get(Outcome.OK.value, 0)
     counts = ", ".join(f"{name} {outcomes.get(name, 0)}" for name in OUTCOMES)
     passed = ok == images if phase == Phase.DRYRUN else ok > 0 or images == 0
+    split = run_split(conn, run_service_id=run_service_id)
+    parts = part_scores(conn, run_service_id=run_service_id, split=split) if split else None
     if passed:
-        return Verdict(ServiceStatus.PASSED, None, scores)
+        return Verdict(ServiceStatus.PASSED, None, scores, parts)
     if phase == Phase.DRYRUN:
         head = f"{images - ok} of {images} images did not end ok ({counts})"
     else:
         head = f"no image ended ok ({counts})"
     errors = first_errors(conn, run_service_id=run_service_id)
     reason = head + (". First errors: " + "; ".join(errors) if errors else "")
-    return Verdict(ServiceStatus.FAILED, reason, scores)
+    return Verdict(ServiceStatus.FAILED, reason, scores, parts)
 
 
 def unfinished(conn: Connection, *, run_service_id: int) -> int:
@@ -202,7 +253,7 @@ def finish_service(
             RUN_SERVICES.c.status.in_(OPEN_STATUSES),
             RUN_SERVICES.c.resent == resent,
         )
-        .values(status=verdict.status, reason=verdict.reason, scores=verdict.scores)
+        .values(verdict.values())
     ).rowcount
     if not closed:  # closed by another worker, or re-sent meanwhile: final only if closed
         status = conn.execute(

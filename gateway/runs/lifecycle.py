@@ -153,12 +153,13 @@ def reopen_run(conn: Connection, *, run_id: int, now: datetime) -> bool:
 
 
 def reopen_service(conn: Connection, *, run_service_id: int) -> bool:
-    """A passed or failed run service is open again (`ongoing`, its stored scores and
-    reason dropped: the leaderboard shows its live scores until it is final again); True
+    """A passed or failed run service is open again (`ongoing`, its stored scores, each
+    part's of a split run, and its reason dropped: the leaderboard shows its live scores
+    until it is final again); True
     if this call reopened it. An open or paused (`down`) one is left as it is."""
     result = conn.execute(
         update(RUN_SERVICES)
         .where(RUN_SERVICES.c.id == run_service_id, RUN_SERVICES.c.status.in_(FINAL_STATUSES))
-        .values(status=ServiceStatus.ONGOING, reason=None, scores=None)
+        .values(status=ServiceStatus.ONGOING, reason=None, scores=None, part_scores=None)
     )
     return bool(result.rowcount)

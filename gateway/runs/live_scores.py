@@ -1,6 +1,7 @@
 """Live scores in the database: one `live_scores` row per run service, created with the
-run (`create_rows`) and read by progress and leaderboard requests (`read_rows`) instead
-of its work items. The worker brings a row up to date in the very transaction that
+run (`create_rows`; a split run's also one per part, `create_part_rows`) and read by
+progress and leaderboard requests (`read_rows`, `read_part_rows`) instead of its work
+items. The worker brings a row up to date in the very transaction that
 records its results (`gateway.runs.engine.results`); the counters are
 `gateway.scoring.live`'s.
 """
@@ -12,7 +13,7 @@ from sqlalchemy import Connection, select
 
 from gateway.db import chunked
 from gateway.errors import OUTCOMES
-from gateway.runs.models import LIVE_SCORES
+from gateway.runs.models import LIVE_SCORE_PARTS, LIVE_SCORES
 from gateway.scoring.live import LiveTally
 
 
@@ -36,6 +37,36 @@ def create_rows(conn: Connection, *, run_id: int, totals: dict[int, int]) -> Non
             for rs, total in totals.items()
         ],
     )
+
+
+def create_part_rows(conn: Connection, *, run_id: int, totals: dict[tuple[int, str], int]) -> None:
+    """Empty live scores of each part of a split run: `totals` maps (run service, part)
+    to that part's number of images."""
+    empty = LiveTally().columns()
+    conn.execute(
+        LIVE_SCORE_PARTS.insert(),
+        [
+            {"run_service_id": rs, "part": part, "run_id": run_id, "images_total": n, **empty}
+            for (rs, part), n in totals.items()
+        ],
+    )
+
+
+def read_part_rows(
+    conn: Connection, *, run_service_ids: Collection[int], part: str
+) -> dict[int, LiveRow]:
+    """The live scores of one part of these run services (those of split runs)."""
+    rows: dict[int, LiveRow] = {}
+    for ids in chunked(sorted(run_service_ids)):
+        for row in conn.execute(
+            select(LIVE_SCORE_PARTS).where(
+                LIVE_SCORE_PARTS.c.run_service_id.in_(ids), LIVE_SCORE_PARTS.c.part == part
+            )
+        ):
+            rows[row.run_service_id] = LiveRow(
+                row.run_service_id, row.images_total, LiveTally.of_columns(row._mapping)
+            )
+    return rows
 
 
 def read_rows(conn: Connection, *, run_service_ids: Collection[int]) -> dict[int, LiveRow]:

@@ -62,6 +62,13 @@ class ServiceStatus(StrEnum):
     FAILED = "failed"
 
 
+class Part(StrEnum):
+    """The part of a split run's images an image belongs to (gateway.scoring.split)."""
+
+    PUBLIC = "public"
+    PRIVATE = "private"
+
+
 class ItemState(StrEnum):
     PENDING = "pending"
     LEASED = "leased"  # claimed by a worker (`lease_owner`) until `lease_expires_at`
@@ -109,6 +116,10 @@ class Run(Base):
     stopped_at_deadline: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()
     )
+    # A split of the images into a public and a private part (a challenge phase's,
+    # gateway.scoring.split): both None for a run that is not split.
+    public_fraction: Mapped[float | None] = mapped_column(Float)
+    split_seed: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -132,6 +143,8 @@ class RunService(Base):
     # are `EarlierResult` rows. Also guards scoring: a lane scored before a re-send
     # cannot close the service with what it scored (`finish.finish_service`).
     resent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # A split run's full rescore of each part: {"public": scores, "private": scores}.
+    part_scores: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class WorkItem(Base):
@@ -220,18 +233,10 @@ class ServiceSlot(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
-class LiveScore(Base):
-    """A run service's figures kept as counters while it runs (gateway.runs.live_scores,
-    gateway.runs.engine.results):
-    written in the transaction that records its results, read by progress and leaderboard
-    requests instead of its work items. What each column holds: gateway.scoring.live."""
+class LiveTallyColumns:
+    """The counters of a `gateway.scoring.live.LiveTally`, as columns (what each holds:
+    gateway.scoring.live)."""
 
-    __tablename__ = "live_scores"
-
-    run_service_id: Mapped[int] = mapped_column(
-        ForeignKey("run_services.id", ondelete="CASCADE"), primary_key=True
-    )
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
     images_total: Mapped[int] = mapped_column(Integer)
     images: Mapped[int] = mapped_column(Integer, default=0)
     outcomes: Mapped[dict[str, int]] = mapped_column(JSON)
@@ -252,6 +257,35 @@ class LiveScore(Base):
     last_finished_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
+class LiveScore(LiveTallyColumns, Base):
+    """A run service's figures kept as counters while it runs (gateway.runs.live_scores,
+    gateway.runs.engine.results):
+    written in the transaction that records its results, read by progress and leaderboard
+    requests instead of its work items. What each column holds: gateway.scoring.live."""
+
+    __tablename__ = "live_scores"
+
+    run_service_id: Mapped[int] = mapped_column(
+        ForeignKey("run_services.id", ondelete="CASCADE"), primary_key=True
+    )
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+
+
+class LiveScorePart(LiveTallyColumns, Base):
+    """The live scores of one part (`public` or `private`) of a split run's images
+    (`Run.public_fraction` below 1): written with `live_scores`, in the same transaction,
+    so a challenge's leaderboard shows the public part while the phase is open and ranks
+    on the private part at close without rescanning results."""
+
+    __tablename__ = "live_score_parts"
+
+    run_service_id: Mapped[int] = mapped_column(
+        ForeignKey("run_services.id", ondelete="CASCADE"), primary_key=True
+    )
+    part: Mapped[str] = mapped_column(String(10), primary_key=True)  # Part
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+
+
 # Core tables, for the statements that bypass the ORM (the worker's, the read side's).
 RUNS = cast(Table, Run.__table__)
 RUN_SERVICES = cast(Table, RunService.__table__)
@@ -260,6 +294,7 @@ SLOTS = cast(Table, ServiceSlot.__table__)
 WORKERS = cast(Table, Worker.__table__)
 LIVE_SCORES = cast(Table, LiveScore.__table__)
 EARLIER_RESULTS = cast(Table, EarlierResult.__table__)
+LIVE_SCORE_PARTS = cast(Table, LiveScorePart.__table__)
 IMAGES = cast(Table, DatasetImage.__table__)
 SERVICES = cast(Table, Service.__table__)
 PROVIDERS = cast(Table, Provider.__table__)

@@ -2,7 +2,7 @@
 leaderboard and the per-image results. Read-only; every query is bounded or streamed.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -221,8 +221,15 @@ def leaderboard(
     return rank_rows(rows, metric=run.metric)
 
 
-def iter_results(session: Session, *, run_id: int, service_guid: str) -> Iterator[ResultRow]:
-    """One row per recorded image of a service in the run, in the run's order, streamed.
+def iter_results(
+    session: Session,
+    *,
+    run_id: int,
+    service_guid: str,
+    keep_image: Callable[[int], bool] | None = None,
+) -> Iterator[ResultRow]:
+    """One row per recorded image of a service in the run, in the run's order, streamed;
+    with `keep_image`, only the images (by id) it keeps.
 
     Rows carry dataset keys: callers decide who may see them. Raises NotFound for an
     unknown run, or a service that is unknown or not in the run (checked at once).
@@ -234,7 +241,7 @@ def iter_results(session: Session, *, run_id: int, service_guid: str) -> Iterato
     )
     if run_service_id is None:
         raise NotFound(f"service {svc.guid} takes no part in run {run_id}")
-    return _result_rows(session, run_service_id)
+    return _result_rows(session, run_service_id, keep_image=keep_image)
 
 
 def iter_run_results(session: Session, *, run_id: int) -> Iterator[ResultRow]:
@@ -254,7 +261,11 @@ def iter_run_results(session: Session, *, run_id: int) -> Iterator[ResultRow]:
 
 
 def _result_rows(
-    session: Session, run_service_id: int, *, service_guid: str | None = None
+    session: Session,
+    run_service_id: int,
+    *,
+    service_guid: str | None = None,
+    keep_image: Callable[[int], bool] | None = None,
 ) -> Iterator[ResultRow]:
     """The rows of a run service; with `service_guid`, the organizer's full rows."""
     full = service_guid is not None
@@ -262,6 +273,7 @@ def _result_rows(
         session.connection(),
         run_service_id=run_service_id,
         columns=[
+            IMAGES.c.id.label("image_id"),
             IMAGES.c.key,
             IMAGES.c.truth,
             WORK_ITEMS.c.outcome,
@@ -274,6 +286,8 @@ def _result_rows(
             WORK_ITEMS.c.finished_at,
         ],
     ):
+        if keep_image is not None and not keep_image(row.image_id):
+            continue
         ranked = [(str(tag), float(score)) for tag, score in row.tags or ()]
         yield ResultRow(
             key=row.key,

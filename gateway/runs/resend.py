@@ -8,7 +8,8 @@ In one transaction, so that every result is counted once:
 - each item's result is kept as history (`earlier_results`, read by `earlier_results`),
   then cleared: the item is `pending` again, and the workers send it like any other;
 - each result is taken out of the service's live scores (`LiveTally.remove`, the same
-  counters the workers add to), so progress and the leaderboard stay a true count;
+  counters the workers add to), and for a split run out of its part's (`live_score_parts`),
+  so progress and the leaderboard stay a true count;
 - `run_services.resent` counts the images re-sent (the leaderboard's `resent`), and a
   passed or failed service and a completed run are reopened (`lifecycle.reopen_service`,
   `lifecycle.reopen_run`).
@@ -32,10 +33,11 @@ from gateway.db import chunked, utcnow
 from gateway.errors import OUTCOMES, InvalidInput, NotFound, Outcome
 from gateway.registry.service import get_service
 from gateway.runs import lifecycle
-from gateway.runs.finish import done_items
+from gateway.runs.finish import done_items, run_split
 from gateway.runs.models import (
     EARLIER_RESULTS,
     IMAGES,
+    LIVE_SCORE_PARTS,
     LIVE_SCORES,
     RUN_SERVICES,
     WORK_ITEMS,
@@ -46,6 +48,7 @@ from gateway.runs.models import (
     WorkItem,
 )
 from gateway.scoring.live import LiveTally
+from gateway.scoring.split import Split
 
 # The outcomes an organizer may have sent again: every one but `ok`.
 RESENDABLE: tuple[str, ...] = tuple(name for name in OUTCOMES if name != Outcome.OK.value)
@@ -116,7 +119,12 @@ def resend_items(
     conn = session.connection()
     now = utcnow()
     rows = conn.execute(
-        select(WORK_ITEMS.c.id, IMAGES.c.truth, *(WORK_ITEMS.c[name] for name in _KEPT))
+        select(
+            WORK_ITEMS.c.id,
+            WORK_ITEMS.c.image_id,
+            IMAGES.c.truth,
+            *(WORK_ITEMS.c[name] for name in _KEPT),
+        )
         .join(IMAGES, IMAGES.c.id == WORK_ITEMS.c.image_id)
         .where(
             WORK_ITEMS.c.run_service_id == member.id,
@@ -184,13 +192,52 @@ def _keep_history(
 
 
 def _take_back(conn: Connection, *, run_service_id: int, rows: Sequence[Any]) -> None:
-    """Remove the results from the run service's live scores (a run from before live
-    scores has none: its progress is read from its items)."""
+    """Remove the results from the run service's live scores, and for a split run from
+    each part's, locked in the workers' order (`live_scores`, then its parts). A run from
+    before live scores has none: its progress is read from its items."""
     stored = conn.execute(
         select(LIVE_SCORES).where(LIVE_SCORES.c.run_service_id == run_service_id).with_for_update()
     ).first()
     if stored is None:
         return
+    tally = _without(conn, stored, rows=rows, run_service_id=run_service_id, part=None)
+    conn.execute(
+        update(LIVE_SCORES)
+        .where(LIVE_SCORES.c.run_service_id == run_service_id)
+        .values(**tally.columns())
+    )
+    split = run_split(conn, run_service_id=run_service_id)
+    if split is None:
+        return
+    parts = conn.execute(
+        select(LIVE_SCORE_PARTS)
+        .where(LIVE_SCORE_PARTS.c.run_service_id == run_service_id)
+        .order_by(LIVE_SCORE_PARTS.c.part)
+        .with_for_update()
+    ).all()
+    for part_row in parts:
+        part = (split, part_row.part)
+        mine = [row for row in rows if split.part_of(row.image_id) == part_row.part]
+        tally = _without(conn, part_row, rows=mine, run_service_id=run_service_id, part=part)
+        conn.execute(
+            update(LIVE_SCORE_PARTS)
+            .where(
+                LIVE_SCORE_PARTS.c.run_service_id == run_service_id,
+                LIVE_SCORE_PARTS.c.part == part_row.part,
+            )
+            .values(**tally.columns())
+        )
+
+
+def _without(
+    conn: Connection,
+    stored: Any,
+    *,
+    rows: Sequence[Any],
+    run_service_id: int,
+    part: tuple[Split, str] | None,
+) -> LiveTally:
+    """The stored live row's tally less `rows`' results."""
     tally = LiveTally.of_columns(stored._mapping)
     try:
         for row in rows:
@@ -198,12 +245,8 @@ def _take_back(conn: Connection, *, run_service_id: int, rows: Sequence[Any]) ->
     except ValueError:
         # Results recorded unsent before live scores counted them (an older hub): the
         # row never held them; it is counted afresh from the items still recorded.
-        tally = _recount(conn, run_service_id=run_service_id)
-    conn.execute(
-        update(LIVE_SCORES)
-        .where(LIVE_SCORES.c.run_service_id == run_service_id)
-        .values(**tally.columns())
-    )
+        tally = _recount(conn, run_service_id=run_service_id, part=part)
+    return tally
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,14 +298,18 @@ def earlier_results(session: Session, *, run_id: int, service_guid: str) -> list
     ]
 
 
-def _recount(conn: Connection, *, run_service_id: int) -> LiveTally:
-    """The live tally of a run service's recorded items, as the workers would have added
-    them (a result never sent adds no finish time)."""
+def _recount(
+    conn: Connection, *, run_service_id: int, part: tuple[Split, str] | None = None
+) -> LiveTally:
+    """The live tally of a run service's recorded items (with `part`, of those of that
+    part of the split), as the workers would have added them (a result never sent adds
+    no finish time)."""
     tally = LiveTally()
     for row in done_items(
         conn,
         run_service_id=run_service_id,
         columns=[
+            WORK_ITEMS.c.image_id,
             WORK_ITEMS.c.outcome,
             WORK_ITEMS.c.tags,
             WORK_ITEMS.c.latency_ms,
@@ -271,6 +318,8 @@ def _recount(conn: Connection, *, run_service_id: int) -> LiveTally:
             IMAGES.c.truth,
         ],
     ):
+        if part is not None and part[0].part_of(row.image_id) != part[1]:
+            continue
         tally.add(
             outcome=row.outcome,
             tags=row.tags,

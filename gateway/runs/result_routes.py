@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.auth import Principal
+from gateway.challenges.visibility import team_run_view
 from gateway.deps import CallerDep, SessionDep
 from gateway.errors import OUTCOMES, Forbidden, NotFound
 from gateway.openapi import errors, text_response
@@ -50,16 +51,43 @@ from gateway.runs.schemas import (
     WrongTag,
 )
 from gateway.runs.timeline import service_buckets, timeline_origin
+from gateway.scoring.split import Split
 from gateway.wire import RowIdPath
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
+# The narrowest timeline bucket: the CLI's floor (`recoghub run timeline --bucket`);
+# under it a bucket is a rounding error of the timestamps' microseconds, and at 1e-7 s it
+# was zero wide (a 500).
+MIN_BUCKET_S = 0.001
 
-def _board_provider(run: Run, principal: Principal) -> str | None:
-    """Whose rows `principal` sees of the run's leaderboard (and timeline): None for all;
-    403 for an evaluation not published yet (SPEC §3)."""
+
+def _public_part(session: Session, run: Run, principal: Principal) -> Split | None:
+    """For a team, the split of a run that is a challenge submission whose private part
+    it may not see yet (None: nothing hidden); Forbidden while the phase hides every
+    score (gateway.challenges.visibility)."""
     if principal.is_admin:
         return None
+    return team_run_view(session, run=run)
+
+
+def _whole_run_view(session: Session, run: Run, principal: Principal) -> None:
+    """Refuse a team a view summed over every image of a split submission's run."""
+    if _public_part(session, run, principal) is not None:
+        raise Forbidden(
+            f"run {run.id} is a submission to a challenge phase with a private part: its "
+            "figures over every image stay hidden until the final ranking is published; the "
+            "phase leaderboard shows the public part, and `results` lists its public images"
+        )
+
+
+def _board_provider(session: Session, run: Run, principal: Principal) -> str | None:
+    """Whose rows `principal` sees of the run's leaderboard (and timeline): None for all;
+    403 for an evaluation not published yet (SPEC §3), and for a challenge submission's
+    run while its phase hides what the run would show (`_whole_run_view`)."""
+    if principal.is_admin:
+        return None
+    _whole_run_view(session, run, principal)
     if run.phase != Phase.DRYRUN and not run.published:
         raise Forbidden(
             f"run {run.id}: the leaderboard of this evaluation is not published yet; "
@@ -93,7 +121,7 @@ def get_leaderboard(
 ) -> Any:
     """Ranked rows, best first (all of them for the organizer; see the module doc)."""
     run = service.get_run(session, run_id=run_id)
-    only = _board_provider(run, principal)
+    only = _board_provider(session, run, principal)
     # A team's own rows: only those are read (and ranked among themselves).
     rows = service.leaderboard(session, run_id=run_id, provider_guid=only)
     if only is not None and not rows:
@@ -166,9 +194,15 @@ def get_results(
         filename = f"run-{run_id}.{fmt}"
     else:
         _check_results_access(session, run, service_guid, principal)
+        hidden = _public_part(session, run, principal)
         # Checks the service takes part at once, so that is a JSON error, not a broken
         # stream. The request's session outlives the response: FastAPI closes it after.
-        rows = service.iter_results(session, run_id=run_id, service_guid=service_guid)
+        rows = service.iter_results(
+            session,
+            run_id=run_id,
+            service_guid=service_guid,
+            keep_image=hidden.is_public if hidden is not None else None,
+        )
         columns = RESULT_COLUMNS
         filename = f"run-{run_id}-{service_guid}.{fmt}"
     lines = batched(csv_lines(rows, columns) if fmt == "csv" else jsonl_lines(rows))
@@ -190,6 +224,7 @@ def get_failures(
     provider_id = None
     if not principal.is_admin:
         _check_team_dryrun(run)
+        _whole_run_view(session, run, principal)
         provider_id = principal.provider_id
         if not run_members(session, run_id, provider_id):
             raise _not_in_dryrun(run)
@@ -205,6 +240,7 @@ def get_classes(
     label (a team: its own service, of dry runs only)."""
     run = service.get_run(session, run_id=run_id)
     _check_results_access(session, run, service_guid, principal)
+    _whole_run_view(session, run, principal)
     svc = get_service(session, guid=service_guid)
     run_service_id = session.scalar(
         select(RunService.id).where(RunService.run_id == run_id, RunService.service_id == svc.id)
@@ -242,7 +278,13 @@ def get_timeline(
     session: SessionDep,
     principal: CallerDep,
     bucket_s: Annotated[
-        float, Query(gt=0, le=86_400, description="Bucket width, seconds (at most a day).")
+        float,
+        Query(
+            ge=MIN_BUCKET_S,
+            le=86_400,
+            description="Bucket width, seconds: from a millisecond (the narrowest the CLI "
+            "takes; the dashboard's start at 1 s) to a day.",
+        ),
     ] = 10.0,
     fmt: Annotated[
         Literal["json", "csv"], Query(alias="format", description="json or csv.")
@@ -251,7 +293,7 @@ def get_timeline(
     """Per service and time bucket: answers, `ok`, failures by outcome, images/s and the
     latency p50/p99 of the `ok` answers (who sees which services: as the leaderboard)."""
     run = service.get_run(session, run_id=run_id)
-    only = _board_provider(run, principal)
+    only = _board_provider(session, run, principal)
     members = run_members(session, run_id)
     if only is not None:
         members = [m for m in members if m.provider_guid == only]

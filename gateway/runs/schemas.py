@@ -5,7 +5,7 @@ These are wire formats, separate from the ORM tables in `gateway.runs.models`.
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from gateway.errors import OUTCOMES
 from gateway.wire import MAX_BIGINT, RowId, UtcDateTime
@@ -61,7 +61,7 @@ class PublishUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    published: bool = True
+    published: StrictBool = True
 
 
 class LatencyRead(BaseModel):

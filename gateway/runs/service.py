@@ -29,6 +29,7 @@ from gateway.runs import lifecycle, live_scores
 from gateway.runs.models import (
     SLOTS,
     ItemState,
+    Part,
     Phase,
     Run,
     RunService,
@@ -45,6 +46,7 @@ from gateway.runs.progress import (
     run_progress,
 )
 from gateway.scoring.leaderboard import DEFAULT_METRIC, PRIMARY_METRICS
+from gateway.scoring.split import Split
 from gateway.wire import MAX_ROW_ID, as_utc
 
 __all__ = [
@@ -84,6 +86,8 @@ def create_run(
     started_by_id: int | None = None,
     start_at: datetime | None = None,
     deadline: datetime | None = None,
+    split: Split | None = None,
+    commit: bool = True,
 ) -> Run:
     """Queue a run of `dataset` (id or name) against `service_guids` (default: every
     enabled service); a worker starts it. Commits.
@@ -93,7 +97,10 @@ def create_run(
     NotFound (WrongGuidKind for a provider GUID) for an unknown dataset or service.
     `started_by_id` is the provider of a team-started dry run (`gateway.runs.team`).
     `start_at` and `deadline` (aware, or naive UTC) make its evaluation window: InvalidInput
-    for a deadline not in the future or not after `start_at`.
+    for a deadline not in the future or not after `start_at`. `split` divides its images
+    into a public and a private part, each with live scores of its own (a challenge
+    phase's, gateway.challenges). With `commit=False` the run is flushed, not committed:
+    the caller commits it with what it wrote in the same transaction.
     """
     if phase not in PHASES:
         raise InvalidInput(f"unknown phase {phase!r}; expected one of: {', '.join(PHASES)}")
@@ -135,6 +142,8 @@ def create_run(
         start_at=start_at,
         deadline=deadline,
         stopped_at_deadline=False,
+        public_fraction=split.public_fraction if split is not None else None,
+        split_seed=split.seed if split is not None else None,
     )
     session.add(run)
     session.flush()
@@ -158,7 +167,21 @@ def create_run(
     live_scores.create_rows(
         session.connection(), run_id=run.id, totals={m.id: len(image_ids) for m in members}
     )
-    session.commit()
+    if split is not None:
+        public = sum(1 for image_id in image_ids if split.is_public(image_id))
+        live_scores.create_part_rows(
+            session.connection(),
+            run_id=run.id,
+            totals={
+                (m.id, part): n
+                for m in members
+                for part, n in ((Part.PUBLIC, public), (Part.PRIVATE, len(image_ids) - public))
+            },
+        )
+    if commit:
+        session.commit()
+    else:
+        session.flush()
     return run
 
 

@@ -10,13 +10,14 @@ row lock and SQLite's write lock until the run is committed.
 import math
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.config import Settings
 from gateway.db import utcnow
 from gateway.errors import Forbidden, InvalidInput, QuotaExceeded
-from gateway.registry.models import Provider, Service
+from gateway.registry.caps import lock_provider
+from gateway.registry.models import Service
 from gateway.registry.service import get_service
 from gateway.runs.models import Phase, Run
 from gateway.runs.service import create_run, find_dataset
@@ -46,8 +47,7 @@ def create_team_dryrun(
             "opens datasets to teams; GET /api/v1/datasets lists the open ones)"
         )
     guids = _own_services(session, provider_id=provider_id, service_guids=service_guids)
-    # Lock the provider (a no-op write) before counting, so the count holds until commit.
-    session.execute(update(Provider).where(Provider.id == provider_id).values(id=Provider.id))
+    lock_provider(session, provider_id=provider_id)  # the count holds until commit
     _check_quota(session, settings=settings, provider_id=provider_id)
     run = create_run(
         session,

@@ -99,3 +99,35 @@ class ScriptedRecognizer:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout=10)
         self._loop.close()
+
+
+async def upgrade_answer(
+    hub_url: str, headers: dict[str, str]
+) -> tuple[int, dict[str, str], bytes]:
+    """The hub's HTTP answer to a WebSocket upgrade of the connect route, read raw:
+    status, headers (lower-case names) and, for a refusal, the body."""
+    host, port = hub_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    lines = [
+        f"GET {frames.CONNECT_PATH} HTTP/1.1",
+        f"Host: {host}:{port}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version: 13",
+        *(f"{name}: {value}" for name, value in headers.items()),
+    ]
+    try:
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        async with asyncio.timeout(30):
+            head = await reader.readuntil(b"\r\n\r\n")
+            status_line, *header_lines = head.decode("latin-1").split("\r\n")
+            answer = {
+                name.strip().lower(): value.strip()
+                for name, _, value in (x.partition(":") for x in header_lines if x)
+            }
+            length = int(answer.get("content-length", "0"))
+            body = await reader.readexactly(length) if length else b""
+        return int(status_line.split()[1]), answer, body
+    finally:
+        writer.close()

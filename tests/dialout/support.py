@@ -1,6 +1,7 @@
 """Dial-out recognizers as the tests run them: real `recoghub-recognizer --connect`
 processes, and what a test reads of them."""
 
+import logging
 import os
 import signal
 import subprocess
@@ -88,3 +89,20 @@ def gated_args() -> list[str]:
 def attempts_of(row: dict[str, Any]) -> list[dict[str, Any]]:
     log = row.get("attempt_log") or row.get("attempts_log") or []
     return list(log)
+
+
+@contextmanager
+def hub_logs() -> Iterator[list[logging.LogRecord]]:
+    """Every record the hub logs meanwhile, uvicorn's own included (uvicorn's loggers do
+    not propagate to the root)."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    loggers = [logging.getLogger(), logging.getLogger("uvicorn")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from gateway.db import make_engine
-from gateway.dialout import frames, routes
+from gateway.dialout import frames, routes, service
 from gateway.protocol.result_string import MAX_RESULT_BYTES
 from gateway.runs.models import Worker
 from tests.builders import admin_headers, bearer, png_bytes, register_team
@@ -46,8 +46,6 @@ async def test_a_refused_hello_gets_its_close_code_and_what_to_do(hub: LiveServe
         )
         assert r.status_code == 200, r.text
 
-    code, reason = await close_of(hub.url, "rk_not_a_key", hello(team.service_guid))
-    assert code == frames.BAD_KEY and "RECOGHUB_API_KEY" in reason
     code, reason = await close_of(hub.url, team.api_key, hello(other.service_guid))
     assert code == frames.OTHER_PROVIDER and "another provider" in reason
     code, reason = await close_of(hub.url, team.api_key, hello(team.provider_guid))
@@ -75,7 +73,7 @@ def test_a_connected_recognizer_is_told_of_a_new_dispatching_process(
         team = register_team(c, [])
     with ScriptedRecognizer(sqlite_hub.url, team.api_key, team.service_guid, []) as recognizer:
         assert recognizer.welcome is not None and recognizer.welcome["hubs"] == []
-        assert recognizer.welcome["worker_id"]  # the hub's embedded worker
+        assert recognizer.welcome["hub_id"]  # the hub's embedded worker, unnamed
         engine = make_engine(sqlite_url)
         try:
             with Session(engine) as session, session.begin():
@@ -85,7 +83,7 @@ def test_a_connected_recognizer_is_told_of_a_new_dispatching_process(
         finally:
             engine.dispose()
         told = poll_until(lambda: recognizer.hubs, "a hubs message")
-        assert told[0] == [{"worker_id": "worker-2", "url": "http://w2:8001"}]
+        assert told[0] == [{"hub_id": service.hub_id("worker-2"), "url": "http://w2:8001"}]
 
 
 def test_the_recognizer_stops_with_the_hubs_reason(sqlite_hub: LiveServer) -> None:
@@ -99,6 +97,18 @@ def test_the_recognizer_stops_with_the_hubs_reason(sqlite_hub: LiveServer) -> No
     assert done.returncode == 1
     assert "the hub refused the connection: unknown service (4404)" in done.stderr
     assert "is a provider GUID" in done.stderr
+
+
+def test_the_recognizer_stops_on_a_bad_key(sqlite_hub: LiveServer) -> None:
+    with httpx.Client(base_url=sqlite_hub.url) as c:
+        team = register_team(c, [])
+    done = subprocess.run(
+        [sys.executable, "-m", "sample_recognizer", "--connect", sqlite_hub.url,
+         "--service", team.service_guid, "--key", "rk_not_a_key"],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "the hub refused the connection: bad API key (401)" in done.stderr
 
 
 def test_relay_and_check_go_through_a_connected_recognizer(

@@ -373,8 +373,12 @@ def test_who_sees_failures_classes_timeline_and_exports(
         assert status(f"/api/v1/runs/{ev}/failures", alpha.api_key) == 403  # still hidden
 
         # Bad input is a clear 422, not a 500.
-        for bad in ("0", "-1", "nan", "1e9", "x"):
+        # A bucket under the floor of a millisecond too (1e-7 s was a 500, issue 17).
+        for bad in ("0", "-1", "nan", "1e9", "x", "1e-7", "0.0009"):
             r = get(c, f"/api/v1/runs/{dry}/timeline", bucket_s=bad)
             assert r.status_code == 422 and r.json()["code"] == "invalid_input", (bad, r.text)
+            assert bad not in ("1e-7", "0.0009") or "0.001" in r.json()["detail"], r.text
+        timeline = ok_json(get(c, f"/api/v1/runs/{dry}/timeline", bucket_s="0.001"))
+        assert timeline["bucket_s"] == 0.001 and timeline["services"][0]["buckets"]
         r = get(c, f"/api/v1/runs/{dry}/leaderboard", format="xml")
         assert r.status_code == 422

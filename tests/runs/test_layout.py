@@ -15,7 +15,7 @@ from gateway.runs.models import Phase, ServiceStatus
 GATEWAY = Path(gateway.__file__).parent
 ENGINE = "gateway.runs.engine"
 # Packages whose modules serve the API (every module of `gateway.runs` outside the engine).
-READ_SIDE_PACKAGES = ("runs", "web", "scoring", "registry", "datasets", "relay")
+READ_SIDE_PACKAGES = ("runs", "web", "scoring", "registry", "datasets", "relay", "challenges")
 
 
 def module_name(path: Path) -> str:

@@ -16,10 +16,9 @@ from sqlalchemy import Connection, select, update
 
 from gateway.errors import Outcome
 from gateway.runs import lifecycle
-from gateway.runs.engine.results import merge_into_live_scores, record_unsent
+from gateway.runs.engine.results import LiveDeltas, merge_into_live_scores, record_unsent
 from gateway.runs.finish import judge
 from gateway.runs.models import FINAL_STATUSES, RUN_SERVICES
-from gateway.scoring.live import LiveTally
 
 
 def close_due_runs(conn: Connection, *, now: datetime) -> list[int]:
@@ -27,7 +26,7 @@ def close_due_runs(conn: Connection, *, now: datetime) -> list[int]:
     due = lifecycle.stop_due_runs(conn, now=now)
     # Counted in the live scores once every due run's items are recorded (see
     # `record_unsent`: no lock order in a circle with a worker's batch).
-    deltas: dict[int, LiveTally] = {}
+    deltas = LiveDeltas()
     judged = [
         (
             run.phase,
@@ -42,7 +41,7 @@ def close_due_runs(conn: Connection, *, now: datetime) -> list[int]:
             conn.execute(
                 update(RUN_SERVICES)
                 .where(RUN_SERVICES.c.id == run_service_id)
-                .values(status=verdict.status, reason=verdict.reason, scores=verdict.scores)
+                .values(verdict.values())
             )
     return sorted(run.id for run in due)
 
@@ -53,7 +52,7 @@ def _miss_unanswered(
     run_id: int,
     deadline: datetime,
     now: datetime,
-    deltas: dict[int, LiveTally],
+    deltas: LiveDeltas,
 ) -> list[int]:
     """Record the run's unanswered items `missed`; returns its services still open."""
     detail = f"not answered by the run's deadline ({deadline:%Y-%m-%dT%H:%M:%SZ})"

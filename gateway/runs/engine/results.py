@@ -23,9 +23,8 @@ order, so that two workers' batches never wait on each other in a circle).
 """
 
 import json
-from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypedDict
 
@@ -34,8 +33,10 @@ from sqlalchemy import Connection, bindparam, select, update
 from gateway.db import chunked, utcnow
 from gateway.dispatch.dispatcher import Answer
 from gateway.errors import Outcome
+from gateway.runs.finish import run_split
 from gateway.runs.models import (
     IMAGES,
+    LIVE_SCORE_PARTS,
     LIVE_SCORES,
     UNRECORDED_STATES,
     WORK_ITEMS,
@@ -80,6 +81,8 @@ class ResultRecord:
     attempt_log: list[LoggedAttempt] | None
     finished_at: datetime
     truth: Sequence[str] = ()
+    # The part of a split run's images the item's image is in (gateway.scoring.split).
+    part: str | None = None
 
     @classmethod
     def of(
@@ -90,6 +93,7 @@ class ResultRecord:
         run_service_id: int,
         queue_ms: float,
         truth: Sequence[str],
+        part: str | None = None,
     ) -> "ResultRecord":
         """The record of the dispatcher's answer, finished now."""
         return cls(
@@ -117,6 +121,7 @@ class ResultRecord:
             ],
             finished_at=utcnow(),
             truth=truth,
+            part=part,
         )
 
 
@@ -192,6 +197,28 @@ def record_results(conn: Connection, *, worker_id: str, results: Sequence[Result
     return int(written) if written is not None and written >= 0 else len(results)
 
 
+@dataclass(slots=True)
+class LiveDeltas:
+    """Tallies still to be added to the live scores: each run service's, and for a split
+    run each (run service, part)'s (`live_score_parts`)."""
+
+    services: dict[int, LiveTally] = field(default_factory=dict)
+    parts: dict[tuple[int, str], LiveTally] = field(default_factory=dict)
+
+    def tallies(self, *, run_service_id: int, part: str | None) -> list[LiveTally]:
+        """The tallies a result of the run service (in `part`, if split) is added to."""
+        found = [self.services.setdefault(run_service_id, LiveTally())]
+        if part is not None:
+            found.append(self.parts.setdefault((run_service_id, part), LiveTally()))
+        return found
+
+    def merge(self, other: "LiveDeltas") -> None:
+        for key, tally in other.services.items():
+            self.services.setdefault(key, LiveTally()).merge(tally)
+        for part_key, tally in other.parts.items():
+            self.parts.setdefault(part_key, LiveTally()).merge(tally)
+
+
 def record_unsent(
     conn: Connection,
     *,
@@ -199,7 +226,7 @@ def record_unsent(
     outcome: str,
     detail: str,
     now: datetime,
-    deltas: dict[int, LiveTally] | None = None,
+    deltas: LiveDeltas | None = None,
 ) -> int:
     """Record every item of a run service still pending or leased with `outcome` (never
     sent: attempts 0), e.g. `unreachable` or `missed`, and count them in its live scores;
@@ -238,19 +265,22 @@ def record_unsent(
             select(IMAGES.c.id, IMAGES.c.truth).where(IMAGES.c.id.in_(ids))
         ):
             truths[image_id] = [str(tag) for tag in truth or ()]
-    tally = LiveTally()
+    split = run_split(conn, run_service_id=run_service_id) if image_ids else None
+    found = LiveDeltas()
     for image_id in image_ids:
-        tally.add(
-            outcome=outcome,
-            tags=None,
-            truth=truths.get(image_id, ()),
-            latency_ms=None,
-            finished_at=None,
-        )
+        part = split.part_of(image_id) if split is not None else None
+        for tally in found.tallies(run_service_id=run_service_id, part=part):
+            tally.add(
+                outcome=outcome,
+                tags=None,
+                truth=truths.get(image_id, ()),
+                latency_ms=None,
+                finished_at=None,
+            )
     if deltas is not None:
-        deltas.setdefault(run_service_id, LiveTally()).merge(tally)
+        deltas.merge(found)
     elif image_ids:
-        merge_into_live_scores(conn, deltas={run_service_id: tally})
+        merge_into_live_scores(conn, deltas=found)
     return len(image_ids)
 
 
@@ -262,6 +292,16 @@ _UPDATE_ROW = (
     update(LIVE_SCORES)
     .where(LIVE_SCORES.c.run_service_id == bindparam("v_run_service_id"))
     .values({name: bindparam(f"v_{name}", type_=LIVE_SCORES.c[name].type) for name in _COUNTERS})
+)
+_UPDATE_PART_ROW = (
+    update(LIVE_SCORE_PARTS)
+    .where(
+        LIVE_SCORE_PARTS.c.run_service_id == bindparam("v_run_service_id"),
+        LIVE_SCORE_PARTS.c.part == bindparam("v_part"),
+    )
+    .values(
+        {name: bindparam(f"v_{name}", type_=LIVE_SCORE_PARTS.c[name].type) for name in _COUNTERS}
+    )
 )
 
 
@@ -316,36 +356,64 @@ def record_scored_checked(
 
 
 def add_to_live_scores(conn: Connection, *, batch: Sequence[ResultRecord]) -> None:
-    """Add the tally of recorded results to their run services' live scores. Run services
-    without a row (runs created before live scores) are left alone."""
-    deltas: dict[int, LiveTally] = defaultdict(LiveTally)
+    """Add the tally of recorded results to their run services' live scores, and for a
+    split run's results to their part's too. Run services without a row (runs created
+    before live scores) are left alone."""
+    deltas = LiveDeltas()
     for record in batch:
-        deltas[record.run_service_id].add(
-            outcome=record.outcome,
-            tags=record.tags,
-            truth=record.truth,
-            latency_ms=record.latency_ms,
-            finished_at=record.finished_at,
-        )
+        for tally in deltas.tallies(run_service_id=record.run_service_id, part=record.part):
+            tally.add(
+                outcome=record.outcome,
+                tags=record.tags,
+                truth=record.truth,
+                latency_ms=record.latency_ms,
+                finished_at=record.finished_at,
+            )
     merge_into_live_scores(conn, deltas=deltas)
 
 
-def merge_into_live_scores(conn: Connection, *, deltas: dict[int, LiveTally]) -> None:
-    """Add each run service's tally to its live scores row, locked in run service order.
-    Run services without a row (runs created before live scores) are left alone."""
-    if not deltas:
+def merge_into_live_scores(conn: Connection, *, deltas: "LiveDeltas") -> None:
+    """Add each run service's tally to its live scores row, locked in run service order,
+    then each part's to its part row. Run services without a row (runs created before
+    live scores) are left alone."""
+    part_deltas = deltas.parts
+    services = deltas.services
+    if not services:
         return
     stored = conn.execute(
         select(LIVE_SCORES)
-        .where(LIVE_SCORES.c.run_service_id.in_(sorted(deltas)))
+        .where(LIVE_SCORES.c.run_service_id.in_(sorted(services)))
         .order_by(LIVE_SCORES.c.run_service_id)
         .with_for_update()
     ).all()
     params: list[dict[str, Any]] = []
     for found in stored:
         tally = LiveTally.of_columns(found._mapping)
-        tally.merge(deltas[found.run_service_id])
+        tally.merge(services[found.run_service_id])
         values = {f"v_{name}": value for name, value in tally.columns().items()}
         params.append({"v_run_service_id": found.run_service_id, **values})
     if params:
         conn.execute(_UPDATE_ROW, params)  # one executemany for every run service
+    if part_deltas:
+        _add_to_parts(conn, part_deltas)
+
+
+def _add_to_parts(conn: Connection, deltas: dict[tuple[int, str], LiveTally]) -> None:
+    # Locked after `live_scores`, in the same order: two workers never wait in a circle.
+    stored = conn.execute(
+        select(LIVE_SCORE_PARTS)
+        .where(LIVE_SCORE_PARTS.c.run_service_id.in_(sorted({rs for rs, _ in deltas})))
+        .order_by(LIVE_SCORE_PARTS.c.run_service_id, LIVE_SCORE_PARTS.c.part)
+        .with_for_update()
+    ).all()
+    params: list[dict[str, Any]] = []
+    for found in stored:
+        delta = deltas.get((found.run_service_id, found.part))
+        if delta is None:
+            continue
+        tally = LiveTally.of_columns(found._mapping)
+        tally.merge(delta)
+        values = {f"v_{name}": value for name, value in tally.columns().items()}
+        params.append({"v_run_service_id": found.run_service_id, "v_part": found.part, **values})
+    if params:
+        conn.execute(_UPDATE_PART_ROW, params)

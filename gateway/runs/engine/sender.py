@@ -203,6 +203,7 @@ class Sender:
             run_service_id=lane.id,
             queue_ms=queue_ms,
             truth=picture.truth,
+            part=split.part_of(claim.image_id) if (split := lane.plan.split) else None,
         )
         self._writer.add(lane.streak.add(record.outcome, answer.detail, (lane, record)))
         if lane.streak.tripped and not lane.stopping:

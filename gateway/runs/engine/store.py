@@ -53,6 +53,7 @@ from gateway.runs.models import (
     RunState,
     ServiceStatus,
 )
+from gateway.scoring.split import Split
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,8 @@ class LanePlan:
     target: Target
     # The run's deadline (naive UTC; `engine.deadline`): in flight then is abandoned.
     deadline: datetime | None = None
+    # A split run's public/private split: each result is counted in its part too.
+    split: Split | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +204,8 @@ def survey(conn: Connection, *, now: datetime, live_since: datetime) -> Survey:
             RUNS.c.timeout_s,
             RUNS.c.max_attempts,
             RUNS.c.deadline,
+            RUNS.c.split_seed,
+            RUNS.c.public_fraction,
             SERVICES.c.guid,
             SERVICES.c.signing_secret,
             SERVICES.c.protocol,
@@ -235,6 +240,7 @@ def survey(conn: Connection, *, now: datetime, live_since: datetime) -> Survey:
             timeout_s=row.timeout_s,
             max_attempts=row.max_attempts,
             deadline=row.deadline,
+            split=Split.of(row.split_seed, row.public_fraction),
             target=Target(
                 service_guid=row.guid,
                 provider_guid=row.provider_guid,

@@ -1,0 +1,1 @@
+"""Challenges and phases (SPEC §12): models, service, routes, schemas."""

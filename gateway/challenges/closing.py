@@ -1,0 +1,96 @@
+"""The end of a phase (SPEC §12): closing by itself, the frozen final ranking, publishing.
+
+A phase stops taking submissions at `closes_at`; its runs stop then as at a deadline
+(their deadline is `closes_at`, gateway.runs.engine.deadline: what is not answered is
+`missed`). Once none of its runs is queued or running, the phase closes: the final
+ranking is computed on the private part from the runs' stored rescore and kept in
+`final_ranking`, never computed again. Nobody has to be there: every read of a phase
+(`refresh`) closes a phase that is due, and so does `recoghub challenge close`.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+
+from gateway.challenges.models import Challenge, ChallengePhase, Submission
+from gateway.challenges.schemas import PhaseLeaderboardRow
+from gateway.challenges.service import phase_state
+from gateway.challenges.standings import leaderboard_rows
+from gateway.db import utcnow
+from gateway.errors import Conflict
+from gateway.runs.models import ACTIVE_RUN_STATES, Run
+
+
+def runs_going(session: Session, *, phase: ChallengePhase) -> bool:
+    """Whether a run of the phase's submissions is still queued or running."""
+    return bool(
+        session.scalar(
+            select(
+                exists()
+                .where(Submission.phase_id == phase.id, Submission.run_id == Run.id)
+                .where(Run.state.in_(ACTIVE_RUN_STATES))
+            )
+        )
+    )
+
+
+def final_ranking(
+    session: Session, *, challenge: Challenge, phase: ChallengePhase
+) -> list[dict[str, Any]]:
+    """The ranking on the private part (all images when nothing is private), as JSON."""
+    rows = leaderboard_rows(session, challenge=challenge, phase=phase, part="private")
+    return [PhaseLeaderboardRow.of(row).model_dump(mode="json") for row in rows]
+
+
+def refresh(
+    session: Session, *, challenge: Challenge, phase: ChallengePhase, now: datetime | None = None
+) -> bool:
+    """Close the phase if it is due and its runs have stopped; True when it is closed.
+    Commits when it closes it."""
+    if phase.closed_at is not None:
+        return True
+    if phase_state(phase, now=now or utcnow()) != "closing" or runs_going(session, phase=phase):
+        return False
+    phase.final_ranking = final_ranking(session, challenge=challenge, phase=phase)
+    phase.closed_at = utcnow()
+    session.commit()
+    return True
+
+
+def close_now(session: Session, *, challenge: Challenge, phase: ChallengePhase) -> bool:
+    """The organizer closes the phase at once: its window ends now (its runs' deadline is
+    brought forward, so the worker stops them as at a deadline) and it closes as soon as
+    they have stopped. Returns whether it is closed already. Commits."""
+    if phase.closed_at is not None:
+        return True
+    now = utcnow()
+    if phase.closes_at > now:
+        phase.closes_at = now
+        if phase.opens_at > now:
+            phase.opens_at = now
+        for run in session.scalars(
+            select(Run)
+            .join(Submission, Submission.run_id == Run.id)
+            .where(Submission.phase_id == phase.id, Run.state.in_(ACTIVE_RUN_STATES))
+        ):
+            run.deadline = now
+        session.commit()
+    return refresh(session, challenge=challenge, phase=phase, now=now)
+
+
+def publish(session: Session, *, challenge: Challenge, phase: ChallengePhase) -> ChallengePhase:
+    """Show the frozen final ranking to the teams (and, for a public challenge, to
+    everyone). Commits. Raises Conflict for a phase not closed yet."""
+    if not refresh(session, challenge=challenge, phase=phase):
+        state = phase_state(phase)
+        raise Conflict(
+            f"phase {phase.name} is {state}: its final ranking exists once it has closed and "
+            "its runs have stopped (`recoghub challenge close` closes it now)",
+            code="phase_not_closed",
+        )
+    if phase.published_at is None:
+        phase.published_at = utcnow()
+        session.commit()
+    return phase
