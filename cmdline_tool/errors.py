@@ -6,16 +6,19 @@ who has to act:
 
     side          meaning                                codes
     "local"       this machine: arguments, files         usage, file_not_found, no_images,
-                                                         not_an_image, unreadable
+                                                         not_an_image, unreadable, not_a_team,
+                                                         not_supported
     "hub"         the hub, or the way to it              hub_unreachable, hub_timeout,
                                                          hub_error, hub_not_ok, not_a_hub,
                                                          unauthorized, forbidden, not_found,
                                                          wrong_guid_kind, image_too_large,
                                                          not_an_image, invalid_input,
                                                          service_disabled, no_instances,
-                                                         rate_limited
+                                                         rate_limited, quota_exceeded,
+                                                         phase_not_open, phase_closed
     "recognizer"  the team's recognizer, seen by the     connect_error, timeout, http_error,
-                  hub                                    bad_format, too_large, ping_failed
+                  hub (or its webhook receiver)          bad_format, too_large, ping_failed,
+                                                         notification_not_delivered
     "cli"         this tool itself                       internal (a bug), interrupted
 """
 

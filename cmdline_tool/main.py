@@ -18,11 +18,12 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from cmdline_tool import failures, output, team
+from cmdline_tool import challenges, failures, output, team
 from cmdline_tool.accuracy import Accuracy, require_labelled
 from cmdline_tool.errors import CliError
 from cmdline_tool.hub_api import HubClient, normalize_hub_url, require_guid, require_key
 from cmdline_tool.images import collect
+from cmdline_tool.notify import notify_app
 from cmdline_tool.options import (
     HubOpt,
     JsonOpt,
@@ -39,7 +40,7 @@ from cmdline_tool.refusals import SECRET_HINT
 app = typer.Typer(
     name="recoghub-cli",
     help="RecogHub's team tool: ping the hub, check your service, recognize images through "
-    "it, start and follow your dry runs, manage your service.",
+    "it, start and follow your dry runs, manage your service, enter challenges.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -237,6 +238,13 @@ app.command()(failures.failures)
 app.command()(team.datasets)
 app.command()(team.dryrun)
 app.add_typer(team.service_app, name="service")
+app.add_typer(notify_app, name="notify")
+app.command("challenges")(challenges.list_challenges)
+app.command()(challenges.phases)
+app.command()(challenges.submit)
+app.command()(challenges.submissions)
+app.command()(challenges.select)
+app.command()(challenges.standings)
 
 
 def main() -> None:

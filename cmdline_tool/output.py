@@ -15,6 +15,7 @@ from rich.table import Table
 
 from cmdline_tool.errors import CliError
 from cmdline_tool.recog import Recognition, Summary
+from gateway.scoring.display import percent
 
 # soft_wrap: a line stays one line however narrow the terminal.
 out = Console(soft_wrap=True, highlight=False)
@@ -39,6 +40,17 @@ def show_error(error: CliError, *, as_json: bool) -> None:
 
 def ms(value: float | None) -> str:
     return "–" if value is None else f"{value:.1f} ms"
+
+
+def ms_text(value: object) -> str:
+    """A latency the hub sent (maybe missing) in ms."""
+    return ms(float(value)) if isinstance(value, int | float) else "–"
+
+
+def pct_text(value: object) -> str:
+    """Fractions as the organizer's CLI and dashboard print them: one decimal percent,
+    rounded half up (gateway/scoring/display.py)."""
+    return percent(float(value), missing="–") if isinstance(value, int | float) else "–"
 
 
 def score_text(score: float) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from cmdline_tool.errors import CliError
+from cmdline_tool.times import local_time
 
 RECOGNIZER_OUTCOMES = ("timeout", "connect_error", "http_error", "bad_format", "too_large")
 RAW_SHOWN_CHARS = 120
@@ -33,7 +34,12 @@ SUBJECT_HINTS = {
     "`recoghub-cli runs`",
     "dataset": "list the datasets open to team dry runs with `recoghub-cli datasets`, "
     "or ask the organizer to open one",
+    "challenge": "list the challenges you may enter with `recoghub-cli challenges` and "
+    "their phases with `recoghub-cli phases SLUG`",
+    "submission": "list your submissions with `recoghub-cli submissions SLUG PHASE`",
 }
+# A challenge phase's refusals (SPEC §12): its window, its submission limit.
+WINDOW_CODES = ("phase_not_open", "phase_closed", "phase_not_closed")
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,16 @@ def refusal(response: httpx.Response, hub_url: str, subject: Subject | None = No
             f"the hub refused the API key ({detail})",
             "check --key / RECOGHUB_API_KEY: the key shown once when your provider was created",
         )
+    if status == 429 and code == "quota_exceeded" and "next_allowed_at" in body:
+        return phase_quota(body)
+    if status == 409 and code in WINDOW_CODES and "opens_at" in body:
+        return CliError(
+            "hub",
+            code,
+            detail,
+            f"the phase takes submissions from {local_time(body['opens_at'])} to "
+            f"{local_time(body['closes_at'])}; see `recoghub-cli phases SLUG`",
+        )
     if status == 429 and code == "quota_exceeded":
         return CliError(
             "hub",
@@ -100,7 +116,23 @@ def refusal(response: httpx.Response, hub_url: str, subject: Subject | None = No
     if (
         status == 403
         and subject is not None
-        and (subject.kind == "run" or (subject.kind == "dataset" and "not open" in detail))
+        and subject.kind == "challenge"
+        and "publish" in detail
+    ):
+        # A phase that shows no score before the organizer publishes its ranking.
+        return CliError(
+            "hub",
+            "forbidden",
+            detail,
+            "the phase shows its ranking once the organizer publishes it",
+        )
+    if (
+        status == 403
+        and subject is not None
+        and (
+            subject.kind in ("run", "challenge")
+            or (subject.kind == "dataset" and "not open" in detail)
+        )
     ):
         return CliError("hub", "forbidden", detail, SUBJECT_HINTS[subject.kind])
     if status == 403:
@@ -169,6 +201,17 @@ def refusal(response: httpx.Response, hub_url: str, subject: Subject | None = No
             "try again; if it keeps happening, tell the organizer",
         )
     return CliError("hub", code or "hub_error", f"the hub answered HTTP {status} {code}: {detail}")
+
+
+def phase_quota(body: dict[str, Any]) -> CliError:
+    """A phase's submission limit used up: when the next is allowed, in local time and
+    UTC, or that none is left before the phase closes."""
+    at = body.get("next_allowed_at")
+    if at:
+        hint = f"your next submission is allowed at {local_time(at)}"
+    else:
+        hint = "your team has no submission left in this phase before it closes"
+    return CliError("hub", "quota_exceeded", str(body.get("detail")), hint)
 
 
 def recognizer_failure(body: dict[str, Any]) -> CliError:

@@ -23,16 +23,9 @@ from cmdline_tool.hub_api import HubClient, require_guid, run_subject, team_clie
 from cmdline_tool.options import HubOpt, JsonOpt, KeyOpt, ServiceOpt, TimeoutOpt, run
 from cmdline_tool.refusals import Subject, refusal
 from gateway.cli.run_list import deadline_note, window_line
-from gateway.scoring.display import percent
 
 RunArg = Annotated[int, typer.Argument(metavar="RUN", min=1, help="Run id (see `runs`).")]
 FINISHED = ("completed", "cancelled", "failed")
-
-
-def _pct(value: object) -> str:
-    """Fractions as the organizer's CLI and dashboard print them: one decimal percent,
-    rounded half up (gateway/scoring/display.py)."""
-    return percent(float(value), missing="–") if isinstance(value, int | float) else "–"
 
 
 def _images(row: dict[str, Any]) -> str:
@@ -41,10 +34,6 @@ def _images(row: dict[str, Any]) -> str:
     if row.get("provisional") and isinstance(total, int):
         return f"{row['images']}/{total}"
     return str(row["images"])
-
-
-def _ms(value: object) -> str:
-    return output.ms(float(value)) if isinstance(value, int | float) else "–"
 
 
 def _starter(body: dict[str, Any]) -> str:
@@ -115,8 +104,8 @@ def _status_table(body: dict[str, Any]) -> Table:
             s["status"],
             f"{s['done']}/{s['total']}",
             escape(output.failed_outcomes(s["outcomes"]) or "0"),
-            _ms(s["latency_ms"].get("p50")),
-            _ms(s["latency_ms"].get("p99")),
+            output.ms_text(s["latency_ms"].get("p50")),
+            output.ms_text(s["latency_ms"].get("p99")),
             f"{s['images_per_s']:.1f}" if s.get("images_per_s") is not None else "–",
             f"{eta:.0f} s" if isinstance(eta, int | float) else "–",
         )
@@ -125,6 +114,11 @@ def _status_table(body: dict[str, Any]) -> Table:
 
 def _show_status(body: dict[str, Any]) -> None:
     output.out.print(_status_table(body))
+    if body.get("part") == "public":
+        output.out.print(
+            "a challenge submission: counts are of the public part of the images only until "
+            "the final ranking is published"
+        )
     window = window_line(body)
     if window:
         output.out.print(escape(window), style="magenta" if body.get("stopped_at_deadline") else "")
@@ -181,10 +175,10 @@ def leaderboard(
                 escape(f"{r['provider_name']} / {r['service_name']}"),
                 r["status"],
                 _images(r),
-                _pct(r.get("top1")),
-                _pct(r.get("top5")),
-                _ms(r["latency_ms"].get("p50")),
-                _ms(r["latency_ms"].get("p99")),
+                output.pct_text(r.get("top1")),
+                output.pct_text(r.get("top5")),
+                output.ms_text(r["latency_ms"].get("p50")),
+                output.ms_text(r["latency_ms"].get("p99")),
             )
         output.out.print(table)
         for r in rows:

@@ -28,6 +28,8 @@ from gateway.errors import HubError
 from gateway.middleware.body_guard import BodyGuard
 from gateway.middleware.nosniff import NoSniff
 from gateway.migrate import upgrade
+from gateway.notify.notifier import Notifier
+from gateway.notify.routes import router as notify_router
 from gateway.observability import router as metrics_router
 from gateway.openapi import install_openapi
 from gateway.registry.routes import providers_router, services_router, whoami_router
@@ -91,6 +93,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     await worker
 
         app.state.stop_dispatch = stop_dispatch
+        # Teams' webhooks, on a task and an HTTP client of their own (gateway.notify).
+        notifier = asyncio.create_task(
+            Notifier(engine=engine, settings=settings).run(stop), name="recoghub-notifier"
+        )
         # Start-up leaves ~100k long-lived objects; a full collection over them stalls
         # every request in flight for 100+ ms (recorded as the teams' latency). Freezing
         # them keeps the collector to what the hub allocates afterwards.
@@ -100,6 +106,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await stop_dispatch()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(notifier, timeout=10)
             await http.close()
             engine.dispose()
 
@@ -131,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         whoami_router,
         providers_router,
+        notify_router,
         services_router,
         relay_router,
         datasets_router,

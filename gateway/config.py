@@ -116,6 +116,29 @@ class Settings(BaseSettings):
         parse_networks(value)  # refuse a typo at start, not at the first request
         return value
 
+    # Notifications (gateway.notify): the organizer's webhook gets every event (signed
+    # under the secret, when one is set); each post ends within notify_timeout_s, a failed
+    # one is tried again after notify_retry_s doubling (to 10 min), notify_attempts in all.
+    organizer_webhook_url: str | None = None
+    organizer_webhook_secret: str | None = None
+    notify_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    notify_attempts: int = Field(default=8, ge=1, le=50)
+    notify_retry_s: float = Field(default=2.0, gt=0)
+    notify_poll_s: float = Field(default=1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _organizer_webhook(self) -> Self:
+        if self.organizer_webhook_url is not None:
+            from gateway.notify.urls import checked_webhook_url
+
+            # A typo or a refused address fails at start, not at the first event.
+            self.organizer_webhook_url = checked_webhook_url(
+                self.organizer_webhook_url,
+                allow=self.endpoint_allow,
+                field="RECOGHUB_ORGANIZER_WEBHOOK_URL",
+            )
+        return self
+
     # Dry runs a provider may start itself on datasets open to teams, in any 24 hours.
     team_dryruns_per_day: int = Field(default=3, ge=0)
 

@@ -29,3 +29,10 @@ IN_FLIGHT_LIMIT = Gauge(
     "recoghub_worker_in_flight_limit",
     "Requests the dispatch worker lets be in flight now (lowered while its loop runs late).",
 )
+
+NOTIFICATION_POSTS = Counter(
+    "recoghub_notification_posts_total",
+    "Webhook posts (gateway.notify), by what followed: delivered, retry (tried again "
+    "later) or failed (given up: attempts used up, or an answer retrying cannot change).",
+    ["result"],
+)

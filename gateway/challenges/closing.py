@@ -4,15 +4,19 @@ A phase stops taking submissions at `closes_at`; its runs stop then as at a dead
 (their deadline is `closes_at`, gateway.runs.engine.deadline: what is not answered is
 `missed`). Once none of its runs is queued or running, the phase closes: the final
 ranking is computed on the private part from the runs' stored rescore and kept in
-`final_ranking`, never computed again. Nobody has to be there: every read of a phase
-(`refresh`) closes a phase that is due, and so does `recoghub challenge close`.
+`final_ranking`, never computed again. Nobody has to be there: the dispatch worker's
+closer (`close_due_phases`, every `CLOSER_EVERY_S`) closes every phase that is due, so a
+phase nobody reads closes too; every read of a phase (`refresh`) and `recoghub challenge
+close` close it as well. Whoever comes first closes it, once: the close is a conditional
+update (`closed_at IS NULL`), so two workers or a worker and a request never both do.
 """
 
+import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, exists, select, update
+from sqlalchemy.orm import Session, selectinload
 
 from gateway.challenges.models import Challenge, ChallengePhase, Submission
 from gateway.challenges.schemas import PhaseLeaderboardRow
@@ -21,6 +25,12 @@ from gateway.challenges.standings import leaderboard_rows
 from gateway.db import utcnow
 from gateway.errors import Conflict
 from gateway.runs.models import ACTIVE_RUN_STATES, Run
+
+log = logging.getLogger("recoghub.challenges")
+
+# How often the worker looks for a phase to close: a phase closes this long after its
+# runs stopped at the latest (a cheap query of a few rows).
+CLOSER_EVERY_S = 1.0
 
 
 def runs_going(session: Session, *, phase: ChallengePhase) -> bool:
@@ -53,10 +63,43 @@ def refresh(
         return True
     if phase_state(phase, now=now or utcnow()) != "closing" or runs_going(session, phase=phase):
         return False
-    phase.final_ranking = final_ranking(session, challenge=challenge, phase=phase)
-    phase.closed_at = utcnow()
+    ranking = final_ranking(session, challenge=challenge, phase=phase)
+    closed = session.execute(
+        update(ChallengePhase)
+        .where(ChallengePhase.id == phase.id, ChallengePhase.closed_at.is_(None))
+        .values(closed_at=utcnow(), final_ranking=ranking)
+        .execution_options(synchronize_session=False)
+    )
     session.commit()
+    session.refresh(phase)
+    if getattr(closed, "rowcount", 0) == 1:
+        # The one place a phase closes (by itself, on a read, or by the organizer): the
+        # notifications' `notify_phase(phase, "closed")` hook goes here (branch notify).
+        log.info("challenge %s: phase %s closed", challenge.slug, phase.name)
     return True
+
+
+def close_due_phases(conn: Connection, *, now: datetime) -> list[str]:
+    """The worker's closer: close every phase past its `closes_at` whose runs have
+    stopped (their deadline is the close, so the worker stops them), freezing its final
+    ranking, whether or not anybody reads it. Returns the phases it closed, as
+    "slug/phase". Runs in the caller's transaction (`DbThreads.cold`).
+
+    A phase opens by the clock alone (nothing is written at `opens_at`); a notifier of
+    openings (`notify_phase(phase, "opened")`, branch notify) would look here for the
+    phases whose `opens_at` passed since its last look."""
+    session = Session(bind=conn)
+    due = session.scalars(
+        select(ChallengePhase)
+        .options(selectinload(ChallengePhase.challenge))
+        .where(ChallengePhase.closed_at.is_(None), ChallengePhase.closes_at <= now)
+        .order_by(ChallengePhase.id)
+    ).all()
+    closed = []
+    for phase in due:
+        if refresh(session, challenge=phase.challenge, phase=phase, now=now):
+            closed.append(f"{phase.challenge.slug}/{phase.name}")
+    return closed
 
 
 def close_now(session: Session, *, challenge: Challenge, phase: ChallengePhase) -> bool:

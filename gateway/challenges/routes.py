@@ -18,6 +18,7 @@ from gateway.challenges import closing, submissions
 from gateway.challenges import service as challenges
 from gateway.challenges.models import Challenge, ChallengePhase
 from gateway.challenges.schemas import (
+    AllowanceRead,
     ChallengeApplied,
     ChallengeCreate,
     ChallengeRead,
@@ -58,18 +59,32 @@ def challenge_read(session: Session, challenge: Challenge, principal: Principal)
     )
     return ChallengeRead.of(
         challenge,
-        phases=[_phase_read(p, names, principal) for p in challenge.phases],
+        phases=[_phase_read(session, p, names, principal) for p in challenge.phases],
         providers=challenges.enrolled_guids(session, challenge) if principal.is_admin else None,
         enrolled=enrolled,
     )
 
 
-def _phase_read(phase: ChallengePhase, names: dict[int, str], principal: Principal) -> PhaseRead:
+def _phase_read(
+    session: Session, phase: ChallengePhase, names: dict[int, str], principal: Principal
+) -> PhaseRead:
+    yours = None
+    if principal.provider_id is not None and not principal.is_admin:
+        found = submissions.allowance(session, phase=phase, provider_id=principal.provider_id)
+        next_at = found.next_allowed_at
+        yours = AllowanceRead(
+            made=found.made,
+            left=found.left,
+            # As the 429 says: a time past the close allows nothing.
+            next_allowed_at=next_at if next_at is not None and next_at < phase.closes_at else None,
+            last_at=found.last_at,
+        )
     return PhaseRead.of(
         phase,
         dataset=names.get(phase.dataset_id, ""),
         state=challenges.phase_state(phase),
         organizer=principal.is_admin,
+        yours=yours,
     )
 
 
@@ -138,7 +153,7 @@ def update_challenge(
 @router.get("/{slug}/phases/{phase}", responses=errors(401, 404))
 def get_phase(slug: str, phase: str, session: SessionDep, principal: PrincipalDep) -> PhaseRead:
     challenge, found = _phase(session, principal, slug, phase)
-    return _phase_read(found, challenges.dataset_names(session, [found]), principal)
+    return _phase_read(session, found, challenges.dataset_names(session, [found]), principal)
 
 
 @router.get(
@@ -289,7 +304,7 @@ def close_phase(slug: str, phase: str, session: SessionDep, principal: AdminDep)
     """End the phase's window now; it closes (final ranking frozen) once its runs stop."""
     challenge, found = _phase(session, principal, slug, phase)
     closing.close_now(session, challenge=challenge, phase=found)
-    return _phase_read(found, challenges.dataset_names(session, [found]), principal)
+    return _phase_read(session, found, challenges.dataset_names(session, [found]), principal)
 
 
 @router.post("/{slug}/phases/{phase}/publish", responses=errors(401, 403, 404, 409))
@@ -297,4 +312,4 @@ def publish_phase(slug: str, phase: str, session: SessionDep, principal: AdminDe
     """Show the frozen final ranking to the teams (and a public challenge's visitors)."""
     challenge, found = _phase(session, principal, slug, phase)
     closing.publish(session, challenge=challenge, phase=found)
-    return _phase_read(found, challenges.dataset_names(session, [found]), principal)
+    return _phase_read(session, found, challenges.dataset_names(session, [found]), principal)

@@ -111,6 +111,18 @@ class ChallengeUpdate(BaseModel):
     phases: Annotated[list[PhaseCreate], Field(max_length=50)] | None = None
 
 
+class AllowanceRead(BaseModel):
+    """The calling team's submissions to a phase: made, left, when the next is allowed."""
+
+    made: int
+    left: int | None = Field(description="Null: no limit.")
+    next_allowed_at: UtcDateTime | None = Field(
+        description="When none is left: when the next is allowed (null: not before the "
+        "phase closes, or no time limit is used up)."
+    )
+    last_at: UtcDateTime | None
+
+
 class PhaseRead(BaseModel):
     name: str
     position: int
@@ -131,10 +143,21 @@ class PhaseRead(BaseModel):
     k: int | None
     closed_at: UtcDateTime | None
     published_at: UtcDateTime | None
+    yours: AllowanceRead | None = Field(
+        None,
+        description="The calling team's submissions made and left (null for the organizer "
+        "and without a token).",
+    )
 
     @classmethod
     def of(
-        cls, phase: ChallengePhase, *, dataset: str, state: PhaseState, organizer: bool
+        cls,
+        phase: ChallengePhase,
+        *,
+        dataset: str,
+        state: PhaseState,
+        organizer: bool,
+        yours: AllowanceRead | None = None,
     ) -> "PhaseRead":
         return cls(
             name=phase.name,
@@ -158,6 +181,7 @@ class PhaseRead(BaseModel):
             k=phase.k,
             closed_at=phase.closed_at,
             published_at=phase.published_at,
+            yours=yours,
         )
 
 

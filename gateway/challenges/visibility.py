@@ -13,7 +13,9 @@ never the private part before publication. The run of a submission shows a team 
 own views (a dry-run phase's results, failures, classes; gateway.runs.result_routes) by
 `team_run_view`: nothing before publication with `at_close`, and, while a split phase is
 not published, only the public part's results (the views that sum over every image are
-refused: they would tell the private part's figures).
+refused: they would tell the private part's figures). Its progress (`GET /runs/{id}`)
+shows a team, while a split phase is not published, the public part's counts only
+(`hides_private_part`).
 """
 
 from typing import Any
@@ -76,6 +78,22 @@ def team_run_view(session: Session, *, run: Run) -> Split | None:
     if part == "private":  # published: the phase is over
         return None
     return Split.of(run.split_seed, run.public_fraction)
+
+
+def hides_private_part(session: Session, *, run: Run) -> bool:
+    """Whether a team's view of the run's progress (`GET /runs/{id}`: outcome counts,
+    latency, throughput) keeps to the public part: the run is a split submission to a
+    phase whose final ranking is not published. Unlike `team_run_view` it never refuses:
+    that each submission was accepted and how far it got is always the team's to see."""
+    if Split.of(run.split_seed, run.public_fraction) is None:
+        return False
+    phase = session.scalar(
+        select(ChallengePhase)
+        .join(Submission, Submission.phase_id == ChallengePhase.id)
+        .where(Submission.run_id == run.id)
+        .limit(1)
+    )
+    return phase is not None and not _published(phase)
 
 
 def phase_leaderboard(

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from gateway.cli import provider_notify
 from gateway.cli.hub_client import (
     HubOption,
     JsonOption,
@@ -312,3 +313,7 @@ def service_update(
         return
     console.print(f"Service [bold]{service['name']}[/bold] changed.", highlight=False)
     _print_service(service)
+
+
+# The organizer's side of a team's webhook: `recoghub provider notify|notify-test`.
+provider_notify.register(providers)

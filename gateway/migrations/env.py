@@ -5,6 +5,7 @@ from sqlalchemy import Connection, engine_from_config, pool
 
 import gateway.challenges.models
 import gateway.datasets.models
+import gateway.notify.models
 import gateway.registry.models
 import gateway.runs.models  # noqa: F401  (every table must be known to autogenerate)
 from gateway.db import Base

@@ -20,6 +20,10 @@ class Provider(Base):
     contact: Mapped[str | None] = mapped_column(String(200))
     api_key_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Where the hub posts the team's events (gateway.notify), and the HMAC key they are
+    # signed with: needed in the clear to sign, it grants nothing on the hub.
+    notification_url: Mapped[str | None] = mapped_column(Text)
+    notification_secret: Mapped[str | None] = mapped_column(String(100))
 
     services: Mapped[list["Service"]] = relationship(
         back_populates="provider", cascade="all, delete-orphan", order_by="Service.id"

@@ -213,6 +213,9 @@ class ProviderRead(BaseModel):
     contact: str | None
     created_at: UtcDateTime
     services: list[str] = Field(description="GUIDs of the provider's services.")
+    notification_url: str | None = Field(
+        default=None, description="Where the hub posts the team's events; null: none."
+    )
 
     @classmethod
     def of(cls, provider: Provider, **extra: object) -> Self:
@@ -222,6 +225,7 @@ class ProviderRead(BaseModel):
             contact=provider.contact,
             created_at=provider.created_at,
             services=[s.guid for s in provider.services],
+            notification_url=provider.notification_url,
             **extra,
         )
 

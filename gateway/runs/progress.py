@@ -30,6 +30,7 @@ from gateway.runs.progress_legacy import item_count, legacy_progress
 from gateway.runs.schemas import ShownStatus
 from gateway.scoring.leaderboard import rank_rows
 from gateway.scoring.metrics import PERCENTILES, true_rank
+from gateway.scoring.split import Split
 
 
 @dataclass
@@ -92,7 +93,7 @@ def run_members(
 ) -> list[Row[Any]]:
     """The run's services in run order with their GUIDs and names (only a provider's if
     `provider_id` or `provider_guid` is given): id (the run service's), status, reason,
-    scores, resent, service_guid, service_name, provider_guid, provider_name,
+    scores, part_scores, resent, service_guid, service_name, provider_guid, provider_name,
     provider_id."""
     query = (
         select(
@@ -101,6 +102,7 @@ def run_members(
             RunService.reason,
             RunService.scores,
             RunService.resent,
+            RunService.part_scores,
             Service.guid.label("service_guid"),
             Service.name.label("service_name"),
             Provider.guid.label("provider_guid"),
@@ -128,10 +130,14 @@ def shown_status(run_state: str, status: str) -> ShownStatus:
     return cast(ShownStatus, status)
 
 
-def run_progress(session: Session, *, run_id: int, provider_id: int | None = None) -> RunProgress:
+def run_progress(
+    session: Session, *, run_id: int, provider_id: int | None = None, part: str | None = None
+) -> RunProgress:
     """The run with each service's progress (only `provider_id`'s services if given):
     counts per outcome, throughput, latency percentiles and ETA, read from the live scores
-    (one row per service, whatever the number of items).
+    (one row per service, whatever the number of items). With `part` ("public") and a
+    split run, the figures are of that part's images only (its own live scores and stored
+    rescore): a team's view of a challenge submission before publication.
 
     Raises NotFound.
     """
@@ -141,17 +147,30 @@ def run_progress(session: Session, *, run_id: int, provider_id: int | None = Non
     progress = RunProgress(run=run, dataset_name=dataset_name)
     if not members:
         return progress
-    live = live_scores.read_rows(session.connection(), run_service_ids=[m.id for m in members])
+    ids = [m.id for m in members]
+    parted = part is not None and Split.of(run.split_seed, run.public_fraction) is not None
+    if part is not None and parted:
+        live = live_scores.read_part_rows(session.connection(), run_service_ids=ids, part=part)
+    else:
+        live = live_scores.read_rows(session.connection(), run_service_ids=ids)
     legacy = legacy_progress(session, run, [m for m in members if m.id not in live])
     sending = run.state == RunState.RUNNING
     for m in members:
         final = m.status in FINAL_STATUSES and bool(m.scores)
         stored = live.get(m.id)
-        if stored is None:
+        if stored is None and parted:  # no part's scores kept: nothing to show of it
+            done, total, rate, eta = 0, 0, None, None
+            counts = dict.fromkeys(OUTCOMES, 0)
+            latency: dict[str, float | None] = dict.fromkeys((k for k, _ in PERCENTILES), None)
+        elif stored is None:
             done, total, counts, latency, rate, eta = legacy[m.id]
         else:
             total = stored.images_total
-            figures = m.scores if final else stored.tally.result()
+            if parted:
+                final = final and bool(m.part_scores)
+                figures = m.part_scores[part] if final else stored.tally.result()
+            else:
+                figures = m.scores if final else stored.tally.result()
             counts = {name: figures["outcomes"].get(name, 0) for name in OUTCOMES}
             done = int(figures["images"])
             latency = {k: figures["latency_ms"].get(k) for k, _ in PERCENTILES}

@@ -19,6 +19,8 @@ from gateway.auth import Principal
 from gateway.challenges.visibility import team_run_view
 from gateway.deps import CallerDep, SessionDep
 from gateway.errors import OUTCOMES, Forbidden, NotFound
+from gateway.notify.downtimes import downtimes
+from gateway.notify.timeline import timeline_intervals
 from gateway.openapi import errors, text_response
 from gateway.registry.service import get_service
 from gateway.runs import service
@@ -300,6 +302,7 @@ def get_timeline(
         if not members:
             raise _not_in_dryrun(run)
     origin = timeline_origin(session, run)
+    down = downtimes(session.connection(), run_service_ids=[m.id for m in members])
     services = []
     for m in members:
         buckets = []
@@ -325,6 +328,7 @@ def get_timeline(
                 provider_guid=m.provider_guid,
                 provider_name=m.provider_name,
                 buckets=buckets,
+                down=timeline_intervals(down.get(m.id, []), origin=origin, ended=run.finished_at),
             )
         )
     timeline = TimelineRead(run_id=run_id, bucket_s=bucket_s, origin=origin, services=services)

@@ -18,12 +18,13 @@ The timeline follows the leaderboard's rules; failures and per-class figures the
 results' (a team: its own, of dry runs only).
 """
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
 from gateway.auth import Principal
+from gateway.challenges.visibility import hides_private_part
 from gateway.deps import AdminDep, CallerDep, HubStateDep, SessionDep
 from gateway.errors import Forbidden
 from gateway.openapi import errors
@@ -49,7 +50,12 @@ router = APIRouter(prefix="/runs", tags=["runs"])
 def run_read(session: Session, run_id: int, principal: Principal) -> RunRead:
     """The run shape; a provider's view holds only its own service rows."""
     provider_id = None if principal.is_admin else principal.provider_id
-    progress = service.run_progress(session, run_id=run_id, provider_id=provider_id)
+    part: Literal["public"] | None = None
+    if not principal.is_admin and hides_private_part(
+        session, run=service.get_run(session, run_id=run_id)
+    ):
+        part = "public"
+    progress = service.run_progress(session, run_id=run_id, provider_id=provider_id, part=part)
     run = progress.run
     starter = session.get(Provider, run.started_by_id) if run.started_by_id else None
     return RunRead(
@@ -69,6 +75,7 @@ def run_read(session: Session, run_id: int, principal: Principal) -> RunRead:
         start_at=run.start_at,
         deadline=run.deadline,
         stopped_at_deadline=run.stopped_at_deadline,
+        part=part,
         services=[
             RunServiceRead(
                 service_guid=s.service_guid,

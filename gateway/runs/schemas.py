@@ -111,6 +111,12 @@ class RunRead(BaseModel):
         "second, ms): recorded latencies are exact to about this much.",
     )
     services: list[RunServiceRead]
+    part: Literal["public"] | None = Field(
+        default=None,
+        description="`public`: the services' counts are of the public part of the images "
+        "only (a team's view of a split challenge submission before the final ranking is "
+        "published); null: of every image.",
+    )
     start_at: UtcDateTime | None = Field(default=None, description="Queued until then.")
     deadline: UtcDateTime | None = None
     stopped_at_deadline: bool = Field(
@@ -324,12 +330,27 @@ class TimelineBucket(BaseModel):
     latency_ms: TimelineLatency
 
 
+class TimelineDown(BaseModel):
+    """An interval the service was `down` (paused by the breaker, SPEC §9)."""
+
+    start: UtcDateTime
+    t_s: float = Field(description="Seconds from the run's start to when it went down.")
+    end: UtcDateTime | None = Field(
+        description="When it answered again (or the run ended); null: down still."
+    )
+    end_t_s: float | None
+    came_back: bool = Field(description="It answered its probe (false: still down, given up).")
+
+
 class TimelineService(BaseModel):
     service_guid: str
     service_name: str
     provider_guid: str
     provider_name: str
     buckets: list[TimelineBucket]
+    down: list[TimelineDown] = Field(
+        default_factory=list, description="When the service was down, in time order."
+    )
 
 
 class TimelineRead(BaseModel):

@@ -40,6 +40,8 @@ STATIC_FILES: dict[str, str] = {
             "insight",
             "services",
             "datasets",
+            "challenges",
+            "phase",
         )
     },
     "vendor/uPlot.iife.min.js": JS,

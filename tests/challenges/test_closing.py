@@ -5,6 +5,7 @@ and metric cannot change."""
 from pathlib import Path
 
 import httpx
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from gateway.challenges.models import ChallengePhase
@@ -104,3 +105,53 @@ def test_a_phase_closes_by_itself_with_a_submission_running(
             c.get(f"{API}/pets-cup", headers=bearer(beta.api_key)).json()["phases"][0]["state"]
             == "published"
         )
+
+
+def closed_phase(engine: Engine) -> ChallengePhase | None:
+    """The phase as the database holds it once closed (None while open), read without the
+    API: a read of the phase through the API would close it itself."""
+    with Session(engine) as session:
+        phase = session.query(ChallengePhase).one()
+        return phase if phase.closed_at is not None else None
+
+
+def test_a_phase_nobody_reads_closes_with_its_final_ranking(
+    hub: LiveServer, database_url: str, tmp_path: Path
+) -> None:
+    """The worker's closer closes a due phase once its runs stopped: no request about the
+    challenge is made between the close and the check."""
+    seed_dataset(database_url, tmp_path / "data", LABELS, name="pets")
+    with (
+        recognizers(CAT_DOG) as (fast,),
+        recognizers(CAT_DOG, delay_ms=60_000) as (slow,),
+        httpx.Client(base_url=hub.url, timeout=60) as c,
+    ):
+        alpha = register_team(c, [fast.url], name="alpha")
+        beta = register_team(c, [slow.url], name="beta")
+        create_challenge(c, "pets-cup", phase_body(metric="top1"))
+        done = submit(c, alpha.api_key, alpha.service_guid).json()
+        going = submit(c, beta.api_key, beta.service_guid).json()
+        wait_for(c, done["run_id"], {"completed"})
+        wait_for(c, going["run_id"], {"running"})
+
+        reach_close(database_url, [done["run_id"], going["run_id"]])
+        engine = make_engine(database_url)
+        try:
+            phase = poll_until(
+                lambda: closed_phase(engine), "the worker to close the phase nobody reads"
+            )
+        finally:
+            engine.dispose()
+        assert phase.published_at is None
+        assert [(r["provider_name"], r["rank"]) for r in phase.final_ranking or []] == [
+            ("alpha", 1),
+            ("beta", 2),
+        ]
+        stopped = c.get(f"/api/v1/runs/{going['run_id']}", headers=admin_headers()).json()
+        assert stopped["stopped_at_deadline"] is True
+        # The API shows the same frozen ranking.
+        final = board(c, None).json()
+        assert final["final"] is True
+        assert [r["submission_id"] for r in final["rows"]] == [
+            r["submission_id"] for r in phase.final_ranking or []
+        ]

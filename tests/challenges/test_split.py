@@ -161,3 +161,44 @@ def test_teams_see_the_public_part_and_the_final_ranking_is_the_private_part(
         ]
         assert all(r["provider_guid"] is None for r in anonymous["rows"])
         assert board(c, beta.api_key).json()["part"] == "private"
+
+
+def test_a_teams_view_of_a_split_run_counts_the_public_part_until_publication(
+    hub: LiveServer, database_url: str, tmp_path: Path
+) -> None:
+    """`GET /runs/{id}` of a submission: a team's outcome counts and totals are of the
+    public images only (live and once scored) until the final ranking is published; the
+    organizer's of every image."""
+    dataset_id = seed_dataset(database_url, tmp_path / "data", LABELS, name="pets")
+    public, _ = parts(database_url, dataset_id)
+    with (
+        recognizers(CAT_DOG) as (fast,),
+        recognizers(CAT_DOG, delay_ms=60_000) as (slow,),
+        httpx.Client(base_url=hub.url, timeout=60) as c,
+    ):
+        alpha = register_team(c, [fast.url], name="alpha")
+        beta = register_team(c, [slow.url], name="beta")
+        create_challenge(c, "pets-cup", phase_body(public_fraction=0.5, seed=SEED))
+        done = submit(c, alpha.api_key, alpha.service_guid).json()
+        going = submit(c, beta.api_key, beta.service_guid).json()
+        wait_for(c, done["run_id"], {"completed"})
+        wait_for(c, going["run_id"], {"running"})
+
+        def seen(key: str | None, run_id: int) -> tuple[str | None, int, int]:
+            headers = bearer(key) if key else admin_headers()
+            body = c.get(f"/api/v1/runs/{run_id}", headers=headers).json()
+            (row,) = body["services"]
+            return body["part"], row["total"], sum(row["outcomes"].values())
+
+        assert seen(alpha.api_key, done["run_id"]) == ("public", len(public), len(public))
+        assert seen(None, done["run_id"]) == (None, len(LABELS), len(LABELS))
+        part, total, answered = seen(beta.api_key, going["run_id"])
+        assert (part, total) == ("public", len(public)) and answered <= len(public)
+
+        assert c.post(f"{API}/pets-cup/phases/final/close", headers=admin_headers()).is_success
+        wait_for(c, going["run_id"], {"completed"})
+        # Its runs stopped: publishing closes the phase if the worker has not yet.
+        published = c.post(f"{API}/pets-cup/phases/final/publish", headers=admin_headers())
+        assert published.is_success, published.text
+        assert seen(alpha.api_key, done["run_id"]) == (None, len(LABELS), len(LABELS))
+        assert seen(beta.api_key, going["run_id"]) == (None, len(LABELS), len(LABELS))

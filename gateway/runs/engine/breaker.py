@@ -30,6 +30,7 @@ from sqlalchemy import Connection, or_, update
 
 from gateway.db import chunked
 from gateway.errors import Outcome
+from gateway.notify.downtimes import record_down, record_up
 from gateway.runs.engine.results import record_unsent
 from gateway.runs.finish import service_scores
 from gateway.runs.models import OPEN_STATUSES, RUN_SERVICES, SLOTS, ServiceStatus
@@ -131,6 +132,8 @@ def mark_down(conn: Connection, *, run_service_id: int, reason: str) -> bool:
         .where(RUN_SERVICES.c.id == run_service_id, RUN_SERVICES.c.status.in_(OPEN_STATUSES))
         .values(status=ServiceStatus.DOWN, reason=reason)
     )
+    if result.rowcount:
+        record_down(conn, run_service_id=run_service_id, reason=reason)  # told, and charted
     return bool(result.rowcount)
 
 
@@ -171,11 +174,12 @@ def _release_probe(conn: Connection, *, worker_id: str, slot_id: int) -> None:
 def resume(conn: Connection, *, run_service_id: int, worker_id: str, slot_id: int) -> None:
     """The service answered its probe: open it again (every worker's next survey reopens
     its lane) and hand back the probe lease."""
-    conn.execute(
+    if conn.execute(
         update(RUN_SERVICES)
         .where(RUN_SERVICES.c.id == run_service_id, RUN_SERVICES.c.status == ServiceStatus.DOWN)
         .values(status=ServiceStatus.ONGOING, reason=None)
-    )
+    ).rowcount:
+        record_up(conn, run_service_id=run_service_id)
     _release_probe(conn, worker_id=worker_id, slot_id=slot_id)
 
 

@@ -13,7 +13,9 @@ from datetime import timedelta
 
 from sqlalchemy import Engine
 
+from gateway.challenges.closing import CLOSER_EVERY_S, close_due_phases
 from gateway.config import Settings
+from gateway.db import utcnow
 from gateway.dispatch.dispatcher import Dispatcher
 from gateway.runs.engine import store
 from gateway.runs.engine.claimer import Claimer
@@ -150,6 +152,10 @@ class DispatchWorker:
                 self._every(self.heartbeat.beat, self.settings.heartbeat_s),
                 name="recoghub-heartbeat",
             ),
+            # A challenge phase closes at its close even when nobody reads it.
+            asyncio.create_task(
+                self._every(self.close_phases, CLOSER_EVERY_S), name="recoghub-close-phases"
+            ),
         ]
         try:
             await stop.wait()
@@ -200,6 +206,10 @@ class DispatchWorker:
         finally:
             await self.db.close()
         log.info("worker %s stopped after recording %d results", self.id, self.recorded)
+
+    async def close_phases(self) -> None:
+        """Close the challenge phases that are due (gateway.challenges.closing)."""
+        await self.db.cold(close_due_phases, now=utcnow())
 
     async def _every(self, step: Callable[[], Awaitable[None]], every_s: float) -> None:
         """Run `step` every `every_s` until cancelled; a failed step is logged and retried."""

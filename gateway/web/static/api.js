@@ -12,7 +12,11 @@ export class ApiError extends Error {
   }
 }
 
-const authorization = () => ({ Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY) ?? ""}` });
+// Without a token no Authorization is sent: a public challenge's page reads as anyone.
+function authorization() {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
 
 async function send(path, method, body) {
   const headers = authorization();

@@ -1,8 +1,10 @@
-// RecogHub dashboard: hash-routed views (#/runs, #/runs/<id>, #/services, #/datasets) over
-// the JSON API, as ES modules; charts by the vendored uPlot. The token lives in this tab's
-// sessionStorage only.
+// RecogHub dashboard: hash-routed views (#/runs, #/runs/<id>, #/services, #/datasets,
+// #/challenges, #/challenges/<slug>) over the JSON API, as ES modules; charts by the
+// vendored uPlot. The token lives in this tab's sessionStorage only. Without one, a
+// challenge's page is its public page (a public challenge, read as anyone).
 
 import { api, TOKEN_KEY } from "./api.js";
+import { challengesView, challengeView, publicChallengeView } from "./challenges.js";
 import { datasetsView } from "./datasets.js";
 import { clearError, current, fail, nextGeneration, onSignOut, view, who } from "./page.js";
 import { runView } from "./run.js";
@@ -46,7 +48,13 @@ document.getElementById("sign-out").addEventListener("click", () => {
 async function route(signingIn = false) {
   const gen = nextGeneration();
   clearError();
-  if (!sessionStorage.getItem(TOKEN_KEY)) return showSignIn();
+  const challenge = location.hash.match(/^#\/challenges\/([a-z0-9][a-z0-9-]*)$/);
+  if (!sessionStorage.getItem(TOKEN_KEY)) {
+    if (!challenge) return showSignIn();
+    signIn.hidden = true;
+    nav.hidden = true;
+    return publicChallengeView(challenge[1], gen);
+  }
   if (signingIn || !whoBox.textContent) {
     try {
       await identify();
@@ -59,12 +67,14 @@ async function route(signingIn = false) {
   signIn.hidden = true;
   nav.hidden = false;
   const run = location.hash.match(/^#\/runs\/(\d+)$/);
-  const name = ["#/services", "#/datasets"].includes(location.hash)
-    ? location.hash.slice(2) : "runs";
+  const name = ["#/services", "#/datasets", "#/challenges"].includes(location.hash) || challenge
+    ? location.hash.slice(2).split("/")[0] : "runs";
   for (const link of nav.querySelectorAll("a")) {
     link.classList.toggle("active", link.dataset.view === name);
   }
   if (run) runView(Number(run[1]), gen);
+  else if (challenge) challengeView(challenge[1], gen);
+  else if (name === "challenges") challengesView(gen);
   else if (name === "services") servicesView(gen);
   else if (name === "datasets") datasetsView(gen);
   else runsView(gen);

@@ -52,7 +52,7 @@ export async function act(trigger, action) {
 
 const sleep = (msec) => new Promise((resolve) => setTimeout(resolve, msec));
 
-/** load() then render(data) until render returns false or the view is left. */
+/** load() then render(data) until render answers false or the view is left. */
 export async function poll(gen, everyMs, load, render) {
   while (current(gen)) {
     let data;
@@ -62,7 +62,8 @@ export async function poll(gen, everyMs, load, render) {
       if (current(gen)) fail(err);
       return;
     }
-    if (!current(gen) || !render(data)) return;
+    // `render` may be async (a view that loads more per item): its answer is awaited.
+    if (!current(gen) || !(await render(data))) return;
     await sleep(everyMs);
   }
 }

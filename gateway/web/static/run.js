@@ -89,6 +89,9 @@ function runSummary(run) {
     run.stopped_at_deadline ? h("p", { class: "note", id: "deadline-note" },
       "The run stopped at its deadline: images not answered by then are recorded as missed and count as wrong.") : "",
     run.error ? h("p", { class: "reason" }, run.error) : "",
+    run.part === "public" ? h("p", { class: "note", id: "part-note" },
+      "A challenge submission: progress and counts are of the public part of the images only "
+      + "until the organizer publishes the final ranking.") : "",
   ];
 }
 

@@ -1,6 +1,8 @@
 // A run over time (GET /runs/{id}/timeline), charted with the vendored uPlot as Locust
 // charts a load test: per team's service, throughput, latency p50/p99 and failures per
 // time bucket, redrawn while the run goes. Each chart also lists its figures as a table.
+// The intervals a service was down (paused by the breaker) are shaded bands on every chart,
+// in the service's colour, and listed under the charts.
 
 import { api, download } from "./api.js";
 import { button, h, teamLabel } from "./dom.js";
@@ -30,9 +32,24 @@ function bucketFor(run) {
   return WIDTHS.find((w) => span / w <= MAX_POINTS) ?? WIDTHS.at(-1);
 }
 
-/** Every bucket start from the first answered to the last (the hub leaves empty ones out). */
+/** The down intervals of every service, in seconds from the run's start; `to` null:
+ * down still. */
+function downIntervals(timeline) {
+  return timeline.services.flatMap((s, i) => (s.down ?? []).map((d) => ({
+    label: teamLabel(s), color: COLORS[i % COLORS.length], from: d.t_s, to: d.end_t_s,
+    back: d.came_back,
+  })));
+}
+
+/** Every bucket start from the first answered (or down) to the last (the hub leaves empty
+ * ones out): a down interval lies on the x axis even while nothing was answered. */
 function bucketStarts(timeline) {
+  const width = timeline.bucket_s;
   const starts = timeline.services.flatMap((s) => s.buckets.map((b) => b.t_s));
+  for (const d of downIntervals(timeline)) {
+    starts.push(Math.floor(d.from / width) * width);
+    if (d.to != null) starts.push(Math.floor(d.to / width) * width);
+  }
   const [first, last] = [Math.min(...starts), Math.max(...starts)];
   const count = Math.min(MAX_BUCKETS, Math.round((last - first) / timeline.bucket_s) + 1);
   return Array.from({ length: count }, (_, k) => first + k * timeline.bucket_s);
@@ -64,6 +81,35 @@ function figuresTable(chart, series, data) {
       series.map((_, i) => h("td", { class: "num" }, cell(data[i + 1][row])))))));
 }
 
+/** A uPlot plugin shading each down interval `intervals()` gives across the plot; the
+ * figure's data-down-bands says how many it drew. */
+function downBands(intervals, figure) {
+  const draw = (u) => {
+    const { left, top, width, height } = u.bbox;
+    const ctx = u.ctx;
+    let drawn = 0;
+    ctx.save();
+    for (const d of intervals()) {
+      const to = d.to ?? u.scales.x.max;
+      const x0 = Math.min(left + width, Math.max(left, u.valToPos(d.from, "x", true)));
+      const x1 = Math.min(left + width, u.valToPos(to, "x", true));
+      if (!(x1 >= x0)) continue;
+      const w = Math.max(2, x1 - x0); // an interval inside one bucket still shows
+      ctx.globalAlpha = 0.18;
+      ctx.fillStyle = d.color;
+      ctx.fillRect(x0, top, w, height);
+      ctx.globalAlpha = 0.9;
+      ctx.strokeStyle = d.color;
+      ctx.setLineDash([4, 3]);
+      ctx.strokeRect(x0, top, w, height);
+      drawn += 1;
+    }
+    ctx.restore();
+    figure.dataset.downBands = drawn;
+  };
+  return { hooks: { draw: [draw] } };
+}
+
 /** One chart's figure: a uPlot canvas kept across refreshes (new data only, unless the
  * series changed), and its figures in a table under it. */
 function chartFigure(chart) {
@@ -73,25 +119,35 @@ function chartFigure(chart) {
     h("details", {}, h("summary", {}, "Figures"), table));
   let plot = null;
   let labels = "";
+  let down = [];
   // The canvas has a fixed size: follow the page's width when the window changes.
   new ResizeObserver(() => {
     const width = Math.max(320, plotBox.clientWidth);
     if (plot && plotBox.clientWidth && width !== plot.width) plot.setSize({ width, height: 220 });
   }).observe(plotBox);
+  const coverDown = (u, min, max) => {
+    const lo = Math.min(min, ...down.map((d) => d.from));
+    const hi = Math.max(max, ...down.map((d) => d.to ?? max));
+    return [lo, hi > lo ? hi : lo + 1];
+  };
   const draw = (timeline) => {
     const { series, data } = columns(timeline, chart);
+    down = downIntervals(timeline);
     figure.dataset.points = data[0].length;
     table.replaceChildren(figuresTable(chart, series, data));
-    const key = series.map((s) => s.label).join("\n");
+    // A new plot when the series change, or when the first down interval comes.
+    const key = `${series.map((s) => s.label).join("\n")}\n${down.length > 0}`;
     if (plot && key === labels) return plot.setData(data);
     plot?.destroy();
     labels = key;
     plot = new window.uPlot({
       width: Math.max(320, plotBox.clientWidth || 520), height: 220,
-      scales: { x: { time: false } },
+      // With down intervals, the x axis reaches over each of them, answered or not.
+      scales: { x: down.length ? { time: false, range: coverDown } : { time: false } },
       legend: { live: false },
       axes: [{ label: "seconds from the run's start" }, { label: chart.unit, size: 60 }],
       series: [{ label: "t, s" }, ...series],
+      plugins: [downBands(() => down, figure)],
     }, data, plotBox);
     return undefined;
   };
@@ -104,7 +160,9 @@ export function timelineCard(runId) {
   const csv = button("Timeline CSV", (event) => act(event.currentTarget,
     () => download(`/runs/${runId}/timeline?format=csv&bucket_s=${width}`, `run-${runId}-timeline.csv`)),
   "secondary");
-  const charts = h("div", { class: "charts timeline", hidden: true }, figures.map((f) => f.figure));
+  const downNote = h("ul", { class: "down-intervals", hidden: true });
+  const charts = h("div", { class: "charts timeline", hidden: true }, figures.map((f) => f.figure),
+    downNote);
   const caption = h("span", { class: "sub" });
   const card = h("section", { class: "card", id: "timeline" },
     h("h2", {}, "Over time ", caption), note, charts, h("p", { class: "actions" }, csv));
@@ -124,7 +182,13 @@ export function timelineCard(runId) {
     }
     csv.hidden = false;
     caption.textContent = `(buckets of ${width} s)`;
-    const answered = timeline.services.some((s) => s.buckets.length);
+    const answered = timeline.services.some((s) => s.buckets.length || s.down?.length);
+    const down = downIntervals(timeline);
+    const secs = (t) => `${Math.round(t)} s`;
+    downNote.hidden = !down.length;
+    downNote.replaceChildren(...down.map((d) => h("li", { class: "down" },
+      `${d.label} was down from ${secs(d.from)} `,
+      d.to == null ? "and is still down" : `to ${secs(d.to)}${d.back ? "" : " (not back)"}`)));
     note.hidden = answered;
     note.textContent = "No answers yet.";
     charts.hidden = !answered;
