@@ -4,15 +4,21 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test check venv dev clean browser mutation
 
+# pip's output (and the WARNINGs a machine's own pip configuration may add) goes to
+# $(PIP_LOG), printed only if the install fails: `make demo` shows the demo, not pip.
+PIP_LOG := $(VENV)/pip.log
+PIP := $(BIN)/pip install -q --disable-pip-version-check
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	@$(PIP) --upgrade pip >$(PIP_LOG) 2>&1 || { cat $(PIP_LOG); exit 1; }
 
 venv: $(BIN)/python
-	$(BIN)/pip install -q -e .
+	@echo "installing recoghub into $(VENV) (pip's output: $(PIP_LOG))"
+	@$(PIP) -e . >>$(PIP_LOG) 2>&1 || { cat $(PIP_LOG); exit 1; }
 
 dev: $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev]'
+	$(PIP) -e '.[dev]'
 
 demo: venv
 	$(BIN)/recoghub demo
@@ -39,7 +45,7 @@ test: check browser
 MUTATION_PYTEST ?= -m "not postgres" --hypothesis-profile=mutation
 MUTATION_JOBS ?= 2
 mutation: $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev,mutation]'
+	$(PIP) -e '.[dev,mutation]'
 	PYTEST_ADDOPTS='$(MUTATION_PYTEST)' nice -n 10 $(BIN)/mutmut run --max-children $(MUTATION_JOBS) $(MUTANTS)
 	$(BIN)/python -m tests.mutation_report
 

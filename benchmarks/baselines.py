@@ -1,4 +1,5 @@
-"""The reference loops the hub is measured against: bare aiohttp, pyreqwest and httpx.
+"""The reference loops the hub is measured against: bare aiohttp, pyreqwest, wreq and httpx
+(Locust, which cannot share a process with asyncio, is `locust_peer.py`).
 
 Each sends every image once to every recognizer with `per_target` requests in flight per
 recognizer (the hub's per-service concurrency), reading each image from its file as the
@@ -15,6 +16,7 @@ from pathlib import Path
 import aiohttp
 import httpx
 import pyreqwest.client
+import wreq
 
 
 async def _drive(
@@ -90,3 +92,19 @@ async def aiohttp_latencies(
 
         rate = await _drive(send, urls, files, per_target)
     return rate, latencies
+
+
+async def wreq_loop(urls: Sequence[str], files: Sequence[Path], per_target: int) -> float:
+    """wreq (Rust, hyper + BoringSSL; HTTP on its own Tokio threads, outside the GIL)."""
+    client = wreq.Client()
+    try:
+
+        async def send(url: str, body: bytes) -> None:
+            async with client.post(
+                url + "/recognize", body=body, headers={"Content-Type": "image/png"}
+            ) as response:
+                await response.bytes()
+
+        return await _drive(send, urls, files, per_target)
+    finally:
+        client.close()

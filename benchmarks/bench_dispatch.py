@@ -2,10 +2,12 @@
 
     .venv/bin/python benchmarks/bench_dispatch.py [--images 5000] [--rounds 1]
         [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres] [--workers K]
-        [--sleep-ms 0] [--hub-clients aiohttp,pyreqwest]
+        [--sleep-ms 0] [--hub-clients aiohttp,pyreqwest,wreq] [--no-locust]
 
 In one run, against the same 8 recognizer processes and the same stored image files:
-(a) bare aiohttp and pyreqwest loops under uvloop, 4 requests in flight per recognizer;
+(a) bare aiohttp, pyreqwest and wreq loops under uvloop, 4 requests in flight per
+recognizer, and Locust's FastHttpUser (one process, 4 users per recognizer; the `bench`
+extra, `locust_peer.py`);
 (b) a RecogHub dry run for each of --hub-clients (the workers' RECOGHUB_HTTP_CLIENT)
 driven by `recoghub worker` subprocess(es) on the same images, each service at its
 default concurrency (4), every result recorded; (c) a bare httpx loop (on the first
@@ -22,13 +24,15 @@ answer) is timed in-process for recoghub-v1 and oip-v2 (SPEC §11).
 import argparse
 import json
 import resource
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
 import uvloop
-from baselines import aiohttp_loop, httpx_loop, pyreqwest_loop
+from baselines import aiohttp_loop, httpx_loop, pyreqwest_loop, wreq_loop
 from hub_setup import (
     BenchHub,
     bench_hub,
@@ -90,8 +94,11 @@ def main() -> None:
     parser.add_argument(
         "--hub-clients",
         type=lambda text: text.split(","),
-        default=["aiohttp", "pyreqwest"],
+        default=["aiohttp", "pyreqwest", "wreq"],
         help="RECOGHUB_HTTP_CLIENT of the hub's dry runs, comma-separated; one run each a round",
+    )
+    parser.add_argument(
+        "--no-locust", action="store_true", help="skip the Locust FastHttpUser peer"
     )
     args = parser.parse_args()
     if args.workers > 1 and not args.postgres:
@@ -131,6 +138,29 @@ def bare_loop(
     rate = uvloop.run(loop(urls, files, PER_TARGET))
     requests = len(urls) * len(files)
     cpu_us = (own_cpu_seconds() - cpu_before) / requests * 1e6
+    return rate, f"{rate:8.0f} images/s ({requests} requests; {cpu_us:.0f} µs CPU each)"
+
+
+def locust_peer(urls: Sequence[str], files: Sequence[Path]) -> tuple[float, str]:
+    """Locust's FastHttpUser in a process of its own (`locust_peer.py`): images/s, and a
+    line with that process's CPU per request."""
+    job = {"urls": list(urls), "files": [str(path) for path in files], "per_target": PER_TARGET}
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("locust_peer.py"))],
+        input=json.dumps(job),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"locust_peer.py failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.splitlines()[-1])
+    requests = len(urls) * len(files)
+    if result["requests"] != requests or result["failures"]:
+        raise RuntimeError(f"locust_peer.py sent {result}, expected {requests} requests")
+    rate = requests / result["seconds"]
+    cpu_us = result["cpu_s"] / requests * 1e6
     return rate, f"{rate:8.0f} images/s ({requests} requests; {cpu_us:.0f} µs CPU each)"
 
 
@@ -214,6 +244,8 @@ def bench(
 
     aiohttp_rates: list[float] = []
     pyreqwest_rates: list[float] = []
+    wreq_rates: list[float] = []
+    locust_rates: list[float] = []
     hub_rates: dict[str, list[float]] = {client: [] for client in args.hub_clients}
     oip_rates: list[float] = []
     oip_guids = hub.register(oip_urls, protocol="oip-v2", options=OIP_OPTIONS) if oip_urls else []
@@ -224,6 +256,14 @@ def bench(
         rate, line = bare_loop(pyreqwest_loop, urls, files)
         pyreqwest_rates.append(rate)
         print(f"round {round_no} (a) pyreqwest+uvloop: {line}")
+        rate, line = bare_loop(wreq_loop, urls, files)
+        wreq_rates.append(rate)
+        print(f"round {round_no} (a) wreq+uvloop: {line}")
+        if not args.no_locust:
+            rate, line = locust_peer(urls, files)
+            locust_rates.append(rate)
+            print(f"round {round_no} (a) Locust FastHttpUser: {line}")
+        print(f"  {load_average()}")
 
         for client, rates in hub_rates.items():
             rate, _, line = hub_round(hub, args, workdir, dataset_id, guids, items, client)
@@ -244,6 +284,9 @@ def bench(
     print()
     print(f"aiohttp+uvloop  {best_aiohttp:8.0f} images/s (best of {len(aiohttp_rates)})")
     print(f"pyreqwest       {max(pyreqwest_rates):8.0f} images/s (best of {len(pyreqwest_rates)})")
+    print(f"wreq            {max(wreq_rates):8.0f} images/s (best of {len(wreq_rates)})")
+    if locust_rates:
+        print(f"Locust          {max(locust_rates):8.0f} images/s (best of {len(locust_rates)})")
     print(f"httpx           {httpx_rate:8.0f} images/s")
     for client, rates in hub_rates.items():
         print(
@@ -255,12 +298,29 @@ def bench(
         + ", ".join(f"{p / a:.2f}" for p, a in zip(pyreqwest_rates, aiohttp_rates, strict=True))
         + f" per round; httpx / aiohttp {httpx_rate / best_aiohttp:.2f}"
     )
+    print(
+        "wreq / aiohttp "
+        + ", ".join(f"{w / a:.2f}" for w, a in zip(wreq_rates, aiohttp_rates, strict=True))
+        + " per round"
+    )
+    if locust_rates:
+        print(
+            "Locust / aiohttp "
+            + ", ".join(f"{w / a:.2f}" for w, a in zip(locust_rates, aiohttp_rates, strict=True))
+            + " per round"
+        )
     for client, rates in hub_rates.items():
         print(
             f"hub on {client} / aiohttp "
             + ", ".join(f"{h / a:.2f}" for h, a in zip(rates, aiohttp_rates, strict=True))
             + " per round (target >= 1.0)"
         )
+        if locust_rates:
+            print(
+                f"hub on {client} / Locust "
+                + ", ".join(f"{h / w:.2f}" for h, w in zip(rates, locust_rates, strict=True))
+                + " per round (target >= 1.2)"
+            )
     if oip_rates:
         print(
             f"RecogHub oip-v2 {max(oip_rates):8.0f} images/s (best of {len(oip_rates)});"

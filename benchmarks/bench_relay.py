@@ -1,7 +1,7 @@
 """SPEC §8 "Relay": `POST /api/v1/services/{guid}/recognize` through the hub vs direct.
 
     .venv/bin/python benchmarks/bench_relay.py [--requests 2000] [--burst 4000]
-        [--http-client aiohttp|pyreqwest]
+        [--http-client aiohttp|pyreqwest|wreq]
 
 A hub (`recoghub serve --no-worker` in a subprocess, SQLite in a temp dir, so the client
 shares no GIL with it) relays to one fast recognizer process. One aiohttp + uvloop client

@@ -10,8 +10,9 @@ who has to act:
                                                          not_supported
     "hub"         the hub, or the way to it              hub_unreachable, hub_timeout,
                                                          hub_error, hub_not_ok, not_a_hub,
-                                                         unauthorized, forbidden, not_found,
-                                                         wrong_guid_kind, image_too_large,
+                                                         unauthorized, forbidden, hidden_results,
+                                                         not_found, wrong_guid_kind,
+                                                         image_too_large,
                                                          not_an_image, invalid_input,
                                                          service_disabled, no_instances,
                                                          rate_limited, quota_exceeded,

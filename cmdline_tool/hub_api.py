@@ -131,6 +131,14 @@ class HubClient:
         body = json_body(response)
         return body if isinstance(body, dict) else {}
 
+    async def whoami(self) -> dict[str, Any]:
+        """Who the key is (GET /whoami): the organizer, or a provider with its record."""
+        response = await self.request("GET", "/whoami")
+        body = json_body(response)
+        if response.status_code != 200 or not isinstance(body, dict):
+            raise refusal(response, self.url)
+        return body
+
     async def check(self, service_guid: str) -> dict[str, Any]:
         response = await self.request("POST", f"/services/{service_guid}/check")
         body = json_body(response)

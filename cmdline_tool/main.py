@@ -172,7 +172,8 @@ def recog(
     async def work() -> bool:
         url = normalize_hub_url(hub)
         service_guid = require_guid(service, "--service", "RECOGHUB_SERVICE")
-        provider_guid = require_guid(provider, "--provider", "RECOGHUB_PROVIDER")
+        # The key names its provider: --provider only double-checks it when given.
+        provider_guid = provider.strip() if provider and provider.strip() else None
         api_key = require_key(key)
         images, any_directory = collect(files)
         accuracy = Accuracy([f for f in files if f.is_dir()]) if labels else None
@@ -182,7 +183,10 @@ def recog(
         async with HubClient(
             url, key=api_key, timeout_s=timeout, connections=concurrency
         ) as client:
-            await client.provider(provider_guid)
+            if provider_guid is not None:
+                await client.provider(provider_guid)
+            else:
+                await client.whoami()  # a wrong key is named before any image is sent
             progress = Progress(
                 SpinnerColumn(),
                 TextColumn("recognizing"),

@@ -122,7 +122,9 @@ def check_table(
         tags = row.get("tags") if row.get("format_ok") else None
         answer = "–"
         if isinstance(tags, list):
-            shown = [f"{t.get('tag')} {t.get('score')}" for t in tags[:3] if isinstance(t, dict)]
+            shown = [
+                f"{t.get('tag')} {_score(t.get('score'))}" for t in tags[:3] if isinstance(t, dict)
+            ]
             answer = ", ".join(shown) or "(abstained)"
         table.add_row(
             escape(str(row.get("instance", "?"))),
@@ -140,6 +142,11 @@ def failed_outcomes(outcomes: dict[str, int]) -> str:
     """The failed outcomes of a count by outcome, most first: "timeout 3, bad_format 1"."""
     bad = sorted(((n, o) for o, n in outcomes.items() if o != "ok" and n), reverse=True)
     return ", ".join(f"{o} {n}" for n, o in bad)
+
+
+def _score(value: object) -> str:
+    number = _number(value)
+    return score_text(number) if number is not None else "?"
 
 
 def _number(value: object) -> float | None:

@@ -135,6 +135,16 @@ def refusal(response: httpx.Response, hub_url: str, subject: Subject | None = No
         )
     ):
         return CliError("hub", "forbidden", detail, SUBJECT_HINTS[subject.kind])
+    if status == 403 and code == "hidden_results":
+        # The team's own service: the key is right, the run is an evaluation.
+        return CliError(
+            "hub",
+            code,
+            detail,
+            "an evaluation's per-image results and failures stay with the organizer; read "
+            "its leaderboard once published (`recoghub-cli leaderboard RUN`), and start a dry "
+            "run (`recoghub-cli dryrun`) to see your own per-image results",
+        )
     if status == 403:
         if subject is not None and subject.kind == "provider":
             return CliError(

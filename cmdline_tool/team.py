@@ -22,7 +22,17 @@ from cmdline_tool.errors import CliError
 from cmdline_tool.hub_api import HubClient, require_guid, run_subject, team_client
 from cmdline_tool.options import HubOpt, JsonOpt, KeyOpt, ServiceOpt, TimeoutOpt, run
 from cmdline_tool.refusals import Subject, refusal
+from cmdline_tool.watch import poll_run
+from gateway.cli.hub_away import HubAway
 from gateway.cli.run_list import deadline_note, window_line
+from gateway.cli.service_view import (
+    connected_text,
+    endpoints_text,
+    longest_word,
+    team_service,
+)
+from gateway.scoring.display import board_notes
+from gateway.scoring.leaderboard import MetricName
 
 RunArg = Annotated[int, typer.Argument(metavar="RUN", min=1, help="Run id (see `runs`).")]
 FINISHED = ("completed", "cancelled", "failed")
@@ -92,18 +102,24 @@ def _status_table(body: dict[str, Any]) -> Table:
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
+        collapse_padding=True,
     )
+    names = [s["service_name"] for s in body["services"]]
+    statuses = max((len(str(s["status"])) for s in body["services"]), default=6)
     for column in ("service", "status", "done", "failed", "p50", "p99", "img/s", "eta"):
-        table.add_column(
-            column, no_wrap=True, justify="left" if column in "servicestatus" else "right"
-        )
+        if column == "service":  # wraps between words, never inside one
+            table.add_column(column, min_width=longest_word(names))
+        elif column == "status":  # whole, never "pass…"
+            table.add_column(column, no_wrap=True, min_width=statuses)
+        else:
+            table.add_column(column, justify="right", no_wrap=True)
     for s in body["services"]:
         eta = s.get("eta_s")
         table.add_row(
             escape(s["service_name"]),
             s["status"],
             f"{s['done']}/{s['total']}",
-            escape(output.failed_outcomes(s["outcomes"]) or "0"),
+            str(s["done"] - s["outcomes"].get("ok", 0)),  # by kind under the table
             output.ms_text(s["latency_ms"].get("p50")),
             output.ms_text(s["latency_ms"].get("p99")),
             f"{s['images_per_s']:.1f}" if s.get("images_per_s") is not None else "–",
@@ -125,6 +141,8 @@ def _show_status(body: dict[str, Any]) -> None:
     for s in body["services"]:
         if s.get("reason"):
             output.out.print(f"{escape(s['service_name'])}: {escape(s['reason'])}")
+        elif failed := output.failed_outcomes(s["outcomes"]):
+            output.out.print(f"{escape(s['service_name'])}: {escape(failed)}", style="yellow")
 
 
 def status(
@@ -148,6 +166,37 @@ def status(
     run(as_json, work)
 
 
+def board_table(run_id: int, rows: list[dict[str, Any]]) -> Table:
+    """A leaderboard as a team reads it; names wrap between words, statuses stay whole."""
+    table = Table(
+        title=f"run {run_id}", title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True
+    )
+    names = [team_service(r["provider_name"], r["service_name"]) for r in rows]
+    statuses = max((len(str(r["status"])) for r in rows), default=6)
+    for column in ("#", "team / service", "status", "images", "top-1", "top-5", "p50", "p99"):
+        if column == "team / service":  # wraps between words, never inside one
+            table.add_column(column, min_width=longest_word(names))
+        else:
+            table.add_column(
+                column,
+                justify="left" if column == "status" else "right",
+                no_wrap=True,
+                min_width=statuses if column == "status" else None,
+            )
+    for r, name in zip(rows, names, strict=True):
+        table.add_row(
+            str(r["rank"]),
+            escape(name),
+            r["status"],
+            _images(r),
+            output.pct_text(r.get("top1")),
+            output.pct_text(r.get("top5")),
+            output.ms_text(r["latency_ms"].get("p50")),
+            output.ms_text(r["latency_ms"].get("p99")),
+        )
+    return table
+
+
 def leaderboard(
     run_id: RunArg,
     hub: HubOpt = None,
@@ -166,20 +215,7 @@ def leaderboard(
             # A published board may be read by a team outside the run: then no note.
             answer = await client.request("GET", f"/runs/{run_id}")
             note = deadline_note(answer.json()) if answer.status_code == 200 else None
-        table = Table(title=f"run {run_id}", title_justify="left", box=box.SIMPLE_HEAD)
-        for column in ("#", "team / service", "status", "images", "top-1", "top-5", "p50", "p99"):
-            table.add_column(column, justify="right" if column != "team / service" else "left")
-        for r in rows:
-            table.add_row(
-                str(r["rank"]),
-                escape(f"{r['provider_name']} / {r['service_name']}"),
-                r["status"],
-                _images(r),
-                output.pct_text(r.get("top1")),
-                output.pct_text(r.get("top5")),
-                output.ms_text(r["latency_ms"].get("p50")),
-                output.ms_text(r["latency_ms"].get("p99")),
-            )
+        table = board_table(run_id, rows)
         output.out.print(table)
         for r in rows:
             if r.get("resent"):
@@ -189,6 +225,8 @@ def leaderboard(
                         f"{r['provider_name']} / {r['service_name']} sent again"
                     )
                 )
+        if rows:
+            output.out.print(escape(board_notes(rows[0])), highlight=False)
         if note:
             output.out.print(escape(note), style="magenta")
         return True
@@ -303,6 +341,10 @@ def dryrun(
         list[str] | None,
         typer.Option("--service", help="Your service GUID (repeat; default: all enabled)."),
     ] = None,
+    metric: Annotated[
+        MetricName | None,
+        typer.Option("--metric", help="Primary metric to rank by (default: top5)."),
+    ] = None,
     watch: Annotated[bool, typer.Option("--watch", help="Follow it until it ends.")] = False,
     hub: HubOpt = None,
     key: KeyOpt = None,
@@ -317,6 +359,8 @@ def dryrun(
             body["dataset"] = int(dataset)
         if services:
             body["services"] = [s.strip() for s in services]
+        if metric is not None:
+            body["metric"] = metric.value
         async with team_client(hub, key, timeout) as client:
             started = await client.call(
                 "POST", "/runs", Subject("dataset", dataset, "--dataset"), expect=201, json=body
@@ -335,9 +379,10 @@ def dryrun(
                 output.err.print(f"dry run {run_id} queued on {escape(started['dataset'])}")
             current = started
             last = ""
+            away = HubAway()
             while current["state"] not in FINISHED:
                 await asyncio.sleep(1.0)
-                current = await client.call("GET", f"/runs/{run_id}", run_subject(run_id))
+                current = await poll_run(client, run_id, away, current)
                 line = f"{current['state']}: " + ", ".join(
                     f"{s['service_name']} {s['done']}/{s['total']}" for s in current["services"]
                 )
@@ -381,12 +426,14 @@ async def _patch_service(client: HubClient, guid: str, body: dict[str, Any]) -> 
 
 
 def _service_lines(s: dict[str, Any]) -> str:
-    endpoints = "\n".join(f"  {escape(e)}" for e in s["endpoints"]) or "  (none)"
+    endpoints = escape(endpoints_text(s, separator="\n  "))
     state = "[green]enabled[/]" if s["enabled"] else "[yellow]disabled[/]"
+    connected = connected_text(s)
     return (
         f"[bold]{escape(s['name'])}[/] {s['guid']} ({state}, provider "
         f"{escape(s['provider_name'])} {s['provider_guid']}, protocol {s['protocol']}, "
-        f"max_concurrency {s['max_concurrency']})\nendpoints:\n{endpoints}"
+        f"max_concurrency {s['max_concurrency']})\nendpoints:\n  {endpoints}"
+        + (f"\nrecognizers: {escape(connected)}" if connected else "")
     )
 
 

@@ -20,7 +20,8 @@ What a caller of the hub's API did wrong becomes a JSON error `{"detail", "code"
      ├── NotFound                   404 not_found
      │    └── WrongGuidKind         404 wrong_guid_kind (a provider GUID given for a service)
      ├── Unauthorized               401 unauthorized
-     ├── Forbidden                  403 forbidden
+     ├── Forbidden                  403 forbidden (hidden_results: a team asking for an
+     │                                  evaluation's per-image results or failures)
      ├── Conflict                   409 conflict
      │    └── OutsideWindow         409 phase_not_open / phase_closed; carries the window
      ├── InvalidInput               422 invalid_input

@@ -28,6 +28,28 @@ class ImageTooLarge(ImageRejected):
     pass
 
 
+# The setting that bounds an image's bytes, named in every refusal of a large image.
+MAX_IMAGE_SETTING = "RECOGHUB_MAX_IMAGE_BYTES"
+
+
+def megabytes(size: int) -> str:
+    """`size` bytes in decimal megabytes with one decimal ("52.4 MB"); under a megabyte
+    in kilobytes ("65.5 kB"), so that a small limit does not read "0.0 MB"."""
+    if size < 1_000_000:
+        return f"{size / 1000:.1f} kB"
+    return f"{size / 1_000_000:.1f} MB"
+
+
+def too_large_text(size: int | None, max_bytes: int) -> str:
+    """Why an image of `size` bytes (None: not declared, seen passing the limit) is
+    refused: in MB, with the setting that sets the limit and its exact value."""
+    what = "image is over" if size is None else f"image is {megabytes(size)}, over"
+    return (
+        f"{what} the hub's limit of {megabytes(max_bytes)} "
+        f"({MAX_IMAGE_SETTING}={max_bytes}, set by the organizer)"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class CheckedImage:
     data: bytes
@@ -39,7 +61,7 @@ class CheckedImage:
 def check_image(data: bytes, *, max_bytes: int, max_pixels: int) -> CheckedImage:
     """Validate `data` as a JPEG or PNG within the limits; raises ImageRejected saying why."""
     if len(data) > max_bytes:
-        raise ImageTooLarge(f"image is {len(data)} bytes, over the {max_bytes}-byte limit")
+        raise ImageTooLarge(too_large_text(len(data), max_bytes))
     if not data:
         raise NotAnImage("the body is empty, expected JPEG or PNG bytes")
     try:

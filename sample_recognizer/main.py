@@ -13,7 +13,11 @@ import uvicorn
 from sample_recognizer.app import create_recognizer_app
 from sample_recognizer.config import DEFAULT_ANSWER, ConfigError, RecognizerConfig
 
-app = typer.Typer(add_completion=False, help="Serve a sample recognizer (protocol v1).")
+# Plain help, not Rich panels: a panel cuts a long setting name at 80 columns
+# ("RECOGHUB_RECOGNIZER_SECR…"); click wraps the text and keeps every name whole.
+app = typer.Typer(
+    add_completion=False, help="Serve a sample recognizer (protocol v1).", rich_markup_mode=None
+)
 
 
 class BackendName(StrEnum):

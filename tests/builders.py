@@ -79,3 +79,37 @@ def register_team(
     assert r.status_code == 201, r.text
     svc = r.json()
     return Team(provider["guid"], provider["api_key"], svc["guid"], svc["signing_secret"])
+
+
+# Offline prediction files (SPEC §13), as the bytes a team would upload.
+
+
+def text_file(lines: list[str]) -> io.BytesIO:
+    """A text prediction file of `lines`, each ended by a newline."""
+    return io.BytesIO("".join(f"{line}\n" for line in lines).encode("utf-8"))
+
+
+def matching_file(rows: list[tuple[str, str, float | str]]) -> io.BytesIO:
+    """An `isc-matching` file: the header, then `query_id,reference_id,score` rows."""
+    return text_file(["query_id,reference_id,score", *(f"{q},{r},{s}" for q, r, s in rows)])
+
+
+def descriptors_file(arrays: dict[str, object], *, container: str = "npz") -> io.BytesIO:
+    """An `isc-descriptors` file holding `arrays` (names to numpy arrays or lists), as a
+    numpy `.npz` archive or an HDF5 file (`container="hdf5"`)."""
+    import numpy as np
+
+    buffer = io.BytesIO()
+    if container == "npz":
+        np.savez(buffer, **{name: np.asarray(value) for name, value in arrays.items()})
+    else:
+        import h5py
+
+        with h5py.File(buffer, "w") as h5:
+            for name, value in arrays.items():
+                array = np.asarray(value)
+                if array.dtype.kind == "U":  # ids as fixed-length (UTF-8) bytes
+                    array = np.char.encode(array, "utf-8")
+                h5.create_dataset(name, data=array)
+    buffer.seek(0)
+    return buffer

@@ -75,12 +75,17 @@ def _tar_of(images: list[Path], root: Path | None, out: IO[bytes]) -> None:
     out.seek(0)
 
 
-def _images_under(folder: Path) -> list[Path]:
-    return sorted(
+def _images_under(folder: Path) -> tuple[list[Path], list[str]]:
+    """The images under `folder`, and the other files (not hidden) it leaves out, as
+    paths relative to it: the hub reads only .jpg, .jpeg and .png (SPEC §5)."""
+    files = sorted(
         p
         for p in folder.rglob("*")
-        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith(".")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     )
+    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    others = [p.relative_to(folder).as_posix() for p in files if p not in set(images)]
+    return images, others
 
 
 def _listed_images(list_file: Path) -> list[Path]:
@@ -97,7 +102,10 @@ def _upload_part(stack: ExitStack, format: Format, path: Path) -> tuple[str, IO[
     images: list[Path]
     root: Path | None
     if path.is_dir():
-        images, root = _images_under(path), path
+        (images, ignored), root = _images_under(path), path
+        if ignored:  # said before packing: the upload holds only the images
+            line = ignored_line(len(ignored), ignored)
+            err_console.print(line, markup=False, highlight=False, soft_wrap=True)
     elif format is Format.matching and path.is_file():
         images, root = _listed_images(path), None
         missing = [str(p) for p in images if not p.is_file()]
@@ -201,6 +209,23 @@ def import_dataset(
         shown = len(result["skipped"])
         if shown < result["skipped_total"]:
             console.print(f"(first {shown} shown)")
+    if result.get("ignored_total"):
+        ignored = ignored_line(result["ignored_total"], result.get("ignored_files") or [])
+        console.print(ignored, markup=False, highlight=False)
+
+
+IGNORED_NAMED = 10
+
+
+def ignored_line(total: int, paths: list[str]) -> str:
+    """The files an import passed over, by count and name (the first IGNORED_NAMED)."""
+    named = ", ".join(paths[:IGNORED_NAMED])
+    more = total - min(len(paths), IGNORED_NAMED)
+    return (
+        f"ignored {total} file{'s' if total != 1 else ''} that "
+        f"{'are' if total != 1 else 'is'} not .jpg, .jpeg or .png: {named}"
+        + (f" and {more} more (--json lists the first 100)" if more > 0 else "")
+    )
 
 
 @app.command("list")

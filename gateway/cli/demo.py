@@ -1,9 +1,9 @@
 """`recoghub demo`: the whole main job on the embedded default, in under a minute.
 
 It makes a labelled dataset whose labels follow from the pixels (the dominant colour),
-starts a hub on SQLite in a temporary folder and three sample recognizers (accurate,
-slow, and one that answers badly now and then) plus a fourth team's recognizer that
-connects out to the hub (a team behind a firewall, SPEC §10), registers them, runs a dry
+starts a hub on SQLite in a temporary folder and four sample recognizers: three behind
+HTTP endpoints (accurate, slow, and one that answers badly now and then) and a fourth
+team's that connects out to the hub (a team behind a firewall, SPEC §10), registers them, runs a dry
 run through the real API, and prints the leaderboard; with --keep it keeps the hub, its database and
 the per-request logs, and says where they are.
 """
@@ -24,7 +24,8 @@ from PIL import Image
 from rich.console import Console
 
 from gateway.cli.background import BackgroundServer
-from gateway.cli.runs import leaderboard_table, progress_table, timing_note
+from gateway.cli.runs import leaderboard_table, progress_table
+from gateway.scoring.display import board_notes
 from sample_recognizer.dialout import BackgroundDialout
 
 console = Console()
@@ -100,7 +101,10 @@ def demo(
         servers.extend(recognizers)
         hub = BackgroundServer(create_app(settings), settings=settings).start()
         servers.append(hub)
-        console.print(f"hub at {hub.url}; recognizers at {', '.join(r.url for r in recognizers)}")
+        console.print(
+            f"hub at {hub.url}; {len(recognizers) + 1} recognizers: {len(recognizers)} at "
+            f"{', '.join(r.url for r in recognizers)}, and 1 that connects out to the hub"
+        )
 
         with httpx.Client(
             base_url=hub.url, headers={"Authorization": f"Bearer {token}"}, timeout=60
@@ -138,8 +142,8 @@ def demo(
             rows = _ok(client.get(f"/api/v1/runs/{run['id']}/leaderboard"))
             console.print()
             console.print(leaderboard_table(rows, title=f"Dry run {run['id']}: leaderboard"))
-            if rows and rows[0].get("timing_uncertainty_ms") is not None:
-                console.print(timing_note(rows[0]["timing_uncertainty_ms"]))
+            if rows:
+                console.print(board_notes(rows[0]), highlight=False)
             if keep:
                 logs = workdir / "results"
                 logs.mkdir()

@@ -64,3 +64,18 @@ def checked(response: httpx.Response) -> Any:
 
 def env_flag(name: str) -> bool:
     return os.environ.get(name, "").lower() in {"1", "true", "yes"}
+
+
+def caller_note(client: httpx.Client) -> str | None:
+    """Who the token is, when it is not the organizer: a team's key in
+    RECOGHUB_ADMIN_TOKEN sees only that team's share, and must not pass for the organizer.
+    None for the organizer. Fails like `checked` when the hub refuses the token."""
+    me = checked(client.get("/api/v1/whoami"))
+    if me.get("role") == "organizer":
+        return None
+    provider = me.get("provider") or {}
+    return (
+        f"signed in as team {provider.get('name')!r} ({provider.get('guid')}), not the "
+        "organizer: only that team's runs are shown; set RECOGHUB_ADMIN_TOKEN (or --token) "
+        "to the admin token to see every run"
+    )

@@ -20,6 +20,7 @@ from gateway.cli.hub_client import (
     hub_client,
     print_json,
 )
+from gateway.cli.service_view import connected_text, endpoints_text
 
 providers = typer.Typer(help="Add and list providers (teams).", no_args_is_help=True)
 services = typer.Typer(help="Add, list, show and change services.", no_args_is_help=True)
@@ -144,6 +145,45 @@ def provider_list(
     _print_table(table)
 
 
+@providers.command("rotate-key")
+def provider_rotate_key(
+    guid: str = typer.Argument(..., help="The provider's GUID."),
+    as_json: bool = JsonOption,
+    hub: str = HubOption,
+    token: str | None = TokenOption,
+) -> None:
+    """Give a team a new API key (shown only now); its old key stops working at once."""
+    with hub_client(hub, token) as client:
+        provider = checked(client.post(f"/api/v1/providers/{guid}/rotate-key"))
+    if as_json:
+        print_json(provider)
+        return
+    console.print(f"New API key of [bold]{provider['name']}[/bold]:", highlight=False)
+    _print_fields([("GUID", provider["guid"]), ("API key", provider["api_key"])])
+    console.print(
+        "[yellow]The old key no longer works[/yellow]; this one is shown only now: hand it "
+        "to the team (RECOGHUB_API_KEY)."
+    )
+
+
+@providers.command("delete")
+def provider_delete(
+    guid: str = typer.Argument(..., help="The provider's GUID."),
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    hub: str = HubOption,
+    token: str | None = TokenOption,
+) -> None:
+    """Delete a team and its services; refused (409) once a run holds their results."""
+    with hub_client(hub, token) as client:
+        provider = checked(client.get(f"/api/v1/providers/{guid}"))
+        services_n = len(provider["services"])
+        question = f"delete provider {provider['name']} ({guid}) and its {services_n} service(s)?"
+        if not yes and not typer.confirm(question):
+            fail("not deleted", "pass --yes to delete without asking")
+        checked(client.delete(f"/api/v1/providers/{guid}"))
+    console.print(f"deleted provider {provider['name']} ({guid})", highlight=False, markup=False)
+
+
 @services.command("add")
 def service_add(
     provider: Annotated[str, typer.Option(help="The provider's GUID.")],
@@ -243,7 +283,8 @@ def _print_service(service: dict[str, Any]) -> None:
             ("GUID", service["guid"]),
             ("provider", f"{service['provider_name']} ({service['provider_guid']})"),
             ("name", service["name"]),
-            ("endpoints", ", ".join(service["endpoints"])),
+            ("endpoints", endpoints_text(service)),
+            *(("recognizers", c) for c in [connected_text(service)] if c is not None),
             ("domain", service["domain"] or "-"),
             ("protocol", service["protocol"]),
             # Labels are the team's text: never rich markup.

@@ -17,9 +17,11 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from gateway.cli.hub_away import AWAY_STATUSES, HubAway, back_line
 from gateway.cli.hub_client import (
     HubOption,
     TokenOption,
+    caller_note,
     checked,
     console,
     err_console,
@@ -28,8 +30,10 @@ from gateway.cli.hub_client import (
     print_json,
 )
 from gateway.cli.run_list import deadline_note, parse_moment, runs_table, window_line, wire
+from gateway.cli.service_view import longest_word, team_service
 from gateway.errors import OUTCOMES
-from gateway.scoring.display import percent
+from gateway.scoring.display import board_notes, percent
+from gateway.scoring.leaderboard import MetricName
 
 app = typer.Typer(help="Start, watch, cancel and resume runs.", no_args_is_help=True)
 
@@ -43,14 +47,6 @@ OUTCOME_NAMES = OUTCOMES
 class PhaseChoice(StrEnum):
     dryrun = "dryrun"
     evaluation = "evaluation"
-
-
-class MetricChoice(StrEnum):
-    top5 = "top5"
-    top1 = "top1"
-    coverage_at_95 = "coverage_at_95"
-    coverage_at_99 = "coverage_at_99"
-    micro_ap = "micro_ap"
 
 
 class ResultFormatChoice(StrEnum):
@@ -98,22 +94,32 @@ def _status(status: str) -> Text:
 
 def _bar(done: int, total: int, width: int = 10) -> Text:
     """A progress bar with its count, e.g. `━━━━━━──── 6/10`."""
+    if width == 0:  # a narrow terminal: the count alone
+        return Text(f"{done}/{total}")
     filled = width * done // total if total else width
     return Text.assemble(
         ("━" * filled, "green"), ("─" * (width - filled), "bright_black"), f" {done}/{total}"
     )
 
 
-def progress_table(run: dict[str, Any]) -> RenderableType:
-    """The live view of a run: a header line and one row per service with its bar."""
+# Below this many columns the progress bar gives way to the bare count, so that no status
+# or figure is cut.
+WIDE_TERMINAL = 110
+
+
+def progress_table(run: dict[str, Any], *, width: int | None = None) -> RenderableType:
+    """The live view of a run: a header line and one row per service with its bar; names
+    wrap between words and statuses stay whole at `width` (the terminal's by default)."""
     header = Text.assemble(
         (f"run {run['id']}", "bold"),
         f"  {run['phase']} of {run['dataset']}  metric {run['metric']}  state ",
         (run["state"], "green" if run["state"] == "completed" else "yellow"),
     )
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("team/service", overflow="fold", min_width=12)
-    table.add_column("status")
+    names = [team_service(s["provider_name"], s["service_name"]) for s in run["services"]]
+    bar = 10 if (width or console.width) >= WIDE_TERMINAL else 0
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table.add_column("team / service", min_width=longest_word(names))
+    table.add_column("status", no_wrap=True, min_width=_status_width(run["services"]))
     table.add_column("progress", no_wrap=True)
     for column in ("ok", "err", "img/s", "p50/p99 ms", "ETA"):
         table.add_column(column, justify="right", no_wrap=True)
@@ -121,13 +127,12 @@ def progress_table(run: dict[str, Any]) -> RenderableType:
     window = window_line(run)
     if window:
         notes.append(Text(window, style="magenta" if run.get("stopped_at_deadline") else ""))
-    for s in run["services"]:
-        name = f"{s['provider_name']}/{s['service_name']}"
+    for s, name in zip(run["services"], names, strict=True):
         latency = s.get("latency_ms") or {}
         table.add_row(
             name,
             _status(s["status"]),
-            _bar(s["done"], s["total"]),
+            _bar(s["done"], s["total"], bar),
             str(s["outcomes"].get("ok", 0)),
             str(s["done"] - s["outcomes"].get("ok", 0)),
             _rate(s.get("images_per_s")),
@@ -141,13 +146,41 @@ def progress_table(run: dict[str, Any]) -> RenderableType:
     return Group(header, table, *notes)
 
 
+def _status_width(rows: list[dict[str, Any]]) -> int:
+    return max((len(str(r["status"])) for r in rows), default=6)
+
+
 def watch_run(client: httpx.Client, run_id: int, interval: float, as_json: bool) -> None:
     """Refresh the view until the run ends (with --json, only the final state is printed);
     exit 0 only when it completed."""
 
+    away = HubAway()
+    hub = str(client.base_url).rstrip("/")
+
     def poll() -> dict[str, Any]:
-        run: dict[str, Any] = checked(client.get(f"/api/v1/runs/{run_id}"))
-        return run
+        # The hub may restart under a long run: wait for it (gateway.cli.hub_away).
+        while True:
+            try:
+                response = client.get(f"/api/v1/runs/{run_id}")
+                reason = f"HTTP {response.status_code}"
+            except httpx.TransportError as exc:
+                response, reason = None, type(exc).__name__
+            if response is not None and response.status_code not in AWAY_STATUSES:
+                seconds = away.back()
+                if seconds is not None:
+                    err_console.print(back_line(seconds), highlight=False)
+                run: dict[str, Any] = checked(response)
+                return run
+            first = not away.away
+            pause = away.missed()
+            if pause is None:
+                fail(
+                    f"{away.gone_line(hub)} run {run_id} (the run goes on at the hub)",
+                    f"`recoghub run watch {run_id}` once the hub is back",
+                )
+            if first:
+                err_console.print(away.away_line(hub, reason), highlight=False)
+            time.sleep(pause)
 
     run = poll()
     try:
@@ -181,7 +214,7 @@ def start(
         list[str] | None,
         typer.Option("--service", help="Service GUID (repeat); all enabled services if none."),
     ] = None,
-    metric: Annotated[MetricChoice | None, typer.Option("--metric", help="Primary metric.")] = None,
+    metric: Annotated[MetricName | None, typer.Option("--metric", help="Primary metric.")] = None,
     concurrency: Annotated[
         int | None, typer.Option("--concurrency", min=1, help="In flight per service.")
     ] = None,
@@ -258,7 +291,10 @@ def list_runs(
 ) -> None:
     """List the runs, newest first, with their evaluation window (times in UTC)."""
     with hub_client(hub, token) as client:
+        note = caller_note(client)
         runs = checked(client.get("/api/v1/runs"))
+    if note:
+        err_console.print(f"note: {note}", style="yellow", markup=False, highlight=False)
     if as_json:
         print_json(runs)
         return
@@ -354,12 +390,14 @@ def leaderboard_table(
     width = width or console.width
     left_out: list[str] = []
     while True:
-        table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+        table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
         names = [name for name in cells[0] if name not in left_out] if cells else []
         for name in names:
-            if name == "team/service":
-                table.add_column(name, overflow="fold", min_width=12)
-            elif name in ("status", "failed"):
+            if name == "team / service":
+                table.add_column(name, min_width=longest_word(str(c[name]) for c in cells))
+            elif name == "status":
+                table.add_column(name, no_wrap=True, min_width=_status_width(rows))
+            elif name == "failed":
                 table.add_column(name, overflow="fold")
             else:
                 table.add_column(name, justify="right", no_wrap=True)
@@ -382,7 +420,7 @@ def _shows_whole(table: Table, width: int, lines: list[Any]) -> bool:
     probe.print(table)
     text = probe.export_text()
     names = lines[0]
-    wrapped = ("team/service", "status", "failed")
+    wrapped = ("team / service", "failed")
     return all(name in text for name in names) and all(
         str(row[name]) in text for row in lines[1:] for name in names if name not in wrapped
     )
@@ -392,7 +430,7 @@ def _leaderboard_cells(row: dict[str, Any]) -> dict[str, str | Text]:
     latency = row.get("latency_ms") or {}
     return {
         "#": str(row["rank"]),
-        "team/service": f"{row['provider_name']}/{row['service_name']}"
+        "team / service": team_service(row["provider_name"], row["service_name"])
         + (f" (re-sent {row['resent']})" if row.get("resent") else ""),
         "status": _status(row["status"]),
         "top1": _pct(row.get("top1")),
@@ -456,20 +494,12 @@ def leaderboard(
         print_json(rows)
     else:
         console.print(leaderboard_table(rows, title=f"leaderboard of run {run_id}"))
-        if rows and rows[0].get("timing_uncertainty_ms") is not None:
-            console.print(timing_note(rows[0]["timing_uncertainty_ms"]))
+        if rows:
+            console.print(board_notes(rows[0]), highlight=False)
 
         note = deadline_note(run)
         if note:
             console.print(note, style="magenta", highlight=False)
-
-
-def timing_note(uncertainty_ms: float) -> str:
-    """The line printed under latency figures (SPEC §8)."""
-    return (
-        f"latencies are exact to about {uncertainty_ms:.1f} ms "
-        "(how late the hub's event loop ran while sending)"
-    )
 
 
 @app.command()
@@ -613,14 +643,15 @@ def timeline(
         print_json(data)
         return
     table = Table(title=f"run {run_id} every {bucket:g} s", box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("team/service", overflow="fold", max_width=20)
+    names = [team_service(s["provider_name"], s["service_name"]) for s in data["services"]]
+    table.add_column("team / service", min_width=longest_word(names))
     for column in ("t s", "done", "ok", "img/s", "p50/p99 ms"):
         table.add_column(column, justify="right", no_wrap=True)
     table.add_column("failed", overflow="fold", ratio=1)
-    for s in data["services"]:
+    for s, name in zip(data["services"], names, strict=True):
         for b in s["buckets"]:
             table.add_row(
-                f"{s['provider_name']}/{s['service_name']}",
+                name,
                 f"{b['t_s']:g}",
                 str(b["done"]),
                 str(b["ok"]),

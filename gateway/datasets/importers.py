@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, NamedTuple
 
+from gateway.images import too_large_text
+
 FORMATS = ("clickture", "tsv", "folder", "matching")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 # Text columns beside the image on one line (keys, labels, MS-Celeb's URLs...).
@@ -53,6 +55,9 @@ class SourceItem:
     where: str
     record: ImageRecord | None = None
     problem: str | None = None
+    # A file of a folder or archive that is not an image the hub reads (.webp, .bmp,
+    # a README...): not a problem, but reported by name so that none vanishes unsaid.
+    ignored: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,13 +202,20 @@ class TreeFile:
     path: str
     size: int
     read: Callable[[int], bytes]
+    image: bool = True  # False: not a .jpg/.jpeg/.png, reported as ignored
 
 
-def _wanted(path: str) -> bool:
-    parts = PurePosixPath(path).parts
-    if any(p.startswith(".") or p == "__MACOSX" for p in parts):
-        return False  # hidden files, and macOS resource forks named like images
+def _hidden(path: str) -> bool:
+    # Hidden files, and macOS resource forks named like images: not the dataset's at all.
+    return any(p.startswith(".") or p == "__MACOSX" for p in PurePosixPath(path).parts)
+
+
+def _is_image(path: str) -> bool:
     return path.lower().endswith(IMAGE_SUFFIXES)
+
+
+def _ignored(path: str) -> TreeFile:
+    return TreeFile(path, 0, lambda limit: b"", image=False)
 
 
 def _directory_files(root: Path) -> Iterator[TreeFile]:
@@ -212,8 +224,12 @@ def _directory_files(root: Path) -> Iterator[TreeFile]:
         for filename in sorted(files):
             full = Path(folder) / filename
             rel = full.relative_to(root).as_posix()
-            if _wanted(rel) and full.is_file():
-                yield TreeFile(rel, full.stat().st_size, _file_reader(full))
+            if _hidden(rel) or not full.is_file():
+                continue
+            if not _is_image(rel):
+                yield _ignored(rel)
+                continue
+            yield TreeFile(rel, full.stat().st_size, _file_reader(full))
 
 
 def _file_reader(path: Path) -> Callable[[int], bytes]:
@@ -226,7 +242,11 @@ def _file_reader(path: Path) -> Callable[[int], bytes]:
 
 def _zip_files(archive: zipfile.ZipFile) -> Iterator[TreeFile]:
     for info in sorted(archive.infolist(), key=lambda i: i.filename):
-        if not info.is_dir() and _wanted(info.filename):
+        if info.is_dir() or _hidden(info.filename):
+            continue
+        if not _is_image(info.filename):
+            yield _ignored(_relative(info.filename))
+        else:
 
             def read(limit: int, info: zipfile.ZipInfo = info) -> bytes:
                 with archive.open(info) as f:
@@ -244,7 +264,11 @@ def _tar_files(archive: tarfile.TarFile) -> Iterator[TreeFile]:
     while (member := archive.next()) is not None:
         # TarFile keeps every header it reads; drop them so memory stays flat.
         archive.members.clear()  # type: ignore[attr-defined]
-        if member.isfile() and _wanted(member.name):
+        if not member.isfile() or _hidden(member.name):
+            continue
+        if not _is_image(member.name):
+            yield _ignored(_relative(member.name))
+        else:
 
             def read(limit: int, member: tarfile.TarInfo = member) -> bytes:
                 f = archive.extractfile(member)
@@ -319,6 +343,9 @@ def _tree_items(
             return
         if file is None:
             return
+        if not file.image:
+            yield SourceItem(number, f"file {file.path}", ignored=file.path)
+            continue
         number += 1
         yield _tree_item(number, file, max_image_bytes=max_image_bytes, record=record)
 
@@ -335,7 +362,7 @@ def _tree_item(
         if file.size < 0:
             raise _Problem("no such file")
         if file.size > max_image_bytes:
-            raise _Problem(f"image is {file.size} bytes, over the {max_image_bytes}-byte limit")
+            raise _Problem(too_large_text(file.size, max_image_bytes))
         return SourceItem(number, where, record=record(file.path, file.read(max_image_bytes + 1)))
     except _Problem as exc:
         return SourceItem(number, where, problem=str(exc))

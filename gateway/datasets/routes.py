@@ -130,6 +130,8 @@ def _run_import(
         **DatasetRead.model_validate(report.dataset).model_dump(),
         skipped=[SkippedLine.model_validate(s) for s in report.skipped],
         skipped_total=report.skipped_total,
+        ignored_files=report.ignored,
+        ignored_total=report.ignored_total,
     )
 
 

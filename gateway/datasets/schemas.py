@@ -146,3 +146,9 @@ class DatasetImported(DatasetRead):
 
     skipped: list[SkippedLine] = []
     skipped_total: int = 0
+    ignored_files: list[str] = Field(
+        default=[],
+        description="Files of a folder or archive that are not .jpg, .jpeg or .png (.webp, "
+        ".bmp, a README...), not imported: their paths, the first 100.",
+    )
+    ignored_total: int = Field(default=0, description="How many such files there were.")

@@ -55,6 +55,10 @@ class ImportReport:
     dataset: Dataset
     skipped: list[SkippedItem] = field(default_factory=list)
     skipped_total: int = 0
+    # Files of a folder or archive that are not images the hub reads (the first
+    # MAX_SKIPPED_LISTED paths): imported nothing from, said by name.
+    ignored: list[str] = field(default_factory=list)
+    ignored_total: int = 0
 
 
 Source = Path | IO[bytes]
@@ -282,6 +286,11 @@ def _import_items(
                 reason = "the source holds no images"
                 if report.skipped_total:
                     reason += f"; all {report.skipped_total} lines were bad"
+                if report.ignored_total:
+                    reason += (
+                        f"; {report.ignored_total} files are not .jpg, .jpeg or .png "
+                        f"(e.g. {report.ignored[0]})"
+                    )
                 raise InvalidInput(reason)
             dataset.images, dataset.labels = images, labels
             rows.seek(0)
@@ -319,6 +328,11 @@ def _store_items(
             report.skipped.append(SkippedItem(item.line, item.where, reason))
 
     for item in items:
+        if item.ignored is not None:
+            report.ignored_total += 1
+            if len(report.ignored) < MAX_SKIPPED_LISTED:
+                report.ignored.append(item.ignored)
+            continue
         if item.record is None:
             bad(item, item.problem or "unreadable")
             continue

@@ -2,8 +2,10 @@
 
 Everything the hub sends to a team's endpoint (runs, relay, check, ping) goes through
 `HttpClient.fetch`, so the rules of SPEC §9 live here once, whichever library moves the
-bytes (`RECOGHUB_HTTP_CLIENT`: `aiohttp`, or `pyreqwest`, Rust's reqwest running on its
-own thread outside the GIL, in `gateway.dispatch.reqwest_client`):
+bytes (`RECOGHUB_HTTP_CLIENT`: HTTP done in Rust on threads of its own outside the GIL,
+`wreq` (the default) in `gateway.dispatch.wreq_client` or `pyreqwest` in
+`gateway.dispatch.reqwest_client`, both keeping the address policy by resolving and
+pinning, `gateway.dispatch.pinning`; or `aiohttp` on the event loop, here):
 
 - a connection is only ever opened to an address the endpoint policy allows, whether it
   came from the URL or from DNS, so a DNS answer that moves a name inside the organizer's
@@ -21,8 +23,6 @@ happened. The three last are `OSError`s, the dispatcher's `connect_error`.
 
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Protocol
 
 import aiohttp
 from aiohappyeyeballs import AddrInfoType, SocketFactoryType
@@ -30,46 +30,27 @@ from yarl import URL
 
 from gateway.config import Settings
 from gateway.dispatch.policy import AddressNotAllowed, EndpointPolicy, endpoint_policy
+from gateway.dispatch.transport import (
+    DNS_TTL_S,
+    KEEPALIVE_S,
+    READ_CHUNK,
+    HttpClient,
+    Reply,
+    SendFailed,
+)
 from gateway.errors import RecognizerTooLarge
 
-READ_CHUNK = 16384
-# How long a DNS answer is used before the name is resolved (and checked) again.
-DNS_TTL_S = 300.0
-KEEPALIVE_S = 30.0
-
-
-class SendFailed(OSError):
-    """The request was not answered: refused, reset, DNS, TLS, or a body cut short."""
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """An answer: a 200's whole body, or the first `preview` bytes of another's."""
-
-    status: int
-    body: bytes
-
-
-class HttpClient(Protocol):
-    async def fetch(
-        self,
-        method: str,
-        url: URL | str,
-        *,
-        body: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeout_s: float,
-        limit: int,
-        preview: int,
-    ) -> Reply:
-        """Send one request and read its answer within the bounds above."""
-        ...
-
-    async def close(self) -> None: ...
+# The interface lives in `transport` so that the transports need not import this module.
+__all__ = ["AiohttpClient", "HttpClient", "Reply", "SendFailed", "make_client_session"]
 
 
 def make_client_session(settings: Settings) -> HttpClient:
     """The client for all dispatch (runs, relay, check); create once, close once."""
+    # The Rust transports are imported only when chosen (pyreqwest is an optional extra).
+    if settings.http_client == "wreq":
+        from gateway.dispatch.wreq_client import WreqClient
+
+        return WreqClient(settings)
     if settings.http_client == "pyreqwest":
         from gateway.dispatch.reqwest_client import PyreqwestClient
 

@@ -167,6 +167,15 @@ class _JsonAdapter(Adapter):
     def _ranked(self, tags: list[Tag]) -> list[Tag]:
         return rank(tags)[: self.options.top_k]
 
+    def _ranked_scores(self, tags: list[Tag]) -> list[Tag]:
+        """The top_k of a score per class (a probability vector, TorchServe's object).
+
+        Only classes scored above 0 are predictions: a k-NN or a softmax that underflows
+        answers 0 for most classes, and those zeros, ranked in label order, would fill
+        the top-k with arbitrary places that earn top-5 credit (SPEC §11).
+        """
+        return self._ranked([tag for tag in tags if tag.score > 0])
+
 
 class OipV2Adapter(_JsonAdapter):
     """KServe's Open Inference Protocol v2 (KServe, Triton, MLServer)."""
@@ -286,6 +295,7 @@ class OipV2Adapter(_JsonAdapter):
             if not label:
                 label = labels[index] if labels and index < len(labels) else str(index)
             tags.append(Tag(label, score))
+        # Triton's classification may rank logits, negative as well: every entry stays.
         return self._ranked(tags)
 
     def _result_string(self, name: str, data: list[Any]) -> list[Tag]:
@@ -316,7 +326,7 @@ class OipV2Adapter(_JsonAdapter):
                     f'output "{name}" value {position} {_shown_value(value)} is not a finite number'
                 )
             tags.append(Tag(label, score))
-        return self._ranked(tags)
+        return self._ranked_scores(tags)
 
 
 class TorchServeAdapter(_JsonAdapter):
@@ -365,7 +375,7 @@ class TorchServeAdapter(_JsonAdapter):
                 if not label.strip():
                     raise RecognizerBadFormat("the answer has an empty label")
                 tags.append(Tag(label.strip(), score))
-        return self._ranked(tags)
+        return self._ranked_scores(tags)
 
 
 RECOGHUB = Adapter()

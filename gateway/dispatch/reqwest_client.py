@@ -5,17 +5,9 @@ rule of SPEC §9 that `gateway.dispatch.client` states holds here too; see
 `PyreqwestClient` for how the endpoint policy reaches the address actually connected to.
 """
 
-import asyncio
-import ipaddress
-import os
-import re
-import socket
-import ssl
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 import pyreqwest.client
 import pyreqwest.exceptions
@@ -24,8 +16,9 @@ import pyreqwest.response
 from yarl import URL
 
 from gateway.config import Settings
-from gateway.dispatch.client import DNS_TTL_S, KEEPALIVE_S, READ_CHUNK, Reply, SendFailed
-from gateway.dispatch.policy import AddressNotAllowed, endpoint_policy
+from gateway.dispatch.pinning import PinnedClients, name_to_resolve
+from gateway.dispatch.policy import endpoint_policy
+from gateway.dispatch.transport import KEEPALIVE_S, READ_CHUNK, Reply, SendFailed, system_roots
 from gateway.errors import RecognizerTooLarge
 
 
@@ -38,33 +31,17 @@ class _Destination:
     name: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class _Pin:
-    """A client whose only address for a name is `address`, allowed by the policy when
-    the name was resolved; `refused` once a connection to it was refused."""
-
-    client: pyreqwest.client.Client
-    address: str
-    expires: float
-    refused: bool = False
-
-
 class PyreqwestClient:
     """pyreqwest: the HTTP work runs in Rust on its own thread, off the event loop.
 
-    reqwest offers no hook between resolving a name and connecting, only fixed
-    name-to-address overrides given when a client is built. So the hub resolves each
-    name itself, checks the answer against the policy, and sends to that name through a
-    client of its own whose override pins one checked address: reqwest never asks DNS
-    for it. The name is the host as reqwest itself parses the URL, so the two cannot
-    differ (its URL parser turns `0x7f.1` into 127.0.0.1, a literal it would not
-    resolve). A literal address is checked as it is. Names are resolved again after
-    `DNS_TTL_S`, and at once after a refused connection, which moves the pin to the
-    name's next allowed address (where aiohttp would try them all in one attempt).
+    reqwest offers no hook between resolving a name and connecting, so the endpoint
+    policy is kept by resolving and pinning (`gateway.dispatch.pinning`). The name is the
+    host as reqwest itself parses the URL, so the two cannot differ (its URL parser turns
+    `0x7f.1` into 127.0.0.1, a literal it would not resolve).
 
     Not the default: cancelling a request (a run's deadline, shutdown) does not abort it
     in pyreqwest 0.15.1; it runs on until its own timeout with nobody reading the answer,
-    where aiohttp drops the connection at once.
+    where aiohttp and wreq drop the connection at once.
 
     rustls trusts its own bundled roots; the system's CA file (`SSL_CERT_FILE`, or
     OpenSSL's default, where an organizer adds a lab CA) is added to them as for aiohttp.
@@ -73,10 +50,9 @@ class PyreqwestClient:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._policy = endpoint_policy(settings.endpoint_allow)
-        self._roots = _system_roots()
+        self._roots = system_roots()
         self._literal = self._build()
-        self._pins: dict[str, _Pin] = {}
-        self._resolving: dict[str, asyncio.Lock] = {}
+        self._pins = PinnedClients(policy=self._policy, build=self._build, close=_close)
         self._destinations: dict[URL | str, _Destination] = {}
         self._timeouts: dict[float, timedelta] = {}
 
@@ -112,62 +88,11 @@ class PyreqwestClient:
                 parsed = pyreqwest.http.Url(str(url))
             except ValueError as exc:
                 raise SendFailed(f"not a URL: {exc}") from None
-            host = parsed.host_str or ""
-            try:
-                literal = ipaddress.ip_address(host.strip("[]"))
-            except ValueError:
-                destination = _Destination(parsed, host)
-            else:
-                if not self._policy.allows(str(literal)):
-                    raise AddressNotAllowed(str(literal))
-                destination = _Destination(parsed, None)
+            destination = _Destination(parsed, name_to_resolve(parsed.host_str or "", self._policy))
             if len(self._destinations) > 4096:
                 self._destinations.clear()
             self._destinations[url] = destination
         return destination
-
-    async def _client(self, name: str) -> pyreqwest.client.Client:
-        pin = self._pins.get(name)
-        if pin is not None and pin.expires > time.monotonic():
-            return pin.client
-        async with self._resolving.setdefault(name, asyncio.Lock()):
-            pin = self._pins.get(name)
-            if pin is not None and pin.expires > time.monotonic():
-                return pin.client  # resolved while this request waited
-            allowed = await self._allowed_addresses(name)
-            address = allowed[0]
-            if pin is not None and pin.address in allowed:
-                position = allowed.index(pin.address) + pin.refused
-                address = allowed[position % len(allowed)]
-            expires = time.monotonic() + DNS_TTL_S
-            if pin is not None and pin.address == address:
-                pin = _Pin(pin.client, address, expires)
-            else:
-                # A client that moved is dropped; requests still using it finish first.
-                client = await asyncio.to_thread(self._build, name, address)
-                pin = _Pin(client, address, expires)
-            self._pins[name] = pin
-            return pin.client
-
-    async def _allowed_addresses(self, name: str) -> list[str]:
-        """The addresses `name` resolves to that the policy allows, in the resolver's order;
-        AddressNotAllowed when there are none, SendFailed when it does not resolve."""
-        try:
-            answers = await asyncio.get_running_loop().getaddrinfo(
-                name, None, type=socket.SOCK_STREAM, flags=socket.AI_ADDRCONFIG
-            )
-        except OSError as exc:
-            raise SendFailed(f"cannot resolve {name}: {exc}") from None
-        addresses = list(dict.fromkeys(str(answer[4][0]) for answer in answers))
-        allowed = [address for address in addresses if self._policy.allows(address)]
-        if not allowed:
-            raise AddressNotAllowed(addresses[0] if addresses else name)
-        return allowed
-
-    def _refused(self, name: str, client: pyreqwest.client.Client) -> None:
-        pin = self._pins.get(name)
-        if pin is not None and pin.client is client:
-            self._pins[name] = _Pin(client, pin.address, 0.0, refused=True)
 
     async def fetch(
         self,
@@ -181,7 +106,9 @@ class PyreqwestClient:
         preview: int,
     ) -> Reply:
         destination = self._destination(url)
-        client = self._literal if destination.name is None else await self._client(destination.name)
+        client = (
+            self._literal if destination.name is None else await self._pins.client(destination.name)
+        )
         timeout = self._timeouts.get(timeout_s)
         if timeout is None:
             timeout = self._timeouts[timeout_s] = timedelta(seconds=timeout_s)
@@ -208,16 +135,18 @@ class PyreqwestClient:
             raise TimeoutError from None
         except pyreqwest.exceptions.ConnectError as exc:
             if destination.name is not None:
-                self._refused(destination.name, client)
+                self._pins.refused(destination.name, client)
             raise SendFailed(_pyreqwest_describe(exc)) from None
         except pyreqwest.exceptions.PyreqwestError as exc:
             raise SendFailed(_pyreqwest_describe(exc)) from None
 
     async def close(self) -> None:
-        for pin in self._pins.values():
-            await pin.client.close()
-        self._pins.clear()
+        await self._pins.close()
         await self._literal.close()
+
+
+async def _close(client: pyreqwest.client.Client) -> None:
+    await client.close()
 
 
 async def _pyreqwest_read(
@@ -241,19 +170,6 @@ async def _pyreqwest_read(
                 return b"".join(chunks)
             raise RecognizerTooLarge(f"answer is over the {limit}-byte limit")
         chunks.append(data)
-
-
-def _system_roots() -> tuple[bytes, ...]:
-    """The PEM certificates of the system's CA file, as OpenSSL (and so aiohttp) finds it."""
-    paths = ssl.get_default_verify_paths()
-    cafile = os.environ.get(paths.openssl_cafile_env) or paths.cafile
-    try:
-        text = Path(cafile).read_bytes() if cafile else b""
-    except OSError:
-        return ()
-    return tuple(
-        re.findall(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", text, re.S)
-    )
 
 
 def _pyreqwest_describe(exc: pyreqwest.exceptions.PyreqwestError) -> str:

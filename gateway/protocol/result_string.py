@@ -35,6 +35,16 @@ def tag_key(tag: str) -> str:
     return tag.strip().casefold()
 
 
+def parse_score(text: str) -> float | None:
+    """A score as the grammar writes it (a finite decimal float, white space trimmed), or
+    None. Prediction files with a score column (SPEC §13) read their scores with it."""
+    text = text.strip()
+    if not _score_matches(text):
+        return None
+    score = float(text)
+    return score if _isfinite(score) else None
+
+
 class Tag(NamedTuple):
     """One ranked answer entry. A tuple, so that parsing thousands a second stays cheap."""
 

@@ -56,6 +56,28 @@ def get_provider(guid: str, session: SessionDep, principal: CallerDep) -> Provid
     return ProviderRead.of(provider)
 
 
+@providers_router.post("/{guid}/rotate-key", responses=errors(401, 403, 404))
+def rotate_provider_key(
+    guid: str, session: SessionDep, _admin: AdminDep, state: HubStateDep
+) -> ProviderReadWithKey:
+    """Issue the team a new API key (shown only now); the old key stops working at once."""
+    provider = registry.get_provider(session, guid=guid)
+    api_key = registry.rotate_api_key(session, provider=provider)
+    forget_targets(state)  # relays cached under the old key's digest
+    return ProviderReadWithKey.of(provider, api_key=api_key)
+
+
+@providers_router.delete("/{guid}", status_code=204, responses=errors(401, 403, 404, 409))
+def delete_provider(
+    guid: str, session: SessionDep, _admin: AdminDep, state: HubStateDep
+) -> Response:
+    """Remove a team with its services; 409 when a run holds results of one of them."""
+    provider = registry.get_provider(session, guid=guid)
+    registry.delete_provider(session, provider=provider)
+    forget_targets(state)
+    return Response(status_code=204)
+
+
 @services_router.post("", status_code=201, responses=errors(400, 401, 403, 404, 409, 413, 422))
 def create_service(
     data: ServiceCreate, session: SessionDep, principal: CallerDep, state: HubStateDep
@@ -85,8 +107,14 @@ def list_services(
 
 
 @services_router.get("/{guid}", responses=errors(401, 403, 404))
-def get_service(guid: str, session: SessionDep, principal: CallerDep) -> ServiceRead:
-    return ServiceRead.of(registry.get_service_for(session, principal=principal, guid=guid))
+def get_service(
+    guid: str, session: SessionDep, principal: CallerDep, state: HubStateDep
+) -> ServiceRead:
+    """One service, with the recognizers connected out to this hub process."""
+    service = registry.get_service_for(session, principal=principal, guid=guid)
+    read = ServiceRead.of(service)
+    read.connected = list(state.dispatcher.connections.instances(service.guid))
+    return read
 
 
 @services_router.patch(

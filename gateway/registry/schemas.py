@@ -303,9 +303,14 @@ class ServiceRead(BaseModel):
     enabled: bool
     max_concurrency: int
     created_at: UtcDateTime
+    connected: list[str] | None = Field(
+        default=None,
+        description="GET of one service only: the recognizers connected out to the hub "
+        "process that answered (SPEC §10), by instance name; [] for none; null in lists.",
+    )
 
     @classmethod
-    def of(cls, service: Service, **extra: object) -> Self:
+    def of(cls, service: Service, **extra: Any) -> Self:
         return cls(
             guid=service.guid,
             provider_guid=service.provider.guid,

@@ -7,6 +7,7 @@ commonest mistake teams made with the original hub.
 Functions that change the registry commit; look-ups leave the transaction to the caller.
 """
 
+import ipaddress
 import secrets
 import uuid
 from collections.abc import Sequence
@@ -142,6 +143,33 @@ def create_provider(session: Session, *, data: ProviderCreate) -> tuple[Provider
     session.add(provider)
     _commit_new(session, guid)
     return provider, api_key
+
+
+def rotate_api_key(session: Session, *, provider: Provider) -> str:
+    """Give `provider` a new API key; the old one stops working at once. Returns the new
+    key (stored only as its hash). Commits."""
+    api_key = new_api_key()
+    provider.api_key_hash = hash_token(api_key)
+    session.commit()
+    return api_key
+
+
+def delete_provider(session: Session, *, provider: Provider) -> None:
+    """Remove a provider with its services and their instances.
+
+    Raises Conflict when runs hold results of one of its services: they keep their
+    place on leaderboards; disable its services instead.
+    """
+    guid, name = provider.guid, provider.name
+    session.delete(provider)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(
+            f"provider {guid} ({name}) has services that took part in runs whose results "
+            'refer to them; disable its services instead (PATCH {"enabled": false})'
+        ) from None
 
 
 # Services
@@ -327,9 +355,18 @@ def check_endpoint_addresses(endpoints: list[str], *, policy: EndpointPolicy) ->
         if reason is not None:
             raise InvalidInput(
                 f"endpoint {endpoint!r} names {reason} ({host}); the hub sends only to "
-                f"public addresses unless the organizer allows the network in {SETTING}",
+                f"public addresses unless the organizer allows the network in {SETTING} "
+                f"and restarts `recoghub serve`, e.g. {SETTING}={_example_network(host)}",
                 code="endpoint_not_allowed",
             )
+
+
+def _example_network(host: str) -> str:
+    """A value of the setting that would allow `host`: loopback whole, else the host."""
+    address = ipaddress.ip_address(host)
+    if address.is_loopback:
+        return "127.0.0.0/8,::1/128"
+    return f"{address}/{address.max_prefixlen}"
 
 
 def service_target(service: Service) -> Target:

@@ -21,6 +21,7 @@ from gateway import rate_limit
 from gateway.deps import bearer_token
 from gateway.error_responses import hub_error_response
 from gateway.errors import HubError, InvalidInput, PayloadTooLarge, Unauthorized
+from gateway.images import too_large_text
 from gateway.openapi import errors
 from gateway.relay import service as relay
 from gateway.relay.schemas import CheckRead, RecognizeRead
@@ -62,7 +63,7 @@ def _refuse_declared_size(request: Request, max_bytes: int) -> int | None:
     except ValueError:
         raise InvalidInput(f"Content-Length {declared!r} is not a number") from None
     if length > max_bytes:
-        raise PayloadTooLarge(f"image is {length} bytes, over the {max_bytes}-byte limit")
+        raise PayloadTooLarge(too_large_text(length, max_bytes))
     return length
 
 
@@ -76,7 +77,7 @@ async def _read_body(request: Request, *, declared: int | None, max_bytes: int) 
     async for chunk in request.stream():
         size += len(chunk)
         if size > max_bytes:
-            raise PayloadTooLarge(f"image is over the {max_bytes}-byte limit")
+            raise PayloadTooLarge(too_large_text(None, max_bytes))
         chunks.append(chunk)
     return b"".join(chunks)
 

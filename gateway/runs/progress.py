@@ -237,7 +237,7 @@ def leaderboard(
                 "resent": m.resent,
             }
         )
-    return rank_rows(rows, metric=run.metric)
+    return rank_rows(rows, metric=run.metric, uncertainty_ms=run.timing_uncertainty_ms)
 
 
 def iter_results(

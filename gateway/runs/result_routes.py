@@ -128,8 +128,6 @@ def get_leaderboard(
     rows = service.leaderboard(session, run_id=run_id, provider_guid=only)
     if only is not None and not rows:
         raise _not_in_dryrun(run)
-    for row in rows:  # the same for every row: the run's (see gateway.runs.engine.timing)
-        row["timing_uncertainty_ms"] = run.timing_uncertainty_ms
     if fmt == "csv":
         text = csv_text(LEADERBOARD_COLUMNS, [leaderboard_csv_row(r) for r in rows])
         filename = f"run-{run_id}-leaderboard.csv"
@@ -156,7 +154,8 @@ def _check_team_dryrun(run: Run) -> None:
     if run.phase != Phase.DRYRUN:
         raise Forbidden(
             f"run {run.id} is an evaluation: its results stay hidden (hidden test set); "
-            "only dry-run results can be downloaded"
+            "only dry-run results can be downloaded",
+            code="hidden_results",
         )
 
 

@@ -187,7 +187,7 @@ def resume_run(run_id: RowIdPath, session: SessionDep, principal: AdminDep) -> R
     return run_read(session, run_id, principal)
 
 
-@router.post("/{run_id}/publish", responses=errors(400, 401, 403, 404, 413, 422))
+@router.post("/{run_id}/publish", responses=errors(400, 401, 403, 404, 409, 413, 422))
 def publish_run(
     run_id: RowIdPath, session: SessionDep, principal: AdminDep, body: PublishUpdate | None = None
 ) -> RunRead:

@@ -141,7 +141,15 @@ class LeaderboardRow(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    rank: int
+    rank: int = Field(
+        description="1-based; rows of equal `ranked_by` whose p50 latencies are within the "
+        "run's timing uncertainty share a rank (1, 1, 3)."
+    )
+    ranked_by: str = Field(description="The run's primary metric, the field ranked on.")
+    tie_breaker: Literal["latency_p50"] = Field(
+        description="What orders rows of equal `ranked_by`: the lower p50 latency, only "
+        "when the p50s differ by more than `timing_uncertainty_ms` (else a shared rank)."
+    )
     provider_guid: str
     provider_name: str
     service_guid: str
@@ -162,7 +170,9 @@ class LeaderboardRow(BaseModel):
     outcomes: dict[str, int]
     images_per_s: float | None
     timing_uncertainty_ms: float | None = Field(
-        default=None, description="The run's timing uncertainty (see RunRead), ms."
+        default=None,
+        description="The run's timing uncertainty (see RunRead), ms; null: not recorded, "
+        "and latency breaks no tie.",
     )
     resent: int = Field(
         default=0,
@@ -242,6 +252,9 @@ RUN_RESULT_COLUMNS: tuple[str, ...] = (
 # The leaderboard as CSV: nested figures flattened, one column per outcome.
 LEADERBOARD_COLUMNS: tuple[str, ...] = (
     "rank",
+    "ranked_by",
+    "tie_breaker",
+    "timing_uncertainty_ms",
     "provider_guid",
     "provider_name",
     "service_guid",

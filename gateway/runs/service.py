@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, selectinload
 from gateway.config import Settings
 from gateway.datasets.models import Dataset, DatasetImage
 from gateway.db import utcnow
-from gateway.errors import InvalidInput, NotFound
+from gateway.errors import Conflict, InvalidInput, NotFound
 from gateway.registry.models import Service
 from gateway.registry.service import get_service
 from gateway.runs import lifecycle, live_scores
@@ -336,8 +336,16 @@ def resume_run(session: Session, *, run_id: int) -> Run:
 
 
 def set_published(session: Session, *, run_id: int, published: bool) -> Run:
-    """Show (or hide) the run's leaderboard to providers. Commits. Raises NotFound."""
+    """Show (or hide) the run's leaderboard to providers. Commits. Raises NotFound, and
+    Conflict for a dry run: each team sees its own rows of a dry run's board already and
+    never another team's, so publishing one would change nothing a team sees."""
     run = get_run(session, run_id=run_id)
+    if run.phase == Phase.DRYRUN:
+        raise Conflict(
+            f"run {run_id} is a dry run: each team already sees its own row of its "
+            "leaderboard, and never another team's; publishing changes nothing for teams "
+            "(only evaluations are published)"
+        )
     run.published = published
     session.commit()
     return run

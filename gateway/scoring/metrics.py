@@ -38,6 +38,8 @@ PERCENTILES: tuple[tuple[str, int], ...] = (("p50", 50), ("p90", 90), ("p99", 99
 LATENCY_FIELDS: tuple[str, ...] = ("p50", "p90", "p99", "max", "mean")
 # How many floats are sorted at once into one run; bounds the transient Python objects.
 DEFAULT_SORT_RUN_SIZE = 32_768
+# The precisions of the leaderboard's coverage fields, coverage_at_95 and coverage_at_99.
+COVERAGE_TARGETS = (Fraction(95, 100), Fraction(99, 100))
 
 
 # The form tags are compared in; the one definition is the protocol's.
@@ -210,9 +212,7 @@ class ServiceScorer:
             raise ValueError(f"elapsed_s must not be negative, got {elapsed_s}")
         n = self._with_truth
         top1_flags = _merge_flags(self._top1_right.descending(), self._top1_wrong.descending())
-        at_95, at_99 = _coverages(
-            top1_flags, n_images=n, targets=(Fraction(95, 100), Fraction(99, 100))
-        )
+        at_95, at_99 = _coverages(top1_flags, n_images=n, targets=COVERAGE_TARGETS)
         pair_flags = _merge_flags(self._pairs_right.descending(), self._pairs_wrong.descending())
         latencies = self._latencies
         return {
@@ -276,6 +276,22 @@ def _merge_flags(right: Iterator[float], wrong: Iterator[float]) -> Iterator[boo
         else:
             yield True
             r = next(right, None)
+
+
+def coverages_of_ranked(
+    flags: Iterable[bool], *, n_images: int, targets: Sequence[Fraction]
+) -> list[float | None]:
+    """Coverage at each precision target from the top-1 correctness flags already in
+    ranked order (score descending, incorrect before correct on ties): the definition
+    `ServiceScorer` and `gateway.scoring.arrays` both use."""
+    return _coverages(iter(flags), n_images=n_images, targets=targets)
+
+
+def micro_ap_of_ranked(flags: Iterable[bool], *, n_true: int) -> float | None:
+    """µAP from the pairs' correctness flags already in ranked order: the definition
+    `ServiceScorer` and `gateway.scoring.arrays` both use. Raises ValueError as
+    `micro_average_precision`."""
+    return _micro_ap(iter(flags), n_true=n_true)
 
 
 def _coverages(

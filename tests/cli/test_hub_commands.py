@@ -118,6 +118,12 @@ def test_demo_finishes_with_a_leaderboard(tmp_path: Path) -> None:
     assert "leaderboard" in done.stdout
     # One team is behind a firewall: its recognizer connected out and was ranked too.
     assert "opened no port: it connected out to the hub" in done.stdout
+    # It says four recognizers, as it runs four, and what the board's figures mean.
+    said = " ".join(done.stdout.split())
+    assert "; 4 recognizers: 3 at http://127.0.0.1:" in said, said
+    assert "and 1 that connects out to the hub" in said
+    assert "ranked by top-5; an equal top-5 is" in said
+    assert "a p50 smaller than that is still measured, but two p50s closer than that" in said
     assert "Firewalled" in done.stdout.split("leaderboard", 1)[1]
     assert re.search(r"latencies are exact to about \d+\.\d ms", done.stdout), done.stdout
     # Its temporary folder was in the temporary directory it was given, and is gone.

@@ -65,8 +65,15 @@ def test_start_watch_leaderboard_and_results(
         assert code == 0 and "alpha" in out
         expected = row["timing_uncertainty_ms"]
         assert f"latencies are exact to about {expected:.1f} ms" in " ".join(out.split())
+        assert (
+            f"ranked by top-5; an equal top-5 is ordered by p50 latency only where the p50s "
+            f"differ by more than {expected:.1f} ms (the timing uncertainty)"
+        ) in " ".join(out.split()), out
+        assert (row["ranked_by"], row["tie_breaker"]) == ("top5", "latency_p50")
         (exported_row,) = csv.DictReader(io.StringIO(exported.read_text(encoding="utf-8")))
         assert exported_row["rank"] == "1" and float(exported_row["top5"]) == 0.75
+        assert (exported_row["ranked_by"], exported_row["tie_breaker"]) == ("top5", "latency_p50")
+        assert float(exported_row["timing_uncertainty_ms"]) == expected
 
         jsonl, table = tmp_path / "r.jsonl", tmp_path / "r.csv"
         base = ["results", str(run_id), "--service", team.service_guid]

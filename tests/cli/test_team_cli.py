@@ -210,6 +210,19 @@ def test_check_shows_each_instance(sqlite_hub: LiveServer, up: LiveServer) -> No
     assert document["instances"][0]["instance"] == up.url
 
 
+def test_check_prints_scores_and_latencies_rounded(sqlite_hub: LiveServer) -> None:
+    with recognizer(answer="cat:0.918273645546372819;dog:0.1") as precise:
+        team = team_on(sqlite_hub, [precise.url])
+        code, output = cli(
+            "check", "--hub", sqlite_hub.url, "--service", team.service_guid, "--key", team.api_key
+        )
+    assert code == 0, output
+    assert "cat 0.918, dog 0.100" in " ".join(output.split()), output
+    assert "0.91827" not in output
+    assert re.search(r"\b\d+\.\d ms\b", output), output  # ping and probe: one decimal
+    assert not re.search(r"\d+\.\d{2,} ms", output), output
+
+
 def test_check_with_a_down_instance_names_it(
     sqlite_hub: LiveServer, up: LiveServer, refused_url: Callable[[], str]
 ) -> None:
@@ -264,6 +277,21 @@ def test_recog_one_file_shows_its_tags(sqlite_hub: LiveServer, up: LiveServer, i
     [line] = lines(output)
     assert line.startswith(str(image))
     assert "cat 0.900, dog 0.100" in line and " ms" in line
+
+
+def test_recog_needs_no_provider_the_key_names_it(
+    sqlite_hub: LiveServer, up: LiveServer, image: Path
+) -> None:
+    team = team_on(sqlite_hub, [up.url])
+    base = ("recog", "--hub", sqlite_hub.url, "--service", team.service_guid)
+    code, output = cli(*base, "--key", team.api_key, str(image))
+    assert code == 0, output
+    assert "cat 0.900, dog 0.100" in output
+    # A wrong key is still named before any image is sent.
+    code, output = cli(*base, "--key", "rk_" + "0" * 40, str(image))
+    assert code == 1, output
+    [line] = lines(output)
+    assert "key" in line.lower() and "cat 0.900" not in line, line
 
 
 def test_recog_of_a_directory_sums_up(

@@ -45,6 +45,10 @@ def test_a_team_runs_and_reads_its_own_dry_runs(
 
         code, output = as_team(sqlite_hub, alpha, "leaderboard", run_id)
         assert code == 0 and "50.0%" in output and "75.0%" in output
+        # The board names its ranking metric and its tie-breaker.
+        assert "ranked by top-5; an equal top-5 is ordered by p50 latency" in " ".join(
+            output.split()
+        ), output
         csv_file, jsonl_file = tmp_path / "r.csv", tmp_path / "r.jsonl"
         code, output = as_team(sqlite_hub, alpha, "results", run_id, "-o", str(csv_file))
         assert code == 0, output
@@ -141,3 +145,42 @@ def test_recog_labels_prints_top1_and_top5(sqlite_hub: LiveServer, tmp_path: Pat
         assert (accuracy["top1"], accuracy["top5"], accuracy["images"]) == (0.5, 0.75, 4)
         code, output = recog(sqlite_hub, team, root / "cat" / "0.png", extra=("--labels",))
         assert code == 1 and "DIR/<label>/<image>" in output
+
+
+def test_results_of_an_evaluation_the_team_takes_part_in_say_why_not(
+    sqlite_hub: LiveServer, sqlite_url: str, tmp_path: Path
+) -> None:
+    pets = seed_dataset(sqlite_url, tmp_path / "data", LABELS, name="pets")
+    with httpx.Client(base_url=sqlite_hub.url, headers=admin_headers(), timeout=30) as c:
+        alpha = register_team(c, ["http://127.0.0.1:9"], name="alpha")
+        r = c.post(
+            "/api/v1/runs",
+            json={"dataset": pets, "phase": "evaluation", "services": [alpha.service_guid]},
+        )
+        assert r.status_code == 201, r.text
+        run_id = str(r.json()["id"])
+
+    code, output = as_team(sqlite_hub, alpha, "results", run_id)
+    assert code == 1, output
+    said = " ".join(output.split())
+    assert "is an evaluation: its results stay hidden" in said, said
+    # Not "use the key of the provider that owns the service": it is the team's own.
+    assert "owns the service" not in said
+    assert "start a dry run (`recoghub-cli dryrun`)" in said
+
+
+def test_a_team_dry_run_takes_the_metric_the_readme_offers(
+    sqlite_hub: LiveServer, sqlite_url: str, tmp_path: Path
+) -> None:
+    pets = seed_dataset(sqlite_url, tmp_path / "data", LABELS, name="pets")
+    with httpx.Client(base_url=sqlite_hub.url, headers=admin_headers(), timeout=30) as c:
+        alpha = register_team(c, ["http://127.0.0.1:9"], name="alpha")
+        c.patch(f"/api/v1/datasets/{pets}", json={"open_to_teams": True})
+
+    code, output = as_team(sqlite_hub, alpha, "dryrun", "--dataset", "pets", "--metric", "top1")
+    assert code == 0, output
+    code, output = as_team(sqlite_hub, alpha, "runs", "--json")
+    [run] = json.loads(output)["runs"]
+    assert run["metric"] == "top1"
+    code, output = as_team(sqlite_hub, alpha, "dryrun", "--dataset", "pets", "--metric", "top3")
+    assert code == 2 and "top5" in output and "micro_ap" in output

@@ -107,3 +107,32 @@ def test_rename_open_close_and_delete(run: Invoke, tmp_path: Path) -> None:
     assert run("delete", "cats", "--yes").exit_code == 1  # no dataset named cats any more
     assert run("delete", "dogs-dev").exit_code == 1  # not confirmed (no terminal)
     assert [d["name"] for d in json.loads(run("list", "--json").stdout)] == ["dogs-dev"]
+
+
+def test_a_folder_import_names_the_files_it_did_not_import(run: Invoke, tmp_path: Path) -> None:
+    root = folder_tree(tmp_path / "test", {"cat": 1})
+    (root / "cat" / "a.webp").write_bytes(b"RIFF....WEBP")
+    (root / "cat" / "b.bmp").write_bytes(b"BM")
+    result = run("import", "test", str(root), "--format", "folder")
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "ignored 2 files that are not .jpg, .jpeg or .png: cat/a.webp, cat/b.bmp" in said
+
+    result = run("import", "again", str(root), "--format", "folder", "--json")
+    body = json.loads(result.stdout)
+    assert (body["images"], body["ignored_total"]) == (1, 2)
+    assert body["ignored_files"] == ["cat/a.webp", "cat/b.bmp"]
+    # An upload packs only the images: the CLI says which files stay behind.
+    result = run("import", "sent", str(root), "--format", "folder", "--upload")
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.stderr.split())
+    assert "ignored 2 files that are not .jpg, .jpeg or .png: cat/a.webp, cat/b.bmp" in said
+
+    only_webp = tmp_path / "webp"
+    (only_webp / "cat").mkdir(parents=True)
+    (only_webp / "cat" / "a.webp").write_bytes(b"RIFF....WEBP")
+    result = run("import", "none", str(only_webp), "--format", "folder")
+    assert result.exit_code == 1
+    assert "1 files are not .jpg, .jpeg or .png (e.g. cat/a.webp)" in " ".join(
+        result.stderr.split()
+    )

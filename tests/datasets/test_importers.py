@@ -139,7 +139,10 @@ def test_folder_file_over_the_size_limit_is_a_problem(tmp_path: Path) -> None:
     root = folder_tree(tmp_path / "root", {"cat": 1})
     (root / "cat" / "big.png").write_bytes(b"\0" * 2000)
     [(line, reason)] = problems(folder_records(root, limit=1500))
-    assert reason == "image is 2000 bytes, over the 1500-byte limit"
+    assert reason == (
+        "image is 2.0 kB, over the hub's limit of 1.5 kB "
+        "(RECOGHUB_MAX_IMAGE_BYTES=1500, set by the organizer)"
+    )
 
 
 @pytest.mark.parametrize("archive", ["zip", "tar.gz", "tar"])
@@ -217,3 +220,24 @@ def test_a_truncated_archive_reports_where_it_broke(tmp_path: Path) -> None:
     assert good == ["cat/0.png"]
     assert (first_bad.line, first_bad.where) == (2, "file cat/1.jpg")
     assert "end-of-stream" in (first_bad.problem or "")
+
+
+def test_a_50_mb_image_is_refused_in_mb_naming_the_setting() -> None:
+    from gateway.images import too_large_text
+
+    assert too_large_text(50 * 1024 * 1024, 8 * 1024 * 1024) == (
+        "image is 52.4 MB, over the hub's limit of 8.4 MB "
+        "(RECOGHUB_MAX_IMAGE_BYTES=8388608, set by the organizer)"
+    )
+
+
+def test_files_that_are_not_images_are_reported_by_name_not_dropped(tmp_path: Path) -> None:
+    root = folder_tree(tmp_path / "root", {"cat": 1})
+    (root / "cat" / "a.webp").write_bytes(b"RIFF....WEBP")
+    (root / "cat" / "b.bmp").write_bytes(b"BM")
+    (root / "README.txt").write_text("about")
+    (root / "cat" / ".DS_Store").write_bytes(b"\0")  # hidden: not the dataset's at all
+    items = folder_records(root)
+    assert [i.ignored for i in items if i.ignored] == ["README.txt", "cat/a.webp", "cat/b.bmp"]
+    assert [i.record.key for i in items if i.record] == ["cat/0.png"]
+    assert problems(items) == []

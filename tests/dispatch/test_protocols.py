@@ -187,3 +187,24 @@ def test_health_answers_are_read_in_each_protocols_words() -> None:
     assert torch.ping_problem(ping, 200, b'{"status": "Partial Healthy"}') == (
         'server not healthy: /ping says status "Partial Healthy"'
     )
+
+
+def test_zero_scored_classes_are_not_predictions() -> None:
+    """A k-NN (k = 3) answers 0 for most classes: the zeros are not ranked, so they
+    cannot fill the top-5 in label order and earn credit."""
+    labels = [str(digit) for digit in range(10)]
+    adapter = oip(output_format="probabilities", labels=labels, top_k=5)
+    vector = [0.0] * 10
+    vector[7] = 1.0
+    body = answer({"name": "p", "datatype": "FP32", "shape": [1, 10], "data": [vector]})
+
+    assert adapter.parse_answer(body) == [Tag("7", 1.0)]
+
+    two = [0.0, 0.0, 0.0, 2 / 3, 0.0, 0.0, 0.0, 0.0, 1 / 3, 0.0]
+    body = answer({"name": "p", "datatype": "FP64", "shape": [1, 10], "data": [two]})
+    assert [t.tag for t in adapter.parse_answer(body)] == ["3", "8"]
+    nothing = answer({"name": "p", "datatype": "FP64", "shape": [1, 10], "data": [[0.0] * 10]})
+    assert adapter.parse_answer(nothing) == []
+
+    torchserve = TorchServeAdapter(ProtocolOptions.of({"model": "knn", "top_k": 5}))
+    assert torchserve.parse_answer(b'{"0": 0.0, "1": 0.0, "5": 1.0, "2": 0}') == [Tag("5", 1.0)]

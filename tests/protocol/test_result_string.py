@@ -13,6 +13,7 @@ from gateway.protocol.result_string import (
     Tag,
     format_result,
     parse_result,
+    parse_score,
     rank,
     tag_key,
 )
@@ -408,3 +409,26 @@ def test_invalid_utf8_shows_the_bytes_from_the_first_bad_one() -> None:
 
 def test_format_result_writes_tag_objects_and_pairs_alike() -> None:
     assert format_result([Tag("cat", 0.5), ("dog", 1)]) == "cat:0.5;dog:1.0"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (" 0.5 ", 0.5),
+        ("1e-3", 1e-3),
+        ("-2", -2.0),
+        (".5", 0.5),
+        ("nan", None),
+        ("inf", None),
+        ("1e999", None),
+        ("0,5", None),
+        ("", None),
+        ("١", None),
+        ("1_0", None),
+    ],
+)
+def test_parse_score_takes_the_scores_the_grammar_takes(text: str, expected: float | None) -> None:
+    assert parse_score(text) == expected
+    if expected is None:  # the grammar refuses the same text in a result string
+        with pytest.raises(ResultStringError):
+            parse_result(f"cat:{text}")

@@ -110,3 +110,20 @@ def test_a_busy_port_is_reported_without_a_traceback() -> None:
     assert result.exit_code == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.output
     assert "Traceback" not in result.output
+
+
+def test_help_at_80_columns_keeps_every_setting_name_whole() -> None:
+    root = Path(__file__).resolve().parents[2]
+    environment = {**os.environ, "COLUMNS": "80", "PYTHONPATH": str(root)}
+    done = subprocess.run(
+        [sys.executable, "-m", "sample_recognizer", "--help"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert all(len(line) <= 80 for line in done.stdout.splitlines()), done.stdout
+    for name in ("RECOGHUB_RECOGNIZER_SECRET", "RECOGHUB_HUB", "RECOGHUB_API_KEY"):
+        assert name in done.stdout, done.stdout
+    assert "…" not in done.stdout

@@ -89,6 +89,17 @@ def test_a_private_address_outside_the_allowed_network_is_still_refused(
     assert r.status_code == 422
     assert r.json()["code"] == "endpoint_not_allowed"
     assert "'http://10.2.0.1:8080' names a private address" in r.json()["detail"]
+    # What to do, whole: the setting, that serve must be restarted, and a value.
+    assert (
+        "unless the organizer allows the network in RECOGHUB_ENDPOINT_ALLOW and restarts "
+        "`recoghub serve`, e.g. RECOGHUB_ENDPOINT_ALLOW=10.2.0.1/32"
+    ) in r.json()["detail"]
+    local = client.patch(
+        f"{SERVICES}/{team.service_guid}",
+        json={"endpoints": ["http://127.0.0.1:8080"]},
+        headers=admin_headers(),
+    )
+    assert "e.g. RECOGHUB_ENDPOINT_ALLOW=127.0.0.0/8,::1/128" in local.json()["detail"]
 
 
 NOT_CANONICAL = [

@@ -239,7 +239,12 @@ def test_an_oversized_upload_is_413(
 
     assert r.status_code == 413
     assert r.json()["code"] == "too_large"
-    assert f"{SMALL_IMAGE_LIMIT}-byte limit" in r.json()["detail"]
+    # In MB, with the setting that sets the limit (not raw byte counts alone).
+    detail = r.json()["detail"]
+    assert f"over the hub's limit of {SMALL_IMAGE_LIMIT / 1e3:.1f} kB" in detail, detail
+    assert f"RECOGHUB_MAX_IMAGE_BYTES={SMALL_IMAGE_LIMIT}" in detail
+    if not chunked:
+        assert f"image is {len(oversized) / 1e3:.1f} kB, over" in detail
 
 
 @pytest.mark.parametrize("content", [b"GIF89a not really", b"", b"\x89PNG\r\n\x1a\ntruncated"])

@@ -151,7 +151,13 @@ def test_cancel_resume_and_publish_follow_the_run_state(
             service.cancel_run(session, run_id=run_id)
         # Never started: it goes back to the queue.
         assert service.resume_run(session, run_id=run_id).state == "queued"
-        assert service.set_published(session, run_id=run_id, published=True).published
+        # A dry run is not published: each team sees its own row already (issue 20).
+        with pytest.raises(Conflict, match="publishing changes nothing for teams"):
+            service.set_published(session, run_id=run_id, published=True)
+        evaluation = service.create_run(
+            session, settings=settings, dataset="dev", phase="evaluation"
+        ).id
+        assert service.set_published(session, run_id=evaluation, published=True).published
         with pytest.raises(NotFound, match="no run 999"):
             service.get_run(session, run_id=999)
         with pytest.raises(NotFound):

@@ -224,6 +224,13 @@ def test_publish_toggles_and_list_shows_runs(
         assert c.get(f"/api/v1/runs/{run['id']}").json()["published"] is True
         assert c.post(path, json={"published": False}).json()["published"] is False
 
-        listed = c.get("/api/v1/runs").json()
+        # A dry run is not published: each team sees its own row already.
+        dry = start_run(c, dataset_id, "dryrun", services=[team.service_guid])
+        refused = c.post(f"/api/v1/runs/{dry['id']}/publish")
+        assert refused.status_code == 409, refused.text
+        assert "publishing changes nothing for teams" in refused.json()["detail"]
+        assert c.get(f"/api/v1/runs/{dry['id']}").json()["published"] is False
+
+        listed = [r for r in c.get("/api/v1/runs").json() if r["id"] != dry["id"]]
         assert [r["id"] for r in listed] == [run["id"]]
         assert listed[0]["services"][0]["service_guid"] == team.service_guid

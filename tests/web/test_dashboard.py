@@ -141,7 +141,14 @@ def test_leaderboard_ranks_teams_by_top1_with_charts(
     uncertainty = board[0]["timing_uncertainty_ms"]
     expect(page.locator("#timing")).to_have_text(
         f"Latencies are exact to about {uncertainty:.1f} ms"
-        " (how late the hub's event loop ran while sending)."
+        " (how late the hub's event loop ran while sending): a p50 smaller than that is"
+        " still measured, but two p50s closer than that are not told apart."
+    )
+    # The ranking metric and the tie-breaker, named.
+    expect(page.locator("#ranking-rule")).to_have_text(
+        f"Ranked by top-1; an equal top-1 is ordered by p50 latency only where the p50s"
+        f" differ by more than {uncertainty:.1f} ms (the timing uncertainty), else the rank"
+        " is shared."
     )
     page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
 
@@ -296,6 +303,28 @@ def test_failures_and_classes_of_a_chosen_service(page: "Page", world: World) ->
     page.locator("#insight-service").select_option(label="Alpha Cats / Alpha Cats-svc")
     expect(page.locator("#failures tbody")).to_have_text("No failures.")
     expect(page.locator('#classes tr[data-label="cat"] td').nth(2)).to_have_text("100.0%")
+
+
+def test_a_team_is_offered_failures_only_where_it_may_see_them(page: "Page", world: World) -> None:
+    from playwright.sync_api import expect
+
+    beta = world.teams["Beta Dogs"]
+    with httpx.Client(base_url=world.url) as client:
+        evaluation = start_run(
+            client, dataset=world.dataset_id, phase="evaluation", services=[beta.service_guid]
+        )
+        wait_until_completed(client, evaluation)
+    # An evaluation: the hub refuses a team its failures, so no button that only errors.
+    sign_in(page, world, beta.api_key, f"#/runs/{evaluation}")
+    expect(page.locator("#insight-hidden")).to_be_visible()
+    expect(page.locator("#insight-hidden")).to_contain_text("stay with the organizer")
+    expect(page.locator("#insight-service")).to_be_hidden()
+    expect(page.locator("#insight").get_by_role("button", name="Show")).to_be_hidden()
+    # Its own dry run: the button is there and works.
+    page.goto(f"{world.url}/#/runs/{world.run_id}")
+    expect(page.locator("#insight-service")).to_be_visible()
+    expect(page.locator("#insight-hidden")).to_be_hidden()
+    expect(page.locator("#failures tbody")).to_have_text("No failures.")
 
 
 def test_a_connected_out_instance_shows_as_such(page: "Page", world: World, tmp_path: Path) -> None:

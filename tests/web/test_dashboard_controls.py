@@ -412,5 +412,7 @@ def test_team_sees_why_an_unpublished_evaluation_is_hidden(page: "Page", world: 
     expect(page.locator("#timeline .note")).to_contain_text("not published yet")
     expect(page.locator("#downloads")).to_contain_text("Results of an evaluation stay")
     expect(page.locator("#downloads button")).to_have_count(0)
-    expect(page.locator("#failures")).to_contain_text("is an evaluation")
+    # No Failures button that could only be refused: a note says why (issue 20).
+    expect(page.locator("#insight-hidden")).to_contain_text("stay with the organizer")
+    expect(page.locator("#insight-service")).to_be_hidden()
     expect(page.locator("#classes tbody tr")).to_have_count(0)

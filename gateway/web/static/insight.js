@@ -4,18 +4,21 @@
 
 import { api } from "./api.js";
 import { button, emptyRow, h, head, pct, td, teamLabel, when } from "./dom.js";
-import { act } from "./page.js";
+import { act, who } from "./page.js";
 
 export function insightCard(runId) {
   const select = h("select", { id: "insight-service", "aria-label": "Service" });
   const failures = h("div", { id: "failures" });
   const classes = h("div", { id: "classes" });
   const show = button("Show", () => load(show));
-  const card = h("section", { class: "card", id: "insight" },
-    h("h2", {}, "Failures and per-class figures"),
-    h("p", { class: "actions" }, h("label", {}, "Service ", select), show),
-    h("h3", {}, "Failures by kind"), failures,
+  const actions = h("p", { class: "actions" }, h("label", {}, "Service ", select), show);
+  const figures = h("div", {}, h("h3", {}, "Failures by kind"), failures,
     h("h3", {}, "Per true label"), classes);
+  const hidden = h("p", { class: "note", id: "insight-hidden" },
+    "An evaluation's failures and per-class figures stay with the organizer (the test set "
+    + "is hidden); a dry run shows your own.");
+  const card = h("section", { class: "card", id: "insight" },
+    h("h2", {}, "Failures and per-class figures"), actions, figures, hidden);
   select.addEventListener("change", () => load(show));
 
   async function load(trigger) {
@@ -36,6 +39,11 @@ export function insightCard(runId) {
 
   /** Offer the run's services (those this person sees); the first is shown at once. */
   function services(run) {
+    // A team's figures exist for its dry runs only: no button that could only fail.
+    const shown = who.admin || run.phase === "dryrun";
+    actions.hidden = figures.hidden = !shown;
+    hidden.hidden = shown;
+    if (!shown) return;
     const before = select.value;
     select.replaceChildren(...run.services.map((s) =>
       h("option", { value: s.service_guid }, teamLabel(s))));

@@ -60,8 +60,11 @@ export function leaderboard(run, rows) {
       "Re-sent: the organizer had those images of the service sent again; their earlier results are kept as history.") : null,
     anyProvisional ? h("p", { class: "note" },
       "Provisional rows may still change: their service has not passed or failed yet.") : null,
+    h("p", { class: "note", id: "ranking-rule" }, rankingRule(rows[0], uncertainty)),
     uncertainty == null ? null : h("p", { class: "note", id: "timing" },
-      `Latencies are exact to about ${ms(uncertainty)} ms (how late the hub's event loop ran while sending).`),
+      `Latencies are exact to about ${ms(uncertainty)} ms (how late the hub's event loop ran `
+      + "while sending): a p50 smaller than that is still measured, but two p50s closer "
+      + "than that are not told apart."),
     h("div", { class: "charts" },
       h("figure", {},
         h("figcaption", {}, `${primary} (primary metric)`),
@@ -77,6 +80,20 @@ export function leaderboard(run, rows) {
     ),
   ];
   return parts.filter(Boolean);
+}
+
+/** The ranking metric and the tie-breaker, as the hub ranked (gateway/scoring/leaderboard.py;
+ * the CLIs print the same sentence from gateway/scoring/display.py). */
+function rankingRule(row, uncertainty) {
+  const metric = (METRIC_LABEL[row.ranked_by] ?? row.ranked_by ?? "").replace(/^Top/, "top")
+    .replace(/^Cov/, "coverage");
+  if (uncertainty == null) {
+    return `Ranked by ${metric}; an equal ${metric} is a shared rank (no timing uncertainty `
+      + "recorded, so latency breaks no tie).";
+  }
+  return `Ranked by ${metric}; an equal ${metric} is ordered by p50 latency only where the `
+    + `p50s differ by more than ${ms(uncertainty)} ms (the timing uncertainty), else the rank `
+    + "is shared.";
 }
 
 /** A horizontal bar chart, one row per team's service (labelled provider / service);
