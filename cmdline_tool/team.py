@@ -217,6 +217,14 @@ def leaderboard(
             note = deadline_note(answer.json()) if answer.status_code == 200 else None
         table = board_table(run_id, rows)
         output.out.print(table)
+        for r in rows:
+            if r.get("resent"):
+                output.out.print(
+                    escape(
+                        f"re-sent: the organizer had {r['resent']} images of "
+                        f"{r['provider_name']} / {r['service_name']} sent again"
+                    )
+                )
         if rows:
             output.out.print(escape(board_notes(rows[0])), highlight=False)
         if note:

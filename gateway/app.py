@@ -80,6 +80,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.embedded_worker
             else None
         )
+
+        async def stop_dispatch() -> None:
+            """Stop the worker: requests in flight finish (briefly), results are written,
+            leases released. `recoghub serve` calls it before closing the dial-out
+            connections, so that its own shutdown costs no team a result."""
+            stop.set()
+            if worker is not None and not worker.done():
+                await asyncio.wait({worker}, timeout=10)
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await worker
+
+        app.state.stop_dispatch = stop_dispatch
         # Teams' webhooks, on a task and an HTTP client of their own (gateway.notify).
         notifier = asyncio.create_task(
             Notifier(engine=engine, settings=settings).run(stop), name="recoghub-notifier"
@@ -92,10 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            stop.set()
-            if worker is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.wait_for(worker, timeout=10)
+            await stop_dispatch()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(notifier, timeout=10)
             await http.close()

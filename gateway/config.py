@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     breaker_probe_s: float = Field(default=1.0, gt=0)
     breaker_probe_max_s: float = Field(default=60.0, gt=0)
     breaker_give_up_s: float = Field(default=600.0, gt=0)
+    # After a dispatching process starts, a dial-out service (no endpoints) gets nothing
+    # sent until a recognizer connects to it, at most this long: its recognizers are in
+    # their reconnect back-off after the hub's own restart, which is no fault of theirs.
+    dialout_grace_s: float = Field(default=60.0, ge=0)
 
     metrics_require_admin: bool = False
 

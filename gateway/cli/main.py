@@ -3,7 +3,17 @@
 import typer
 from pydantic import ValidationError
 
-from gateway.cli import challenges, datasets, demo, registry, runs, server, service_state, worker
+from gateway.cli import (
+    challenges,
+    datasets,
+    demo,
+    registry,
+    run_resend,
+    runs,
+    server,
+    service_state,
+    worker,
+)
 from gateway.config import Settings
 
 app = typer.Typer(
@@ -19,6 +29,7 @@ app.add_typer(registry.providers, name="provider")
 service_state.register(registry.services)
 app.add_typer(registry.services, name="service")
 app.add_typer(datasets.app, name="dataset")
+run_resend.register(runs.app)
 app.add_typer(runs.app, name="run")
 app.add_typer(challenges.app, name="challenge")
 

@@ -430,7 +430,8 @@ def _leaderboard_cells(row: dict[str, Any]) -> dict[str, str | Text]:
     latency = row.get("latency_ms") or {}
     return {
         "#": str(row["rank"]),
-        "team / service": team_service(row["provider_name"], row["service_name"]),
+        "team / service": team_service(row["provider_name"], row["service_name"])
+        + (f" (re-sent {row['resent']})" if row.get("resent") else ""),
         "status": _status(row["status"]),
         "top1": _pct(row.get("top1")),
         "top5": _pct(row.get("top5")),

@@ -234,17 +234,32 @@ def finish_service(
     them all scores as it goes); otherwise the recorded items are streamed. Two workers
     may both judge it; the conditional update lets one write.
     """
+    # Read first: a re-send (gateway.runs.resend) committed after this read bumps it, and
+    # the conditional update below then leaves the service open for the items it re-sent.
+    resent = conn.execute(
+        select(RUN_SERVICES.c.resent).where(RUN_SERVICES.c.id == run_service_id)
+    ).scalar_one()
     if unfinished(conn, run_service_id=run_service_id):
         return False
     scores = None
-    if scorer is not None and scorer.images == _items(conn, run_service_id):
+    # A lane's scorer saw the results a re-send took back: only trusted without one.
+    if scorer is not None and not resent and scorer.images == _items(conn, run_service_id):
         scores = scorer.result(elapsed_s=elapsed if elapsed and elapsed > 0 else None)
     verdict = judge(conn, run_service_id=run_service_id, phase=phase, scores=scores)
-    conn.execute(
+    closed = conn.execute(
         update(RUN_SERVICES)
-        .where(RUN_SERVICES.c.id == run_service_id, RUN_SERVICES.c.status.in_(OPEN_STATUSES))
+        .where(
+            RUN_SERVICES.c.id == run_service_id,
+            RUN_SERVICES.c.status.in_(OPEN_STATUSES),
+            RUN_SERVICES.c.resent == resent,
+        )
         .values(verdict.values())
-    )
+    ).rowcount
+    if not closed:  # closed by another worker, or re-sent meanwhile: final only if closed
+        status = conn.execute(
+            select(RUN_SERVICES.c.status).where(RUN_SERVICES.c.id == run_service_id)
+        ).scalar_one()
+        return status not in OPEN_STATUSES
     return True
 
 

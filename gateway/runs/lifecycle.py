@@ -8,6 +8,10 @@
     fail_run                    queued|running -> failed (the hub cannot go on)
     cancel                      queued|running -> cancelled (the organizer)
     resume                      cancelled|failed -> running (queued if never started)
+    reopen_run                  completed -> running, for items the organizer re-sends
+    reopen_service              a run service passed|failed -> ongoing, likewise
+
+The last two are `resend.resend_items`' (gateway/runs/resend.py), in its transaction.
 
 The worker's changes take a `Connection` inside its transaction and are guarded by the
 state they leave, so among several workers one makes each change, once; the organizer's
@@ -30,6 +34,7 @@ from gateway.runs.models import (
     STOPPED_RUN_STATES,
     Run,
     RunState,
+    ServiceStatus,
 )
 
 
@@ -128,3 +133,33 @@ def resume(run: Run) -> None:
     run.state = RunState.RUNNING if run.started_at is not None else RunState.QUEUED
     run.error = None
     run.finished_at = None
+
+
+def reopen_run(conn: Connection, *, run_id: int, now: datetime) -> bool:
+    """A completed run runs again for the items the organizer re-sends; True if this call
+    reopened it. A deadline already past is lifted (the organizer re-sends after it on
+    purpose: it would record them `missed` again at once); a deadline still ahead holds."""
+    reopened = conn.execute(
+        update(RUNS)
+        .where(RUNS.c.id == run_id, RUNS.c.state == RunState.COMPLETED)
+        .values(state=RunState.RUNNING, finished_at=None)
+    ).rowcount
+    conn.execute(
+        update(RUNS)
+        .where(RUNS.c.id == run_id, RUNS.c.deadline.is_not(None), RUNS.c.deadline <= now)
+        .values(deadline=None, stopped_at_deadline=False)
+    )
+    return bool(reopened)
+
+
+def reopen_service(conn: Connection, *, run_service_id: int) -> bool:
+    """A passed or failed run service is open again (`ongoing`, its stored scores, each
+    part's of a split run, and its reason dropped: the leaderboard shows its live scores
+    until it is final again); True
+    if this call reopened it. An open or paused (`down`) one is left as it is."""
+    result = conn.execute(
+        update(RUN_SERVICES)
+        .where(RUN_SERVICES.c.id == run_service_id, RUN_SERVICES.c.status.in_(FINAL_STATUSES))
+        .values(status=ServiceStatus.ONGOING, reason=None, scores=None, part_scores=None)
+    )
+    return bool(result.rowcount)

@@ -8,7 +8,9 @@ plain strings compare equal to members, and members are written as those strings
                       queued|running -> cancelled | failed -> (resume) queued|running
     RunService.status pending -> ongoing -> passed | failed
                       pending|ongoing -> down -> ongoing | failed   (the breaker)
+                      passed|failed -> ongoing     (the organizer re-sends: resend.py)
     WorkItem.state    pending -> leased -> done            (or back to pending)
+                      done -> pending              (re-sent; the result kept as history)
 """
 
 from datetime import datetime
@@ -137,6 +139,10 @@ class RunService(Base):
     status: Mapped[str] = mapped_column(String(20), default=ServiceStatus.PENDING)
     reason: Mapped[str | None] = mapped_column(Text)
     scores: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Images the organizer had sent again (`gateway.runs.resend`); their earlier results
+    # are `EarlierResult` rows. Also guards scoring: a lane scored before a re-send
+    # cannot close the service with what it scored (`finish.finish_service`).
+    resent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # A split run's full rescore of each part: {"public": scores, "private": scores}.
     part_scores: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
@@ -171,6 +177,30 @@ class WorkItem(Base):
     # Every attempt: [{"n", "instance", "outcome", "latency_ms", "status", "detail"}].
     attempt_log: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class EarlierResult(Base):
+    """A work item's result before the organizer had it sent again
+    (`gateway.runs.resend`): the history a re-send keeps."""
+
+    __tablename__ = "earlier_results"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    run_service_id: Mapped[int] = mapped_column(
+        ForeignKey("run_services.id", ondelete="CASCADE"), index=True
+    )
+    work_item_id: Mapped[int] = mapped_column(ForeignKey("work_items.id", ondelete="CASCADE"))
+    outcome: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    request_id: Mapped[str | None] = mapped_column(String(40))
+    raw: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[str | None] = mapped_column(Text)
+    attempt_log: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    resent_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class Worker(Base):
@@ -263,6 +293,7 @@ WORK_ITEMS = cast(Table, WorkItem.__table__)
 SLOTS = cast(Table, ServiceSlot.__table__)
 WORKERS = cast(Table, Worker.__table__)
 LIVE_SCORES = cast(Table, LiveScore.__table__)
+EARLIER_RESULTS = cast(Table, EarlierResult.__table__)
 LIVE_SCORE_PARTS = cast(Table, LiveScorePart.__table__)
 IMAGES = cast(Table, DatasetImage.__table__)
 SERVICES = cast(Table, Service.__table__)

@@ -48,6 +48,7 @@ class ServiceProgress:
     images_per_s: float | None
     latency_ms: dict[str, float | None]
     eta_s: float | None
+    resent: int = 0
 
 
 @dataclass
@@ -92,13 +93,15 @@ def run_members(
 ) -> list[Row[Any]]:
     """The run's services in run order with their GUIDs and names (only a provider's if
     `provider_id` or `provider_guid` is given): id (the run service's), status, reason,
-    scores, part_scores, service_guid, service_name, provider_guid, provider_name, provider_id."""
+    scores, part_scores, resent, service_guid, service_name, provider_guid, provider_name,
+    provider_id."""
     query = (
         select(
             RunService.id,
             RunService.status,
             RunService.reason,
             RunService.scores,
+            RunService.resent,
             RunService.part_scores,
             Service.guid.label("service_guid"),
             Service.name.label("service_name"),
@@ -191,6 +194,7 @@ def run_progress(
                 images_per_s=rate,
                 latency_ms=latency,
                 eta_s=eta,
+                resent=m.resent,
             )
         )
     return progress
@@ -230,6 +234,7 @@ def leaderboard(
                 "provisional": m.status not in FINAL_STATUSES,
                 "images_total": total,
                 **scores,
+                "resent": m.resent,
             }
         )
     return rank_rows(rows, metric=run.metric, uncertainty_ms=run.timing_uncertainty_ms)

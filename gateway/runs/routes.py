@@ -1,4 +1,4 @@
-"""`/api/v1/runs`: start, watch, cancel, resume and publish runs (leaderboards, results
+"""`/api/v1/runs`: start, watch, cancel, resume, publish and re-send runs (leaderboards, results
 and the figures drawn from them: `gateway.runs.result_routes`).
 
 Who sees what:
@@ -18,9 +18,9 @@ The timeline follows the leaderboard's rules; failures and per-class figures the
 results' (a team: its own, of dry runs only).
 """
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
 from gateway.auth import Principal
@@ -29,11 +29,14 @@ from gateway.deps import AdminDep, CallerDep, HubStateDep, RowIdPath, SessionDep
 from gateway.errors import Forbidden
 from gateway.openapi import errors
 from gateway.registry.models import Provider
-from gateway.runs import service
+from gateway.runs import resend, service
 from gateway.runs.models import Phase
 from gateway.runs.schemas import (
+    EarlierResultRead,
     LatencyRead,
     PublishUpdate,
+    ResendCreate,
+    ResendRead,
     RunCreate,
     RunRead,
     RunServiceRead,
@@ -86,6 +89,7 @@ def run_read(session: Session, run_id: int, principal: Principal) -> RunRead:
                 images_per_s=s.images_per_s,
                 latency_ms=LatencyRead.model_validate(s.latency_ms),
                 eta_s=s.eta_s,
+                resent=s.resent,
             )
             for s in progress.services
         ],
@@ -190,3 +194,37 @@ def publish_run(
     published = True if body is None else body.published
     service.set_published(session, run_id=run_id, published=published)
     return run_read(session, run_id, principal)
+
+
+@router.post("/{run_id}/resend", responses=errors(400, 401, 403, 404, 413, 422))
+def resend_items(
+    run_id: RowIdPath, body: ResendCreate, session: SessionDep, principal: AdminDep
+) -> ResendRead:
+    """Send a service's recorded items with the chosen outcomes again (any outcome but
+    ok), while the run is open or after it completed: their results are kept as history
+    (`GET /runs/{id}/resends`), taken out of the scores, and the run runs again for them."""
+    done = resend.resend_items(
+        session, run_id=run_id, service_guid=body.service_guid, outcomes=body.outcomes
+    )
+    return ResendRead(
+        run_id=done.run_id,
+        service_guid=done.service_guid,
+        images=done.images,
+        outcomes=done.outcomes,
+        resent=done.resent_total,
+        run_state=done.run_state,
+    )
+
+
+@router.get("/{run_id}/resends", responses=errors(401, 403, 404, 422))
+def resend_history(
+    run_id: RowIdPath,
+    session: SessionDep,
+    principal: AdminDep,
+    service_guid: Annotated[
+        str, Query(alias="service", max_length=64, description="Service GUID.")
+    ],
+) -> list[EarlierResultRead]:
+    """The earlier results of the service's re-sent images, oldest re-send first."""
+    rows = resend.earlier_results(session, run_id=run_id, service_guid=service_guid)
+    return [EarlierResultRead.model_validate(row, from_attributes=True) for row in rows]

@@ -3,7 +3,7 @@
 These are wire formats, separate from the ORM tables in `gateway.runs.models`.
 """
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
@@ -85,6 +85,7 @@ class RunServiceRead(BaseModel):
     images_per_s: float | None
     latency_ms: LatencyRead
     eta_s: float | None
+    resent: int = Field(default=0, description="Images the organizer had sent again.")
 
 
 class RunRead(BaseModel):
@@ -173,6 +174,50 @@ class LeaderboardRow(BaseModel):
         description="The run's timing uncertainty (see RunRead), ms; null: not recorded, "
         "and latency breaks no tie.",
     )
+    resent: int = Field(
+        default=0,
+        description="Images of this service the organizer had sent again "
+        "(POST /runs/{id}/resend); their earlier results are kept as history.",
+    )
+
+
+class ResendCreate(BaseModel):
+    """`POST /api/v1/runs/{id}/resend`: which service's items to send again, by outcome."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    service_guid: str = Field(max_length=64, description="The service whose items to re-send.")
+    outcomes: list[Annotated[str, Field(max_length=40)]] = Field(
+        min_length=1,
+        max_length=len(OUTCOMES),
+        description="Outcomes whose items are sent again, e.g. connect_error, missed, "
+        "unreachable (any outcome but ok).",
+    )
+
+
+class ResendRead(BaseModel):
+    """What a re-send did: the items now pending again, and the run's state."""
+
+    run_id: int
+    service_guid: str
+    images: int = Field(description="Images sent again by this call.")
+    outcomes: dict[str, int] = Field(description="Of those, how many had each outcome.")
+    resent: int = Field(description="Images of the service re-sent in this run in all.")
+    run_state: str
+
+
+class EarlierResultRead(BaseModel):
+    """An image's result before the organizer had it sent again (the history)."""
+
+    key: str
+    outcome: str
+    attempts: int
+    latency_ms: float | None
+    http_status: int | None
+    request_id: str | None
+    detail: str | None
+    finished_at: UtcDateTime | None
+    resent_at: UtcDateTime
 
 
 class ResultTag(BaseModel):
@@ -226,6 +271,7 @@ LEADERBOARD_COLUMNS: tuple[str, ...] = (
     *(f"latency_{p}_ms" for p in ("p50", "p90", "p99", "max", "mean")),
     *OUTCOMES,
     "images_per_s",
+    "resent",
 )
 TIMELINE_COLUMNS: tuple[str, ...] = (
     "service_guid",

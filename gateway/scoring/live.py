@@ -134,6 +134,23 @@ class LiveTally:
             if self.last_finished_at is None or finished_at > self.last_finished_at:
                 self.last_finished_at = finished_at
 
+    def remove(self, *, outcome: str, truth: Sequence[str]) -> None:
+        """Take back one recorded result that was not `ok` (the organizer has it sent
+        again, `gateway.runs.resend`): such a result added only its image, its outcome
+        and its image's true tags, so removing it is exact. An `ok` answer also moved
+        the latency extremes and the first and last answer, which cannot be taken back:
+        ValueError."""
+        if outcome == _OK:
+            raise ValueError("an ok result cannot be taken back from live scores")
+        if self.images < 1 or self.outcomes.get(outcome, 0) < 1:
+            raise ValueError(f"no {outcome} result is counted here to take back")
+        self.images -= 1
+        self.outcomes[outcome] -= 1
+        true = truth_set(truth)
+        self.true_pairs -= len(true)
+        if true:
+            self.with_truth -= 1
+
     def merge(self, other: "LiveTally") -> None:
         """Add `other`'s counters to this tally."""
         self.images += other.images

@@ -272,3 +272,27 @@ def test_merged_throughput_counts_from_the_first_answer_not_the_earliest_send() 
         T0 + timedelta(seconds=10),
     )
     assert empty.elapsed_s() == 1.0
+
+
+@settings(max_examples=60)
+@given(kept=results, taken=results)
+def test_taking_back_failed_results_leaves_the_tally_of_the_others(
+    kept: list[dict[str, Any]], taken: list[dict[str, Any]]
+) -> None:
+    """A re-send (gateway.runs.resend) takes failed results back: the counters are those
+    of the results kept, whatever was added in between."""
+    failed = [{**r, "finished_ms": None} for r in taken if r["outcome"] != "ok"]
+    tally = _one_tally(kept + failed)
+    for r in failed:
+        tally.remove(outcome=r["outcome"], truth=r["truth"])
+    expected = _one_tally(kept).columns()
+    assert _without_sum(tally.columns()) == _without_sum(expected)
+
+
+def test_an_ok_result_or_one_never_counted_cannot_be_taken_back() -> None:
+    tally = LiveTally()
+    tally.add(outcome="ok", tags=[["cat", 0.9]], truth=["cat"], latency_ms=5.0, finished_at=T0)
+    with pytest.raises(ValueError, match="ok result"):
+        tally.remove(outcome="ok", truth=["cat"])
+    with pytest.raises(ValueError, match="no timeout result"):
+        tally.remove(outcome="timeout", truth=["cat"])

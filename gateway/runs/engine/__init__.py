@@ -42,6 +42,11 @@ How it works (SPEC §4):
   was answered is written, the rest recorded `missed`.
 - A service that stops answering trips its lane's breaker: the lane pauses (status
   `down`), one worker probes the service and reopens it, or gives up on its items.
+- The hub's own faults never count: for `dialout_grace_s` after the worker starts, a
+  dial-out service with no recognizer connected gets no slots (its recognizers are in
+  their reconnect back-off after the hub's restart), and a request that fails while the
+  worker stops (its retries cut short, its connection closed) is not recorded: its item
+  is sent again after the restart.
 - Once a second the worker measures how late its event loop ran, lowers its requests in
   flight while that passes `timing_bound_ms`, and records it on the runs it was sending:
   a recorded latency is exact to about that much.

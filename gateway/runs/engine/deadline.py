@@ -16,7 +16,7 @@ from sqlalchemy import Connection, select, update
 
 from gateway.errors import Outcome
 from gateway.runs import lifecycle
-from gateway.runs.engine.results import record_unsent
+from gateway.runs.engine.results import LiveDeltas, merge_into_live_scores, record_unsent
 from gateway.runs.finish import judge
 from gateway.runs.models import FINAL_STATUSES, RUN_SERVICES
 
@@ -24,29 +24,52 @@ from gateway.runs.models import FINAL_STATUSES, RUN_SERVICES
 def close_due_runs(conn: Connection, *, now: datetime) -> list[int]:
     """Stop every queued or running run whose deadline is past; returns their ids."""
     due = lifecycle.stop_due_runs(conn, now=now)
-    for run in due:
-        _miss_unanswered(conn, run_id=run.id, phase=run.phase, deadline=run.deadline, now=now)
+    # Counted in the live scores once every due run's items are recorded (see
+    # `record_unsent`: no lock order in a circle with a worker's batch).
+    deltas = LiveDeltas()
+    judged = [
+        (
+            run.phase,
+            _miss_unanswered(conn, run_id=run.id, deadline=run.deadline, now=now, deltas=deltas),
+        )
+        for run in due
+    ]
+    merge_into_live_scores(conn, deltas=deltas)
+    for phase, run_service_ids in judged:
+        for run_service_id in run_service_ids:
+            verdict = judge(conn, run_service_id=run_service_id, phase=phase)
+            conn.execute(
+                update(RUN_SERVICES)
+                .where(RUN_SERVICES.c.id == run_service_id)
+                .values(verdict.values())
+            )
     return sorted(run.id for run in due)
 
 
 def _miss_unanswered(
-    conn: Connection, *, run_id: int, phase: str, deadline: datetime, now: datetime
-) -> None:
+    conn: Connection,
+    *,
+    run_id: int,
+    deadline: datetime,
+    now: datetime,
+    deltas: LiveDeltas,
+) -> list[int]:
+    """Record the run's unanswered items `missed`; returns its services still open."""
     detail = f"not answered by the run's deadline ({deadline:%Y-%m-%dT%H:%M:%SZ})"
-    open_services = conn.execute(
-        select(RUN_SERVICES.c.id).where(
-            RUN_SERVICES.c.run_id == run_id, RUN_SERVICES.c.status.not_in(FINAL_STATUSES)
-        )
-    ).scalars()
-    for run_service_id in list(open_services):
+    open_services = list(
+        conn.execute(
+            select(RUN_SERVICES.c.id).where(
+                RUN_SERVICES.c.run_id == run_id, RUN_SERVICES.c.status.not_in(FINAL_STATUSES)
+            )
+        ).scalars()
+    )
+    for run_service_id in open_services:
         record_unsent(
             conn,
             run_service_id=run_service_id,
             outcome=Outcome.MISSED.value,
             detail=detail,
             now=now,
+            deltas=deltas,
         )
-        verdict = judge(conn, run_service_id=run_service_id, phase=phase)
-        conn.execute(
-            update(RUN_SERVICES).where(RUN_SERVICES.c.id == run_service_id).values(verdict.values())
-        )
+    return open_services

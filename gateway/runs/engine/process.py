@@ -144,6 +144,7 @@ async def serve_worker(
                     settings=settings,
                     exclusive=exclusive,
                     public_url=settings.public_url if listen is not None else None,
+                    dialout_grace=listen is not None,
                 )
                 await _run_with_listener(worker, engine, listen, stop)
             finally:

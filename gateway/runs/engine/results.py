@@ -5,7 +5,8 @@ results and count them in the live scores, in one transaction (exactly once).
     record_results                   one executemany, each row guarded by the lease
     record_scored                    record_results + the batch added to the live scores
     record_scored_checked            the same for the rows still leased (after LeaseLost)
-    record_unsent                    every unrecorded item of a service, never sent
+    record_unsent                    every unrecorded item of a service, never sent (and
+                                     counted in the live scores)
 
 Live scores (`live_scores` rows, the counters: `gateway.scoring.live`) are brought up to
 date in the very transaction that records the results, so that a worker that restarts, or
@@ -22,9 +23,8 @@ order, so that two workers' batches never wait on each other in a circle).
 """
 
 import json
-from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypedDict
 
@@ -33,7 +33,9 @@ from sqlalchemy import Connection, bindparam, select, update
 from gateway.db import chunked, utcnow
 from gateway.dispatch.dispatcher import Answer
 from gateway.errors import Outcome
+from gateway.runs.finish import run_split
 from gateway.runs.models import (
+    IMAGES,
     LIVE_SCORE_PARTS,
     LIVE_SCORES,
     UNRECORDED_STATES,
@@ -195,29 +197,91 @@ def record_results(conn: Connection, *, worker_id: str, results: Sequence[Result
     return int(written) if written is not None and written >= 0 else len(results)
 
 
+@dataclass(slots=True)
+class LiveDeltas:
+    """Tallies still to be added to the live scores: each run service's, and for a split
+    run each (run service, part)'s (`live_score_parts`)."""
+
+    services: dict[int, LiveTally] = field(default_factory=dict)
+    parts: dict[tuple[int, str], LiveTally] = field(default_factory=dict)
+
+    def tallies(self, *, run_service_id: int, part: str | None) -> list[LiveTally]:
+        """The tallies a result of the run service (in `part`, if split) is added to."""
+        found = [self.services.setdefault(run_service_id, LiveTally())]
+        if part is not None:
+            found.append(self.parts.setdefault((run_service_id, part), LiveTally()))
+        return found
+
+    def merge(self, other: "LiveDeltas") -> None:
+        for key, tally in other.services.items():
+            self.services.setdefault(key, LiveTally()).merge(tally)
+        for part_key, tally in other.parts.items():
+            self.parts.setdefault(part_key, LiveTally()).merge(tally)
+
+
 def record_unsent(
-    conn: Connection, *, run_service_id: int, outcome: str, detail: str, now: datetime
+    conn: Connection,
+    *,
+    run_service_id: int,
+    outcome: str,
+    detail: str,
+    now: datetime,
+    deltas: LiveDeltas | None = None,
 ) -> int:
     """Record every item of a run service still pending or leased with `outcome` (never
-    sent: attempts 0), e.g. `unreachable` or `missed`; returns how many. A late result of
-    a leased one is refused by the lease check of `record_results`."""
-    result = conn.execute(
-        update(WORK_ITEMS)
-        .where(
-            WORK_ITEMS.c.run_service_id == run_service_id,
-            WORK_ITEMS.c.state.in_(UNRECORDED_STATES),
-        )
-        .values(
-            state=ItemState.DONE,
-            lease_owner=None,
-            lease_expires_at=None,
-            outcome=outcome,
-            attempts=0,
-            detail=detail,
-            finished_at=now,
-        )
+    sent: attempts 0), e.g. `unreachable` or `missed`, and count them in its live scores;
+    returns how many. A late result of a leased one is refused by the lease check of
+    `record_results`.
+
+    Counted, so that the live scores are a true count of every recorded result: a re-send
+    (gateway.runs.resend) takes such results back from them. Their finish time is left
+    out of the tally: nothing was sent, so they say nothing of the service's throughput.
+    With `deltas`, their tally is added there for the caller to merge once it has recorded
+    every service's (`merge_into_live_scores`): the live rows are then locked last, in
+    order, and never wait in a circle with a worker's batch.
+    """
+    image_ids = list(
+        conn.execute(
+            update(WORK_ITEMS)
+            .where(
+                WORK_ITEMS.c.run_service_id == run_service_id,
+                WORK_ITEMS.c.state.in_(UNRECORDED_STATES),
+            )
+            .values(
+                state=ItemState.DONE,
+                lease_owner=None,
+                lease_expires_at=None,
+                outcome=outcome,
+                attempts=0,
+                detail=detail,
+                finished_at=now,
+            )
+            .returning(WORK_ITEMS.c.image_id)
+        ).scalars()
     )
-    return int(result.rowcount or 0)
+    truths: dict[int, list[str]] = {}
+    for ids in chunked(sorted(set(image_ids))):
+        for image_id, truth in conn.execute(
+            select(IMAGES.c.id, IMAGES.c.truth).where(IMAGES.c.id.in_(ids))
+        ):
+            truths[image_id] = [str(tag) for tag in truth or ()]
+    split = run_split(conn, run_service_id=run_service_id) if image_ids else None
+    found = LiveDeltas()
+    for image_id in image_ids:
+        part = split.part_of(image_id) if split is not None else None
+        for tally in found.tallies(run_service_id=run_service_id, part=part):
+            tally.add(
+                outcome=outcome,
+                tags=None,
+                truth=truths.get(image_id, ()),
+                latency_ms=None,
+                finished_at=None,
+            )
+    if deltas is not None:
+        deltas.merge(found)
+    elif image_ids:
+        merge_into_live_scores(conn, deltas=found)
+    return len(image_ids)
 
 
 # Live scores
@@ -295,13 +359,9 @@ def add_to_live_scores(conn: Connection, *, batch: Sequence[ResultRecord]) -> No
     """Add the tally of recorded results to their run services' live scores, and for a
     split run's results to their part's too. Run services without a row (runs created
     before live scores) are left alone."""
-    deltas: dict[int, LiveTally] = defaultdict(LiveTally)
-    part_deltas: dict[tuple[int, str], LiveTally] = defaultdict(LiveTally)
+    deltas = LiveDeltas()
     for record in batch:
-        tallies = [deltas[record.run_service_id]]
-        if record.part is not None:
-            tallies.append(part_deltas[record.run_service_id, record.part])
-        for tally in tallies:
+        for tally in deltas.tallies(run_service_id=record.run_service_id, part=record.part):
             tally.add(
                 outcome=record.outcome,
                 tags=record.tags,
@@ -309,18 +369,27 @@ def add_to_live_scores(conn: Connection, *, batch: Sequence[ResultRecord]) -> No
                 latency_ms=record.latency_ms,
                 finished_at=record.finished_at,
             )
-    if not deltas:
+    merge_into_live_scores(conn, deltas=deltas)
+
+
+def merge_into_live_scores(conn: Connection, *, deltas: "LiveDeltas") -> None:
+    """Add each run service's tally to its live scores row, locked in run service order,
+    then each part's to its part row. Run services without a row (runs created before
+    live scores) are left alone."""
+    part_deltas = deltas.parts
+    services = deltas.services
+    if not services:
         return
     stored = conn.execute(
         select(LIVE_SCORES)
-        .where(LIVE_SCORES.c.run_service_id.in_(sorted(deltas)))
+        .where(LIVE_SCORES.c.run_service_id.in_(sorted(services)))
         .order_by(LIVE_SCORES.c.run_service_id)
         .with_for_update()
     ).all()
     params: list[dict[str, Any]] = []
     for found in stored:
         tally = LiveTally.of_columns(found._mapping)
-        tally.merge(deltas[found.run_service_id])
+        tally.merge(services[found.run_service_id])
         values = {f"v_{name}": value for name, value in tally.columns().items()}
         params.append({"v_run_service_id": found.run_service_id, **values})
     if params:

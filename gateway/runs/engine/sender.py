@@ -41,6 +41,7 @@ class Sender:
         writer: ResultWriter,
         heartbeat: Heartbeat,
         timing: LagFollower,
+        dialout_grace_s: float = 0.0,
     ) -> None:
         self._db = db
         self._worker_id = worker_id
@@ -53,6 +54,8 @@ class Sender:
         self._writer = writer
         self._heartbeat = heartbeat
         self._timing = timing
+        # Until then a dial-out service waits for its recognizers to connect (monotonic).
+        self._grace_until = time.monotonic() + dialout_grace_s
         # Slots this worker leased and holds no consumer for, freed at the next balance
         # (until then the heartbeat keeps them).
         self._slots_to_release: list[int] = []
@@ -60,6 +63,11 @@ class Sender:
         # syscall that gives up the GIL, and waits to get it back while a database
         # thread runs. Ids only need to be unique and unguessable from the data.
         self._request_ids = random.Random(secrets.randbits(128))
+
+    def in_dialout_grace(self) -> bool:
+        """This process started recently: a dial-out service without a connection is
+        waited for, not sent to (its recognizers reconnect after the hub's restart)."""
+        return time.monotonic() < self._grace_until
 
     def release_slot_later(self, slot_id: int) -> None:
         self._slots_to_release.append(slot_id)
@@ -71,9 +79,11 @@ class Sender:
         for lane in self._lanes.open.values():
             # A worker sends to a dial-out service only through its own connections
             # (SPEC §10): with none, and no endpoint, it leaves the slots to the others.
-            # Alone, it sends anyway, so that the breaker pauses the service and in the
-            # end gives up on it rather than the run waiting for ever.
-            servable = live_workers == 1 or bool(self._dispatcher.instances(lane.target))
+            # Alone, it sends anyway once its grace is over, so that the breaker pauses
+            # the service and in the end gives up on it rather than the run waiting for
+            # ever; during the grace the recognizers reconnect after the hub's restart.
+            reachable = bool(self._dispatcher.instances(lane.target))
+            servable = reachable or (live_workers == 1 and not self.in_dialout_grace())
             share = math.ceil(lane.plan.max_concurrency / live_workers) if servable else 0
             if lane.held < share:
                 wants[lane.id] = share - lane.held
@@ -174,6 +184,17 @@ class Sender:
                 )
         finally:
             self._images.release(claim.image_id)
+        if lanes.closing and not answer.ok:
+            # The hub is stopping: its shutdown cut this request's retries short (or its
+            # connection). The hub's own fault: the item is sent again after the restart,
+            # left leased here and released when the worker unregisters.
+            log.info(
+                "worker %s: item %d failed while stopping (%s); it is sent again",
+                self._worker_id,
+                claim.item_id,
+                answer.outcome.value,
+            )
+            return
         lane.completed += 1
         lane.unflushed += 1
         record = ResultRecord.of(

@@ -54,6 +54,7 @@ class DispatchWorker:
         worker_id: str | None = None,
         poll_s: float = POLL_S,
         public_url: str | None = None,
+        dialout_grace: bool = True,
     ) -> None:
         self.engine = engine
         self.dispatcher = dispatcher
@@ -102,6 +103,8 @@ class DispatchWorker:
             writer=writer,
             heartbeat=heartbeat,
             timing=timing,
+            # A process that accepts no dial-out connection has no recognizer to wait for.
+            dialout_grace_s=settings.dialout_grace_s if dialout_grace else 0.0,
         )
         self.prober = Prober(
             worker_id=wid,

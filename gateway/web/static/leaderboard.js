@@ -16,7 +16,9 @@ const provisional = (row) => row.provisional ?? !FINAL.has(row.status);
 
 function statusCell(row) {
   return [badge(row.status),
-    provisional(row) ? h("span", { class: "badge provisional" }, "provisional") : null];
+    provisional(row) ? h("span", { class: "badge provisional" }, "provisional") : null,
+    row.resent ? h("span", { class: "badge resent", title: "images the organizer had sent again" },
+      `re-sent ${row.resent}`) : null];
 }
 
 export function leaderboard(run, rows) {
@@ -54,6 +56,8 @@ export function leaderboard(run, rows) {
     table,
     run.stopped_at_deadline ? h("p", { class: "note", id: "board-deadline" },
       `The run ${STOPPED_AT_DEADLINE}: images not answered by then count as wrong (missed).`) : null,
+    rows.some((r) => r.resent) ? h("p", { class: "note", id: "board-resent" },
+      "Re-sent: the organizer had those images of the service sent again; their earlier results are kept as history.") : null,
     anyProvisional ? h("p", { class: "note" },
       "Provisional rows may still change: their service has not passed or failed yet.") : null,
     h("p", { class: "note", id: "ranking-rule" }, rankingRule(rows[0], uncertainty)),
