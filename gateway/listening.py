@@ -11,6 +11,10 @@ accepts every connection the OS hands it. Per listener, the hub adds:
   a kept-alive connection, or the connection is closed. The clock stops when the head is
   complete, so a slow upload body or a WebSocket (upgraded once its head is in) is never
   cut by it. An idle kept-alive connection is closed by uvicorn after `KEEP_ALIVE_S`.
+  An answer sent before its request's body has all arrived (the body guard's 413) leaves
+  uvicorn reading and dropping the rest on the same connection: those bytes are the old
+  request's, not a head, so they count towards no head size; the deadline runs from the
+  answer (bounding the rest of the body too) and starts again once the body is in.
 - **A head size.** A head larger than `MAX_HEAD_BYTES` is answered 431 and closed
   (httptools, unlike h11, sets no bound of its own).
 - **Two caps.** At most `RECOGHUB_LISTEN_MAX_HANDSHAKES` connections that have not yet
@@ -111,6 +115,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0  # received while waiting for a head
         self._head_size = 0  # of the head being parsed
         self._head_too_large = False
+        self._body_done = True  # the last request's body has all arrived (or none yet)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -127,7 +132,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        waiting = self._head_timer is not None
+        # After an early answer the bytes still coming are the old request's body.
+        waiting = self._head_timer is not None and self._body_done
         if waiting:
             self._head_bytes += len(data)
         super().data_received(data)
@@ -146,6 +152,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     # uvicorn turns into send_400_response, answered 431 below.
     def on_message_begin(self) -> None:
         self._head_size = 0
+        self._body_done = False
         super().on_message_begin()
 
     def on_url(self, url: bytes) -> None:
@@ -160,16 +167,25 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._head_too_large:
             self._refuse_head()
         else:
-            super().send_400_response(msg)
+            self._answer_and_close(b"400 Bad Request", msg)
 
     def on_headers_complete(self) -> None:
         self._head_arrived()
         super().on_headers_complete()
 
+    def on_message_complete(self) -> None:
+        self._body_done = True
+        super().on_message_complete()
+        if self._head_timer is not None:
+            # The body of an early answer's request is in: the next head's own deadline.
+            self._head_timer.cancel()
+            self._await_head()
+
     def on_response_complete(self) -> None:
         super().on_response_complete()
         # uvicorn arms its keep-alive timer exactly when the connection now waits for a
         # new request head (none is queued behind this one): that head has a deadline too.
+        # Answered before its body was all in, it first waits for the rest of that body.
         if self.timeout_keep_alive_task is not None and self._head_timer is None:
             self._await_head()
 
@@ -196,10 +212,18 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             raise HeadTooLarge
 
     def _refuse_head(self) -> None:
-        body = f"request head over {MAX_HEAD_BYTES} bytes".encode()
+        self._answer_and_close(
+            b"431 Request Header Fields Too Large", f"request head over {MAX_HEAD_BYTES} bytes"
+        )
+
+    def _answer_and_close(self, status: bytes, msg: str) -> None:
+        """The listener's own answers, written before any app sees the request: nosniff
+        like every answer of the app (gateway.middleware.nosniff), then closed."""
+        body = msg.encode()
         self.transport.write(
-            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+            b"HTTP/1.1 " + status + b"\r\n"
             b"content-type: text/plain; charset=utf-8\r\n"
+            b"x-content-type-options: nosniff\r\n"
             b"content-length: " + str(len(body)).encode() + b"\r\n"
             b"connection: close\r\n\r\n" + body
         )

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 
 import pytest
-from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, Request, Response, WebSocket, WebSocketDisconnect
 from websockets.exceptions import WebSocketException
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
@@ -42,6 +42,11 @@ def echo_app() -> FastAPI:
         async for chunk in request.stream():
             size += len(chunk)
         return {"bytes": size}
+
+    @app.post("/refuse")
+    def refuse() -> Response:
+        # Answered before the body is read, as the hub's body guard answers 413.
+        return Response(status_code=413)
 
     @app.websocket("/ws")
     async def echo(websocket: WebSocket) -> None:
@@ -128,6 +133,43 @@ def test_a_slow_upload_body_is_not_cut_by_the_head_deadline(port: int) -> None:
     assert json.loads(body) == {"bytes": 8 * len(piece)}
 
 
+def test_the_rest_of_a_body_answered_early_is_no_head(port: int) -> None:
+    """An answer sent before its body arrived (the hub's 413): the 2 MiB still coming on
+    the connection are the old request's, not a head over the size limit; the next
+    request on it is answered. (They were counted as a head: a 431 with no nosniff was
+    queued on the connection and a client's next request read it as its answer.)"""
+    with connect(port) as sock:
+        sock.settimeout(10)
+        sock.sendall(
+            b"POST /refuse HTTP/1.1\r\nHost: hub\r\n"
+            + f"Content-Length: {2 * 1024 * 1024}\r\n\r\n".encode()
+        )
+        assert sock.recv(65536).startswith(b"HTTP/1.1 413")
+        sock.sendall(b"x" * (2 * 1024 * 1024))
+        sock.sendall(b"GET /ping HTTP/1.1\r\nHost: hub\r\nConnection: close\r\n\r\n")
+        received = b""
+        for _ in range(100):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 200"), received[:200]
+
+
+def test_the_rest_of_a_body_answered_early_has_the_head_deadline(port: int) -> None:
+    """Its bytes are no head, but they cannot hold the connection open either: trickled
+    after the answer, the connection is closed by the deadline."""
+    with connect(port) as sock:
+        sock.settimeout(10)
+        sock.sendall(
+            b"POST /refuse HTTP/1.1\r\nHost: hub\r\n"
+            + f"Content-Length: {2 * 1024 * 1024}\r\n\r\n".encode()
+        )
+        assert sock.recv(65536).startswith(b"HTTP/1.1 413")
+        sock.settimeout(1.0)
+        assert closed_by_server(sock, trickle=True, bound_s=30)
+
+
 def test_a_websocket_outlives_the_head_deadline(port: int) -> None:
     with ws_connect(f"ws://127.0.0.1:{port}/ws", open_timeout=10) as ws:
         time.sleep(2.5)  # past the 1 s deadline: the head arrived, the clock stopped
@@ -140,10 +182,19 @@ def test_a_websocket_outlives_the_head_deadline(port: int) -> None:
 
 def test_a_head_over_the_size_limit_is_answered_431(port: int) -> None:
     huge = b"GET /ping HTTP/1.1\r\nHost: hub\r\nX-Big: " + b"a" * MAX_HEAD_BYTES + b"\r\n\r\n"
-    assert answer(port, huge).startswith(b"HTTP/1.1 431")
+    refused = answer(port, huge)
+    assert refused.startswith(b"HTTP/1.1 431")
+    assert b"\r\nx-content-type-options: nosniff\r\n" in refused  # as every answer
     # Never finished: the bound holds while the header value is still arriving.
     unfinished = b"GET /ping HTTP/1.1\r\nHost: hub\r\nX-Big: " + b"a" * (2 * MAX_HEAD_BYTES)
     assert answer(port, unfinished).startswith(b"HTTP/1.1 431")
+    assert answered(port)
+
+
+def test_a_head_that_does_not_parse_is_answered_400_with_nosniff(port: int) -> None:
+    refused = answer(port, b"GET /ping HTTP/1.1\r\nHost hub\r\n\r\n")
+    assert refused.startswith(b"HTTP/1.1 400")
+    assert b"\r\nx-content-type-options: nosniff\r\n" in refused
     assert answered(port)
 
 

@@ -73,8 +73,8 @@ def refresh(
     session.commit()
     session.refresh(phase)
     if getattr(closed, "rowcount", 0) == 1:
-        # The one place a phase closes (by itself, on a read, or by the organizer): the
-        # notifications' `notify_phase(phase, "closed")` hook goes here (branch notify).
+        # The one place a phase closes (by itself, on a read, or by the organizer); the
+        # notifier tells it from `closed_at` (gateway.notify.phases).
         log.info("challenge %s: phase %s closed", challenge.slug, phase.name)
     return True
 
@@ -83,11 +83,7 @@ def close_due_phases(conn: Connection, *, now: datetime) -> list[str]:
     """The worker's closer: close every phase past its `closes_at` whose runs have
     stopped (their deadline is the close, so the worker stops them), freezing its final
     ranking, whether or not anybody reads it. Returns the phases it closed, as
-    "slug/phase". Runs in the caller's transaction (`DbThreads.cold`).
-
-    A phase opens by the clock alone (nothing is written at `opens_at`); a notifier of
-    openings (`notify_phase(phase, "opened")`, branch notify) would look here for the
-    phases whose `opens_at` passed since its last look."""
+    "slug/phase". Runs in the caller's transaction (`DbThreads.cold`)."""
     session = Session(bind=conn)
     due = session.scalars(
         select(ChallengePhase)

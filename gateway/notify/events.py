@@ -3,7 +3,7 @@ and one delivery per URL (gateway.notify.models).
 
     service.down / service.up   a run service paused by the breaker / back (SPEC §9)
     run.started / run.ended     a run that includes the provider's services
-    phase.opened / phase.closed a challenge's phase (`notify_phase`, for gateway.challenges)
+    phase.opened / phase.closed a challenge's phase opened or closed (gateway.notify.phases)
     test                        sent at once by `POST /providers/{guid}/notification-test`
 
 A provider is told of its own services only; the organizer's URL
@@ -11,7 +11,8 @@ A provider is told of its own services only; the organizer's URL
 
 Run and breaker events are *derived*: `collect` reads what happened from the run tables
 and the down intervals, so the dispatch engine does nothing for them but record a down
-interval, and an event that happened while no notifier ran is told when one runs again
+interval (phase events likewise, from the challenge tables: gateway.notify.phases), and
+an event that happened while no notifier ran is told when one runs again
 (up to `HORIZON` later; older happenings are news to no one).
 """
 
@@ -113,6 +114,11 @@ def emit(
     return True
 
 
+def phase_key(*, challenge: str, phase: str, opened: bool, at: datetime) -> str:
+    """The outbox key of a phase change: one event per phase, direction and time."""
+    return f"phase:{challenge}:{phase}:{'opened' if opened else 'closed'}:{iso(at)}"
+
+
 def notify_phase(
     conn: Connection,
     *,
@@ -122,12 +128,14 @@ def notify_phase(
     at: datetime,
     provider_ids: Iterable[int],
     organizer_url: str | None,
+    window: tuple[datetime, datetime] | None = None,
 ) -> bool:
     """Tell that a challenge's phase opened (`opened`) or closed, to the providers taking
-    part (`provider_ids`) and the organizer. For gateway.challenges: call it in the
-    transaction that opens or closes the phase; the notifier sends it like any event.
-    A repeat of the same change (same challenge, phase, direction and `at`) is a no-op.
-    Returns False when it had already been told."""
+    part (`provider_ids`) and the organizer, with the phase's `window` (opens_at,
+    closes_at) when given. The notifier calls it for each change it derives
+    (gateway.notify.phases) and sends it like any event. A repeat of the same change
+    (same challenge, phase, direction and `at`) is a no-op. Returns False when it had
+    already been told."""
     kind = "phase.opened" if opened else "phase.closed"
     members = [
         Member(row.id, row.guid, row.name, row.notification_url, "", "")
@@ -137,14 +145,17 @@ def notify_phase(
             ).where(PROVIDERS.c.id.in_(sorted(set(provider_ids))))
         )
     ]
+    fields: dict[str, Any] = {"challenge": challenge, "phase": phase}
+    if window is not None:
+        fields.update(opens_at=iso(window[0]), closes_at=iso(window[1]))
     return emit(
         conn,
-        key=f"phase:{challenge}:{phase}:{kind.removeprefix('phase.')}:{iso(at)}",
+        key=phase_key(challenge=challenge, phase=phase, opened=opened, at=at),
         kind=kind,
         at=at,
         members=members,
         organizer_url=organizer_url,
-        fields={"challenge": challenge, "phase": phase},
+        fields=fields,
         name_services=False,  # a phase concerns the team, not one of its services
     )
 

@@ -1,6 +1,7 @@
 """The notifier: one task per hub process that fills the outbox from what happened
-(`events.collect`) and drains it, apart from the dispatch engine (its own HTTP client,
-its own tasks: a receiver that hangs or fails holds up no run).
+(`events.collect`, `phases.collect_phases`) and drains it, apart from the dispatch
+engine (its own HTTP client, its own tasks: a receiver that hangs or fails holds up no
+run).
 
 Every `poll_s` it writes new events, then leases the due deliveries that fit in its
 queue (`QUEUE_SIZE`, so memory stays bounded whatever piles up in the table) and
@@ -28,6 +29,7 @@ from gateway.metrics import NOTIFICATION_POSTS
 from gateway.notify.delivery import Answer, backoff_s, encode, post_event, request_id
 from gateway.notify.events import collect
 from gateway.notify.models import DELIVERIES, EVENTS, DeliveryStatus
+from gateway.notify.phases import collect_phases
 from gateway.runs.models import PROVIDERS
 
 log = logging.getLogger("recoghub.notify")
@@ -80,7 +82,9 @@ class Notifier:
 
     def _tick(self) -> None:
         with self._engine.begin() as conn:
-            collect(conn, now=utcnow(), organizer_url=self._settings.organizer_webhook_url)
+            now, organizer_url = utcnow(), self._settings.organizer_webhook_url
+            collect(conn, now=now, organizer_url=organizer_url)
+            collect_phases(conn, now=now, organizer_url=organizer_url)
         room = QUEUE_SIZE - self._queue.qsize()
         if room <= 0:
             return

@@ -4,55 +4,19 @@ back; a failing receiver gets the event after a retry, a hanging one slows no ru
 webhook at a private address is refused when it is set."""
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.builders import admin_headers, bearer, register_team
-from tests.conftest import _serve_hub
-from tests.notify.receiver import Receiver, running_receiver
+from tests.notify.conftest import ORGANIZER_SECRET, set_webhook
+from tests.notify.receiver import Receiver
 from tests.notify.recognizer import Recognizer
 from tests.runs.api_builders import poll_until, seed_dataset, start_run, wait_for
 from tests.servers import LiveServer, live_server
 
-ORGANIZER_SECRET = "organizer-webhook-secret"
 WAIT_S = 60.0
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with running_receiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def notifying_hub(database_url: str, tmp_path: Path, receiver: Receiver) -> Iterator[LiveServer]:
-    """A hub whose breaker trips and probes quickly, telling the organizer at /organizer."""
-    yield from _serve_hub(
-        database_url,
-        tmp_path / "data",
-        breaker_failures=3,
-        breaker_probe_s=0.05,
-        breaker_probe_max_s=0.2,
-        request_timeout_s=0.5,
-        notify_poll_s=0.1,
-        notify_retry_s=0.1,
-        notify_timeout_s=1.0,
-        organizer_webhook_url=f"{receiver.url}/organizer",
-        organizer_webhook_secret=ORGANIZER_SECRET,
-    )
-
-
-def set_webhook(client: httpx.Client, provider: str, key: str, url: str) -> str:
-    r = client.patch(
-        f"/api/v1/providers/{provider}", json={"notification_url": url}, headers=bearer(key)
-    )
-    assert r.status_code == 200, r.text
-    assert r.json()["notification_url"] == url
-    secret: str = r.json()["notification_secret"]
-    return secret
 
 
 def labels(count: int) -> dict[str, str]:
