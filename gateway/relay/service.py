@@ -27,7 +27,8 @@ from starlette.concurrency import run_in_threadpool
 
 from gateway.auth import authenticate, hash_token
 from gateway.dialout.connections import is_dialout
-from gateway.dispatch.dispatcher import Answer, Dispatcher, Target
+from gateway.dispatch.answers import Answer, Target
+from gateway.dispatch.dispatcher import Dispatcher
 from gateway.errors import (
     Conflict,
     PayloadTooLarge,

@@ -2,7 +2,7 @@
 
 import time
 
-from gateway.dispatch.dispatcher import Target
+from gateway.dispatch.answers import Target
 
 TARGET_TTL_S = 2.0
 TARGET_CACHE_ENTRIES = 4096
