@@ -6,7 +6,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-from gateway.dispatch.protocols import RECOGHUB, Adapter
+from gateway.dispatch.protocols.recoghub_v1 import RECOGHUB, Adapter
 from gateway.errors import Outcome, RecognizerError
 from gateway.protocol.result_string import Tag
 

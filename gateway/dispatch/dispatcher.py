@@ -33,7 +33,7 @@ from gateway.dispatch.answers import (
 from gateway.dispatch.client import HttpClient
 from gateway.dispatch.connections import ConnectedInstances
 from gateway.dispatch.endpoints import Endpoints
-from gateway.dispatch.protocols import RECOGHUB, Adapter
+from gateway.dispatch.protocols.recoghub_v1 import RECOGHUB, Adapter
 from gateway.errors import (
     Outcome,
     RecognizerBadFormat,

@@ -5,7 +5,7 @@ import time
 
 from gateway.dispatch.answers import ERROR_PREVIEW_BYTES, Exchange, PingResult, status_detail
 from gateway.dispatch.client import HttpClient
-from gateway.dispatch.protocols import Adapter, no_answer
+from gateway.dispatch.protocols.recoghub_v1 import Adapter, no_answer
 from gateway.errors import Outcome, RecognizerHttpError, RecognizerTooLarge
 from gateway.protocol import signing
 from gateway.protocol.result_string import MAX_RESULT_BYTES
