@@ -241,33 +241,16 @@ class Dispatcher:
                 tags = adapter.parse_answer(body)
             except RecognizerBadFormat as exc:
                 raise exc.with_raw(raw) from None
-        except RecognizerError as failed:
+        except (RecognizerError, OSError) as exc:  # OSError: TimeoutError, SendFailed, ...
             latency = (time.perf_counter() - exchange.started) * 1000.0
+            failed = _as_failure(exc, instance, timeout)
             _record(
                 attempts,
                 Attempt(number, instance, failed.outcome, latency, exchange.status, failed.detail),
             )
-            raise
-        except TimeoutError:
-            latency = (time.perf_counter() - exchange.started) * 1000.0
-            timed_out = RecognizerTimeout(f"no complete answer from {instance} within {timeout:g}s")
-            _record(
-                attempts,
-                Attempt(
-                    number, instance, timed_out.outcome, latency, exchange.status, timed_out.detail
-                ),
-            )
-            raise timed_out from None
-        except OSError as exc:  # SendFailed, AddressNotAllowed (gateway.dispatch.client)
-            latency = (time.perf_counter() - exchange.started) * 1000.0
-            refused = RecognizerConnectError(f"cannot reach {instance}: {exc}")
-            _record(
-                attempts,
-                Attempt(
-                    number, instance, refused.outcome, latency, exchange.status, refused.detail
-                ),
-            )
-            raise refused from None
+            if failed is exc:
+                raise
+            raise failed from None
         _record(attempts, Attempt(number, instance, Outcome.OK, latency, exchange.status))
         return tags, raw, latency
 
@@ -289,6 +272,16 @@ def _record(attempts: list[Attempt], attempt: Attempt) -> None:
     ATTEMPTS_BY_OUTCOME[attempt.outcome].inc()
     if attempt.outcome is Outcome.OK and attempt.latency_ms is not None:
         ATTEMPT_LATENCY.observe(attempt.latency_ms / 1000.0)
+
+
+def _as_failure(exc: RecognizerError | OSError, instance: str, timeout: float) -> RecognizerError:
+    """What went wrong in an attempt, as the recognizer's error it is counted as."""
+    if isinstance(exc, RecognizerError):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return RecognizerTimeout(f"no complete answer from {instance} within {timeout:g}s")
+    # SendFailed, AddressNotAllowed (gateway.dispatch.client)
+    return RecognizerConnectError(f"cannot reach {instance}: {exc}")
 
 
 def _retryable(exc: BaseException) -> bool:
