@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from gateway.dispatch.protocols.recoghub_v1 import RECOGHUB, Adapter
 from gateway.errors import Outcome, RecognizerError
+from gateway.protocol import signing
 from gateway.protocol.result_string import Tag
 
 # What an error answer may show of its body (its `raw` and detail): enough for a team's
@@ -75,6 +76,25 @@ class PingResult:
     status: int | None
     detail: str | None
     outcome: Outcome = Outcome.OK
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One attempt's recognize request, as either kind of instance is sent it."""
+
+    request_id: str
+    image: bytes
+    content_type: str
+    digest: str
+    timeout: float
+    signer: signing.Signer
+
+    def signed(self, digest: str) -> tuple[str, str]:
+        """The timestamp and signature of the body of SHA-256 hex `digest`, now."""
+        timestamp = str(int(time.time()))
+        return timestamp, self.signer.sign(
+            timestamp=timestamp, request_id=self.request_id, digest=digest
+        )
 
 
 @dataclass(slots=True)

@@ -12,11 +12,11 @@ from gateway.dispatch.answers import (
     ERROR_PREVIEW_BYTES,
     Exchange,
     PingResult,
+    Request,
     new_request_id,
     status_detail,
 )
 from gateway.errors import Outcome, RecognizerConnectError, RecognizerError, RecognizerHttpError
-from gateway.protocol import signing
 
 
 class ConnectedInstances:
@@ -32,36 +32,24 @@ class ConnectedInstances:
             raise RecognizerConnectError(f"{instance} is no longer connected to this hub process")
         return connection
 
-    async def send(
-        self,
-        *,
-        instance: str,
-        image: bytes,
-        content_type: str,
-        digest: str,
-        timeout: float,
-        request_id: str,
-        signer: signing.Signer,
-        exchange: Exchange,
-    ) -> bytes:
+    async def send(self, *, instance: str, request: Request, exchange: Exchange) -> bytes:
         """The body of the recognizer's 200 answer to the signed request frame."""
-        timestamp = str(int(time.time()))
-        signature = signer.sign(timestamp=timestamp, request_id=request_id, digest=digest)
+        timestamp, signature = request.signed(request.digest)
         exchange.start()
         connection = self._connection(instance)
         frame = frames.request_frame(
-            request_id=request_id,
+            request_id=request.request_id,
             timestamp=timestamp,
             signature=signature,
-            content_type=content_type,
-            image=image,
+            content_type=request.content_type,
+            image=request.image,
         )
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(request.timeout):
             async with connection.slot():
                 # Waiting for a free slot of the connection is the hub's own
                 # queue, not the team's latency.
                 exchange.start()
-                reply = await connection.request(request_id, frame)
+                reply = await connection.request(request.request_id, frame)
         status = exchange.status = reply.status
         if status != 200:
             preview = reply.body[:ERROR_PREVIEW_BYTES]

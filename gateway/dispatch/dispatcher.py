@@ -27,6 +27,7 @@ from gateway.dispatch.answers import (
     Attempt,
     Exchange,
     PingResult,
+    Request,
     Target,
     new_request_id,
 )
@@ -208,31 +209,19 @@ class Dispatcher:
         # A connected recognizer answers result strings whatever the service's protocol:
         # the model-server protocols (SPEC §11) are ways of reaching HTTP endpoints.
         adapter = RECOGHUB if dialout else target.adapter
+        request = Request(request_id, image, content_type, digest, timeout, signer)
         exchange = Exchange()
         try:
             if dialout:
                 body = await self._connected.send(
-                    instance=instance,
-                    image=image,
-                    content_type=content_type,
-                    digest=digest,
-                    timeout=timeout,
-                    request_id=request_id,
-                    signer=signer,
-                    exchange=exchange,
+                    instance=instance, request=request, exchange=exchange
                 )
             else:
                 body = await self._endpoints.send(
-                    service_guid=target.service_guid,
-                    provider_guid=target.provider_guid,
+                    target=target,
                     adapter=adapter,
                     instance=instance,
-                    image=image,
-                    content_type=content_type,
-                    digest=digest,
-                    timeout=timeout,
-                    request_id=request_id,
-                    signer=signer,
+                    request=request,
                     exchange=exchange,
                 )
             latency = (time.perf_counter() - exchange.started) * 1000.0

@@ -3,7 +3,14 @@ client and in the service's protocol (SPEC §2, §11)."""
 
 import time
 
-from gateway.dispatch.answers import ERROR_PREVIEW_BYTES, Exchange, PingResult, status_detail
+from gateway.dispatch.answers import (
+    ERROR_PREVIEW_BYTES,
+    Exchange,
+    PingResult,
+    Request,
+    Target,
+    status_detail,
+)
 from gateway.dispatch.client import HttpClient
 from gateway.dispatch.protocols.recoghub_v1 import Adapter, no_answer
 from gateway.errors import Outcome, RecognizerHttpError, RecognizerTooLarge
@@ -21,28 +28,22 @@ class Endpoints:
     async def send(
         self,
         *,
-        service_guid: str,
-        provider_guid: str,
+        target: Target,
         adapter: Adapter,
         instance: str,
-        image: bytes,
-        content_type: str,
-        digest: str,
-        timeout: float,
-        request_id: str,
-        signer: signing.Signer,
+        request: Request,
         exchange: Exchange,
     ) -> bytes:
         """The body of the instance's 200 answer to the signed recognize request."""
-        url, body_sent, headers = adapter.build_request(instance, image, content_type)
-        if body_sent is not image:  # the signature covers the body actually sent
-            digest = signing.body_digest(body_sent)
-        timestamp = str(int(time.time()))
-        signature = signer.sign(timestamp=timestamp, request_id=request_id, digest=digest)
+        image = request.image
+        url, body_sent, headers = adapter.build_request(instance, image, request.content_type)
+        # The signature covers the body actually sent.
+        digest = request.digest if body_sent is image else signing.body_digest(body_sent)
+        timestamp, signature = request.signed(digest)
         exchange.start()
-        headers[signing.HEADER_REQUEST_ID] = request_id
-        headers[signing.HEADER_SERVICE_GUID] = service_guid
-        headers[signing.HEADER_PROVIDER_GUID] = provider_guid
+        headers[signing.HEADER_REQUEST_ID] = request.request_id
+        headers[signing.HEADER_SERVICE_GUID] = target.service_guid
+        headers[signing.HEADER_PROVIDER_GUID] = target.provider_guid
         headers[signing.HEADER_TIMESTAMP] = timestamp
         headers[signing.HEADER_SIGNATURE] = signature
         # An error page is not an answer: only its start is read, for the
@@ -52,7 +53,7 @@ class Endpoints:
             url,
             body=body_sent,
             headers=headers,
-            timeout_s=timeout,
+            timeout_s=request.timeout,
             limit=adapter.max_answer_bytes,
             preview=ERROR_PREVIEW_BYTES,
         )
