@@ -29,8 +29,9 @@ from hub_setup import BenchHub, bench_database, hub_settings, load_average, tiny
 from recognizers import fast_recognizers
 
 from gateway.db import utcnow
+from gateway.dispatch.answers import Target
 from gateway.dispatch.client import make_client_session
-from gateway.dispatch.dispatcher import Dispatcher, Target
+from gateway.dispatch.dispatcher import Dispatcher
 from gateway.protocol import signing
 from gateway.protocol.result_string import MAX_RESULT_BYTES
 from gateway.runs import finish

@@ -53,6 +53,20 @@ def left_text(yours: dict[str, Any] | None) -> str:
     return text
 
 
+def _challenges_table(body: list[dict[str, Any]]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("slug", "title", "phases", "public"):
+        table.add_column(column, no_wrap=column != "title")
+    for c in body:
+        table.add_row(
+            escape(c["slug"]),
+            escape(c["title"]),
+            str(c["phases"]),
+            "yes" if c["public"] else "no",
+        )
+    return table
+
+
 def list_challenges(
     hub: HubOpt = None, key: KeyOpt = None, as_json: JsonOpt = False, timeout: TimeoutOpt = 30.0
 ) -> None:
@@ -61,22 +75,13 @@ def list_challenges(
     async def work() -> bool:
         async with team_client(hub, key, timeout) as client:
             body = await client.call("GET", "/challenges")
-        if as_json:
-            output.emit_json({"challenges": body})
-        elif not body:
-            output.out.print("no challenge is open to your team yet; ask the organizer")
-        else:
-            table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-            for column in ("slug", "title", "phases", "public"):
-                table.add_column(column, no_wrap=column != "title")
-            for c in body:
-                table.add_row(
-                    escape(c["slug"]),
-                    escape(c["title"]),
-                    str(c["phases"]),
-                    "yes" if c["public"] else "no",
-                )
-            output.out.print(table)
+        output.print_list(
+            body,
+            name="challenges",
+            as_json=as_json,
+            empty="no challenge is open to your team yet; ask the organizer",
+            table=_challenges_table,
+        )
         return True
 
     run(as_json, work)

@@ -5,6 +5,7 @@ carries only JSON — one document for ping and check, one object a line for rec
 """
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import typer
@@ -14,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cmdline_tool.errors import CliError
-from cmdline_tool.recog import Recognition, Summary
+from cmdline_tool.recog import Recognition, Summary, json_number
 from gateway.scoring.display import percent
 
 # soft_wrap: a line stays one line however narrow the terminal.
@@ -24,6 +25,24 @@ err = Console(stderr=True, soft_wrap=True, highlight=False)
 
 def emit_json(document: dict[str, Any]) -> None:
     typer.echo(json.dumps(document, ensure_ascii=False))
+
+
+def print_list(
+    body: list[dict[str, Any]],
+    *,
+    name: str,
+    as_json: bool,
+    empty: str,
+    table: Callable[[list[dict[str, Any]]], Table],
+) -> None:
+    """A list the hub sent: as JSON under `name`, `empty` when there is none, else as
+    the table `table` makes of it."""
+    if as_json:
+        emit_json({name: body})
+    elif not body:
+        out.print(empty)
+    else:
+        out.print(table(body))
 
 
 def error_line(error: CliError) -> None:
@@ -130,8 +149,8 @@ def check_table(
             escape(str(row.get("instance", "?"))),
             "connected" if row.get("connected") else "endpoint",
             "[green]yes[/]" if row.get("reachable") else "[red]no[/]",
-            ms(_number(row.get("ping_ms"))),
-            ms(_number(row.get("latency_ms"))),
+            ms(json_number(row.get("ping_ms"))),
+            ms(json_number(row.get("latency_ms"))),
             verdict,
             escape(answer),
         )
@@ -145,9 +164,5 @@ def failed_outcomes(outcomes: dict[str, int]) -> str:
 
 
 def _score(value: object) -> str:
-    number = _number(value)
+    number = json_number(value)
     return score_text(number) if number is not None else "?"
-
-
-def _number(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) else None

@@ -198,7 +198,7 @@ async def recognize_one(
         "ok",
         sent=True,
         tags=_tags(body.get("tags")),
-        latency_ms=_number(body.get("latency_ms")),
+        latency_ms=json_number(body.get("latency_ms")),
         round_trip_ms=round_trip,
         attempts=_attempt_count(body.get("attempts")),
         request_id=str(body.get("request_id") or "") or None,
@@ -252,12 +252,13 @@ def _tags(value: object) -> list[tuple[str, float]]:
     tags: list[tuple[str, float]] = []
     for item in value:
         if isinstance(item, dict) and "tag" in item:
-            score = _number(item.get("score"))
+            score = json_number(item.get("score"))
             tags.append((str(item["tag"]), score if score is not None else math.nan))
     return tags
 
 
-def _number(value: object) -> float | None:
+def json_number(value: object) -> float | None:
+    """A number the hub sent (JSON int or float), or None for anything else."""
     return float(value) if isinstance(value, int | float) else None
 
 

@@ -309,6 +309,15 @@ def results(
     run(as_json, work)
 
 
+def _datasets_table(body: list[dict[str, Any]]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("id", "name", "images"):
+        table.add_column(column, justify="right" if column != "name" else "left")
+    for d in body:
+        table.add_row(str(d["id"]), escape(d["name"]), str(d["images"]))
+    return table
+
+
 def datasets(
     hub: HubOpt = None, key: KeyOpt = None, as_json: JsonOpt = False, timeout: TimeoutOpt = 30.0
 ) -> None:
@@ -317,17 +326,13 @@ def datasets(
     async def work() -> bool:
         async with team_client(hub, key, timeout) as client:
             body = await client.call("GET", "/datasets")
-        if as_json:
-            output.emit_json({"datasets": body})
-        elif not body:
-            output.out.print("no dataset is open to team dry runs; ask the organizer")
-        else:
-            table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-            for column in ("id", "name", "images"):
-                table.add_column(column, justify="right" if column != "name" else "left")
-            for d in body:
-                table.add_row(str(d["id"]), escape(d["name"]), str(d["images"]))
-            output.out.print(table)
+        output.print_list(
+            body,
+            name="datasets",
+            as_json=as_json,
+            empty="no dataset is open to team dry runs; ask the organizer",
+            table=_datasets_table,
+        )
         return True
 
     run(as_json, work)

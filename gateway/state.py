@@ -7,12 +7,12 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.config import Settings
+from gateway.relay.target_cache import TargetCache
+from gateway.token_bucket import RateLimiter
 
 if TYPE_CHECKING:
     from gateway.dispatch.client import HttpClient
     from gateway.dispatch.dispatcher import Dispatcher
-    from gateway.rate_limit import RateLimiter
-    from gateway.relay.service import TargetCache
     from gateway.runs.engine.worker import DispatchWorker
 
 
@@ -25,8 +25,8 @@ class HubState:
     dispatcher: "Dispatcher"
     # Made on first use by the module that owns each (gateway.relay.service.target_cache,
     # gateway.rate_limit.limiter and admit).
-    relay_targets: "TargetCache | None" = None
-    rate_limiters: "dict[str, RateLimiter]" = field(default_factory=dict)
+    relay_targets: TargetCache | None = None
+    rate_limiters: dict[str, RateLimiter] = field(default_factory=dict)
     # The hash of the organizer's token read from the database, once read.
     stored_admin_digest: str | None = None
     stored_admin_digest_read: bool = False

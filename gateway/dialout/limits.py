@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from gateway.auth import Principal, hash_token
 from gateway.config import Settings
 from gateway.errors import TooManyConnections
-from gateway.rate_limit import RateLimiter, TokenBucket
+from gateway.token_bucket import RateLimiter, TokenBucket
 
 # A message costs one token per started 16 KiB: a 390 KB message is not one small result.
 MESSAGE_COST_BYTES = 16 * 1024

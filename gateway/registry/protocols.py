@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from gateway.dispatch.protocols import (
+from gateway.dispatch.protocols.options import (
     ALIASES,
     CLASSIFICATION,
     OIP_V2,

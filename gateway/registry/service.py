@@ -18,9 +18,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from gateway.auth import Principal, hash_token, new_api_key
-from gateway.dispatch.dispatcher import Target
+from gateway.dispatch.answers import Target
 from gateway.dispatch.policy import SETTING, EndpointPolicy
-from gateway.dispatch.protocols import RECOGHUB_V1, adapter_for
+from gateway.dispatch.protocols import adapter_for
+from gateway.dispatch.protocols.options import RECOGHUB_V1
 from gateway.errors import Conflict, Forbidden, InvalidInput, NotFound, WrongGuidKind
 from gateway.registry.caps import TeamCaps, check_provider_share, check_service_concurrency
 from gateway.registry.models import Instance, Provider, Service

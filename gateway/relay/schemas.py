@@ -4,7 +4,7 @@ from typing import Self
 
 from pydantic import BaseModel, Field
 
-from gateway.dispatch.dispatcher import Answer, Attempt
+from gateway.dispatch.answers import Answer, Attempt
 from gateway.protocol.result_string import Tag
 
 

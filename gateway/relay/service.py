@@ -20,7 +20,6 @@ import asyncio
 import dataclasses
 import functools
 import io
-import time
 
 from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,7 +27,8 @@ from starlette.concurrency import run_in_threadpool
 
 from gateway.auth import authenticate, hash_token
 from gateway.dialout.connections import is_dialout
-from gateway.dispatch.dispatcher import Answer, Dispatcher, Target
+from gateway.dispatch.answers import Answer, Target
+from gateway.dispatch.dispatcher import Dispatcher
 from gateway.errors import (
     Conflict,
     PayloadTooLarge,
@@ -40,58 +40,12 @@ from gateway.images import CheckedImage, ImageTooLarge, NotAnImage, check_image
 from gateway.registry.schemas import MAX_ENDPOINTS
 from gateway.registry.service import authorize_service, get_service, service_target
 from gateway.relay.schemas import CheckRead, InstanceCheckRead, TagRead
+from gateway.relay.target_cache import TargetCache
 from gateway.state import HubState
-
-TARGET_TTL_S = 2.0
-TARGET_CACHE_ENTRIES = 4096
 
 # A check costs a ping and a probe image per instance: as many connections as a service
 # may have endpoints (SPEC §9), whatever number of connections it opened.
 MAX_CHECKED_CONNECTIONS = MAX_ENDPOINTS
-
-
-class TargetCache:
-    """(token digest, service GUID) -> Target, each for `ttl_s` seconds.
-
-    Read and filled from the event loop's thread; `clear` may come from a threadpool
-    route. A target read from the database before a `clear` must never be served after
-    it (a relay in flight while the service is deleted would otherwise cache it again),
-    so each entry carries the generation its look-up started in, and `clear` starts a
-    new one: no lock needed.
-    """
-
-    def __init__(self, ttl_s: float = TARGET_TTL_S, max_entries: int = TARGET_CACHE_ENTRIES):
-        self.ttl_s = ttl_s
-        self.max_entries = max_entries
-        self.generation = 0
-        self._entries: dict[tuple[str, str], tuple[float, int, Target]] = {}
-
-    def get(self, token_digest: str, guid: str) -> Target | None:
-        entry = self._entries.get((token_digest, guid))
-        if entry is None:
-            return None
-        expires, generation, target = entry
-        if generation != self.generation or time.monotonic() >= expires:
-            self._entries.pop((token_digest, guid), None)
-            return None
-        return target
-
-    def put(
-        self, token_digest: str, guid: str, target: Target, *, generation: int | None = None
-    ) -> None:
-        """Keep `target`; `generation` is `self.generation` as it was before the look-up."""
-        now = time.monotonic()
-        if len(self._entries) >= self.max_entries:
-            self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
-            if len(self._entries) >= self.max_entries:
-                self._entries.clear()
-        if generation is None:
-            generation = self.generation
-        self._entries[(token_digest, guid)] = (now + self.ttl_s, generation, target)
-
-    def clear(self) -> None:
-        self.generation += 1
-        self._entries.clear()
 
 
 def target_cache(state: HubState) -> TargetCache:

@@ -20,10 +20,10 @@ from sqlalchemy import Connection, Row, select
 from sqlalchemy.orm import Session
 
 from gateway.errors import Outcome
+from gateway.runs.finish import keyset_pages
 from gateway.runs.models import WORK_ITEMS, ItemState
 from gateway.runs.progress import run_members
 
-PAGE = 1000
 # Groups kept per service; later new kinds all go into one group, OTHER.
 MAX_GROUPS = 50
 OTHER = "(other details)"
@@ -119,20 +119,11 @@ def _failed_items(conn: Connection, run_service_id: int) -> Iterator[Row[Any]]:
         WORK_ITEMS.c.request_id,
         WORK_ITEMS.c.finished_at,
     ]
-    last_seq = -1
-    while True:
-        page = conn.execute(
-            select(WORK_ITEMS.c.seq, *columns)
-            .where(
-                WORK_ITEMS.c.run_service_id == run_service_id,
-                WORK_ITEMS.c.state == ItemState.DONE,
-                WORK_ITEMS.c.seq > last_seq,
-                WORK_ITEMS.c.outcome != Outcome.OK.value,
-            )
-            .order_by(WORK_ITEMS.c.seq)
-            .limit(PAGE)
-        ).all()
-        yield from page
-        if len(page) < PAGE:
-            return
-        last_seq = page[-1].seq
+    return keyset_pages(
+        conn,
+        select(WORK_ITEMS.c.seq, *columns).where(
+            WORK_ITEMS.c.run_service_id == run_service_id,
+            WORK_ITEMS.c.state == ItemState.DONE,
+            WORK_ITEMS.c.outcome != Outcome.OK.value,
+        ),
+    )

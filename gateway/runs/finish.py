@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, select, update
+from sqlalchemy import Connection, Row, Select, func, select, update
 
 from gateway.errors import OUTCOMES, Outcome
 from gateway.runs.models import (
@@ -53,26 +53,33 @@ class Verdict:
         }
 
 
-def done_items(conn: Connection, *, run_service_id: int, columns: list[Any]) -> Iterator[Row[Any]]:
-    """The recorded items of a run service in `seq` order, joined with their images,
-    fetched a page at a time."""
+def keyset_pages(conn: Connection, query: Select[Any]) -> Iterator[Row[Any]]:
+    """The rows of `query` (over work items, selecting their `seq` first) in `seq` order,
+    fetched a page at a time: keyset pages on the claim index, so memory stays flat and
+    no page costs more than the first."""
     last_seq = -1
     while True:
         page = conn.execute(
-            select(WORK_ITEMS.c.seq, *columns)
-            .join(IMAGES, IMAGES.c.id == WORK_ITEMS.c.image_id)
-            .where(
-                WORK_ITEMS.c.run_service_id == run_service_id,
-                WORK_ITEMS.c.state == ItemState.DONE,
-                WORK_ITEMS.c.seq > last_seq,
-            )
-            .order_by(WORK_ITEMS.c.seq)
-            .limit(PAGE)
+            query.where(WORK_ITEMS.c.seq > last_seq).order_by(WORK_ITEMS.c.seq).limit(PAGE)
         ).all()
         yield from page
         if len(page) < PAGE:
             return
         last_seq = page[-1].seq
+
+
+def done_items(conn: Connection, *, run_service_id: int, columns: list[Any]) -> Iterator[Row[Any]]:
+    """The recorded items of a run service in `seq` order, joined with their images,
+    fetched a page at a time."""
+    return keyset_pages(
+        conn,
+        select(WORK_ITEMS.c.seq, *columns)
+        .join(IMAGES, IMAGES.c.id == WORK_ITEMS.c.image_id)
+        .where(
+            WORK_ITEMS.c.run_service_id == run_service_id,
+            WORK_ITEMS.c.state == ItemState.DONE,
+        ),
+    )
 
 
 def service_scores(conn: Connection, *, run_service_id: int) -> dict[str, Any]:

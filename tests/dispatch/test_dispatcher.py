@@ -12,8 +12,9 @@ from typing import get_args
 import pytest
 
 from gateway.config import Settings
+from gateway.dispatch.answers import Target
 from gateway.dispatch.client import make_client_session
-from gateway.dispatch.dispatcher import Dispatcher, Target
+from gateway.dispatch.dispatcher import Dispatcher
 from gateway.dispatch.policy import REFUSED_DETAIL
 from gateway.errors import Outcome
 from gateway.protocol import signing

@@ -5,14 +5,12 @@ import json
 
 import pytest
 
-from gateway.dispatch.protocols import (
-    MAX_JSON_ANSWER_BYTES,
-    RECOGHUB,
-    OipV2Adapter,
-    ProtocolOptions,
-    TorchServeAdapter,
-    adapter_for,
-)
+from gateway.dispatch.protocols import adapter_for
+from gateway.dispatch.protocols.json_answers import MAX_JSON_ANSWER_BYTES
+from gateway.dispatch.protocols.oip_v2 import OipV2Adapter
+from gateway.dispatch.protocols.options import ProtocolOptions
+from gateway.dispatch.protocols.recoghub_v1 import RECOGHUB
+from gateway.dispatch.protocols.torchserve import TorchServeAdapter
 from gateway.errors import RecognizerBadFormat, RecognizerTooLarge
 from gateway.protocol.result_string import Tag
 

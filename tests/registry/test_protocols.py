@@ -5,7 +5,8 @@ import pytest
 from sqlalchemy.orm import Session
 
 from gateway.db import make_engine
-from gateway.dispatch.protocols import RECOGHUB, OipV2Adapter
+from gateway.dispatch.protocols.oip_v2 import OipV2Adapter
+from gateway.dispatch.protocols.recoghub_v1 import RECOGHUB
 from gateway.registry.service import get_service, service_target
 from tests.builders import admin_headers, bearer, register_team
 

@@ -13,8 +13,8 @@ from gateway.auth import ADMIN_SECRET_NAME, hash_token
 from gateway.db import make_engine
 from gateway.errors import RateLimited
 from gateway.migrate import upgrade
-from gateway.rate_limit import RateLimiter
 from gateway.registry.models import HubSecret
+from gateway.token_bucket import RateLimiter
 from tests.builders import admin_headers, bearer, hub_settings, png_bytes, register_team
 from tests.servers import LiveServer, live_server
 

@@ -1,7 +1,7 @@
 """The relay's per-process cache of (key, service) -> target."""
 
-from gateway.dispatch.dispatcher import Target
-from gateway.relay.service import TargetCache
+from gateway.dispatch.answers import Target
+from gateway.relay.target_cache import TargetCache
 
 TARGET = Target("service-guid", "provider-guid", ("http://127.0.0.1:1",), "secret")
 

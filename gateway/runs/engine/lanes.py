@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from gateway.dispatch.dispatcher import Target
+from gateway.dispatch.answers import Target
 from gateway.runs.engine import breaker, store
 from gateway.runs.engine.breaker import FailureStreak
 from gateway.runs.engine.images import ImageCache

@@ -31,7 +31,7 @@ from typing import Any, TypedDict
 from sqlalchemy import Connection, bindparam, select, update
 
 from gateway.db import chunked, utcnow
-from gateway.dispatch.dispatcher import Answer
+from gateway.dispatch.answers import Answer
 from gateway.errors import Outcome
 from gateway.runs.finish import run_split
 from gateway.runs.models import (

@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 
 from gateway.db import chunked, utcnow
-from gateway.dispatch.dispatcher import Target
+from gateway.dispatch.answers import Target
 from gateway.dispatch.protocols import adapter_for
 from gateway.runs import lifecycle
 from gateway.runs.models import (
