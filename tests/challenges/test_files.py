@@ -35,7 +35,9 @@ def test_download_holds_opaque_ids_images_csv_and_labels_never_keys(
         names = archive.namelist()
         ids = image_ids(archive)
         assert len(ids) == 4 and len(set(ids)) == 4
-        assert sorted(names) == sorted(["images.csv", "labels.txt", *(f"images/{i}.png" for i in ids)])
+        assert sorted(names) == sorted(
+            ["images.csv", "labels.txt", *(f"images/{i}.png" for i in ids)]
+        )
         assert archive.read("labels.txt").decode() == "bird\ncat\ndog\n"
         everything = b"".join(archive.read(name) for name in names if name != "labels.txt")
         for secret in (b"img-a", b"img-b", b"img-c", b"img-d", b"cat", b"dog", b"public"):
@@ -160,7 +162,9 @@ def test_a_live_run_and_a_file_of_one_team_share_the_phase_leaderboard(
         assert live.status_code == 201, live.text
         ids = image_ids(download(c, alpha.api_key))
         # alpha's file: every image right (better than its live run's cat-for-all).
-        good = "".join(f"{i}\t{t}:1\n" for i, t in zip(ids, ["cat", "cat", "dog", "bird"], strict=True))
+        good = "".join(
+            f"{i}\t{t}:1\n" for i, t in zip(ids, ["cat", "cat", "dog", "bird"], strict=True)
+        )
         r = upload(c, alpha.api_key, good.encode(), "recoghub-tsv")
         assert r.status_code == 201, r.text
         r = upload(c, beta.api_key, b"dog\n", "ilsvrc")
