@@ -1,5 +1,5 @@
 """A phase's images as a streamed zip (SPEC §13): each image under its opaque id, with
-`images.csv` (`image_id,file`, the order an `ilsvrc` file follows) and `labels.txt` (a
+`images.csv` (`image_id,file`, the file's path in the zip; the order an `ilsvrc` file follows) and `labels.txt` (a
 classification phase's label list; `references.txt`, the reference ids, for a matching
 one). Keys, the images' labels and the split are never in it.
 
@@ -77,9 +77,9 @@ def zip_chunks(images: PhaseImages, *, data_dir: Path) -> Iterator[bytes]:
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED) as archive:
         index = ["image_id,file"]
         for image in images.images:
-            name = file_name(image.opaque, image.content_type)
+            name = "images/" + file_name(image.opaque, image.content_type)
             index.append(f"{image.opaque},{name}")
-            info = zipfile.ZipInfo(f"images/{name}", date_time=_DATE)
+            info = zipfile.ZipInfo(name, date_time=_DATE)
             archive.writestr(info, read_image(data_dir, image.sha256))
             yield sink.take()
         archive.writestr(zipfile.ZipInfo("images.csv", date_time=_DATE), "\n".join(index) + "\n")

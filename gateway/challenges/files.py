@@ -326,6 +326,8 @@ def _store(
         on_results=write,
     )
     finish_service(conn, run_service_id=member.id, phase=run.phase)
+    if not answers.has_scores:
+        _drop_score_figures(session, member)
     run.state = RunState.COMPLETED
     run.finished_at = utcnow()
     moved = conn.execute(
@@ -337,6 +339,22 @@ def _store(
         session.rollback()
         return
     session.commit()
+
+
+# What a file without scores (`ilsvrc`: an order of predictions) cannot have: its tags
+# are stored with scores 1/i to keep their order, which are no confidence to rank by.
+_UNSCORED = {"coverage_at_95": None, "coverage_at_99": None, "micro_ap": None}
+
+
+def _drop_score_figures(session: Session, member: RunService) -> None:
+    session.refresh(member)
+    if member.scores is not None:
+        member.scores = {**member.scores, **_UNSCORED}
+    if member.part_scores is not None:
+        member.part_scores = {
+            part: {**figures, **_UNSCORED} for part, figures in member.part_scores.items()
+        }
+    session.flush()
 
 
 def resume_scoring(sessions: sessionmaker[Session], *, settings: Settings) -> int:

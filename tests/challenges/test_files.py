@@ -75,6 +75,8 @@ def test_ilsvrc_file_by_labels_and_indices_is_scored_and_stored_as_a_run(
         scores = scores_of(answer)
         assert scores["top1"] == pytest.approx(0.25)
         assert scores["top5"] == pytest.approx(0.5)
+        # An order of labels has no confidence: no coverage, no µAP.
+        assert scores["micro_ap"] is None and scores["coverage_at_95"] is None
         assert {k: v for k, v in scores["outcomes"].items() if v} == {"ok": 3, "missed": 1}
         assert answer["kind"] == "file" and answer["format"] == "ilsvrc"
         # Its per-image results are a run's: the organizer reads them as any run's.
