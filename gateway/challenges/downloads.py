@@ -1,7 +1,7 @@
 """A phase's images as a streamed zip (SPEC §13): each image under its opaque id, with
-`images.csv` (`image_id,file`, the file's path in the zip; the order an `ilsvrc` file follows) and `labels.txt` (a
-classification phase's label list; `references.txt`, the reference ids, for a matching
-one). Keys, the images' labels and the split are never in it.
+`images.csv` (`image_id,file`: the file's path in the zip, in the order an `ilsvrc` file
+follows) and `labels.txt` (a classification phase's label list; `references.txt`, the
+reference ids, for a matching one). Keys, the images' labels and the split are never in it.
 
 The zip is written as it is sent: `zipfile` writes to a sink that the response drains
 after each member (data descriptors, as for any unseekable output), so memory holds one
