@@ -159,14 +159,9 @@ def _check_and_accept(
 ) -> tuple[int, Any]:
     with state.sessions() as session:
         images = phase_images(session, phase=phase)
-        with path.open("rb") as stream:
-            answers = files.check_file(
-                stream,
-                format=format,
-                images=images,
-                phase=phase,
-                max_bytes=state.settings.submission_max_bytes,
-            )
+        answers = files.check_file(
+            path, format=format, images=images, phase=phase, settings=state.settings
+        )
         phase = session.merge(phase)
         sub = files.accept_file(
             session, phase=phase, provider_id=provider_id, format=format, upload=path, size=size

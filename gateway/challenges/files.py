@@ -29,7 +29,7 @@ import secrets
 import time
 import uuid
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -51,8 +51,9 @@ from gateway.db import utcnow
 from gateway.errors import FileRejected, Forbidden, InvalidInput
 from gateway.offline.answers import RankedAnswers
 from gateway.offline.errors import SubmissionRejected
+from gateway.offline.isolated import read_answers_isolated
 from gateway.offline.scoring import ImageResult, score_answers
-from gateway.offline.submission import file_format, read_answers
+from gateway.offline.submission import FileFormat, file_format, read_answers
 from gateway.registry.models import Service
 from gateway.runs import live_scores
 from gateway.runs.engine.results import ResultRecord, add_to_live_scores
@@ -103,18 +104,29 @@ def check_offline(*, principal: Principal, challenge: Challenge, phase: Challeng
 
 
 def check_file(
-    stream: BinaryIO, *, format: str, images: PhaseImages, phase: ChallengePhase, max_bytes: int
+    path: Path, *, format: str, images: PhaseImages, phase: ChallengePhase, settings: Settings
 ) -> RankedAnswers:
     """The whole file validated and parsed; raises FileRejected naming the line or array
-    and what was expected."""
+    and what was expected. A descriptor file is read in a child process with a time
+    limit (gateway.offline.isolated): libhdf5 parses it."""
     try:
-        return read_answers(
-            stream,
-            format=format,
-            catalogue=images.catalogue,
-            k=phase_k(phase),
-            max_bytes=max_bytes,
-        )
+        if file_format(format) is FileFormat.ISC_DESCRIPTORS:
+            return read_answers_isolated(
+                str(path),
+                format=format,
+                catalogue=images.catalogue,
+                k=phase_k(phase),
+                max_bytes=settings.submission_max_bytes,
+                timeout_s=settings.submission_check_timeout_s,
+            )
+        with path.open("rb") as stream:
+            return read_answers(
+                stream,
+                format=format,
+                catalogue=images.catalogue,
+                k=phase_k(phase),
+                max_bytes=settings.submission_max_bytes,
+            )
     except SubmissionRejected as exc:
         raise FileRejected(str(exc), rejection=exc.as_dict()) from None
 
@@ -198,14 +210,9 @@ def score_file(
         images = phase_images(session, phase=phase)
         if answers is None:
             try:
-                with path.open("rb") as stream:
-                    answers = check_file(
-                        stream,
-                        format=sub.format,
-                        images=images,
-                        phase=phase,
-                        max_bytes=settings.submission_max_bytes,
-                    )
+                answers = check_file(
+                    path, format=sub.format, images=images, phase=phase, settings=settings
+                )
             except (OSError, FileRejected) as exc:
                 _fail(session, sub, f"the stored file could not be scored: {exc}")
                 return

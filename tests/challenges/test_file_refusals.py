@@ -137,3 +137,21 @@ def test_the_default_cap_refuses_a_declared_1_gib_plus_one_without_reading_it(
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert b"1073741824 bytes" in answer
+
+
+def test_a_descriptor_file_not_read_within_the_time_limit_is_refused_and_not_counted(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The child reading a descriptor file is killed at the limit (here far below a
+    child's start-up, so every descriptor file is past it)."""
+    settings = hub_settings(database_url, tmp_path / "data", submission_check_timeout_s=0.01)
+    with live_server(create_app(settings)) as hub:
+        seed(database_url, tmp_path / "data", PETS)
+        with httpx.Client(base_url=hub.url, timeout=60) as c:
+            alpha = register_team(c, [], name="alpha")
+            create_challenge(c, "pets-cup", phase_body(kind="offline"))
+            r = upload(c, alpha.api_key, b"\x89HDF\r\n\x1a\n" + b"\0" * 64, "isc-descriptors")
+            assert r.status_code == 422, r.text
+            assert r.json()["rejection"]["kind"] == "timed_out"
+            assert "RECOGHUB_SUBMISSION_CHECK_TIMEOUT_S" in r.json()["detail"]
+            assert _made(c, alpha.api_key) == 0
