@@ -13,6 +13,7 @@ in state `scoring`, to follow at `…/submissions/{id}`.
 import asyncio
 import contextlib
 import functools
+import logging
 import shutil
 from pathlib import Path
 from typing import Annotated, Any
@@ -38,6 +39,7 @@ from gateway.errors import InvalidInput, PayloadTooLarge
 from gateway.openapi import errors
 from gateway.state import HubState
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/challenges", tags=["challenges"])
 
 _JSON = "application/json"
@@ -234,8 +236,12 @@ async def submit(
             answers=answers,
         ),
     )
-    with contextlib.suppress(TimeoutError):
+    try:
         await asyncio.wait_for(asyncio.shield(scoring), timeout=settings.submission_wait_s)
+    except TimeoutError:
+        pass  # 202: it goes on
+    except Exception:  # accepted all the same: it stays `scoring`, scored again at start
+        log.exception("scoring submission %s failed", sub_id)
     read = await run_in_threadpool(_read, state, principal, slug, phase, sub_id)
     if read.state == "scoring":
         response.status_code = 202
