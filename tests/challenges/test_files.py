@@ -42,8 +42,11 @@ def test_download_holds_opaque_ids_images_csv_and_labels_never_keys(
         everything = b"".join(archive.read(name) for name in names if name != "labels.txt")
         for secret in (b"img-a", b"img-b", b"img-c", b"img-d", b"cat", b"dog", b"public"):
             assert secret not in everything
-        # Stable for the phase: a second download names the images alike.
+        # Stable for the phase: a second download names the images alike, the
+        # organizer's too.
         assert image_ids(download(c, alpha.api_key)) == ids
+        r = c.get(f"{API}/pets-cup/phases/final/images", headers=admin_headers())
+        assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
 
 
 def test_a_live_only_phase_has_no_download_and_takes_no_file(
