@@ -48,7 +48,7 @@ _SUBMIT_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
-            _JSON: {"schema": {"$ref": "#/components/schemas/SubmissionCreate"}},
+            _JSON: {"schema": SubmissionCreate.model_json_schema()},
             _MULTIPART: {
                 "schema": {
                     "type": "object",
