@@ -238,14 +238,19 @@ async def submit(
     )
     try:
         await asyncio.wait_for(asyncio.shield(scoring), timeout=settings.submission_wait_s)
-    except TimeoutError:
-        pass  # 202: it goes on
+    except TimeoutError:  # 202: it goes on; a failure is logged (scored again at start)
+        scoring.add_done_callback(functools.partial(_log_failure, sub_id))
     except Exception:  # accepted all the same: it stays `scoring`, scored again at start
         log.exception("scoring submission %s failed", sub_id)
     read = await run_in_threadpool(_read, state, principal, slug, phase, sub_id)
     if read.state == "scoring":
         response.status_code = 202
     return read
+
+
+def _log_failure(sub_id: int, done: "asyncio.Future[None]") -> None:
+    if not done.cancelled() and done.exception() is not None:
+        log.error("scoring submission %s failed", sub_id, exc_info=done.exception())
 
 
 def _submit_live(
