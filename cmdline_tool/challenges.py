@@ -19,6 +19,7 @@ from rich.table import Table
 from cmdline_tool import output
 from cmdline_tool.errors import CliError
 from cmdline_tool.hub_api import HubClient, require_guid, team_client
+from cmdline_tool.offline import submit_file
 from cmdline_tool.options import HubOpt, JsonOpt, KeyOpt, TimeoutOpt, run
 from cmdline_tool.refusals import Subject
 from cmdline_tool.times import local_time
@@ -157,19 +158,16 @@ def submit(
     as_json: JsonOpt = False,
     timeout: TimeoutOpt = 30.0,
 ) -> None:
-    """Submit to a phase: a live run of your service (--service GUID) within your limit."""
+    """Submit to a phase within your limit: a live run of your service (--service GUID)
+    or a prediction file (FILE --format F; shows its scores)."""
+    if file is not None and service is None:
+        submit_file(slug, phase, file, fmt, hub=hub, key=key, as_json=as_json, timeout=timeout)
+        return
 
     async def work() -> bool:
-        if file is not None or fmt is not None:
-            if service is not None and file is not None:
-                raise CliError(
-                    "local", "usage", "give --service or FILE, not both", "see `submit --help`"
-                )
+        if service is not None and file is not None:
             raise CliError(
-                "local",
-                "not_supported",
-                "file submissions: not yet (this version submits live runs only)",
-                "submit a live run of your service with --service GUID",
+                "local", "usage", "give --service or FILE, not both", "see `submit --help`"
             )
         guid = require_guid(service, "--service", "RECOGHUB_SERVICE")
         path = _phase_path(slug, phase)

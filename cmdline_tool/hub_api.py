@@ -108,6 +108,11 @@ class HubClient:
                 "try again; if it keeps happening, check --hub or tell the organizer",
             ) from None
 
+    def stream(self, method: str, path: str, **kwargs: Any) -> Any:
+        """`method API+path` as a streamed answer (`async with`); a failure to connect is
+        the "hub" CliError as for `request`."""
+        return _Streamed(self, self._client.stream(method, API + path, **kwargs))
+
     def unreachable(self) -> CliError:
         return CliError(
             "hub",
@@ -181,3 +186,21 @@ def run_subject(run_id: int) -> Subject:
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class _Streamed:
+    """An httpx stream whose connection failures are the client's CliErrors."""
+
+    def __init__(self, client: HubClient, context: Any) -> None:
+        self._client = client
+        self._context = context
+
+    async def __aenter__(self) -> httpx.Response:
+        try:
+            response: httpx.Response = await self._context.__aenter__()
+        except (httpx.ConnectError, httpx.ConnectTimeout):
+            raise self._client.unreachable() from None
+        return response
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._context.__aexit__(*exc)

@@ -18,7 +18,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from cmdline_tool import challenges, failures, output, team
+from cmdline_tool import challenges, failures, offline, output, team
 from cmdline_tool.accuracy import Accuracy, require_labelled
 from cmdline_tool.errors import CliError
 from cmdline_tool.hub_api import HubClient, normalize_hub_url, require_guid, require_key
@@ -246,6 +246,7 @@ app.add_typer(notify_app, name="notify")
 app.command("challenges")(challenges.list_challenges)
 app.command()(challenges.phases)
 app.command()(challenges.submit)
+app.command()(offline.download)
 app.command()(challenges.submissions)
 app.command()(challenges.select)
 app.command()(challenges.standings)

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import sys
@@ -15,6 +16,8 @@ from starlette.routing import Match
 
 from gateway import __version__
 from gateway.auth import ensure_admin_token
+from gateway.challenges.file_routes import router as challenge_files_router
+from gateway.challenges.files import resume_scoring
 from gateway.challenges.routes import router as challenges_router
 from gateway.config import Settings, get_settings
 from gateway.datasets.routes import router as datasets_router
@@ -75,6 +78,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings, sessions, state.dispatcher.connections, lambda: _worker_id(state)
         )
         stop = asyncio.Event()
+        # Prediction files a stopped hub left `scoring` are scored again (SPEC §13).
+        resumed = asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(resume_scoring, sessions, settings=settings)
+        )
         worker = (
             asyncio.create_task(run_embedded_worker(state, stop), name="recoghub-worker")
             if settings.embedded_worker
@@ -108,6 +115,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await stop_dispatch()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(notifier, timeout=10)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(resumed), timeout=10)
             await http.close()
             engine.dispose()
 
@@ -128,7 +137,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # the catch-all's 500 included, leaves marked nosniff. The relay's shortcut is
     # innermost: it answers what the router would, sooner.
     app.add_middleware(RecognizeShortcut)
-    app.add_middleware(BodyGuard, max_bytes=settings.max_json_bytes)
+    app.add_middleware(
+        BodyGuard,
+        max_bytes=settings.max_json_bytes,
+        submission_max_bytes=settings.submission_max_bytes,
+    )
     app.add_middleware(UnhandledErrors)
     app.add_middleware(NoSniff)
 
@@ -146,6 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runs_router,
         run_results_router,
         challenges_router,
+        challenge_files_router,
         dialout_router,
     ):
         app.include_router(router, prefix=API_PREFIX)

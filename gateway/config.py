@@ -35,6 +35,14 @@ class Settings(BaseSettings):
 
     # Limits for untrusted callers (SPEC §9).
     max_json_bytes: int = Field(default=1024 * 1024, gt=0)
+    # Offline prediction files (SPEC §13): the largest upload, and how long the upload
+    # waits for the scores before it answers 202 (the scoring goes on). The delay is for
+    # tests only: it holds a file in `scoring` so a test can stop the hub mid-way.
+    submission_max_bytes: int = Field(default=1024**3, gt=0)
+    submission_wait_s: float = Field(default=5.0, ge=0)
+    submission_scoring_delay_s: float = Field(default=0.0, ge=0)
+    # A descriptor file is read in a child process killed after this long (libhdf5).
+    submission_check_timeout_s: float = Field(default=600.0, gt=0)
     service_concurrency_max: int = Field(default=8, ge=1, le=1024)
     # A team's share as a team (gateway.registry.caps): 32 is an eighth of a worker's
     # RECOGHUB_GLOBAL_CONCURRENCY, so eight teams at their cap still fit in one worker's

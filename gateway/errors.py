@@ -25,6 +25,8 @@ What a caller of the hub's API did wrong becomes a JSON error `{"detail", "code"
      ├── Conflict                   409 conflict
      │    └── OutsideWindow         409 phase_not_open / phase_closed; carries the window
      ├── InvalidInput               422 invalid_input
+     │    └── FileRejected          422 file_rejected; carries .rejection (SPEC §13: the
+     │                                  line or array and what was expected)
      ├── PayloadTooLarge            413 too_large
      ├── UnsupportedMedia           415 not_an_image
      ├── QuotaExceeded              429 quota_exceeded (Retry-After when a next is allowed)
@@ -162,6 +164,17 @@ class OutsideWindow(Conflict):
 class InvalidInput(HubError):
     status = 422
     code = "invalid_input"
+
+
+class FileRejected(InvalidInput):
+    """A prediction file refused by validation (SPEC §13); `rejection` is the refusal's
+    fields (`gateway.offline.errors.SubmissionRejected.as_dict()`). It counts for nothing."""
+
+    code = "file_rejected"
+
+    def __init__(self, detail: str, *, rejection: dict[str, object]) -> None:
+        super().__init__(detail)
+        self.rejection = rejection
 
 
 class PayloadTooLarge(HubError):

@@ -2,9 +2,10 @@
 phases, and submissions.
 
 A submission is what a team entered in a phase: a live run (`kind` "live", `run_id` set)
-or, later, an uploaded file (`kind` "file", SPEC §13; its own columns come with it). It
-keeps no scores of its own: a live submission's scores are its run service's live scores
-and final rescore (gateway.runs), read by the phase leaderboard.
+or an uploaded file (`kind` "file", SPEC §13: once scored, a run of its own holds its
+per-image results, gateway.challenges.files). It keeps no scores of its own: its scores
+are its run service's live scores and final rescore (gateway.runs), read by the phase
+leaderboard.
 
     ChallengePhase  open (opens_at <= now < closes_at) -> closed (closed_at set: final
                     ranking frozen) -> published (published_at set: teams see it)
@@ -52,6 +53,15 @@ class Visible(StrEnum):
 class SubmissionKind(StrEnum):
     LIVE = "live"  # a run of one of the team's services
     FILE = "file"  # an uploaded prediction file (SPEC §13)
+
+
+class FileState(StrEnum):
+    """A file submission's scoring: accepted (it counts) -> scored, or failed (the hub
+    could not finish it: the stored file gone). A live submission has none."""
+
+    SCORING = "scoring"
+    SCORED = "scored"
+    FAILED = "failed"
 
 
 class Challenge(Base):
@@ -147,3 +157,11 @@ class Submission(Base):
     by_organizer: Mapped[bool] = mapped_column(Boolean, default=False)
     selected: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # A file submission (SPEC §13): its format, its state (FileState), the name of the
+    # accepted file under <data_dir>/submissions until it is scored, its size, and why
+    # it failed. Once scored, `run_id`/`service_id` hold its results as a run's.
+    format: Mapped[str | None] = mapped_column(String(20))
+    state: Mapped[str | None] = mapped_column(String(10))
+    upload: Mapped[str | None] = mapped_column(String(100))
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(Text)

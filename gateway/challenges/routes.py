@@ -27,7 +27,6 @@ from gateway.challenges.schemas import (
     ChangeRead,
     PhaseLeaderboard,
     PhaseRead,
-    SubmissionCreate,
     SubmissionRead,
 )
 from gateway.challenges.visibility import (
@@ -207,34 +206,6 @@ def list_submissions(
     return submission_reads(
         session, challenge=challenge, phase=found, principal=principal, subs=subs
     )
-
-
-@router.post(
-    "/{slug}/phases/{phase}/submissions",
-    status_code=201,
-    responses=errors(400, 401, 403, 404, 409, 413, 422, 429),
-)
-def submit(
-    slug: str,
-    phase: str,
-    data: SubmissionCreate,
-    session: SessionDep,
-    principal: CallerDep,
-    state: HubStateDep,
-) -> SubmissionRead:
-    """A live run of one of the team's services over the phase's dataset: 429
-    `quota_exceeded` with `next_allowed_at` past the limit, 409 `phase_not_open` /
-    `phase_closed` with the window outside it."""
-    challenge, found = _phase(session, principal, slug, phase)
-    made = submissions.submit_live(
-        session,
-        settings=state.settings,
-        principal=principal,
-        challenge=challenge,
-        phase=found,
-        service_guid=data.service_guid,
-    )
-    return submission_read(session, challenge=challenge, phase=found, principal=principal, sub=made)
 
 
 @router.post(

@@ -273,6 +273,14 @@ class SubmissionRead(BaseModel):
         description="Null while the phase's scores are hidden from the caller (visible: "
         "at_close before publication)."
     )
+    format: str | None = Field(default=None, description="A file's format (SPEC §13).")
+    state: Literal["scoring", "scored", "failed"] | None = Field(
+        default=None,
+        description="A file's scoring: `scoring` (accepted, it counts; follow it), "
+        "`scored`, or `failed` (`error` says why). Null for a live run.",
+    )
+    size: int | None = Field(default=None, description="A file's size in bytes.")
+    error: str | None = Field(default=None, description="Why a file's scoring failed.")
 
 
 class PhaseLeaderboardRow(BaseModel):

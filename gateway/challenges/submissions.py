@@ -139,6 +139,17 @@ def _check_limit(
     )
 
 
+def take_place(
+    session: Session, *, phase: ChallengePhase, provider_id: int, limited: bool, now: datetime
+) -> None:
+    """Lock the team (a no-op write) and, when `limited`, check its limit: the count holds
+    until the caller commits the submission it adds. Every kind of submission comes
+    through here. Raises QuotaExceeded."""
+    session.execute(update(Provider).where(Provider.id == provider_id).values(id=Provider.id))
+    if limited:
+        _check_limit(session, phase=phase, provider_id=provider_id, now=now)
+
+
 def _check_live(phase: ChallengePhase) -> None:
     if phase.kind == PhaseKind.OFFLINE:
         raise InvalidInput(
@@ -192,12 +203,13 @@ def submit_live(
     baseline = service.guid in (phase.baselines or ())
     if not baseline and not is_enrolled(challenge, provider_id=service.provider_id):
         raise Forbidden(f"the team of service {service.guid} is not enrolled in {challenge.slug}")
-    # Lock the team (a no-op write) before counting: the count holds until commit.
-    session.execute(
-        update(Provider).where(Provider.id == service.provider_id).values(id=Provider.id)
+    take_place(
+        session,
+        phase=phase,
+        provider_id=service.provider_id,
+        limited=not principal.is_admin,
+        now=now,
     )
-    if not principal.is_admin:
-        _check_limit(session, phase=phase, provider_id=service.provider_id, now=now)
     run_id = _start(session, settings=settings, phase=phase, services=[service])
     submission = Submission(
         phase_id=phase.id,

@@ -257,6 +257,10 @@ def submission_reads(
                 scores=Scores.model_validate(found.scores)
                 if part is not None and found.scores is not None
                 else None,
+                format=sub.format,
+                state=sub.state,  # type: ignore[arg-type]
+                size=sub.size,
+                error=sub.error,
             )
         )
     return reads

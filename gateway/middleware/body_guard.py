@@ -13,7 +13,10 @@ the 401. So, before the app sees a request that carries a body:
 
 Two routes bound their own bodies and are left alone: the relay (`.../recognize`, an
 image up to `RECOGHUB_MAX_IMAGE_BYTES`, authenticated before its body is read; `.../check`
-reads none) and a multipart dataset import, whose files Starlette spools to disk.
+reads none) and a multipart dataset import, whose files Starlette spools to disk. A
+prediction file's upload (`…/phases/{phase}/submissions`, any body but JSON) is bounded
+by RECOGHUB_SUBMISSION_MAX_BYTES instead: a declared length over it is 413 here, and its
+route counts the bytes as they come (gateway.challenges.file_routes).
 """
 
 import re
@@ -32,6 +35,9 @@ API_PREFIX = "/api/v1/"
 PUBLIC_PATHS = frozenset({"/api/v1/ping"})
 SELF_BOUNDED_PATH = re.compile(r"/api/v1/services/[^/]+/(?:recognize|check)")
 UPLOAD_PATH = "/api/v1/datasets"
+# A prediction file (SPEC §13): bounded by RECOGHUB_SUBMISSION_MAX_BYTES, counted by its
+# route as it is received; a JSON body there (a live submission) is bounded as any.
+SUBMISSION_PATH = re.compile(r"/api/v1/challenges/[^/]+/phases/[^/]+/submissions")
 
 
 def _carries_body(scope: Scope) -> bool:
@@ -55,9 +61,10 @@ def _principal(state: HubState, token: str | None) -> Principal:
 class BodyGuard:
     """See the module doc. `max_bytes` bounds every body but the self-bounded routes'."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, submission_max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.submission_max_bytes = submission_max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not _carries_body(scope):
@@ -70,6 +77,12 @@ class BodyGuard:
         headers = Headers(scope=scope)
         bounded = not (path == UPLOAD_PATH and _media_type(headers) == "multipart/form-data")
         declared = headers.get("content-length")
+        if SUBMISSION_PATH.fullmatch(path) and _media_type(headers) != "application/json":
+            bounded = False  # its route counts the bytes; the declared length first:
+            if declared is not None and declared.strip().isdigit():
+                if int(declared) > self.submission_max_bytes:
+                    await _refuse(scope, receive, send, self._file_too_large(int(declared)))
+                    return
         if bounded and declared is not None and declared.strip().isdigit():
             if int(declared) > self.max_bytes:
                 await _refuse(scope, receive, send, self._too_large(int(declared)))
@@ -94,6 +107,12 @@ class BodyGuard:
         return PayloadTooLarge(
             f"the request body{size} is over the hub's limit of {self.max_bytes} bytes "
             "for request bodies (RECOGHUB_MAX_JSON_BYTES)"
+        )
+
+    def _file_too_large(self, declared: int) -> PayloadTooLarge:
+        return PayloadTooLarge(
+            f"the prediction file ({declared} bytes) is over the hub's limit of "
+            f"{self.submission_max_bytes} bytes (RECOGHUB_SUBMISSION_MAX_BYTES)"
         )
 
     @staticmethod

@@ -37,6 +37,7 @@ class RejectKind(StrEnum):
     NOT_FINITE = "not_finite"
     TOO_LARGE = "too_large"
     UNKNOWN_FORMAT = "unknown_format"
+    TIMED_OUT = "timed_out"  # not read within the time limit (gateway.offline.isolated)
 
 
 def shown(text: str) -> str:

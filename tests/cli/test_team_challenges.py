@@ -107,11 +107,11 @@ def test_a_team_enters_a_challenge_from_the_command_line(
         assert code == 1
         (line,) = error_lines(out)
         assert "phase later opens at" in line and "the phase takes submissions from" in line
-        # Files are issue 19's: said plainly.
+        # A file that is not there is named before anything is sent.
         code, out = team_cli(
             hub, alpha, "submit", "pets-cup", "final", str(tmp_path / "p.csv"), "--format", "csv"
         )
-        assert code == 1 and "file submissions: not yet" in out
+        assert code == 1 and "no file at" in out
 
         for run_id in runs:
             wait_for(c, run_id, {"completed"})
