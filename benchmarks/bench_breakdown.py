@@ -34,10 +34,10 @@ from gateway.dispatch.client import make_client_session
 from gateway.dispatch.dispatcher import Dispatcher
 from gateway.protocol import signing
 from gateway.protocol.result_string import MAX_RESULT_BYTES
-from gateway.runs import finish
-from gateway.runs.engine import results, store
+from gateway.runs import finish, results
+from gateway.runs.engine import store
 from gateway.runs.engine.images import load_pictures
-from gateway.runs.engine.results import ResultRecord
+from gateway.runs.results import ResultRecord
 from gateway.scoring.metrics import ServiceScorer
 
 IN_FLIGHT = 32

@@ -52,12 +52,15 @@ from gateway.datasets.models import Dataset  # noqa: E402
 from gateway.db import make_engine  # noqa: E402
 from gateway.migrate import upgrade  # noqa: E402
 from gateway.registry.models import Instance, Provider, Service  # noqa: E402
-from gateway.runs import finish, models  # noqa: E402
-from gateway.runs.engine import results  # noqa: E402
-from gateway.runs.engine.results import ResultRecord  # noqa: E402
+from gateway.runs import (  # noqa: E402
+    finish,
+    models,
+    results,  # noqa: E402
+)
 from gateway.runs.models import Run, RunService  # noqa: E402
 from gateway.runs.progress import run_members  # noqa: E402
 from gateway.runs.progress_legacy import legacy_progress  # noqa: E402
+from gateway.runs.results import ResultRecord  # noqa: E402
 from gateway.runs.service import create_run  # noqa: E402
 from gateway.scoring.live import LiveTally  # noqa: E402
 

@@ -56,7 +56,6 @@ from gateway.offline.scoring import ImageResult, score_answers
 from gateway.offline.submission import FileFormat, file_format, read_answers
 from gateway.registry.models import Service
 from gateway.runs import live_scores
-from gateway.runs.engine.results import ResultRecord, add_to_live_scores
 from gateway.runs.finish import finish_service
 from gateway.runs.models import (
     WORK_ITEMS,
@@ -68,6 +67,7 @@ from gateway.runs.models import (
     RunState,
     ServiceStatus,
 )
+from gateway.runs.results import ResultRecord, add_to_live_scores
 from gateway.scoring.split import Split
 
 log = logging.getLogger(__name__)

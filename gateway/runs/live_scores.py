@@ -2,7 +2,7 @@
 run (`create_rows`; a split run's also one per part, `create_part_rows`) and read by
 progress and leaderboard requests (`read_rows`, `read_part_rows`) instead of its work
 items. The worker brings a row up to date in the very transaction that
-records its results (`gateway.runs.engine.results`); the counters are
+records its results (`gateway.runs.results`); the counters are
 `gateway.scoring.live`'s.
 """
 

@@ -259,7 +259,7 @@ class LiveTallyColumns:
 
 class LiveScore(LiveTallyColumns, Base):
     """A run service's figures kept as counters while it runs (gateway.runs.live_scores,
-    gateway.runs.engine.results):
+    gateway.runs.results):
     written in the transaction that records its results, read by progress and leaderboard
     requests instead of its work items. What each column holds: gateway.scoring.live."""
 

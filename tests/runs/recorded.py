@@ -10,10 +10,10 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from gateway.config import Settings
-from gateway.runs import models
-from gateway.runs.engine import results, store
-from gateway.runs.engine.results import ResultRecord
+from gateway.runs import models, results
+from gateway.runs.engine import store
 from gateway.runs.engine.store import ClaimedItem
+from gateway.runs.results import ResultRecord
 from tests.runs.builders import add_dataset, add_service, make_images
 from tests.runs.conftest import start_run
 

@@ -11,10 +11,10 @@ from sqlalchemy import Engine, select, update
 from gateway import db
 from gateway.config import Settings
 from gateway.db import utcnow
-from gateway.runs import lifecycle, models
-from gateway.runs.engine import results, store
-from gateway.runs.engine.results import ResultRecord
+from gateway.runs import lifecycle, models, results
+from gateway.runs.engine import store
 from gateway.runs.engine.store import LanePlan
+from gateway.runs.results import ResultRecord
 from tests.runs.builders import add_dataset, add_service, item_counts, make_images, run_state
 from tests.runs.conftest import start_run
 from tests.runs.recorded import T0

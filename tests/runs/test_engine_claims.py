@@ -10,10 +10,10 @@ from sqlalchemy.orm import Session
 
 from gateway.config import Settings
 from gateway.db import utcnow
-from gateway.runs import finish, lifecycle, models
-from gateway.runs.engine import results, store
-from gateway.runs.engine.results import ResultRecord
+from gateway.runs import finish, lifecycle, models, results
+from gateway.runs.engine import store
 from gateway.runs.models import RunService, ServiceSlot, WorkItem
+from gateway.runs.results import ResultRecord
 from tests.runs.builders import add_dataset, add_service, item_counts, make_images, run_state
 from tests.runs.conftest import start_run
 

@@ -15,9 +15,8 @@ from sqlalchemy.orm import Session
 
 from gateway.config import Settings
 from gateway.errors import OUTCOMES
-from gateway.runs import finish, live_scores, models, service
-from gateway.runs.engine import results
-from gateway.runs.engine.results import LeaseLost, ResultRecord
+from gateway.runs import finish, live_scores, models, results, service
+from gateway.runs.results import LeaseLost, ResultRecord
 from gateway.scoring.live import PERCENTILE_ERROR
 from tests.runs.recorded import T0, Lane, open_run
 

@@ -16,7 +16,8 @@ the CLI): the API's read side works from the tables alone (`gateway.runs.models`
     breaker.py    the dead-service breaker; prober.py probes paused services
     deadline.py   a run's deadline: what was not answered is recorded `missed`
     store.py      the worker's statements: its row, the survey, slot leases, item claims
-    results.py    the typed result record, and the statements that record results
+    (gateway/runs/results.py, outside the engine: the typed result record and the
+    statements that record results and live scores; scored prediction files use it too)
     threads.py    the two database threads every statement runs on
 
 How it works (SPEC §4):

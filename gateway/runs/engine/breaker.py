@@ -31,9 +31,9 @@ from sqlalchemy import Connection, or_, update
 from gateway.db import chunked
 from gateway.errors import Outcome
 from gateway.notify.downtimes import record_down, record_up
-from gateway.runs.engine.results import record_unsent
 from gateway.runs.finish import service_scores
 from gateway.runs.models import OPEN_STATUSES, RUN_SERVICES, SLOTS, ServiceStatus
+from gateway.runs.results import record_unsent
 
 T = TypeVar("T")
 

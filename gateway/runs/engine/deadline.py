@@ -16,9 +16,9 @@ from sqlalchemy import Connection, select, update
 
 from gateway.errors import Outcome
 from gateway.runs import lifecycle
-from gateway.runs.engine.results import LiveDeltas, merge_into_live_scores, record_unsent
 from gateway.runs.finish import judge
 from gateway.runs.models import FINAL_STATUSES, RUN_SERVICES
+from gateway.runs.results import LiveDeltas, merge_into_live_scores, record_unsent
 
 
 def close_due_runs(conn: Connection, *, now: datetime) -> list[int]:

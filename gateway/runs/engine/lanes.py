@@ -13,10 +13,10 @@ from gateway.dispatch.answers import Target
 from gateway.runs.engine import breaker, store
 from gateway.runs.engine.breaker import FailureStreak
 from gateway.runs.engine.images import ImageCache
-from gateway.runs.engine.results import ResultRecord
 from gateway.runs.engine.store import LanePlan
 from gateway.runs.engine.threads import DbThreads
 from gateway.runs.models import ServiceStatus
+from gateway.runs.results import ResultRecord
 from gateway.scoring.metrics import ServiceScorer
 
 log = logging.getLogger("recoghub.worker")

@@ -18,10 +18,10 @@ from gateway.runs.engine.claimer import Claimer
 from gateway.runs.engine.heartbeat import Heartbeat
 from gateway.runs.engine.images import ImageCache
 from gateway.runs.engine.lanes import Claim, Lane, Lanes
-from gateway.runs.engine.results import ResultRecord
 from gateway.runs.engine.threads import DbThreads
 from gateway.runs.engine.timing import LagFollower
 from gateway.runs.engine.writer import ResultWriter
+from gateway.runs.results import ResultRecord
 
 log = logging.getLogger("recoghub.worker")
 

@@ -8,7 +8,7 @@ items are still leased, and are sent again once their lease is released.
 import asyncio
 import logging
 
-from gateway.runs.engine import results
+from gateway.runs import results
 from gateway.runs.engine.lanes import Pending
 from gateway.runs.engine.threads import DbThreads
 from gateway.runs.engine.timing import wait_event
