@@ -3,13 +3,13 @@
 A phase stops taking submissions at `closes_at`; its runs stop then as at a deadline
 (their deadline is `closes_at`, gateway.runs.engine.deadline: what is not answered is
 `missed`). Once none of its runs is queued or running and none of its files is still
-`scoring`, the phase closes: the final
-ranking is computed on the private part from the runs' stored rescore and kept in
-`final_ranking`, never computed again. Nobody has to be there: the dispatch worker's
-closer (`close_due_phases`, every `CLOSER_EVERY_S`) closes every phase that is due, so a
-phase nobody reads closes too; every read of a phase (`refresh`) and `recoghub challenge
-close` close it as well. Whoever comes first closes it, once: the close is a conditional
-update (`closed_at IS NULL`), so two workers or a worker and a request never both do.
+`scoring`, the phase closes: the final ranking is computed on the private part from the
+runs' stored rescore and kept in `final_ranking`, never computed again. Nobody has to be
+there: the dispatch worker's closer (`close_due_phases`, every `CLOSER_EVERY_S`) closes
+every phase that is due, so a phase nobody reads closes too; every read of a phase
+(`refresh`) and `recoghub challenge close` close it as well. Whoever comes first closes
+it, once: the close is a conditional update (`closed_at IS NULL`), so two workers or a
+worker and a request never both do.
 """
 
 import logging
