@@ -20,7 +20,9 @@ scores it again from the file kept under <data_dir>/submissions; two processes s
 one file write it once. A run of a file never passes through `queued`, so no worker
 claims it. The team's `prediction files` service is disabled (never run, never in the
 organizer's run of every service) and has no endpoint: it exists so a file's run
-service has a service, as every run service does.
+service has a service, as every run service does. It is marked `files`: not in the
+team's list of services, not counted by its caps, not the team's to enable, change or
+delete (gateway.registry).
 """
 
 import contextlib
@@ -136,7 +138,7 @@ def accept_file(
 def _file_service(session: Session, *, provider_id: int) -> Service:
     found = session.scalar(
         select(Service)
-        .where(Service.provider_id == provider_id, Service.name == FILE_SERVICE_NAME)
+        .where(Service.provider_id == provider_id, Service.files.is_(True))
         .order_by(Service.id)
     )
     if found is not None:
@@ -146,6 +148,7 @@ def _file_service(session: Session, *, provider_id: int) -> Service:
         provider_id=provider_id,
         name=FILE_SERVICE_NAME,
         enabled=False,
+        files=True,
         max_concurrency=1,
         signing_secret=secrets.token_hex(16),
     )
