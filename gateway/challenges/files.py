@@ -176,13 +176,17 @@ def score_file(
         phase = session.get(ChallengePhase, sub.phase_id)
         assert phase is not None and sub.format is not None and sub.upload is not None
         path = upload_dir(settings) / sub.upload
+        format = sub.format
         images = phase_images(session, phase=phase)
-        session.rollback()  # nothing held while it is read and searched
+        # Nothing held while it is read, searched and scored: the phase is kept as read
+        # (detached, so the rollback does not expire it), the reads' transaction ends.
+        session.expunge(phase)
+        session.rollback()
         if answers is None:
             try:
                 answers = check_file(
                     path,
-                    format=sub.format,
+                    format=format,
                     images=images,
                     phase=phase,
                     settings=settings,
@@ -206,7 +210,6 @@ def score_file(
             on_results=results.extend,
             progress=lambda done, total: progress("score", done, total),
         )
-        session.rollback()
         _store(session, sub=sub, phase=phase, images=images, answers=answers, results=results)
     with contextlib.suppress(OSError):
         path.unlink()
