@@ -14,7 +14,15 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TransferSpeedColumn,
+)
 
 from cmdline_tool import output
 from cmdline_tool.errors import CliError
@@ -109,6 +117,46 @@ async def _chunks(path: Path) -> AsyncIterator[bytes]:
             yield chunk
 
 
+# What each stage of a file's scoring counts (SubmissionRead.progress).
+_STAGES = {"search": "queries searched", "score": "images scored"}
+
+
+class _ScoringBar:
+    """The progress of a file still scoring, as the hub shows it: a bar on a terminal,
+    else a line each time the stage changes."""
+
+    def __init__(self, *, quiet: bool) -> None:
+        self._quiet = quiet
+        self._bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=output.err,
+            transient=True,
+            disable=quiet or not output.err.is_terminal,
+        )
+        self._tasks: dict[str, TaskID] = {}
+
+    def __enter__(self) -> "_ScoringBar":
+        self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.__exit__(None, None, None)
+
+    def show(self, progress: dict[str, Any] | None) -> None:
+        if self._quiet or not progress:
+            return
+        stage = str(progress["stage"])
+        label = _STAGES.get(stage, stage)
+        done, total = int(progress["done"]), int(progress["total"])
+        if stage not in self._tasks:
+            self._tasks[stage] = self._bar.add_task(label, total=total)
+            if self._bar.disable:
+                output.err.print(f"scoring: {done}/{total} {label}")
+        self._bar.update(self._tasks[stage], completed=done, total=total)
+
+
 def submit_file(
     slug: str,
     phase: str,
@@ -157,11 +205,14 @@ def submit_file(
             deadline = time.monotonic() + FOLLOW_S
             if made.get("state") == "scoring" and not as_json:
                 output.err.print(f"submission {made['id']} accepted; scoring…")
-            while made.get("state") == "scoring" and time.monotonic() < deadline:
-                await asyncio.sleep(POLL_S)
-                made = await client.call(
-                    "GET", f"{path}/submissions/{made['id']}", _challenge(slug)
-                )
+            with _ScoringBar(quiet=as_json) as bar:
+                bar.show(made.get("progress"))
+                while made.get("state") == "scoring" and time.monotonic() < deadline:
+                    await asyncio.sleep(POLL_S)
+                    made = await client.call(
+                        "GET", f"{path}/submissions/{made['id']}", _challenge(slug)
+                    )
+                    bar.show(made.get("progress"))
             shown = await client.call("GET", path, _challenge(slug))
         if as_json:
             output.emit_json({**made, "yours": shown.get("yours")})

@@ -2,23 +2,24 @@
 
 A phase stops taking submissions at `closes_at`; its runs stop then as at a deadline
 (their deadline is `closes_at`, gateway.runs.engine.deadline: what is not answered is
-`missed`). Once none of its runs is queued or running, the phase closes: the final
-ranking is computed on the private part from the runs' stored rescore and kept in
-`final_ranking`, never computed again. Nobody has to be there: the dispatch worker's
-closer (`close_due_phases`, every `CLOSER_EVERY_S`) closes every phase that is due, so a
-phase nobody reads closes too; every read of a phase (`refresh`) and `recoghub challenge
-close` close it as well. Whoever comes first closes it, once: the close is a conditional
-update (`closed_at IS NULL`), so two workers or a worker and a request never both do.
+`missed`). Once none of its runs is queued or running and none of its files is still
+`scoring`, the phase closes: the final ranking is computed on the private part from the
+runs' stored rescore and kept in `final_ranking`, never computed again. Nobody has to be
+there: the dispatch worker's closer (`close_due_phases`, every `CLOSER_EVERY_S`) closes
+every phase that is due, so a phase nobody reads closes too; every read of a phase
+(`refresh`) and `recoghub challenge close` close it as well. Whoever comes first closes
+it, once: the close is a conditional update (`closed_at IS NULL`), so two workers or a
+worker and a request never both do.
 """
 
 import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, exists, select, update
+from sqlalchemy import Connection, exists, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from gateway.challenges.models import Challenge, ChallengePhase, Submission
+from gateway.challenges.models import Challenge, ChallengePhase, FileState, Submission
 from gateway.challenges.schemas import PhaseLeaderboardRow
 from gateway.challenges.service import phase_state
 from gateway.challenges.standings import leaderboard_rows
@@ -34,16 +35,16 @@ CLOSER_EVERY_S = 1.0
 
 
 def runs_going(session: Session, *, phase: ChallengePhase) -> bool:
-    """Whether a run of the phase's submissions is still queued or running."""
-    return bool(
-        session.scalar(
-            select(
-                exists()
-                .where(Submission.phase_id == phase.id, Submission.run_id == Run.id)
-                .where(Run.state.in_(ACTIVE_RUN_STATES))
-            )
-        )
+    """Whether a run of the phase's submissions is still queued or running, or a file
+    of it still `scoring`: a file accepted before `closes_at` counts, so the final
+    ranking waits for its scores as it waits for a run."""
+    running = (
+        exists()
+        .where(Submission.phase_id == phase.id, Submission.run_id == Run.id)
+        .where(Run.state.in_(ACTIVE_RUN_STATES))
     )
+    scoring = exists().where(Submission.phase_id == phase.id, Submission.state == FileState.SCORING)
+    return bool(session.scalar(select(or_(running, scoring))))
 
 
 def final_ranking(

@@ -27,7 +27,7 @@ from starlette.datastructures import UploadFile
 from starlette.types import Message, Receive
 
 from gateway.auth import Principal
-from gateway.challenges import closing, files, submissions
+from gateway.challenges import closing, file_checks, files, submissions
 from gateway.challenges import service as challenges
 from gateway.challenges.downloads import check_download, zip_chunks
 from gateway.challenges.models import Challenge, ChallengePhase
@@ -161,7 +161,7 @@ def _check_and_accept(
 ) -> tuple[int, Any]:
     with state.sessions() as session:
         images = phase_images(session, phase=phase)
-        answers = files.check_file(
+        answers = file_checks.validate_file(
             path, format=format, images=images, phase=phase, settings=state.settings
         )
         phase = session.merge(phase)
@@ -210,7 +210,7 @@ async def submit(
         size, named = await _receive_file(
             request, path=path, limit=settings.submission_max_bytes, format=fmt
         )
-        format = files.require_file_format(named)
+        format = file_checks.require_file_format(named)
         sub_id, answers = await run_in_threadpool(
             functools.partial(
                 _check_and_accept,

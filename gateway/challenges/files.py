@@ -2,7 +2,7 @@
 as a run, so failures, per-class figures, exports and the phase leaderboard read it as
 they read a live run.
 
-    check_file      validate the whole file (SubmissionRejected -> FileRejected 422):
+    file_checks     validate the whole file (SubmissionRejected -> FileRejected 422):
                     nothing counts yet
     accept_file     the limit checked and the submission recorded in one transaction
                     (`take_place`, as a live submission), state `scoring`
@@ -20,7 +20,9 @@ scores it again from the file kept under <data_dir>/submissions; two processes s
 one file write it once. A run of a file never passes through `queued`, so no worker
 claims it. The team's `prediction files` service is disabled (never run, never in the
 organizer's run of every service) and has no endpoint: it exists so a file's run
-service has a service, as every run service does.
+service has a service, as every run service does. It is marked `files`: not in the
+team's list of services, not counted by its caps, not the team's to enable, change or
+delete (gateway.registry).
 """
 
 import contextlib
@@ -35,6 +37,8 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.auth import Principal
+from gateway.challenges.file_checks import check_file
+from gateway.challenges.file_progress import ProgressWriter
 from gateway.challenges.models import (
     Challenge,
     ChallengePhase,
@@ -43,17 +47,14 @@ from gateway.challenges.models import (
     Submission,
     SubmissionKind,
 )
-from gateway.challenges.phase_images import PhaseImages, phase_images, phase_k
+from gateway.challenges.phase_images import PhaseImages, phase_images
 from gateway.challenges.service import is_enrolled
 from gateway.challenges.submissions import check_window, take_place
 from gateway.config import Settings
 from gateway.db import utcnow
-from gateway.errors import FileRejected, Forbidden, InvalidInput
+from gateway.errors import FileRejected, Forbidden
 from gateway.offline.answers import RankedAnswers
-from gateway.offline.errors import SubmissionRejected
-from gateway.offline.isolated import read_answers_isolated
-from gateway.offline.scoring import ImageResult, score_answers
-from gateway.offline.submission import FileFormat, file_format, read_answers
+from gateway.offline.scoring import RESULT_PAGE, ImageResult, score_answers
 from gateway.registry.models import Service
 from gateway.runs import live_scores
 from gateway.runs.finish import finish_service
@@ -103,41 +104,6 @@ def check_offline(*, principal: Principal, challenge: Challenge, phase: Challeng
     return principal.provider_id
 
 
-def check_file(
-    path: Path, *, format: str, images: PhaseImages, phase: ChallengePhase, settings: Settings
-) -> RankedAnswers:
-    """The whole file validated and parsed; raises FileRejected naming the line or array
-    and what was expected. A descriptor file is read in a child process with a time
-    limit (gateway.offline.isolated): libhdf5 parses it."""
-    try:
-        if file_format(format) is FileFormat.ISC_DESCRIPTORS:
-            return read_answers_isolated(
-                str(path),
-                format=format,
-                catalogue=images.catalogue,
-                k=phase_k(phase),
-                max_bytes=settings.submission_max_bytes,
-                timeout_s=settings.submission_check_timeout_s,
-            )
-        with path.open("rb") as stream:
-            return read_answers(
-                stream,
-                format=format,
-                catalogue=images.catalogue,
-                k=phase_k(phase),
-                max_bytes=settings.submission_max_bytes,
-            )
-    except SubmissionRejected as exc:
-        raise FileRejected(str(exc), rejection=exc.as_dict()) from None
-
-
-def check_format(name: str) -> str:
-    try:
-        return file_format(name).value
-    except SubmissionRejected as exc:
-        raise FileRejected(str(exc), rejection=exc.as_dict()) from None
-
-
 def accept_file(
     session: Session,
     *,
@@ -172,7 +138,7 @@ def accept_file(
 def _file_service(session: Session, *, provider_id: int) -> Service:
     found = session.scalar(
         select(Service)
-        .where(Service.provider_id == provider_id, Service.name == FILE_SERVICE_NAME)
+        .where(Service.provider_id == provider_id, Service.files.is_(True))
         .order_by(Service.id)
     )
     if found is not None:
@@ -182,6 +148,7 @@ def _file_service(session: Session, *, provider_id: int) -> Service:
         provider_id=provider_id,
         name=FILE_SERVICE_NAME,
         enabled=False,
+        files=True,
         max_concurrency=1,
         signing_secret=secrets.token_hex(16),
     )
@@ -199,7 +166,9 @@ def score_file(
 ) -> None:
     """Score a submission left `scoring` and store its results as a run (module doc).
     `answers` are its validated answers when the caller has them; else the stored file
-    is read again. A submission already scored is left alone."""
+    is read again. A submission already scored is left alone. Its progress is written
+    on its row as it goes (file_progress)."""
+    progress = ProgressWriter(sessions, submission_id=submission_id)
     with sessions() as session:
         sub = session.get(Submission, submission_id)
         if sub is None or sub.state != FileState.SCORING:
@@ -207,19 +176,41 @@ def score_file(
         phase = session.get(ChallengePhase, sub.phase_id)
         assert phase is not None and sub.format is not None and sub.upload is not None
         path = upload_dir(settings) / sub.upload
+        format = sub.format
         images = phase_images(session, phase=phase)
+        # Nothing held while it is read, searched and scored: the phase is kept as read
+        # (detached, so the rollback does not expire it), the reads' transaction ends.
+        session.expunge(phase)
+        session.rollback()
         if answers is None:
             try:
                 answers = check_file(
-                    path, format=sub.format, images=images, phase=phase, settings=settings
+                    path,
+                    format=format,
+                    images=images,
+                    phase=phase,
+                    settings=settings,
+                    progress=progress,
                 )
             except (OSError, FileRejected) as exc:
                 _fail(session, sub, f"the stored file could not be scored: {exc}")
                 return
-        session.rollback()  # nothing held while the delay (tests) runs
+        progress("score", 0, len(images.images))
         if settings.submission_scoring_delay_s:
             time.sleep(settings.submission_scoring_delay_s)
-        _store(session, sub=sub, phase=phase, images=images, answers=answers)
+        # Scored before the transaction that stores it opens, so the progress writes
+        # (another connection) never wait on its locks (SQLite has one writer). The
+        # results are held a moment: one small row per image of the phase, as
+        # `images` is.
+        results: list[ImageResult] = []
+        score_answers(
+            answers,
+            image_ids=[image.opaque for image in images.images],
+            truth=images.truth,
+            on_results=results.extend,
+            progress=lambda done, total: progress("score", done, total),
+        )
+        _store(session, sub=sub, phase=phase, images=images, answers=answers, results=results)
     with contextlib.suppress(OSError):
         path.unlink()
 
@@ -240,6 +231,7 @@ def _store(
     phase: ChallengePhase,
     images: PhaseImages,
     answers: RankedAnswers,
+    results: list[ImageResult],
 ) -> None:
     now = utcnow()
     split = Split.of(phase.split_seed, phase.public_fraction)
@@ -326,12 +318,8 @@ def _store(
         add_to_live_scores(conn, batch=records)
         written += len(page)
 
-    score_answers(
-        answers,
-        image_ids=[image.opaque for image in images.images],
-        truth=images.truth,
-        on_results=write,
-    )
+    for first in range(0, len(results), RESULT_PAGE):
+        write(results[first : first + RESULT_PAGE])
     finish_service(conn, run_service_id=member.id, phase=run.phase)
     if not answers.has_scores:
         _drop_score_figures(session, member)
@@ -380,11 +368,3 @@ def resume_scoring(sessions: sessionmaker[Session], *, settings: Settings) -> in
         except Exception:  # one bad file must not stop the others
             log.exception("scoring submission %s failed", submission_id)
     return len(ids)
-
-
-def require_file_format(name: str | None) -> str:
-    if not name:
-        raise InvalidInput(
-            "format: give the file's format (multipart field `format` or `?format=`)"
-        )
-    return check_format(name)

@@ -165,3 +165,8 @@ class Submission(Base):
     upload: Mapped[str | None] = mapped_column(String(100))
     size: Mapped[int | None] = mapped_column(BigInteger)
     error: Mapped[str | None] = mapped_column(Text)
+    # While it is `scoring`: the stage (`search`: descriptor queries searched, `score`:
+    # images scored) and how far it is, written a few times a second at most.
+    progress_stage: Mapped[str | None] = mapped_column(String(10))
+    progress_done: Mapped[int | None] = mapped_column(Integer)
+    progress_total: Mapped[int | None] = mapped_column(Integer)

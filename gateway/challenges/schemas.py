@@ -253,6 +253,15 @@ class Scores(BaseModel):
     provisional: bool = Field(description="Live counters of a run still going (§6 notes).")
 
 
+class ScoringProgress(BaseModel):
+    stage: Literal["search", "score"] = Field(
+        description="`search`: the descriptor queries searched for their nearest "
+        "references; `score`: the images scored."
+    )
+    done: int
+    total: int
+
+
 class SubmissionRead(BaseModel):
     id: int
     challenge: str
@@ -281,6 +290,11 @@ class SubmissionRead(BaseModel):
     )
     size: int | None = Field(default=None, description="A file's size in bytes.")
     error: str | None = Field(default=None, description="Why a file's scoring failed.")
+    progress: ScoringProgress | None = Field(
+        default=None,
+        description="How far a file still `scoring` is (updated a few times a second at "
+        "most); null before its first stage and once it is scored or failed.",
+    )
 
 
 class PhaseLeaderboardRow(BaseModel):

@@ -200,6 +200,12 @@ def submit_live(
     service = get_service(session, guid=service_guid)
     if not principal.is_admin and service.provider_id != principal.provider_id:
         raise Forbidden(f"service {service.guid} belongs to another team; submit your own")
+    if service.files:
+        raise Conflict(
+            f"service {service.guid} holds your team's prediction files; it has no endpoint "
+            "to run: submit a file, or one of your services",
+            code="files_service",
+        )
     baseline = service.guid in (phase.baselines or ())
     if not baseline and not is_enrolled(challenge, provider_id=service.provider_id):
         raise Forbidden(f"the team of service {service.guid} is not enrolled in {challenge.slug}")

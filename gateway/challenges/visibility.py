@@ -24,11 +24,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.auth import Principal
-from gateway.challenges.models import Challenge, ChallengePhase, Submission, Visible
+from gateway.challenges.models import Challenge, ChallengePhase, FileState, Submission, Visible
 from gateway.challenges.schemas import (
     PhaseLeaderboard,
     PhaseLeaderboardRow,
     Scores,
+    ScoringProgress,
     SubmissionRead,
 )
 from gateway.challenges.service import phase_state
@@ -261,9 +262,20 @@ def submission_reads(
                 state=sub.state,  # type: ignore[arg-type]
                 size=sub.size,
                 error=sub.error,
+                progress=_progress(sub),
             )
         )
     return reads
+
+
+def _progress(sub: Submission) -> ScoringProgress | None:
+    if sub.state != FileState.SCORING or sub.progress_stage is None:
+        return None
+    return ScoringProgress(
+        stage=sub.progress_stage,  # type: ignore[arg-type]
+        done=sub.progress_done or 0,
+        total=sub.progress_total or 0,
+    )
 
 
 def submission_read(

@@ -7,6 +7,9 @@ Three caps, each a setting the organizer may exceed with the admin token:
   provider's services (disabled ones too: enabling one is a PATCH the caps do not see);
 - `RECOGHUB_PROVIDER_SERVICES_MAX`: how many services a provider has.
 
+The team's `prediction files` service (`Service.files`, SPEC §13) counts for neither:
+it is never run and the hub, not the team, made it.
+
 Without the per-provider caps, a team registering 40 services at the per-service cap
 held 320 requests in flight, more than a worker's `RECOGHUB_GLOBAL_CONCURRENCY`, and
 another team's evaluation slowed a hundredfold. A provider may always keep (or lower)
@@ -93,7 +96,7 @@ def check_provider_share(
     lock_provider(session, provider_id=provider_id)
     count, total = session.execute(
         select(func.count(Service.id), func.coalesce(func.sum(Service.max_concurrency), 0)).where(
-            Service.provider_id == provider_id
+            Service.provider_id == provider_id, Service.files.is_(False)
         )
     ).one()
     cap = caps.provider_services

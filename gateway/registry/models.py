@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gateway.db import Base, utcnow
@@ -50,6 +50,11 @@ class Service(Base):
     # grants nothing on the hub.
     signing_secret: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # A team's `prediction files` service (SPEC §13, gateway.challenges.files): it holds
+    # the runs of the team's scored files; no endpoint, never run, not in the team's list
+    # of services, not counted by its caps (gateway.registry.caps), not the team's to
+    # enable, change or delete.
+    files: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     provider: Mapped[Provider] = relationship(back_populates="services")
     instances: Mapped[list["Instance"]] = relationship(

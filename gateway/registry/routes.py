@@ -120,7 +120,7 @@ def get_service(
 @services_router.patch(
     "/{guid}",
     response_model=ServiceReadWithSecret | ServiceRead,
-    responses=errors(400, 401, 403, 404, 413, 422),
+    responses=errors(400, 401, 403, 404, 409, 413, 422),
 )
 def update_service(
     guid: str, data: ServiceUpdate, session: SessionDep, principal: CallerDep, state: HubStateDep

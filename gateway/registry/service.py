@@ -223,6 +223,8 @@ def list_services(
         query = query.where(Service.provider_id == provider.id)
     elif not principal.is_admin:
         query = query.where(Service.provider_id == principal.provider_id)
+    # A team's `prediction files` service is the hub's, not one of its services.
+    query = query.where(Service.files.is_(False))
     return session.scalars(query).all()
 
 
@@ -290,6 +292,7 @@ def update_service(
     and when the protocol and its options, as they would be after the change, do not
     fit together (SPEC §11).
     """
+    _not_files(service)
     if data.endpoints is not None:
         check_endpoint_addresses(data.endpoints, policy=policy)
     check_service_concurrency(
@@ -329,6 +332,7 @@ def delete_service(session: Session, *, service: Service) -> None:
 
     Raises Conflict when runs hold its results; disabling it keeps them.
     """
+    _not_files(service)
     guid = service.guid
     session.delete(service)
     try:
@@ -339,6 +343,16 @@ def delete_service(session: Session, *, service: Service) -> None:
             f"service {guid} took part in runs whose results refer to it; "
             'disable it instead (PATCH {"enabled": false})'
         ) from None
+
+
+def _not_files(service: Service) -> None:
+    """Raises Conflict (`files_service`) for a team's `prediction files` service."""
+    if service.files:
+        raise Conflict(
+            f"service {service.guid} holds your team's scored prediction files (SPEC §13); "
+            "the hub keeps it, it cannot be enabled, changed or deleted",
+            code="files_service",
+        )
 
 
 def check_endpoint_addresses(endpoints: list[str], *, policy: EndpointPolicy) -> None:

@@ -42,6 +42,7 @@ STATIC_FILES: dict[str, str] = {
             "datasets",
             "challenges",
             "phase",
+            "phasefiles",
         )
     },
     "vendor/uPlot.iife.min.js": JS,

@@ -4,6 +4,7 @@ left, a refusal naming its line, and a 202 followed to its scores."""
 
 import csv
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,7 +63,8 @@ def test_a_team_downloads_and_submits_files_from_the_command_line(
     good.write_text("cat\ndog cat\ndog\n")  # a, c right at top-1; b at top-5; d missed
     code, out = team_cli(hub, alpha, "submit", "pets-cup", "final", str(good), "--format", "ilsvrc")
     assert code == 0, out
-    assert "accepted; scoring" in out  # a 202, followed to its scores:
+    assert "accepted; scoring" in out  # a 202, followed to its scores with its progress:
+    assert re.search(r"^scoring: [0-4]/4 images scored$", out, re.M), out
     assert "scored on all images: top1 50.0%, top5 75.0%\n" in out
     assert "1 made, 2 left" in out
 

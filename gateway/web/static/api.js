@@ -53,6 +53,19 @@ export async function api(path, method = "GET", body = undefined) {
   return response.json();
 }
 
+/** POST a multipart form (a prediction file) to an API path; answers { status, body }
+ * (201 scored, 202 still scoring). Throws ApiError (a 422 names the file's line). */
+export async function upload(path, form) {
+  let response;
+  try {
+    response = await fetch(API + path, { method: "POST", headers: authorization(), body: form });
+  } catch (err) {
+    throw new ApiError(0, `cannot reach the hub (${err.message})`, "unreachable");
+  }
+  if (!response.ok) throw await failure(response);
+  return { status: response.status, body: await response.json() };
+}
+
 /** Fetch an export (it needs the token, so no plain link) and hand it to the browser as a
  * file, named as the hub names it (Content-Disposition). Throws ApiError. */
 export async function download(path, fallbackName) {

@@ -1,12 +1,14 @@
 // One phase of a challenge on its page: its facts, the caller's submissions left, the
-// submit form (a team) or the organizer's controls (run every enrolled service, close,
-// publish), the leaderboard — honest about what it stands on: the public part's live
+// submit forms (a team: a live run; a prediction file for an offline or both phase,
+// phasefiles.js) or the organizer's controls (run every enrolled service, download the
+// images, close, publish), the leaderboard — honest about what it stands on: the public part's live
 // scores while open, the final ranking once published — and the caller's history.
 
 import { api } from "./api.js";
 import { confirmAction } from "./dialog.js";
 import { badge, button, emptyRow, fact, h, head, localTime, METRIC_LABEL, pct, td } from "./dom.js";
 import { act, who } from "./page.js";
+import { fileForm, imagesButton, scoringProgress } from "./phasefiles.js";
 
 const OPEN = "open";
 
@@ -97,13 +99,21 @@ function historyTable(challenge, p, subs, again) {
     return h("tr", { "data-submission": s.id },
       td(`#${s.id}`), td(localTime(s.created_at)), td(s.provider_name),
       td(s.service_name ?? "file"), td(s.run_id ? h("a", { href: `#/runs/${s.run_id}` }, `#${s.run_id}`) : "—"),
-      td(s.status ? badge(s.status) : "—"), td(`${s.images_done} / ${s.images_total}`, "num"),
+      td(fileStatus(s) ?? (s.status ? badge(s.status) : "—")),
+      td(`${s.images_done} / ${s.images_total}`, "num"),
       td(score, "num"), td([s.selected ? "✓ " : "", choose]));
   });
   return h("table", { class: "history", id: `history-${p.name}` },
     head("Submission", "Made", "Team", "Service", "Run", "Status", "Images",
       METRIC_LABEL[p.metric] ?? p.metric, "Counts"),
     h("tbody", {}, rows.length ? rows : [emptyRow(9, "No submissions yet.")]));
+}
+
+/** A file's state, with its progress while it scores; null for a live run. */
+function fileStatus(s) {
+  if (!s.state) return null;
+  if (s.state === "scoring") return [badge("scoring"), " ", ...scoringProgress(s)];
+  return s.state === "failed" ? [badge("failed"), ` ${s.error ?? ""}`] : badge(s.state);
 }
 
 function submitForm(challenge, p, services, again) {
@@ -134,6 +144,7 @@ function organizerControls(challenge, p, again) {
   if (p.state === OPEN && p.kind !== "offline") {
     controls.push(button("Run every enrolled service", post("submissions/all"), "secondary"));
   }
+  if (p.state === OPEN && p.kind !== "live") controls.push(imagesButton(challenge, p));
   if (["upcoming", OPEN, "closing"].includes(p.state)) {
     controls.push(button("Close now", post("close",
       `Close phase ${p.name} now? Its running submissions stop as at a deadline.`, "Close phase"), "danger"));
@@ -157,7 +168,7 @@ export async function phaseCard(challenge, p, opts) {
     phaseFacts(p),
     yours ? h("p", { class: "yours" }, "Your submissions: ", yours) : null,
     opts.anonymous ? null : (who.admin ? organizerControls(challenge, p, opts.again)
-      : submitForm(challenge, p, opts.services, opts.again)),
+      : [submitForm(challenge, p, opts.services, opts.again), fileForm(challenge, p, opts.again)]),
     h("h3", {}, "Leaderboard"),
     board ? [boardCaption(board), boardTable(p, board, opts.anonymous)] : h("p", { class: "note board-note" }, note),
     subs ? [h("h3", {}, who.admin ? "Submissions" : "Your submissions"),
