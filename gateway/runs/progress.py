@@ -29,7 +29,8 @@ from gateway.runs.models import (
 from gateway.runs.progress_legacy import item_count, legacy_progress
 from gateway.runs.schemas import ShownStatus
 from gateway.scoring.leaderboard import rank_rows
-from gateway.scoring.metrics import PERCENTILES, true_rank
+from gateway.scoring.metrics import PERCENTILES
+from gateway.scoring.ranking import true_rank
 from gateway.scoring.split import Split
 
 
