@@ -15,10 +15,12 @@ from sqlalchemy.orm import Session
 
 from gateway.config import Settings
 from gateway.errors import OUTCOMES
+from gateway.migrate import upgrade
 from gateway.runs import finish, live_scores, models, results, service
 from gateway.runs.results import LeaseLost, ResultRecord
-from gateway.scoring.live import PERCENTILE_ERROR
+from gateway.scoring.live import PERCENTILE_ERROR, LiveTally
 from tests.runs.recorded import T0, Lane, open_run
+from tests.test_migrations import downgrade
 
 EXACT = ("images", "top1", "top5", "outcomes")
 
@@ -48,6 +50,20 @@ def live_figures(engine: Engine, run_service_id: int) -> dict[str, Any]:
     with engine.connect() as conn:
         rows = live_scores.read_rows(conn, run_service_ids=[run_service_id])
     return rows[run_service_id].tally.result()
+
+
+def live_figures_of(batch: list[ResultRecord]) -> dict[str, Any]:
+    """The live figures the worker keeps for `batch`, recorded by `record_scored`."""
+    tally = LiveTally()
+    for record in batch:
+        tally.add(
+            outcome=record.outcome,
+            tags=record.tags,
+            truth=record.truth,
+            latency_ms=record.latency_ms,
+            finished_at=record.finished_at,
+        )
+    return tally.result()
 
 
 def result(lane: Lane, position: int, outcome: str, rank: int, latency_ms: float) -> ResultRecord:
@@ -218,23 +234,46 @@ def test_a_cancelled_run_shows_no_service_ongoing_and_resume_brings_it_back(
     assert [s.status for s in progress.services] == before
 
 
-def test_a_run_from_before_live_scores_is_still_read_from_its_items(
+def test_migration_0012_gives_a_run_from_before_live_scores_its_leaderboard(
     run_engine: Engine, settings: Settings, data_dir: Path
 ) -> None:
+    """A run recorded the way hubs before 0007 recorded it (work items only, no live
+    scores), upgraded through 0012: its progress and leaderboard are those the old read
+    path (a rescore of its items) showed, up to what a provisional row never shows."""
     lane, other = open_run(run_engine, settings, data_dir, 6)
     with run_engine.begin() as conn:
-        results.record_scored(
-            conn, worker_id="w", batch=[result(lane, p, "ok", 1 + p % 3, 2.0 + p) for p in range(4)]
+        # As a hub before 0007 recorded: the results and nothing else.
+        batch = [result(lane, p, "ok", 1 + p % 3, 2.0 + p) for p in range(3)]
+        batch.append(result(lane, 3, "timeout", 0, 0.0))
+        batch += [result(other, p, "ok", p % 2, 5.0 * (p + 1)) for p in range(6)]
+        assert results.record_results(conn, worker_id="w", results=batch) == len(batch)
+        scored = finish.service_scores(conn, run_service_id=other.id)
+        conn.execute(
+            update(models.RUN_SERVICES)
+            .where(models.RUN_SERVICES.c.id == other.id)
+            .values(status="passed", scores=scored)
         )
-        # As migration 0007 leaves a run that was created before it: no live scores.
         conn.execute(models.LIVE_SCORES.delete())
+    downgrade(run_engine, "0011")
+    upgrade(run_engine)
+
     with Session(run_engine) as session:
-        board = {r["service_guid"]: r for r in service.leaderboard(session, run_id=lane.run_id)}
-        progress = service.run_progress(session, run_id=lane.run_id)
+        board = service.leaderboard(session, run_id=lane.run_id)
+        progress = service.run_progress(session, run_id=lane.run_id).services
     with run_engine.connect() as conn:
-        full = finish.service_scores(conn, run_service_id=lane.id)
-    first = progress.services[0]
-    assert (first.done, first.total, first.outcomes["ok"]) == (4, 6, 4)
-    row = board[first.service_guid]
-    assert row["images_total"] == 6 and row["provisional"] is True
-    assert {k: row[k] for k in full} == full  # the full rescore, coverage and µAP included
+        stored = live_scores.read_rows(conn, run_service_ids=[lane.id, other.id])
+    ongoing = next(row for row in board if row["provisional"])
+    passed = next(row for row in board if not row["provisional"])
+    assert {k: passed[k] for k in scored} == scored  # the stored full rescore, as before
+    assert passed["images_total"] == ongoing["images_total"] == 6
+    assert_equals_rescore(run_engine, lane.id, ongoing)
+    assert (ongoing["images"], ongoing["outcomes"]["ok"], ongoing["outcomes"]["timeout"]) == (
+        4,
+        3,
+        1,
+    )
+    first = next(p for p in progress if p.service_guid == ongoing["service_guid"])
+    assert (first.done, first.total, first.outcomes["ok"]) == (4, 6, 3)
+    # The backfilled rows are what the worker would have kept: its tally, counted live.
+    assert stored[lane.id].tally.result() == live_figures_of(batch[:4])
+    assert stored[other.id].images_total == 6 and stored[other.id].tally.images == 6
