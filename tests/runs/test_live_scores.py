@@ -3,6 +3,7 @@ records results, they give the full rescore's figures after any interleaving of 
 and batches and when a lease was lost; leaderboard and progress read them, not work
 items; a team's request reads its own row; a cancelled run shows no service ongoing."""
 
+import dataclasses
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from gateway.migrate import upgrade
 from gateway.runs import finish, live_scores, models, results, service
 from gateway.runs.results import LeaseLost, ResultRecord
 from gateway.scoring.live import PERCENTILE_ERROR, LiveTally
+from gateway.scoring.split import Split
 from tests.runs.recorded import T0, Lane, open_run
 from tests.test_migrations import downgrade
 
@@ -277,3 +279,45 @@ def test_migration_0012_gives_a_run_from_before_live_scores_its_leaderboard(
     # The backfilled rows are what the worker would have kept: its tally, counted live.
     assert stored[lane.id].tally.result() == live_figures_of(batch[:4])
     assert stored[other.id].images_total == 6 and stored[other.id].tally.images == 6
+
+
+def test_migration_0012_counts_what_the_worker_would_have_kept_of_each_part(
+    run_engine: Engine, settings: Settings, data_dir: Path
+) -> None:
+    """Live rows gone (whole and parts) and migrated again: the backfill's rows equal
+    those the worker kept, for the whole run service and each part of a split run,
+    results never sent included."""
+    split = Split(7, 0.5)
+    lane, _ = open_run(run_engine, settings, data_dir, 12, split=split)
+    with run_engine.begin() as conn:
+        batch = [result(lane, p, "ok", p % 4, 1.5 * (p + 1)) for p in range(7)]
+        batch.append(result(lane, 7, "bad_format", 0, 0.0))
+        # The part the worker has from the claim.
+        batch = [
+            dataclasses.replace(r, part=split.part_of(lane.items[p].image_id))
+            for p, r in enumerate(batch)
+        ]
+        results.record_scored(conn, worker_id="w", batch=batch)
+        results.record_unsent(
+            conn, run_service_id=lane.id, outcome="missed", detail="deadline", now=T0
+        )
+
+    def kept() -> list[dict[str, Any]]:
+        with run_engine.connect() as conn:
+            ids = [lane.id]
+            rows = [live_scores.read_rows(conn, run_service_ids=ids)[lane.id]]
+            rows += [
+                live_scores.read_part_rows(conn, run_service_ids=ids, part=part)[lane.id]
+                for part in ("public", "private")
+            ]
+        return [{"total": row.images_total, **row.tally.columns()} for row in rows]
+
+    before = kept()
+    assert before[0]["images"] == 12 and before[1]["images"] + before[2]["images"] == 12
+    assert 0 < before[1]["images"] < 12
+    with run_engine.begin() as conn:
+        conn.execute(models.LIVE_SCORE_PARTS.delete())
+        conn.execute(models.LIVE_SCORES.delete())
+    downgrade(run_engine, "0011")
+    upgrade(run_engine)
+    assert kept() == before
