@@ -115,7 +115,7 @@ def _backfill(
             part = split.part_of(item.image_id)
             part_totals[part] += 1
             tallies.append(parts[part])
-        if item.state != "done":
+        if item.state != "done" or item.outcome is None:  # not recorded (yet)
             continue
         for tally in tallies:
             tally.add(
