@@ -17,7 +17,7 @@ Measured: a `recoghub serve` (no embedded worker) answers `--requests` GETs of
 p50, p90, p99, max); beside them the old path, still callable: the full rescore of every
 service (`finish.service_scores`, what every leaderboard GET did), in-process,
 `--old-rounds` times (the GROUP BY progress of runs from before live scores was retired
-with migration 0012); and the writer's cost of
+with migration 0013); and the writer's cost of
 live scores: µs per result of `results.record_scored` against the bare
 `results.record_results`, batches of 500 items leased to the benchmark.
 Target: leaderboard p50 <= 50 ms.

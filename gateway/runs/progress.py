@@ -214,7 +214,7 @@ def leaderboard(
     rows = []
     for m in members:
         final = m.status in FINAL_STATUSES and bool(m.scores)
-        # Every run service has live scores: created with its run, or by migration 0012
+        # Every run service has live scores: created with its run, or by migration 0013
         # for a run from before them.
         stored = live.get(m.id) or live_scores.LiveRow(m.id, 0, LiveTally())
         scores = m.scores if final else stored.tally.result()

@@ -1,7 +1,7 @@
 """Live scores for the run services of runs created before 0007
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-04
 """
 
@@ -14,8 +14,8 @@ from alembic import op
 from gateway.scoring.live import LiveTally
 from gateway.scoring.split import Split
 
-revision: str = "0012"
-down_revision: str | None = "0011"
+revision: str = "0013"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -77,7 +77,7 @@ _PARTS = sa.table(
 )
 
 
-# Data only. Until 0011 a run service without live scores (its run was created before
+# Data only. Until 0012 a run service without live scores (its run was created before
 # 0007) had its progress and leaderboard read from its work items by a second code path
 # (`runs/progress_legacy.py`, now gone). Here each such service gets the row the worker
 # would have kept, counted by the worker's own tally (`LiveTally.add`, over the one
@@ -171,5 +171,5 @@ def _items(conn: sa.Connection, run_service_id: int) -> Iterator[Any]:
 
 
 def downgrade() -> None:
-    # The rows are true counts that 0011's code reads as any run's: nothing to undo.
+    # The rows are true counts that 0012's code reads as any run's: nothing to undo.
     pass
