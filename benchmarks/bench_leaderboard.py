@@ -15,8 +15,9 @@ service `ongoing`, `pending` images still to send.
 Measured: a `recoghub serve` (no embedded worker) answers `--requests` GETs of
 `/runs/{id}/leaderboard` and of `/runs/{id}` one after the other (client wall time:
 p50, p90, p99, max); beside them the old path, still callable: the full rescore of every
-service (`finish.service_scores`, what every leaderboard GET did) and the GROUP BY
-progress (`progress_legacy`), in-process, `--old-rounds` times; and the writer's cost of
+service (`finish.service_scores`, what every leaderboard GET did), in-process,
+`--old-rounds` times (the GROUP BY progress of runs from before live scores was retired
+with migration 0013); and the writer's cost of
 live scores: µs per result of `results.record_scored` against the bare
 `results.record_results`, batches of 500 items leased to the benchmark.
 Target: leaderboard p50 <= 50 ms.
@@ -59,7 +60,6 @@ from gateway.runs import (  # noqa: E402
 )
 from gateway.runs.models import Run, RunService  # noqa: E402
 from gateway.runs.progress import run_members  # noqa: E402
-from gateway.runs.progress_legacy import legacy_progress  # noqa: E402
 from gateway.runs.results import ResultRecord  # noqa: E402
 from gateway.runs.service import create_run  # noqa: E402
 from gateway.scoring.live import LiveTally  # noqa: E402
@@ -243,7 +243,7 @@ def serve_and_measure(database_url: str, token: str, run_id: int, requests: int)
 def old_path(database_url: str, run_id: int, rounds: int) -> None:
     engine = make_engine(database_url)
     try:
-        board, progress = [], []
+        board = []
         for _ in range(rounds):
             with Session(engine) as session:
                 members = run_members(session, run_id)
@@ -251,13 +251,7 @@ def old_path(database_url: str, run_id: int, rounds: int) -> None:
                 for m in members:
                     finish.service_scores(session.connection(), run_service_id=m.id)
                 board.append(time.perf_counter() - began)
-                run = session.get(Run, run_id)
-                assert run is not None
-                began = time.perf_counter()
-                legacy_progress(session, run, members)
-                progress.append(time.perf_counter() - began)
         print(f"OLD leaderboard (rescore) {summary(board)}")
-        print(f"OLD run progress (GROUP BY) {summary(progress)}")
     finally:
         engine.dispose()
 

@@ -1,8 +1,9 @@
 """Top-1 and top-5 accuracy of `recog --labels` on a labelled folder (`DIR/<label>/<file>`,
 the ImageNet layout the hub imports as format `folder`).
 
-Matched as the hub scores (SPEC §6): tags and labels compared after trimming white space
-and Unicode case folding; an image whose request failed counts as wrong.
+Matched as the hub scores (SPEC §6), by its one ranking of tags (`gateway.scoring.ranking`):
+tags and labels compared after trimming white space and Unicode case folding; an image
+whose request failed counts as wrong.
 """
 
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from cmdline_tool.errors import CliError
 from cmdline_tool.images import ImageFile
 from cmdline_tool.recog import Recognition
 from gateway.scoring.display import percent
+from gateway.scoring.ranking import true_rank
 
 
 def folder_label(image: ImageFile, roots: list[Path]) -> str | None:
@@ -45,10 +47,6 @@ def require_labelled(images: list[ImageFile], roots: list[Path]) -> None:
         )
 
 
-def _same(tag: str) -> str:
-    return tag.strip().casefold()
-
-
 @dataclass
 class Accuracy:
     """Counts of labelled images and of those right at top-1 and top-5."""
@@ -67,10 +65,9 @@ class Accuracy:
         self.images += 1
         if not result.ok:
             return
-        ranked = list(dict.fromkeys(_same(tag) for tag, _ in result.tags))
-        truth = _same(label)
-        self.top1 += truth in ranked[:1]
-        self.top5 += truth in ranked[:5]
+        rank = true_rank([tag for tag, _ in result.tags], [label])
+        self.top1 += rank == 1
+        self.top5 += rank is not None and rank <= 5
 
     def as_json(self) -> dict[str, object]:
         def share(n: int) -> float | None:

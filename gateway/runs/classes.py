@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session
 
 from gateway.errors import Outcome
-from gateway.protocol.result_string import tag_key
 from gateway.runs.finish import done_items
 from gateway.runs.models import IMAGES, WORK_ITEMS
-from gateway.scoring.metrics import true_rank
+from gateway.scoring.ranking import tag_key, true_rank
 
 WRONG_TAGS = 3
 

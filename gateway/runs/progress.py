@@ -15,7 +15,7 @@ from gateway.errors import OUTCOMES, NotFound
 from gateway.registry.models import Provider, Service
 from gateway.registry.service import get_service
 from gateway.runs import live_scores
-from gateway.runs.finish import done_items, service_scores
+from gateway.runs.finish import done_items
 from gateway.runs.models import (
     FINAL_STATUSES,
     IMAGES,
@@ -26,10 +26,11 @@ from gateway.runs.models import (
     RunState,
     ServiceStatus,
 )
-from gateway.runs.progress_legacy import item_count, legacy_progress
 from gateway.runs.schemas import ShownStatus
 from gateway.scoring.leaderboard import rank_rows
-from gateway.scoring.metrics import PERCENTILES, true_rank
+from gateway.scoring.live import LiveTally
+from gateway.scoring.metrics import PERCENTILES
+from gateway.scoring.ranking import true_rank
 from gateway.scoring.split import Split
 
 
@@ -153,17 +154,14 @@ def run_progress(
         live = live_scores.read_part_rows(session.connection(), run_service_ids=ids, part=part)
     else:
         live = live_scores.read_rows(session.connection(), run_service_ids=ids)
-    legacy = legacy_progress(session, run, [m for m in members if m.id not in live])
     sending = run.state == RunState.RUNNING
     for m in members:
         final = m.status in FINAL_STATUSES and bool(m.scores)
         stored = live.get(m.id)
-        if stored is None and parted:  # no part's scores kept: nothing to show of it
+        if stored is None:  # no (part's) scores kept: nothing to show of it
             done, total, rate, eta = 0, 0, None, None
             counts = dict.fromkeys(OUTCOMES, 0)
             latency: dict[str, float | None] = dict.fromkeys((k for k, _ in PERCENTILES), None)
-        elif stored is None:
-            done, total, counts, latency, rate, eta = legacy[m.id]
         else:
             total = stored.images_total
             if parted:
@@ -216,14 +214,11 @@ def leaderboard(
     rows = []
     for m in members:
         final = m.status in FINAL_STATUSES and bool(m.scores)
-        stored = live.get(m.id)
-        if final:
-            scores = m.scores
-        elif stored is not None:
-            scores = stored.tally.result()
-        else:  # a run from before live scores: rescored from its items
-            scores = service_scores(session.connection(), run_service_id=m.id)
-        total = stored.images_total if stored is not None else item_count(session, m.id)
+        # Every run service has live scores: created with its run, or by migration 0013
+        # for a run from before them.
+        stored = live.get(m.id) or live_scores.LiveRow(m.id, 0, LiveTally())
+        scores = m.scores if final else stored.tally.result()
+        total = stored.images_total
         rows.append(
             {
                 "provider_guid": m.provider_guid,

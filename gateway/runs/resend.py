@@ -193,8 +193,8 @@ def _keep_history(
 
 def _take_back(conn: Connection, *, run_service_id: int, rows: Sequence[Any]) -> None:
     """Remove the results from the run service's live scores, and for a split run from
-    each part's, locked in the workers' order (`live_scores`, then its parts). A run from
-    before live scores has none: its progress is read from its items."""
+    each part's, locked in the workers' order (`live_scores`, then its parts). Every run
+    service has them (migration 0013 for runs from before live scores)."""
     stored = conn.execute(
         select(LIVE_SCORES).where(LIVE_SCORES.c.run_service_id == run_service_id).with_for_update()
     ).first()

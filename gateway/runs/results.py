@@ -357,8 +357,8 @@ def record_scored_checked(
 
 def add_to_live_scores(conn: Connection, *, batch: Sequence[ResultRecord]) -> None:
     """Add the tally of recorded results to their run services' live scores, and for a
-    split run's results to their part's too. Run services without a row (runs created
-    before live scores) are left alone."""
+    split run's results to their part's too. Every run service has a row (created with
+    its run; migration 0013 for runs from before live scores)."""
     deltas = LiveDeltas()
     for record in batch:
         for tally in deltas.tallies(run_service_id=record.run_service_id, part=record.part):
@@ -374,8 +374,8 @@ def add_to_live_scores(conn: Connection, *, batch: Sequence[ResultRecord]) -> No
 
 def merge_into_live_scores(conn: Connection, *, deltas: "LiveDeltas") -> None:
     """Add each run service's tally to its live scores row, locked in run service order,
-    then each part's to its part row. Run services without a row (runs created before
-    live scores) are left alone."""
+    then each part's to its part row. A run service without a row would be
+    left alone; every run service has one (migration 0013 for runs from before them)."""
     part_deltas = deltas.parts
     services = deltas.services
     if not services:

@@ -10,7 +10,10 @@ correct on ties). The figures themselves come from the definitions in
 two paths give equal results.
 
 Tags come as integer identities: two entries (or an entry and a true tag) are one tag
-when their identity is equal, i.e. the caller gives equal `tag_key`s equal numbers.
+when their identity is equal, i.e. the caller gives equal `tag_key`s equal numbers
+(`gateway.scoring.ranking`'s `tag_key` and `truth_set`). The places counted here are
+those of `ranking.distinct` / `ranking.place_of_truth`, done as array operations: each
+tag at its first place in its image; tests/scoring/test_arrays.py holds them equal.
 """
 
 from dataclasses import dataclass

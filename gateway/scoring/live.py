@@ -30,8 +30,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from gateway.errors import OUTCOMES, Outcome
-from gateway.protocol.result_string import tag_key
-from gateway.scoring.metrics import PERCENTILES, nearest_rank, truth_set
+from gateway.scoring.metrics import PERCENTILES, nearest_rank
+from gateway.scoring.ranking import distinct, place_of_truth, truth_set
 
 BUCKET_RATIO = 1.01
 PERCENTILE_ERROR = math.sqrt(BUCKET_RATIO) - 1  # 0.4988%
@@ -49,22 +49,6 @@ def bucket_of(latency_ms: float) -> int:
     if not latency_ms > MIN_MS:
         return _LOWEST
     return min(_HIGHEST, max(_LOWEST, math.floor(math.log(latency_ms) / _LOG_RATIO)))
-
-
-def _rank_of_truth(tags: Sequence[Sequence[Any]], true: frozenset[str]) -> int | None:
-    """The place of the first true tag among the distinct tags of ranked `[tag, score]`
-    pairs (a repeat takes no place; as `metrics.true_rank`), looking no further than 5."""
-    seen: set[str] = set()
-    for pair in tags:
-        key = tag_key(str(pair[0]))
-        if key in seen:
-            continue
-        seen.add(key)
-        if key in true:
-            return len(seen)
-        if len(seen) == 5:
-            return None
-    return None
 
 
 def bucket_middle(bucket: int) -> float:
@@ -112,7 +96,8 @@ class LiveTally:
         if true:
             self.with_truth += 1
             if ok and tags:
-                rank = _rank_of_truth(tags, true)
+                entries = ((str(pair[0]), 0.0) for pair in tags)  # places only
+                rank = place_of_truth((k for k, _ in distinct(entries)), true, within=5)
                 if rank is not None and rank <= 5:
                     self.top5 += 1
                     self.top1 += rank == 1

@@ -1,11 +1,11 @@
 """The metrics of SPEC §6, as pure functions and as a streaming scorer for one service.
 
-An image's answer is its tags ranked best first (SPEC §2). Tags are one tag when their
-`tag_key` (white space trimmed, Unicode case folded; gateway/protocol/result_string.py)
-is equal, in the answer and in the true set alike; a repeat within one answer counts at
-its best-ranked place only, even in a list that was not ranked by `rank` (results
-recorded before that rule). An answer that is not `ok` counts as wrong / not recognized;
-an `ok` answer with no tags is an abstention.
+An image's answer is its tags ranked best first (SPEC §2). Places are counted by the
+one ranking of `gateway.scoring.ranking`: tags are one tag when their `tag_key` (white
+space trimmed, Unicode case folded) is equal, in the answer and in the true set alike; a
+repeat within one answer counts at its best-ranked place only, even in a list that was
+not ranked by `rank` (results recorded before that rule). An answer that is not `ok`
+counts as wrong / not recognized; an `ok` answer with no tags is an abstention.
 
 - top-k: an image with a non-empty true set is correct if one of its first k distinct
   tags is true.
@@ -32,7 +32,9 @@ from itertools import chain
 from typing import Any
 
 from gateway.errors import OUTCOMES, Outcome
-from gateway.protocol.result_string import tag_key
+from gateway.scoring.ranking import distinct, place_of_truth, tag_key
+from gateway.scoring.ranking import true_rank as true_rank  # re-exported for its callers
+from gateway.scoring.ranking import truth_set as truth_set
 
 PERCENTILES: tuple[tuple[str, int], ...] = (("p50", 50), ("p90", 90), ("p99", 99))
 LATENCY_FIELDS: tuple[str, ...] = ("p50", "p90", "p99", "max", "mean")
@@ -44,17 +46,6 @@ COVERAGE_TARGETS = (Fraction(95, 100), Fraction(99, 100))
 
 # The form tags are compared in; the one definition is the protocol's.
 normalize_tag = tag_key
-
-
-def truth_set(truth: Iterable[str]) -> frozenset[str]:
-    """An image's true tags by `tag_key`; entries that are empty once trimmed are dropped."""
-    return frozenset(n for n in map(tag_key, truth) if n)
-
-
-def true_rank(tags: Sequence[str], truth: Iterable[str]) -> int | None:
-    """The 1-based place of the first true tag among the distinct tags of `tags` (ranked
-    best first; a repeat takes no place), or None."""
-    return _true_rank(tags, truth_set(truth))
 
 
 def top_k_correct(tags: Sequence[str], truth: Iterable[str], *, k: int) -> bool | None:
@@ -69,7 +60,7 @@ def top_k_correct(tags: Sequence[str], truth: Iterable[str], *, k: int) -> bool 
     true = truth_set(truth)
     if not true:
         return None
-    rank = _true_rank(tags, true)
+    rank = place_of_truth((key for key, _ in distinct((t, 0.0) for t in tags)), true)
     return rank is not None and rank <= k
 
 
@@ -179,16 +170,11 @@ class ServiceScorer:
         # One pass: each distinct tag at its best-ranked place, as µAP pairs, and the
         # place of the first true one for top-k.
         rank: int | None = None
-        seen: set[str] = set()
-        for tag, score in ranked:
-            key = tag_key(tag)
-            if key in seen:
-                continue
-            seen.add(key)
+        for place, (key, score) in enumerate(distinct(ranked), start=1):
             if key in true:
                 self._pairs_right.add(score)
                 if rank is None:
-                    rank = len(seen)
+                    rank = place
             else:
                 self._pairs_wrong.add(score)
         if true:
@@ -371,19 +357,6 @@ def _exact_fraction(precision: float | Fraction) -> Fraction:
     if not 0 <= exact <= 1:
         raise ValueError(f"precision must be within [0, 1], got {precision}")
     return exact
-
-
-def _true_rank(tags: Iterable[str], true: frozenset[str]) -> int | None:
-    """The place of the first true tag among the distinct tags (a repeat takes no place)."""
-    seen: set[str] = set()
-    for tag in tags:
-        key = tag_key(tag)
-        if key in seen:
-            continue
-        seen.add(key)
-        if key in true:
-            return len(seen)
-    return None
 
 
 def _rank_key(pair: tuple[float, bool]) -> tuple[float, bool]:

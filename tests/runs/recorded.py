@@ -14,6 +14,7 @@ from gateway.runs import models, results
 from gateway.runs.engine import store
 from gateway.runs.engine.store import ClaimedItem
 from gateway.runs.results import ResultRecord
+from gateway.scoring.split import Split
 from tests.runs.builders import add_dataset, add_service, make_images
 from tests.runs.conftest import start_run
 
@@ -40,12 +41,15 @@ def open_run(
     *,
     phase: str = "dryrun",
     services: int = 2,
+    split: Split | None = None,
 ) -> list[Lane]:
-    """A run of `n` images against `services` new services; every item claimed, none
-    recorded."""
+    """A run of `n` images against `services` new services (split so if `split` is
+    given); every item claimed, none recorded."""
     dataset = add_dataset(engine, data_dir, make_images(n, label=lambda i: f"label{i}"))
     guids = [add_service(engine, ["http://127.0.0.1:9"]) for _ in range(services)]
-    run_id = start_run(engine, settings, dataset=dataset, phase=phase, service_guids=guids)
+    run_id = start_run(
+        engine, settings, dataset=dataset, phase=phase, service_guids=guids, split=split
+    )
     with engine.begin() as conn:
         plans = store.survey(conn, now=T0, live_since=T0).lanes
         lanes = []

@@ -3,6 +3,7 @@ records results, they give the full rescore's figures after any interleaving of 
 and batches and when a lease was lost; leaderboard and progress read them, not work
 items; a team's request reads its own row; a cancelled run shows no service ongoing."""
 
+import dataclasses
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,13 @@ from sqlalchemy.orm import Session
 
 from gateway.config import Settings
 from gateway.errors import OUTCOMES
+from gateway.migrate import upgrade
 from gateway.runs import finish, live_scores, models, results, service
 from gateway.runs.results import LeaseLost, ResultRecord
-from gateway.scoring.live import PERCENTILE_ERROR
+from gateway.scoring.live import PERCENTILE_ERROR, LiveTally
+from gateway.scoring.split import Split
 from tests.runs.recorded import T0, Lane, open_run
+from tests.test_migrations import downgrade
 
 EXACT = ("images", "top1", "top5", "outcomes")
 
@@ -48,6 +52,20 @@ def live_figures(engine: Engine, run_service_id: int) -> dict[str, Any]:
     with engine.connect() as conn:
         rows = live_scores.read_rows(conn, run_service_ids=[run_service_id])
     return rows[run_service_id].tally.result()
+
+
+def live_figures_of(batch: list[ResultRecord]) -> dict[str, Any]:
+    """The live figures the worker keeps for `batch`, recorded by `record_scored`."""
+    tally = LiveTally()
+    for record in batch:
+        tally.add(
+            outcome=record.outcome,
+            tags=record.tags,
+            truth=record.truth,
+            latency_ms=record.latency_ms,
+            finished_at=record.finished_at,
+        )
+    return tally.result()
 
 
 def result(lane: Lane, position: int, outcome: str, rank: int, latency_ms: float) -> ResultRecord:
@@ -218,23 +236,88 @@ def test_a_cancelled_run_shows_no_service_ongoing_and_resume_brings_it_back(
     assert [s.status for s in progress.services] == before
 
 
-def test_a_run_from_before_live_scores_is_still_read_from_its_items(
+def test_migration_0013_gives_a_run_from_before_live_scores_its_leaderboard(
     run_engine: Engine, settings: Settings, data_dir: Path
 ) -> None:
+    """A run recorded the way hubs before 0007 recorded it (work items only, no live
+    scores), upgraded through 0013: its progress and leaderboard are those the old read
+    path (a rescore of its items) showed, up to what a provisional row never shows."""
     lane, other = open_run(run_engine, settings, data_dir, 6)
     with run_engine.begin() as conn:
-        results.record_scored(
-            conn, worker_id="w", batch=[result(lane, p, "ok", 1 + p % 3, 2.0 + p) for p in range(4)]
+        # As a hub before 0007 recorded: the results and nothing else.
+        batch = [result(lane, p, "ok", 1 + p % 3, 2.0 + p) for p in range(3)]
+        batch.append(result(lane, 3, "timeout", 0, 0.0))
+        batch += [result(other, p, "ok", p % 2, 5.0 * (p + 1)) for p in range(6)]
+        assert results.record_results(conn, worker_id="w", results=batch) == len(batch)
+        scored = finish.service_scores(conn, run_service_id=other.id)
+        conn.execute(
+            update(models.RUN_SERVICES)
+            .where(models.RUN_SERVICES.c.id == other.id)
+            .values(status="passed", scores=scored)
         )
-        # As migration 0007 leaves a run that was created before it: no live scores.
         conn.execute(models.LIVE_SCORES.delete())
+    downgrade(run_engine, "0007")  # the schema of the hubs that recorded it so
+    upgrade(run_engine)
+
     with Session(run_engine) as session:
-        board = {r["service_guid"]: r for r in service.leaderboard(session, run_id=lane.run_id)}
-        progress = service.run_progress(session, run_id=lane.run_id)
+        board = service.leaderboard(session, run_id=lane.run_id)
+        progress = service.run_progress(session, run_id=lane.run_id).services
     with run_engine.connect() as conn:
-        full = finish.service_scores(conn, run_service_id=lane.id)
-    first = progress.services[0]
-    assert (first.done, first.total, first.outcomes["ok"]) == (4, 6, 4)
-    row = board[first.service_guid]
-    assert row["images_total"] == 6 and row["provisional"] is True
-    assert {k: row[k] for k in full} == full  # the full rescore, coverage and µAP included
+        stored = live_scores.read_rows(conn, run_service_ids=[lane.id, other.id])
+    ongoing = next(row for row in board if row["provisional"])
+    passed = next(row for row in board if not row["provisional"])
+    assert {k: passed[k] for k in scored} == scored  # the stored full rescore, as before
+    assert passed["images_total"] == ongoing["images_total"] == 6
+    assert_equals_rescore(run_engine, lane.id, ongoing)
+    assert (ongoing["images"], ongoing["outcomes"]["ok"], ongoing["outcomes"]["timeout"]) == (
+        4,
+        3,
+        1,
+    )
+    first = next(p for p in progress if p.service_guid == ongoing["service_guid"])
+    assert (first.done, first.total, first.outcomes["ok"]) == (4, 6, 3)
+    # The backfilled rows are what the worker would have kept: its tally, counted live.
+    assert stored[lane.id].tally.result() == live_figures_of(batch[:4])
+    assert stored[other.id].images_total == 6 and stored[other.id].tally.images == 6
+
+
+def test_migration_0013_counts_what_the_worker_would_have_kept_of_each_part(
+    run_engine: Engine, settings: Settings, data_dir: Path
+) -> None:
+    """Live rows gone (whole and parts) and migrated again: the backfill's rows equal
+    those the worker kept, for the whole run service and each part of a split run,
+    results never sent included."""
+    split = Split(7, 0.5)
+    lane, _ = open_run(run_engine, settings, data_dir, 12, split=split)
+    with run_engine.begin() as conn:
+        batch = [result(lane, p, "ok", p % 4, 1.5 * (p + 1)) for p in range(7)]
+        batch.append(result(lane, 7, "bad_format", 0, 0.0))
+        # The part the worker has from the claim.
+        batch = [
+            dataclasses.replace(r, part=split.part_of(lane.items[p].image_id))
+            for p, r in enumerate(batch)
+        ]
+        results.record_scored(conn, worker_id="w", batch=batch)
+        results.record_unsent(
+            conn, run_service_id=lane.id, outcome="missed", detail="deadline", now=T0
+        )
+
+    def kept() -> list[dict[str, Any]]:
+        with run_engine.connect() as conn:
+            ids = [lane.id]
+            rows = [live_scores.read_rows(conn, run_service_ids=ids)[lane.id]]
+            rows += [
+                live_scores.read_part_rows(conn, run_service_ids=ids, part=part)[lane.id]
+                for part in ("public", "private")
+            ]
+        return [{"total": row.images_total, **row.tally.columns()} for row in rows]
+
+    before = kept()
+    assert before[0]["images"] == 12 and before[1]["images"] + before[2]["images"] == 12
+    assert 0 < before[1]["images"] < 12
+    with run_engine.begin() as conn:
+        conn.execute(models.LIVE_SCORE_PARTS.delete())
+        conn.execute(models.LIVE_SCORES.delete())
+    downgrade(run_engine, "0012")
+    upgrade(run_engine)
+    assert kept() == before
