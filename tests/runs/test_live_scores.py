@@ -236,11 +236,11 @@ def test_a_cancelled_run_shows_no_service_ongoing_and_resume_brings_it_back(
     assert [s.status for s in progress.services] == before
 
 
-def test_migration_0013_gives_a_run_from_before_live_scores_its_leaderboard(
+def test_migration_0014_gives_a_run_from_before_live_scores_its_leaderboard(
     run_engine: Engine, settings: Settings, data_dir: Path
 ) -> None:
     """A run recorded the way hubs before 0007 recorded it (work items only, no live
-    scores), upgraded through 0013: its progress and leaderboard are those the old read
+    scores), upgraded through 0014: its progress and leaderboard are those the old read
     path (a rescore of its items) showed, up to what a provisional row never shows."""
     lane, other = open_run(run_engine, settings, data_dir, 6)
     with run_engine.begin() as conn:
@@ -281,7 +281,7 @@ def test_migration_0013_gives_a_run_from_before_live_scores_its_leaderboard(
     assert stored[other.id].images_total == 6 and stored[other.id].tally.images == 6
 
 
-def test_migration_0013_counts_what_the_worker_would_have_kept_of_each_part(
+def test_migration_0014_counts_what_the_worker_would_have_kept_of_each_part(
     run_engine: Engine, settings: Settings, data_dir: Path
 ) -> None:
     """Live rows gone (whole and parts) and migrated again: the backfill's rows equal
@@ -318,6 +318,6 @@ def test_migration_0013_counts_what_the_worker_would_have_kept_of_each_part(
     with run_engine.begin() as conn:
         conn.execute(models.LIVE_SCORE_PARTS.delete())
         conn.execute(models.LIVE_SCORES.delete())
-    downgrade(run_engine, "0012")
+    downgrade(run_engine, "0013")
     upgrade(run_engine)
     assert kept() == before

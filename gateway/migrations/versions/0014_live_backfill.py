@@ -1,7 +1,7 @@
 """Live scores for the run services of runs created before 0007
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-04
 """
 
@@ -14,8 +14,8 @@ from alembic import op
 from gateway.scoring.live import LiveTally
 from gateway.scoring.split import Split
 
-revision: str = "0013"
-down_revision: str | None = "0012"
+revision: str = "0014"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
