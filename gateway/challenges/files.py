@@ -56,7 +56,7 @@ from gateway.errors import FileRejected, Forbidden
 from gateway.offline.answers import RankedAnswers
 from gateway.offline.scoring import RESULT_PAGE, ImageResult, score_answers
 from gateway.registry.models import Service
-from gateway.runs import live_scores
+from gateway.runs import lifecycle, live_scores
 from gateway.runs.finish import finish_service
 from gateway.runs.models import (
     WORK_ITEMS,
@@ -323,8 +323,7 @@ def _store(
     finish_service(conn, run_service_id=member.id, phase=run.phase)
     if not answers.has_scores:
         _drop_score_figures(session, member)
-    run.state = RunState.COMPLETED
-    run.finished_at = utcnow()
+    lifecycle.complete_stored(run, now=utcnow())
     moved = conn.execute(
         update(Submission)
         .where(Submission.id == sub.id, Submission.state == FileState.SCORING)

@@ -11,7 +11,6 @@ Workers do the sending (`gateway.runs.engine`, which nothing here imports).
 Functions that change a run commit; look-ups leave the transaction to the caller.
 """
 
-import itertools
 import random
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -28,7 +27,6 @@ from gateway.registry.service import get_service
 from gateway.runs import lifecycle, live_scores
 from gateway.runs.models import (
     SLOTS,
-    ItemState,
     Part,
     Phase,
     Run,
@@ -68,7 +66,6 @@ __all__ = [
 
 PHASES: tuple[str, ...] = tuple(Phase)
 # Images whose work items are inserted per statement.
-INSERT_CHUNK = 10_000
 
 
 def create_run(
@@ -212,22 +209,10 @@ def iso(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-_COPY_ITEMS = "COPY work_items (run_id, run_service_id, image_id, seq, state, attempts) FROM STDIN"
-_INSERT_ITEMS = (
-    "INSERT INTO work_items (run_id, run_service_id, image_id, seq, state, attempts) "
-    f"VALUES ({{p}}, {{p}}, {{p}}, {{p}}, '{ItemState.PENDING}', 0)"
-)
-
-
 def _insert_work_items(
     session: Session, *, run_id: int, members: Sequence[RunService], image_ids: list[int], seed: int
 ) -> None:
-    """Every (service, image) once, in the seeded order, a chunk of images at a time.
-
-    Straight through the driver (COPY on PostgreSQL, executemany on SQLite): a run over
-    100,000 images has 100,000 rows per service, and building each through the ORM
-    would keep the request waiting.
-    """
+    """Every (service, image) once, in the seeded order (`lifecycle.items.insert_pending`)."""
     random.Random(seed).shuffle(image_ids)
     n_services = len(members)
     connection = session.connection()
@@ -237,20 +222,7 @@ def _insert_work_items(
             yield (run_id, member.id, image_id, position * n_services + member.position)
 
     # Service by service, in seq order: the claim index then grows at its end.
-    if connection.dialect.name == "postgresql":
-        driver = connection.connection.driver_connection  # psycopg, in this transaction
-        assert driver is not None
-        with driver.cursor() as cursor, cursor.copy(_COPY_ITEMS) as copy:
-            for member in members:
-                for row in rows(member):
-                    copy.write_row((*row, ItemState.PENDING.value, 0))
-        return
-    placeholder = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-    sql = _INSERT_ITEMS.format(p=placeholder)
-    for member in members:
-        member_rows = rows(member)
-        while chunk := list(itertools.islice(member_rows, INSERT_CHUNK)):
-            connection.exec_driver_sql(sql, chunk)
+    lifecycle.items.insert_pending(connection, services=(rows(member) for member in members))
 
 
 def find_dataset(session: Session, dataset: int | str) -> Dataset:

@@ -13,6 +13,7 @@ from gateway.config import Settings
 from gateway.runs import models, results
 from gateway.runs.engine import store
 from gateway.runs.engine.store import ClaimedItem
+from gateway.runs.engine.surveyor import survey_runs
 from gateway.runs.results import ResultRecord
 from tests.runs.builders import add_dataset, add_service, make_images
 from tests.runs.conftest import start_run
@@ -47,7 +48,7 @@ def open_run(
     guids = [add_service(engine, ["http://127.0.0.1:9"]) for _ in range(services)]
     run_id = start_run(engine, settings, dataset=dataset, phase=phase, service_guids=guids)
     with engine.begin() as conn:
-        plans = store.survey(conn, now=T0, live_since=T0).lanes
+        plans = survey_runs(conn, now=T0, live_since=T0).lanes
         lanes = []
         for plan in plans:
             if plan.run_id != run_id:

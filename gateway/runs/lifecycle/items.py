@@ -35,7 +35,7 @@ from gateway.db import chunked
 from gateway.runs.models import UNRECORDED_STATES, WORK_ITEMS, ItemState
 
 if TYPE_CHECKING:
-    from gateway.runs.engine.results import ResultRecord
+    from gateway.runs.results import ResultRecord
 
 # Rows of a new run's items sent to the driver at a time (SQLite's executemany).
 INSERT_CHUNK = 10_000
