@@ -15,7 +15,7 @@ import random
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from gateway.config import Settings
@@ -24,9 +24,8 @@ from gateway.db import utcnow
 from gateway.errors import Conflict, InvalidInput, NotFound
 from gateway.registry.models import Service
 from gateway.registry.service import get_service
-from gateway.runs import lifecycle, live_scores
+from gateway.runs import lifecycle
 from gateway.runs.models import (
-    SLOTS,
     Part,
     Phase,
     Run,
@@ -156,17 +155,16 @@ def create_run(
     ]
     session.add_all(members)
     session.flush()
-    session.execute(
-        insert(SLOTS),
-        [{"run_service_id": m.id, "slot": k} for m in members for k in range(m.max_concurrency)],
+    lifecycle.slots.create(
+        session.connection(), slots_of={m.id: m.max_concurrency for m in members}
     )
     _insert_work_items(session, run_id=run.id, members=members, image_ids=image_ids, seed=seed)
-    live_scores.create_rows(
+    lifecycle.live.create_rows(
         session.connection(), run_id=run.id, totals={m.id: len(image_ids) for m in members}
     )
     if split is not None:
         public = sum(1 for image_id in image_ids if split.is_public(image_id))
-        live_scores.create_part_rows(
+        lifecycle.live.create_part_rows(
             session.connection(),
             run_id=run.id,
             totals={

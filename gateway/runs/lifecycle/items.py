@@ -1,6 +1,7 @@
 """Every change of a work item's state (`WorkItem.state`, `ItemState`).
 
     insert_pending      (new) -> pending, every item of a new run
+    insert_recorded     (new) -> done, items whose results the hub already has (a file)
     claim               pending -> leased to a worker, in `seq` order
     extend              a worker's leases last longer (its heartbeat)
     record_results      leased to this worker -> done, with its result
@@ -27,6 +28,7 @@ from sqlalchemy import (
     Executable,
     Row,
     bindparam,
+    insert,
     select,
     update,
 )
@@ -70,6 +72,11 @@ def insert_pending(
     for rows in services:
         while chunk := list(itertools.islice(rows, INSERT_CHUNK)):
             conn.exec_driver_sql(sql, chunk)
+
+
+def insert_recorded(conn: Connection, *, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert items recorded as they are created (the columns of each in `rows`)."""
+    conn.execute(insert(WORK_ITEMS), [{**row, "state": ItemState.DONE} for row in rows])
 
 
 def claim(

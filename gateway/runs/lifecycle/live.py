@@ -1,6 +1,8 @@
 """Every change of a run service's live scores (`live_scores` rows, and for a split run
 each part's `live_score_parts` row; the counters: `gateway.scoring.live`).
 
+    create_rows     empty rows for the run services of a new run
+    create_part_rows  likewise for each part of a split run
     merge           each run service's (and part's) tally added to its row
     replace         a run service's row set to a tally (a re-send took results back)
     replace_part    likewise one part's row
@@ -40,6 +42,32 @@ class LiveDeltas:
             self.services.setdefault(key, LiveTally()).merge(tally)
         for part_key, tally in other.parts.items():
             self.parts.setdefault(part_key, LiveTally()).merge(tally)
+
+
+def create_rows(conn: Connection, *, run_id: int, totals: dict[int, int]) -> None:
+    """Empty live scores for the run services of a new run: `totals` maps each run
+    service to its number of images."""
+    empty = LiveTally().columns()
+    conn.execute(
+        LIVE_SCORES.insert(),
+        [
+            {"run_service_id": rs, "run_id": run_id, "images_total": total, **empty}
+            for rs, total in totals.items()
+        ],
+    )
+
+
+def create_part_rows(conn: Connection, *, run_id: int, totals: dict[tuple[int, str], int]) -> None:
+    """Empty live scores of each part of a split run: `totals` maps (run service, part)
+    to that part's number of images."""
+    empty = LiveTally().columns()
+    conn.execute(
+        LIVE_SCORE_PARTS.insert(),
+        [
+            {"run_service_id": rs, "part": part, "run_id": run_id, "images_total": n, **empty}
+            for (rs, part), n in totals.items()
+        ],
+    )
 
 
 # Every counter column of a row, set from parameters `v_<column>` (executemany).

@@ -1,5 +1,6 @@
 """Every change of a service slot's lease (`slots` rows: who sends on it, until when).
 
+    create                  (new) -> free, each run service's slots
     lease / lease_probes    free or expired -> leased by a worker
     extend                  a worker's leases last longer (its heartbeat)
     release / release_owned leased by this worker -> free
@@ -11,13 +12,21 @@ A slot is free when it has no owner or its lease has expired; every change is gu
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import Connection, and_, insert, or_, select, update
 
 from gateway.db import chunked
 from gateway.runs.models import SLOTS
 
 # The slot whose lease makes a worker the prober of a down service.
 PROBE_SLOT = 0
+
+
+def create(conn: Connection, *, slots_of: dict[int, int]) -> None:
+    """The free slots of new run services: `slots_of` maps each to how many it has."""
+    conn.execute(
+        insert(SLOTS),
+        [{"run_service_id": rs, "slot": k} for rs, n in slots_of.items() for k in range(n)],
+    )
 
 
 def lease(
