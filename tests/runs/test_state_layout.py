@@ -1,6 +1,7 @@
 """One owner for each state machine (issue 21): outside `gateway.runs.lifecycle`, no module
 of `gateway` writes a run's state, a run service's status, a work item's state, a slot's
-lease or a live score row, and none branches on the database (SQLite or PostgreSQL).
+lease or a live score row, and none branches on the database (SQLite or PostgreSQL). Likewise a worker's lane counters change only through
+the lane's methods (`gateway.runs.engine.lanes`).
 
 Creating a run or a run service (`Run(...)`, `RunService(...)`) is left to the modules
 that create them: a new row leaves no state, so there is no guard to own. Connecting and
@@ -215,3 +216,45 @@ if conn.dialect.name == "postgresql":
             "writes LIVE_SCORES",
         ]
     )
+
+
+# A lane's counters and flags (gateway/runs/engine/lanes.py): changed by its methods.
+LANE_FIELDS = {
+    "buffered",
+    "in_flight",
+    "unflushed",
+    "retiring",
+    "completed",
+    "dry",
+    "stopping",
+    "ongoing",
+    "starved",
+    "boost",
+    "scorer",
+}
+LANES = GATEWAY / "runs" / "engine" / "lanes.py"
+
+
+def lane_writes(path: Path, source: str) -> list[str]:
+    """Assignments to a lane's counters on another object than `self`."""
+    found = []
+    for node in ast.walk(ast.parse(source, str(path))):
+        if isinstance(node, (ast.Assign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if (
+                    isinstance(target, ast.Attribute)
+                    and target.attr in LANE_FIELDS
+                    and not (isinstance(target.value, ast.Name) and target.value.id == "self")
+                ):
+                    found.append(f"{path.relative_to(GATEWAY.parent)}:{node.lineno}: {target.attr}")
+    return found
+
+
+def test_only_the_lane_changes_its_counters() -> None:
+    paths = [p for p in sorted(GATEWAY.rglob("*.py")) if p != LANES]
+    found = [v for path in paths for v in lane_writes(path, path.read_text())]
+    assert found == [], "\n".join(found)
+    assert lane_writes(LANES, "lane.buffered += 1\nself.buffered = 0\n") == [
+        "gateway/runs/engine/lanes.py:1: buffered"
+    ]

@@ -106,7 +106,7 @@ class Surveyor:
         if not lanes.closing:
             await self._prober.watch(survey.down)
         for lane in lanes.open.values():
-            lane.dry = False
+            lane.refill()
         self._claimer.wake()
 
     async def _stop_at_deadlines(self) -> None:
