@@ -1,7 +1,8 @@
 """One owner for each state machine (issue 21): outside `gateway.runs.lifecycle`, no module
 of `gateway` writes a run's state, a run service's status, a work item's state, a slot's
-lease or a live score row, and none branches on the database (SQLite or PostgreSQL). Likewise a worker's lane counters change only through
-the lane's methods (`gateway.runs.engine.lanes`).
+lease or a live score row, and none branches on the database (SQLite or PostgreSQL).
+Likewise a worker's lane counters change only through the lane's methods
+(`gateway.runs.engine.lanes`).
 
 Creating a run or a run service (`Run(...)`, `RunService(...)`) is left to the modules
 that create them: a new row leaves no state, so there is no guard to own. Connecting and
