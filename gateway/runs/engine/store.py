@@ -13,6 +13,9 @@ workers can share one PostgreSQL database without ever taking the same row:
 - a result is written only `WHERE state = 'leased' AND lease_owner = <this worker>`
   (`runs.results`), so each item is recorded exactly once even if its lease was
   taken over.
+
+The statements that change a row's state (or a slot's lease) are `gateway.runs.lifecycle`'s;
+this module puts them together for each step of the worker.
 """
 
 from collections import defaultdict
