@@ -37,6 +37,7 @@ from gateway.protocol.result_string import MAX_RESULT_BYTES
 from gateway.runs import finish, results
 from gateway.runs.engine import store
 from gateway.runs.engine.images import load_pictures
+from gateway.runs.engine.surveyor import survey_runs
 from gateway.runs.results import ResultRecord
 from gateway.scoring.metrics import ServiceScorer
 
@@ -170,7 +171,7 @@ def database_parts(
         store.register_worker(
             conn, worker_id=worker_id, host="bench", pid=0, now=now, forget_before=now
         )
-        survey = store.survey(conn, now=now, live_since=now - timedelta(seconds=30))
+        survey = survey_runs(conn, now=now, live_since=now - timedelta(seconds=30))
     lanes = [plan.run_service_id for plan in survey.lanes if plan.run_id == run_id]
     items = args.images * len(lanes)
     print(f"database (SQLite, {len(lanes)} services x {args.images} images):")

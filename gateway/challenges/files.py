@@ -33,7 +33,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.auth import Principal
@@ -56,11 +56,9 @@ from gateway.errors import FileRejected, Forbidden
 from gateway.offline.answers import RankedAnswers
 from gateway.offline.scoring import RESULT_PAGE, ImageResult, score_answers
 from gateway.registry.models import Service
-from gateway.runs import live_scores
+from gateway.runs import lifecycle
 from gateway.runs.finish import finish_service
 from gateway.runs.models import (
-    WORK_ITEMS,
-    ItemState,
     Part,
     Phase,
     Run,
@@ -68,7 +66,8 @@ from gateway.runs.models import (
     RunState,
     ServiceStatus,
 )
-from gateway.runs.results import ResultRecord, add_to_live_scores
+from gateway.runs.records import ResultRecord
+from gateway.runs.results import add_to_live_scores
 from gateway.scoring.split import Split
 
 log = logging.getLogger(__name__)
@@ -264,11 +263,11 @@ def _store(
     session.flush()
     conn = session.connection()
     total = len(images.images)
-    live_scores.create_rows(conn, run_id=run.id, totals={member.id: total})
+    lifecycle.live.create_rows(conn, run_id=run.id, totals={member.id: total})
     parts = [split.part_of(image.image_id) if split else None for image in images.images]
     if split is not None:
         public = sum(1 for part in parts if part == Part.PUBLIC)
-        live_scores.create_part_rows(
+        lifecycle.live.create_part_rows(
             conn,
             run_id=run.id,
             totals={(member.id, Part.PUBLIC): public, (member.id, Part.PRIVATE): total - public},
@@ -288,7 +287,6 @@ def _store(
                     "run_service_id": member.id,
                     "image_id": image.image_id,
                     "seq": written + offset,
-                    "state": ItemState.DONE,
                     "outcome": result.outcome,
                     "attempts": 1 if result.outcome == "ok" else 0,
                     "tags": [list(pair) for pair in tags],
@@ -314,7 +312,7 @@ def _store(
                     part=parts[written + offset],
                 )
             )
-        conn.execute(insert(WORK_ITEMS), rows)
+        lifecycle.items.insert_recorded(conn, rows=rows)
         add_to_live_scores(conn, batch=records)
         written += len(page)
 
@@ -323,8 +321,7 @@ def _store(
     finish_service(conn, run_service_id=member.id, phase=run.phase)
     if not answers.has_scores:
         _drop_score_figures(session, member)
-    run.state = RunState.COMPLETED
-    run.finished_at = utcnow()
+    lifecycle.complete_stored(run, now=utcnow())
     moved = conn.execute(
         update(Submission)
         .where(Submission.id == sub.id, Submission.state == FileState.SCORING)

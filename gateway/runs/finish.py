@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, func, select, update
+from sqlalchemy import Connection, Row, Select, func, select
 
 from gateway.errors import OUTCOMES, Outcome
+from gateway.runs import lifecycle
 from gateway.runs.models import (
     IMAGES,
     OPEN_STATUSES,
@@ -253,15 +254,9 @@ def finish_service(
     if scorer is not None and not resent and scorer.images == _items(conn, run_service_id):
         scores = scorer.result(elapsed_s=elapsed if elapsed and elapsed > 0 else None)
     verdict = judge(conn, run_service_id=run_service_id, phase=phase, scores=scores)
-    closed = conn.execute(
-        update(RUN_SERVICES)
-        .where(
-            RUN_SERVICES.c.id == run_service_id,
-            RUN_SERVICES.c.status.in_(OPEN_STATUSES),
-            RUN_SERVICES.c.resent == resent,
-        )
-        .values(verdict.values())
-    ).rowcount
+    closed = lifecycle.services.close(
+        conn, run_service_id=run_service_id, verdict=verdict.values(), resent=resent
+    )
     if not closed:  # closed by another worker, or re-sent meanwhile: final only if closed
         status = conn.execute(
             select(RUN_SERVICES.c.status).where(RUN_SERVICES.c.id == run_service_id)

@@ -1,5 +1,5 @@
 """Live scores in the database: one `live_scores` row per run service, created with the
-run (`create_rows`; a split run's also one per part, `create_part_rows`) and read by
+run (`lifecycle.live.create_rows`; a split run's also one per part, `create_part_rows`) and read by
 progress and leaderboard requests (`read_rows`, `read_part_rows`) instead of its work
 items. The worker brings a row up to date in the very transaction that
 records its results (`gateway.runs.results`); the counters are
@@ -24,32 +24,6 @@ class LiveRow:
     run_service_id: int
     images_total: int
     tally: LiveTally
-
-
-def create_rows(conn: Connection, *, run_id: int, totals: dict[int, int]) -> None:
-    """Empty live scores for the run services of a new run: `totals` maps each run
-    service to its number of images."""
-    empty = LiveTally().columns()
-    conn.execute(
-        LIVE_SCORES.insert(),
-        [
-            {"run_service_id": rs, "run_id": run_id, "images_total": total, **empty}
-            for rs, total in totals.items()
-        ],
-    )
-
-
-def create_part_rows(conn: Connection, *, run_id: int, totals: dict[tuple[int, str], int]) -> None:
-    """Empty live scores of each part of a split run: `totals` maps (run service, part)
-    to that part's number of images."""
-    empty = LiveTally().columns()
-    conn.execute(
-        LIVE_SCORE_PARTS.insert(),
-        [
-            {"run_service_id": rs, "part": part, "run_id": run_id, "images_total": n, **empty}
-            for (rs, part), n in totals.items()
-        ],
-    )
 
 
 def read_part_rows(

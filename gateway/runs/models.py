@@ -4,13 +4,16 @@ scores) and the states their rows move through.
 States are `StrEnum`s: a member equals the string stored in its column, so rows read as
 plain strings compare equal to members, and members are written as those strings.
 
-    Run.state         queued -> running -> completed       (lifecycle.py changes it)
+    Run.state         queued -> running -> completed
                       queued|running -> cancelled | failed -> (resume) queued|running
     RunService.status pending -> ongoing -> passed | failed
                       pending|ongoing -> down -> ongoing | failed   (the breaker)
                       passed|failed -> ongoing     (the organizer re-sends: resend.py)
     WorkItem.state    pending -> leased -> done            (or back to pending)
                       done -> pending              (re-sent; the result kept as history)
+
+Every change of these states (and of slot leases and live scores) is a named transition
+of `gateway.runs.lifecycle` (runs, services, items, slots, live).
 """
 
 from datetime import datetime

@@ -11,7 +11,7 @@ In one transaction, so that every result is counted once:
   counters the workers add to), and for a split run out of its part's (`live_score_parts`),
   so progress and the leaderboard stay a true count;
 - `run_services.resent` counts the images re-sent (the leaderboard's `resent`), and a
-  passed or failed service and a completed run are reopened (`lifecycle.reopen_service`,
+  passed or failed service and a completed run are reopened (`lifecycle.services.reopen`,
   `lifecycle.reopen_run`).
 
 Only results that were not `ok` may be re-sent: an answer the team gave is its answer.
@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from gateway.datasets.models import DatasetImage
-from gateway.db import chunked, utcnow
+from gateway.db import utcnow
 from gateway.errors import OUTCOMES, InvalidInput, NotFound, Outcome
 from gateway.registry.service import get_service
 from gateway.runs import lifecycle
@@ -39,7 +39,6 @@ from gateway.runs.models import (
     IMAGES,
     LIVE_SCORE_PARTS,
     LIVE_SCORES,
-    RUN_SERVICES,
     WORK_ITEMS,
     EarlierResult,
     ItemState,
@@ -140,12 +139,8 @@ def resend_items(
     if rows:
         _keep_history(conn, run_id=run_id, run_service_id=member.id, rows=rows, now=now)
         _take_back(conn, run_service_id=member.id, rows=rows)
-        conn.execute(
-            update(RUN_SERVICES)
-            .where(RUN_SERVICES.c.id == member.id)
-            .values(resent=RUN_SERVICES.c.resent + len(rows))
-        )
-        lifecycle.reopen_service(conn, run_service_id=member.id)
+        lifecycle.services.count_resent(conn, run_service_id=member.id, images=len(rows))
+        lifecycle.services.reopen(conn, run_service_id=member.id)
         lifecycle.reopen_run(conn, run_id=run_id, now=now)
     session.commit()
     session.refresh(run)
@@ -178,17 +173,7 @@ def _keep_history(
             for row in rows
         ],
     )
-    for chunk in chunked(ids):
-        conn.execute(
-            update(WORK_ITEMS)
-            .where(WORK_ITEMS.c.id.in_(chunk), WORK_ITEMS.c.state == ItemState.DONE)
-            .values(
-                state=ItemState.PENDING,
-                lease_owner=None,
-                lease_expires_at=None,
-                **{**dict.fromkeys(_CLEARED), "attempts": 0},
-            )
-        )
+    lifecycle.items.reopen(conn, item_ids=ids, cleared=_CLEARED)
 
 
 def _take_back(conn: Connection, *, run_service_id: int, rows: Sequence[Any]) -> None:
@@ -201,11 +186,7 @@ def _take_back(conn: Connection, *, run_service_id: int, rows: Sequence[Any]) ->
     if stored is None:
         return
     tally = _without(conn, stored, rows=rows, run_service_id=run_service_id, part=None)
-    conn.execute(
-        update(LIVE_SCORES)
-        .where(LIVE_SCORES.c.run_service_id == run_service_id)
-        .values(**tally.columns())
-    )
+    lifecycle.live.replace(conn, run_service_id=run_service_id, tally=tally)
     split = run_split(conn, run_service_id=run_service_id)
     if split is None:
         return
@@ -219,13 +200,8 @@ def _take_back(conn: Connection, *, run_service_id: int, rows: Sequence[Any]) ->
         part = (split, part_row.part)
         mine = [row for row in rows if split.part_of(row.image_id) == part_row.part]
         tally = _without(conn, part_row, rows=mine, run_service_id=run_service_id, part=part)
-        conn.execute(
-            update(LIVE_SCORE_PARTS)
-            .where(
-                LIVE_SCORE_PARTS.c.run_service_id == run_service_id,
-                LIVE_SCORE_PARTS.c.part == part_row.part,
-            )
-            .values(**tally.columns())
+        lifecycle.live.replace_part(
+            conn, run_service_id=run_service_id, part=part_row.part, tally=tally
         )
 
 

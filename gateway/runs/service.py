@@ -11,12 +11,11 @@ Workers do the sending (`gateway.runs.engine`, which nothing here imports).
 Functions that change a run commit; look-ups leave the transaction to the caller.
 """
 
-import itertools
 import random
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from gateway.config import Settings
@@ -25,10 +24,8 @@ from gateway.db import utcnow
 from gateway.errors import Conflict, InvalidInput, NotFound
 from gateway.registry.models import Service
 from gateway.registry.service import get_service
-from gateway.runs import lifecycle, live_scores
+from gateway.runs import lifecycle
 from gateway.runs.models import (
-    SLOTS,
-    ItemState,
     Part,
     Phase,
     Run,
@@ -68,7 +65,6 @@ __all__ = [
 
 PHASES: tuple[str, ...] = tuple(Phase)
 # Images whose work items are inserted per statement.
-INSERT_CHUNK = 10_000
 
 
 def create_run(
@@ -159,17 +155,16 @@ def create_run(
     ]
     session.add_all(members)
     session.flush()
-    session.execute(
-        insert(SLOTS),
-        [{"run_service_id": m.id, "slot": k} for m in members for k in range(m.max_concurrency)],
+    lifecycle.slots.create(
+        session.connection(), slots_of={m.id: m.max_concurrency for m in members}
     )
     _insert_work_items(session, run_id=run.id, members=members, image_ids=image_ids, seed=seed)
-    live_scores.create_rows(
+    lifecycle.live.create_rows(
         session.connection(), run_id=run.id, totals={m.id: len(image_ids) for m in members}
     )
     if split is not None:
         public = sum(1 for image_id in image_ids if split.is_public(image_id))
-        live_scores.create_part_rows(
+        lifecycle.live.create_part_rows(
             session.connection(),
             run_id=run.id,
             totals={
@@ -212,22 +207,10 @@ def iso(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-_COPY_ITEMS = "COPY work_items (run_id, run_service_id, image_id, seq, state, attempts) FROM STDIN"
-_INSERT_ITEMS = (
-    "INSERT INTO work_items (run_id, run_service_id, image_id, seq, state, attempts) "
-    f"VALUES ({{p}}, {{p}}, {{p}}, {{p}}, '{ItemState.PENDING}', 0)"
-)
-
-
 def _insert_work_items(
     session: Session, *, run_id: int, members: Sequence[RunService], image_ids: list[int], seed: int
 ) -> None:
-    """Every (service, image) once, in the seeded order, a chunk of images at a time.
-
-    Straight through the driver (COPY on PostgreSQL, executemany on SQLite): a run over
-    100,000 images has 100,000 rows per service, and building each through the ORM
-    would keep the request waiting.
-    """
+    """Every (service, image) once, in the seeded order (`lifecycle.items.insert_pending`)."""
     random.Random(seed).shuffle(image_ids)
     n_services = len(members)
     connection = session.connection()
@@ -237,20 +220,7 @@ def _insert_work_items(
             yield (run_id, member.id, image_id, position * n_services + member.position)
 
     # Service by service, in seq order: the claim index then grows at its end.
-    if connection.dialect.name == "postgresql":
-        driver = connection.connection.driver_connection  # psycopg, in this transaction
-        assert driver is not None
-        with driver.cursor() as cursor, cursor.copy(_COPY_ITEMS) as copy:
-            for member in members:
-                for row in rows(member):
-                    copy.write_row((*row, ItemState.PENDING.value, 0))
-        return
-    placeholder = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-    sql = _INSERT_ITEMS.format(p=placeholder)
-    for member in members:
-        member_rows = rows(member)
-        while chunk := list(itertools.islice(member_rows, INSERT_CHUNK)):
-            connection.exec_driver_sql(sql, chunk)
+    lifecycle.items.insert_pending(connection, services=(rows(member) for member in members))
 
 
 def find_dataset(session: Session, dataset: int | str) -> Dataset:

@@ -13,6 +13,7 @@ from gateway.config import Settings
 from gateway.runs import models, results
 from gateway.runs.engine import store
 from gateway.runs.engine.store import ClaimedItem
+from gateway.runs.engine.surveyor import survey_runs
 from gateway.runs.results import ResultRecord
 from gateway.scoring.split import Split
 from tests.runs.builders import add_dataset, add_service, make_images
@@ -51,7 +52,7 @@ def open_run(
         engine, settings, dataset=dataset, phase=phase, service_guids=guids, split=split
     )
     with engine.begin() as conn:
-        plans = store.survey(conn, now=T0, live_since=T0).lanes
+        plans = survey_runs(conn, now=T0, live_since=T0).lanes
         lanes = []
         for plan in plans:
             if plan.run_id != run_id:

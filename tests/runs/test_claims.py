@@ -14,6 +14,7 @@ from gateway.db import utcnow
 from gateway.runs import lifecycle, models, results
 from gateway.runs.engine import store
 from gateway.runs.engine.store import LanePlan
+from gateway.runs.engine.surveyor import survey_runs
 from gateway.runs.results import ResultRecord
 from tests.runs.builders import add_dataset, add_service, item_counts, make_images, run_state
 from tests.runs.conftest import start_run
@@ -41,7 +42,7 @@ def new_run(
         engine, settings, dataset=dataset, phase="evaluation", timeout_s=7.5, service_guids=guids
     )
     with engine.begin() as conn:
-        plans = [p for p in store.survey(conn, now=T0, live_since=T0).lanes if p.run_id == run_id]
+        plans = [p for p in survey_runs(conn, now=T0, live_since=T0).lanes if p.run_id == run_id]
     return run_id, plans
 
 
@@ -269,7 +270,7 @@ def test_survey_starts_queued_runs_and_describes_their_open_lanes(
             .values(position=models.INSTANCES.c.position + 7)
         )
         conn.execute(update(models.RUNS).where(models.RUNS.c.id == run_id).values(state="queued"))
-        again = store.survey(conn, now=LATER, live_since=LATER).lanes
+        again = survey_runs(conn, now=LATER, live_since=LATER).lanes
         started = conn.execute(
             select(models.RUNS.c.state, models.RUNS.c.started_at).where(models.RUNS.c.id == run_id)
         ).one()
@@ -283,7 +284,7 @@ def test_survey_starts_queued_runs_and_describes_their_open_lanes(
             .where(models.RUN_SERVICES.c.id == plans[0].run_service_id)
             .values(status="passed")
         )
-        last = store.survey(conn, now=LATER, live_since=LATER).lanes
+        last = survey_runs(conn, now=LATER, live_since=LATER).lanes
     assert [p.run_service_id for p in last] == [plans[1].run_service_id]
 
 
@@ -297,7 +298,7 @@ def test_survey_completes_a_running_run_with_nothing_open(
             .where(models.RUN_SERVICES.c.run_id == run_id)
             .values(status="failed")
         )
-        assert store.survey(conn, now=LATER, live_since=LATER).lanes == []
+        assert survey_runs(conn, now=LATER, live_since=LATER).lanes == []
         finished = conn.execute(
             select(models.RUNS.c.state, models.RUNS.c.finished_at).where(models.RUNS.c.id == run_id)
         ).one()
@@ -312,10 +313,10 @@ def test_survey_returns_expired_leases_and_counts_live_workers(
     at_edge = take(run_engine, "b", one.run_service_id, 1, expires=SOON)
     live = take(run_engine, "c", one.run_service_id, 1, expires=LATER)
     with run_engine.begin() as conn:
-        assert store.survey(conn, now=SOON, live_since=SOON).live_workers == 1  # none: still 1
+        assert survey_runs(conn, now=SOON, live_since=SOON).live_workers == 1  # none: still 1
         for name, seen in (("a", T0), ("b", SOON), ("c", LATER)):
             store.register_worker(conn, worker_id=name, host="h", pid=1, now=seen, forget_before=T0)
-        assert store.survey(conn, now=SOON, live_since=SOON).live_workers == 2
+        assert survey_runs(conn, now=SOON, live_since=SOON).live_workers == 2
     assert leases(run_engine, models.WORK_ITEMS, expired + at_edge + live) == [
         ("pending", None, None),
         ("leased", "b", SOON),
@@ -426,7 +427,7 @@ def test_a_recorded_result_keeps_every_field(
         }
     expected = done(first)
     row = rows[first]
-    for name in results.RESULT_FIELDS:
+    for name in lifecycle.items.RESULT_FIELDS:
         assert getattr(row, name) == getattr(expected, name), name
     assert (row.state, row.lease_owner, row.lease_expires_at) == ("done", "a", None)
     assert (rows[second].outcome, rows[second].tags, rows[second].attempt_log) == (
@@ -476,7 +477,7 @@ def test_survey_keeps_runs_apart(run_engine: Engine, settings: Settings, data_di
             .values(status="passed")
         )
         lifecycle.fail_run(conn, run_id=failed_run, error="image file missing", now=T0)
-        lanes = store.survey(conn, now=LATER, live_since=LATER).lanes
+        lanes = survey_runs(conn, now=LATER, live_since=LATER).lanes
     # Every open lane of the running runs, run by run, each run's lanes in their order.
     assert [lane.run_service_id for lane in lanes] == [
         lane.run_service_id for lane in first_lanes + second_lanes
@@ -547,10 +548,10 @@ def test_survey_waits_for_a_runs_start_and_plans_carry_its_deadline(
         run_engine, settings, dataset=dataset, phase="evaluation", start_at=start, deadline=deadline
     )
     with run_engine.begin() as conn:
-        before = store.survey(conn, now=start - timedelta(seconds=1), live_since=T0).lanes
+        before = survey_runs(conn, now=start - timedelta(seconds=1), live_since=T0).lanes
     assert before == [] and run_state(run_engine, run_id) == "queued"
     with run_engine.begin() as conn:
-        at = store.survey(conn, now=start, live_since=T0).lanes
+        at = survey_runs(conn, now=start, live_since=T0).lanes
     assert run_state(run_engine, run_id) == "running"
     assert [plan.deadline for plan in at] == [deadline]
 
@@ -565,7 +566,7 @@ def test_survey_names_the_paused_lanes(
             .where(models.RUN_SERVICES.c.id == two.run_service_id)
             .values(status="down")
         )
-        seen = store.survey(conn, now=LATER, live_since=LATER)
+        seen = survey_runs(conn, now=LATER, live_since=LATER)
     assert [plan.run_service_id for plan in seen.down] == [two.run_service_id]
     assert one.run_service_id in {plan.run_service_id for plan in seen.lanes}
 

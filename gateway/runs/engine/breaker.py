@@ -26,21 +26,18 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from sqlalchemy import Connection, or_, update
+from sqlalchemy import Connection
 
-from gateway.db import chunked
 from gateway.errors import Outcome
 from gateway.notify.downtimes import record_down, record_up
+from gateway.runs import lifecycle
 from gateway.runs.finish import service_scores
-from gateway.runs.models import OPEN_STATUSES, RUN_SERVICES, SLOTS, ServiceStatus
 from gateway.runs.results import record_unsent
 
 T = TypeVar("T")
 
 # Outcomes that say nothing answered: the ones that count towards a trip.
 SILENT = frozenset({Outcome.CONNECT_ERROR.value, Outcome.TIMEOUT.value})
-# The slot whose lease makes a worker the prober of a down service.
-PROBE_SLOT = 0
 
 
 class FailureStreak(Generic[T]):
@@ -127,14 +124,10 @@ async def probe(ping: Callable[[], Awaitable[str | None]], schedule: ProbeSchedu
 
 def mark_down(conn: Connection, *, run_service_id: int, reason: str) -> bool:
     """Pause an open run service; False if it was not open (already down, or final)."""
-    result = conn.execute(
-        update(RUN_SERVICES)
-        .where(RUN_SERVICES.c.id == run_service_id, RUN_SERVICES.c.status.in_(OPEN_STATUSES))
-        .values(status=ServiceStatus.DOWN, reason=reason)
-    )
-    if result.rowcount:
+    down = lifecycle.services.mark_down(conn, run_service_id=run_service_id, reason=reason)
+    if down:
         record_down(conn, run_service_id=run_service_id, reason=reason)  # told, and charted
-    return bool(result.rowcount)
+    return down
 
 
 def lease_probes(
@@ -147,40 +140,17 @@ def lease_probes(
 ) -> dict[int, int]:
     """Take the probe lease (slot 0) of each down run service whose slot 0 is free or
     expired; returns run service id -> slot id for the ones this worker now probes."""
-    leased: dict[int, int] = {}
-    for ids in chunked(sorted(run_service_ids)):
-        rows = conn.execute(
-            update(SLOTS)
-            .where(
-                SLOTS.c.run_service_id.in_(ids),
-                SLOTS.c.slot == PROBE_SLOT,
-                or_(SLOTS.c.lease_owner.is_(None), SLOTS.c.lease_expires_at < now),
-            )
-            .values(lease_owner=worker_id, lease_expires_at=expires)
-            .returning(SLOTS.c.run_service_id, SLOTS.c.id)
-        )
-        leased.update({int(rs): int(slot_id) for rs, slot_id in rows})
-    return leased
-
-
-def _release_probe(conn: Connection, *, worker_id: str, slot_id: int) -> None:
-    conn.execute(
-        update(SLOTS)
-        .where(SLOTS.c.id == slot_id, SLOTS.c.lease_owner == worker_id)
-        .values(lease_owner=None, lease_expires_at=None)
+    return lifecycle.slots.lease_probes(
+        conn, worker_id=worker_id, run_service_ids=run_service_ids, now=now, expires=expires
     )
 
 
 def resume(conn: Connection, *, run_service_id: int, worker_id: str, slot_id: int) -> None:
     """The service answered its probe: open it again (every worker's next survey reopens
     its lane) and hand back the probe lease."""
-    if conn.execute(
-        update(RUN_SERVICES)
-        .where(RUN_SERVICES.c.id == run_service_id, RUN_SERVICES.c.status == ServiceStatus.DOWN)
-        .values(status=ServiceStatus.ONGOING, reason=None)
-    ).rowcount:
+    if lifecycle.services.mark_up(conn, run_service_id=run_service_id):
         record_up(conn, run_service_id=run_service_id)
-    _release_probe(conn, worker_id=worker_id, slot_id=slot_id)
+    lifecycle.slots.release(conn, worker_id=worker_id, slot_ids=[slot_id])
 
 
 def give_up(
@@ -196,13 +166,8 @@ def give_up(
     """The service stayed down past the give-up time: record each of its unrecorded items
     `unreachable` without sending it, score it and fail it with that reason. Returns the
     items recorded so (0 if the service was no longer down)."""
-    still_down = conn.execute(
-        update(RUN_SERVICES)
-        .where(RUN_SERVICES.c.id == run_service_id, RUN_SERVICES.c.status == ServiceStatus.DOWN)
-        .values(status=ServiceStatus.DOWN)  # takes the row lock: one worker gives up, once
-    ).rowcount
-    if not still_down:
-        _release_probe(conn, worker_id=worker_id, slot_id=slot_id)
+    if not lifecycle.services.hold_down(conn, run_service_id=run_service_id):
+        lifecycle.slots.release(conn, worker_id=worker_id, slot_ids=[slot_id])
         return 0
     detail = f"not sent: the service was down for more than {give_up_s:g} s"
     # Leased items too: by now their workers have stopped this lane, and a late result of
@@ -218,14 +183,11 @@ def give_up(
         f"unreachable: down for more than {give_up_s:g} s, {unsent} images recorded "
         f"unreachable without being sent; last error: {last_error}"
     )
-    conn.execute(
-        update(RUN_SERVICES)
-        .where(RUN_SERVICES.c.id == run_service_id)
-        .values(
-            status=ServiceStatus.FAILED,
-            reason=reason,
-            scores=service_scores(conn, run_service_id=run_service_id),
-        )
+    lifecycle.services.fail_down(
+        conn,
+        run_service_id=run_service_id,
+        reason=reason,
+        scores=service_scores(conn, run_service_id=run_service_id),
     )
-    _release_probe(conn, worker_id=worker_id, slot_id=slot_id)
+    lifecycle.slots.release(conn, worker_id=worker_id, slot_ids=[slot_id])
     return unsent

@@ -110,13 +110,9 @@ class Claimer:
                 for item in usable:
                     images.release(item.image_id)
                 continue
-            if len(items) < wanted:
-                lane.dry = True
-            if items:
-                lane.ongoing = True
+            lane.claimed(got=len(items), wanted=wanted)
             for item in usable:
-                lane.buffered += 1
-                lane.queue.put_nowait(Claim(item.item_id, item.image_id, claimed_at))
+                lane.enqueue(Claim(item.item_id, item.image_id, claimed_at))
         if unusable:
             await lanes.give_back(unusable)
         if missing:

@@ -12,13 +12,14 @@ workers one closes it, once.
 
 from datetime import datetime
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select
 
 from gateway.errors import Outcome
 from gateway.runs import lifecycle
 from gateway.runs.finish import judge
+from gateway.runs.lifecycle.live import LiveDeltas
 from gateway.runs.models import FINAL_STATUSES, RUN_SERVICES
-from gateway.runs.results import LiveDeltas, merge_into_live_scores, record_unsent
+from gateway.runs.results import record_unsent
 
 
 def close_due_runs(conn: Connection, *, now: datetime) -> list[int]:
@@ -34,14 +35,12 @@ def close_due_runs(conn: Connection, *, now: datetime) -> list[int]:
         )
         for run in due
     ]
-    merge_into_live_scores(conn, deltas=deltas)
+    lifecycle.live.merge(conn, deltas=deltas)
     for phase, run_service_ids in judged:
         for run_service_id in run_service_ids:
             verdict = judge(conn, run_service_id=run_service_id, phase=phase)
-            conn.execute(
-                update(RUN_SERVICES)
-                .where(RUN_SERVICES.c.id == run_service_id)
-                .values(verdict.values())
+            lifecycle.services.close_at_deadline(
+                conn, run_service_id=run_service_id, verdict=verdict.values()
             )
     return sorted(run.id for run in due)
 

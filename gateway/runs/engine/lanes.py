@@ -16,7 +16,7 @@ from gateway.runs.engine.images import ImageCache
 from gateway.runs.engine.store import LanePlan
 from gateway.runs.engine.threads import DbThreads
 from gateway.runs.models import ServiceStatus
-from gateway.runs.results import ResultRecord
+from gateway.runs.records import ResultRecord
 from gateway.scoring.metrics import ServiceScorer
 
 log = logging.getLogger("recoghub.worker")
@@ -116,6 +116,63 @@ class Lane:
             return 0
         target = self.buffer_target()
         return target - self.buffered if self.buffered <= target // 2 else 0
+
+    # The lane's counters change here alone, each step named (issue 21).
+
+    def claimed(self, *, got: int, wanted: int) -> None:
+        """A claim brought `got` of the `wanted` items: fewer means the lane ran dry; any
+        means its run service is `ongoing` now."""
+        if got < wanted:
+            self.dry = True
+        if got:
+            self.ongoing = True
+
+    def refill(self) -> None:
+        """The survey saw the lane open: claim for it again, it may have items again."""
+        self.dry = False
+
+    def enqueue(self, claim: Claim) -> None:
+        """A claimed item waits in the lane's buffer."""
+        self.buffered += 1
+        self.queue.put_nowait(claim)
+
+    def retire_consumer(self) -> None:
+        """One consumer is to leave (the lane holds more slots than its share)."""
+        self.retiring += 1
+        self.queue.put_nowait(None)
+
+    def consumer_retired(self) -> None:
+        if self.retiring > 0:
+            self.retiring -= 1
+
+    def note_starved(self) -> None:
+        """A consumer found the buffer empty: claims are too slow for this lane."""
+        self.starved = True
+
+    def dequeued(self) -> None:
+        """A consumer took a claimed item out of the buffer."""
+        self.buffered -= 1
+
+    def sending(self) -> None:
+        """An item is in flight until its result is queued for writing (or given back)."""
+        self.in_flight += 1
+
+    def sent(self) -> None:
+        self.in_flight -= 1
+
+    def answered(self) -> None:
+        """A result is queued for writing."""
+        self.completed += 1
+        self.unflushed += 1
+
+    def written(self, record: ResultRecord, *, counted: bool) -> None:
+        """A queued result is written; `counted` if the whole batch was (else some lease
+        was lost and only the database knows what counts: the lane's scorer is dropped)."""
+        self.unflushed -= 1
+        if counted:
+            self.score(record)
+        else:
+            self.scorer = None
 
     def tick(self, elapsed_s: float) -> None:
         """Every manager tick: measure the throughput; double the buffer when the lane

@@ -21,7 +21,7 @@ from gateway.runs.engine.lanes import Claim, Lane, Lanes
 from gateway.runs.engine.threads import DbThreads
 from gateway.runs.engine.timing import LagFollower
 from gateway.runs.engine.writer import ResultWriter
-from gateway.runs.results import ResultRecord
+from gateway.runs.records import ResultRecord
 
 log = logging.getLogger("recoghub.worker")
 
@@ -89,8 +89,7 @@ class Sender:
                 wants[lane.id] = share - lane.held
             elif lane.held > share:
                 for _ in range(lane.held - share):
-                    lane.retiring += 1
-                    lane.queue.put_nowait(None)
+                    lane.retire_consumer()
         released, self._slots_to_release = self._slots_to_release, []
         if released:
             try:
@@ -127,18 +126,17 @@ class Sender:
         try:
             while True:
                 if lane.queue.empty() and not (lane.dry or lane.stopping):
-                    lane.starved = True
+                    lane.note_starved()
                 claim = await lane.queue.get()
                 if claim is None:
-                    if lane.retiring > 0:
-                        lane.retiring -= 1
+                    lane.consumer_retired()
                     return
-                lane.buffered -= 1
+                lane.dequeued()
                 if lane.buffered <= lane.buffer_target() // 2:
                     self._claimer.wake()
                 # In flight from here until its result is queued for writing (or it is
                 # given back): the lane is not idle meanwhile.
-                lane.in_flight += 1
+                lane.sending()
                 try:
                     await self._send(lane, claim)
                 except Exception:
@@ -150,7 +148,7 @@ class Sender:
                     await self._lanes.give_back([claim.item_id])
                     await asyncio.sleep(self._poll_s)
                 finally:
-                    lane.in_flight -= 1
+                    lane.sent()
         finally:
             lane.consumers.pop(slot_id, None)
             self._slots_to_release.append(slot_id)
@@ -195,8 +193,7 @@ class Sender:
                 answer.outcome.value,
             )
             return
-        lane.completed += 1
-        lane.unflushed += 1
+        lane.answered()
         record = ResultRecord.of(
             answer,
             item_id=claim.item_id,

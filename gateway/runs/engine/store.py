@@ -1,5 +1,5 @@
 """The worker's side of the database: its row, the survey of open runs, slot leases and
-work-item claims (its results: `engine.results`).
+work-item claims (its results: `runs.results`).
 
 Every function runs named statements, is synchronous, short and takes a `Connection`
 inside a transaction (`engine.begin()`); the worker runs them off the event loop
@@ -11,8 +11,11 @@ workers can share one PostgreSQL database without ever taking the same row:
 - a service slot is free when it has no owner or its lease has expired;
 - a work item is claimed from `pending`; one whose lease expired goes back to `pending`;
 - a result is written only `WHERE state = 'leased' AND lease_owner = <this worker>`
-  (`engine.results`), so each item is recorded exactly once even if its lease was
+  (`runs.results`), so each item is recorded exactly once even if its lease was
   taken over.
+
+The statements that change a row's state (or a slot's lease) are `gateway.runs.lifecycle`'s;
+this module puts them together for each step of the worker.
 """
 
 from collections import defaultdict
@@ -21,14 +24,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import (
-    ColumnElement,
     Connection,
-    Executable,
-    and_,
-    bindparam,
     delete,
     func,
-    or_,
     select,
     update,
 )
@@ -45,10 +43,8 @@ from gateway.runs.models import (
     RUN_SERVICES,
     RUNS,
     SERVICES,
-    SLOTS,
     WORK_ITEMS,
     WORKERS,
-    ItemState,
     Phase,
     RunState,
     ServiceStatus,
@@ -132,18 +128,10 @@ def register_worker(
 def take_over(conn: Connection, *, worker_id: str) -> int:
     """Release every lease of every other worker; for the one worker of a SQLite database,
     which holds its lock, so whoever held those leases is dead. Returns the items freed."""
-    freed = conn.execute(
-        update(WORK_ITEMS)
-        .where(WORK_ITEMS.c.state == ItemState.LEASED)
-        .values(state=ItemState.PENDING, lease_owner=None, lease_expires_at=None)
-    ).rowcount
-    conn.execute(
-        update(SLOTS)
-        .where(SLOTS.c.lease_owner.is_not(None))
-        .values(lease_owner=None, lease_expires_at=None)
-    )
+    freed = lifecycle.items.free_all(conn)
+    lifecycle.slots.free_all(conn)
     conn.execute(delete(WORKERS).where(WORKERS.c.id != worker_id))
-    return int(freed or 0)
+    return freed
 
 
 def heartbeat(
@@ -156,31 +144,20 @@ def heartbeat(
 ) -> None:
     """Show this worker alive and extend all its leases to `expires`."""
     conn.execute(update(WORKERS).where(WORKERS.c.id == worker_id).values(heartbeat_at=now))
-    for ids in chunked(sorted(run_service_ids)):
-        conn.execute(
-            update(WORK_ITEMS)
-            .where(
-                WORK_ITEMS.c.run_service_id.in_(ids),
-                WORK_ITEMS.c.state == ItemState.LEASED,
-                WORK_ITEMS.c.lease_owner == worker_id,
-            )
-            .values(lease_expires_at=expires)
-        )
-    conn.execute(
-        update(SLOTS).where(SLOTS.c.lease_owner == worker_id).values(lease_expires_at=expires)
+    lifecycle.items.extend(
+        conn, worker_id=worker_id, run_service_ids=run_service_ids, expires=expires
     )
+    lifecycle.slots.extend(conn, worker_id=worker_id, expires=expires)
 
 
 def unregister_worker(conn: Connection, *, worker_id: str, run_service_ids: Iterable[int]) -> None:
     """A clean stop: every item this worker leased and did not record goes back to
     `pending`, its slots are freed and its row removed."""
     for ids in chunked(sorted(run_service_ids)):
-        _back_to_pending(conn, worker_id=worker_id, which=WORK_ITEMS.c.run_service_id.in_(ids))
-    conn.execute(
-        update(SLOTS)
-        .where(SLOTS.c.lease_owner == worker_id)
-        .values(lease_owner=None, lease_expires_at=None)
-    )
+        lifecycle.items.give_back(
+            conn, worker_id=worker_id, which=WORK_ITEMS.c.run_service_id.in_(ids)
+        )
+    lifecycle.slots.release_owned(conn, worker_id=worker_id)
     conn.execute(delete(WORKERS).where(WORKERS.c.id == worker_id))
 
 
@@ -188,11 +165,9 @@ def unregister_worker(conn: Connection, *, worker_id: str, run_service_ids: Iter
 
 
 def survey(conn: Connection, *, now: datetime, live_since: datetime) -> Survey:
-    """Start queued runs whose `start_at` has come, return every open (and every down) run
-    service of the running ones, and put the items whose lease expired (their worker died)
-    back to `pending`."""
-    lifecycle.start_due_runs(conn, now=now)
-    lifecycle.complete_emptied_runs(conn, now=now)
+    """Every open (and every down) run service of the running runs, with the items whose
+    lease expired (their worker died) put back to `pending`. The runs due to start or to
+    complete are moved first by the surveyor (`surveyor.survey_runs`)."""
     rows = conn.execute(
         select(
             RUN_SERVICES.c.id,
@@ -251,16 +226,7 @@ def survey(conn: Connection, *, now: datetime, live_since: datetime) -> Survey:
         )
         for row in rows
     ]
-    for ids in chunked([plan.run_service_id for plan in plans]):
-        conn.execute(
-            update(WORK_ITEMS)
-            .where(
-                WORK_ITEMS.c.run_service_id.in_(ids),
-                WORK_ITEMS.c.state == ItemState.LEASED,
-                WORK_ITEMS.c.lease_expires_at < now,
-            )
-            .values(state=ItemState.PENDING, lease_owner=None, lease_expires_at=None)
-        )
+    lifecycle.items.expire(conn, run_service_ids=[p.run_service_id for p in plans], now=now)
     live = conn.execute(
         select(func.count()).select_from(WORKERS).where(WORKERS.c.heartbeat_at >= live_since)
     ).scalar_one()
@@ -283,49 +249,14 @@ def lease_slots(
     expires: datetime,
     held: Collection[int] = (),
 ) -> dict[int, list[int]]:
-    """Lease up to `wants[run_service_id]` free slots of each run service; returns the
-    slot ids leased per run service.
-
-    A slot this worker leased but does not hold (`held`: every slot it has a consumer
-    for or has yet to release) counts as free: a lease whose commit went through while
-    its answer was lost with the connection, which the heartbeat would keep for ever.
-    """
-    leased: dict[int, list[int]] = {}
-    free_now = or_(
-        SLOTS.c.lease_owner.is_(None),
-        SLOTS.c.lease_expires_at < now,
-        and_(SLOTS.c.lease_owner == worker_id, SLOTS.c.id.not_in(sorted(held))),
+    """`lifecycle.slots.lease`: up to `wants[run_service_id]` free slots of each."""
+    return lifecycle.slots.lease(
+        conn, worker_id=worker_id, wants=wants, now=now, expires=expires, held=held
     )
-    for run_service_id, count in wants.items():
-        if count <= 0:
-            continue
-        free = (
-            select(SLOTS.c.id)
-            .where(SLOTS.c.run_service_id == run_service_id, free_now)
-            .order_by(SLOTS.c.slot)
-            .limit(count)
-            .with_for_update(skip_locked=True)
-        )
-        ids = list(conn.execute(free).scalars())
-        if not ids:
-            continue
-        got = conn.execute(
-            update(SLOTS)
-            .where(SLOTS.c.id.in_(ids), free_now)
-            .values(lease_owner=worker_id, lease_expires_at=expires)
-            .returning(SLOTS.c.id)
-        )
-        leased[run_service_id] = list(got.scalars())
-    return leased
 
 
 def release_slots(conn: Connection, *, worker_id: str, slot_ids: Sequence[int]) -> None:
-    for ids in chunked(slot_ids):
-        conn.execute(
-            update(SLOTS)
-            .where(SLOTS.c.id.in_(ids), SLOTS.c.lease_owner == worker_id)
-            .values(lease_owner=None, lease_expires_at=None)
-        )
+    lifecycle.slots.release(conn, worker_id=worker_id, slot_ids=slot_ids)
 
 
 # Work items
@@ -344,59 +275,18 @@ def claim_items(
     """Lease the next `wants[run_service_id]` pending items of each run service, in `seq`
     order; returns them per run service, with the file references of their images not in
     `known_images`. Run services in `mark_ongoing` that got items become `ongoing`."""
-    claimed: dict[int, list[ClaimedItem]] = {}
-    statement = _claim_statement(conn.dialect.name)
-    for run_service_id, count in wants.items():
-        if count <= 0:
-            continue
-        rows = conn.execute(
-            statement,
-            {"rs": run_service_id, "n": count, "owner": worker_id, "expires": expires},
-        ).all()
-        if rows:
-            claimed[run_service_id] = sorted(
-                (ClaimedItem(row.id, row.image_id, row.seq) for row in rows),
-                key=lambda item: item.seq,
-            )
-    started = [rs for rs in mark_ongoing if rs in claimed]
-    if started:
-        conn.execute(
-            update(RUN_SERVICES)
-            .where(RUN_SERVICES.c.id.in_(started), RUN_SERVICES.c.status == ServiceStatus.PENDING)
-            .values(status=ServiceStatus.ONGOING)
+    claimed = {
+        run_service_id: sorted(
+            (ClaimedItem(row.id, row.image_id, row.seq) for row in rows),
+            key=lambda item: item.seq,
         )
+        for run_service_id, rows in lifecycle.items.claim(
+            conn, worker_id=worker_id, wants=wants, expires=expires
+        ).items()
+    }
+    lifecycle.services.start(conn, run_service_ids=[rs for rs in mark_ongoing if rs in claimed])
     unknown = {i.image_id for items in claimed.values() for i in items} - set(known_images)
     return claimed, image_refs(conn, image_ids=sorted(unknown))
-
-
-def _claim_statement(dialect: str) -> Executable:
-    """One statement per run service: lease the first `n` pending items by `seq`.
-
-    On PostgreSQL the rows are picked in a MATERIALIZED CTE with FOR UPDATE SKIP LOCKED:
-    as a plain `IN (subquery)` PostgreSQL may run the subquery again for each row it
-    updates, each run skipping the rows just taken, and the LIMIT would not hold. SQLite
-    has a single worker and no row locks; the subquery form is exact there.
-    """
-    picked = (
-        select(WORK_ITEMS.c.id)
-        .where(
-            WORK_ITEMS.c.run_service_id == bindparam("rs"),
-            WORK_ITEMS.c.state == ItemState.PENDING,
-        )
-        .order_by(WORK_ITEMS.c.seq)
-        .limit(bindparam("n"))
-    )
-    claim = update(WORK_ITEMS).values(
-        state=ItemState.LEASED,
-        lease_owner=bindparam("owner"),
-        lease_expires_at=bindparam("expires", type_=WORK_ITEMS.c.lease_expires_at.type),
-    )
-    if dialect == "postgresql":
-        cte = picked.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
-        claim = claim.where(WORK_ITEMS.c.id == cte.c.id)
-    else:
-        claim = claim.where(WORK_ITEMS.c.id.in_(picked.scalar_subquery()))
-    return claim.returning(WORK_ITEMS.c.id, WORK_ITEMS.c.image_id, WORK_ITEMS.c.seq)
 
 
 def image_refs(conn: Connection, *, image_ids: Sequence[int]) -> dict[int, ImageRef]:
@@ -414,23 +304,12 @@ def image_refs(conn: Connection, *, image_ids: Sequence[int]) -> dict[int, Image
 def release_items(conn: Connection, *, worker_id: str, item_ids: Sequence[int]) -> None:
     """Give claimed items that were never sent back to `pending`."""
     for ids in chunked(item_ids):
-        _back_to_pending(conn, worker_id=worker_id, which=WORK_ITEMS.c.id.in_(ids))
+        lifecycle.items.give_back(conn, worker_id=worker_id, which=WORK_ITEMS.c.id.in_(ids))
 
 
 def release_lane_items(conn: Connection, *, worker_id: str, run_service_id: int) -> int:
     """Give back every item of a run service this worker leased and did not record, for a
     worker that holds none of them; returns how many there were."""
-    return _back_to_pending(
+    return lifecycle.items.give_back(
         conn, worker_id=worker_id, which=WORK_ITEMS.c.run_service_id == run_service_id
     )
-
-
-def _back_to_pending(conn: Connection, *, worker_id: str, which: ColumnElement[bool]) -> int:
-    """Items among `which` that this worker leased and did not record become pending;
-    returns how many."""
-    result = conn.execute(
-        update(WORK_ITEMS)
-        .where(which, WORK_ITEMS.c.state == ItemState.LEASED, WORK_ITEMS.c.lease_owner == worker_id)
-        .values(state=ItemState.PENDING, lease_owner=None, lease_expires_at=None)
-    )
-    return int(result.rowcount or 0)

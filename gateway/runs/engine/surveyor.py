@@ -3,7 +3,8 @@ database says.
 
 - Lanes of runs past their deadline stop at once, their requests in flight abandoned;
   what was answered is written, the rest recorded `missed` (`engine.deadline`).
-- The survey (`store.survey`) starts queued runs and lists the open run services: new
+- Runs due to start are started, and runs with nothing left open completed
+  (`survey_runs`); then the survey (`store.survey`) lists the open run services: new
   ones get a lane, lanes no longer open stop, paused ones (the breaker) stay closed.
 - Once a second the loop's lateness is followed (`timing.LagFollower`).
 - A lane with nothing left to send settles its breaker streak, and once all its items are
@@ -14,7 +15,9 @@ database says.
 
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection
 
 from gateway.db import utcnow
 from gateway.runs import finish, lifecycle
@@ -28,6 +31,14 @@ from gateway.runs.engine.timing import LagFollower
 from gateway.runs.engine.writer import ResultWriter
 
 log = logging.getLogger("recoghub.worker")
+
+
+def survey_runs(conn: Connection, *, now: datetime, live_since: datetime) -> store.Survey:
+    """Start the queued runs whose `start_at` has come and complete the running ones with
+    nothing left open, then survey the open run services (one transaction)."""
+    lifecycle.start_due_runs(conn, now=now)
+    lifecycle.complete_emptied_runs(conn, now=now)
+    return store.survey(conn, now=now, live_since=live_since)
 
 
 class Surveyor:
@@ -63,7 +74,7 @@ class Surveyor:
         paused = [rs for rs, written in lanes.tripped.items() if written]
         now, _ = store.lease_window(self._lease_s)
         survey = await self._db.cold(
-            store.survey, now=now, live_since=now - timedelta(seconds=self._lease_s)
+            survey_runs, now=now, live_since=now - timedelta(seconds=self._lease_s)
         )
         open_plans = {plan.run_service_id: plan for plan in survey.lanes}
         for rs in paused:
@@ -95,7 +106,7 @@ class Surveyor:
         if not lanes.closing:
             await self._prober.watch(survey.down)
         for lane in lanes.open.values():
-            lane.dry = False
+            lane.refill()
         self._claimer.wake()
 
     async def _stop_at_deadlines(self) -> None:

@@ -73,10 +73,6 @@ class ResultWriter:
         self.recorded += written
         complete = written == len(batch)
         for n, (lane, record) in enumerate(batch, start=1):
-            lane.unflushed -= 1
-            if complete:
-                lane.score(record)
-            else:  # some leases were lost: only the database knows what counts
-                lane.scorer = None
+            lane.written(record, counted=complete)
             if n % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # let answers that arrived meanwhile be timed

@@ -9,9 +9,9 @@
     cancel                      queued|running -> cancelled (the organizer)
     resume                      cancelled|failed -> running (queued if never started)
     reopen_run                  completed -> running, for items the organizer re-sends
-    reopen_service              a run service passed|failed -> ongoing, likewise
-
-The last two are `resend.resend_items`' (gateway/runs/resend.py), in its transaction.
+                                (`resend.resend_items`, in its transaction)
+    complete_stored             running -> completed, a run the hub scored from a file
+                                (gateway/challenges/files.py)
 
 The worker's changes take a `Connection` inside its transaction and are guarded by the
 state they leave, so among several workers one makes each change, once; the organizer's
@@ -34,7 +34,6 @@ from gateway.runs.models import (
     STOPPED_RUN_STATES,
     Run,
     RunState,
-    ServiceStatus,
 )
 
 
@@ -135,6 +134,18 @@ def resume(run: Run) -> None:
     run.finished_at = None
 
 
+def complete_stored(run: Run, *, now: datetime) -> None:
+    """A running run whose every result the hub stored itself (an offline submission's
+    prediction file) completes (the caller commits).
+
+    Raises Conflict for a run that is not running.
+    """
+    if run.state != RunState.RUNNING:
+        raise Conflict(f"run {run.id} is {run.state}; only a running run can complete")
+    run.state = RunState.COMPLETED
+    run.finished_at = now
+
+
 def reopen_run(conn: Connection, *, run_id: int, now: datetime) -> bool:
     """A completed run runs again for the items the organizer re-sends; True if this call
     reopened it. A deadline already past is lifted (the organizer re-sends after it on
@@ -150,16 +161,3 @@ def reopen_run(conn: Connection, *, run_id: int, now: datetime) -> bool:
         .values(deadline=None, stopped_at_deadline=False)
     )
     return bool(reopened)
-
-
-def reopen_service(conn: Connection, *, run_service_id: int) -> bool:
-    """A passed or failed run service is open again (`ongoing`, its stored scores, each
-    part's of a split run, and its reason dropped: the leaderboard shows its live scores
-    until it is final again); True
-    if this call reopened it. An open or paused (`down`) one is left as it is."""
-    result = conn.execute(
-        update(RUN_SERVICES)
-        .where(RUN_SERVICES.c.id == run_service_id, RUN_SERVICES.c.status.in_(FINAL_STATUSES))
-        .values(status=ServiceStatus.ONGOING, reason=None, scores=None, part_scores=None)
-    )
-    return bool(result.rowcount)

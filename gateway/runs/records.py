@@ -1,0 +1,93 @@
+"""The typed result of a work item: what the worker (and a scored prediction file) records
+in its row, with the run service and true tags the live scores count it against. Apart
+from the statements (`gateway.runs.results`, `lifecycle.items`) so that those import it
+without importing each other."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypedDict
+
+from gateway.db import utcnow
+from gateway.dispatch.answers import Answer
+from gateway.errors import Outcome
+
+# Answers keep this much of the recognizer's body.
+RAW_CHARS = 1024
+# `Outcome.X.value` goes through enum's descriptor machinery: slow enough to matter at
+# thousands of results a second.
+_OUTCOME_TEXT = {outcome: outcome.value for outcome in Outcome}
+
+
+class LoggedAttempt(TypedDict):
+    """One attempt of a request in `work_items.attempt_log` (`Attempt.as_dict()`)."""
+
+    n: int
+    instance: str
+    outcome: str
+    latency_ms: float | None
+    status: int | None
+    detail: str | None
+
+
+@dataclass(slots=True)
+class ResultRecord:
+    """A work item's result: its columns (`lifecycle.items.RESULT_FIELDS`), with the run service it
+    belongs to and its image's true tags, which the live scores count it against."""
+
+    item_id: int
+    run_service_id: int
+    outcome: str
+    attempts: int
+    latency_ms: float | None
+    queue_ms: float | None
+    http_status: int | None
+    request_id: str | None
+    raw: str | None
+    tags: list[tuple[str, float]] | None  # ranked best first
+    detail: str | None
+    attempt_log: list[LoggedAttempt] | None
+    finished_at: datetime
+    truth: Sequence[str] = ()
+    # The part of a split run's images the item's image is in (gateway.scoring.split).
+    part: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        answer: Answer,
+        *,
+        item_id: int,
+        run_service_id: int,
+        queue_ms: float,
+        truth: Sequence[str],
+        part: str | None = None,
+    ) -> "ResultRecord":
+        """The record of the dispatcher's answer, finished now."""
+        return cls(
+            item_id=item_id,
+            run_service_id=run_service_id,
+            outcome=_OUTCOME_TEXT[answer.outcome],
+            attempts=len(answer.attempts),
+            latency_ms=answer.latency_ms,
+            queue_ms=queue_ms,
+            http_status=answer.status,
+            request_id=answer.request_id,
+            raw=answer.raw[:RAW_CHARS] if answer.raw is not None else None,
+            tags=[(tag.tag, tag.score) for tag in answer.tags],
+            detail=answer.detail,
+            attempt_log=[
+                {
+                    "n": a.number,
+                    "instance": a.instance,
+                    "outcome": _OUTCOME_TEXT[a.outcome],
+                    "latency_ms": a.latency_ms,
+                    "status": a.status,
+                    "detail": a.detail,
+                }
+                for a in answer.attempts
+            ],
+            finished_at=utcnow(),
+            truth=truth,
+            part=part,
+        )
