@@ -38,6 +38,7 @@ STATIC_FILES: dict[str, str] = {
             "leaderboard",
             "timeline",
             "insight",
+            "resend",
             "services",
             "datasets",
             "challenges",

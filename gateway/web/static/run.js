@@ -8,6 +8,7 @@ import { ACTIVE, badge, button, emptyRow, eta, fact, h, head, localTime, METRIC_
 import { insightCard } from "./insight.js";
 import { leaderboard } from "./leaderboard.js";
 import { act, current, nextGeneration, poll, view, who } from "./page.js";
+import { resendCard } from "./resend.js";
 import { timelineCard } from "./timeline.js";
 
 const RUN_POLL_MS = 1000;
@@ -24,11 +25,14 @@ export function runView(id, gen) {
   const downloads = h("div", { id: "downloads" });
   const timeline = timelineCard(id);
   const insight = insightCard(id);
+  // A re-send reopens a completed run: the poll, ended, starts again (`watch`).
+  const resend = who.admin ? resendCard(id, () => watch()) : null;
   view.replaceChildren(
     h("p", { class: "crumbs" }, h("a", { href: "#/runs" }, "← All runs")),
     h("section", { class: "card" }, summary, controls,
       h("table", { id: "progress" },
         head("Team", "Status", "Progress", "Outcomes", "img/s", "p50 ms", "p99 ms", "ETA"), teams)),
+    resend?.card ?? "",
     timeline.card,
     h("section", { class: "card", id: "leaderboard" }, h("h2", {}, "Leaderboard"), board),
     h("section", { class: "card" }, h("h2", {}, "Downloads"), downloads),
@@ -52,7 +56,8 @@ export function runView(id, gen) {
     if (tick % TIMELINE_EVERY === 0 || ending) await timeline.refresh(run);
     return [run, rows];
   };
-  poll(gen, RUN_POLL_MS, load, ([run, rows]) => {
+  const render = ([run, rows]) => {
+    resend?.services(run);
     summary.replaceChildren(...runSummary(run));
     teams.replaceChildren(...run.services.flatMap(teamRows));
     if (!run.services.length) teams.replaceChildren(emptyRow(8, "No services in this run."));
@@ -66,7 +71,15 @@ export function runView(id, gen) {
       insight.services(run);
     }
     return ACTIVE.has(run.state);
-  });
+  };
+  let watching = false;
+  const watch = () => {
+    if (watching) return;
+    watching = true;
+    ticks = 0; // the leaderboard and timeline are read again at once
+    poll(gen, RUN_POLL_MS, load, render).finally(() => { watching = false; });
+  };
+  watch();
 }
 
 function runSummary(run) {
