@@ -53,3 +53,19 @@ def test_fractions_print_as_the_dashboard_prints_them_ties_half_up() -> None:
     text = console.export_text()
     # Half up, as `(x * 100).toFixed(1)`: Python's own "{:.1f}" would say 96.2% and 81.2%.
     assert "96.3%" in text and "81.3%" in text and "cancelled" in text, text
+
+
+def test_a_failed_status_does_not_pass_for_the_failed_column_s_header() -> None:
+    """A team's status `failed` once hid that the `failed` column's header was cut to "f"
+    at 80 columns (the demo's board): the header is whole or the column is left out."""
+    flaky = {
+        **row(4, "Flaky Team", 176),
+        "status": "failed",
+        "latency_ms": {"p50": 15.7, "p99": 51.3},
+    }
+    rows = [row(1, "Firewalled Team", 192), flaky]
+    console = Console(width=80, record=True, color_system=None)
+    console.print(leaderboard_table(rows, width=80))
+    text = console.export_text()
+    head = text.split("─", 1)[0]
+    assert " failed" in head or "failed (--json has all)" in text, text
