@@ -24,7 +24,7 @@ from PIL import Image
 from rich.console import Console
 
 from gateway.cli.background import BackgroundServer
-from gateway.cli.runs import leaderboard_table, progress_table
+from gateway.cli.run_tables import leaderboard_table, progress_table
 from gateway.scoring.display import board_notes
 from sample_recognizer.dialout import BackgroundDialout
 

@@ -4,7 +4,7 @@ from typing import Any
 
 from rich.console import Console
 
-from gateway.cli.runs import leaderboard_table
+from gateway.cli.run_tables import leaderboard_table
 
 
 def row(rank: int, team: str, ok: int) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console, RenderableType
 
 from cmdline_tool.team import _status_table, board_table
-from gateway.cli.runs import leaderboard_table, progress_table
+from gateway.cli.run_tables import leaderboard_table, progress_table
 
 NAMES = [("Team A", "digits-logreg", "passed"), ("Team B", "digits-svc-dialout", "ongoing")]
 NAMES.append(("Team C", "digits-knn-mlserver", "cancelled"))
