@@ -118,10 +118,10 @@ def test_heartbeat_extends_only_this_workers_leases_in_its_lanes(
         results.record_results(conn, worker_id="a", results=[done(recorded)])
         for name in ("a", "b"):
             store.register_worker(conn, worker_id=name, host="h", pid=1, now=T0, forget_before=T0)
-        slots = store.lease_slots(
+        slots = lifecycle.slots.lease(
             conn, worker_id="a", wants={one.run_service_id: 1}, now=T0, expires=SOON
         )[one.run_service_id]
-        other_slots = store.lease_slots(
+        other_slots = lifecycle.slots.lease(
             conn, worker_id="b", wants={one.run_service_id: 1}, now=T0, expires=SOON
         )[one.run_service_id]
         store.heartbeat(
@@ -151,10 +151,10 @@ def test_a_clean_stop_gives_back_this_workers_unrecorded_items_and_slots(
         store.register_worker(conn, worker_id="a", host="h", pid=1, now=T0, forget_before=T0)
         store.register_worker(conn, worker_id="b", host="h", pid=2, now=T0, forget_before=T0)
         results.record_results(conn, worker_id="a", results=[done(recorded)])
-        slots = store.lease_slots(
+        slots = lifecycle.slots.lease(
             conn, worker_id="a", wants={one.run_service_id: 1}, now=T0, expires=SOON
         )[one.run_service_id]
-        other_slots = store.lease_slots(
+        other_slots = lifecycle.slots.lease(
             conn, worker_id="b", wants={one.run_service_id: 1}, now=T0, expires=SOON
         )[one.run_service_id]
         store.unregister_worker(conn, worker_id="a", run_service_ids=[one.run_service_id])
@@ -179,7 +179,7 @@ def test_the_only_worker_of_a_sqlite_hub_takes_over_every_lease(
     with run_engine.begin() as conn:
         for name in ("dead", "me"):
             store.register_worker(conn, worker_id=name, host="h", pid=1, now=T0, forget_before=T0)
-        store.lease_slots(
+        lifecycle.slots.lease(
             conn, worker_id="dead", wants={one.run_service_id: 2}, now=T0, expires=SOON
         )
         results.record_results(conn, worker_id="dead", results=[done(taken[0])])
@@ -347,17 +347,19 @@ def test_slots_are_free_when_unowned_or_expired_before_now(
     _, (one, two) = new_run(run_engine, settings, data_dir, 1)  # 2 and 3 slots
     lane, other = one.run_service_id, two.run_service_id
     with run_engine.begin() as conn:
-        a = store.lease_slots(conn, worker_id="a", wants={other: 0, lane: 1}, now=T0, expires=T0)
-        b = store.lease_slots(conn, worker_id="b", wants={lane: 1}, now=T0, expires=LATER)
+        a = lifecycle.slots.lease(
+            conn, worker_id="a", wants={other: 0, lane: 1}, now=T0, expires=T0
+        )
+        b = lifecycle.slots.lease(conn, worker_id="b", wants={lane: 1}, now=T0, expires=LATER)
         assert set(a) == {lane} and set(b) == {lane}
         # The only slot not held by a live lease is a's, which expires exactly now: held.
-        got = store.lease_slots(
+        got = lifecycle.slots.lease(
             conn, worker_id="c", wants={lane: 5, other: 1}, now=T0, expires=LATER
         )
         assert set(got) == {other} and len(got[other]) == 1
-        c = store.lease_slots(conn, worker_id="c", wants={lane: 5}, now=SOON, expires=LATER)
-        kept = store.lease_slots(conn, worker_id="b", wants={other: 1}, now=T0, expires=LATER)
-        store.release_slots(conn, worker_id="b", slot_ids=c[lane] + b[lane])
+        c = lifecycle.slots.lease(conn, worker_id="c", wants={lane: 5}, now=SOON, expires=LATER)
+        kept = lifecycle.slots.lease(conn, worker_id="b", wants={other: 1}, now=T0, expires=LATER)
+        lifecycle.slots.release(conn, worker_id="b", slot_ids=c[lane] + b[lane])
     assert c == a
     assert [lease[1:] for lease in leases(run_engine, models.SLOTS, kept[other])] == [("b", LATER)]
     assert [lease[1:] for lease in leases(run_engine, models.SLOTS, a[lane] + b[lane])] == [
@@ -496,16 +498,16 @@ def test_a_worker_may_take_back_only_its_own_slots_it_does_not_hold(
     _, (one,) = new_run(run_engine, settings, data_dir, 1, services=1)  # 2 slots
     lane = one.run_service_id
     with run_engine.begin() as conn:
-        (mine,) = store.lease_slots(conn, worker_id="a", wants={lane: 1}, now=T0, expires=LATER)[
-            lane
-        ]
-        (theirs,) = store.lease_slots(conn, worker_id="b", wants={lane: 1}, now=T0, expires=LATER)[
-            lane
-        ]
-        held = store.lease_slots(
+        (mine,) = lifecycle.slots.lease(
+            conn, worker_id="a", wants={lane: 1}, now=T0, expires=LATER
+        )[lane]
+        (theirs,) = lifecycle.slots.lease(
+            conn, worker_id="b", wants={lane: 1}, now=T0, expires=LATER
+        )[lane]
+        held = lifecycle.slots.lease(
             conn, worker_id="a", wants={lane: 2}, now=T0, expires=LATER, held={mine}
         )
-        lost = store.lease_slots(conn, worker_id="a", wants={lane: 2}, now=T0, expires=SOON)
+        lost = lifecycle.slots.lease(conn, worker_id="a", wants={lane: 2}, now=T0, expires=SOON)
     assert held == {}  # its one slot is held, b's is live: nothing free
     assert lost == {lane: [mine]}  # not held: taken back, with the new expiry
     assert [lease[1:] for lease in leases(run_engine, models.SLOTS, [mine, theirs])] == [

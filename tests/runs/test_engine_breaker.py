@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from gateway.config import Settings
 from gateway.db import is_sqlite, utcnow
 from gateway.registry.models import Service
-from gateway.runs import service
+from gateway.runs import lifecycle, service
 from gateway.runs.engine import breaker
 from gateway.runs.models import RunService, Worker, WorkItem
 from tests.runs.builders import (
@@ -329,7 +329,7 @@ async def test_a_down_service_left_by_a_dead_prober_is_probed_and_resumed_by_ano
     now = utcnow()
     with run_engine.begin() as conn:
         assert breaker.mark_down(conn, run_service_id=run_service_id, reason="down: test")
-        assert breaker.lease_probes(
+        assert lifecycle.slots.lease_probes(
             conn,
             worker_id="dead-worker",
             run_service_ids=[run_service_id],
@@ -337,7 +337,7 @@ async def test_a_down_service_left_by_a_dead_prober_is_probed_and_resumed_by_ano
             expires=now + timedelta(seconds=1),
         )
         # While that lease holds, nobody else probes.
-        assert not breaker.lease_probes(
+        assert not lifecycle.slots.lease_probes(
             conn,
             worker_id="other",
             run_service_ids=[run_service_id],
@@ -383,7 +383,7 @@ def test_the_breakers_database_steps_change_only_the_status_they_expect(
     with run_engine.begin() as conn:
         assert breaker.mark_down(conn, run_service_id=rs, reason="down: it went away")
         assert not breaker.mark_down(conn, run_service_id=rs, reason="down: again")
-        probe = breaker.lease_probes(
+        probe = lifecycle.slots.lease_probes(
             conn, worker_id="w", run_service_ids=[rs], now=now, expires=later
         )
     assert list(probe) == [rs]
@@ -393,7 +393,7 @@ def test_the_breakers_database_steps_change_only_the_status_they_expect(
     with run_engine.begin() as conn:
         breaker.resume(conn, run_service_id=rs, worker_id="w", slot_id=probe[rs])
         # The probe lease was handed back: another worker may take it at once.
-        assert breaker.lease_probes(
+        assert lifecycle.slots.lease_probes(
             conn, worker_id="v", run_service_ids=[rs], now=now, expires=later
         ) == {rs: probe[rs]}
     row = service_row(run_engine, run_id, team)

@@ -109,13 +109,15 @@ def test_slots_are_leased_up_to_the_bound_and_freed_on_expiry(
     _, lane = one_lane(run_engine, settings, data_dir, 2)
     now = utcnow()
     with run_engine.begin() as conn:
-        a = store.lease_slots(conn, worker_id="a", wants={lane: 2}, now=now, expires=now)
-        b = store.lease_slots(
+        a = lifecycle.slots.lease(conn, worker_id="a", wants={lane: 2}, now=now, expires=now)
+        b = lifecycle.slots.lease(
             conn, worker_id="b", wants={lane: 5}, now=now, expires=now + timedelta(seconds=30)
         )
     assert len(a[lane]) == 2 and len(b[lane]) == 1
     with run_engine.begin() as conn:  # "a" let its leases lapse
-        c = store.lease_slots(conn, worker_id="c", wants={lane: 5}, now=utcnow(), expires=utcnow())
+        c = lifecycle.slots.lease(
+            conn, worker_id="c", wants={lane: 5}, now=utcnow(), expires=utcnow()
+        )
     assert sorted(c[lane]) == sorted(a[lane])
     with Session(run_engine) as session:
         owners = session.scalars(

@@ -22,7 +22,7 @@ The functions taking a `Connection` run inside a transaction, like `engine.store
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Generic, TypeVar
 
@@ -128,21 +128,6 @@ def mark_down(conn: Connection, *, run_service_id: int, reason: str) -> bool:
     if down:
         record_down(conn, run_service_id=run_service_id, reason=reason)  # told, and charted
     return down
-
-
-def lease_probes(
-    conn: Connection,
-    *,
-    worker_id: str,
-    run_service_ids: Iterable[int],
-    now: datetime,
-    expires: datetime,
-) -> dict[int, int]:
-    """Take the probe lease (slot 0) of each down run service whose slot 0 is free or
-    expired; returns run service id -> slot id for the ones this worker now probes."""
-    return lifecycle.slots.lease_probes(
-        conn, worker_id=worker_id, run_service_ids=run_service_ids, now=now, expires=expires
-    )
 
 
 def resume(conn: Connection, *, run_service_id: int, worker_id: str, slot_id: int) -> None:

@@ -55,7 +55,7 @@ class Prober:
             return
         now = utcnow()
         leased = await self._db.cold(
-            breaker.lease_probes,
+            lifecycle.slots.lease_probes,
             worker_id=self.worker_id,
             run_service_ids=wanted,
             now=now,

@@ -13,6 +13,7 @@ import time
 
 from gateway.db import utcnow
 from gateway.dispatch.dispatcher import Dispatcher
+from gateway.runs import lifecycle
 from gateway.runs.engine import store
 from gateway.runs.engine.claimer import Claimer
 from gateway.runs.engine.heartbeat import Heartbeat
@@ -94,7 +95,7 @@ class Sender:
         if released:
             try:
                 await self._db.hot(
-                    store.release_slots, worker_id=self._worker_id, slot_ids=released
+                    lifecycle.slots.release, worker_id=self._worker_id, slot_ids=released
                 )
             except BaseException:
                 self._slots_to_release.extend(released)  # the heartbeat would keep them
@@ -105,7 +106,7 @@ class Sender:
         lanes = [*self._lanes.open.values(), *self._lanes.draining]
         held = {slot for lane in lanes for slot in lane.consumers}
         leased = await self._db.hot(
-            store.lease_slots,
+            lifecycle.slots.lease,
             worker_id=self._worker_id,
             wants=wants,
             now=now,

@@ -237,28 +237,6 @@ def survey(conn: Connection, *, now: datetime, live_since: datetime) -> Survey:
     )
 
 
-# Slots
-
-
-def lease_slots(
-    conn: Connection,
-    *,
-    worker_id: str,
-    wants: dict[int, int],
-    now: datetime,
-    expires: datetime,
-    held: Collection[int] = (),
-) -> dict[int, list[int]]:
-    """`lifecycle.slots.lease`: up to `wants[run_service_id]` free slots of each."""
-    return lifecycle.slots.lease(
-        conn, worker_id=worker_id, wants=wants, now=now, expires=expires, held=held
-    )
-
-
-def release_slots(conn: Connection, *, worker_id: str, slot_ids: Sequence[int]) -> None:
-    lifecycle.slots.release(conn, worker_id=worker_id, slot_ids=slot_ids)
-
-
 # Work items
 
 
