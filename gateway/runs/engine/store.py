@@ -237,6 +237,18 @@ def survey(conn: Connection, *, now: datetime, live_since: datetime) -> Survey:
     )
 
 
+def stopped_at_deadline(conn: Connection, *, run_ids: Sequence[int]) -> set[int]:
+    """Those of `run_ids` that were stopped at their deadline."""
+    stopped: set[int] = set()
+    for ids in chunked(run_ids):
+        stopped.update(
+            conn.execute(
+                select(RUNS.c.id).where(RUNS.c.id.in_(ids), RUNS.c.stopped_at_deadline)
+            ).scalars()
+        )
+    return stopped
+
+
 # Work items
 
 
