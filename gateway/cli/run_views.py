@@ -18,6 +18,7 @@ from gateway.cli.hub_client import (
     console,
     err_console,
     fail,
+    hub_answer,
     hub_client,
     print_json,
 )
@@ -146,11 +147,11 @@ def failures(
 ) -> None:
     """Print a run's failures grouped by service, outcome and error text (numbers and ids
     as <n> and <id>), most frequent first."""
-    with hub_client(hub, token) as client:
-        groups: list[dict[str, Any]] = checked(client.get(f"/api/v1/runs/{run_id}/failures"))
-    if as_json:
-        print_json(groups)
-        return
+    groups: list[dict[str, Any]] = hub_answer(
+        hub, token, "GET", f"/api/v1/runs/{run_id}/failures", as_json=as_json
+    )
+    if groups is None:
+        return  # printed as JSON
     if not groups:
         console.print(f"run {run_id}: no failures")
         return

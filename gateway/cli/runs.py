@@ -19,6 +19,7 @@ from gateway.cli.hub_client import (
     console,
     err_console,
     fail,
+    hub_answer,
     hub_client,
     print_json,
 )
@@ -201,11 +202,8 @@ def status(
     as_json: AsJson = False,
 ) -> None:
     """Print a run's state, window and per-service progress once."""
-    with hub_client(hub, token) as client:
-        run = checked(client.get(f"/api/v1/runs/{run_id}"))
-    if as_json:
-        print_json(run)
-    else:
+    run = hub_answer(hub, token, "GET", f"/api/v1/runs/{run_id}", as_json=as_json)
+    if run is not None:
         console.print(progress_table(run))
 
 
@@ -223,11 +221,8 @@ def watch(
 
 
 def _run_action(path: str, hub: str, token: str | None, as_json: bool, **body: Any) -> None:
-    with hub_client(hub, token) as client:
-        run = checked(client.post(path, json=body or None))
-    if as_json:
-        print_json(run)
-    else:
+    run = hub_answer(hub, token, "POST", path, json=body or None, as_json=as_json)
+    if run is not None:
         published = "published" if run["published"] else "not published"
         console.print(f"run {run['id']}: {run['state']}, leaderboard {published}")
 
