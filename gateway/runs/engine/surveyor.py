@@ -161,7 +161,7 @@ class Surveyor:
             # answer was lost with the connection: the heartbeat would keep it leased for
             # ever and the run would never end. It goes back to pending.
             lost = await self._db.cold(
-                store.release_lane_items, worker_id=self._worker_id, run_service_id=lane.id
+                lifecycle.items.give_back, worker_id=self._worker_id, run_service_ids=[lane.id]
             )
             if lost:
                 log.warning(
