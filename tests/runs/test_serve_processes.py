@@ -1,0 +1,186 @@
+"""`recoghub serve`'s processes (gateway.worker_child): the API process runs no worker;
+a child it starts dispatches, holds the SQLite worker lock and takes the dial-out
+connections made to serve's port; the child never outlives serve, and serve starts it
+again when it dies."""
+
+import os
+import signal
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from gateway.db import make_engine
+from gateway.migrate import upgrade
+from gateway.runs.engine.process import sqlite_lock_path, worker_lock
+from gateway.runs.models import Worker
+from tests.builders import admin_headers, register_team
+from tests.dialout.support import DialoutProcess
+from tests.runs.api_builders import CAT_DOG, poll_until, recognizers, seed_dataset, start_run
+from tests.runs.api_builders import wait_for as wait_for_state
+from tests.runs.test_hub_restart import LABELS, HubProcess, free_port, scores
+
+
+@pytest.fixture
+def hubs() -> Iterator[list[HubProcess]]:
+    started: list[HubProcess] = []
+    yield started
+    for hub in started:
+        hub.close()
+
+
+def migrated(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+
+
+def worker_pids(database_url: str) -> set[int]:
+    """The processes registered as workers (a stopped worker removes its row)."""
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return {int(pid) for pid in conn.execute(select(Worker.pid)).scalars()}
+    finally:
+        engine.dispose()
+
+
+def parent_of(pid: int) -> int | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return None
+    fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+    if fields.get("State", "").startswith("Z"):
+        return None  # dead, not yet reaped
+    return int(fields["PPid"])
+
+
+def alive(pid: int) -> bool:
+    return parent_of(pid) is not None
+
+
+def child_worker(database_url: str, hub: HubProcess) -> int:
+    """The pid of serve's worker, once it has registered: a child of serve."""
+    pids = poll_until(lambda: worker_pids(database_url), "the worker to register", 60)
+    assert len(pids) == 1, pids
+    (pid,) = pids
+    assert pid != hub.process.pid
+    assert parent_of(pid) == hub.process.pid
+    return pid
+
+
+def test_a_run_is_sent_by_serves_child_to_http_and_connected_teams(
+    database_url: str, tmp_path: Path, hubs: list[HubProcess]
+) -> None:
+    migrated(database_url)
+    data_dir = tmp_path / "data"
+    dataset_id = seed_dataset(database_url, data_dir, LABELS)
+    with recognizers(CAT_DOG) as (http_recognizer,):
+        hubs.append(HubProcess(database_url, data_dir, free_port(), tmp_path / "hub.log"))
+        hub = hubs[-1]
+        worker = child_worker(database_url, hub)
+        lock = sqlite_lock_path(database_url)
+        if lock is not None:  # the child, not the API process, holds the SQLite lock
+            assert lock.read_text().strip() == str(worker)
+        with httpx.Client(base_url=hub.url, timeout=10) as client:
+            over_http = register_team(client, [http_recognizer.url], max_concurrency=2)
+            connected = register_team(client, [], max_concurrency=2)
+        # The recognizer connects to serve's port; the child holds its connection.
+        recognizer = DialoutProcess(
+            hub.url, connected, tmp_path / "recognizer.log", "--answer", CAT_DOG
+        )
+        try:
+            recognizer.wait_connected()
+            teams = [over_http.service_guid, connected.service_guid]
+            with httpx.Client(base_url=hub.url, timeout=10) as client:
+                run = start_run(client, dataset_id, "evaluation", services=teams)
+                wait_for_state(client, run["id"], {"completed"}, timeout=120)
+                board = scores(client, run["id"])
+        finally:
+            recognizer.stop()
+    for guid in teams:
+        assert {k: v for k, v in board[guid]["outcomes"].items() if v} == {"ok": len(LABELS)}
+    assert worker_pids(database_url) == {worker}
+
+
+def test_serve_killed_leaves_no_worker_behind(
+    sqlite_url: str, tmp_path: Path, hubs: list[HubProcess]
+) -> None:
+    migrated(sqlite_url)
+    hubs.append(HubProcess(sqlite_url, tmp_path / "data", free_port(), tmp_path / "hub.log"))
+    worker = child_worker(sqlite_url, hubs[-1])
+    hubs[-1].signal(signal.SIGKILL)
+    poll_until(lambda: not alive(worker), "the worker to stop with serve", 60)
+    # Its lock is free: another hub on the same database dispatches.
+    with worker_lock(sqlite_url):
+        pass
+
+
+def test_serve_starts_a_worker_that_died_again(
+    sqlite_url: str, tmp_path: Path, hubs: list[HubProcess]
+) -> None:
+    migrated(sqlite_url)
+    log = tmp_path / "hub.log"
+    hubs.append(HubProcess(sqlite_url, tmp_path / "data", free_port(), log))
+    first = child_worker(sqlite_url, hubs[-1])
+    os.kill(first, signal.SIGKILL)
+    serve = hubs[-1].process.pid
+
+    def new_child() -> set[int]:
+        return {p for p in worker_pids(sqlite_url) - {first} if parent_of(p) == serve}
+
+    assert poll_until(new_child, "a new worker", 60)
+    assert not alive(first)
+    text = log.read_text(errors="replace")
+    assert f"the dispatch worker (pid {first}) exited" in text, text
+    assert "starting it again" in text
+
+
+def test_a_recognizer_connecting_while_no_worker_runs_is_told_so(
+    sqlite_url: str, tmp_path: Path, hubs: list[HubProcess]
+) -> None:
+    migrated(sqlite_url)
+    log = tmp_path / "hub.log"
+    port = free_port()
+    # Another process dispatches this SQLite database: serve's worker is refused.
+    with worker_lock(sqlite_url):
+        hubs.append(HubProcess(sqlite_url, tmp_path / "data", port, log))
+        poll_until(lambda: "serves the API only" in log.read_text(errors="replace"), "refusal")
+        head = (
+            "GET /api/v1/connect HTTP/1.1\r\nHost: hub\r\nConnection: Upgrade\r\n"
+            "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(head.encode())
+            answer = b""
+            while chunk := sock.recv(4096):
+                answer += chunk
+    status, _, rest = answer.partition(b"\r\n")
+    assert status == b"HTTP/1.1 503 Service Unavailable", answer
+    assert b"content-type: application/json" in rest
+    assert b'"code": "worker_unavailable"' in rest
+    # The API still answers.
+    r = httpx.get(f"http://127.0.0.1:{port}/api/v1/runs", headers=admin_headers(), timeout=10)
+    assert r.status_code == 200
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
+def test_serve_stopped_stops_its_worker_first(
+    sqlite_url: str, tmp_path: Path, hubs: list[HubProcess], signum: int
+) -> None:
+    migrated(sqlite_url)
+    log = tmp_path / "hub.log"
+    hubs.append(HubProcess(sqlite_url, tmp_path / "data", free_port(), log))
+    worker = child_worker(sqlite_url, hubs[-1])
+    hubs[-1].signal(signum)
+    assert not alive(worker)
+    assert worker_pids(sqlite_url) == set()  # it unregistered: a clean stop
+    text = log.read_text(errors="replace")
+    assert text.index("stopped after recording") < text.index("Shutting down")
