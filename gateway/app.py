@@ -90,7 +90,7 @@ def create_app(
             None, functools.partial(resume_scoring, sessions, settings=settings)
         )
         if worker_child is not None:
-            worker_child.start()
+            worker_child.start(state.dispatcher.connections)
         worker = (
             asyncio.create_task(run_embedded_worker(state, stop), name="recoghub-worker")
             if settings.embedded_worker and worker_child is None

@@ -26,6 +26,8 @@ import sys
 import time
 
 from gateway.config import Settings
+from gateway.dialout.bridge import ParentBridge, bridge_pair
+from gateway.dialout.connections import Connections
 from gateway.dialout.handover import channel_pair, send_connection
 
 log = logging.getLogger("recoghub.worker")
@@ -44,6 +46,8 @@ class WorkerChild:
         self.settings = settings
         self.process: subprocess.Popen[bytes] | None = None
         self._channel: socket.socket | None = None
+        self._connections = Connections()
+        self._bridge: asyncio.Task[None] | None = None
         self._stopping = False
         self._watcher: asyncio.Task[None] | None = None
 
@@ -55,39 +59,41 @@ class WorkerChild:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def start(self) -> None:
-        """Start the child and, on the running loop, watch it until `stop`."""
+    def start(self, connections: Connections) -> None:
+        """Start the child and, on the running loop, watch it until `stop`. The child's
+        dial-out connections appear in `connections` (the API dispatcher's registry)."""
+        self._connections = connections
         self._spawn()
         self._watcher = asyncio.create_task(self._watch(), name="recoghub-worker-child")
 
     def _spawn(self) -> None:
         parent, child = channel_pair()
+        parent_bridge, child_bridge = bridge_pair()
         # The settings the API process runs with (file limit fitted, --no-worker
         # resolved), not the environment again; the secret files were already read.
         settings = self.settings.model_copy(
             update={"database_url_file": None, "admin_token_file": None}
         )
         parent.sendall(settings.model_dump_json().encode())
+        fds = [child.fileno(), child_bridge.fileno()]
         try:
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gateway.worker_child",
-                    str(child.fileno()),
-                    str(os.getpid()),
-                ],
-                pass_fds=[child.fileno()],
+                [sys.executable, "-m", "gateway.worker_child", *map(str, fds), str(os.getpid())],
+                pass_fds=fds,
                 # Its own process group: a Ctrl-C reaches serve, which stops it first.
                 process_group=0,
             )
         except OSError:
             parent.close()
+            parent_bridge.close()
             raise
         finally:
             child.close()
+            child_bridge.close()
         parent.setblocking(False)
         self._channel = parent
+        bridge = ParentBridge(parent_bridge, self._connections)
+        self._bridge = asyncio.create_task(bridge.run(), name="recoghub-worker-bridge")
         log.info("dispatch worker started (pid %d)", self.process.pid)
 
     async def _watch(self) -> None:
@@ -143,6 +149,9 @@ class WorkerChild:
         if self._channel is not None:
             self._channel.close()
             self._channel = None
+        if self._bridge is not None:
+            self._bridge.cancel()
+            self._bridge = None
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -159,11 +168,12 @@ def _die_with_parent(parent_pid: int) -> None:
 
 def main(argv: list[str]) -> int:
     """The child: read the settings, then run the standalone worker on the channel."""
-    from gateway.dialout.handover import MESSAGE_MAX
+    from gateway.dialout.handover import MESSAGE_MAX, ServeLink
     from gateway.runs.engine.process import WorkerRefused, run_worker_process
 
     channel = socket.socket(fileno=int(argv[0]))
-    _die_with_parent(int(argv[1]))
+    bridge = socket.socket(fileno=int(argv[1]))
+    _die_with_parent(int(argv[2]))
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -173,7 +183,7 @@ def main(argv: list[str]) -> int:
         return 0  # serve is already gone
     settings = Settings.model_validate_json(data)
     try:
-        run_worker_process(settings, handed=channel)
+        run_worker_process(settings, handed=ServeLink(channel, bridge))
     except WorkerRefused as refused:
         log.warning("%s", refused)
         return REFUSED_EXIT

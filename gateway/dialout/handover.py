@@ -22,6 +22,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import httptools
 
@@ -30,6 +31,16 @@ log = logging.getLogger("recoghub.dialout")
 CONNECT_PATH = b"/api/v1/connect"
 # A request head is at most gateway.listening.MAX_HEAD_BYTES; the settings are ~3 KB.
 MESSAGE_MAX = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ServeLink:
+    """The worker child's ends of its links to serve's API process: `channel` hands it
+    connections (and ends when that process is gone), `bridge` lets that process relay
+    and check through them (gateway.dialout.bridge)."""
+
+    channel: socket.socket
+    bridge: socket.socket
 
 
 def channel_pair() -> tuple[socket.socket, socket.socket]:

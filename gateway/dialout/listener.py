@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterator
 import uvicorn
 from fastapi import FastAPI
 
+from gateway.dialout.bridge import ChildBridge
 from gateway.dialout.frames import uvicorn_ws_options
-from gateway.dialout.handover import receive_connections
+from gateway.dialout.handover import ServeLink, receive_connections
 from gateway.dialout.routes import DialoutHost
 from gateway.dialout.routes import router as dialout_router
 from gateway.listening import listener_options
@@ -78,13 +79,13 @@ async def serve_connect_route(
     sock: socket.socket | None,
     stop: asyncio.Event,
     *,
-    handed: socket.socket | None = None,
+    handed: ServeLink | None = None,
     handed_closed: Callable[[], None] = lambda: None,
 ) -> None:
     """Serve the connect route on `sock` until `stop` is set, then close its connections.
     With `handed`, also serve the connections `recoghub serve`'s API process hands over
-    on that channel (gateway.dialout.handover); `handed_closed` is called when that
-    process is gone."""
+    (gateway.dialout.handover) and relay its requests through them (gateway.dialout.
+    bridge); `handed_closed` is called when that process is gone."""
     config = uvicorn.Config(
         listener_app(host),
         lifespan="off",
@@ -97,15 +98,20 @@ async def serve_connect_route(
     serving = asyncio.create_task(server.serve(sockets=[sock] if sock is not None else []))
     stopping = asyncio.create_task(stop.wait())
     unhook = None
+    bridge = None
     try:
         if handed is not None:
             while not server.started and not serving.done():
                 await asyncio.sleep(0.01)
-            unhook = receive_connections(handed, _accepter(server), handed_closed)
+            unhook = receive_connections(handed.channel, _accepter(server), handed_closed)
+            relay = ChildBridge(handed.bridge, host.connections, host.settings.request_timeout_s)
+            bridge = asyncio.create_task(relay.run())
         await asyncio.wait([serving, stopping], return_when=asyncio.FIRST_COMPLETED)
     finally:
         if unhook is not None:
             unhook()
+        if bridge is not None:
+            bridge.cancel()
         server.should_exit = True
         stopping.cancel()
         await serving

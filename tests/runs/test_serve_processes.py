@@ -17,8 +17,8 @@ from gateway.db import make_engine
 from gateway.migrate import upgrade
 from gateway.runs.engine.process import sqlite_lock_path, worker_lock
 from gateway.runs.models import Worker
-from tests.builders import admin_headers, register_team
-from tests.dialout.support import DialoutProcess
+from tests.builders import admin_headers, bearer, png_bytes, register_team
+from tests.dialout.support import DialoutProcess, dialout_recognizer
 from tests.runs.api_builders import CAT_DOG, poll_until, recognizers, seed_dataset, start_run
 from tests.runs.api_builders import wait_for as wait_for_state
 from tests.runs.test_hub_restart import LABELS, HubProcess, free_port, scores
@@ -184,3 +184,39 @@ def test_serve_stopped_stops_its_worker_first(
     assert worker_pids(sqlite_url) == set()  # it unregistered: a clean stop
     text = log.read_text(errors="replace")
     assert text.index("stopped after recording") < text.index("Shutting down")
+
+
+def test_relay_check_and_show_reach_a_recognizer_connected_to_serves_worker(
+    sqlite_url: str, tmp_path: Path, hubs: list[HubProcess]
+) -> None:
+    migrated(sqlite_url)
+    hubs.append(HubProcess(sqlite_url, tmp_path / "data", free_port(), tmp_path / "hub.log"))
+    hub = hubs[-1]
+    with httpx.Client(base_url=hub.url, timeout=30) as c:
+        team = register_team(c, [], name="firewalled")
+        url = f"/api/v1/services/{team.service_guid}"
+        with dialout_recognizer(hub.url, team, tmp_path, "--answer", "owl:0.7;cat:0.2"):
+            # The worker child holds the connection; the API process relays through it.
+            shown = poll_until(
+                lambda: c.get(url, headers=bearer(team.api_key)).json()["connected"],
+                "the connection to show",
+            )
+            assert len(shown) == 1 and shown[0].startswith("dialout:")
+            r = c.post(
+                f"{url}/recognize",
+                content=png_bytes(),
+                headers={**bearer(team.api_key), "Content-Type": "image/png"},
+            )
+            assert r.status_code == 200, r.text
+            assert [t["tag"] for t in r.json()["tags"]] == ["owl", "cat"]
+            r = c.post(f"{url}/check", headers=bearer(team.api_key))
+            assert r.status_code == 200, r.text
+            (instance,) = r.json()["instances"]
+            assert instance["connected"] is True and instance["reachable"] is True
+            assert instance["format_ok"] is True and instance["ping_outcome"] == "ok"
+        poll_until(
+            lambda: not c.get(url, headers=bearer(team.api_key)).json()["connected"],
+            "the connection to go",
+        )
+        r = c.post(f"{url}/recognize", content=png_bytes(), headers=bearer(team.api_key))
+        assert r.status_code == 409 and r.json()["code"] == "no_instances"

@@ -17,6 +17,7 @@ import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, make_url
 
@@ -27,6 +28,9 @@ from gateway.dispatch.dispatcher import Dispatcher
 from gateway.runs.engine.timing import wait_event
 from gateway.runs.engine.worker import DispatchWorker
 from gateway.state import HubState
+
+if TYPE_CHECKING:
+    from gateway.dialout.handover import ServeLink
 
 log = logging.getLogger("recoghub.worker")
 RESTART_PAUSE_S = 5.0
@@ -121,7 +125,7 @@ async def serve_worker(
     stop: asyncio.Event,
     *,
     listen: "socket.socket | None" = None,
-    handed: "socket.socket | None" = None,
+    handed: "ServeLink | None" = None,
 ) -> None:
     """A standalone worker with its own engine and HTTP session, until `stop` is set.
     With `listen`, it also accepts dial-out recognizers there (`settings.public_url` is
@@ -166,7 +170,7 @@ async def _run_with_listener(
     stop: asyncio.Event,
     *,
     listen: "socket.socket | None",
-    handed: "socket.socket | None",
+    handed: "ServeLink | None",
 ) -> None:
     """Run the worker; with `listen` or `handed`, serve the connect route beside it until
     the worker has stopped (its requests in flight over those connections finish first)."""
@@ -197,7 +201,7 @@ def run_worker_process(
     settings: Settings,
     *,
     listen: "socket.socket | None" = None,
-    handed: "socket.socket | None" = None,
+    handed: "ServeLink | None" = None,
 ) -> None:
     """Run `serve_worker` on uvloop until SIGTERM or SIGINT; the worker then finishes its
     requests in flight (briefly), writes its results and releases its leases."""
