@@ -91,6 +91,7 @@ def create_app(
         )
         if worker_child is not None:
             worker_child.start(state.dispatcher.connections)
+            state.worker_metrics = worker_child.metrics
         worker = (
             asyncio.create_task(run_embedded_worker(state, stop), name="recoghub-worker")
             if settings.embedded_worker and worker_child is None

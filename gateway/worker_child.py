@@ -48,6 +48,7 @@ class WorkerChild:
         self._channel: socket.socket | None = None
         self._connections = Connections()
         self._bridge: asyncio.Task[None] | None = None
+        self._bridge_end: ParentBridge | None = None
         self._stopping = False
         self._watcher: asyncio.Task[None] | None = None
 
@@ -92,7 +93,7 @@ class WorkerChild:
             child_bridge.close()
         parent.setblocking(False)
         self._channel = parent
-        bridge = ParentBridge(parent_bridge, self._connections)
+        self._bridge_end = bridge = ParentBridge(parent_bridge, self._connections)
         self._bridge = asyncio.create_task(bridge.run(), name="recoghub-worker-bridge")
         log.info("dispatch worker started (pid %d)", self.process.pid)
 
@@ -118,6 +119,11 @@ class WorkerChild:
                     self._spawn()
                 except OSError as exc:
                     log.error("could not start the dispatch worker: %s", exc)
+
+    async def metrics(self) -> bytes | None:
+        """The child's Prometheus text; None while it is not running."""
+        bridge = self._bridge_end
+        return await bridge.metrics() if bridge is not None and self.running else None
 
     def hand_over(self, sock: socket.socket, head: bytes) -> bool:
         """Pass a dial-out connection to the child; False when it is not running."""

@@ -11,7 +11,9 @@ API process see and use them without holding them:
 - a request the API process sends on one (a relay's signed frame, a check's ping) goes
   to the child, which sends it on the real connection within that connection's slots
   (shared with the runs: a team never sees more requests in flight than it was granted)
-  and sends back the result, or why there is none.
+  and sends back the result, or why there is none;
+- `GET /metrics` asks the child for its instruments (the runs' attempts and latencies,
+  its loop lag) and serves them merged with the API process's own (gateway.observability).
 
 Each message is a 4-byte big-endian length, a JSON header line, then raw bytes (a request
 frame, or a result's body).
@@ -24,6 +26,8 @@ import logging
 import socket
 import struct
 from typing import Any
+
+from prometheus_client import generate_latest
 
 from gateway.dialout.connections import PREFIX, Connection, Connections
 from gateway.dialout.frames import Reply
@@ -81,6 +85,26 @@ class ParentBridge:
         self.sock = sock
         self.connections = connections
         self._writer: asyncio.StreamWriter | None = None
+        self._metrics: dict[int, asyncio.Future[bytes]] = {}
+        self._asked = 0
+
+    async def metrics(self, timeout_s: float = 2.0) -> bytes | None:
+        """The child's Prometheus text (its runs' attempts, latencies, loop lag), or None
+        when it does not answer in time."""
+        if self._writer is None or self._writer.is_closing():
+            return None
+        self._asked += 1
+        asked = self._asked
+        waiter: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._metrics[asked] = waiter
+        try:
+            await _write(self._writer, {"type": "metrics", "asked": asked}, b"")
+            async with asyncio.timeout(timeout_s):
+                return await waiter
+        except (TimeoutError, ConnectionError):
+            return None
+        finally:
+            self._metrics.pop(asked, None)
 
     async def run(self) -> None:
         """Until the child's end closes; then every mirrored connection is dropped."""
@@ -92,6 +116,10 @@ class ParentBridge:
                     self._mirror(header["connections"])
                 elif header["type"] == "reply":
                     self._settle(header, payload)
+                elif header["type"] == "metrics":
+                    waiter = self._metrics.get(int(header["asked"]))
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(payload)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
@@ -165,6 +193,8 @@ class ChildBridge:
                     task = asyncio.create_task(self._request(header, payload))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
+                elif header["type"] == "metrics":
+                    await _write(self._writer, header, generate_latest())
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:

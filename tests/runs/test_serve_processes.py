@@ -102,11 +102,17 @@ def test_a_run_is_sent_by_serves_child_to_http_and_connected_teams(
                 run = start_run(client, dataset_id, "evaluation", services=teams)
                 wait_for_state(client, run["id"], {"completed"}, timeout=120)
                 board = scores(client, run["id"])
+                # The child's attempts are in serve's /metrics, once each.
+                exposition = client.get("/metrics").text
         finally:
             recognizer.stop()
     for guid in teams:
         assert {k: v for k, v in board[guid]["outcomes"].items() if v} == {"ok": len(LABELS)}
     assert worker_pids(database_url) == {worker}
+    ok = 'recoghub_recognizer_attempts_total{outcome="ok"} '
+    (line,) = [x for x in exposition.splitlines() if x.startswith(ok)]
+    assert float(line.removeprefix(ok)) == 2 * len(LABELS)
+    assert exposition.count("# TYPE recoghub_recognizer_attempts_total counter") == 1
 
 
 def test_serve_killed_leaves_no_worker_behind(
