@@ -158,16 +158,7 @@ def test_a_recognizer_connecting_while_no_worker_runs_is_told_so(
     with worker_lock(sqlite_url):
         hubs.append(HubProcess(sqlite_url, tmp_path / "data", port, log))
         poll_until(lambda: "serves the API only" in log.read_text(errors="replace"), "refusal")
-        head = (
-            "GET /api/v1/connect HTTP/1.1\r\nHost: hub\r\nConnection: Upgrade\r\n"
-            "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
-            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-        )
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            sock.sendall(head.encode())
-            answer = b""
-            while chunk := sock.recv(4096):
-                answer += chunk
+        answer = ask_to_connect(port)
     status, _, rest = answer.partition(b"\r\n")
     assert status == b"HTTP/1.1 503 Service Unavailable", answer
     assert b"content-type: application/json" in rest
@@ -175,6 +166,23 @@ def test_a_recognizer_connecting_while_no_worker_runs_is_told_so(
     # The API still answers.
     r = httpx.get(f"http://127.0.0.1:{port}/api/v1/runs", headers=admin_headers(), timeout=10)
     assert r.status_code == 200
+
+
+def ask_to_connect(port: int, key: str | None = None) -> bytes:
+    """A WebSocket upgrade of /api/v1/connect; the whole answer, once the hub closes."""
+    head = (
+        "GET /api/v1/connect HTTP/1.1\r\nHost: hub\r\nConnection: Upgrade\r\n"
+        "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        + (f"Authorization: Bearer {key}\r\n" if key else "")
+        + "\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head.encode())
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    return answer
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
@@ -198,6 +206,11 @@ def test_relay_check_and_show_reach_a_recognizer_connected_to_serves_worker(
     migrated(sqlite_url)
     hubs.append(HubProcess(sqlite_url, tmp_path / "data", free_port(), tmp_path / "hub.log"))
     hub = hubs[-1]
+    child_worker(sqlite_url, hub)
+    # The child checks the key before it upgrades, as serve did (SPEC §10).
+    refused = ask_to_connect(int(hub.url.rpartition(":")[2]), key="ra_not_a_key")
+    assert refused.startswith(b"HTTP/1.1 401 "), refused
+    assert b'"code":"unauthorized"' in refused.replace(b" ", b""), refused
     with httpx.Client(base_url=hub.url, timeout=30) as c:
         team = register_team(c, [], name="firewalled")
         url = f"/api/v1/services/{team.service_guid}"
