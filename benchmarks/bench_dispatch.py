@@ -101,6 +101,13 @@ def main() -> None:
     parser.add_argument(
         "--no-locust", action="store_true", help="skip the Locust FastHttpUser peer"
     )
+    parser.add_argument(
+        "--poll-ms",
+        type=float,
+        default=20.0,
+        help="ask the API the leaderboard and the run about this often during the hub's runs"
+        " (0: not at all)",
+    )
     args = parser.parse_args()
     if (args.workers or 1) > 1 and not args.postgres:
         parser.error("SQLite allows one worker; give --postgres URL for --workers > 1")
@@ -209,7 +216,9 @@ def hub_round(
         api_before = tree_cpu_seconds([serve])["api"] if not serving else 0.0
         run_id = hub.start_run(dataset_id, guids)
         assert hub.settings.admin_token is not None
-        with ApiPoller(url, hub.settings.admin_token, run_id) as poller:
+        with ApiPoller(
+            url, hub.settings.admin_token, run_id, every_s=args.poll_ms / 1000
+        ) as poller:
             try:
                 hub.wait_run(run_id, workers=procs, timeout_s=max(120.0, items / 100))
             except RuntimeError:

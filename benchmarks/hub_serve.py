@@ -81,8 +81,11 @@ class ApiPoller:
     """A thread asking the run's leaderboard and the run itself, alternately, one
     request at a time, about every POLL_EVERY_S, until `stop()`."""
 
-    def __init__(self, url: str, admin_token: str, run_id: int) -> None:
+    def __init__(
+        self, url: str, admin_token: str, run_id: int, *, every_s: float = POLL_EVERY_S
+    ) -> None:
         self.url = url
+        self.every_s = every_s
         self.headers = {"Authorization": f"Bearer {admin_token}"}
         self.run_id = run_id
         self.seconds: dict[str, list[float]] = {"leaderboard": [], "run": []}
@@ -91,12 +94,14 @@ class ApiPoller:
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
     def __enter__(self) -> "ApiPoller":
-        self._thread.start()
+        if self.every_s > 0:
+            self._thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
 
     def _poll(self) -> None:
         paths = {
@@ -116,9 +121,11 @@ class ApiPoller:
                         self.seconds[name].append(took)
                     else:
                         self.failures += 1
-                    self._stop.wait(max(0.0, POLL_EVERY_S - took))
+                    self._stop.wait(max(0.0, self.every_s - took))
 
     def summary(self) -> str:
+        if self.every_s <= 0:
+            return "not asked (--poll-ms 0)"
         parts = []
         for name, seconds in self.seconds.items():
             if len(seconds) < 2:
