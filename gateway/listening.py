@@ -30,6 +30,10 @@ own `limit_concurrency` is not used: it answers 503 only once a whole head has a
 so it bounds neither half-open connections nor, since the refused connection stays
 open, file descriptors.
 
+Under `recoghub serve` the listener also hands every upgrade of `GET /api/v1/connect` to
+the worker child, which alone sends through dial-out connections (gateway.dialout.
+handover); while no child runs, such an upgrade is answered 503 `worker_unavailable`.
+
 Only the httptools protocol is limited: every hub listener names it (it is a declared
 dependency), never h11.
 """
@@ -110,8 +114,8 @@ class HandOver(Protocol):
 
 
 WORKER_AWAY = (
-    '{"detail": "the hub\'s dispatch worker is not running (it is being started again); '
-    'connect again in a few seconds", "code": "worker_unavailable"}'
+    '{"detail": "the hub\'s dispatch worker, which holds the dial-out connections, is not '
+    'running now; connect again in a few seconds", "code": "worker_unavailable"}'
 )
 
 
@@ -271,8 +275,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         body = msg.encode()
         self.transport.write(
             b"HTTP/1.1 " + status + b"\r\n"
-            b"content-type: " + content_type + b"\r\n" + extra + b""
-            b"x-content-type-options: nosniff\r\n"
+            b"content-type: "
+            + content_type
+            + b"\r\n"
+            + extra
+            + b"x-content-type-options: nosniff\r\n"
             b"content-length: " + str(len(body)).encode() + b"\r\n"
             b"connection: close\r\n\r\n" + body
         )
