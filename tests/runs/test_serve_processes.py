@@ -6,6 +6,7 @@ again when it dies."""
 import os
 import signal
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,12 +68,19 @@ def alive(pid: int) -> bool:
 
 def child_worker(database_url: str, hub: HubProcess) -> int:
     """The pid of serve's worker, once it has registered: a child of serve."""
-    pids = poll_until(lambda: worker_pids(database_url), "the worker to register", 60)
+    deadline = time.monotonic() + 120  # only a bound for a hung test
+    while not (pids := worker_pids(database_url)):
+        assert time.monotonic() < deadline, f"no worker registered; serve's log:\n{hub_log(hub)}"
+        time.sleep(0.05)
     assert len(pids) == 1, pids
     (pid,) = pids
     assert pid != hub.process.pid
     assert parent_of(pid) == hub.process.pid
     return pid
+
+
+def hub_log(hub: HubProcess) -> str:
+    return Path(hub._log.name).read_text(errors="replace")[-4000:]
 
 
 def test_a_run_is_sent_by_serves_child_to_http_and_connected_teams(
