@@ -36,7 +36,7 @@ from pathlib import Path
 
 import uvloop
 from baselines import aiohttp_loop, httpx_loop, pyreqwest_loop, wreq_loop
-from hub_serve import ApiPoller, serve_process, tree_cpu_seconds
+from hub_serve import ApiPoller, profiled_children, serve_process, tree_cpu_seconds
 from hub_setup import BenchHub, bench_hub, load_average, tail, worker_processes
 
 RECOGNIZERS = 8
@@ -200,6 +200,8 @@ def hub_round(
             serve_process(hub, log_path=workdir / "serve.log", worker=serving, extra_env=env)
         )
         procs = [serve]
+        if serving and args.profile_dir is not None:
+            stack.enter_context(profiled_children(serve, args.profile_dir))
         if not serving:
             procs = stack.enter_context(
                 worker_processes(

@@ -7,6 +7,7 @@ p99) while a run sends at full speed on it. `serve_process` starts the hub so;
 a time, about every 20 ms, for as long as the run sends.
 """
 
+import signal
 import statistics
 import subprocess
 import threading
@@ -14,10 +15,19 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import httpx
 import psutil
-from hub_setup import BenchHub, free_port, recoghub_command, stop_processes, worker_env
+from hub_setup import (
+    BenchHub,
+    free_port,
+    recoghub_command,
+    start_profilers,
+    stop_processes,
+    worker_env,
+)
 
 POLL_EVERY_S = 0.02
 
@@ -53,6 +63,17 @@ def serve_process(
             yield proc, url
         finally:
             stop_processes([proc], timeout_s=60.0)
+
+
+@contextmanager
+def profiled_children(serve: subprocess.Popen[bytes], profile_dir: Path) -> Iterator[None]:
+    """py-spy on serve's worker child while the block runs (see `start_profilers`)."""
+    children = [SimpleNamespace(pid=child.pid) for child in psutil.Process(serve.pid).children()]
+    profilers = start_profilers(cast(list[subprocess.Popen[bytes]], children), profile_dir)
+    try:
+        yield
+    finally:
+        stop_processes(profilers, signal_first=signal.SIGINT)
 
 
 def _answers(url: str) -> bool:
