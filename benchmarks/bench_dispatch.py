@@ -8,9 +8,12 @@ In one run, against the same 8 recognizer processes and the same stored image fi
 (a) bare aiohttp, pyreqwest and wreq loops under uvloop, 4 requests in flight per
 recognizer, and Locust's FastHttpUser (one process, 4 users per recognizer; the `bench`
 extra, `locust_peer.py`);
-(b) a RecogHub dry run for each of --hub-clients (the workers' RECOGHUB_HTTP_CLIENT)
-driven by `recoghub worker` subprocess(es) on the same images, each service at its
-default concurrency (4), every result recorded; (c) a bare httpx loop (on the first
+(b) a RecogHub dry run for each of --hub-clients (the worker's RECOGHUB_HTTP_CLIENT)
+driven by the embedded default as `recoghub serve` starts it (or, with --workers K, by
+K `recoghub worker` processes beside a `recoghub serve --no-worker`) on the same images,
+each service at its default concurrency (4), every result recorded, while the API is
+asked the run's leaderboard and the run, one request at a time about every 20 ms (their
+p50 and p99 are printed: SPEC §8 wants at most 50 and 150 ms); (c) a bare httpx loop (on the first
 --httpx-images images: httpx is slow). The hub's images/s are read from the database:
 work items / (run started, i.e. first claim .. last result) and .. run completed (every
 result committed and scored). Target: hub / aiohttp >= 1.0 (SPEC §8).
@@ -33,14 +36,8 @@ from pathlib import Path
 
 import uvloop
 from baselines import aiohttp_loop, httpx_loop, pyreqwest_loop, wreq_loop
-from hub_setup import (
-    BenchHub,
-    bench_hub,
-    cpu_seconds,
-    load_average,
-    tail,
-    worker_processes,
-)
+from hub_serve import ApiPoller, profiled_children, serve_process, tree_cpu_seconds
+from hub_setup import BenchHub, bench_hub, load_average, tail, worker_processes
 
 RECOGNIZERS = 8
 PER_TARGET = 4
@@ -73,7 +70,11 @@ def main() -> None:
     parser.add_argument(
         "--gc-freeze", action="store_true", help="experiment: gc.freeze() in the workers"
     )
-    parser.add_argument("--workers", type=int, default=1, help="`recoghub worker` processes")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="send with this many `recoghub worker` processes (default: `recoghub serve`'s own)",
+    )
     parser.add_argument("--sleep-ms", type=float, default=0.0, help="recognizers' think time")
     parser.add_argument(
         "--switch-interval-ms",
@@ -100,8 +101,15 @@ def main() -> None:
     parser.add_argument(
         "--no-locust", action="store_true", help="skip the Locust FastHttpUser peer"
     )
+    parser.add_argument(
+        "--poll-ms",
+        type=float,
+        default=20.0,
+        help="ask the API the leaderboard and the run about this often during the hub's runs"
+        " (0: not at all)",
+    )
     args = parser.parse_args()
-    if args.workers > 1 and not args.postgres:
+    if (args.workers or 1) > 1 and not args.postgres:
         parser.error("SQLite allows one worker; give --postgres URL for --workers > 1")
 
     from recognizers import fast_recognizers
@@ -120,6 +128,12 @@ def main() -> None:
             else []
         )
         bench(hub, urls, args, workdir, oip_urls)
+
+
+def sender(args: argparse.Namespace) -> str:
+    if args.workers is None:
+        return "sent by recoghub serve"
+    return f"sent by {args.workers} recoghub worker process(es)"
 
 
 def own_cpu_seconds() -> float:
@@ -173,37 +187,61 @@ def hub_round(
     items: int,
     http_client: str,
 ) -> tuple[float, float, str]:
-    """One dry run by `recoghub worker` process(es) sending with `http_client`: images/s to
-    completed, worker CPU µs per item, and a line describing it."""
+    """One dry run sending with `http_client`, by `recoghub serve` (or --workers K
+    `recoghub worker` processes), the API polled meanwhile: images/s to completed,
+    worker CPU µs per item, and lines describing it."""
     switch_s = args.switch_interval_ms / 1000 if args.switch_interval_ms else None
     env = {"RECOGHUB_HTTP_CLIENT": http_client}
     if args.timing_bound_ms is not None:
         env["RECOGHUB_TIMING_BOUND_MS"] = str(args.timing_bound_ms)
-    with worker_processes(
-        hub,
-        args.workers,
-        log_dir=workdir,
-        profile_dir=args.profile_dir,
-        switch_interval_s=switch_s,
-        gc_freeze=args.gc_freeze,
-        extra_env=env,
-    ) as procs:
-        cpu_before = cpu_seconds(procs)
+    serving = args.workers is None
+    with ExitStack() as stack:
+        serve, url = stack.enter_context(
+            serve_process(hub, log_path=workdir / "serve.log", worker=serving, extra_env=env)
+        )
+        procs = [serve]
+        if serving and args.profile_dir is not None:
+            stack.enter_context(profiled_children(serve, args.profile_dir))
+        if not serving:
+            procs = stack.enter_context(
+                worker_processes(
+                    hub,
+                    args.workers,
+                    log_dir=workdir,
+                    profile_dir=args.profile_dir,
+                    switch_interval_s=switch_s,
+                    gc_freeze=args.gc_freeze,
+                    extra_env=env,
+                )
+            )
+        cpu_before = tree_cpu_seconds(procs)
+        api_before = tree_cpu_seconds([serve])["api"] if not serving else 0.0
         run_id = hub.start_run(dataset_id, guids)
-        try:
-            hub.wait_run(run_id, workers=procs, timeout_s=max(120.0, items / 100))
-        except RuntimeError:
-            print(tail(workdir / "worker-0.log"))
-            raise
-        cpu_us = (cpu_seconds(procs) - cpu_before) / items * 1e6
+        assert hub.settings.admin_token is not None
+        with ApiPoller(
+            url, hub.settings.admin_token, run_id, every_s=args.poll_ms / 1000
+        ) as poller:
+            try:
+                hub.wait_run(run_id, workers=procs, timeout_s=max(120.0, items / 100))
+            except RuntimeError:
+                print(tail(workdir / ("serve.log" if serving else "worker-0.log")))
+                raise
+        cpu_after = tree_cpu_seconds(procs)
+        worker_us = (cpu_after["worker"] - cpu_before["worker"]) / items * 1e6
+        api_s = cpu_after["api"] - cpu_before["api"]
+        if not serving:
+            api_s = tree_cpu_seconds([serve])["api"] - api_before
     timing = hub.timing(run_id)
+    sender = "recoghub serve" if serving else f"{args.workers} recoghub worker(s)"
     line = (
-        f"run {run_id}: {timing.to_completed:8.0f} images/s"
+        f"run {run_id} by {sender}: {timing.to_completed:8.0f} images/s"
         f" to completed, {timing.to_last_result:.0f} to last result"
-        f" ({timing.items} work items in {timing.seconds:.2f}s; worker CPU {cpu_us:.0f} µs"
-        f" each)\n  check: {hub.check_exactly_once(run_id, expected=items)}"
+        f" ({timing.items} work items in {timing.seconds:.2f}s; worker CPU {worker_us:.0f} µs"
+        f" each, API process {api_s / items * 1e6:.0f} µs each)"
+        f"\n  check: {hub.check_exactly_once(run_id, expected=items)}"
+        f"\n  API during the run: {poller.summary()}"
     )
-    return timing.to_completed, cpu_us, line
+    return timing.to_completed, worker_us, line
 
 
 def adapter_cost_us(protocol: str, image: bytes, answer: bytes, n: int = 20_000) -> float:
@@ -237,7 +275,7 @@ def bench(
     items = len(files) * len(urls)
     print(
         f"setup: {len(files)} {args.side}x{args.side} PNGs imported, {len(urls)} recognizers"
-        f" (sleep {args.sleep_ms:g} ms), {database}, {args.workers} worker process(es);"
+        f" (sleep {args.sleep_ms:g} ms), {database}, {sender(args)};"
         f" {time.perf_counter() - started:.1f}s"
     )
     print(f"  {load_average()}")
@@ -291,7 +329,7 @@ def bench(
     for client, rates in hub_rates.items():
         print(
             f"RecogHub on {client:9} {max(rates):8.0f} images/s (best of {len(rates)};"
-            f" {database}, {args.workers} worker(s))"
+            f" {database}, {sender(args)})"
         )
     print(
         "pyreqwest / aiohttp "

@@ -45,6 +45,7 @@ from gateway.state import HubState
 from gateway.unhandled import UnhandledErrors
 from gateway.web.api_docs import router as api_docs_router
 from gateway.web.routes import router as web_router
+from gateway.worker_child import WorkerChild
 
 log = logging.getLogger("recoghub")
 API_PREFIX = "/api/v1"
@@ -58,8 +59,14 @@ def announce_admin_token(token: str) -> None:
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The hub app. `settings` defaults to the environment's (`get_settings()`)."""
+def create_app(
+    settings: Settings | None = None, *, worker_child: WorkerChild | None = None
+) -> FastAPI:
+    """The hub app. `settings` defaults to the environment's (`get_settings()`).
+
+    The dispatch worker (unless `settings.embedded_worker` is off) runs in this event
+    loop; with `worker_child` (`recoghub serve`), it runs in that child process instead,
+    started and stopped with the app, and this process runs none."""
     settings = settings or get_settings()
 
     @contextlib.asynccontextmanager
@@ -82,9 +89,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         resumed = asyncio.get_running_loop().run_in_executor(
             None, functools.partial(resume_scoring, sessions, settings=settings)
         )
+        if worker_child is not None:
+            worker_child.start(state.dispatcher.connections)
+            state.worker_metrics = worker_child.metrics
         worker = (
             asyncio.create_task(run_embedded_worker(state, stop), name="recoghub-worker")
-            if settings.embedded_worker
+            if settings.embedded_worker and worker_child is None
             else None
         )
 
@@ -93,6 +103,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             leases released. `recoghub serve` calls it before closing the dial-out
             connections, so that its own shutdown costs no team a result."""
             stop.set()
+            if worker_child is not None:
+                await worker_child.stop()
             if worker is not None and not worker.done():
                 await asyncio.wait({worker}, timeout=10)
                 worker.cancel()

@@ -30,6 +30,10 @@ own `limit_concurrency` is not used: it answers 503 only once a whole head has a
 so it bounds neither half-open connections nor, since the refused connection stays
 open, file descriptors.
 
+Under `recoghub serve` the listener also hands every upgrade of `GET /api/v1/connect` to
+the worker child, which alone sends through dial-out connections (gateway.dialout.
+handover); while no child runs, such an upgrade is answered 503 `worker_unavailable`.
+
 Only the httptools protocol is limited: every hub listener names it (it is a declared
 dependency), never h11.
 """
@@ -39,11 +43,15 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.config import Settings
+from gateway.dialout.handover import is_connect
+
+if TYPE_CHECKING:
+    import socket
 
 # uvicorn's default, stated here so that the README's figure is this one.
 KEEP_ALIVE_S = 5
@@ -99,6 +107,18 @@ class ListenerLimits:
             self.refused, self.logged_at = 0, now
 
 
+class HandOver(Protocol):
+    """Where a listener sends the dial-out connections it does not serve itself."""
+
+    def hand_over(self, sock: "socket.socket", head: bytes) -> bool: ...
+
+
+WORKER_AWAY = (
+    '{"detail": "the hub\'s dispatch worker, which holds the dial-out connections, is not '
+    'running now; connect again in a few seconds", "code": "worker_unavailable"}'
+)
+
+
 class HeadTooLarge(Exception):
     """Raised inside the parser: the head being parsed passed MAX_HEAD_BYTES."""
 
@@ -108,6 +128,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     `listener_options` makes a subclass per listener that carries its `limits`."""
 
     limits: ClassVar[ListenerLimits]
+    # `recoghub serve`'s worker child, which takes the dial-out connections.
+    handover: ClassVar["HandOver | None"] = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -163,6 +185,30 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._count_head(len(name) + len(value) + 4)
         super().on_header(name, value)
 
+    def handle_websocket_upgrade(self) -> None:
+        if self.handover is None or not is_connect(self.url):
+            super().handle_websocket_upgrade()
+            return
+        # A dial-out recognizer: the worker child serves it (gateway.dialout.handover).
+        # The head as uvicorn replays it to its own WebSocket protocol.
+        head = [self.scope["method"].encode(), b" ", self.url, b" HTTP/1.1\r\n"]
+        for name, value in self.scope["headers"]:
+            head += [name, b": ", value, b"\r\n"]
+        head.append(b"\r\n")
+        sock = self.transport.get_extra_info("socket")
+        if sock is None or not self.handover.hand_over(sock, b"".join(head)):
+            self._answer_and_close(
+                b"503 Service Unavailable",
+                WORKER_AWAY,
+                content_type=b"application/json",
+                extra=b"retry-after: 5\r\n",
+            )
+            return
+        # The child holds a duplicate: closing ours ends nothing for the recognizer.
+        self.connections.discard(self)
+        self.transport.pause_reading()
+        self.transport.abort()
+
     def send_400_response(self, msg: str) -> None:
         if self._head_too_large:
             self._refuse_head()
@@ -216,26 +262,37 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             b"431 Request Header Fields Too Large", f"request head over {MAX_HEAD_BYTES} bytes"
         )
 
-    def _answer_and_close(self, status: bytes, msg: str) -> None:
+    def _answer_and_close(
+        self,
+        status: bytes,
+        msg: str,
+        *,
+        content_type: bytes = b"text/plain; charset=utf-8",
+        extra: bytes = b"",
+    ) -> None:
         """The listener's own answers, written before any app sees the request: nosniff
         like every answer of the app (gateway.middleware.nosniff), then closed."""
         body = msg.encode()
         self.transport.write(
             b"HTTP/1.1 " + status + b"\r\n"
-            b"content-type: text/plain; charset=utf-8\r\n"
-            b"x-content-type-options: nosniff\r\n"
+            b"content-type: "
+            + content_type
+            + b"\r\n"
+            + extra
+            + b"x-content-type-options: nosniff\r\n"
             b"content-length: " + str(len(body)).encode() + b"\r\n"
             b"connection: close\r\n\r\n" + body
         )
         self.transport.close()
 
 
-def listener_options(settings: Settings) -> dict[str, Any]:
+def listener_options(settings: Settings, handover: "HandOver | None" = None) -> dict[str, Any]:
     """The uvicorn.Config keywords of one listener (its own caps: call it per listener),
-    used beside `gateway.dialout.frames.uvicorn_ws_options()`."""
+    used beside `gateway.dialout.frames.uvicorn_ws_options()`. With `handover`, dial-out
+    connections go to that process (`recoghub serve`'s worker child)."""
     protocol = type(
         "LimitedHttpToolsProtocol",
         (LimitedHttpToolsProtocol,),
-        {"limits": ListenerLimits.of(settings)},
+        {"limits": ListenerLimits.of(settings), "handover": handover},
     )
     return {"http": protocol, "timeout_keep_alive": KEEP_ALIVE_S}

@@ -1,5 +1,6 @@
 """The long-lived resources of a running hub, built by the app's lifespan."""
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -32,3 +33,5 @@ class HubState:
     stored_admin_digest_read: bool = False
     # The embedded dispatch worker, while `serve` runs one (its id names the process).
     worker: "DispatchWorker | None" = None
+    # The Prometheus text of `recoghub serve`'s worker child (gateway.worker_child).
+    worker_metrics: Callable[[], Awaitable[bytes | None]] | None = None

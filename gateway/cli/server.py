@@ -22,17 +22,20 @@ def serve(
     worker: bool | None = typer.Option(
         None,
         "--worker/--no-worker",
-        help="Also dispatch runs in this process (default: RECOGHUB_EMBEDDED_WORKER, true).",
+        help="Also dispatch runs, in a worker process serve starts and stops itself "
+        "(default: RECOGHUB_EMBEDDED_WORKER, true).",
     ),
     access_log: bool = typer.Option(False, help="Log every HTTP request (costs the relay)."),
 ) -> None:
-    """Run the hub: API, dashboard and, unless --no-worker, an embedded dispatch worker."""
+    """Run the hub: API, dashboard and, unless --no-worker, a dispatch worker (a child
+    process serve starts and stops itself)."""
     import uvicorn
 
     from gateway.app import create_app
     from gateway.dialout.frames import uvicorn_ws_options
     from gateway.file_limit import FileLimitError, prepare_file_limit
     from gateway.listening import listener_options
+    from gateway.worker_child import WorkerChild
 
     settings = get_settings()
     if worker is not None:
@@ -58,14 +61,16 @@ def serve(
         f"RecogHub listening on http://{shown}:{bound} (dashboard at /, API at /api/v1)",
         err=True,
     )
-    app = create_app(settings)
+    # The dispatch worker runs in a child process of its own (gateway.worker_child).
+    child = WorkerChild(settings) if settings.embedded_worker else None
+    app = create_app(settings, worker_child=child)
     config = uvicorn.Config(
         app,
         loop="uvloop",
         log_level="info",
         access_log=access_log,
         **uvicorn_ws_options(),
-        **listener_options(settings),
+        **listener_options(settings, handover=child),
     )
     hub_server(config, app).run(sockets=[listener])
 

@@ -128,11 +128,19 @@ class Connections:
     def __init__(self) -> None:
         self._by_label: dict[str, Connection] = {}
         self._labels: dict[str, tuple[str, ...]] = {}  # service GUID -> labels, in order
+        # Called after each change (`recoghub serve`'s worker child tells its API
+        # process, gateway.dialout.bridge).
+        self.on_change: Callable[[], None] | None = None
 
     def add(self, connection: Connection) -> None:
         self._by_label[connection.label] = connection
         labels = self._labels.get(connection.service_guid, ())
         self._labels[connection.service_guid] = (*labels, connection.label)
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def remove(self, connection: Connection, reason: str) -> None:
         """Forget `connection` and fail its requests in flight."""
@@ -146,6 +154,7 @@ class Connections:
             self._labels[connection.service_guid] = left
         else:
             self._labels.pop(connection.service_guid, None)
+        self._changed()
 
     def instances(self, service_guid: str) -> tuple[str, ...]:
         """The labels of the service's live connections, oldest first."""

@@ -9,12 +9,14 @@ that requests in flight over these connections finish before the listener closes
 import asyncio
 import contextlib
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import uvicorn
 from fastapi import FastAPI
 
+from gateway.dialout.bridge import ChildBridge
 from gateway.dialout.frames import uvicorn_ws_options
+from gateway.dialout.handover import ServeLink, receive_connections
 from gateway.dialout.routes import DialoutHost
 from gateway.dialout.routes import router as dialout_router
 from gateway.listening import listener_options
@@ -72,8 +74,18 @@ def listener_app(host: DialoutHost) -> FastAPI:
     return app
 
 
-async def serve_connect_route(host: DialoutHost, sock: socket.socket, stop: asyncio.Event) -> None:
-    """Serve the connect route on `sock` until `stop` is set, then close its connections."""
+async def serve_connect_route(
+    host: DialoutHost,
+    sock: socket.socket | None,
+    stop: asyncio.Event,
+    *,
+    handed: ServeLink | None = None,
+    handed_closed: Callable[[], None] = lambda: None,
+) -> None:
+    """Serve the connect route on `sock` until `stop` is set, then close its connections.
+    With `handed`, also serve the connections `recoghub serve`'s API process hands over
+    (gateway.dialout.handover) and relay its requests through them (gateway.dialout.
+    bridge); `handed_closed` is called when that process is gone."""
     config = uvicorn.Config(
         listener_app(host),
         lifespan="off",
@@ -83,11 +95,55 @@ async def serve_connect_route(host: DialoutHost, sock: socket.socket, stop: asyn
         **listener_options(host.settings),
     )
     server = _Server(config)
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    serving = asyncio.create_task(server.serve(sockets=[sock] if sock is not None else []))
     stopping = asyncio.create_task(stop.wait())
+    unhook = None
+    bridge = None
     try:
+        if handed is not None:
+            while not server.started and not serving.done():
+                await asyncio.sleep(0.01)
+            unhook = receive_connections(handed.channel, _accepter(server), handed_closed)
+            relay = ChildBridge(handed.bridge, host.connections, host.settings.request_timeout_s)
+            bridge = asyncio.create_task(relay.run())
         await asyncio.wait([serving, stopping], return_when=asyncio.FIRST_COMPLETED)
     finally:
+        if unhook is not None:
+            unhook()
+        if bridge is not None:
+            bridge.cancel()
         server.should_exit = True
         stopping.cancel()
         await serving
+
+
+def _accepter(server: uvicorn.Server) -> Callable[[socket.socket, bytes], None]:
+    """Take a connection another process accepted: as if `server` had accepted it, then
+    the request head that process read from it."""
+    loop = asyncio.get_running_loop()
+    config = server.config
+
+    def protocol() -> asyncio.Protocol:
+        return config.http_protocol_class(  # type: ignore[call-arg]
+            config=config, server_state=server.server_state, app_state=server.lifespan.state
+        )
+
+    def accept(sock: socket.socket, head: bytes) -> None:
+        async def connected() -> None:
+            try:
+                transport, made = await loop.connect_accepted_socket(protocol, sock)
+            except OSError:
+                sock.close()
+                return
+            # Closed at once by the listener's caps (gateway.listening): nothing to read.
+            if not transport.is_closing():
+                made.data_received(head)
+
+        task = loop.create_task(connected())
+        _pending.add(task)
+        task.add_done_callback(_pending.discard)
+
+    return accept
+
+
+_pending: set[asyncio.Task[None]] = set()

@@ -17,6 +17,7 @@ import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, make_url
 
@@ -27,6 +28,9 @@ from gateway.dispatch.dispatcher import Dispatcher
 from gateway.runs.engine.timing import wait_event
 from gateway.runs.engine.worker import DispatchWorker
 from gateway.state import HubState
+
+if TYPE_CHECKING:
+    from gateway.dialout.handover import ServeLink
 
 log = logging.getLogger("recoghub.worker")
 RESTART_PAUSE_S = 5.0
@@ -117,11 +121,17 @@ async def run_embedded_worker(state: HubState, stop: asyncio.Event) -> None:
 
 
 async def serve_worker(
-    settings: Settings, stop: asyncio.Event, *, listen: "socket.socket | None" = None
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    listen: "socket.socket | None" = None,
+    handed: "ServeLink | None" = None,
 ) -> None:
     """A standalone worker with its own engine and HTTP session, until `stop` is set.
     With `listen`, it also accepts dial-out recognizers there (`settings.public_url` is
-    what they are told).
+    what they are told). With `handed` (the worker child of `recoghub serve`), it serves
+    the dial-out connections the API process hands over on that channel, and stops
+    when that process is gone (gateway.dialout.handover).
 
     Raises WorkerRefused (see `worker_lock`, or a database never migrated).
     """
@@ -137,16 +147,17 @@ async def serve_worker(
                 )
             http = make_client_session(settings)
             tune_gc()
+            accepts = listen is not None or handed is not None
             try:
                 worker = DispatchWorker(
                     engine=engine,
                     dispatcher=Dispatcher(http, settings),
                     settings=settings,
                     exclusive=exclusive,
-                    public_url=settings.public_url if listen is not None else None,
-                    dialout_grace=listen is not None,
+                    public_url=settings.public_url if accepts else None,
+                    dialout_grace=accepts,
                 )
-                await _run_with_listener(worker, engine, listen, stop)
+                await _run_with_listener(worker, engine, stop, listen=listen, handed=handed)
             finally:
                 await http.close()
         finally:
@@ -154,11 +165,16 @@ async def serve_worker(
 
 
 async def _run_with_listener(
-    worker: DispatchWorker, engine: Engine, listen: "socket.socket | None", stop: asyncio.Event
+    worker: DispatchWorker,
+    engine: Engine,
+    stop: asyncio.Event,
+    *,
+    listen: "socket.socket | None",
+    handed: "ServeLink | None",
 ) -> None:
-    """Run the worker; with `listen`, serve the connect route beside it until the worker
-    has stopped (its requests in flight over those connections finish first)."""
-    if listen is None:
+    """Run the worker; with `listen` or `handed`, serve the connect route beside it until
+    the worker has stopped (its requests in flight over those connections finish first)."""
+    if listen is None and handed is None:
         await worker.run(stop)
         return
     from gateway.dialout.listener import serve_connect_route
@@ -171,7 +187,9 @@ async def _run_with_listener(
         lambda: worker.id,
     )
     stopped = asyncio.Event()
-    listener = asyncio.create_task(serve_connect_route(host, listen, stopped))
+    listener = asyncio.create_task(
+        serve_connect_route(host, listen, stopped, handed=handed, handed_closed=stop.set)
+    )
     try:
         await worker.run(stop)
     finally:
@@ -179,7 +197,12 @@ async def _run_with_listener(
         await listener
 
 
-def run_worker_process(settings: Settings, *, listen: "socket.socket | None" = None) -> None:
+def run_worker_process(
+    settings: Settings,
+    *,
+    listen: "socket.socket | None" = None,
+    handed: "ServeLink | None" = None,
+) -> None:
     """Run `serve_worker` on uvloop until SIGTERM or SIGINT; the worker then finishes its
     requests in flight (briefly), writes its results and releases its leases."""
     import uvloop
@@ -189,6 +212,6 @@ def run_worker_process(settings: Settings, *, listen: "socket.socket | None" = N
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await serve_worker(settings, stop, listen=listen)
+        await serve_worker(settings, stop, listen=listen, handed=handed)
 
     uvloop.run(main())

@@ -1,0 +1,161 @@
+"""`recoghub serve` as the benchmarks run it, and the API's answers timed while it sends.
+
+SPEC §8 states the dispatch figure for "the embedded default as `recoghub serve` starts
+it", and the API's responsiveness (leaderboard and run GETs at most 50 ms p50, 150 ms
+p99) while a run sends at full speed on it. `serve_process` starts the hub so;
+`ApiPoller` asks `GET /api/v1/runs/{id}/leaderboard` and `GET /api/v1/runs/{id}` one at
+a time, about every 20 ms, for as long as the run sends.
+"""
+
+import signal
+import statistics
+import subprocess
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
+
+import httpx
+import psutil
+from hub_setup import (
+    BenchHub,
+    free_port,
+    recoghub_command,
+    start_profilers,
+    stop_processes,
+    worker_env,
+)
+
+POLL_EVERY_S = 0.02
+
+
+@contextmanager
+def serve_process(
+    hub: BenchHub,
+    *,
+    log_path: Path,
+    worker: bool = True,
+    extra_env: dict[str, str] | None = None,
+    timeout_s: float = 60.0,
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`recoghub serve` on a free port of 127.0.0.1 (with its dispatch worker unless
+    `worker` is False); yields the process and its URL once it answers and, with a
+    worker, once that worker has registered. SIGTERM at the end."""
+    port = free_port()
+    env = worker_env(hub.settings) | (extra_env or {})
+    command = [*recoghub_command(), "serve", "--port", str(port)]
+    if not worker:
+        command.append("--no-worker")
+    url = f"http://127.0.0.1:{port}"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + timeout_s
+            while not _answers(url) or (worker and hub.live_workers() < 1):
+                if proc.poll() is not None:
+                    raise RuntimeError(f"recoghub serve exited with {proc.returncode}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"recoghub serve did not start; see {log_path}")
+                time.sleep(0.05)
+            yield proc, url
+        finally:
+            stop_processes([proc], timeout_s=60.0)
+
+
+@contextmanager
+def profiled_children(serve: subprocess.Popen[bytes], profile_dir: Path) -> Iterator[None]:
+    """py-spy on serve's worker child while the block runs (see `start_profilers`)."""
+    children = [SimpleNamespace(pid=child.pid) for child in psutil.Process(serve.pid).children()]
+    profilers = start_profilers(cast(list[subprocess.Popen[bytes]], children), profile_dir)
+    try:
+        yield
+    finally:
+        stop_processes(profilers, signal_first=signal.SIGINT)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/api/v1/ping", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def tree_cpu_seconds(procs: Sequence[subprocess.Popen[bytes]]) -> dict[str, float]:
+    """User + system CPU so far of each process ('api' for serve, 'worker' for the
+    processes under it; 'worker' for a `recoghub worker`)."""
+    totals = {"api": 0.0, "worker": 0.0}
+    for proc in procs:
+        top = psutil.Process(proc.pid)
+        serving = "serve" in top.cmdline()
+        times = top.cpu_times()
+        totals["api" if serving else "worker"] += times.user + times.system
+        for child in top.children(recursive=True):
+            with_children = child.cpu_times()
+            totals["worker"] += with_children.user + with_children.system
+    return totals
+
+
+class ApiPoller:
+    """A thread asking the run's leaderboard and the run itself, alternately, one
+    request at a time, about every POLL_EVERY_S, until `stop()`."""
+
+    def __init__(
+        self, url: str, admin_token: str, run_id: int, *, every_s: float = POLL_EVERY_S
+    ) -> None:
+        self.url = url
+        self.every_s = every_s
+        self.headers = {"Authorization": f"Bearer {admin_token}"}
+        self.run_id = run_id
+        self.seconds: dict[str, list[float]] = {"leaderboard": [], "run": []}
+        self.failures = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self) -> "ApiPoller":
+        if self.every_s > 0:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _poll(self) -> None:
+        paths = {
+            "leaderboard": f"/api/v1/runs/{self.run_id}/leaderboard",
+            "run": f"/api/v1/runs/{self.run_id}",
+        }
+        with httpx.Client(base_url=self.url, headers=self.headers, timeout=30) as client:
+            while not self._stop.is_set():
+                for name, path in paths.items():
+                    started = time.perf_counter()
+                    try:
+                        ok = client.get(path).status_code == 200
+                    except httpx.HTTPError:
+                        ok = False
+                    took = time.perf_counter() - started
+                    if ok:
+                        self.seconds[name].append(took)
+                    else:
+                        self.failures += 1
+                    self._stop.wait(max(0.0, self.every_s - took))
+
+    def summary(self) -> str:
+        if self.every_s <= 0:
+            return "not asked (--poll-ms 0)"
+        parts = []
+        for name, seconds in self.seconds.items():
+            if len(seconds) < 2:
+                parts.append(f"{name}: {len(seconds)} answers")
+                continue
+            cuts = statistics.quantiles(seconds, n=100, method="inclusive")
+            parts.append(
+                f"GET {name} p50 {cuts[49] * 1000:.1f} ms, p99 {cuts[98] * 1000:.1f} ms,"
+                f" max {max(seconds) * 1000:.1f} ms ({len(seconds)} answers)"
+            )
+        failed = f"; {self.failures} failed" if self.failures else ""
+        return "; ".join(parts) + failed + " (target p50 <= 50 ms, p99 <= 150 ms)"
