@@ -14,7 +14,7 @@ from gateway.runs.engine import breaker, store
 from gateway.runs.engine.breaker import FailureStreak
 from gateway.runs.engine.images import ImageCache
 from gateway.runs.engine.store import LanePlan
-from gateway.runs.engine.threads import DbThreads
+from gateway.runs.engine.threads import Database
 from gateway.runs.models import ServiceStatus
 from gateway.runs.records import ResultRecord
 from gateway.scoring.metrics import ServiceScorer
@@ -191,7 +191,7 @@ class Lanes:
     """The lanes of this worker: open ones by run service id, and stopped ones whose
     consumers are still finishing their requests (draining)."""
 
-    def __init__(self, *, db: DbThreads, worker_id: str, images: ImageCache) -> None:
+    def __init__(self, *, db: Database, worker_id: str, images: ImageCache) -> None:
         self._db = db
         self._worker_id = worker_id
         self._images = images

@@ -26,7 +26,7 @@ from gateway.runs.engine.claimer import Claimer
 from gateway.runs.engine.lanes import Lane, Lanes
 from gateway.runs.engine.prober import Prober
 from gateway.runs.engine.sender import Sender
-from gateway.runs.engine.threads import DbThreads
+from gateway.runs.engine.threads import Database
 from gateway.runs.engine.timing import LagFollower
 from gateway.runs.engine.writer import ResultWriter
 
@@ -45,7 +45,7 @@ class Surveyor:
     def __init__(
         self,
         *,
-        db: DbThreads,
+        db: Database,
         worker_id: str,
         lease_s: float,
         breaker_failures: int,

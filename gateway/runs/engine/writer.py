@@ -10,7 +10,7 @@ import logging
 
 from gateway.runs import results
 from gateway.runs.engine.lanes import Pending
-from gateway.runs.engine.threads import DbThreads
+from gateway.runs.engine.threads import Database, DatabaseLost
 from gateway.runs.engine.timing import wait_event
 
 log = logging.getLogger("recoghub.worker")
@@ -22,7 +22,7 @@ YIELD_EVERY = 50
 
 class ResultWriter:
     def __init__(
-        self, *, db: DbThreads, worker_id: str, batch_size: int, flush_s: float, poll_s: float
+        self, *, db: Database, worker_id: str, batch_size: int, flush_s: float, poll_s: float
     ) -> None:
         self._db = db
         self._worker_id = worker_id
@@ -46,7 +46,7 @@ class ResultWriter:
             self._flush_now.clear()
             try:
                 await self.flush()
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, DatabaseLost):
                 raise
             except Exception:
                 log.exception("worker %s: writing results failed; retrying", self._worker_id)
