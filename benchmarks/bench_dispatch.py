@@ -38,6 +38,7 @@ from hub_setup import (
     bench_hub,
     cpu_seconds,
     load_average,
+    recorder_cpu_seconds,
     tail,
     worker_processes,
 )
@@ -174,7 +175,7 @@ def hub_round(
     http_client: str,
 ) -> tuple[float, float, str]:
     """One dry run by `recoghub worker` process(es) sending with `http_client`: images/s to
-    completed, worker CPU µs per item, and a line describing it."""
+    completed, the sending process's CPU µs per item, and a line describing it."""
     switch_s = args.switch_interval_ms / 1000 if args.switch_interval_ms else None
     env = {"RECOGHUB_HTTP_CLIENT": http_client}
     if args.timing_bound_ms is not None:
@@ -189,6 +190,7 @@ def hub_round(
         extra_env=env,
     ) as procs:
         cpu_before = cpu_seconds(procs)
+        recorder_before = recorder_cpu_seconds(procs)
         run_id = hub.start_run(dataset_id, guids)
         try:
             hub.wait_run(run_id, workers=procs, timeout_s=max(120.0, items / 100))
@@ -196,12 +198,14 @@ def hub_round(
             print(tail(workdir / "worker-0.log"))
             raise
         cpu_us = (cpu_seconds(procs) - cpu_before) / items * 1e6
+        recorder_us = (recorder_cpu_seconds(procs) - recorder_before) / items * 1e6
     timing = hub.timing(run_id)
     line = (
         f"run {run_id}: {timing.to_completed:8.0f} images/s"
         f" to completed, {timing.to_last_result:.0f} to last result"
-        f" ({timing.items} work items in {timing.seconds:.2f}s; worker CPU {cpu_us:.0f} µs"
-        f" each)\n  check: {hub.check_exactly_once(run_id, expected=items)}"
+        f" ({timing.items} work items in {timing.seconds:.2f}s; sender CPU {cpu_us:.0f}"
+        f" µs/item, recorder CPU {recorder_us:.0f} µs/item)"
+        f"\n  check: {hub.check_exactly_once(run_id, expected=items)}"
     )
     return timing.to_completed, cpu_us, line
 

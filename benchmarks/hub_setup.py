@@ -336,6 +336,21 @@ def cpu_seconds(procs: Sequence[subprocess.Popen[bytes]]) -> float:
     return total
 
 
+def recorder_cpu_seconds(procs: Sequence[subprocess.Popen[bytes]]) -> float:
+    """User + system CPU time the workers' recording processes (their children started
+    by multiprocessing's spawn; gateway.runs.engine.recorder) have used so far."""
+    total = 0.0
+    for proc in procs:
+        for child in psutil.Process(proc.pid).children():
+            try:
+                if "spawn_main" in " ".join(child.cmdline()):
+                    times = child.cpu_times()
+                    total += times.user + times.system
+            except psutil.NoSuchProcess:
+                pass
+    return total
+
+
 @contextmanager
 def worker_processes(
     hub: BenchHub,

@@ -231,7 +231,7 @@ LANE_FIELDS = {
     "ongoing",
     "starved",
     "boost",
-    "scorer",
+    "scored",
 }
 LANES = GATEWAY / "runs" / "engine" / "lanes.py"
 

@@ -38,7 +38,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from gateway.runs.engine.threads import DatabaseLost
+from gateway.runs.engine.threads import DatabaseLost, in_transaction
 
 T = TypeVar("T")
 log = logging.getLogger("recoghub.worker")
@@ -237,8 +237,7 @@ def serve(sock: socket.socket, database_url: str) -> None:
 
     def run(call_id: int, fn: Callable[..., object], kwargs: dict[str, Any]) -> None:
         try:
-            with engine.begin() as conn:
-                value = fn(conn, **kwargs)
+            value = in_transaction(engine, fn, kwargs)
         except BaseException as error:
             reply((call_id, False, _pickled_error(error)))
         else:

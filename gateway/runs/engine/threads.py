@@ -19,6 +19,30 @@ from sqlalchemy import Connection, Engine
 T = TypeVar("T")
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def after_commit(then: Callable[..., Any]) -> Callable[[F], F]:
+    """Mark a statement function `fn`: once its transaction has committed, the call's
+    value is `then(value, **kwargs)` (state kept where the statements run, e.g. the lanes'
+    live scorers, changes only with what was committed)."""
+
+    def mark(fn: F) -> F:
+        fn.after_commit = then  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def in_transaction(engine: Engine, fn: Callable[..., T], kwargs: dict[str, Any]) -> T:
+    """`fn(conn, **kwargs)` in a transaction of its own (then its `after_commit`)."""
+    conn: Connection
+    with engine.begin() as conn:
+        value = fn(conn, **kwargs)
+    then = getattr(fn, "after_commit", None)
+    return value if then is None else then(value, **kwargs)
+
+
 class DatabaseLost(RuntimeError):
     """No statement can run any more (the recording process died): the worker stops, and
     its loops end quietly rather than retry."""
@@ -63,12 +87,9 @@ class DbThreads:
     async def _in_transaction(
         self, pool: ThreadPoolExecutor, fn: Callable[..., T], kwargs: dict[str, Any]
     ) -> T:
-        def call() -> T:
-            conn: Connection
-            with self.engine.begin() as conn:
-                return fn(conn, **kwargs)
-
-        return await asyncio.get_running_loop().run_in_executor(pool, call)
+        return await asyncio.get_running_loop().run_in_executor(
+            pool, in_transaction, self.engine, fn, kwargs
+        )
 
     async def lost(self) -> BaseException:
         """Never: threads of this process do not go away."""
