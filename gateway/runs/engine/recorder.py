@@ -26,6 +26,7 @@ returns, which ends `DispatchWorker.run`.
 """
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import pickle
@@ -218,6 +219,11 @@ def serve(sock: socket.socket, database_url: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s recorder %(message)s")
     engine = make_engine(database_url)
+    # Batches make many young objects and no cycles worth collecting often (as the
+    # sender's `process.tune_gc`).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
     threads = {
         "hot": ThreadPoolExecutor(1, thread_name_prefix="recoghub-db"),
         "cold": ThreadPoolExecutor(1, thread_name_prefix="recoghub-db-cold"),
