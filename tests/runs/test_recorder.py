@@ -2,7 +2,8 @@
 process completes a run exactly once; an exception raised there reaches the caller with
 its type; a `recoghub worker` killed with -9 leaves no recording process behind; a
 recording process killed mid-run stops its worker, which starts again (embedded) or is
-started again (`recoghub worker`), and the run still completes exactly once."""
+started again (`recoghub worker`), and the run still completes exactly once; a lane is
+finished with the live scorer its results were added to where they were recorded."""
 
 import asyncio
 import contextlib
@@ -23,8 +24,8 @@ from gateway.db import make_engine, make_session_factory, utcnow
 from gateway.dispatch.client import make_client_session
 from gateway.dispatch.dispatcher import Dispatcher
 from gateway.migrate import upgrade
-from gateway.runs import results
-from gateway.runs.engine import process
+from gateway.runs import finish, results
+from gateway.runs.engine import process, recording
 from gateway.runs.engine.process import run_embedded_worker
 from gateway.runs.engine.recorder import Recorder, RecorderError, RecorderGone
 from gateway.runs.records import ResultRecord
@@ -242,3 +243,27 @@ async def test_the_embedded_worker_starts_again_when_its_recording_process_dies(
     sent = {rid for log in logs for rid in log.request_ids}
     assert_each_item_recorded_once(engine, run_id, 160, sent)
     engine.dispose()
+
+
+async def test_a_lane_is_finished_with_the_scorer_fed_where_its_results_were_recorded(
+    run_engine: Engine, settings: Settings, serve: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scorers: list[Any] = []
+    finish_service = finish.finish_service
+
+    def finish_seen(conn: Connection, **kwargs: Any) -> bool:
+        scorers.append(kwargs.get("scorer"))
+        return finish_service(conn, **kwargs)
+
+    monkeypatch.setattr(finish, "finish_service", finish_seen)
+    dataset = add_dataset(run_engine, settings.data_dir, make_images(30))
+    app, _ = recognizer_app(lambda b: "x:1")
+    add_service(run_engine, [serve(app)], max_concurrency=2)
+    run_id = start_run(run_engine, settings, dataset=dataset, phase="dryrun")
+    async with running_worker(run_engine, settings) as worker:
+        await wait_until(lambda: run_state(run_engine, run_id) == "completed", "the run")
+    assert set(statuses(run_engine, run_id).values()) == {"passed"}
+    # Every result reached the lane's scorer: the service was scored without a pass
+    # over its items, and the scorer is forgotten once the lane is final.
+    assert scorers and scorers[-1] is not None and scorers[-1].images == 30
+    assert not [key for key in recording._scorers if key[0] == worker.id]
