@@ -20,7 +20,7 @@ from cmdline_tool import output
 from cmdline_tool.errors import CliError
 from cmdline_tool.hub_api import HubClient, require_guid, team_client
 from cmdline_tool.offline import submit_file
-from cmdline_tool.options import HubOpt, JsonOpt, KeyOpt, TimeoutOpt, run
+from cmdline_tool.options import HubOpt, JsonOpt, KeyOpt, TimeoutOpt, run, run_list
 from cmdline_tool.refusals import Subject
 from cmdline_tool.times import local_time
 
@@ -72,20 +72,16 @@ def list_challenges(
     hub: HubOpt = None, key: KeyOpt = None, as_json: JsonOpt = False, timeout: TimeoutOpt = 30.0
 ) -> None:
     """The challenges you may enter (and the public ones)."""
-
-    async def work() -> bool:
-        async with team_client(hub, key, timeout) as client:
-            body = await client.call("GET", "/challenges")
-        output.print_list(
-            body,
-            name="challenges",
-            as_json=as_json,
-            empty="no challenge is open to your team yet; ask the organizer",
-            table=_challenges_table,
-        )
-        return True
-
-    run(as_json, work)
+    run_list(
+        hub,
+        key,
+        timeout,
+        as_json,
+        path="/challenges",
+        name="challenges",
+        empty="no challenge is open to your team yet; ask the organizer",
+        table=_challenges_table,
+    )
 
 
 def phases(

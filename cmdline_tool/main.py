@@ -18,7 +18,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from cmdline_tool import challenges, failures, offline, output, team
+from cmdline_tool import challenges, dryrun, failures, offline, output, team, team_services
 from cmdline_tool.accuracy import Accuracy, require_labelled
 from cmdline_tool.errors import CliError
 from cmdline_tool.hub_api import HubClient, normalize_hub_url, require_guid, require_key
@@ -239,9 +239,9 @@ app.command()(team.status)
 app.command()(team.leaderboard)
 app.command()(team.results)
 app.command()(failures.failures)
-app.command()(team.datasets)
-app.command()(team.dryrun)
-app.add_typer(team.service_app, name="service")
+app.command()(dryrun.datasets)
+app.command()(dryrun.dryrun)
+app.add_typer(team_services.service_app, name="service")
 app.add_typer(notify_app, name="notify")
 app.command("challenges")(challenges.list_challenges)
 app.command()(challenges.phases)

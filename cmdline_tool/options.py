@@ -1,15 +1,17 @@
 """What every `recoghub-cli` command shares: the hub, key and GUID options (also read
-from `RECOGHUB_*` variables), `--json`, and `run`, which turns any failure into one line
-and the exit code."""
+from `RECOGHUB_*` variables), `--json`, `run`, which turns any failure into one line
+and the exit code, and `run_list`, a command that shows a list the hub sends."""
 
 import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
 from cmdline_tool import output
 from cmdline_tool.errors import CliError
+from cmdline_tool.hub_api import team_client
 
 HubOpt = Annotated[
     str | None,
@@ -57,3 +59,25 @@ def unexpected(exc: BaseException) -> CliError:
         f"recoghub-cli failed unexpectedly ({type(exc).__name__}: {exc})",
         "this is a bug in recoghub-cli; please report it with the command you ran",
     )
+
+
+def run_list(
+    hub: str | None,
+    key: str | None,
+    timeout: float,
+    as_json: bool,
+    *,
+    path: str,
+    name: str,
+    empty: str,
+    table: Callable[[list[dict[str, Any]]], Table],
+) -> None:
+    """GET the list at `path` with the team's key and show it (`output.print_list`)."""
+
+    async def work() -> bool:
+        async with team_client(hub, key, timeout) as client:
+            body = await client.call("GET", path)
+        output.print_list(body, name=name, as_json=as_json, empty=empty, table=table)
+        return True
+
+    run(as_json, work)

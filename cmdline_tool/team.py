@@ -1,5 +1,6 @@
-"""A team's own view of the hub (SPEC §7): its runs, their status, leaderboards, results
-and failures, dry runs it starts itself, and its services.
+"""A team's own view of the hub's runs (SPEC §7): its runs, their status, leaderboards and
+results (its failures: failures.py; its dry runs: dryrun.py; its services:
+team_services.py).
 
 Everything goes through the hub's API with the team's key, so the hub decides what the
 team may see: only the runs its services take part in, only its own rows, results of
@@ -22,17 +23,12 @@ from cmdline_tool.errors import CliError
 from cmdline_tool.hub_api import HubClient, require_guid, run_subject, team_client
 from cmdline_tool.options import HubOpt, JsonOpt, KeyOpt, ServiceOpt, TimeoutOpt, run
 from cmdline_tool.refusals import Subject, refusal
-from cmdline_tool.watch import poll_run
-from gateway.cli.hub_away import HubAway
 from gateway.cli.run_list import deadline_note, window_line
 from gateway.cli.service_view import (
-    connected_text,
-    endpoints_text,
     longest_word,
     team_service,
 )
 from gateway.scoring.display import board_notes
-from gateway.scoring.leaderboard import MetricName
 
 RunArg = Annotated[int, typer.Argument(metavar="RUN", min=1, help="Run id (see `runs`).")]
 FINISHED = ("completed", "cancelled", "failed")
@@ -128,7 +124,7 @@ def _status_table(body: dict[str, Any]) -> Table:
     return table
 
 
-def _show_status(body: dict[str, Any]) -> None:
+def show_status(body: dict[str, Any]) -> None:
     output.out.print(_status_table(body))
     if body.get("part") == "public":
         output.out.print(
@@ -160,7 +156,7 @@ def status(
         if as_json:
             output.emit_json(body)
         else:
-            _show_status(body)
+            show_status(body)
         return True
 
     run(as_json, work)
@@ -307,263 +303,3 @@ def results(
         return True
 
     run(as_json, work)
-
-
-def _datasets_table(body: list[dict[str, Any]]) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("id", "name", "images"):
-        table.add_column(column, justify="right" if column != "name" else "left")
-    for d in body:
-        table.add_row(str(d["id"]), escape(d["name"]), str(d["images"]))
-    return table
-
-
-def datasets(
-    hub: HubOpt = None, key: KeyOpt = None, as_json: JsonOpt = False, timeout: TimeoutOpt = 30.0
-) -> None:
-    """The datasets the organizer opened to team dry runs."""
-
-    async def work() -> bool:
-        async with team_client(hub, key, timeout) as client:
-            body = await client.call("GET", "/datasets")
-        output.print_list(
-            body,
-            name="datasets",
-            as_json=as_json,
-            empty="no dataset is open to team dry runs; ask the organizer",
-            table=_datasets_table,
-        )
-        return True
-
-    run(as_json, work)
-
-
-def dryrun(
-    dataset: Annotated[
-        str, typer.Option("--dataset", "-d", help="Dataset name or id (see `datasets`).")
-    ],
-    services: Annotated[
-        list[str] | None,
-        typer.Option("--service", help="Your service GUID (repeat; default: all enabled)."),
-    ] = None,
-    metric: Annotated[
-        MetricName | None,
-        typer.Option("--metric", help="Primary metric to rank by (default: top5)."),
-    ] = None,
-    watch: Annotated[bool, typer.Option("--watch", help="Follow it until it ends.")] = False,
-    hub: HubOpt = None,
-    key: KeyOpt = None,
-    as_json: JsonOpt = False,
-    timeout: TimeoutOpt = 30.0,
-) -> None:
-    """Start a dry run of your services on a dataset open to teams (daily quota)."""
-
-    async def work() -> bool:
-        body: dict[str, Any] = {"dataset": dataset.strip(), "phase": "dryrun"}
-        if dataset.strip().isdigit():
-            body["dataset"] = int(dataset)
-        if services:
-            body["services"] = [s.strip() for s in services]
-        if metric is not None:
-            body["metric"] = metric.value
-        async with team_client(hub, key, timeout) as client:
-            started = await client.call(
-                "POST", "/runs", Subject("dataset", dataset, "--dataset"), expect=201, json=body
-            )
-            run_id = int(started["id"])
-            if not watch:
-                if as_json:
-                    output.emit_json(started)
-                else:
-                    output.out.print(
-                        f"dry run {run_id} queued on {escape(started['dataset'])}: follow it with "
-                        f"`recoghub-cli status {run_id}`"
-                    )
-                return True
-            if not as_json:
-                output.err.print(f"dry run {run_id} queued on {escape(started['dataset'])}")
-            current = started
-            last = ""
-            away = HubAway()
-            while current["state"] not in FINISHED:
-                await asyncio.sleep(1.0)
-                current = await poll_run(client, run_id, away, current)
-                line = f"{current['state']}: " + ", ".join(
-                    f"{s['service_name']} {s['done']}/{s['total']}" for s in current["services"]
-                )
-                if line != last and not as_json:
-                    output.err.print(escape(line))
-                    last = line
-        passed = current["state"] == "completed" and all(
-            s["status"] == "passed" for s in current["services"]
-        )
-        if as_json:
-            output.emit_json(current)
-        else:
-            _show_status(current)
-            if passed:
-                output.out.print(f"[green]dry run {run_id} passed[/]")
-            else:
-                output.error_line(
-                    CliError(
-                        "recognizer" if current["state"] == "completed" else "hub",
-                        "dryrun_failed",
-                        f"dry run {run_id} ended {current['state']} and did not pass",
-                        f"see `recoghub-cli failures {run_id}`",
-                    )
-                )
-        return passed
-
-    run(as_json, work)
-
-
-service_app = typer.Typer(
-    help="Your own services: show, re-point, disable, enable, rotate the signing secret.",
-    no_args_is_help=True,
-)
-
-
-async def _patch_service(client: HubClient, guid: str, body: dict[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = await client.call(
-        "PATCH", f"/services/{guid}", Subject("service", guid, "--service"), json=body
-    )
-    return result
-
-
-def _service_lines(s: dict[str, Any]) -> str:
-    endpoints = escape(endpoints_text(s, separator="\n  "))
-    state = "[green]enabled[/]" if s["enabled"] else "[yellow]disabled[/]"
-    connected = connected_text(s)
-    return (
-        f"[bold]{escape(s['name'])}[/] {s['guid']} ({state}, provider "
-        f"{escape(s['provider_name'])} {s['provider_guid']}, protocol {s['protocol']}, "
-        f"max_concurrency {s['max_concurrency']})\nendpoints:\n  {endpoints}"
-        + (f"\nrecognizers: {escape(connected)}" if connected else "")
-    )
-
-
-@service_app.command("show")
-def service_show(
-    service: ServiceOpt = None,
-    hub: HubOpt = None,
-    key: KeyOpt = None,
-    as_json: JsonOpt = False,
-    timeout: TimeoutOpt = 30.0,
-) -> None:
-    """Show your service (all your services without --service / RECOGHUB_SERVICE)."""
-
-    async def work() -> bool:
-        async with team_client(hub, key, timeout) as client:
-            if service:
-                guid = require_guid(service, "--service", "RECOGHUB_SERVICE")
-                found = [
-                    await client.call(
-                        "GET", f"/services/{guid}", Subject("service", guid, "--service")
-                    )
-                ]
-            else:
-                found = await client.call("GET", "/services")
-        if as_json:
-            output.emit_json({"services": found})
-        elif not found:
-            output.out.print("your team has no service yet; ask the organizer to register one")
-        for s in [] if as_json else found:
-            output.out.print(_service_lines(s))
-        return True
-
-    run(as_json, work)
-
-
-def _service_change(
-    service: str | None,
-    hub: str | None,
-    key: str | None,
-    as_json: bool,
-    timeout: float,
-    body: dict[str, Any],
-    done: str,
-) -> None:
-    async def work() -> bool:
-        guid = require_guid(service, "--service", "RECOGHUB_SERVICE")
-        async with team_client(hub, key, timeout) as client:
-            changed = await _patch_service(client, guid, body)
-        if as_json:
-            output.emit_json(changed)
-        else:
-            output.out.print(done)
-            output.out.print(_service_lines(changed))
-            if changed.get("signing_secret"):
-                output.out.print(f"new signing secret: {changed['signing_secret']}")
-        return True
-
-    run(as_json, work)
-
-
-@service_app.command("set-endpoints")
-def service_set_endpoints(
-    endpoints: Annotated[
-        list[str], typer.Argument(metavar="URL...", help="Every endpoint base URL, in full.")
-    ],
-    service: ServiceOpt = None,
-    hub: HubOpt = None,
-    key: KeyOpt = None,
-    as_json: JsonOpt = False,
-    timeout: TimeoutOpt = 30.0,
-) -> None:
-    """Replace your service's endpoints (the hub sends to these from now on)."""
-    _service_change(
-        service, hub, key, as_json, timeout, {"endpoints": endpoints}, "endpoints replaced"
-    )
-
-
-@service_app.command("disable")
-def service_disable(
-    service: ServiceOpt = None,
-    hub: HubOpt = None,
-    key: KeyOpt = None,
-    as_json: JsonOpt = False,
-    timeout: TimeoutOpt = 30.0,
-) -> None:
-    """Disable your service (e.g. while you redeploy): new runs leave it out."""
-    _service_change(
-        service, hub, key, as_json, timeout, {"enabled": False}, "disabled: new runs leave it out"
-    )
-
-
-@service_app.command("enable")
-def service_enable(
-    service: ServiceOpt = None,
-    hub: HubOpt = None,
-    key: KeyOpt = None,
-    as_json: JsonOpt = False,
-    timeout: TimeoutOpt = 30.0,
-) -> None:
-    """Enable your service again."""
-    _service_change(service, hub, key, as_json, timeout, {"enabled": True}, "enabled")
-
-
-@service_app.command("rotate-secret")
-def service_rotate_secret(
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    service: ServiceOpt = None,
-    hub: HubOpt = None,
-    key: KeyOpt = None,
-    as_json: JsonOpt = False,
-    timeout: TimeoutOpt = 30.0,
-) -> None:
-    """Issue a new signing secret, shown once: restart your recognizer with it."""
-    if not yes and not typer.confirm(
-        "the hub signs with the new secret at once; your recognizer refuses requests until "
-        "restarted with it. Rotate?"
-    ):
-        output.error_line(CliError("local", "not_confirmed", "not rotated", "pass --yes"))
-        raise typer.Exit(1)
-    _service_change(
-        service,
-        hub,
-        key,
-        as_json,
-        timeout,
-        {"rotate_secret": True},
-        "secret rotated: restart your recognizer with --secret <the new secret>",
-    )

@@ -239,7 +239,7 @@ def _store(
         dataset_id=phase.dataset_id,
         phase=Phase.DRYRUN if phase.dry_run else Phase.EVALUATION,
         metric=phase.metric,
-        state=RunState.RUNNING,
+        state=RunState.QUEUED,
         seed=0,
         timeout_s=1.0,
         max_attempts=1,
@@ -248,7 +248,6 @@ def _store(
         stopped_at_deadline=False,
         public_fraction=split.public_fraction if split is not None else None,
         split_seed=split.seed if split is not None else None,
-        started_at=now,
     )
     session.add(run)
     session.flush()
@@ -257,10 +256,12 @@ def _store(
         service_id=service.id,
         position=0,
         max_concurrency=1,
-        status=ServiceStatus.ONGOING,
+        status=ServiceStatus.PENDING,
     )
     session.add(member)
     session.flush()
+    lifecycle.start_stored(run, member, now=now)
+    session.flush()  # before the results' statements, which close the service
     conn = session.connection()
     total = len(images.images)
     lifecycle.live.create_rows(conn, run_id=run.id, totals={member.id: total})

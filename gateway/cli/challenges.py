@@ -30,6 +30,7 @@ from gateway.cli.hub_client import (
     checked,
     console,
     fail,
+    hub_answer,
     hub_client,
     print_json,
 )
@@ -163,11 +164,9 @@ def show(
     slug: str, hub: str = HubOption, token: str | None = TokenOption, as_json: bool = JsonOption
 ) -> None:
     """The challenge's phases: state, window, limit, what counts, visibility, split."""
-    with hub_client(hub, token) as client:
-        challenge = checked(client.get(f"{API}/{slug}"))
-    if as_json:
-        print_json(challenge)
-        return
+    challenge = hub_answer(hub, token, "GET", f"{API}/{slug}", as_json=as_json)
+    if challenge is None:
+        return  # printed as JSON
     table = Table(title=f"{challenge['slug']}: {challenge['title']}")
     for column in ("phase", "state", "dataset", "kind", "metric", "window", "limit", "counts"):
         table.add_column(column)

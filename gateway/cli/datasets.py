@@ -25,6 +25,7 @@ from gateway.cli.hub_client import (
     console,
     err_console,
     fail,
+    hub_answer,
     hub_client,
     print_json,
 )
@@ -251,11 +252,9 @@ def show_dataset(
     as_json: bool = JsonOption,
 ) -> None:
     """Show one dataset."""
-    with hub_client(hub, token) as client:
-        dataset = checked(client.get(f"/api/v1/datasets/{dataset_id}"))
-    if as_json:
-        print_json(dataset)
-        return
+    dataset = hub_answer(hub, token, "GET", f"/api/v1/datasets/{dataset_id}", as_json=as_json)
+    if dataset is None:
+        return  # printed as JSON
     table = Table(show_header=False)
     table.add_column(style="bold")
     table.add_column()

@@ -47,6 +47,20 @@ def hub_client(hub: str, token: str | None, timeout: float = 60.0) -> Iterator[h
             fail(f"the hub at {hub} did not answer in time")
 
 
+def hub_answer(
+    hub: str, token: str | None, method: str, path: str, *, as_json: bool, **request: Any
+) -> Any:
+    """Ask the hub (`method` `path`, httpx's `request` options) and return its answer;
+    with --json, print it instead and return None: the command has nothing left to show.
+    Fails like `checked`."""
+    with hub_client(hub, token) as client:
+        answer = checked(client.request(method, path, **request))
+    if as_json:
+        print_json(answer)
+        return None
+    return answer
+
+
 def checked(response: httpx.Response) -> Any:
     """The JSON of a successful response; otherwise fail with the hub's detail."""
     if response.is_success:

@@ -9,6 +9,7 @@ from gateway.cli import (
     demo,
     registry,
     run_resend,
+    run_views,
     runs,
     server,
     service_state,
@@ -29,6 +30,7 @@ app.add_typer(registry.providers, name="provider")
 service_state.register(registry.services)
 app.add_typer(registry.services, name="service")
 app.add_typer(datasets.app, name="dataset")
+run_views.register(runs.app)
 run_resend.register(runs.app)
 app.add_typer(runs.app, name="run")
 app.add_typer(challenges.app, name="challenge")

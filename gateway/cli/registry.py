@@ -17,8 +17,8 @@ from gateway.cli.hub_client import (
     checked,
     console,
     fail,
+    hub_answer,
     hub_client,
-    print_json,
 )
 from gateway.cli.service_view import connected_text, endpoints_text
 
@@ -115,11 +115,9 @@ def provider_add(
     body: dict[str, Any] = {"name": name, "contact": contact}
     if guid:
         body["guid"] = guid
-    with hub_client(hub, token) as client:
-        provider = checked(client.post("/api/v1/providers", json=body))
-    if as_json:
-        print_json(provider)
-        return
+    provider = hub_answer(hub, token, "POST", "/api/v1/providers", json=body, as_json=as_json)
+    if provider is None:
+        return  # printed as JSON
     console.print(f"Provider [bold]{provider['name']}[/bold] registered.", highlight=False)
     _print_fields([("GUID", provider["guid"]), ("API key", provider["api_key"])])
     console.print(
@@ -133,11 +131,9 @@ def provider_list(
     as_json: bool = JsonOption, hub: str = HubOption, token: str | None = TokenOption
 ) -> None:
     """List the providers."""
-    with hub_client(hub, token) as client:
-        rows = checked(client.get("/api/v1/providers"))
-    if as_json:
-        print_json(rows)
-        return
+    rows = hub_answer(hub, token, "GET", "/api/v1/providers", as_json=as_json)
+    if rows is None:
+        return  # printed as JSON
     table = Table("GUID", "Name", "Contact", "Services", title=f"{len(rows)} provider(s)")
     table.columns[0].no_wrap = True
     for p in rows:
@@ -153,11 +149,11 @@ def provider_rotate_key(
     token: str | None = TokenOption,
 ) -> None:
     """Give a team a new API key (shown only now); its old key stops working at once."""
-    with hub_client(hub, token) as client:
-        provider = checked(client.post(f"/api/v1/providers/{guid}/rotate-key"))
-    if as_json:
-        print_json(provider)
-        return
+    provider = hub_answer(
+        hub, token, "POST", f"/api/v1/providers/{guid}/rotate-key", as_json=as_json
+    )
+    if provider is None:
+        return  # printed as JSON
     console.print(f"New API key of [bold]{provider['name']}[/bold]:", highlight=False)
     _print_fields([("GUID", provider["guid"]), ("API key", provider["api_key"])])
     console.print(
@@ -217,11 +213,9 @@ def service_add(
         "protocol_options": protocol_options(option, labels_file) or None,
     }
     body.update({k: v for k, v in optional.items() if v is not None})
-    with hub_client(hub, token) as client:
-        service = checked(client.post("/api/v1/services", json=body))
-    if as_json:
-        print_json(service)
-        return
+    service = hub_answer(hub, token, "POST", "/api/v1/services", json=body, as_json=as_json)
+    if service is None:
+        return  # printed as JSON
     console.print(
         f"Service [bold]{service['name']}[/bold] of {service['provider_name']} registered.",
         highlight=False,
@@ -248,11 +242,9 @@ def service_list(
 ) -> None:
     """List the services."""
     params = {"provider": provider} if provider else {}
-    with hub_client(hub, token) as client:
-        rows = checked(client.get("/api/v1/services", params=params))
-    if as_json:
-        print_json(rows)
-        return
+    rows = hub_answer(hub, token, "GET", "/api/v1/services", params=params, as_json=as_json)
+    if rows is None:
+        return  # printed as JSON
     table = Table(
         "GUID",
         "Provider",
@@ -303,11 +295,9 @@ def service_show(
     token: str | None = TokenOption,
 ) -> None:
     """Show one service: endpoints, protocol and its options, limits."""
-    with hub_client(hub, token) as client:
-        service = checked(client.get(f"/api/v1/services/{guid}"))
-    if as_json:
-        print_json(service)
-        return
+    service = hub_answer(hub, token, "GET", f"/api/v1/services/{guid}", as_json=as_json)
+    if service is None:
+        return  # printed as JSON
     _print_service(service)
 
 
@@ -347,11 +337,11 @@ def service_update(
         body["protocol_options"] = options
     if not body:
         fail("nothing to change", "give --protocol, --option, --endpoint, ... (see --help)")
-    with hub_client(hub, token) as client:
-        service = checked(client.patch(f"/api/v1/services/{guid}", json=body))
-    if as_json:
-        print_json(service)
-        return
+    service = hub_answer(
+        hub, token, "PATCH", f"/api/v1/services/{guid}", json=body, as_json=as_json
+    )
+    if service is None:
+        return  # printed as JSON
     console.print(f"Service [bold]{service['name']}[/bold] changed.", highlight=False)
     _print_service(service)
 

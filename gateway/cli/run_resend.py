@@ -14,6 +14,7 @@ from gateway.cli.hub_client import (
     TokenOption,
     checked,
     console,
+    hub_answer,
     hub_client,
     print_json,
 )
@@ -47,12 +48,11 @@ def register(runs: typer.Typer) -> None:
         """Send a service's images that ended with the given outcomes again, while the
         run is open or after it completed; their earlier results are kept as history."""
         outcomes = [name.strip() for name in outcome.split(",") if name.strip()]
-        with hub_client(hub, token) as client:
-            body = {"service_guid": service, "outcomes": outcomes}
-            done = checked(client.post(f"/api/v1/runs/{run_id}/resend", json=body))
-        if as_json:
-            print_json(done)
-            return
+        body = {"service_guid": service, "outcomes": outcomes}
+        path = f"/api/v1/runs/{run_id}/resend"
+        done = hub_answer(hub, token, "POST", path, json=body, as_json=as_json)
+        if done is None:
+            return  # printed as JSON
         counts = ", ".join(f"{name} {n}" for name, n in done["outcomes"].items())
         console.print(
             f"run {done['run_id']}: {done['images']} images of service {done['service_guid']} "

@@ -10,10 +10,8 @@ from gateway.cli.hub_client import (
     HubOption,
     JsonOption,
     TokenOption,
-    checked,
     console,
-    hub_client,
-    print_json,
+    hub_answer,
 )
 
 ServiceGuid = Annotated[str, typer.Argument(help="The service's GUID.", show_default=False)]
@@ -22,11 +20,11 @@ ServiceGuid = Annotated[str, typer.Argument(help="The service's GUID.", show_def
 def _change(
     guid: str, body: dict[str, Any], done: str, hub: str, token: str | None, as_json: bool
 ) -> None:
-    with hub_client(hub, token) as client:
-        service = checked(client.patch(f"/api/v1/services/{guid}", json=body))
-    if as_json:
-        print_json(service)
-        return
+    service = hub_answer(
+        hub, token, "PATCH", f"/api/v1/services/{guid}", json=body, as_json=as_json
+    )
+    if service is None:
+        return  # printed as JSON
     console.print(
         f"service {service['guid']} ({service['provider_name']}/{service['name']}): {done}",
         highlight=False,

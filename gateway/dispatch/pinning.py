@@ -21,10 +21,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from yarl import URL
+
 from gateway.dispatch.policy import AddressNotAllowed, EndpointPolicy
 from gateway.dispatch.transport import DNS_TTL_S, SendFailed
 
 ClientT = TypeVar("ClientT")
+UrlT = TypeVar("UrlT")
+# URLs whose destination is kept; past them the cache starts again.
+DESTINATIONS_KEPT = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,3 +126,64 @@ class PinnedClients(Generic[ClientT]):
         if not allowed:
             raise AddressNotAllowed(addresses[0] if addresses else name)
         return allowed
+
+
+@dataclass(frozen=True, slots=True)
+class Destination(Generic[UrlT]):
+    """A URL in the form its library is given, with the name that library would resolve
+    (None for a literal address, which it connects to without resolving)."""
+
+    url: UrlT
+    name: str | None
+
+
+class Destinations(Generic[UrlT, ClientT]):
+    """Where a transport sends each URL, worked out once per URL: `parse` gives the URL in
+    its library's form and the host exactly as the library reads it (ValueError or
+    SendFailed for a URL it cannot send to), and `check_name` refuses (SendFailed) a name
+    the library would read otherwise. A literal address goes through `literal`, which
+    resolves nothing; a name through the client `pins` pinned for it."""
+
+    def __init__(
+        self,
+        *,
+        policy: EndpointPolicy,
+        parse: Callable[[URL | str], tuple[UrlT, str]],
+        literal: ClientT,
+        pins: PinnedClients[ClientT],
+        check_name: Callable[[str], None] = lambda name: None,
+    ) -> None:
+        self._policy = policy
+        self._parse = parse
+        self._check_name = check_name
+        self._literal = literal
+        self._pins = pins
+        self._known: dict[URL | str, Destination[UrlT]] = {}
+
+    def get(self, url: URL | str) -> Destination[UrlT]:
+        destination = self._known.get(url)
+        if destination is None:
+            try:
+                parsed, host = self._parse(url)
+            except ValueError as exc:
+                raise SendFailed(f"not a URL: {exc}") from None
+            name = name_to_resolve(host, self._policy)
+            if name is not None:
+                self._check_name(name)
+            destination = Destination(parsed, name)
+            if len(self._known) > DESTINATIONS_KEPT:
+                self._known.clear()
+            self._known[url] = destination
+        return destination
+
+    async def client(self, destination: Destination[UrlT]) -> ClientT:
+        """The client to send to `destination` through (AddressNotAllowed, SendFailed: as
+        `PinnedClients.client`)."""
+        if destination.name is None:
+            return self._literal
+        return await self._pins.client(destination.name)
+
+    def refused(self, destination: Destination[UrlT], client: ClientT) -> None:
+        """A connection to `destination` through `client` was refused."""
+        if destination.name is not None:
+            self._pins.refused(destination.name, client)

@@ -6,7 +6,6 @@ rule of SPEC §9 that `gateway.dispatch.client` states holds here too; see
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import timedelta
 
 import pyreqwest.client
@@ -16,19 +15,17 @@ import pyreqwest.response
 from yarl import URL
 
 from gateway.config import Settings
-from gateway.dispatch.pinning import PinnedClients, name_to_resolve
+from gateway.dispatch.pinning import Destinations, PinnedClients
 from gateway.dispatch.policy import endpoint_policy
-from gateway.dispatch.transport import KEEPALIVE_S, READ_CHUNK, Reply, SendFailed, system_roots
+from gateway.dispatch.transport import (
+    KEEPALIVE_S,
+    READ_CHUNK,
+    Reply,
+    SendFailed,
+    system_roots,
+    timeout_of,
+)
 from gateway.errors import RecognizerTooLarge
-
-
-@dataclass(frozen=True, slots=True)
-class _Destination:
-    """A URL as reqwest parses it, with the name reqwest would resolve (None for a
-    literal address, which reqwest connects to without resolving)."""
-
-    url: pyreqwest.http.Url
-    name: str | None
 
 
 class PyreqwestClient:
@@ -53,8 +50,9 @@ class PyreqwestClient:
         self._roots = system_roots()
         self._literal = self._build()
         self._pins = PinnedClients(policy=self._policy, build=self._build, close=_close)
-        self._destinations: dict[URL | str, _Destination] = {}
-        self._timeouts: dict[float, timedelta] = {}
+        self._destinations = Destinations(
+            policy=self._policy, parse=_parse, literal=self._literal, pins=self._pins
+        )
 
     def _build(
         self, name: str | None = None, address: str | None = None
@@ -81,19 +79,6 @@ class PyreqwestClient:
             builder = builder.resolve(name, address, 0)
         return builder.build()
 
-    def _destination(self, url: URL | str) -> _Destination:
-        destination = self._destinations.get(url)
-        if destination is None:
-            try:
-                parsed = pyreqwest.http.Url(str(url))
-            except ValueError as exc:
-                raise SendFailed(f"not a URL: {exc}") from None
-            destination = _Destination(parsed, name_to_resolve(parsed.host_str or "", self._policy))
-            if len(self._destinations) > 4096:
-                self._destinations.clear()
-            self._destinations[url] = destination
-        return destination
-
     async def fetch(
         self,
         method: str,
@@ -105,14 +90,9 @@ class PyreqwestClient:
         limit: int,
         preview: int,
     ) -> Reply:
-        destination = self._destination(url)
-        client = (
-            self._literal if destination.name is None else await self._pins.client(destination.name)
-        )
-        timeout = self._timeouts.get(timeout_s)
-        if timeout is None:
-            timeout = self._timeouts[timeout_s] = timedelta(seconds=timeout_s)
-        builder = client.request(method, destination.url).timeout(timeout)
+        destination = self._destinations.get(url)
+        client = await self._destinations.client(destination)
+        builder = client.request(method, destination.url).timeout(timeout_of(timeout_s))
         if headers:
             builder = builder.headers(headers)
         if body is not None:
@@ -134,8 +114,7 @@ class PyreqwestClient:
         except pyreqwest.exceptions.RequestTimeoutError:
             raise TimeoutError from None
         except pyreqwest.exceptions.ConnectError as exc:
-            if destination.name is not None:
-                self._pins.refused(destination.name, client)
+            self._destinations.refused(destination, client)
             raise SendFailed(_pyreqwest_describe(exc)) from None
         except pyreqwest.exceptions.PyreqwestError as exc:
             raise SendFailed(_pyreqwest_describe(exc)) from None
@@ -143,6 +122,12 @@ class PyreqwestClient:
     async def close(self) -> None:
         await self._pins.close()
         await self._literal.close()
+
+
+def _parse(url: URL | str) -> tuple[pyreqwest.http.Url, str]:
+    """The URL as reqwest parses it, and its host as reqwest reads it."""
+    parsed = pyreqwest.http.Url(str(url))
+    return parsed, parsed.host_str or ""
 
 
 async def _close(client: pyreqwest.client.Client) -> None:

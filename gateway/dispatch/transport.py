@@ -6,11 +6,13 @@ A module of its own so that the transports (`client.py`'s aiohttp, `reqwest_clie
 optional ones only when chosen.
 """
 
+import functools
 import os
 import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -20,6 +22,12 @@ READ_CHUNK = 16384
 # How long a DNS answer is used before the name is resolved (and checked) again.
 DNS_TTL_S = 300.0
 KEEPALIVE_S = 30.0
+
+
+@functools.lru_cache(maxsize=64)
+def timeout_of(seconds: float) -> timedelta:
+    """A request timeout as the Rust transports take it (a run has one or two)."""
+    return timedelta(seconds=seconds)
 
 
 class SendFailed(OSError):

@@ -9,7 +9,6 @@ Every rule of SPEC §9 that `gateway.dispatch.client` states holds here too; see
 import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import timedelta
 
 import wreq
@@ -20,9 +19,9 @@ from wreq.tls import CertStore
 from yarl import URL
 
 from gateway.config import Settings
-from gateway.dispatch.pinning import PinnedClients, name_to_resolve
+from gateway.dispatch.pinning import Destinations, PinnedClients
 from gateway.dispatch.policy import endpoint_policy
-from gateway.dispatch.transport import KEEPALIVE_S, Reply, SendFailed, system_roots
+from gateway.dispatch.transport import KEEPALIVE_S, Reply, SendFailed, system_roots, timeout_of
 from gateway.errors import RecognizerTooLarge
 
 _METHODS = {"GET": wreq.Method.GET, "POST": wreq.Method.POST, "HEAD": wreq.Method.HEAD}
@@ -45,15 +44,6 @@ _FAILURES: tuple[type[Exception], ...] = (
     wreq.exceptions.RedirectError,
     wreq.exceptions.StatusError,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class _Destination:
-    """A URL in the form wreq is given (yarl's normal form, so the host wreq reads is
-    the one resolved and checked), with that name (None for a literal address)."""
-
-    url: str
-    name: str | None
 
 
 class WreqClient:
@@ -83,8 +73,15 @@ class WreqClient:
         self._certs = CertStore(pem_certs=roots or None, default_paths=True)
         self._literal = self._build()
         self._pins = PinnedClients(policy=self._policy, build=self._build, close=_close)
-        self._destinations: dict[URL | str, _Destination] = {}
-        self._timeouts: dict[float, timedelta] = {}
+        # The URL wreq is given is yarl's normal form, so the host wreq reads is the one
+        # resolved and checked.
+        self._destinations = Destinations(
+            policy=self._policy,
+            parse=_parse,
+            literal=self._literal,
+            pins=self._pins,
+            check_name=_check_name,
+        )
 
     def _build(self, name: str | None = None, address: str | None = None) -> wreq.Client:
         """A client; with `name`, one whose only address for it is `address`."""
@@ -108,28 +105,6 @@ class WreqClient:
             dns_options=dns,
         )
 
-    def _destination(self, url: URL | str) -> _Destination:
-        destination = self._destinations.get(url)
-        if destination is None:
-            try:
-                parsed = url if isinstance(url, URL) else URL(url)
-            except ValueError as exc:
-                raise SendFailed(f"not a URL: {exc}") from None
-            host = parsed.raw_host or ""
-            if parsed.scheme not in ("http", "https") or not host:
-                raise SendFailed(f"not an http(s) URL with a host: {url}")
-            name = name_to_resolve(host, self._policy)
-            if name is not None and not _PLAIN_NAME.fullmatch(name):
-                raise SendFailed(
-                    f"cannot send to host {name!r}: a name may hold only letters, digits,"
-                    " '.', '-' and '_'"
-                )
-            destination = _Destination(str(parsed), name)
-            if len(self._destinations) > 4096:
-                self._destinations.clear()
-            self._destinations[url] = destination
-        return destination
-
     async def fetch(
         self,
         method: str,
@@ -141,14 +116,10 @@ class WreqClient:
         limit: int,
         preview: int,
     ) -> Reply:
-        destination = self._destination(url)
-        client = (
-            self._literal if destination.name is None else await self._pins.client(destination.name)
-        )
-        timeout = self._timeouts.get(timeout_s)
-        if timeout is None:
-            # wreq's request timeout runs from connecting to the body's last byte.
-            timeout = self._timeouts[timeout_s] = timedelta(seconds=timeout_s)
+        destination = self._destinations.get(url)
+        client = await self._destinations.client(destination)
+        # wreq's request timeout runs from connecting to the body's last byte.
+        timeout = timeout_of(timeout_s)
         try:
             request = (
                 client.request(
@@ -174,8 +145,7 @@ class WreqClient:
         except wreq.exceptions.TimeoutError:
             raise TimeoutError from None
         except wreq.exceptions.ConnectionError as exc:
-            if destination.name is not None:
-                self._pins.refused(destination.name, client)
+            self._destinations.refused(destination, client)
             raise SendFailed(_describe(exc)) from None
         except _FAILURES as exc:
             if _TIMED_OUT in str(exc):
@@ -186,6 +156,22 @@ class WreqClient:
     async def close(self) -> None:
         await self._pins.close()
         self._literal.close()
+
+
+def _parse(url: URL | str) -> tuple[str, str]:
+    """yarl's normal form of the URL, and its host."""
+    parsed = url if isinstance(url, URL) else URL(url)
+    host = parsed.raw_host or ""
+    if parsed.scheme not in ("http", "https") or not host:
+        raise SendFailed(f"not an http(s) URL with a host: {url}")
+    return str(parsed), host
+
+
+def _check_name(name: str) -> None:
+    if not _PLAIN_NAME.fullmatch(name):
+        raise SendFailed(
+            f"cannot send to host {name!r}: a name may hold only letters, digits, '.', '-' and '_'"
+        )
 
 
 async def _close(client: wreq.Client) -> None:

@@ -202,7 +202,7 @@ def test_items_never_sent_go_back_to_pending_by_their_owner_only(
     (theirs,) = take(run_engine, "b", one.run_service_id, 1)
     with run_engine.begin() as conn:
         results.record_results(conn, worker_id="a", results=[done(third)])
-        store.release_items(conn, worker_id="a", item_ids=[first, third, theirs])
+        lifecycle.items.give_back(conn, worker_id="a", item_ids=[first, third, theirs])
     assert leases(run_engine, models.WORK_ITEMS, [first, second, third, theirs]) == [
         ("pending", None, None),
         ("leased", "a", SOON),
@@ -525,8 +525,8 @@ def test_a_lost_claim_of_a_lane_goes_back_to_pending(
     (other_lane,) = take(run_engine, "a", two.run_service_id, 1)
     with run_engine.begin() as conn:
         results.record_results(conn, worker_id="a", results=[done(lost[0])])
-        given_back = store.release_lane_items(
-            conn, worker_id="a", run_service_id=one.run_service_id
+        given_back = lifecycle.items.give_back(
+            conn, worker_id="a", run_service_ids=[one.run_service_id]
         )
     assert given_back == 2
     states = leases(run_engine, models.WORK_ITEMS, [*lost, theirs, other_lane])

@@ -11,7 +11,6 @@ from sqlalchemy import Engine, event, select, update
 
 from gateway.config import Settings
 from gateway.runs import finish, lifecycle, models
-from gateway.runs.engine import store
 from gateway.runs.engine.store import ClaimedItem
 from gateway.scoring.metrics import ServiceScorer
 from tests.runs.builders import run_state
@@ -203,7 +202,7 @@ def test_a_service_is_closed_only_once_every_item_is_recorded(
     record(run_engine, lane, lambda p, item, truth: ok(truth), iter([0, 1]))
     with run_engine.begin() as conn:
         # Give one leased item back: the lane has items pending, leased and done.
-        store.release_items(conn, worker_id="w", item_ids=[lane.items[4].item_id])
+        lifecycle.items.give_back(conn, worker_id="w", item_ids=[lane.items[4].item_id])
         assert finish.unfinished(conn, run_service_id=lane.id) == 3
         assert not finish.finish_service(conn, run_service_id=lane.id, phase="dryrun")
         conn.execute(  # the other lane was marked ongoing by its first claim

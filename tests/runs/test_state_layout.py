@@ -5,7 +5,12 @@ Likewise a worker's lane counters change only through the lane's methods
 (`gateway.runs.engine.lanes`).
 
 Creating a run or a run service (`Run(...)`, `RunService(...)`) is left to the modules
-that create them: a new row leaves no state, so there is no guard to own. Connecting and
+that create them, in its first state (`queued`, `pending`): a new row leaves no state, so
+there is no guard to own; created in any other state, it skipped the owner's transitions.
+A state is seen however it is spelled: an enum member, the enum called on a value, or the
+value's string (`"completed"`); a table's state is seen written by `update(T).values(...)`,
+`T.insert().values(...)`, rows passed beside the statement (`execute(insert(T), rows)`),
+an ORM query's `.update(...)`/`.delete()` and `setattr(row, "state", ...)`. Connecting and
 migrating (`gateway.db`, `gateway.migrate`, `gateway.migrations`) are about the database itself.
 """
 
@@ -15,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import gateway
+from gateway.runs.models import ItemState, RunState, ServiceStatus
 
 GATEWAY = Path(gateway.__file__).parent
 OWNER = GATEWAY / "runs" / "lifecycle"
@@ -23,13 +29,16 @@ DATABASE_ITSELF = {GATEWAY / "db.py", GATEWAY / "migrate.py"} | {
 }
 
 STATE_ENUMS = {"RunState", "ServiceStatus", "ItemState"}
+STATE_VALUES = {member.value for enum in (RunState, ServiceStatus, ItemState) for member in enum}
 STATE_FIELDS = {"state", "status"}
 # Tables whose state/status column only the owner writes.
 WITH_STATE = {"RUNS", "RUN_SERVICES", "WORK_ITEMS", "Run", "RunService", "WorkItem"}
 # Tables every row of which is state: the owner alone writes any column of them.
 ALL_STATE = {"SLOTS", "LIVE_SCORES", "LIVE_SCORE_PARTS", "ServiceSlot", "LiveScore"}
 ALL_STATE |= {"LiveScorePart"}
-CREATED_HERE = {"Run", "RunService"}
+# Rows created outside the owner, in their first state only.
+CREATED_HERE = {"Run": ("RunState", "QUEUED"), "RunService": ("ServiceStatus", "PENDING")}
+ORM_QUERY = {"query"}
 RAW_WRITE = re.compile(
     r"\b(UPDATE|INSERT\s+INTO|COPY|DELETE\s+FROM)\s+"
     r"(runs|run_services|work_items|service_slots|live_scores|live_score_parts)\b",
@@ -38,12 +47,57 @@ RAW_WRITE = re.compile(
 DATABASES = {"sqlite", "postgresql", "postgres"}
 
 
-def _names_a_state(node: ast.AST) -> bool:
-    """The expression names a member of a state enum (`RunState.RUNNING`, ...)."""
-    return any(
-        isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in STATE_ENUMS
-        for n in ast.walk(node)
+def _names_a_state(node: ast.AST, *, spelled: bool = False) -> bool:
+    """The expression names a member of a state enum (`RunState.RUNNING`) or, `spelled`
+    otherwise too, calls one (`ServiceStatus(x)`) or is a state's value (`"completed"`)."""
+    for n in ast.walk(node):
+        if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name):
+            if n.value.id in STATE_ENUMS:
+                return True
+        elif spelled and isinstance(n, ast.Call) and isinstance(n.func, ast.Name):
+            if n.func.id in STATE_ENUMS:
+                return True
+        elif spelled and isinstance(n, ast.Constant) and n.value in STATE_VALUES:
+            return True
+    return False
+
+
+def _is_first_state(created: str, value: ast.AST) -> bool:
+    enum, member = CREATED_HERE[created]
+    return (
+        isinstance(value, ast.Attribute)
+        and isinstance(value.value, ast.Name)
+        and (value.value.id, value.attr) == (enum, member)
     )
+
+
+def _rows_name_a_state(rows: ast.AST) -> bool:
+    """Rows passed beside a statement: literal dicts without a state column are all
+    right; rows built elsewhere may hold one."""
+    dicts = rows.elts if isinstance(rows, (ast.List, ast.Tuple)) else [rows]
+    for row in dicts:
+        if not isinstance(row, ast.Dict):
+            return True
+        for key in row.keys:
+            if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
+                return True
+            if key.value in STATE_FIELDS:
+                return True
+    return False
+
+
+def _queried_table(node: ast.AST) -> str | None:
+    """The model of an ORM query in a chain (`session.query(Run).filter(...)`)."""
+    for n in ast.walk(node):
+        if (
+            isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Attribute)
+            and n.func.attr in ORM_QUERY
+            and n.args
+            and isinstance(n.args[0], ast.Name)
+        ):
+            return n.args[0].id
+    return None
 
 
 def _table_of(call: ast.Call) -> str | None:
@@ -123,14 +177,41 @@ def violations(path: Path, source: str) -> list[str]:
                     isinstance(target, ast.Attribute)
                     and target.attr in STATE_FIELDS
                     and node.value is not None
-                    and _names_a_state(node.value)
+                    and _names_a_state(node.value, spelled=True)
                 ):
                     add(node, f"sets .{target.attr}")
         elif isinstance(node, ast.Call):
-            creates = isinstance(node.func, ast.Name) and node.func.id in CREATED_HERE
+            func = node.func
+            created = func.id if isinstance(func, ast.Name) and func.id in CREATED_HERE else None
             for keyword in node.keywords:
-                if keyword.arg in STATE_FIELDS and _names_a_state(keyword.value) and not creates:
+                if keyword.arg not in STATE_FIELDS:
+                    continue
+                if created is not None:
+                    if not _is_first_state(created, keyword.value):
+                        add(node, f"creates a {created} in another state than its first")
+                elif _names_a_state(keyword.value):
                     add(node, f"passes {keyword.arg}= a state")
+            if (
+                isinstance(func, ast.Name)
+                and func.id == "setattr"
+                and len(node.args) >= 2
+                and isinstance(node.args[1], ast.Constant)
+                and node.args[1].value in STATE_FIELDS
+            ):
+                add(node, f"sets .{node.args[1].value}")
+            if isinstance(func, ast.Attribute) and func.attr in {"execute", "exec_driver_sql"}:
+                if len(node.args) >= 2 and isinstance(node.args[0], ast.Call):
+                    table = _table_of(node.args[0])
+                    if table in WITH_STATE and _rows_name_a_state(node.args[1]):
+                        add(node, f"writes {table}'s state")
+            if isinstance(func, ast.Attribute) and func.attr in {"update", "delete"}:
+                model = _queried_table(func.value)
+                if model in ALL_STATE:
+                    add(node, f"writes {model}")
+                elif model in WITH_STATE and (
+                    func.attr == "delete" or not node.args or _rows_name_a_state(node.args[0])
+                ):
+                    add(node, f"writes {model}'s state")
         elif isinstance(node, ast.Dict):
             for key, value in zip(node.keys, node.values, strict=True):
                 if (
@@ -203,6 +284,19 @@ conn.execute(LIVE_SCORES.insert(), rows)
 conn.exec_driver_sql("UPDATE work_items SET state = 'done'")
 if conn.dialect.name == "postgresql":
     pass
+member.status = "passed"
+run.state = RunState(row.state)
+setattr(item, "state", value)
+conn.execute(update(WORK_ITEMS), rows)
+conn.execute(insert(RUN_SERVICES), [{"run_id": 1, "status": "ongoing"}])
+conn.execute(insert(RUN_SERVICES), [{"run_id": 1, "position": 0}])
+session.query(Run).filter(Run.id == 1).update({"state": "completed"})
+session.query(WorkItem).filter(WorkItem.id == 1).update({"detail": "x"})
+session.query(ServiceSlot).delete()
+Run(dataset_id=1, state=RunState.RUNNING)
+RunService(run_id=1, status=ServiceStatus.ONGOING)
+Run(dataset_id=1, state=RunState.QUEUED)
+RunService(run_id=1, status=ServiceStatus.PENDING)
 """
     found = violations(bad, source)
     assert sorted(line.split(": ", 1)[1] for line in found) == sorted(
@@ -215,6 +309,15 @@ if conn.dialect.name == "postgresql":
             "writes RUN_SERVICES's state",
             "writes SLOTS",
             "writes LIVE_SCORES",
+            "sets .status",
+            "sets .state",
+            "sets .state",
+            "writes WORK_ITEMS's state",
+            "writes RUN_SERVICES's state",
+            "writes Run's state",
+            "writes ServiceSlot",
+            "creates a Run in another state than its first",
+            "creates a RunService in another state than its first",
         ]
     )
 

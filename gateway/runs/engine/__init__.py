@@ -44,8 +44,10 @@ How it works (SPEC §4):
   by the next SQLite worker, after `lease_s` on PostgreSQL).
 - A heartbeat extends every lease this worker holds; if it cannot, the worker stops
   sending before its leases can expire.
-- At a run's deadline its lanes stop and their requests in flight are abandoned; what
-  was answered is written, the rest recorded `missed`.
+- At a run's deadline its lanes stop and their requests in flight are abandoned (their
+  connections closed, so the team is free of them before their slots are reused); what
+  was answered is written, the rest recorded `missed`. A lane whose run another tick or
+  worker stopped at a deadline it did not know yet (moved earlier) is abandoned too.
 - A service that stops answering trips its lane's breaker: the lane pauses (status
   `down`), one worker probes the service and reopens it, or gives up on its items.
 - The hub's own faults never count: for `dialout_grace_s` after the worker starts, a

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from gateway.dispatch.answers import Target
-from gateway.runs.engine import breaker, store
+from gateway.runs import lifecycle
+from gateway.runs.engine import breaker
 from gateway.runs.engine.breaker import FailureStreak
 from gateway.runs.engine.images import ImageCache
 from gateway.runs.engine.store import LanePlan
@@ -224,7 +225,7 @@ class Lanes:
 
     async def give_back(self, item_ids: list[int]) -> None:
         """Claimed items not sent go back to `pending`."""
-        await self._db.hot(store.release_items, worker_id=self._worker_id, item_ids=item_ids)
+        await self._db.hot(lifecycle.items.give_back, worker_id=self._worker_id, item_ids=item_ids)
 
     def give_back_later(self, item_ids: list[int]) -> None:
         task = asyncio.create_task(self.give_back(item_ids))

@@ -43,7 +43,6 @@ from gateway.runs.models import (
     RUN_SERVICES,
     RUNS,
     SERVICES,
-    WORK_ITEMS,
     WORKERS,
     Phase,
     RunState,
@@ -153,10 +152,7 @@ def heartbeat(
 def unregister_worker(conn: Connection, *, worker_id: str, run_service_ids: Iterable[int]) -> None:
     """A clean stop: every item this worker leased and did not record goes back to
     `pending`, its slots are freed and its row removed."""
-    for ids in chunked(sorted(run_service_ids)):
-        lifecycle.items.give_back(
-            conn, worker_id=worker_id, which=WORK_ITEMS.c.run_service_id.in_(ids)
-        )
+    lifecycle.items.give_back(conn, worker_id=worker_id, run_service_ids=run_service_ids)
     lifecycle.slots.release_owned(conn, worker_id=worker_id)
     conn.execute(delete(WORKERS).where(WORKERS.c.id == worker_id))
 
@@ -237,6 +233,18 @@ def survey(conn: Connection, *, now: datetime, live_since: datetime) -> Survey:
     )
 
 
+def stopped_at_deadline(conn: Connection, *, run_ids: Sequence[int]) -> set[int]:
+    """Those of `run_ids` that were stopped at their deadline."""
+    stopped: set[int] = set()
+    for ids in chunked(run_ids):
+        stopped.update(
+            conn.execute(
+                select(RUNS.c.id).where(RUNS.c.id.in_(ids), RUNS.c.stopped_at_deadline)
+            ).scalars()
+        )
+    return stopped
+
+
 # Work items
 
 
@@ -277,17 +285,3 @@ def image_refs(conn: Connection, *, image_ids: Sequence[int]) -> dict[int, Image
         ):
             refs[row.id] = ImageRef(row.id, row.sha256, row.content_type, list(row.truth or ()))
     return refs
-
-
-def release_items(conn: Connection, *, worker_id: str, item_ids: Sequence[int]) -> None:
-    """Give claimed items that were never sent back to `pending`."""
-    for ids in chunked(item_ids):
-        lifecycle.items.give_back(conn, worker_id=worker_id, which=WORK_ITEMS.c.id.in_(ids))
-
-
-def release_lane_items(conn: Connection, *, worker_id: str, run_service_id: int) -> int:
-    """Give back every item of a run service this worker leased and did not record, for a
-    worker that holds none of them; returns how many there were."""
-    return lifecycle.items.give_back(
-        conn, worker_id=worker_id, which=WORK_ITEMS.c.run_service_id == run_service_id
-    )

@@ -79,9 +79,19 @@ class Surveyor:
         open_plans = {plan.run_service_id: plan for plan in survey.lanes}
         for rs in paused:
             lanes.tripped.pop(rs, None)
-        for lane in list(lanes.open.values()):
-            if lane.id not in open_plans:
-                lanes.stop(lane, release=True)
+        gone = [lane for lane in lanes.open.values() if lane.id not in open_plans]
+        if gone:
+            # A run closed at its deadline by a tick that did not know it (the deadline
+            # moved earlier since this worker's last survey, or another worker closed it):
+            # its requests in flight are abandoned too, not left to run on at the team.
+            stopped = await self._db.cold(
+                store.stopped_at_deadline, run_ids=sorted({lane.plan.run_id for lane in gone})
+            )
+            for lane in gone:
+                if lane.plan.run_id in stopped:
+                    self._abandon(lane)
+                else:
+                    lanes.stop(lane, release=True)
         for plan in survey.lanes:
             if plan.run_service_id in lanes.tripped:
                 continue
@@ -117,15 +127,21 @@ class Surveyor:
         due = [x for x in lanes.open.values() if x.plan.deadline and x.plan.deadline <= now]
         for lane in due:
             self._writer.add(lane.streak.take())  # answered (silently) in time
-            lanes.stop(lane, release=False)  # its unsent items are recorded missed
-            for task in list(lane.consumers.values()):
-                task.cancel()
+            self._abandon(lane)
         if self._writer.pending:
             # Answers in hand count, those of lanes paused or draining too (the failures
             # that tripped a breaker wait here): written before a due run is closed.
             await self._writer.flush()
         for run_id in await self._db.cold(deadline.close_due_runs, now=now):
             log.info("run %d stopped at its deadline", run_id)
+
+    def _abandon(self, lane: Lane) -> None:
+        """Stop a lane of a run stopped at its deadline: its unsent items are recorded
+        missed, and its requests in flight cancelled, which closes their connections (the
+        team's recognizer is free of them before its slots are anyone's again)."""
+        self._lanes.stop(lane, release=False)
+        for task in list(lane.consumers.values()):
+            task.cancel()
 
     def _settle_streaks(self) -> None:
         """A lane with nothing left to send: the failures its streak holds are final."""
@@ -145,7 +161,7 @@ class Surveyor:
             # answer was lost with the connection: the heartbeat would keep it leased for
             # ever and the run would never end. It goes back to pending.
             lost = await self._db.cold(
-                store.release_lane_items, worker_id=self._worker_id, run_service_id=lane.id
+                lifecycle.items.give_back, worker_id=self._worker_id, run_service_ids=[lane.id]
             )
             if lost:
                 log.warning(

@@ -26,6 +26,7 @@ from gateway.runs.lifecycle.runs import (
     reopen_run,
     resume,
     start_due_runs,
+    start_stored,
     stop_due_runs,
 )
 
@@ -42,5 +43,6 @@ __all__ = [
     "services",
     "slots",
     "start_due_runs",
+    "start_stored",
     "stop_due_runs",
 ]

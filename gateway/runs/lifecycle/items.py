@@ -23,7 +23,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
-    ColumnElement,
     Connection,
     Executable,
     Row,
@@ -242,15 +241,33 @@ def mark_unsent(
     )
 
 
-def give_back(conn: Connection, *, worker_id: str, which: ColumnElement[bool]) -> int:
-    """Items among `which` that this worker leased and did not record become pending;
+def give_back(
+    conn: Connection,
+    *,
+    worker_id: str,
+    item_ids: Sequence[int] = (),
+    run_service_ids: Iterable[int] = (),
+) -> int:
+    """These items, and every item of these run services, that this worker leased and did
+    not record become pending (claimed and never sent, or held by a worker that stops);
     returns how many."""
-    result = conn.execute(
-        update(WORK_ITEMS)
-        .where(which, WORK_ITEMS.c.state == ItemState.LEASED, WORK_ITEMS.c.lease_owner == worker_id)
-        .values(state=ItemState.PENDING, lease_owner=None, lease_expires_at=None)
-    )
-    return int(result.rowcount or 0)
+    given = 0
+    for column, ids in (
+        (WORK_ITEMS.c.id, list(item_ids)),
+        (WORK_ITEMS.c.run_service_id, sorted(run_service_ids)),
+    ):
+        for chunk in chunked(ids):
+            result = conn.execute(
+                update(WORK_ITEMS)
+                .where(
+                    column.in_(chunk),
+                    WORK_ITEMS.c.state == ItemState.LEASED,
+                    WORK_ITEMS.c.lease_owner == worker_id,
+                )
+                .values(state=ItemState.PENDING, lease_owner=None, lease_expires_at=None)
+            )
+            given += int(result.rowcount or 0)
+    return given
 
 
 def expire(conn: Connection, *, run_service_ids: Iterable[int], now: datetime) -> None:

@@ -10,6 +10,8 @@
     resume                      cancelled|failed -> running (queued if never started)
     reopen_run                  completed -> running, for items the organizer re-sends
                                 (`resend.resend_items`, in its transaction)
+    start_stored                queued -> running (its one service pending -> ongoing),
+                                a run the hub scores from a file itself, at once
     complete_stored             running -> completed, a run the hub scored from a file
                                 (gateway/challenges/files.py)
 
@@ -33,7 +35,9 @@ from gateway.runs.models import (
     RUNS,
     STOPPED_RUN_STATES,
     Run,
+    RunService,
     RunState,
+    ServiceStatus,
 )
 
 
@@ -132,6 +136,22 @@ def resume(run: Run) -> None:
     run.state = RunState.RUNNING if run.started_at is not None else RunState.QUEUED
     run.error = None
     run.finished_at = None
+
+
+def start_stored(run: Run, member: RunService, *, now: datetime) -> None:
+    """A new run the hub scores itself (an offline submission's prediction file) starts at
+    once, its one service ongoing (the caller flushes, then writes its results).
+
+    Raises Conflict for a run that is not queued or a service that is not pending.
+    """
+    if run.state != RunState.QUEUED or member.status != ServiceStatus.PENDING:
+        raise Conflict(
+            f"run {run.id} is {run.state} and its service {member.status}; "
+            "only a new run starts to be scored from a file"
+        )
+    run.state = RunState.RUNNING
+    run.started_at = now
+    member.status = ServiceStatus.ONGOING
 
 
 def complete_stored(run: Run, *, now: datetime) -> None:
