@@ -227,7 +227,8 @@ def hub_round(
                 print(tail(workdir / ("serve.log" if serving else "worker-0.log")))
                 raise
         cpu_after = tree_cpu_seconds(procs)
-        worker_us = (cpu_after["worker"] - cpu_before["worker"]) / items * 1e6
+        worker_us = (cpu_after["sender"] - cpu_before["sender"]) / items * 1e6
+        recorder_us = (cpu_after["recorder"] - cpu_before["recorder"]) / items * 1e6
         api_s = cpu_after["api"] - cpu_before["api"]
         if not serving:
             api_s = tree_cpu_seconds([serve])["api"] - api_before
@@ -236,8 +237,8 @@ def hub_round(
     line = (
         f"run {run_id} by {sender}: {timing.to_completed:8.0f} images/s"
         f" to completed, {timing.to_last_result:.0f} to last result"
-        f" ({timing.items} work items in {timing.seconds:.2f}s; worker CPU {worker_us:.0f} µs"
-        f" each, API process {api_s / items * 1e6:.0f} µs each)"
+        f" ({timing.items} work items in {timing.seconds:.2f}s; sender CPU {worker_us:.0f} µs"
+        f" each, recorder {recorder_us:.0f} µs each, API process {api_s / items * 1e6:.0f} µs each)"
         f"\n  check: {hub.check_exactly_once(run_id, expected=items)}"
         f"\n  API during the run: {poller.summary()}"
     )

@@ -84,17 +84,25 @@ def _answers(url: str) -> bool:
 
 
 def tree_cpu_seconds(procs: Sequence[subprocess.Popen[bytes]]) -> dict[str, float]:
-    """User + system CPU so far of each process ('api' for serve, 'worker' for the
-    processes under it; 'worker' for a `recoghub worker`)."""
-    totals = {"api": 0.0, "worker": 0.0}
+    """User + system CPU so far: 'api' for serve itself, 'recorder' for the workers'
+    recording processes (multiprocessing's spawn children, gateway.runs.engine.recorder),
+    'sender' for the worker processes (serve's worker child, or `recoghub worker`)."""
+    totals = {"api": 0.0, "sender": 0.0, "recorder": 0.0}
     for proc in procs:
         top = psutil.Process(proc.pid)
         serving = "serve" in top.cmdline()
         times = top.cpu_times()
-        totals["api" if serving else "worker"] += times.user + times.system
+        totals["api" if serving else "sender"] += times.user + times.system
         for child in top.children(recursive=True):
-            with_children = child.cpu_times()
-            totals["worker"] += with_children.user + with_children.system
+            try:
+                command = " ".join(child.cmdline())
+                used = child.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            if "resource_tracker" in command:
+                continue
+            part = "recorder" if "spawn_main" in command else "sender"
+            totals[part] += used.user + used.system
     return totals
 
 

@@ -176,6 +176,7 @@ def main(argv: list[str]) -> int:
     """The child: read the settings, then run the standalone worker on the channel."""
     from gateway.dialout.handover import MESSAGE_MAX, ServeLink
     from gateway.runs.engine.process import WorkerRefused, run_worker_process
+    from gateway.runs.engine.recorder import RecorderGone
 
     channel = socket.socket(fileno=int(argv[0]))
     bridge = socket.socket(fileno=int(argv[1]))
@@ -193,6 +194,9 @@ def main(argv: list[str]) -> int:
     except WorkerRefused as refused:
         log.warning("%s", refused)
         return REFUSED_EXIT
+    except RecorderGone as gone:
+        log.error("%s; the worker stopped (serve starts it again)", gone)
+        return 1
     return 0
 
 

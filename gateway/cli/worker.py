@@ -40,6 +40,7 @@ def worker(
     from gateway.dialout.listener import ListenError, bind, parse_listen, public_url_for
     from gateway.file_limit import FileLimitError, prepare_file_limit
     from gateway.runs.engine.process import WorkerRefused, run_worker_process
+    from gateway.runs.engine.recorder import RecorderGone
 
     level = log_level.upper()
     if level not in LOG_LEVELS:
@@ -71,6 +72,13 @@ def worker(
         run_worker_process(settings, listen=sock)
     except WorkerRefused as refused:
         typer.echo(f"recoghub worker: {refused}", err=True)
+        raise typer.Exit(1) from None
+    except RecorderGone as gone:
+        typer.echo(
+            f"recoghub worker: {gone}; the worker stopped: start it again (its unwritten "
+            "results are sent again)",
+            err=True,
+        )
         raise typer.Exit(1) from None
     except SQLAlchemyError as exc:
         where = make_url(settings.database_url).render_as_string(hide_password=True)

@@ -3,6 +3,7 @@ settings, live recognizers, and an in-process worker to run against them."""
 
 import asyncio
 import contextlib
+import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,17 @@ def serve() -> Iterator[Callable[[Any], str]]:
             return stack.enter_context(live_server(app)).url
 
         yield start
+
+
+@pytest.fixture
+def procs() -> Iterator[list[subprocess.Popen[str]]]:
+    """Processes a test starts (`recoghub worker`s), killed if still running at its end."""
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 @contextlib.asynccontextmanager

@@ -334,7 +334,7 @@ LANE_FIELDS = {
     "ongoing",
     "starved",
     "boost",
-    "scorer",
+    "scored",
 }
 LANES = GATEWAY / "runs" / "engine" / "lanes.py"
 

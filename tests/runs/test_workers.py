@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -144,16 +144,6 @@ def stop(proc: subprocess.Popen[str]) -> str:
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     return err
-
-
-@pytest.fixture
-def procs() -> Iterator[list[subprocess.Popen[str]]]:
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
 
 
 def assert_each_item_recorded_once(engine: Engine, run_id: int, total: int, sent: set[str]) -> None:

@@ -1,4 +1,5 @@
-"""The dispatch engine: one `DispatchWorker` per process sends every run's work items.
+"""The dispatch engine: one `DispatchWorker` per process sends every run's work items;
+its statements run in a recording process of its own.
 
 Nothing outside the engine imports it but the code that starts workers (`gateway.app`,
 the CLI): the API's read side works from the tables alone (`gateway.runs.models`).
@@ -18,7 +19,11 @@ the CLI): the API's read side works from the tables alone (`gateway.runs.models`
     store.py      the worker's statements: its row, the survey, slot leases, item claims
     (gateway/runs/results.py, outside the engine: the typed result record and the
     statements that record results and live scores; scored prediction files use it too)
-    threads.py    the two database threads every statement runs on
+    threads.py    where statements run (`Database`): two database threads, each
+                  statement in a transaction of its own (`DbThreads`: in this process)
+    recorder.py   `Recorder`: the same two threads in a recording process of its own
+    recording.py  what the writer's batches become there: rows recorded, then scored
+                  into the lanes' live scorers; a lane finished with its scorer
 
 How it works (SPEC §4):
 
@@ -54,6 +59,15 @@ How it works (SPEC §4):
   flight while that passes `timing_bound_ms`, and records it on the runs it was sending:
   a recorded latency is exact to about that much.
 
-All database work runs in two threads of its own (`threads.py`), so the event loop keeps
-sending while a batch commits.
+Two processes (issue 21): the *sender* (`recoghub worker`, or the worker `recoghub serve`
+runs) keeps the engine's logic, its lanes, slots, breaker, survey ticks and HTTP, and
+runs no SQL; every statement (`db.hot` / `db.cold`, about twenty call sites, all
+module-level functions with keyword arguments) goes to the *recording process*
+(`recorder.py`), which owns the database engine and runs each in a transaction on its own
+hot or cold thread, as `DbThreads` does in-process for the tests and for in-memory SQLite.
+Results cross in batches, as plain tuples, and are scored for the live scores there
+(`recording.py`), so neither the database threads nor the scoring take the sender's GIL.
+When the recording process dies, the worker stops (`DispatchWorker.run` raises
+`RecorderGone`): the embedded worker starts again with a new one, `recoghub worker` exits
+with status 1; a killed sender's recording process exits at its socket's end of file.
 """

@@ -14,7 +14,7 @@ from gateway.runs.engine import store
 from gateway.runs.engine.images import ImageCache, Picture, load_pictures
 from gateway.runs.engine.lanes import Claim, Lanes
 from gateway.runs.engine.store import ClaimedItem
-from gateway.runs.engine.threads import DbThreads
+from gateway.runs.engine.threads import Database, DatabaseLost
 from gateway.runs.engine.timing import wait_event
 
 log = logging.getLogger("recoghub.worker")
@@ -24,7 +24,7 @@ class Claimer:
     def __init__(
         self,
         *,
-        db: DbThreads,
+        db: Database,
         worker_id: str,
         lease_s: float,
         data_dir: Path,
@@ -52,7 +52,7 @@ class Claimer:
             self._claim_now.clear()
             try:
                 await self.claim()
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, DatabaseLost):
                 raise
             except Exception:
                 log.exception("worker %s: claiming failed; retrying", self._worker_id)

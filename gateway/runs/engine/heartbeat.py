@@ -8,14 +8,14 @@ import time
 
 from gateway.runs.engine import store
 from gateway.runs.engine.lanes import Lanes
-from gateway.runs.engine.threads import DbThreads
+from gateway.runs.engine.threads import Database
 
 # Leases are trusted for this share of `lease_s` after the heartbeat that extended them.
 TRUSTED_SHARE = 0.9
 
 
 class Heartbeat:
-    def __init__(self, *, db: DbThreads, worker_id: str, lease_s: float, lanes: Lanes) -> None:
+    def __init__(self, *, db: Database, worker_id: str, lease_s: float, lanes: Lanes) -> None:
         self._db = db
         self._worker_id = worker_id
         self._lease_s = lease_s

@@ -1,9 +1,10 @@
 """Lanes: each open run service as a worker sends it, with its queue of claimed items, its
-consumers (one per leased slot), its buffer sizing and its live scores; and `Lanes`, the
+consumers (one per leased slot), its buffer sizing and whether it is scored live; and `Lanes`, the
 worker's open and draining lanes, which stops, pauses and gives back their items.
 """
 
 import asyncio
+import itertools
 import logging
 import math
 from dataclasses import dataclass
@@ -15,19 +16,16 @@ from gateway.runs.engine import breaker
 from gateway.runs.engine.breaker import FailureStreak
 from gateway.runs.engine.images import ImageCache
 from gateway.runs.engine.store import LanePlan
-from gateway.runs.engine.threads import DbThreads
+from gateway.runs.engine.threads import Database
 from gateway.runs.models import ServiceStatus
 from gateway.runs.records import ResultRecord
-from gateway.scoring.metrics import ServiceScorer
 
 log = logging.getLogger("recoghub.worker")
 
 # A lane's buffer holds about this many seconds of its throughput (at least 2 per slot).
 BUFFER_HORIZON_S = 0.5
 MAX_BUFFER = 1000
-# A lane scores its results as they are recorded up to this many images (about 56 bytes
-# each); a larger run is scored from the database when it ends, so memory stays flat.
-LIVE_SCORING_MAX_IMAGES = 25_000
+_SERIALS = itertools.count(1)
 
 
 # A result waiting to be written, with the lane it belongs to.
@@ -47,6 +45,7 @@ class Lane:
     def __init__(self, plan: LanePlan, *, breaker_failures: int = 0) -> None:
         self.plan = plan
         self.id = plan.run_service_id
+        self.serial = next(_SERIALS)  # names its live scorer (engine.recording)
         self.queue: asyncio.Queue[Claim | None] = asyncio.Queue()
         self.buffered = 0
         self.consumers: dict[int, asyncio.Task[None]] = {}  # slot id -> consumer
@@ -63,12 +62,11 @@ class Lane:
         # Grows while consumers find the queue empty (claims too slow for this lane).
         self.boost = 0
         self.starved = False
-        # Scores every result as it is recorded, so that closing the lane needs no pass
-        # over its items; only trusted if it saw them all (nothing sent before this
-        # lane, no other worker, no result lost), which `finish_service` checks.
-        self.scorer: ServiceScorer | None = (
-            ServiceScorer() if plan.status == ServiceStatus.PENDING else None
-        )
+        # Its results are scored as they are recorded (where they are: engine.recording),
+        # so that closing the lane needs no pass over its items; only trusted if that saw
+        # them all (nothing sent before this lane, no other worker, no result lost),
+        # which `finish_service` checks.
+        self.scored = plan.status == ServiceStatus.PENDING
         self.first_sent: datetime | None = None
         self.last_finished: datetime | None = None
 
@@ -84,24 +82,6 @@ class Lane:
         if self.first_sent is None or self.last_finished is None:
             return None
         return (self.last_finished - self.first_sent).total_seconds()
-
-    def score(self, record: ResultRecord) -> None:
-        """Add one recorded result to the lane's scorer."""
-        self.last_finished = record.finished_at
-        if self.scorer is None:
-            return
-        if self.scorer.images >= LIVE_SCORING_MAX_IMAGES:
-            self.scorer = None
-            return
-        try:
-            self.scorer.add(
-                outcome=record.outcome,
-                tags=record.tags or (),
-                truth=record.truth,
-                latency_ms=record.latency_ms,
-            )
-        except ValueError:
-            self.scorer = None  # the database pass will say what is wrong
 
     @property
     def idle(self) -> bool:
@@ -170,10 +150,14 @@ class Lane:
         """A queued result is written; `counted` if the whole batch was (else some lease
         was lost and only the database knows what counts: the lane's scorer is dropped)."""
         self.unflushed -= 1
-        if counted:
-            self.score(record)
-        else:
-            self.scorer = None
+        self.last_finished = record.finished_at
+        if not counted:
+            self.scored = False
+
+    def not_scored(self) -> None:
+        """The lane's live scorer cannot be trusted (its results shared a batch with
+        another lane of its run service)."""
+        self.scored = False
 
     def tick(self, elapsed_s: float) -> None:
         """Every manager tick: measure the throughput; double the buffer when the lane
@@ -192,7 +176,7 @@ class Lanes:
     """The lanes of this worker: open ones by run service id, and stopped ones whose
     consumers are still finishing their requests (draining)."""
 
-    def __init__(self, *, db: DbThreads, worker_id: str, images: ImageCache) -> None:
+    def __init__(self, *, db: Database, worker_id: str, images: ImageCache) -> None:
         self._db = db
         self._worker_id = worker_id
         self._images = images

@@ -17,7 +17,7 @@ from gateway.dispatch.dispatcher import Dispatcher
 from gateway.runs import lifecycle
 from gateway.runs.engine import breaker
 from gateway.runs.engine.store import LanePlan
-from gateway.runs.engine.threads import DbThreads
+from gateway.runs.engine.threads import Database
 
 log = logging.getLogger("recoghub.worker")
 
@@ -31,7 +31,7 @@ class Prober:
         worker_id: str,
         settings: Settings,
         dispatcher: Dispatcher,
-        db: DbThreads,
+        db: Database,
         release_slot: Callable[[int], None],
     ) -> None:
         self.worker_id = worker_id

@@ -5,6 +5,11 @@ SQLite allows one worker per database: it holds an exclusive lock on `<db>.worke
 leases a killed hub left behind, so a restarted hub resumes its runs by itself. On
 PostgreSQL any number of workers share the database; a dead worker's leases expire
 after `lease_s` and the others take its work.
+
+A worker's statements run in a recording process of its own (`engine.recorder`), started
+with the worker and gone with it; when that process dies the worker stops: the embedded
+one starts again (with a new recording process), `recoghub worker` exits with status 1
+and one line saying so, for its supervisor to start it again.
 """
 
 import asyncio
@@ -25,6 +30,8 @@ from gateway.config import Settings
 from gateway.db import is_sqlite, make_engine, make_session_factory
 from gateway.dispatch.client import make_client_session
 from gateway.dispatch.dispatcher import Dispatcher
+from gateway.runs.engine.recorder import Recorder
+from gateway.runs.engine.threads import Database, DbThreads
 from gateway.runs.engine.timing import wait_event
 from gateway.runs.engine.worker import DispatchWorker
 from gateway.state import HubState
@@ -81,6 +88,15 @@ def worker_lock(database_url: str) -> Iterator[bool]:
         os.close(fd)
 
 
+async def worker_database(database_url: str, engine: Engine) -> Database:
+    """Where a worker's statements run: a recording process of its own on `database_url`;
+    threads of this process on `engine` for an in-memory SQLite database, which no other
+    process can open."""
+    if is_sqlite(database_url) and sqlite_lock_path(database_url) is None:
+        return DbThreads(engine)
+    return await Recorder.start(database_url)
+
+
 def tune_gc() -> None:
     """Keep the cyclic garbage collector out of the way of dispatch.
 
@@ -103,7 +119,7 @@ async def run_embedded_worker(state: HubState, stop: asyncio.Event) -> None:
             tune_gc()
             while not stop.is_set():
                 worker = DispatchWorker(
-                    engine=state.engine,
+                    db=await worker_database(state.settings.database_url, state.engine),
                     dispatcher=state.dispatcher,
                     settings=state.settings,
                     exclusive=exclusive,
@@ -150,7 +166,7 @@ async def serve_worker(
             accepts = listen is not None or handed is not None
             try:
                 worker = DispatchWorker(
-                    engine=engine,
+                    db=await worker_database(settings.database_url, engine),
                     dispatcher=Dispatcher(http, settings),
                     settings=settings,
                     exclusive=exclusive,

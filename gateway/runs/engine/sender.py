@@ -19,7 +19,7 @@ from gateway.runs.engine.claimer import Claimer
 from gateway.runs.engine.heartbeat import Heartbeat
 from gateway.runs.engine.images import ImageCache
 from gateway.runs.engine.lanes import Claim, Lane, Lanes
-from gateway.runs.engine.threads import DbThreads
+from gateway.runs.engine.threads import Database
 from gateway.runs.engine.timing import LagFollower
 from gateway.runs.engine.writer import ResultWriter
 from gateway.runs.records import ResultRecord
@@ -31,7 +31,7 @@ class Sender:
     def __init__(
         self,
         *,
-        db: DbThreads,
+        db: Database,
         worker_id: str,
         dispatcher: Dispatcher,
         lease_s: float,

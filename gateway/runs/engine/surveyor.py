@@ -20,13 +20,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection
 
 from gateway.db import utcnow
-from gateway.runs import finish, lifecycle
-from gateway.runs.engine import deadline, store
+from gateway.runs import lifecycle
+from gateway.runs.engine import deadline, recording, store
 from gateway.runs.engine.claimer import Claimer
 from gateway.runs.engine.lanes import Lane, Lanes
 from gateway.runs.engine.prober import Prober
 from gateway.runs.engine.sender import Sender
-from gateway.runs.engine.threads import DbThreads
+from gateway.runs.engine.threads import Database
 from gateway.runs.engine.timing import LagFollower
 from gateway.runs.engine.writer import ResultWriter
 
@@ -45,7 +45,7 @@ class Surveyor:
     def __init__(
         self,
         *,
-        db: DbThreads,
+        db: Database,
         worker_id: str,
         lease_s: float,
         breaker_failures: int,
@@ -168,11 +168,13 @@ class Surveyor:
                     "worker %s: %d items of a lost claim are pending again", self._worker_id, lost
                 )
             final = await self._db.cold(
-                finish.finish_service,
+                recording.finish_lane,
+                worker_id=self._worker_id,
                 run_service_id=lane.id,
                 phase=lane.plan.phase,
-                scorer=lane.scorer,
+                serial=lane.serial if lane.scored else None,
                 elapsed=lane.elapsed_s(),
+                keep=[x.serial for x in lanes.open.values() if x.scored],
             )
             if not final:
                 continue

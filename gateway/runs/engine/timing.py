@@ -22,7 +22,7 @@ from types import TracebackType
 from sqlalchemy import Connection, case, update
 
 from gateway.metrics import IN_FLIGHT_LIMIT, LOOP_LAG
-from gateway.runs.engine.threads import DbThreads
+from gateway.runs.engine.threads import Database
 from gateway.runs.models import Run
 
 # The sentinel's period: short enough to see a few milliseconds of delay, long enough to
@@ -170,7 +170,7 @@ class LagFollower:
     """The worker's requests in flight (`in_flight`), fitted to how late its loop runs,
     and the runs it sent to since the last window, which record that lateness."""
 
-    def __init__(self, *, db: DbThreads, in_flight: InFlightLimit) -> None:
+    def __init__(self, *, db: Database, in_flight: InFlightLimit) -> None:
         self._db = db
         self.in_flight = in_flight
         self.lag = LoopLag()

@@ -25,7 +25,7 @@ from gateway.runs.engine.lanes import Lanes
 from gateway.runs.engine.prober import Prober
 from gateway.runs.engine.sender import Sender
 from gateway.runs.engine.surveyor import Surveyor
-from gateway.runs.engine.threads import DbThreads
+from gateway.runs.engine.threads import Database, DatabaseLost, DbThreads
 from gateway.runs.engine.timing import InFlightLimit, LagFollower
 from gateway.runs.engine.writer import ResultWriter
 
@@ -42,12 +42,14 @@ def new_worker_id() -> str:
 
 
 class DispatchWorker:
-    """Sends the work items of every active run until `run(stop)` sees `stop` set."""
+    """Sends the work items of every active run until `run(stop)` sees `stop` set, or
+    its `db` is lost (the recording process died: `run` raises why, after stopping)."""
 
     def __init__(
         self,
         *,
-        engine: Engine,
+        engine: Engine | None = None,
+        db: Database | None = None,
         dispatcher: Dispatcher,
         settings: Settings,
         exclusive: bool = False,
@@ -66,7 +68,13 @@ class DispatchWorker:
         self.public_url = public_url
         self.poll_s = poll_s
         lease_s = settings.lease_s
-        self.db = db = DbThreads(engine)
+        # Where its statements run: threads of this process by default, a recording
+        # process in production (engine.process, engine.recorder).
+        if db is None:
+            if engine is None:
+                raise ValueError("a DispatchWorker needs an engine or a db")
+            db = DbThreads(engine)
+        self.db = db
         images = ImageCache()
         self.lanes = lanes = Lanes(db=db, worker_id=wid, images=images)
         # Requests in flight, fewer while the event loop runs late (engine.timing).
@@ -157,10 +165,16 @@ class DispatchWorker:
                 self._every(self.close_phases, CLOSER_EVERY_S), name="recoghub-close-phases"
             ),
         ]
+        stopped = asyncio.create_task(stop.wait())
+        lost = asyncio.create_task(self.db.lost())
         try:
-            await stop.wait()
+            await asyncio.wait([stopped, lost], return_when=asyncio.FIRST_COMPLETED)
         finally:
+            stopped.cancel()
+            lost.cancel()
             await self._shutdown(loops)
+        if lost.done() and not lost.cancelled():
+            raise lost.result()
 
     async def _register(self) -> None:
         now, _ = store.lease_window(self.settings.lease_s)
@@ -199,6 +213,8 @@ class DispatchWorker:
             await self.db.hot(
                 store.unregister_worker, worker_id=self.id, run_service_ids=lanes.ids()
             )
+        except DatabaseLost as lost:
+            log.warning("worker %s: %s; its leases expire by themselves", self.id, lost)
         except Exception:
             log.exception(
                 "worker %s could not release its leases; they expire by themselves", self.id
@@ -216,8 +232,8 @@ class DispatchWorker:
         while True:
             try:
                 await step()
-            except asyncio.CancelledError:
-                raise
+            except (asyncio.CancelledError, DatabaseLost):
+                raise  # the worker stops (`run`)
             except Exception:
                 log.exception("worker %s: %s failed; retrying", self.id, step.__name__)
             await asyncio.sleep(every_s)
