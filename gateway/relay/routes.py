@@ -23,6 +23,7 @@ from gateway.error_responses import hub_error_response
 from gateway.errors import HubError, InvalidInput, PayloadTooLarge, Unauthorized
 from gateway.images import too_large_text
 from gateway.openapi import errors
+from gateway.protocol import signing
 from gateway.relay import service as relay
 from gateway.relay.schemas import CheckRead, RecognizeRead
 from gateway.state import HubState
@@ -117,10 +118,15 @@ async def recognize(guid: str, request: Request) -> Response:
     target = await relay.relay_target(state, token=token, guid=guid)
     await rate_limit.admit(state, "relay", token=token)
     body = await _read_body(request, declared=declared, max_bytes=settings.max_image_bytes)
+    # Hashed once: the image check remembers by it and the request's signature covers it.
+    digest = signing.body_digest(body)
     image = await relay.checked_image(
-        body, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels
+        body,
+        digest=digest,
+        max_bytes=settings.max_image_bytes,
+        max_pixels=settings.max_image_pixels,
     )
-    answer = await relay.relay(state.dispatcher, target, image)
+    answer = await relay.relay(state.dispatcher, target, image, digest=digest)
     # Serialized here, once: returning the model would have FastAPI validate it again.
     read = RecognizeRead.of(answer, service_guid=target.service_guid)
     return Response(read.model_dump_json(), media_type="application/json")

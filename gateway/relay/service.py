@@ -39,6 +39,7 @@ from gateway.errors import (
 from gateway.images import CheckedImage, ImageTooLarge, NotAnImage, check_image
 from gateway.registry.schemas import MAX_ENDPOINTS
 from gateway.registry.service import authorize_service, get_service, service_target
+from gateway.relay.image_verdicts import CheckedImages
 from gateway.relay.schemas import CheckRead, InstanceCheckRead, TagRead
 from gateway.relay.target_cache import TargetCache
 from gateway.state import HubState
@@ -149,29 +150,46 @@ async def check_target(state: HubState, *, token: str, guid: str) -> Target:
     )
 
 
+# Images accepted before, by digest: one per hub process, shared by its apps (a verdict
+# depends on the bytes alone; the limits are checked again on every hit).
+CHECKED_IMAGES = CheckedImages()
+
 # Pillow reads a small image in microseconds; a big PNG's CRC pass takes milliseconds,
 # which must not stall the event loop for every other request in flight.
 _INLINE_CHECK_BYTES = 256 * 1024
 
 
-async def checked_image(data: bytes, *, max_bytes: int, max_pixels: int) -> CheckedImage:
-    """`check_image` as API errors: 413 too large or a decompression bomb, 415 not an image."""
+async def checked_image(
+    data: bytes, *, digest: str, max_bytes: int, max_pixels: int
+) -> CheckedImage:
+    """`check_image` as API errors: 413 too large or a decompression bomb, 415 not an
+    image. `digest` is the SHA-256 of `data` (hex): an image accepted before is not
+    opened again (`CHECKED_IMAGES`)."""
+    known = CHECKED_IMAGES.known(data, digest, max_bytes=max_bytes, max_pixels=max_pixels)
+    if known is not None:
+        return known
     try:
         if len(data) <= _INLINE_CHECK_BYTES:
-            return check_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
-        return await run_in_threadpool(
+            return CHECKED_IMAGES.check(data, digest, max_bytes=max_bytes, max_pixels=max_pixels)
+        image = await run_in_threadpool(
             functools.partial(check_image, data, max_bytes=max_bytes, max_pixels=max_pixels)
         )
+        CHECKED_IMAGES.remember(digest, image)
+        return image
     except ImageTooLarge as exc:
         raise PayloadTooLarge(str(exc)) from None
     except NotAnImage as exc:
         raise UnsupportedMedia(str(exc)) from None
 
 
-async def relay(dispatcher: Dispatcher, target: Target, image: CheckedImage) -> Answer:
-    """Send `image` with the hub's usual timeout and retries; an `ok` answer or
-    RecognizerFailed (502 with code = outcome, 504 on timeout)."""
-    answer = await dispatcher.recognize(target, image.data, content_type=image.content_type)
+async def relay(
+    dispatcher: Dispatcher, target: Target, image: CheckedImage, *, digest: str
+) -> Answer:
+    """Send `image` (SHA-256 `digest`) with the hub's usual timeout and retries; an `ok`
+    answer or RecognizerFailed (502 with code = outcome, 504 on timeout)."""
+    answer = await dispatcher.recognize(
+        target, image.data, content_type=image.content_type, digest=digest
+    )
     if not answer.ok:
         error = answer.error or RecognizerConnectError(answer.detail or "no answer")
         raise RecognizerFailed(error, request_id=answer.request_id)
