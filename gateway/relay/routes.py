@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import rate_limit
+from gateway.auth import hash_token
 from gateway.deps import bearer_token
 from gateway.error_responses import hub_error_response
 from gateway.errors import HubError, InvalidInput, PayloadTooLarge, Unauthorized
@@ -115,8 +116,9 @@ async def recognize(guid: str, request: Request) -> Response:
     settings = state.settings
     token = _token(request)
     declared = _refuse_declared_size(request, settings.max_image_bytes)
-    target = await relay.relay_target(state, token=token, guid=guid)
-    await rate_limit.admit(state, "relay", token=token)
+    key_digest = hash_token(token)
+    target = await relay.relay_target(state, token=token, guid=guid, digest=key_digest)
+    await rate_limit.admit(state, "relay", token=token, digest=key_digest)
     body = await _read_body(request, declared=declared, max_bytes=settings.max_image_bytes)
     # Hashed once: the image check remembers by it and the request's signature covers it.
     digest = signing.body_digest(body)

@@ -105,10 +105,13 @@ def require_instances(dispatcher: Dispatcher, target: Target) -> None:
         )
 
 
-async def relay_target(state: HubState, *, token: str, guid: str) -> Target:
-    """The target of a relayed request, from the cache or from the database."""
+async def relay_target(
+    state: HubState, *, token: str, guid: str, digest: str | None = None
+) -> Target:
+    """The target of a relayed request, from the cache or from the database (`digest`:
+    the token's `hash_token`, when the caller has it already)."""
     cache = target_cache(state)
-    digest = hash_token(token)
+    digest = digest or hash_token(token)
     target = cache.get(digest, guid)
     if target is not None:
         require_instances(state.dispatcher, target)
