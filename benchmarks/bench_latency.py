@@ -13,11 +13,14 @@ at --bound-ms; each prints the timing uncertainty the run recorded (SPEC §8).
 
 import argparse
 import statistics
+import subprocess
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 import uvloop
 from baselines import aiohttp_latencies
+from gc_trace import pauses
 from hub_setup import (
     BenchHub,
     bench_hub,
@@ -48,6 +51,19 @@ def main() -> None:
     )
     parser.add_argument(
         "--gc-freeze", action="store_true", help="experiment: gc.freeze() in the workers"
+    )
+    parser.add_argument(
+        "--gc-trace",
+        action="store_true",
+        help="experiment: report the worker's garbage-collector pauses of 1 ms or more",
+    )
+    parser.add_argument(
+        "--profile-dir", type=Path, help="sample the worker with py-spy, stacks written here"
+    )
+    parser.add_argument(
+        "--profile-gil",
+        action="store_true",
+        help="with --profile-dir: sample only the thread holding the GIL (py-spy --gil)",
     )
     args = parser.parse_args()
 
@@ -125,9 +141,7 @@ def hub_run(
 ) -> HubRun:
     """A dry run by one `recoghub worker` whose in-flight limit follows `bound_ms`."""
     env = {"RECOGHUB_TIMING_BOUND_MS": str(bound_ms)}
-    with worker_processes(
-        hub, 1, log_dir=workdir, gc_freeze=args.gc_freeze, extra_env=env
-    ) as procs:
+    with senders(hub, args, workdir, env) as procs:
         run_id = hub.start_run(dataset_id, guids, concurrency=IN_FLIGHT_PER_SERVICE)
         try:
             hub.wait_run(run_id, workers=procs, timeout_s=max(120.0, items / 100))
@@ -148,7 +162,44 @@ def hub_run(
         f" p99 {min(seen.p99s):6.2f} .. {max(seen.p99s):6.2f} ms;"
         f" timing uncertainty {seen.uncertainty_ms:.2f} ms"
     )
+    if args.gc_trace:
+        print(f"    {gc_report(workdir / 'worker-0.log')}")
     return seen
+
+
+def senders(
+    hub: BenchHub, args: argparse.Namespace, workdir: Path, env: dict[str, str]
+) -> AbstractContextManager[list[subprocess.Popen[bytes]]]:
+    """The hub process(es) that send the run, started before it and stopped after it.
+
+    The one place this benchmark chooses them: today one `recoghub worker` beside the
+    bench's database. To measure the embedded default instead (`recoghub serve` starting
+    its sender by itself, as bench_dispatch's option for it does), start that here and
+    yield the processes whose log is `workdir/worker-0.log`.
+    """
+    return worker_processes(
+        hub,
+        1,
+        log_dir=workdir,
+        gc_freeze=args.gc_freeze,
+        gc_trace=args.gc_trace,
+        profile_dir=args.profile_dir,
+        profile_gil=args.profile_gil,
+        extra_env=env,
+    )
+
+
+def gc_report(log: Path) -> str:
+    """The collector's pauses of 1 ms or more that the sender's log reports."""
+    found = pauses(log.read_text(errors="replace"))
+    if not found:
+        return "GC: no pause of 1 ms or more"
+    by_gen = {gen: [ms for g, ms in found if g == gen] for gen in sorted({g for g, _ in found})}
+    parts = [
+        f"gen {gen}: {len(ms)} pauses, {sum(ms):.0f} ms in all, max {max(ms):.1f} ms"
+        for gen, ms in by_gen.items()
+    ]
+    return "GC pauses >= 1 ms: " + "; ".join(parts)
 
 
 if __name__ == "__main__":
