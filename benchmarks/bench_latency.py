@@ -16,11 +16,12 @@ import statistics
 import subprocess
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 
 import uvloop
 from baselines import aiohttp_latencies
-from gc_trace import pauses
+from gc_trace import explained, gc_summary, stalls
 from hub_setup import (
     BenchHub,
     bench_hub,
@@ -28,6 +29,9 @@ from hub_setup import (
     tail,
     worker_processes,
 )
+from sqlalchemy import select
+
+from gateway.runs.models import WorkItem
 
 RECOGNIZERS = 8
 IN_FLIGHT_PER_SERVICE = 8
@@ -59,6 +63,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--profile-dir", type=Path, help="sample the worker with py-spy, stacks written here"
+    )
+    parser.add_argument(
+        "--switch-interval-ms",
+        type=float,
+        help="experiment: run the worker with sys.setswitchinterval(this / 1000)",
     )
     parser.add_argument(
         "--profile-gil",
@@ -163,7 +172,8 @@ def hub_run(
         f" timing uncertainty {seen.uncertainty_ms:.2f} ms"
     )
     if args.gc_trace:
-        print(f"    {gc_report(workdir / 'worker-0.log')}")
+        for line in stall_report(hub, run_id, workdir / "worker-0.log"):
+            print(f"    {line}")
     return seen
 
 
@@ -183,23 +193,41 @@ def senders(
         log_dir=workdir,
         gc_freeze=args.gc_freeze,
         gc_trace=args.gc_trace,
+        switch_interval_s=args.switch_interval_ms / 1000 if args.switch_interval_ms else None,
         profile_dir=args.profile_dir,
         profile_gil=args.profile_gil,
         extra_env=env,
     )
 
 
-def gc_report(log: Path) -> str:
-    """The collector's pauses of 1 ms or more that the sender's log reports."""
-    found = pauses(log.read_text(errors="replace"))
-    if not found:
-        return "GC: no pause of 1 ms or more"
-    by_gen = {gen: [ms for g, ms in found if g == gen] for gen in sorted({g for g, _ in found})}
-    parts = [
-        f"gen {gen}: {len(ms)} pauses, {sum(ms):.0f} ms in all, max {max(ms):.1f} ms"
-        for gen, ms in by_gen.items()
+def stall_report(hub: BenchHub, run_id: int, log: Path) -> list[str]:
+    """The worker's stalls (gc_trace.py) and how many of the run's slowest 1% of results
+    had their answers handled during one or just after it, against all results."""
+    found = stalls(log.read_text(errors="replace"))
+    with hub.sessions() as session:
+        rows = session.execute(
+            select(WorkItem.latency_ms, WorkItem.finished_at).where(WorkItem.run_id == run_id)
+        ).all()
+    done = [(float(ms), at.replace(tzinfo=UTC).timestamp()) for ms, at in rows if ms and at]
+    p99 = nearest_rank([ms for ms, _ in done], 99)
+    slow = [at for ms, at in done if ms >= p99]
+    every = [at for _, at in done]
+    first, last = min(every, default=0.0), max(every, default=0.0)
+    during = [s for s in found if s.kind.startswith("gc") and first <= s.end <= last]
+    loop = sorted(s.ms for s in found if s.kind == "loop")
+    shares = ", ".join(
+        f"{what} {explained(slow, found, kinds=kind):.0%} (of all results"
+        f" {explained(every, found, kinds=kind):.0%})"
+        for what, kind in (("a GC pause", "gc"), ("any loop stall >= 2 ms", "loop"))
+    )
+    return [
+        f"{gc_summary(found)}; while results came: {gc_summary(during)}",
+        f"loop late >= 2 ms: {len(loop)} samples ({sum(x >= 5 for x in loop)} >= 5 ms,"
+        f" {sum(x >= 10 for x in loop)} >= 10 ms), max {max(loop, default=0.0):.1f} ms,"
+        f" median {loop[len(loop) // 2] if loop else 0.0:.1f} ms",
+        f"slowest 1% (>= {p99:.2f} ms, {len(slow)} results) handled during or <= 2 ms after:"
+        f" {shares}",
     ]
-    return "GC pauses >= 1 ms: " + "; ".join(parts)
 
 
 if __name__ == "__main__":
