@@ -9,11 +9,14 @@ request (who is calling, which service, may they) is done in one threadpool call
 `TARGET_TTL_S` seconds: a team debugging or benchmarking sends the same (key, service)
 pair again and again, and a hit costs no query and no thread hop, where a miss costs
 three ORM queries plus the hop (about 1.4 ms on SQLite on the 2-core reference
-machine: the whole budget). Only successes are cached, so a new service or key works at
-once. A change made through the registry's routes (endpoints, disabling, deleting, a
-rotated secret) empties the cache of the process that made it (`forget_targets`), so
-that process relays by the new rules from the next request on; other hub processes
-see it within `TARGET_TTL_S` seconds.
+machine: the whole budget); requests that miss together share one look-up. Only
+successes are cached, so a new service or key works at once. A change made through the
+registry's routes (endpoints, disabling, deleting, a rotated secret) empties the cache
+of the process that made it (`forget_targets`), so that process relays by the new rules
+from the next request on; other hub processes see it within `TARGET_TTL_S` seconds.
+
+The image check remembers the images it accepted (`CHECKED_IMAGES`, by SHA-256), so a
+picture sent again is not opened by Pillow again.
 """
 
 import asyncio
@@ -113,25 +116,47 @@ async def relay_target(
     cache = target_cache(state)
     digest = digest or hash_token(token)
     target = cache.get(digest, guid)
-    if target is not None:
-        require_instances(state.dispatcher, target)
-        return target
-    generation = cache.generation
-    settings = state.settings
-    target = await run_in_threadpool(
-        functools.partial(
-            resolve_target,
-            state.sessions,
-            token=token,
-            guid=guid,
-            admin_token=settings.admin_token,
-            open_to_all_providers=settings.relay_open_to_all_providers,
-            require_usable=True,
-        )
-    )
-    cache.put(digest, guid, target, generation=generation)
+    if target is None:
+        target = await _looked_up(state, cache, token=token, guid=guid, digest=digest)
     require_instances(state.dispatcher, target)
     return target
+
+
+async def _looked_up(
+    state: HubState, cache: TargetCache, *, token: str, guid: str, digest: str
+) -> Target:
+    """One database look-up per (key, service) at a time. When a busy caller's entry
+    expires, all its requests in flight miss at once: they share one look-up (one thread,
+    one session) instead of starting one each. A look-up started before a `clear` is
+    not joined after it."""
+    generation = cache.generation
+    key = (digest, guid, generation)
+    lookup = cache.lookups.get(key)
+    if lookup is None:
+        settings = state.settings
+        lookup = asyncio.ensure_future(
+            run_in_threadpool(
+                functools.partial(
+                    resolve_target,
+                    state.sessions,
+                    token=token,
+                    guid=guid,
+                    admin_token=settings.admin_token,
+                    open_to_all_providers=settings.relay_open_to_all_providers,
+                    require_usable=True,
+                )
+            )
+        )
+        cache.lookups[key] = lookup
+
+        def settled(done: asyncio.Future[Target]) -> None:
+            cache.lookups.pop(key, None)
+            if not done.cancelled() and done.exception() is None:
+                cache.put(digest, guid, done.result(), generation=generation)
+
+        lookup.add_done_callback(settled)
+    # Shielded: a caller that goes away does not cancel the others' look-up.
+    return await asyncio.shield(lookup)
 
 
 async def check_target(state: HubState, *, token: str, guid: str) -> Target:
