@@ -13,11 +13,15 @@ at --bound-ms; each prints the timing uncertainty the run recorded (SPEC §8).
 
 import argparse
 import statistics
+import subprocess
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 
 import uvloop
 from baselines import aiohttp_latencies
+from gc_trace import explained, gc_summary, stalls
 from hub_setup import (
     BenchHub,
     bench_hub,
@@ -25,6 +29,9 @@ from hub_setup import (
     tail,
     worker_processes,
 )
+from sqlalchemy import select
+
+from gateway.runs.models import WorkItem
 
 RECOGNIZERS = 8
 IN_FLIGHT_PER_SERVICE = 8
@@ -48,6 +55,24 @@ def main() -> None:
     )
     parser.add_argument(
         "--gc-freeze", action="store_true", help="experiment: gc.freeze() in the workers"
+    )
+    parser.add_argument(
+        "--gc-trace",
+        action="store_true",
+        help="experiment: report the worker's garbage-collector pauses of 1 ms or more",
+    )
+    parser.add_argument(
+        "--profile-dir", type=Path, help="sample the worker with py-spy, stacks written here"
+    )
+    parser.add_argument(
+        "--switch-interval-ms",
+        type=float,
+        help="experiment: run the worker with sys.setswitchinterval(this / 1000)",
+    )
+    parser.add_argument(
+        "--profile-gil",
+        action="store_true",
+        help="with --profile-dir: sample only the thread holding the GIL (py-spy --gil)",
     )
     args = parser.parse_args()
 
@@ -125,9 +150,7 @@ def hub_run(
 ) -> HubRun:
     """A dry run by one `recoghub worker` whose in-flight limit follows `bound_ms`."""
     env = {"RECOGHUB_TIMING_BOUND_MS": str(bound_ms)}
-    with worker_processes(
-        hub, 1, log_dir=workdir, gc_freeze=args.gc_freeze, extra_env=env
-    ) as procs:
+    with senders(hub, args, workdir, env) as procs:
         run_id = hub.start_run(dataset_id, guids, concurrency=IN_FLIGHT_PER_SERVICE)
         try:
             hub.wait_run(run_id, workers=procs, timeout_s=max(120.0, items / 100))
@@ -148,7 +171,63 @@ def hub_run(
         f" p99 {min(seen.p99s):6.2f} .. {max(seen.p99s):6.2f} ms;"
         f" timing uncertainty {seen.uncertainty_ms:.2f} ms"
     )
+    if args.gc_trace:
+        for line in stall_report(hub, run_id, workdir / "worker-0.log"):
+            print(f"    {line}")
     return seen
+
+
+def senders(
+    hub: BenchHub, args: argparse.Namespace, workdir: Path, env: dict[str, str]
+) -> AbstractContextManager[list[subprocess.Popen[bytes]]]:
+    """The hub process(es) that send the run, started before it and stopped after it.
+
+    The one place this benchmark chooses them: today one `recoghub worker` beside the
+    bench's database. To measure the embedded default instead (`recoghub serve` starting
+    its sender by itself, as bench_dispatch's option for it does), start that here and
+    yield the processes whose log is `workdir/worker-0.log`.
+    """
+    return worker_processes(
+        hub,
+        1,
+        log_dir=workdir,
+        gc_freeze=args.gc_freeze,
+        gc_trace=args.gc_trace,
+        switch_interval_s=args.switch_interval_ms / 1000 if args.switch_interval_ms else None,
+        profile_dir=args.profile_dir,
+        profile_gil=args.profile_gil,
+        extra_env=env,
+    )
+
+
+def stall_report(hub: BenchHub, run_id: int, log: Path) -> list[str]:
+    """The worker's stalls (gc_trace.py) and how many of the run's slowest 1% of results
+    had their answers handled during one or just after it, against all results."""
+    found = stalls(log.read_text(errors="replace"))
+    with hub.sessions() as session:
+        rows = session.execute(
+            select(WorkItem.latency_ms, WorkItem.finished_at).where(WorkItem.run_id == run_id)
+        ).all()
+    done = [(float(ms), at.replace(tzinfo=UTC).timestamp()) for ms, at in rows if ms and at]
+    p99 = nearest_rank([ms for ms, _ in done], 99)
+    slow = [at for ms, at in done if ms >= p99]
+    every = [at for _, at in done]
+    first, last = min(every, default=0.0), max(every, default=0.0)
+    during = [s for s in found if s.kind.startswith("gc") and first <= s.end <= last]
+    loop = sorted(s.ms for s in found if s.kind == "loop")
+    shares = ", ".join(
+        f"{what} {explained(slow, found, kinds=kind):.0%} (of all results"
+        f" {explained(every, found, kinds=kind):.0%})"
+        for what, kind in (("a GC pause", "gc"), ("any loop stall >= 2 ms", "loop"))
+    )
+    return [
+        f"{gc_summary(found)}; while results came: {gc_summary(during)}",
+        f"loop late >= 2 ms: {len(loop)} samples ({sum(x >= 5 for x in loop)} >= 5 ms,"
+        f" {sum(x >= 10 for x in loop)} >= 10 ms), max {max(loop, default=0.0):.1f} ms,"
+        f" median {loop[len(loop) // 2] if loop else 0.0:.1f} ms",
+        f"slowest 1% (>= {p99:.2f} ms, {len(slow)} results) handled during or <= 2 ms after:"
+        f" {shares}",
+    ]
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ throughput at 16 >= 0.5.
 
 import argparse
 import asyncio
+import resource
 import shutil
 import signal
 import statistics
@@ -131,6 +132,10 @@ async def bench(
         times = hub_process.cpu_times()
         return times.user + times.system
 
+    def own_cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
     image = tiny_png(1, side=32)
     direct_url = f"{recognizer}/recognize"
     relay_url = f"{hub_url}/api/v1/services/{guid}/recognize"
@@ -185,16 +190,30 @@ async def bench(
             return args.burst / (time.perf_counter() - started)
 
         rates: dict[str, list[float]] = {"direct": [], "hub": []}
+        # Who is the bottleneck: each process's share of a core during the bursts (the
+        # client near 100% means the client, not the server, set the rate).
+        busy: dict[str, dict[str, float]] = {way: {"client": 0.0, "hub": 0.0} for way in ways}
+        walls: dict[str, float] = dict.fromkeys(ways, 0.0)
         hub_cpu_s = 0.0
         for _ in range(2):
             for way, (url, headers) in ways.items():
-                cpu_before = hub_cpu()
-                rates[way].append(await burst(url, headers))
+                cpu_before, own_before = hub_cpu(), own_cpu()
+                rate = await burst(url, headers)
+                rates[way].append(rate)
+                walls[way] += args.burst / rate
+                busy[way]["client"] += own_cpu() - own_before
+                busy[way]["hub"] += hub_cpu() - cpu_before
                 if way == "hub":
                     hub_cpu_s += hub_cpu() - cpu_before
         print(f"concurrency 16: {args.burst} requests each way, twice; {load_average()}")
         for way, values in rates.items():
-            print(f"  {way:6}  " + ", ".join(f"{r:7.0f}" for r in values) + " requests/s")
+            shares = ", ".join(
+                f"{who} {seconds / walls[way]:.0%}" for who, seconds in busy[way].items()
+            )
+            print(
+                f"  {way:6}  " + ", ".join(f"{r:7.0f}" for r in values) + " requests/s"
+                f"  (share of a core: {shares})"
+            )
         ratio = max(rates["hub"]) / max(rates["direct"])
         print(f"  hub / direct (best of each): {ratio:.2f} (target >= 0.5)")
 

@@ -310,17 +310,21 @@ class RunTiming:
 
 
 def recoghub_command(
-    *, switch_interval_s: float | None = None, gc_freeze: bool = False
+    *, switch_interval_s: float | None = None, gc_freeze: bool = False, gc_trace: bool = False
 ) -> list[str]:
     """The `recoghub` console script of this venv. Experiments run the same entry point
-    after `sys.setswitchinterval(switch_interval_s)` (GIL hand-over), or after importing
-    the hub and `gc.freeze()` (so that full collections skip the start-up objects)."""
+    after `sys.setswitchinterval(switch_interval_s)` (GIL hand-over), after importing
+    the hub and `gc.freeze()` (so that full collections skip the start-up objects), or
+    with the collector's pauses written to the log (`gc_trace`, see gc_trace.py)."""
     script = Path(sys.executable).with_name("recoghub")
-    if script.exists() and switch_interval_s is None and not gc_freeze:
+    if script.exists() and switch_interval_s is None and not gc_freeze and not gc_trace:
         return [str(script)]
     prelude = ["import sys"]
     if switch_interval_s:
         prelude.append(f"sys.setswitchinterval({switch_interval_s})")
+    if gc_trace:
+        here = str(Path(__file__).resolve().parent)
+        prelude += [f"sys.path.insert(0, {here!r})", "import gc_trace", "gc_trace.install()"]
     prelude.append("from gateway.cli.main import main")
     if gc_freeze:
         prelude += ["import gc, gateway.runs.engine.process", "gc.collect()", "gc.freeze()"]
@@ -346,6 +350,8 @@ def worker_processes(
     profile_dir: Path | None = None,
     switch_interval_s: float | None = None,
     gc_freeze: bool = False,
+    gc_trace: bool = False,
+    profile_gil: bool = False,
     extra_env: dict[str, str] | None = None,
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
     """`count` `recoghub worker` processes on the hub's database, registered before this
@@ -364,7 +370,11 @@ def worker_processes(
             procs.append(
                 subprocess.Popen(
                     [
-                        *recoghub_command(switch_interval_s=switch_interval_s, gc_freeze=gc_freeze),
+                        *recoghub_command(
+                            switch_interval_s=switch_interval_s,
+                            gc_freeze=gc_freeze,
+                            gc_trace=gc_trace,
+                        ),
                         "worker",
                         "--log-level",
                         "warning",
@@ -385,7 +395,7 @@ def worker_processes(
                 raise RuntimeError("workers did not register in time")
             time.sleep(0.05)
         if profile_dir is not None:
-            profilers.extend(start_profilers(procs, profile_dir))
+            profilers.extend(start_profilers(procs, profile_dir, gil=profile_gil))
         yield procs
     finally:
         stop_processes(procs)
@@ -395,8 +405,10 @@ def worker_processes(
 
 
 def start_profilers(
-    procs: Sequence[subprocess.Popen[bytes]], profile_dir: Path
+    procs: Sequence[subprocess.Popen[bytes]], profile_dir: Path, *, gil: bool = False
 ) -> list[subprocess.Popen[bytes]]:
+    """py-spy on each process until it exits; with `gil`, only the thread holding the
+    GIL is sampled (which thread keeps the event loop waiting, and how often)."""
     py_spy = os.environ.get("PY_SPY") or shutil.which("py-spy")
     if py_spy is None:
         raise RuntimeError("profiling needs py-spy: pip install py-spy, or set PY_SPY")
@@ -411,6 +423,7 @@ def start_profilers(
                 "--format",
                 "raw",
                 "--threads",
+                *(["--gil"] if gil else []),
                 "--rate",
                 "250",
                 "--output",

@@ -10,6 +10,7 @@ rate. Only callers the relay has already authenticated reach a bucket: the table
 with the providers, not with what strangers send.
 """
 
+import functools
 from typing import Literal
 
 from starlette.concurrency import run_in_threadpool
@@ -44,22 +45,29 @@ def _stored_admin_digest(state: HubState) -> str | None:
         return secret.value_hash if secret is not None else None
 
 
+@functools.lru_cache(maxsize=8)
+def _configured_admin_digest(admin_token: str) -> str:
+    """The hash of the admin token the settings hold (they hold it for the process's life)."""
+    return hash_token(admin_token)
+
+
 async def _admin_digest(state: HubState) -> str | None:
     """The hash of the organizer's token: from settings, or read once from the database."""
     if state.settings.admin_token is not None:
-        return hash_token(state.settings.admin_token)
+        return _configured_admin_digest(state.settings.admin_token)
     if not state.stored_admin_digest_read:
         state.stored_admin_digest = await run_in_threadpool(_stored_admin_digest, state)
         state.stored_admin_digest_read = True
     return state.stored_admin_digest
 
 
-async def admit(state: HubState, route: ApiRoute, *, token: str) -> None:
-    """Count one `route` request of the caller with `token` (already authenticated).
+async def admit(state: HubState, route: ApiRoute, *, token: str, digest: str | None = None) -> None:
+    """Count one `route` request of the caller with `token` (already authenticated;
+    `digest`: its `hash_token`, when the caller has it already).
 
     Raises RateLimited (429) past the caller's limit; the organizer is not limited.
     """
-    digest = hash_token(token)
+    digest = digest or hash_token(token)
     if digest == await _admin_digest(state):
         return
     limiter(state, route).take(digest)

@@ -5,8 +5,9 @@ echoes (a recognizer's `raw`, a service name in a CSV) is never run as a script 
 styled as a page.
 """
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+_NAME = b"x-content-type-options"
 
 
 class NoSniff:
@@ -20,8 +21,12 @@ class NoSniff:
 
         async def send_marked(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers.setdefault("X-Content-Type-Options", "nosniff")
+                # The raw list, not MutableHeaders: this runs for every answer the hub
+                # gives, the relay's thousands a second (SPEC §8) included.
+                headers = list(message.get("headers", ()))
+                if not any(name.lower() == _NAME for name, _ in headers):
+                    headers.append((_NAME, b"nosniff"))
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_marked)

@@ -9,11 +9,14 @@ request (who is calling, which service, may they) is done in one threadpool call
 `TARGET_TTL_S` seconds: a team debugging or benchmarking sends the same (key, service)
 pair again and again, and a hit costs no query and no thread hop, where a miss costs
 three ORM queries plus the hop (about 1.4 ms on SQLite on the 2-core reference
-machine: the whole budget). Only successes are cached, so a new service or key works at
-once. A change made through the registry's routes (endpoints, disabling, deleting, a
-rotated secret) empties the cache of the process that made it (`forget_targets`), so
-that process relays by the new rules from the next request on; other hub processes
-see it within `TARGET_TTL_S` seconds.
+machine: the whole budget); requests that miss together share one look-up. Only
+successes are cached, so a new service or key works at once. A change made through the
+registry's routes (endpoints, disabling, deleting, a rotated secret) empties the cache
+of the process that made it (`forget_targets`), so that process relays by the new rules
+from the next request on; other hub processes see it within `TARGET_TTL_S` seconds.
+
+The image check remembers the images it accepted (`CHECKED_IMAGES`, by SHA-256), so a
+picture sent again is not opened by Pillow again.
 """
 
 import asyncio
@@ -39,6 +42,7 @@ from gateway.errors import (
 from gateway.images import CheckedImage, ImageTooLarge, NotAnImage, check_image
 from gateway.registry.schemas import MAX_ENDPOINTS
 from gateway.registry.service import authorize_service, get_service, service_target
+from gateway.relay.image_verdicts import CheckedImages
 from gateway.relay.schemas import CheckRead, InstanceCheckRead, TagRead
 from gateway.relay.target_cache import TargetCache
 from gateway.state import HubState
@@ -104,30 +108,55 @@ def require_instances(dispatcher: Dispatcher, target: Target) -> None:
         )
 
 
-async def relay_target(state: HubState, *, token: str, guid: str) -> Target:
-    """The target of a relayed request, from the cache or from the database."""
+async def relay_target(
+    state: HubState, *, token: str, guid: str, digest: str | None = None
+) -> Target:
+    """The target of a relayed request, from the cache or from the database (`digest`:
+    the token's `hash_token`, when the caller has it already)."""
     cache = target_cache(state)
-    digest = hash_token(token)
+    digest = digest or hash_token(token)
     target = cache.get(digest, guid)
-    if target is not None:
-        require_instances(state.dispatcher, target)
-        return target
-    generation = cache.generation
-    settings = state.settings
-    target = await run_in_threadpool(
-        functools.partial(
-            resolve_target,
-            state.sessions,
-            token=token,
-            guid=guid,
-            admin_token=settings.admin_token,
-            open_to_all_providers=settings.relay_open_to_all_providers,
-            require_usable=True,
-        )
-    )
-    cache.put(digest, guid, target, generation=generation)
+    if target is None:
+        target = await _looked_up(state, cache, token=token, guid=guid, digest=digest)
     require_instances(state.dispatcher, target)
     return target
+
+
+async def _looked_up(
+    state: HubState, cache: TargetCache, *, token: str, guid: str, digest: str
+) -> Target:
+    """One database look-up per (key, service) at a time. When a busy caller's entry
+    expires, all its requests in flight miss at once: they share one look-up (one thread,
+    one session) instead of starting one each. A look-up started before a `clear` is
+    not joined after it."""
+    generation = cache.generation
+    key = (digest, guid, generation)
+    lookup = cache.lookups.get(key)
+    if lookup is None:
+        settings = state.settings
+        lookup = asyncio.ensure_future(
+            run_in_threadpool(
+                functools.partial(
+                    resolve_target,
+                    state.sessions,
+                    token=token,
+                    guid=guid,
+                    admin_token=settings.admin_token,
+                    open_to_all_providers=settings.relay_open_to_all_providers,
+                    require_usable=True,
+                )
+            )
+        )
+        cache.lookups[key] = lookup
+
+        def settled(done: asyncio.Future[Target]) -> None:
+            cache.lookups.pop(key, None)
+            if not done.cancelled() and done.exception() is None:
+                cache.put(digest, guid, done.result(), generation=generation)
+
+        lookup.add_done_callback(settled)
+    # Shielded: a caller that goes away does not cancel the others' look-up.
+    return await asyncio.shield(lookup)
 
 
 async def check_target(state: HubState, *, token: str, guid: str) -> Target:
@@ -149,29 +178,46 @@ async def check_target(state: HubState, *, token: str, guid: str) -> Target:
     )
 
 
+# Images accepted before, by digest: one per hub process, shared by its apps (a verdict
+# depends on the bytes alone; the limits are checked again on every hit).
+CHECKED_IMAGES = CheckedImages()
+
 # Pillow reads a small image in microseconds; a big PNG's CRC pass takes milliseconds,
 # which must not stall the event loop for every other request in flight.
 _INLINE_CHECK_BYTES = 256 * 1024
 
 
-async def checked_image(data: bytes, *, max_bytes: int, max_pixels: int) -> CheckedImage:
-    """`check_image` as API errors: 413 too large or a decompression bomb, 415 not an image."""
+async def checked_image(
+    data: bytes, *, digest: str, max_bytes: int, max_pixels: int
+) -> CheckedImage:
+    """`check_image` as API errors: 413 too large or a decompression bomb, 415 not an
+    image. `digest` is the SHA-256 of `data` (hex): an image accepted before is not
+    opened again (`CHECKED_IMAGES`)."""
+    known = CHECKED_IMAGES.known(data, digest, max_bytes=max_bytes, max_pixels=max_pixels)
+    if known is not None:
+        return known
     try:
         if len(data) <= _INLINE_CHECK_BYTES:
-            return check_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
-        return await run_in_threadpool(
+            return CHECKED_IMAGES.check(data, digest, max_bytes=max_bytes, max_pixels=max_pixels)
+        image = await run_in_threadpool(
             functools.partial(check_image, data, max_bytes=max_bytes, max_pixels=max_pixels)
         )
+        CHECKED_IMAGES.remember(digest, image)
+        return image
     except ImageTooLarge as exc:
         raise PayloadTooLarge(str(exc)) from None
     except NotAnImage as exc:
         raise UnsupportedMedia(str(exc)) from None
 
 
-async def relay(dispatcher: Dispatcher, target: Target, image: CheckedImage) -> Answer:
-    """Send `image` with the hub's usual timeout and retries; an `ok` answer or
-    RecognizerFailed (502 with code = outcome, 504 on timeout)."""
-    answer = await dispatcher.recognize(target, image.data, content_type=image.content_type)
+async def relay(
+    dispatcher: Dispatcher, target: Target, image: CheckedImage, *, digest: str
+) -> Answer:
+    """Send `image` (SHA-256 `digest`) with the hub's usual timeout and retries; an `ok`
+    answer or RecognizerFailed (502 with code = outcome, 504 on timeout)."""
+    answer = await dispatcher.recognize(
+        target, image.data, content_type=image.content_type, digest=digest
+    )
     if not answer.ok:
         error = answer.error or RecognizerConnectError(answer.detail or "no answer")
         raise RecognizerFailed(error, request_id=answer.request_id)

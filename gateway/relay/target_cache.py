@@ -1,5 +1,6 @@
 """The relay's short-lived cache of look-ups: which target a token may send to."""
 
+import asyncio
 import time
 
 from gateway.dispatch.answers import Target
@@ -23,6 +24,9 @@ class TargetCache:
         self.max_entries = max_entries
         self.generation = 0
         self._entries: dict[tuple[str, str], tuple[float, int, Target]] = {}
+        # The database look-ups under way, by (token digest, GUID, generation): requests
+        # that miss together share one (`gateway.relay.service.relay_target`).
+        self.lookups: dict[tuple[str, str, int], asyncio.Future[Target]] = {}
 
     def get(self, token_digest: str, guid: str) -> Target | None:
         entry = self._entries.get((token_digest, guid))
