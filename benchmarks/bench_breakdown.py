@@ -25,6 +25,7 @@ from pathlib import Path
 
 import aiohttp
 import uvloop
+import wreq
 from hub_setup import BenchHub, bench_database, hub_settings, load_average, tiny_png
 from recognizers import fast_recognizers
 
@@ -54,12 +55,17 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--claim", type=int, default=64, help="items claimed per service")
     parser.add_argument("--requests", type=int, default=20000, help="per sending variant")
+    parser.add_argument(
+        "--sending-only", action="store_true", help="measure (1)..(3) alone, no database"
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="recoghub-bench-breakdown-"))
     try:
         with fast_recognizers(8) as urls, bench_database(workdir, None) as database_url:
             print(f"{load_average()}")
             answers = uvloop.run(sending(urls, args.requests))
+            if args.sending_only:
+                return
             hub = BenchHub(hub_settings(database_url, workdir))
             try:
                 database_parts(hub, urls, args, answers)
@@ -113,6 +119,19 @@ async def sending(urls: list[str], requests: int) -> list[object]:
                 await response.read()
 
         await drive("(1) bare aiohttp", send_bare)
+
+    client = wreq.Client()
+    try:
+
+        async def send_wreq(n: int) -> None:
+            async with client.post(
+                urls[n % 8] + "/recognize", body=image, headers={"Content-Type": "image/png"}
+            ) as response:
+                await response.bytes()
+
+        await drive("(1b) bare wreq", send_wreq)
+    finally:
+        client.close()
 
     http = make_client_session(settings)
     try:

@@ -78,7 +78,7 @@ class PingResult:
     outcome: Outcome = Outcome.OK
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs three times as much
 class Request:
     """One attempt's recognize request, as either kind of instance is sent it."""
 

@@ -98,7 +98,9 @@ class Dispatcher:
         return target.instances + connected if connected else target.instances
 
     def _first_instance(self, target: Target, count: int) -> int:
-        counter = self._next_instance.setdefault(target.service_guid, itertools.count())
+        counter = self._next_instance.get(target.service_guid)
+        if counter is None:
+            counter = self._next_instance[target.service_guid] = itertools.count()
         return next(counter) % count
 
     async def recognize(
@@ -127,17 +129,66 @@ class Dispatcher:
         digest = digest or signing.body_digest(image)
         timeout = timeout_s or self._settings.request_timeout_s
         attempts: list[Attempt] = []
-        start = self._first_instance(target, len(instances))
-        max_attempts = max_attempts or self._settings.max_attempts
+        start = self._first_instance(target, len(instances)) if len(instances) > 1 else 0
+        # The first attempt is sent straight (no closure, no tenacity): most requests need
+        # no other, and each µs here is one the sending process spends per image.
+        try:
+            tags, raw, latency = await self._attempt(
+                target,
+                instances[start],
+                image,
+                content_type,
+                digest,
+                timeout,
+                request_id,
+                1,
+                attempts,
+            )
+        except RecognizerError as first:
+            max_attempts = max_attempts or self._settings.max_attempts
+            if not first.retryable or max_attempts <= 1:
+                return _failed(request_id, first, attempts)
+            return await self._retried(
+                target,
+                instances,
+                start,
+                image,
+                content_type,
+                digest,
+                timeout,
+                request_id,
+                max_attempts,
+                attempts,
+                first,
+                given_up,
+            )
+        return Answer(request_id, Outcome.OK, tags, raw, latency, 200, None, attempts)
 
-        failures: list[RecognizerError] = []
+    async def _retried(
+        self,
+        target: Target,
+        instances: tuple[str, ...],
+        start: int,
+        image: bytes,
+        content_type: str,
+        digest: str,
+        timeout: float,
+        request_id: str,
+        max_attempts: int,
+        attempts: list[Attempt],
+        first: RecognizerError,
+        given_up: Callable[[], bool] | None,
+    ) -> Answer:
+        """The attempts after a failed first one, with back-off (tenacity's loop costs
+        some 60 µs a request: only a request that needs it pays for it)."""
+        failures: list[RecognizerError] = [first]
 
         async def send(number: int) -> tuple[list[Tag], str, float]:
-            if failures and given_up is not None and given_up():
+            if given_up is not None and given_up():
                 raise NotRetried(failures[-1])
             # Live connections may change between attempts: a retry goes to the next
             # instance that is still there.
-            pool = (self.instances(target) or instances) if number > 1 else instances
+            pool = self.instances(target) or instances
             instance = pool[(start + number - 1) % len(pool)]
             try:
                 return await self._attempt(
@@ -156,37 +207,19 @@ class Dispatcher:
                 raise
 
         try:
-            # The first attempt runs outside tenacity: most requests need no other, and
-            # tenacity's async loop costs some 60 µs a request on this machine, which a
-            # run at thousands of images/s and the relay's 1.5 ms (SPEC §8) cannot spare.
-            try:
-                tags, raw, latency = await send(1)
-            except RecognizerError as first:
-                if not first.retryable or max_attempts <= 1:
-                    raise
-                await asyncio.sleep(self._first_backoff())
-                retrying = AsyncRetrying(
-                    stop=stop_after_attempt(max_attempts - 1),
-                    wait=self._wait,
-                    retry=self._retry,
-                    reraise=True,
-                )
-                async for attempt in retrying:
-                    with attempt:
-                        tags, raw, latency = await send(attempt.retry_state.attempt_number + 1)
+            await asyncio.sleep(self._first_backoff())
+            retrying = AsyncRetrying(
+                stop=stop_after_attempt(max_attempts - 1),
+                wait=self._wait,
+                retry=self._retry,
+                reraise=True,
+            )
+            async for attempt in retrying:
+                with attempt:
+                    tags, raw, latency = await send(attempt.retry_state.attempt_number + 1)
         except (RecognizerError, NotRetried) as failed:
-            error: RecognizerError = failed.error if isinstance(failed, NotRetried) else failed
-            last = attempts[-1]
-            return Answer(
-                request_id,
-                error.outcome,
-                [],
-                error.raw,
-                last.latency_ms,
-                last.status,
-                error.detail,
-                attempts,
-                error,
+            return _failed(
+                request_id, failed.error if isinstance(failed, NotRetried) else failed, attempts
             )
         return Answer(request_id, Outcome.OK, tags, raw, latency, 200, None, attempts)
 
@@ -253,6 +286,22 @@ class Dispatcher:
         if is_dialout(instance):
             return await self._connected.ping(instance, timeout_s=timeout_s)
         return await self._endpoints.ping(instance, timeout_s=timeout_s, adapter=adapter)
+
+
+def _failed(request_id: str, error: RecognizerError, attempts: list[Attempt]) -> Answer:
+    """The answer of a request whose last attempt failed with `error`."""
+    last = attempts[-1]
+    return Answer(
+        request_id,
+        error.outcome,
+        [],
+        error.raw,
+        last.latency_ms,
+        last.status,
+        error.detail,
+        attempts,
+        error,
+    )
 
 
 def _record(attempts: list[Attempt], attempt: Attempt) -> None:

@@ -77,6 +77,13 @@ class PinnedClients(Generic[ClientT]):
         self._pins: dict[str, _Pin[ClientT]] = {}
         self._resolving: dict[str, asyncio.Lock] = {}
 
+    def ready(self, name: str) -> ClientT | None:
+        """The client pinned for `name` if its pin holds now (no resolving needed)."""
+        pin = self._pins.get(name)
+        if pin is not None and pin.expires > time.monotonic():
+            return pin.client
+        return None
+
     async def client(self, name: str) -> ClientT:
         """The client pinned for `name`; AddressNotAllowed when none of its addresses is
         allowed, SendFailed when it does not resolve."""
@@ -182,6 +189,13 @@ class Destinations(Generic[UrlT, ClientT]):
         if destination.name is None:
             return self._literal
         return await self._pins.client(destination.name)
+
+    def ready(self, destination: Destination[UrlT]) -> ClientT | None:
+        """The client to send to `destination` through when one is at hand without
+        resolving (the common case, no coroutine); None: ask `client`."""
+        if destination.name is None:
+            return self._literal
+        return self._pins.ready(destination.name)
 
     def refused(self, destination: Destination[UrlT], client: ClientT) -> None:
         """A connection to `destination` through `client` was refused."""

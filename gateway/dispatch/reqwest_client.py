@@ -91,7 +91,9 @@ class PyreqwestClient:
         preview: int,
     ) -> Reply:
         destination = self._destinations.get(url)
-        client = await self._destinations.client(destination)
+        client = self._destinations.ready(destination)
+        if client is None:
+            client = await self._destinations.client(destination)
         builder = client.request(method, destination.url).timeout(timeout_of(timeout_s))
         if headers:
             builder = builder.headers(headers)

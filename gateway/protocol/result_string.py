@@ -23,6 +23,7 @@ _SCORE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 _score_matches = _SCORE.fullmatch
 _isfinite = math.isfinite
 _score_of = itemgetter(1)
+_new_tag = tuple.__new__  # Tag(tag, score) without NamedTuple's Python-level __new__
 
 
 def tag_key(tag: str) -> str:
@@ -121,29 +122,50 @@ def parse_result(body: bytes | str) -> list[Tag]:
     if text.endswith(";"):
         text = text[:-1]
     parsed: list[Tag] = []
-    for index, entry in enumerate(text.split(";"), start=1):
+    append = parsed.append
+    index = 0
+    for entry in text.split(";"):
+        index += 1
         tag, colon, score_text = entry.rpartition(":")
-        if not colon:
-            if not entry.strip():
-                raise ResultStringError(
-                    f"entry {index} is empty", entry=index, text="", expected='"tag:score"'
-                )
-            raise _entry_error(index, entry, 'has no ":score"', '"tag:score"')
-        tag = tag.strip()
-        score_text = score_text.strip()
-        if not tag:
-            raise _entry_error(
-                index, entry, "has an empty tag", "a non-empty tag before the last ':'"
+        if colon:
+            tag = tag.strip()
+            score_text = score_text.strip()
+            # What float() reads of ASCII text without '_', finite, is what the grammar
+            # allows (its regular expression is for the entry found wrong, below).
+            if tag and score_text.isascii() and "_" not in score_text:
+                try:
+                    score = float(score_text)
+                except ValueError:
+                    raise _bad_entry(index, entry) from None
+                if _isfinite(score):
+                    append(_new_tag(Tag, (tag, score)))
+                    continue
+        raise _bad_entry(index, entry)
+    ranked = sorted(parsed, key=_score_of, reverse=True)
+    # The tags are stripped already: their keys are their case folds. A repeat is rare,
+    # and `rank` (stable, as sorted() is) then keeps each one's best-ranked entry.
+    if len({tag.casefold() for tag, _ in ranked}) == len(ranked):
+        return ranked
+    return rank(ranked)
+
+
+def _bad_entry(index: int, entry: str) -> ResultStringError:
+    """What is wrong with an entry `parse_result` could not read."""
+    tag, colon, score_text = entry.rpartition(":")
+    if not colon:
+        if not entry.strip():
+            return ResultStringError(
+                f"entry {index} is empty", entry=index, text="", expected='"tag:score"'
             )
-        if not _score_matches(score_text):
-            raise _entry_error(
-                index, entry, f'has score "{_shown(score_text)}"', "a finite decimal score"
-            )
-        score = float(score_text)
-        if not _isfinite(score):
-            raise _entry_error(index, entry, "has a score out of range", "a finite decimal score")
-        parsed.append(Tag(tag, score))
-    return rank(parsed)
+        return _entry_error(index, entry, 'has no ":score"', '"tag:score"')
+    score_text = score_text.strip()
+    if not tag.strip():
+        return _entry_error(index, entry, "has an empty tag", "a non-empty tag before the last ':'")
+    if not _score_matches(score_text):
+        return _entry_error(
+            index, entry, f'has score "{_shown(score_text)}"', "a finite decimal score"
+        )
+    return _entry_error(index, entry, "has a score out of range", "a finite decimal score")
 
 
 def rank(tags: Iterable[Tag]) -> list[Tag]:
