@@ -258,7 +258,7 @@ class LiveTally:
             latency_sum=float(row["latency_sum"]),
             latency_max=row["latency_max"],
             latency_min=row["latency_min"],
-            latency_buckets=_buckets_of_column(row["latency_buckets"] or {}),
+            latency_buckets=buckets_of_column(row["latency_buckets"] or {}),
             first_finished_at=row["first_finished_at"],
             first_sent_at=row["first_sent_at"],
             last_finished_at=row["last_finished_at"],
@@ -275,6 +275,6 @@ def _bucket_columns(buckets: dict[int, int]) -> dict[str, int]:
     return dict(zip(map(str, ordered), map(buckets.__getitem__, ordered), strict=True))
 
 
-def _buckets_of_column(stored: Mapping[str, Any]) -> dict[int, int]:
+def buckets_of_column(stored: Mapping[str, Any]) -> dict[int, int]:
     """The histogram `_bucket_columns` stored."""
     return dict(zip(map(int, stored), map(int, stored.values()), strict=True))
