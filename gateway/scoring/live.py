@@ -33,7 +33,7 @@ from typing import Any
 
 from gateway.errors import OUTCOMES, Outcome
 from gateway.scoring.metrics import PERCENTILES, nearest_rank
-from gateway.scoring.ranking import distinct, place_of_truth, truth_set
+from gateway.scoring.ranking import first_true_place, truth_set
 
 BUCKET_RATIO = 1.01
 PERCENTILE_ERROR = math.sqrt(BUCKET_RATIO) - 1  # 0.4988%
@@ -98,8 +98,7 @@ class LiveTally:
         if true:
             self.with_truth += 1
             if ok and tags:
-                entries = ((str(pair[0]), 0.0) for pair in tags)  # places only
-                rank = place_of_truth((k for k, _ in distinct(entries)), true, within=5)
+                rank = first_true_place(tags, true, within=5)
                 if rank is not None and rank <= 5:
                     self.top5 += 1
                     self.top1 += rank == 1
