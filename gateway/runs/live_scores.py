@@ -6,15 +6,17 @@ records its results (`gateway.runs.results`); the counters are
 `gateway.scoring.live`'s.
 """
 
-from collections.abc import Collection
+import json
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Table, Text, cast, select
 
 from gateway.db import chunked
 from gateway.errors import OUTCOMES
 from gateway.runs.models import LIVE_SCORE_PARTS, LIVE_SCORES
-from gateway.scoring.live import LiveTally
+from gateway.scoring.live import LiveTally, buckets_of_column
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +28,34 @@ class LiveRow:
     tally: LiveTally
 
 
+# The histogram (`latency_buckets`, up to ~2,300 entries) is read as its JSON text, and
+# each text decoded once: a run's progress and leaderboard are polled far more often
+# than a worker's batch changes a row, and decoding it was most of such a request.
+_BUCKETS_TEXT = "latency_buckets_text"
+_decoded: dict[str, dict[int, int]] = {}
+_DECODED_MAX = 256
+
+
+def _select(table: Table) -> Any:
+    columns = [column for column in table.c if column.name != "latency_buckets"]
+    return select(*columns, cast(table.c.latency_buckets, Text).label(_BUCKETS_TEXT))
+
+
+def _tally(row: Mapping[Any, Any]) -> LiveTally:
+    text = row[_BUCKETS_TEXT]
+    tally = LiveTally.of_columns({**row, "latency_buckets": None})
+    if text is None:
+        return tally
+    buckets = _decoded.get(text)
+    if buckets is None:
+        buckets = buckets_of_column(json.loads(text) or {})
+        if len(_decoded) >= _DECODED_MAX:
+            _decoded.clear()
+        _decoded[text] = buckets
+    tally.latency_buckets = dict(buckets)  # the tally's own: a caller may change it
+    return tally
+
+
 def read_part_rows(
     conn: Connection, *, run_service_ids: Collection[int], part: str
 ) -> dict[int, LiveRow]:
@@ -33,12 +63,12 @@ def read_part_rows(
     rows: dict[int, LiveRow] = {}
     for ids in chunked(sorted(run_service_ids)):
         for row in conn.execute(
-            select(LIVE_SCORE_PARTS).where(
+            _select(LIVE_SCORE_PARTS).where(
                 LIVE_SCORE_PARTS.c.run_service_id.in_(ids), LIVE_SCORE_PARTS.c.part == part
             )
         ):
             rows[row.run_service_id] = LiveRow(
-                row.run_service_id, row.images_total, LiveTally.of_columns(row._mapping)
+                row.run_service_id, row.images_total, _tally(row._mapping)
             )
     return rows
 
@@ -47,9 +77,9 @@ def read_rows(conn: Connection, *, run_service_ids: Collection[int]) -> dict[int
     """The live scores of these run services, by run service id (those that have one)."""
     rows: dict[int, LiveRow] = {}
     for ids in chunked(sorted(run_service_ids)):
-        for row in conn.execute(select(LIVE_SCORES).where(LIVE_SCORES.c.run_service_id.in_(ids))):
+        for row in conn.execute(_select(LIVE_SCORES).where(LIVE_SCORES.c.run_service_id.in_(ids))):
             rows[row.run_service_id] = LiveRow(
-                row.run_service_id, row.images_total, LiveTally.of_columns(row._mapping)
+                row.run_service_id, row.images_total, _tally(row._mapping)
             )
     return rows
 

@@ -23,6 +23,8 @@ batches give the same counters. What it holds and how exact each figure is:
   rescore stored with it (`RunService.scores`), exact as ever.
 """
 
+import bisect
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +33,7 @@ from typing import Any
 
 from gateway.errors import OUTCOMES, Outcome
 from gateway.scoring.metrics import PERCENTILES, nearest_rank
-from gateway.scoring.ranking import distinct, place_of_truth, truth_set
+from gateway.scoring.ranking import first_true_place, truth_set
 
 BUCKET_RATIO = 1.01
 PERCENTILE_ERROR = math.sqrt(BUCKET_RATIO) - 1  # 0.4988%
@@ -96,8 +98,7 @@ class LiveTally:
         if true:
             self.with_truth += 1
             if ok and tags:
-                entries = ((str(pair[0]), 0.0) for pair in tags)  # places only
-                rank = place_of_truth((k for k, _ in distinct(entries)), true, within=5)
+                rank = first_true_place(tags, true, within=5)
                 if rank is not None and rank <= 5:
                     self.top5 += 1
                     self.top1 += rank == 1
@@ -190,19 +191,17 @@ class LiveTally:
             return {"p50": None, "p90": None, "p99": None, "max": None, "mean": None}
         low, high = self.latency_min, self.latency_max
         summary: dict[str, float | None] = {}
-        ordered = sorted(self.latency_buckets.items())
+        # One sort and one running sum; each percentile's bucket is the first whose
+        # running count reaches its nearest rank (a bisection, in C).
+        buckets = sorted(self.latency_buckets)
+        seen = list(itertools.accumulate(map(self.latency_buckets.__getitem__, buckets)))
         for name, percent in PERCENTILES:
             wanted = nearest_rank(n, percent)
             if wanted in (1, n):  # the smallest or the largest: known exactly
                 summary[name] = low if wanted == 1 else high
                 continue
-            seen = 0
-            value = high
-            for bucket, count in ordered:
-                seen += count
-                if seen >= wanted:
-                    value = bucket_middle(bucket)
-                    break
+            at = bisect.bisect_left(seen, wanted)
+            value = bucket_middle(buckets[at]) if at < len(buckets) else high
             summary[name] = min(high, max(low, value))
         summary["max"] = high
         summary["mean"] = self.latency_sum / n
@@ -238,7 +237,7 @@ class LiveTally:
             "latency_sum": self.latency_sum,
             "latency_max": self.latency_max,
             "latency_min": self.latency_min,
-            "latency_buckets": {str(b): c for b, c in sorted(self.latency_buckets.items())},
+            "latency_buckets": _bucket_columns(self.latency_buckets),
             "first_finished_at": self.first_finished_at,
             "first_sent_at": self.first_sent_at,
             "last_finished_at": self.last_finished_at,
@@ -258,8 +257,23 @@ class LiveTally:
             latency_sum=float(row["latency_sum"]),
             latency_max=row["latency_max"],
             latency_min=row["latency_min"],
-            latency_buckets={int(b): int(c) for b, c in (row["latency_buckets"] or {}).items()},
+            latency_buckets=buckets_of_column(row["latency_buckets"] or {}),
             first_finished_at=row["first_finished_at"],
             first_sent_at=row["first_sent_at"],
             last_finished_at=row["last_finished_at"],
         )
+
+
+# A histogram has up to `MAX_BUCKETS` entries and every progress or leaderboard request
+# reads one per run service: converted with C loops (map, zip), not a comprehension.
+
+
+def _bucket_columns(buckets: dict[int, int]) -> dict[str, int]:
+    """The histogram as stored: text keys (JSON), in bucket order."""
+    ordered = sorted(buckets)
+    return dict(zip(map(str, ordered), map(buckets.__getitem__, ordered), strict=True))
+
+
+def buckets_of_column(stored: Mapping[str, Any]) -> dict[int, int]:
+    """The histogram `_bucket_columns` stored."""
+    return dict(zip(map(int, stored), map(int, stored.values()), strict=True))

@@ -340,6 +340,8 @@ def nearest_rank(n: int, percent: float) -> int:
 
 
 def _nearest_rank(n: int, percent: float) -> int:
+    if type(percent) is int and 0 <= percent <= 100:  # SPEC's percentiles: exact, no Fraction
+        return max(1, -(-percent * n // 100))
     try:
         exact = Fraction(str(percent))  # the decimal as written: ceil(0.07 * 100) is 7
     except ValueError:

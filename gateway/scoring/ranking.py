@@ -14,10 +14,20 @@ tests/scoring/test_ranking.py fails if a second definition appears.
 """
 
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 from gateway.protocol.result_string import Tag, rank, tag_key
 
-__all__ = ["Tag", "distinct", "place_of_truth", "rank", "tag_key", "true_rank", "truth_set"]
+__all__ = [
+    "Tag",
+    "distinct",
+    "first_true_place",
+    "place_of_truth",
+    "rank",
+    "tag_key",
+    "true_rank",
+    "truth_set",
+]
 
 
 def truth_set(truth: Iterable[str]) -> frozenset[str]:
@@ -54,3 +64,22 @@ def true_rank(tags: Sequence[str], truth: Iterable[str]) -> int | None:
     best first; a repeat takes no place), or None."""
     keys = (key for key, _ in distinct((tag, 0.0) for tag in tags))
     return place_of_truth(keys, truth_set(truth))
+
+
+def first_true_place(
+    tags: Iterable[Sequence[Any]], true: frozenset[str], *, within: int
+) -> int | None:
+    """`place_of_truth` of the distinct tags of ranked `(tag, score)` entries, within
+    `within` places, in one loop: the live scores count top-k with it for every result
+    recorded (gateway.scoring.live)."""
+    seen: set[str] = set()
+    for entry in tags:
+        key = tag_key(str(entry[0]))
+        if key in seen:
+            continue
+        if key in true:
+            return len(seen) + 1
+        seen.add(key)
+        if len(seen) >= within:
+            return None
+    return None
