@@ -142,9 +142,9 @@ def parse_result(body: bytes | str) -> list[Tag]:
                     continue
         raise _bad_entry(index, entry)
     ranked = sorted(parsed, key=_score_of, reverse=True)
-    # The tags are stripped already: their keys are their case folds. A repeat is rare,
-    # and `rank` (stable, as sorted() is) then keeps each one's best-ranked entry.
-    if len({tag.casefold() for tag, _ in ranked}) == len(ranked):
+    # A repeat is rare; `rank` (stable, as sorted() is) then keeps each one's best-ranked
+    # entry.
+    if len({tag_key(tag) for tag, _ in ranked}) == len(ranked):
         return ranked
     return rank(ranked)
 
