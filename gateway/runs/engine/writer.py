@@ -7,6 +7,7 @@ items are still leased, and are sent again once their lease is released.
 
 import asyncio
 import logging
+from collections import Counter
 
 from gateway.runs import results
 from gateway.runs.engine import recording
@@ -87,16 +88,11 @@ class ResultWriter:
 def _scored_lanes(lanes: set[Lane]) -> dict[int, int]:
     """Run service id -> serial of the batch's lanes scored live; two lanes of one run
     service in a batch (one stopped, one opened since) are both left unscored."""
+    shared = Counter(lane.id for lane in lanes)
     scored: dict[int, int] = {}
-    seen: set[int] = set()
     for lane in lanes:
-        if lane.id in seen:
-            scored.pop(lane.id, None)
-            for other in lanes:
-                if other.id == lane.id:
-                    other.not_scored()
-            continue
-        seen.add(lane.id)
-        if lane.scored:
+        if shared[lane.id] > 1:
+            lane.not_scored()
+        elif lane.scored:
             scored[lane.id] = lane.serial
     return scored
