@@ -389,3 +389,23 @@ async def test_a_missing_image_file_fails_the_run_until_it_is_restored(
             service.resume_run(session, run_id=run_id)
         await wait_until(lambda: completed(run_engine, run_id), "the resumed run to complete")
     assert_each_item_once(run_engine, run_id, 1, 6)
+
+
+async def test_a_run_completes_once_its_last_result_is_written_not_at_the_next_survey(
+    run_engine: Engine, settings: Settings, data_dir: Path, serve: Any
+) -> None:
+    """The survey that closes lanes and completes runs ticks every `poll_s`; a lane that has
+    sent and written its last item wakes it, so the run completes at once, not a tick
+    later (here an hour later: the first tick opens the lane, no other comes)."""
+    images = make_images(12, label=lambda i: f"dog{i % 3}")
+    app, seen = recognizer_app(lambda body: "dog0:0.9")
+    dataset = add_dataset(run_engine, data_dir, images)
+    team = add_service(run_engine, [serve(app)], name="team")
+    run_id = start_run(run_engine, settings, dataset=dataset, phase="dryrun", seed=3)
+
+    async with running_worker(run_engine, settings, poll_s=3600.0):
+        await wait_until(lambda: completed(run_engine, run_id), "the run to complete", 20.0)
+
+    assert statuses(run_engine, run_id) == {team: "passed"}
+    assert_each_item_once(run_engine, run_id, 1, 12)
+    assert seen.requests == 12

@@ -150,6 +150,8 @@ class Sender:
                     await asyncio.sleep(self._poll_s)
                 finally:
                     lane.sent()
+                if lane.dry and lane.in_flight == 0 and lane.buffered == 0:
+                    self._writer.flush_soon()  # its last results: written now, not later
         finally:
             lane.consumers.pop(slot_id, None)
             self._slots_to_release.append(slot_id)

@@ -26,7 +26,7 @@ from gateway.runs.engine.prober import Prober
 from gateway.runs.engine.sender import Sender
 from gateway.runs.engine.surveyor import Surveyor
 from gateway.runs.engine.threads import Database, DatabaseLost, DbThreads
-from gateway.runs.engine.timing import InFlightLimit, LagFollower
+from gateway.runs.engine.timing import InFlightLimit, LagFollower, wait_event
 from gateway.runs.engine.writer import ResultWriter
 
 log = logging.getLogger("recoghub.worker")
@@ -82,12 +82,16 @@ class DispatchWorker:
             maximum=settings.global_concurrency, bound_ms=settings.timing_bound_ms
         )
         self.timing = timing = LagFollower(db=db, in_flight=limit)
+        # Set when a lane has sent and written its last item: the survey closes it (and
+        # completes its run) now rather than at its next tick.
+        self.survey_soon = asyncio.Event()
         self.writer = writer = ResultWriter(
             db=db,
             worker_id=wid,
             batch_size=settings.result_batch_size,
             flush_s=settings.result_flush_s,
             poll_s=poll_s,
+            on_drained=self.survey_soon.set,
         )
         self.heartbeat = heartbeat = Heartbeat(db=db, worker_id=wid, lease_s=lease_s, lanes=lanes)
         self.claimer = claimer = Claimer(
@@ -151,7 +155,8 @@ class DispatchWorker:
         log.info("worker %s started", self.id)
         loops = [
             asyncio.create_task(
-                self._every(self.surveyor.tick, self.poll_s), name="recoghub-manage"
+                self._every(self.surveyor.tick, self.poll_s, soon=self.survey_soon),
+                name="recoghub-manage",
             ),
             asyncio.create_task(self.claimer.run(), name="recoghub-claim"),
             asyncio.create_task(self.timing.lag.run(), name="recoghub-loop-lag"),
@@ -227,16 +232,28 @@ class DispatchWorker:
         """Close the challenge phases that are due (gateway.challenges.closing)."""
         await self.db.cold(close_due_phases, now=utcnow())
 
-    async def _every(self, step: Callable[[], Awaitable[None]], every_s: float) -> None:
-        """Run `step` every `every_s` until cancelled; a failed step is logged and retried."""
+    async def _every(
+        self,
+        step: Callable[[], Awaitable[None]],
+        every_s: float,
+        *,
+        soon: asyncio.Event | None = None,
+    ) -> None:
+        """Run `step` every `every_s` (or as soon as `soon` is set) until cancelled; a
+        failed step is logged and retried."""
         while True:
+            if soon is not None:
+                soon.clear()  # set during the step: the next one runs at once
             try:
                 await step()
             except (asyncio.CancelledError, DatabaseLost):
                 raise  # the worker stops (`run`)
             except Exception:
                 log.exception("worker %s: %s failed; retrying", self.id, step.__name__)
-            await asyncio.sleep(every_s)
+            if soon is None:
+                await asyncio.sleep(every_s)
+            else:
+                await wait_event(soon, every_s)
 
 
 __all__ = ["DispatchWorker", "new_worker_id"]

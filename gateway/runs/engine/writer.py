@@ -8,6 +8,7 @@ items are still leased, and are sent again once their lease is released.
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Callable
 
 from gateway.runs import results
 from gateway.runs.engine import recording
@@ -24,9 +25,17 @@ YIELD_EVERY = 50
 
 class ResultWriter:
     def __init__(
-        self, *, db: Database, worker_id: str, batch_size: int, flush_s: float, poll_s: float
+        self,
+        *,
+        db: Database,
+        worker_id: str,
+        batch_size: int,
+        flush_s: float,
+        poll_s: float,
+        on_drained: Callable[[], None] = lambda: None,
     ) -> None:
         self._db = db
+        self._on_drained = on_drained
         self._worker_id = worker_id
         self._batch_size = batch_size
         self._flush_s = flush_s
@@ -40,6 +49,10 @@ class ResultWriter:
         self.pending.extend(pending)
         if len(self.pending) >= self._batch_size:
             self._flush_now.set()
+
+    def flush_soon(self) -> None:
+        """Write what is queued now: a lane sent its last item."""
+        self._flush_now.set()
 
     async def run(self) -> None:
         """Write a batch whenever one is full, or every `flush_s`, until cancelled."""
@@ -83,6 +96,8 @@ class ResultWriter:
             lane.written(record, counted=complete)
             if n % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # let answers that arrived meanwhile be timed
+        if any(lane.dry and lane.idle for lane, _ in batch):
+            self._on_drained()  # a lane has all its results written: it can close
 
 
 def _scored_lanes(lanes: set[Lane]) -> dict[int, int]:
