@@ -250,13 +250,7 @@ class Dispatcher:
                     instance=instance, request=request, exchange=exchange
                 )
             else:
-                body = await self._endpoints.send(
-                    target=target,
-                    adapter=adapter,
-                    instance=instance,
-                    request=request,
-                    exchange=exchange,
-                )
+                body = await self._endpoints.send(target, adapter, instance, request, exchange)
             latency = (time.perf_counter() - exchange.started) * 1000.0
             raw = body[:RAW_KEPT_CHARS].decode("utf-8", "replace")
             try:
@@ -273,7 +267,9 @@ class Dispatcher:
             if failed is exc:
                 raise
             raise failed from None
-        _record(attempts, Attempt(number, instance, Outcome.OK, latency, exchange.status))
+        attempts.append(Attempt(number, instance, Outcome.OK, latency, exchange.status))
+        _ANSWERED.inc()
+        ATTEMPT_LATENCY.observe(latency / 1000.0)
         return tags, raw, latency
 
     async def ping(
@@ -304,8 +300,12 @@ def _failed(request_id: str, error: RecognizerError, attempts: list[Attempt]) ->
     )
 
 
+_ANSWERED = ATTEMPTS_BY_OUTCOME[Outcome.OK]
+
+
 def _record(attempts: list[Attempt], attempt: Attempt) -> None:
-    """Keep the attempt for the logs and count it in the Prometheus metrics."""
+    """Keep the attempt for the logs and count it in the Prometheus metrics (an answered
+    one is counted so in `Dispatcher._attempt` itself)."""
     attempts.append(attempt)
     ATTEMPTS_BY_OUTCOME[attempt.outcome].inc()
     if attempt.outcome is Outcome.OK and attempt.latency_ms is not None:
