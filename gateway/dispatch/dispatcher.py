@@ -42,7 +42,7 @@ from gateway.errors import (
     RecognizerError,
     RecognizerTimeout,
 )
-from gateway.metrics import ATTEMPT_LATENCY, ATTEMPTS_BY_OUTCOME
+from gateway.metrics import ANSWERED, ATTEMPTS_BY_OUTCOME
 from gateway.protocol import signing
 from gateway.protocol.result_string import Tag
 
@@ -268,8 +268,7 @@ class Dispatcher:
                 raise
             raise failed from None
         attempts.append(Attempt(number, instance, Outcome.OK, latency, exchange.status))
-        _ANSWERED.inc()
-        ATTEMPT_LATENCY.observe(latency / 1000.0)
+        ANSWERED.add(latency / 1000.0)
         return tags, raw, latency
 
     async def ping(
@@ -300,16 +299,11 @@ def _failed(request_id: str, error: RecognizerError, attempts: list[Attempt]) ->
     )
 
 
-_ANSWERED = ATTEMPTS_BY_OUTCOME[Outcome.OK]
-
-
 def _record(attempts: list[Attempt], attempt: Attempt) -> None:
-    """Keep the attempt for the logs and count it in the Prometheus metrics (an answered
-    one is counted so in `Dispatcher._attempt` itself)."""
+    """Keep a failed attempt for the logs and count it in the Prometheus metrics (an
+    answered one is counted in `Dispatcher._attempt` itself, in `ANSWERED`)."""
     attempts.append(attempt)
     ATTEMPTS_BY_OUTCOME[attempt.outcome].inc()
-    if attempt.outcome is Outcome.OK and attempt.latency_ms is not None:
-        ATTEMPT_LATENCY.observe(attempt.latency_ms / 1000.0)
 
 
 def _as_failure(exc: RecognizerError | OSError, instance: str, timeout: float) -> RecognizerError:
