@@ -1,8 +1,9 @@
 """Engine, sessions and the declarative base shared by every table."""
 
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, MetaData, create_engine, event
@@ -31,8 +32,14 @@ def chunked(values: Sequence[Any], size: int = ID_CHUNK) -> Iterator[Sequence[An
         yield values[start : start + size]
 
 
+_EPOCH = datetime(1970, 1, 1)
+
+
 def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+    """Now in naive UTC, to the microsecond (floored, as `datetime.now`). Built from the
+    epoch: `datetime.now(UTC).replace(tzinfo=None)` costs twice as much, and the sender
+    reads it for every result."""
+    return _EPOCH + timedelta(0, 0, time.time_ns() // 1000)
 
 
 def is_sqlite(url: str) -> bool:

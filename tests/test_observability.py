@@ -55,3 +55,40 @@ def test_admin_only_metrics_refuse_anyone_else(admin_only_hub: LiveServer) -> No
     assert provider.json()["code"] == "forbidden"
     assert organizer.status_code == 200
     assert "recoghub_recognizer_attempts_total" in organizer.text
+
+
+def test_answered_attempts_tallied_read_as_the_instruments_would_count_them() -> None:
+    """The dispatch path tallies answered attempts in plain numbers (`ANSWERED`); every
+    read of the registry folds them in first, into the same counts, buckets and sum that
+    the Counter and Histogram would hold had each been observed (bounds included)."""
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+    from gateway.metrics import ANSWERED, LATENCY_BUCKETS
+
+    reference = CollectorRegistry()
+    answered = Counter("answered", "", registry=reference)
+    latency = Histogram("latency_seconds", "", buckets=LATENCY_BUCKETS, registry=reference)
+    before = _samples(generate_latest().decode())
+    for seconds in [0.0, 0.0004, 0.001, 0.0011, 0.0025, 0.003, 0.7, 10.0, 12.5] * 3:
+        ANSWERED.add(seconds)
+        answered.inc()
+        latency.observe(seconds)
+    after = _samples(generate_latest().decode())
+    expected = _samples(generate_latest(reference).decode())
+
+    def added(name: str) -> float:
+        return after[name] - before.get(name, 0.0)
+
+    assert added('recoghub_recognizer_attempts_total{outcome="ok"}') == expected["answered_total"]
+    for sample, value in expected.items():
+        if sample.startswith("latency_seconds_") and "created" not in sample:
+            ours = sample.replace("latency_seconds_", "recoghub_recognizer_latency_seconds_")
+            assert added(ours) == pytest.approx(value), sample
+
+
+def _samples(exposition: str) -> dict[str, float]:
+    return {
+        name: float(value)
+        for name, _, value in (line.rpartition(" ") for line in exposition.splitlines())
+        if name and not name.startswith("#")
+    }

@@ -10,7 +10,8 @@ from pathlib import Path
 
 def image_path(data_dir: Path, sha256: str) -> Path:
     """The file of the (metadata-stripped) image whose hex SHA-256 is `sha256`."""
-    return Path(data_dir) / "images" / sha256[:2] / sha256
+    # One Path built, not four: the worker builds one per image it reads.
+    return Path(data_dir, "images", sha256[:2], sha256)
 
 
 def store_image(data_dir: Path, data: bytes) -> tuple[str, bool]:

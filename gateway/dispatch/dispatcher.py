@@ -42,7 +42,7 @@ from gateway.errors import (
     RecognizerError,
     RecognizerTimeout,
 )
-from gateway.metrics import ATTEMPT_LATENCY, ATTEMPTS_BY_OUTCOME
+from gateway.metrics import ANSWERED, ATTEMPTS_BY_OUTCOME
 from gateway.protocol import signing
 from gateway.protocol.result_string import Tag
 
@@ -250,13 +250,7 @@ class Dispatcher:
                     instance=instance, request=request, exchange=exchange
                 )
             else:
-                body = await self._endpoints.send(
-                    target=target,
-                    adapter=adapter,
-                    instance=instance,
-                    request=request,
-                    exchange=exchange,
-                )
+                body = await self._endpoints.send(target, adapter, instance, request, exchange)
             latency = (time.perf_counter() - exchange.started) * 1000.0
             raw = body[:RAW_KEPT_CHARS].decode("utf-8", "replace")
             try:
@@ -273,7 +267,8 @@ class Dispatcher:
             if failed is exc:
                 raise
             raise failed from None
-        _record(attempts, Attempt(number, instance, Outcome.OK, latency, exchange.status))
+        attempts.append(Attempt(number, instance, Outcome.OK, latency, exchange.status))
+        ANSWERED.add(latency / 1000.0)
         return tags, raw, latency
 
     async def ping(
@@ -305,11 +300,10 @@ def _failed(request_id: str, error: RecognizerError, attempts: list[Attempt]) ->
 
 
 def _record(attempts: list[Attempt], attempt: Attempt) -> None:
-    """Keep the attempt for the logs and count it in the Prometheus metrics."""
+    """Keep a failed attempt for the logs and count it in the Prometheus metrics (an
+    answered one is counted in `Dispatcher._attempt` itself, in `ANSWERED`)."""
     attempts.append(attempt)
     ATTEMPTS_BY_OUTCOME[attempt.outcome].inc()
-    if attempt.outcome is Outcome.OK and attempt.latency_ms is not None:
-        ATTEMPT_LATENCY.observe(attempt.latency_ms / 1000.0)
 
 
 def _as_failure(exc: RecognizerError | OSError, instance: str, timeout: float) -> RecognizerError:

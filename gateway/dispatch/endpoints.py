@@ -26,13 +26,7 @@ class Endpoints:
         self._http = http
 
     async def send(
-        self,
-        *,
-        target: Target,
-        adapter: Adapter,
-        instance: str,
-        request: Request,
-        exchange: Exchange,
+        self, target: Target, adapter: Adapter, instance: str, request: Request, exchange: Exchange
     ) -> bytes:
         """The body of the instance's 200 answer to the signed recognize request."""
         image = request.image

@@ -18,7 +18,7 @@ from gateway.runs.engine.images import ImageCache
 from gateway.runs.engine.store import LanePlan
 from gateway.runs.engine.threads import Database
 from gateway.runs.models import ServiceStatus
-from gateway.runs.records import ResultRecord
+from gateway.runs.records import ROW_FINISHED_AT, ROW_ITEM_ID, Row
 
 log = logging.getLogger("recoghub.worker")
 
@@ -28,8 +28,8 @@ MAX_BUFFER = 1000
 _SERIALS = itertools.count(1)
 
 
-# A result waiting to be written, with the lane it belongs to.
-Pending = tuple["Lane", ResultRecord]
+# A result waiting to be written (a `ResultRecord` as a row), with the lane it belongs to.
+Pending = tuple["Lane", Row]
 
 
 @dataclass(slots=True)
@@ -73,6 +73,10 @@ class Lane:
     @property
     def target(self) -> Target:
         return self.plan.target
+
+    def is_stopping(self) -> bool:
+        """The lane is stopping (a paused service's requests in flight are not retried)."""
+        return self.stopping
 
     @property
     def held(self) -> int:
@@ -130,9 +134,11 @@ class Lane:
         """A consumer found the buffer empty: claims are too slow for this lane."""
         self.starved = True
 
-    def dequeued(self) -> None:
-        """A consumer took a claimed item out of the buffer."""
+    def dequeued(self) -> bool:
+        """A consumer took a claimed item out of the buffer; True when the buffer is down
+        to half its target (claim now)."""
         self.buffered -= 1
+        return self.buffered <= self.buffer_target() // 2
 
     def sending(self) -> None:
         """An item is in flight until its result is queued for writing (or given back)."""
@@ -146,11 +152,11 @@ class Lane:
         self.completed += 1
         self.unflushed += 1
 
-    def written(self, record: ResultRecord, *, counted: bool) -> None:
+    def written(self, row: Row, *, counted: bool) -> None:
         """A queued result is written; `counted` if the whole batch was (else some lease
         was lost and only the database knows what counts: the lane's scorer is dropped)."""
         self.unflushed -= 1
-        self.last_finished = record.finished_at
+        self.last_finished = row[ROW_FINISHED_AT]
         if not counted:
             self.scored = False
 
@@ -217,7 +223,7 @@ class Lanes:
         """The items of the results a lane's streak holds back, to be given back unsent."""
         held = lane.streak.take()
         lane.unflushed -= len(held)
-        return [record.item_id for _, record in held]
+        return [row[ROW_ITEM_ID] for _, row in held]
 
     def reap(self) -> None:
         """Forget stopped lanes with nothing left in flight."""

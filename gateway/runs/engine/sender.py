@@ -22,7 +22,7 @@ from gateway.runs.engine.lanes import Claim, Lane, Lanes
 from gateway.runs.engine.threads import Database
 from gateway.runs.engine.timing import LagFollower
 from gateway.runs.engine.writer import ResultWriter
-from gateway.runs.records import ResultRecord
+from gateway.runs.records import ROW_OUTCOME, result_row
 
 log = logging.getLogger("recoghub.worker")
 
@@ -62,7 +62,8 @@ class Sender:
         self._slots_to_release: list[int] = []
         # Request ids from a PRNG seeded once from the OS: os.urandom per request is a
         # syscall that gives up the GIL, and waits to get it back while a database
-        # thread runs. Ids only need to be unique and unguessable from the data.
+        # thread runs. Ids only need to be unique and unguessable from the data; 32 hex
+        # digits, as `new_request_id`.
         self._request_ids = random.Random(secrets.randbits(128))
 
     def in_dialout_grace(self) -> bool:
@@ -124,16 +125,20 @@ class Sender:
                 )
 
     async def _consume(self, lane: Lane, slot_id: int) -> None:
+        queue = lane.queue
         try:
             while True:
-                if lane.queue.empty() and not (lane.dry or lane.stopping):
-                    lane.note_starved()
-                claim = await lane.queue.get()
+                # A claim in the buffer is taken without a coroutine (most are).
+                if queue.empty():
+                    if not (lane.dry or lane.stopping):
+                        lane.note_starved()
+                    claim = await queue.get()
+                else:
+                    claim = queue.get_nowait()
                 if claim is None:
                     lane.consumer_retired()
                     return
-                lane.dequeued()
-                if lane.buffered <= lane.buffer_target() // 2:
+                if lane.dequeued():
                     self._claimer.wake()
                 # In flight from here until its result is queued for writing (or it is
                 # given back): the lane is not idle meanwhile.
@@ -157,34 +162,41 @@ class Sender:
             self._slots_to_release.append(slot_id)
 
     async def _send(self, lane: Lane, claim: Claim) -> None:
-        picture = self._images.get(claim.image_id)
+        image_id = claim.image_id
+        picture = self._images.get(image_id)
         if picture is None:
-            raise RuntimeError(f"image {claim.image_id} was not held for its claim")
+            raise RuntimeError(f"image {image_id} was not held for its claim")
         lanes = self._lanes
+        limit = self._timing.in_flight
         try:
             while not self._heartbeat.leases_safe and not lane.stopping:
                 # Our leases may lapse: sending now could break the service's bound.
                 await asyncio.sleep(self._poll_s)
             if lane.stopping and lanes.closing:
                 return
-            async with self._timing.in_flight:
+            if not limit.enter_now():
+                await limit.enter()
+            try:
                 if lane.first_sent is None:
                     lane.first_sent = utcnow()
                 queue_ms = (time.monotonic() - claim.claimed_at) * 1000.0
-                self._timing.sent_runs.add(lane.plan.run_id)
+                plan = lane.plan
+                self._timing.sent_runs.add(plan.run_id)
                 answer = await self._dispatcher.recognize(
-                    lane.target,
+                    plan.target,
                     picture.data,
                     content_type=picture.content_type,
                     digest=picture.digest,
-                    timeout_s=lane.plan.timeout_s,
-                    max_attempts=lane.plan.max_attempts,
-                    request_id=f"{self._request_ids.getrandbits(128):032x}",
+                    timeout_s=plan.timeout_s,
+                    max_attempts=plan.max_attempts,
+                    request_id=self._request_ids.getrandbits(128).to_bytes(16).hex(),
                     # A paused service (breaker) gets no more retries of what was in flight.
-                    given_up=lambda: lane.stopping,
+                    given_up=lane.is_stopping,
                 )
+            finally:
+                limit.leave()
         finally:
-            self._images.release(claim.image_id)
+            self._images.release(image_id)
         if lanes.closing and not answer.ok:
             # The hub is stopping: its shutdown cut this request's retries short (or its
             # connection). The hub's own fault: the item is sent again after the restart,
@@ -197,15 +209,17 @@ class Sender:
             )
             return
         lane.answered()
-        record = ResultRecord.of(
+        # The row the recording process receives, built without a record (engine.recording).
+        row = result_row(
             answer,
             item_id=claim.item_id,
             run_service_id=lane.id,
             queue_ms=queue_ms,
             truth=picture.truth,
-            part=split.part_of(claim.image_id) if (split := lane.plan.split) else None,
+            part=split.part_of(image_id) if (split := lane.plan.split) else None,
+            finished_at=utcnow(),
         )
-        self._writer.add(lane.streak.add(record.outcome, answer.detail, (lane, record)))
+        self._writer.add(lane.streak.add(row[ROW_OUTCOME], answer.detail, (lane, row)))
         if lane.streak.tripped and not lane.stopping:
             self._writer.add(lanes.trip(lane))
         elif lane.stopping and lane.streak.held and not lanes.closing:

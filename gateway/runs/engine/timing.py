@@ -13,6 +13,7 @@ beside the latency figures.
 """
 
 import asyncio
+import collections
 import contextlib
 import time
 from collections.abc import Iterable
@@ -93,7 +94,11 @@ class LoopLag:
 class InFlightLimit:
     """A bound on the worker's requests in flight that moves with the loop's lag:
     down by a quarter while a window's p99 passes `bound_ms`, back up by a sixteenth of
-    `maximum` per window once it is under half of it."""
+    `maximum` per window once it is under half of it.
+
+    A request takes a place with `enter_now()` (under the limit: no coroutine, no lock,
+    as most do) or else `await enter()`, and gives it back with `leave()`; or `async
+    with limit:`."""
 
     def __init__(self, *, maximum: int, bound_ms: float, floor: int = 4) -> None:
         self.maximum = maximum
@@ -102,20 +107,47 @@ class InFlightLimit:
         self.limit = maximum
         IN_FLIGHT_LIMIT.set(maximum)
         self.in_flight = 0
-        self._changed = asyncio.Condition()
-        self._waiting = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
-    # Under the limit, entering and leaving take no lock: nothing awaits between the
-    # check and the count, and the hot path is one request each way.
-    async def __aenter__(self) -> None:
-        if self.in_flight >= self.limit:
-            self._waiting += 1
+    def enter_now(self) -> bool:
+        """Take a place if one is free now."""
+        if self.in_flight < self.limit:
+            self.in_flight += 1
+            return True
+        return False
+
+    async def enter(self) -> None:
+        """Take a place, waiting until one is free."""
+        while self.in_flight >= self.limit:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
             try:
-                async with self._changed:
-                    await self._changed.wait_for(lambda: self.in_flight < self.limit)
-            finally:
-                self._waiting -= 1
+                await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake(1)  # woken, then cancelled: the place goes to the next
+                else:
+                    with contextlib.suppress(ValueError):  # already taken off by `_wake`
+                        self._waiters.remove(waiter)
+                raise
         self.in_flight += 1
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+        if self._waiters:
+            self._wake(1)
+
+    def _wake(self, count: int) -> None:
+        """Wake up to `count` waiters; each checks again for a free place."""
+        while count > 0 and self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                count -= 1
+
+    async def __aenter__(self) -> None:
+        if not self.enter_now():
+            await self.enter()
 
     async def __aexit__(
         self,
@@ -123,10 +155,7 @@ class InFlightLimit:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.in_flight -= 1
-        if self._waiting:
-            async with self._changed:
-                self._changed.notify()
+        self.leave()
 
     async def adjust(self, window: LagWindow | None) -> None:
         """Follow the lag of the window just ended (the bound 0 turns this off)."""
@@ -142,9 +171,8 @@ class InFlightLimit:
         else:
             return
         if limit != self.limit:
-            async with self._changed:
-                self.limit = limit
-                self._changed.notify_all()
+            self.limit = limit
+            self._wake(len(self._waiters))
             IN_FLIGHT_LIMIT.set(limit)
 
 
