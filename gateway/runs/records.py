@@ -3,6 +3,7 @@ in its row, with the run service and true tags the live scores count it against.
 from the statements (`gateway.runs.results`, `lifecycle.items`) so that those import it
 without importing each other."""
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -77,12 +78,17 @@ class ResultRecord:
         )
 
 
-# A record as a plain tuple of its fields, in their order: `ResultRecord(*row)`. The sender
-# queues rows and the recording process receives them (`engine.recording`).
+# A record as the worker's writer sends it to where it is recorded: a plain tuple of its
+# fields, in their order (`ResultRecord(*row)`), a tenth of the pickling of the record. The
+# statements that record a batch read the rows as they are, by these positions.
 Row = tuple[Any, ...]
-_FIELDS = [field.name for field in fields(ResultRecord)]
-ROW_ITEM_ID, ROW_OUTCOME, ROW_FINISHED_AT = (
-    _FIELDS.index(name) for name in ("item_id", "outcome", "finished_at")
+row_of = operator.attrgetter(*(field.name for field in fields(ResultRecord)))
+FIELD_AT = {field.name: n for n, field in enumerate(fields(ResultRecord))}
+ITEM_ID, RUN_SERVICE_ID, OUTCOME, LATENCY_MS = (
+    FIELD_AT[name] for name in ("item_id", "run_service_id", "outcome", "latency_ms")
+)
+TAGS, ATTEMPT_LOG, FINISHED_AT, TRUTH, PART = (
+    FIELD_AT[name] for name in ("tags", "attempt_log", "finished_at", "truth", "part")
 )
 
 

@@ -23,22 +23,36 @@ The statements that change the items and the live score rows are `gateway.runs.l
 (`items`, `live`): this module decides what to record, that package how.
 """
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
+from operator import itemgetter
 
 from sqlalchemy import Connection, select
 
 from gateway.db import chunked
 from gateway.runs import lifecycle
 from gateway.runs.finish import run_split
-from gateway.runs.lifecycle.items import record_results
+from gateway.runs.lifecycle.items import record_results as record_results
 from gateway.runs.lifecycle.live import LiveDeltas
 from gateway.runs.models import (
     IMAGES,
     WORK_ITEMS,
     ItemState,
 )
-from gateway.runs.records import ResultRecord
+from gateway.runs.records import (
+    FINISHED_AT,
+    ITEM_ID,
+    LATENCY_MS,
+    OUTCOME,
+    PART,
+    RUN_SERVICE_ID,
+    TAGS,
+    TRUTH,
+    ResultRecord,
+    Row,
+    row_of,
+)
+from gateway.scoring.metrics import ServiceScorer
 
 
 def record_unsent(
@@ -102,12 +116,22 @@ def record_scored(conn: Connection, *, worker_id: str, batch: Sequence[ResultRec
     Raises LeaseLost (nothing may be committed then) when some item was no longer leased
     to this worker, or when one item comes twice.
     """
-    ids = {record.item_id for record in batch}
-    written = record_results(conn, worker_id=worker_id, results=batch)
-    if written != len(batch) or len(ids) != len(batch):
-        raise LeaseLost(f"{len(batch) - written} of {len(batch)} results were not written")
-    add_to_live_scores(conn, batch=batch)
+    written, _ = record_scored_rows(conn, worker_id=worker_id, rows=list(map(row_of, batch)))
     return written
+
+
+def record_scored_rows(
+    conn: Connection, *, worker_id: str, rows: Sequence[Row], scoring: Collection[int] = ()
+) -> tuple[int, dict[int, ServiceScorer | None]]:
+    """`record_scored` of the records `rows` hold (`records.row_of`), the rows of the run
+    services in `scoring` scored on the way (`live_deltas`); returns how many were written
+    and those scorers."""
+    written = lifecycle.items.record_rows(conn, worker_id=worker_id, rows=rows)
+    if written != len(rows) or len({row[ITEM_ID] for row in rows}) != len(rows):
+        raise LeaseLost(f"{len(rows) - written} of {len(rows)} results were not written")
+    deltas, scorers = live_deltas(rows, scoring=scoring)
+    lifecycle.live.merge(conn, deltas=deltas)
+    return written, scorers
 
 
 def record_scored_checked(
@@ -115,8 +139,13 @@ def record_scored_checked(
 ) -> int:
     """Record and count only the results of `batch` whose items are still leased to this
     worker (the first result of an item that comes twice); returns how many."""
+    return record_checked_rows(conn, worker_id=worker_id, rows=list(map(row_of, batch)))
+
+
+def record_checked_rows(conn: Connection, *, worker_id: str, rows: Sequence[Row]) -> int:
+    """`record_scored_checked` of the records `rows` hold."""
     still_held: set[int] = set()
-    for ids in chunked(sorted({record.item_id for record in batch})):
+    for ids in chunked(sorted({row[ITEM_ID] for row in rows})):
         still_held.update(
             conn.execute(
                 select(WORK_ITEMS.c.id)
@@ -128,15 +157,15 @@ def record_scored_checked(
                 .with_for_update()
             ).scalars()
         )
-    kept: list[ResultRecord] = []
-    for record in batch:
-        if record.item_id in still_held:
-            still_held.discard(record.item_id)
-            kept.append(record)
-    written = record_results(conn, worker_id=worker_id, results=kept)
+    kept: list[Row] = []
+    for row in rows:
+        if row[ITEM_ID] in still_held:
+            still_held.discard(row[ITEM_ID])
+            kept.append(row)
+    written = lifecycle.items.record_rows(conn, worker_id=worker_id, rows=kept)
     if written != len(kept):  # the rows are locked: only a bug gets here
         raise RuntimeError(f"{written} of {len(kept)} locked results were written")
-    add_to_live_scores(conn, batch=kept)
+    lifecycle.live.merge(conn, deltas=live_deltas(kept)[0])
     return written
 
 
@@ -144,14 +173,48 @@ def add_to_live_scores(conn: Connection, *, batch: Sequence[ResultRecord]) -> No
     """Add the tally of recorded results to their run services' live scores, and for a
     split run's results to their part's too. Every run service has a row (created with
     its run; migration 0013 for runs from before live scores)."""
+    lifecycle.live.merge(conn, deltas=live_deltas(list(map(row_of, batch)))[0])
+
+
+# What of a row each count takes (`LiveTally.add_many`, `ServiceScorer.add_many`, and the
+# part of the first that a scorer's counts leave to do, `LiveTally.add_scored`).
+_TALLIED = itemgetter(OUTCOME, TAGS, TRUTH, LATENCY_MS, FINISHED_AT)
+_SCORED = itemgetter(OUTCOME, TAGS, TRUTH, LATENCY_MS)
+_TIMED = itemgetter(OUTCOME, LATENCY_MS, FINISHED_AT)
+
+
+def live_deltas(
+    rows: Sequence[Row], *, scoring: Collection[int] = ()
+) -> tuple[LiveDeltas, dict[int, ServiceScorer | None]]:
+    """The tallies of recorded `rows`: per run service, and per (run service, part) for a
+    split run's. The rows of each run service in `scoring` are counted by a
+    `ServiceScorer` of their own, returned, and its tally takes the scorer's counts, so
+    that each row is ranked against its true tags once; where such a scorer refused a row
+    (ValueError, TypeError) it is None, and the tally counts them as any other."""
+    services: dict[int, list[Row]] = {}
+    parts: dict[tuple[int, str], list[Row]] = {}
+    for row in rows:
+        group = services.get(row[RUN_SERVICE_ID])
+        if group is None:
+            group = services[row[RUN_SERVICE_ID]] = []
+        group.append(row)
+        if row[PART] is not None:
+            parts.setdefault((row[RUN_SERVICE_ID], row[PART]), []).append(row)
     deltas = LiveDeltas()
-    for record in batch:
-        for tally in deltas.tallies(run_service_id=record.run_service_id, part=record.part):
-            tally.add(
-                outcome=record.outcome,
-                tags=record.tags,
-                truth=record.truth,
-                latency_ms=record.latency_ms,
-                finished_at=record.finished_at,
-            )
-    lifecycle.live.merge(conn, deltas=deltas)
+    scorers: dict[int, ServiceScorer | None] = {}
+    for run_service_id, group in services.items():
+        tally = deltas.tally(run_service_id)
+        if run_service_id in scoring:
+            scorer = ServiceScorer()
+            try:
+                scorer.add_many(map(_SCORED, group))
+            except (ValueError, TypeError):
+                scorers[run_service_id] = None  # its rows are counted below, as any other
+            else:
+                scorers[run_service_id] = scorer
+                tally.add_scored(scorer.counts(), map(_TIMED, group))
+                continue
+        tally.add_many(list(map(_TALLIED, group)))
+    for (run_service_id, part), group in parts.items():
+        deltas.tally(run_service_id, part).add_many(list(map(_TALLIED, group)))
+    return deltas, scorers

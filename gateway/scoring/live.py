@@ -26,13 +26,14 @@ batches give the same counters. What it holds and how exact each figure is:
 import bisect
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+import operator
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from gateway.errors import OUTCOMES, Outcome
-from gateway.scoring.metrics import PERCENTILES, nearest_rank
+from gateway.scoring.metrics import PERCENTILES, Counts, nearest_rank
 from gateway.scoring.ranking import first_true_place, truth_set
 
 BUCKET_RATIO = 1.01
@@ -44,13 +45,19 @@ _LOWEST = math.floor(math.log(MIN_MS) / _LOG_RATIO)
 _HIGHEST = math.floor(math.log(MAX_MS) / _LOG_RATIO)
 MAX_BUCKETS = _HIGHEST - _LOWEST + 1
 _OK = Outcome.OK.value
+# A result as `LiveTally.add_many` takes it: (outcome, tags, truth, latency_ms, finished_at);
+# and the part of it that times the service: (outcome, latency_ms, finished_at).
+Tallied = tuple[str, Sequence[Sequence[Any]] | None, Sequence[str], float | None, datetime | None]
+Timed = tuple[str, float | None, datetime | None]
+_TIMES = operator.itemgetter(0, 3, 4)
 
 
 def bucket_of(latency_ms: float) -> int:
     """The histogram bucket of a latency (ms), clamped to the buckets kept."""
     if not latency_ms > MIN_MS:
         return _LOWEST
-    return min(_HIGHEST, max(_LOWEST, math.floor(math.log(latency_ms) / _LOG_RATIO)))
+    bucket = math.floor(math.log(latency_ms) / _LOG_RATIO)
+    return _HIGHEST if bucket > _HIGHEST else _LOWEST if bucket < _LOWEST else bucket
 
 
 def bucket_middle(bucket: int) -> float:
@@ -90,35 +97,75 @@ class LiveTally:
         image's true tags, its latency and when it was recorded. Tags and latency of an
         answer that is not `ok` are ignored, as the full rescore ignores them; a latency
         that is not finite is not counted."""
-        self.images += 1
-        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
-        true = truth_set(truth)
-        self.true_pairs += len(true)
-        ok = outcome == _OK
-        if true:
-            self.with_truth += 1
-            if ok and tags:
-                rank = first_true_place(tags, true, within=5)
-                if rank is not None and rank <= 5:
-                    self.top5 += 1
-                    self.top1 += rank == 1
-        if ok and latency_ms is not None and math.isfinite(latency_ms):
-            self.latency_count += 1
-            self.latency_sum += latency_ms
-            self.latency_max = (
-                latency_ms if self.latency_max is None else max(self.latency_max, latency_ms)
-            )
-            self.latency_min = (
-                latency_ms if self.latency_min is None else min(self.latency_min, latency_ms)
-            )
-            bucket = bucket_of(latency_ms)
-            self.latency_buckets[bucket] = self.latency_buckets.get(bucket, 0) + 1
-        if finished_at is not None:
-            first = self.first_finished_at
-            if first is None or finished_at <= first:  # only then may it be the first
-                self._first(finished_at, finished_at - timedelta(milliseconds=latency_ms or 0.0))
-            if self.last_finished_at is None or finished_at > self.last_finished_at:
-                self.last_finished_at = finished_at
+        self.add_many(((outcome, tags, truth, latency_ms, finished_at),))
+
+    def add_many(self, results: Sequence[Tallied]) -> None:
+        """`add` of each `(outcome, tags, truth, latency_ms, finished_at)`, in one loop (a
+        worker's batch)."""
+        outcomes = self.outcomes
+        images = with_truth = true_pairs = top1 = top5 = 0
+        for outcome, tags, truth, _, _ in results:
+            images += 1
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            true = truth_set(truth)
+            true_pairs += len(true)
+            if true:
+                with_truth += 1
+                if tags and outcome == _OK:
+                    rank = first_true_place(tags, true, within=5)
+                    if rank is not None and rank <= 5:
+                        top5 += 1
+                        top1 += rank == 1
+        self.images += images
+        self.with_truth += with_truth
+        self.true_pairs += true_pairs
+        self.top1 += top1
+        self.top5 += top5
+        self._add_times(map(_TIMES, results))
+
+    def add_scored(self, counts: Counts, times: Iterable[Timed]) -> None:
+        """Count results a `ServiceScorer` of their own has counted (`counts`: the same
+        images, outcomes, true sets and top-k as `add` counts), with each one's
+        `(outcome, latency_ms, finished_at)`."""
+        self.images += counts.images
+        for name, count in counts.outcomes.items():
+            if count:
+                self.outcomes[name] = self.outcomes.get(name, 0) + count
+        self.with_truth += counts.with_truth
+        self.true_pairs += counts.true_pairs
+        self.top1 += counts.top1
+        self.top5 += counts.top5
+        self._add_times(times)
+
+    def _add_times(self, times: Iterable[Timed]) -> None:
+        """The latencies of the `ok` answers and the first and last answer."""
+        isfinite = math.isfinite
+        buckets = self.latency_buckets
+        count, total = self.latency_count, self.latency_sum
+        high, low = self.latency_max, self.latency_min
+        first, last = self.first_finished_at, self.last_finished_at
+        for outcome, latency_ms, finished_at in times:
+            if outcome == _OK and latency_ms is not None and isfinite(latency_ms):
+                count += 1
+                total += latency_ms
+                # As max() and min(): an equal value keeps the one kept.
+                if high is None or latency_ms > high:
+                    high = latency_ms
+                if low is None or latency_ms < low:
+                    low = latency_ms
+                bucket = bucket_of(latency_ms)
+                buckets[bucket] = buckets.get(bucket, 0) + 1
+            if finished_at is not None:
+                if first is None or finished_at <= first:  # only then may it be the first
+                    self._first(
+                        finished_at, finished_at - timedelta(milliseconds=latency_ms or 0.0)
+                    )
+                    first = self.first_finished_at
+                if last is None or finished_at > last:
+                    last = finished_at
+        self.latency_count, self.latency_sum = count, total
+        self.latency_max, self.latency_min = high, low
+        self.last_finished_at = last
 
     def remove(self, *, outcome: str, truth: Sequence[str]) -> None:
         """Take back one recorded result that was not `ok` (the organizer has it sent

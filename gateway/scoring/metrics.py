@@ -23,16 +23,15 @@ counts as wrong / not recognized; an `ok` answer with no tags is an abstention.
 images scores in nearly flat memory (SPEC §8).
 """
 
-import heapq
 import math
-from array import array
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
-from itertools import chain
 from typing import Any
 
 from gateway.errors import OUTCOMES, Outcome
-from gateway.scoring.ranking import distinct, place_of_truth, tag_key
+from gateway.scoring.pools import SortedPool, merge_flags
+from gateway.scoring.ranking import distinct, distinct_lists, place_of_truth, tag_key
 from gateway.scoring.ranking import true_rank as true_rank  # re-exported for its callers
 from gateway.scoring.ranking import truth_set as truth_set
 
@@ -42,6 +41,21 @@ LATENCY_FIELDS: tuple[str, ...] = ("p50", "p90", "p99", "max", "mean")
 DEFAULT_SORT_RUN_SIZE = 32_768
 # The precisions of the leaderboard's coverage fields, coverage_at_95 and coverage_at_99.
 COVERAGE_TARGETS = (Fraction(95, 100), Fraction(99, 100))
+_OK = Outcome.OK.value
+# One image as `ServiceScorer.add_many` takes it: (outcome, tags, truth, latency_ms).
+Scored = tuple[str, Sequence[tuple[str, float]] | None, Sequence[str], float | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """The counts of a `ServiceScorer` that `LiveTally` keeps too."""
+
+    images: int
+    outcomes: dict[str, int]
+    with_truth: int
+    true_pairs: int
+    top1: int
+    top5: int
 
 
 # The form tags are compared in; the one definition is the protocol's.
@@ -126,11 +140,11 @@ class ServiceScorer:
         self._true_pairs = 0  # N_gt of µAP
         self._top1 = 0
         self._top5 = 0
-        self._top1_right = _SortedPool(sort_run_size)
-        self._top1_wrong = _SortedPool(sort_run_size)
-        self._pairs_right = _SortedPool(sort_run_size)
-        self._pairs_wrong = _SortedPool(sort_run_size)
-        self._latencies = _SortedPool(sort_run_size)
+        self._top1_right = SortedPool(sort_run_size)
+        self._top1_wrong = SortedPool(sort_run_size)
+        self._pairs_right = SortedPool(sort_run_size)
+        self._pairs_wrong = SortedPool(sort_run_size)
+        self._latencies = SortedPool(sort_run_size)
 
     @property
     def images(self) -> int:
@@ -152,38 +166,109 @@ class ServiceScorer:
         for an unknown outcome or a score or latency that is not finite; nothing is
         counted then.
         """
-        if outcome not in self._outcomes:
-            raise ValueError(f"unknown outcome {outcome!r}; expected one of {OUTCOMES}")
-        ok = outcome == Outcome.OK
-        ranked = tags if ok else ()
-        for _, score in ranked:
-            _check_finite(score, "score")
-        if ok and latency_ms is not None:
-            _check_finite(latency_ms, "latency_ms")
+        self.add_many(((outcome, tags, truth, latency_ms),))
 
-        true = truth_set(truth)
-        self._images += 1
-        self._outcomes[outcome] += 1
-        self._true_pairs += len(true)
-        if ok and latency_ms is not None:
-            self._latencies.add(latency_ms)
-        # One pass: each distinct tag at its best-ranked place, as µAP pairs, and the
-        # place of the first true one for top-k.
-        rank: int | None = None
-        for place, (key, score) in enumerate(distinct(ranked), start=1):
-            if key in true:
-                self._pairs_right.add(score)
-                if rank is None:
-                    rank = place
-            else:
-                self._pairs_wrong.add(score)
-        if true:
-            self._with_truth += 1
-            if rank is not None and rank <= 5:
-                self._top1 += rank == 1
-                self._top5 += 1
-            if ranked:
-                (self._top1_right if rank == 1 else self._top1_wrong).add(ranked[0][1])
+    def add_many(self, images: Iterable[Scored]) -> None:
+        """`add` of each `(outcome, tags, truth, latency_ms)` in turn (tags None: none), in
+        one loop: a worker scores its batches so. On ValueError the images before the
+        wrong one are counted, that one and those after it are not."""
+        outcomes = self._outcomes
+        isfinite = math.isfinite
+        # Gathered here and added once, when the loop ends (or raises).
+        latencies: list[float] = []
+        right: list[float] = []
+        wrong: list[float] = []
+        top1_right: list[float] = []
+        top1_wrong: list[float] = []
+        counted = with_truth = true_pairs = top1 = top5 = 0
+        try:
+            for outcome, tags, truth, latency_ms in images:
+                # What may raise comes before anything of the image is counted.
+                if outcome not in outcomes:
+                    raise ValueError(f"unknown outcome {outcome!r}; expected one of {OUTCOMES}")
+                ok = outcome == _OK
+                keys: list[str] = []
+                scores: list[float] = []
+                if ok:
+                    if tags:
+                        # Each distinct tag at its best-ranked place, with its score.
+                        keys, scores = distinct_lists(tags)
+                        for _, score in tags:
+                            if not isfinite(score):
+                                raise _not_finite(score, "score")
+                    if latency_ms is not None and not isfinite(latency_ms):
+                        raise _not_finite(latency_ms, "latency_ms")
+                true = truth_set(truth)
+
+                counted += 1
+                outcomes[outcome] += 1
+                true_pairs += len(true)
+                if ok and latency_ms is not None:
+                    latencies.append(latency_ms)
+                if not true:
+                    wrong.extend(scores)  # µAP pairs; no top-k
+                    continue
+                with_truth += 1
+                if not keys:
+                    continue
+                # The µAP pairs, and the place of the first true tag for top-k.
+                rank = 0
+                for place, key in enumerate(keys, start=1):
+                    if key in true:
+                        right.append(scores[place - 1])
+                        if not rank:
+                            rank = place
+                    else:
+                        wrong.append(scores[place - 1])
+                if rank == 1:
+                    top1 += 1
+                    top1_right.append(scores[0])
+                else:
+                    top1_wrong.append(scores[0])
+                if 0 < rank <= 5:
+                    top5 += 1
+        finally:
+            self._images += counted
+            self._with_truth += with_truth
+            self._true_pairs += true_pairs
+            self._top1 += top1
+            self._top5 += top5
+            for pool, values in zip(
+                self._pools(), (top1_right, top1_wrong, right, wrong, latencies), strict=True
+            ):
+                pool.extend(values)
+
+    def merge(self, other: "ServiceScorer") -> None:
+        """Count every image `other` counted (a batch scored apart, once it is recorded)."""
+        for name, count in other._outcomes.items():
+            self._outcomes[name] += count
+        self._images += other._images
+        self._with_truth += other._with_truth
+        self._true_pairs += other._true_pairs
+        self._top1 += other._top1
+        self._top5 += other._top5
+        for pool, theirs in zip(self._pools(), other._pools(), strict=True):
+            pool.extend(theirs.values())
+
+    def counts(self) -> Counts:
+        """What was counted so far, as `gateway.scoring.live.LiveTally` counts it too."""
+        return Counts(
+            images=self._images,
+            outcomes=dict(self._outcomes),
+            with_truth=self._with_truth,
+            true_pairs=self._true_pairs,
+            top1=self._top1,
+            top5=self._top5,
+        )
+
+    def _pools(self) -> tuple["SortedPool", ...]:
+        return (
+            self._top1_right,
+            self._top1_wrong,
+            self._pairs_right,
+            self._pairs_wrong,
+            self._latencies,
+        )
 
     def result(self, *, elapsed_s: float | None) -> dict[str, Any]:
         """The leaderboard fields: images, top1, top5, coverage_at_95, coverage_at_99,
@@ -197,9 +282,9 @@ class ServiceScorer:
         if elapsed_s is not None and elapsed_s < 0:
             raise ValueError(f"elapsed_s must not be negative, got {elapsed_s}")
         n = self._with_truth
-        top1_flags = _merge_flags(self._top1_right.descending(), self._top1_wrong.descending())
+        top1_flags = merge_flags(self._top1_right.descending(), self._top1_wrong.descending())
         at_95, at_99 = _coverages(top1_flags, n_images=n, targets=COVERAGE_TARGETS)
-        pair_flags = _merge_flags(self._pairs_right.descending(), self._pairs_wrong.descending())
+        pair_flags = merge_flags(self._pairs_right.descending(), self._pairs_wrong.descending())
         latencies = self._latencies
         return {
             "images": self._images,
@@ -214,54 +299,6 @@ class ServiceScorer:
             "outcomes": dict(self._outcomes),
             "images_per_s": self._images / elapsed_s if elapsed_s else None,
         }
-
-
-class _SortedPool:
-    """Floats kept as descending `array('d')` runs plus an unsorted tail."""
-
-    __slots__ = ("_runs", "_tail", "_run_size")
-
-    def __init__(self, run_size: int) -> None:
-        if run_size < 1:
-            raise ValueError(f"sort_run_size must be at least 1, got {run_size}")
-        self._runs: list[array[float]] = []
-        self._tail: array[float] = array("d")
-        self._run_size = run_size
-
-    def __len__(self) -> int:
-        return sum(map(len, self._runs)) + len(self._tail)
-
-    def add(self, value: float) -> None:
-        self._tail.append(value)
-        if len(self._tail) >= self._run_size:
-            self._runs.append(array("d", sorted(self._tail, reverse=True)))
-            self._tail = array("d")
-
-    def values(self) -> Iterator[float]:
-        """Every value, in no particular order."""
-        return chain(*self._runs, self._tail)
-
-    def descending(self) -> Iterator[float]:
-        streams: list[Iterable[float]] = list(self._runs)
-        if self._tail:
-            streams.append(sorted(self._tail, reverse=True))
-        if len(streams) == 1:
-            return iter(streams[0])
-        return heapq.merge(*streams, reverse=True)
-
-
-def _merge_flags(right: Iterator[float], wrong: Iterator[float]) -> Iterator[bool]:
-    """Merge two descending score streams into correctness flags in ranked order:
-    score descending, incorrect before correct on equal scores."""
-    r = next(right, None)
-    w = next(wrong, None)
-    while r is not None or w is not None:
-        if w is not None and (r is None or w >= r):
-            yield False
-            w = next(wrong, None)
-        else:
-            yield True
-            r = next(right, None)
 
 
 def coverages_of_ranked(
@@ -369,4 +406,8 @@ def _rank_key(pair: tuple[float, bool]) -> tuple[float, bool]:
 
 def _check_finite(value: float, what: str) -> None:
     if not math.isfinite(value):
-        raise ValueError(f"{what} must be a finite number, got {value!r}")
+        raise _not_finite(value, what)
+
+
+def _not_finite(value: float, what: str) -> ValueError:
+    return ValueError(f"{what} must be a finite number, got {value!r}")

@@ -21,6 +21,7 @@ from gateway.protocol.result_string import Tag, rank, tag_key
 __all__ = [
     "Tag",
     "distinct",
+    "distinct_lists",
     "first_true_place",
     "place_of_truth",
     "rank",
@@ -30,9 +31,38 @@ __all__ = [
 ]
 
 
+# Folded tags and true sets seen lately, by what was folded: a worker ranks every result
+# it records (against its image's true tags) and a run's answers and true sets draw on a
+# dataset's few labels. Each is emptied once it holds this many.
+_CACHED = 16_384
+_keys: dict[str, str] = {}
+_true_sets: dict[tuple[str, ...], frozenset[str]] = {}
+
+
+def _key(tag: Any) -> str:
+    """`tag_key(str(tag))`: a tag as the ranking compares it."""
+    if type(tag) is not str:
+        return tag_key(str(tag))
+    key = _keys.get(tag)
+    if key is None:
+        if len(_keys) >= _CACHED:
+            _keys.clear()
+        key = _keys[tag] = tag_key(tag)
+    return key
+
+
 def truth_set(truth: Iterable[str]) -> frozenset[str]:
     """An image's true tags by `tag_key`; entries that are empty once trimmed are dropped."""
-    return frozenset(n for n in map(tag_key, truth) if n)
+    tags = tuple(truth)
+    try:
+        found = _true_sets.get(tags)
+    except TypeError:  # an entry that is no text: folding it raises as it should
+        return frozenset(n for n in map(tag_key, tags) if n)
+    if found is None:
+        if len(_true_sets) >= _CACHED:
+            _true_sets.clear()
+        found = _true_sets[tags] = frozenset(n for n in map(tag_key, tags) if n)
+    return found
 
 
 def distinct(tags: Iterable[tuple[str, float]]) -> Iterator[tuple[str, float]]:
@@ -40,10 +70,32 @@ def distinct(tags: Iterable[tuple[str, float]]) -> Iterator[tuple[str, float]]:
     best-ranked place: the n-th pair yielded is the tag at place n."""
     seen: set[str] = set()
     for tag, score in tags:
-        key = tag_key(str(tag))
+        key = _key(tag)
         if key not in seen:
             seen.add(key)
             yield key, score
+
+
+def distinct_lists(tags: Iterable[Sequence[Any]]) -> tuple[list[str], list[float]]:
+    """`distinct`, at once, as two lists: the keys and the scores of the distinct tags, at
+    their places. Raises ValueError for an entry that is not a (tag, score) pair."""
+    get = _keys.get
+    keys: list[str] = []
+    scores: list[float] = []
+    for tag, score in tags:
+        key = get(tag) if type(tag) is str else None
+        keys.append(_key(tag) if key is None else key)
+        scores.append(score)
+    if len(set(keys)) == len(keys):  # as `rank` leaves a parsed answer
+        return keys, scores
+    seen: set[str] = set()
+    kept: tuple[list[str], list[float]] = ([], [])
+    for key, score in zip(keys, scores, strict=True):
+        if key not in seen:
+            seen.add(key)
+            kept[0].append(key)
+            kept[1].append(score)
+    return kept
 
 
 def place_of_truth(
@@ -74,7 +126,7 @@ def first_true_place(
     recorded (gateway.scoring.live)."""
     seen: set[str] = set()
     for entry in tags:
-        key = tag_key(str(entry[0]))
+        key = _key(entry[0])
         if key in seen:
             continue
         if key in true:

@@ -18,7 +18,7 @@ from gateway.runs.engine.images import ImageCache
 from gateway.runs.engine.store import LanePlan
 from gateway.runs.engine.threads import Database
 from gateway.runs.models import ServiceStatus
-from gateway.runs.records import ROW_FINISHED_AT, ROW_ITEM_ID, Row
+from gateway.runs.records import FINISHED_AT, ITEM_ID, Row
 
 log = logging.getLogger("recoghub.worker")
 
@@ -156,7 +156,7 @@ class Lane:
         """A queued result is written; `counted` if the whole batch was (else some lease
         was lost and only the database knows what counts: the lane's scorer is dropped)."""
         self.unflushed -= 1
-        self.last_finished = row[ROW_FINISHED_AT]
+        self.last_finished = row[FINISHED_AT]
         if not counted:
             self.scored = False
 
@@ -223,7 +223,7 @@ class Lanes:
         """The items of the results a lane's streak holds back, to be given back unsent."""
         held = lane.streak.take()
         lane.unflushed -= len(held)
-        return [row[ROW_ITEM_ID] for _, row in held]
+        return [row[ITEM_ID] for _, row in held]
 
     def reap(self) -> None:
         """Forget stopped lanes with nothing left in flight."""

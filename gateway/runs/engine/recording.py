@@ -1,9 +1,10 @@
 """What the writer's batches become where they are recorded (the recording process, or
-this process under `DbThreads`): rows turned back into records, recorded and counted in
-the live scores in one transaction (`runs.results`), then, once committed, added to the
-live scorer of the lane that sent them. The sender neither pickles records (a row is a
-plain tuple) nor scores them, and closing a lane needs no pass over its items
-(`finish_lane`).
+this process under `DbThreads`): rows recorded as they are and counted in the live scores
+in one transaction (`runs.results`), the rows of a lane scored live counted on the way by
+a scorer of the batch's own, from which the live scores take their counts (each row is
+ranked once); once committed, that scorer is merged into the lane's. The sender neither
+pickles records (a row is a plain tuple) nor scores them, and closing a lane needs no
+pass over its items (`finish_lane`).
 
 A lane's scorer is keyed by its worker and its serial (`Lane.serial`, one per lane
 opened). It is trusted only if it saw every result of its run service: the lane opened
@@ -12,30 +13,19 @@ with its service pending (`Lane.scored`), no batch of it lost a lease, at most
 scored from the database), which `finish.finish_service` checks against the database.
 """
 
-import operator
 import threading
 from collections.abc import Sequence
-from dataclasses import fields
-from typing import Any
 
 from sqlalchemy import Connection
 
 from gateway.runs import finish, results
 from gateway.runs.engine.threads import after_commit
-from gateway.runs.records import ResultRecord
+from gateway.runs.records import Row
 from gateway.scoring.metrics import ServiceScorer
 
 # A lane scores its results as they are recorded up to this many images (about 56 bytes
 # each); a larger run is scored from the database when it ends.
 LIVE_SCORING_MAX_IMAGES = 25_000
-
-# A record as a plain tuple of its fields, in their order: `ResultRecord(*row)`.
-row_of = operator.attrgetter(*(field.name for field in fields(ResultRecord)))
-Row = tuple[Any, ...]
-_FIELDS = [field.name for field in fields(ResultRecord)]
-_RUN_SERVICE, _OUTCOME, _TAGS, _TRUTH, _LATENCY = (
-    _FIELDS.index(name) for name in ("run_service_id", "outcome", "tags", "truth", "latency_ms")
-)
 
 # (worker id, lane serial) -> the lane's scorer; None once it cannot be trusted. Fed on
 # the hot thread, read and dropped on the cold one.
@@ -43,46 +33,51 @@ _scorers: dict[tuple[str, int], ServiceScorer | None] = {}
 _lock = threading.Lock()
 
 
-def _score(written: int, *, worker_id: str, rows: Sequence[Row], scored: dict[int, int]) -> int:
-    """Add a committed batch to the scorers of the lanes that send `scored` run services
-    (run service id -> lane serial)."""
-    if not scored:
-        return written
+def _score(
+    recorded: tuple[int, dict[int, ServiceScorer | None]],
+    *,
+    worker_id: str,
+    rows: Sequence[Row],
+    scored: dict[int, int],
+) -> int:
+    """Add a committed batch, scored by run service on the way (`record_rows`), to the
+    scorers of the lanes that send `scored` run services (run service id -> lane serial);
+    a lane whose rows could not be scored, or over the limit, is trusted no more."""
+    written, batch = recorded
     with _lock:
-        for row in rows:
-            serial = scored.get(row[_RUN_SERVICE])
-            if serial is None:
-                continue
+        for run_service_id, serial in scored.items():
             key = (worker_id, serial)
+            counted = batch.get(run_service_id)
             if key not in _scorers:
-                _scorers[key] = ServiceScorer()
-            scorer = _scorers[key]
-            if scorer is None:
-                continue
-            if scorer.images >= LIVE_SCORING_MAX_IMAGES:
+                _scorers[key] = scorer = counted  # the lane's first batch
+            elif (scorer := _scorers[key]) is not None:
+                if counted is None:
+                    _scorers[key] = scorer = None
+                else:
+                    scorer.merge(counted)
+            if scorer is not None and scorer.images > LIVE_SCORING_MAX_IMAGES:
                 _scorers[key] = None
-                continue
-            try:
-                scorer.add(
-                    outcome=row[_OUTCOME],
-                    tags=row[_TAGS] or (),
-                    truth=row[_TRUTH],
-                    latency_ms=row[_LATENCY],
-                )
-            except ValueError:
-                _scorers[key] = None  # the database pass will say what is wrong
     return written
 
 
 @after_commit(_score)
 def record_rows(
     conn: Connection, *, worker_id: str, rows: Sequence[Row], scored: dict[int, int]
-) -> int:
+) -> tuple[int, dict[int, ServiceScorer | None]]:
     """`results.record_scored` of the records `rows` hold (LeaseLost: nothing written,
-    nothing scored); then they are scored for the lanes `scored` names."""
-    return results.record_scored(
-        conn, worker_id=worker_id, batch=[ResultRecord(*row) for row in rows]
-    )
+    nothing scored), the rows of the lanes `scored` names that are still trusted scored
+    on the way; once committed they are added to those lanes' scorers."""
+    with _lock:
+        scoring = [
+            run_service_id
+            for run_service_id, serial in scored.items()
+            if (worker_id, serial) not in _scorers
+            or (
+                (scorer := _scorers[worker_id, serial]) is not None
+                and scorer.images < LIVE_SCORING_MAX_IMAGES
+            )
+        ]
+    return results.record_scored_rows(conn, worker_id=worker_id, rows=rows, scoring=scoring)
 
 
 def _distrust(written: int, *, worker_id: str, rows: Sequence[Row], scored: dict[int, int]) -> int:
@@ -98,9 +93,7 @@ def record_rows_checked(
 ) -> int:
     """`results.record_scored_checked` of `rows`: some were not written, so the scorers of
     the lanes `scored` names can no longer be trusted."""
-    return results.record_scored_checked(
-        conn, worker_id=worker_id, batch=[ResultRecord(*row) for row in rows]
-    )
+    return results.record_checked_rows(conn, worker_id=worker_id, rows=rows)
 
 
 def _forget(

@@ -22,7 +22,7 @@ from gateway.runs.engine.lanes import Claim, Lane, Lanes
 from gateway.runs.engine.threads import Database
 from gateway.runs.engine.timing import LagFollower
 from gateway.runs.engine.writer import ResultWriter
-from gateway.runs.records import ROW_OUTCOME, result_row
+from gateway.runs.records import OUTCOME, result_row
 
 log = logging.getLogger("recoghub.worker")
 
@@ -219,7 +219,7 @@ class Sender:
             part=split.part_of(image_id) if (split := lane.plan.split) else None,
             finished_at=utcnow(),
         )
-        self._writer.add(lane.streak.add(row[ROW_OUTCOME], answer.detail, (lane, row)))
+        self._writer.add(lane.streak.add(row[OUTCOME], answer.detail, (lane, row)))
         if lane.streak.tripped and not lane.stopping:
             self._writer.add(lanes.trip(lane))
         elif lane.stopping and lane.streak.held and not lanes.closing:

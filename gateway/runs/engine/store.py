@@ -18,6 +18,7 @@ The statements that change a row's state (or a slot's lease) are `gateway.runs.l
 this module puts them together for each step of the worker.
 """
 
+import operator
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from typing import NamedTuple
 
 from sqlalchemy import (
     Connection,
+    bindparam,
     delete,
     func,
     select,
@@ -84,12 +86,20 @@ class ClaimedItem(NamedTuple):
     image_id: int
     seq: int
 
+    def __reduce__(self) -> tuple[type["ClaimedItem"], tuple[int, int, int]]:
+        # Pickled by its fields, in order (a claim's reply from the recording process):
+        # a slotted dataclass's own state goes field by field through `fields()`.
+        return ClaimedItem, (self.item_id, self.image_id, self.seq)
+
 
 class ImageRef(NamedTuple):
     image_id: int
     sha256: str
     content_type: str
     truth: list[str]
+
+    def __reduce__(self) -> tuple[type["ImageRef"], tuple[int, str, str, list[str]]]:
+        return ImageRef, (self.image_id, self.sha256, self.content_type, self.truth)
 
 
 def lease_window(lease_s: float) -> tuple[datetime, datetime]:
@@ -263,10 +273,9 @@ def claim_items(
     order; returns them per run service, with the file references of their images not in
     `known_images`. Run services in `mark_ongoing` that got items become `ongoing`."""
     claimed = {
-        run_service_id: sorted(
-            (ClaimedItem(row.id, row.image_id, row.seq) for row in rows),
-            key=lambda item: item.seq,
-        )
+        run_service_id: [
+            ClaimedItem(row.id, row.image_id, row.seq) for row in sorted(rows, key=_SEQ)
+        ]
         for run_service_id, rows in lifecycle.items.claim(
             conn, worker_id=worker_id, wants=wants, expires=expires
         ).items()
@@ -276,13 +285,17 @@ def claim_items(
     return claimed, image_refs(conn, image_ids=sorted(unknown))
 
 
+# A claimed row is (id, image_id, seq), `ClaimedItem`'s fields.
+_SEQ = operator.itemgetter(2)
+# Built once: a worker asks for the files of each claim's new images.
+_IMAGE_REFS = select(IMAGES.c.id, IMAGES.c.sha256, IMAGES.c.content_type, IMAGES.c.truth).where(
+    IMAGES.c.id.in_(bindparam("ids", expanding=True))
+)
+
+
 def image_refs(conn: Connection, *, image_ids: Sequence[int]) -> dict[int, ImageRef]:
     refs: dict[int, ImageRef] = {}
     for ids in chunked(image_ids):
-        for row in conn.execute(
-            select(IMAGES.c.id, IMAGES.c.sha256, IMAGES.c.content_type, IMAGES.c.truth).where(
-                IMAGES.c.id.in_(ids)
-            )
-        ):
-            refs[row.id] = ImageRef(row.id, row.sha256, row.content_type, list(row.truth or ()))
+        for image_id, sha256, content_type, truth in conn.execute(_IMAGE_REFS, {"ids": ids}):
+            refs[image_id] = ImageRef(image_id, sha256, content_type, list(truth or ()))
     return refs

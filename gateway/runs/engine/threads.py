@@ -12,22 +12,21 @@ slow survey never holds up a claim.
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def after_commit(then: Callable[..., Any]) -> Callable[[F], F]:
+def after_commit(then: Callable[..., T]) -> Callable[[Callable[P, Any]], Callable[P, T]]:
     """Mark a statement function `fn`: once its transaction has committed, the call's
     value is `then(value, **kwargs)` (state kept where the statements run, e.g. the lanes'
-    live scorers, changes only with what was committed)."""
+    live scorers, changes only with what was committed). Typed as the call returns it
+    (`in_transaction`, as `Database` runs it), `then`'s type."""
 
-    def mark(fn: F) -> F:
+    def mark(fn: Callable[P, Any]) -> Callable[P, T]:
         fn.after_commit = then  # type: ignore[attr-defined]
         return fn
 

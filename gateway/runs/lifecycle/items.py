@@ -4,7 +4,8 @@
     insert_recorded     (new) -> done, items whose results the hub already has (a file)
     claim               pending -> leased to a worker, in `seq` order
     extend              a worker's leases last longer (its heartbeat)
-    record_results      leased to this worker -> done, with its result
+    record_rows         leased to this worker -> done, with its result (record_results:
+                        the same of `ResultRecord`s)
     mark_unsent         pending|leased -> done without being sent (`unreachable`, `missed`)
     give_back           leased to this worker -> pending
     expire              leased past its lease -> pending (its worker died)
@@ -16,11 +17,12 @@ leaves (and by the lease owner where a worker holds it), so each item is recorde
 The SQLite/PostgreSQL differences of the hub's statements are here and nowhere else.
 """
 
+import functools
 import itertools
-import json
+import operator
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import (
     Connection,
@@ -33,10 +35,9 @@ from sqlalchemy import (
 )
 
 from gateway.db import chunked
+from gateway.runs import records
+from gateway.runs.lifecycle import driver
 from gateway.runs.models import UNRECORDED_STATES, WORK_ITEMS, ItemState
-
-if TYPE_CHECKING:
-    from gateway.runs.records import ResultRecord
 
 # Rows of a new run's items sent to the driver at a time (SQLite's executemany).
 INSERT_CHUNK = 10_000
@@ -59,15 +60,14 @@ def insert_pending(
     would keep the request waiting.
     """
     if conn.dialect.name == "postgresql":
-        driver = conn.connection.driver_connection  # psycopg, in this transaction
-        assert driver is not None
-        with driver.cursor() as cursor, cursor.copy(_COPY_ITEMS) as copy:
+        psycopg = conn.connection.driver_connection  # in this transaction
+        assert psycopg is not None
+        with psycopg.cursor() as cursor, cursor.copy(_COPY_ITEMS) as copy:
             for rows in services:
                 for row in rows:
                     copy.write_row((*row, ItemState.PENDING.value, 0))
         return
-    placeholder = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    sql = _INSERT_ITEMS.format(p=placeholder)
+    sql = _INSERT_ITEMS.format(p=driver.placeholder(conn))
     for rows in services:
         while chunk := list(itertools.islice(rows, INSERT_CHUNK)):
             conn.exec_driver_sql(sql, chunk)
@@ -97,13 +97,15 @@ def claim(
     return claimed
 
 
+@functools.cache
 def _claim_statement(dialect: str) -> Executable:
     """One statement per run service: lease the first `n` pending items by `seq`.
 
     On PostgreSQL the rows are picked in a MATERIALIZED CTE with FOR UPDATE SKIP LOCKED:
     as a plain `IN (subquery)` PostgreSQL may run the subquery again for each row it
     updates, each run skipping the rows just taken, and the LIMIT would not hold. SQLite
-    has a single worker and no row locks; the subquery form is exact there.
+    has a single worker and no row locks; the subquery form is exact there. Built once
+    per dialect (a worker claims many times a second).
     """
     picked = (
         select(WORK_ITEMS.c.id)
@@ -143,7 +145,7 @@ def extend(
         )
 
 
-# The columns a result sets, in the order of `record_results`' parameters.
+# The columns a result sets (the fields of `ResultRecord` of the same names).
 RESULT_FIELDS = (
     "outcome",
     "attempts",
@@ -157,12 +159,14 @@ RESULT_FIELDS = (
     "attempt_log",
     "finished_at",
 )
-# SQLAlchemy's own text form of a SQLite DATETIME, so that the ORM reads these back.
-_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+# Converted here, once, as each row's last three values; the others go as they are.
+_CONVERTED = ("tags", "attempt_log", "finished_at")
+_AS_IS = tuple(name for name in RESULT_FIELDS if name not in _CONVERTED)
+_as_is = operator.itemgetter(*(records.FIELD_AT[name] for name in _AS_IS))
 
 
 def _record_sql(placeholder: str) -> str:
-    sets = ", ".join(f"{name} = {placeholder}" for name in RESULT_FIELDS)
+    sets = ", ".join(f"{name} = {placeholder}" for name in (*_AS_IS, *_CONVERTED))
     return (
         f"UPDATE work_items SET state = '{ItemState.DONE}', lease_expires_at = NULL, {sets} "
         f"WHERE id = {placeholder} AND lease_owner = {placeholder} "
@@ -170,79 +174,49 @@ def _record_sql(placeholder: str) -> str:
     )
 
 
-_RECORD_SQL = {
-    "qmark": _record_sql("?"),
-    "format": _record_sql("%s"),
-    "pyformat": _record_sql("%s"),
-}
+_RECORD_SQL = {marker: _record_sql(marker) for marker in ("?", "%s")}
 
 
-def _json_text() -> Any:
-    """`json.dumps` with its defaults, without building an encoder per call (C's
-    `c_make_encoder`, made once: 20 -> 5 µs for the two texts of a result); plain
-    `json.dumps` where the C encoder is missing or writes another text."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:
-        return json.dumps
-    try:
-        chunks = make(
-            None,
-            json.JSONEncoder().default,
-            json.encoder.encode_basestring_ascii,
-            None,
-            ": ",
-            ", ",
-            False,
-            False,
-            True,
-        )
-        sample = [("a", 0.5), {"n": 1, "x": None, "é": 1e-7, "s": 'q"\n'}]
-        if "".join(chunks(sample, 0)) != json.dumps(sample):
-            return json.dumps
-    except Exception:
-        return json.dumps
-    return lambda value: "".join(chunks(value, 0))
+def record_results(
+    conn: Connection, *, worker_id: str, results: Sequence[records.ResultRecord]
+) -> int:
+    """`record_rows` of these records."""
+    return record_rows(conn, worker_id=worker_id, rows=[records.row_of(r) for r in results])
 
 
-_dumps = _json_text()
-
-
-def record_results(conn: Connection, *, worker_id: str, results: Sequence["ResultRecord"]) -> int:
-    """Write finished items in one executemany. Items no longer leased by this worker are
-    left alone. Returns how many were written.
+def record_rows(conn: Connection, *, worker_id: str, rows: Sequence[records.Row]) -> int:
+    """Write finished items, each given as its record's row (`records.row_of`), in one
+    executemany. Items no longer leased by this worker are left alone. Returns how many
+    were written.
 
     This is the hub's hottest statement, so it goes to the driver as plain SQL with
-    values converted here once (JSON text, SQLite's datetime text): building each row's
-    parameters through SQLAlchemy costs more than the database's own work.
+    values converted here once (`driver`).
     """
-    if not results:
+    if not rows:
         return 0
-    dialect = conn.dialect
-    sql = _RECORD_SQL[dialect.paramstyle]
-    sqlite = dialect.name == "sqlite"
-    dumps = _dumps
+    sqlite = driver.is_sqlite(conn)
+    encode, join, as_is, text_of = driver.json_chunks, "".join, _as_is, driver.sqlite_datetime
+    tags_at, log_at, finished_at, item_at = (
+        records.TAGS,
+        records.ATTEMPT_LOG,
+        records.FINISHED_AT,
+        records.ITEM_ID,
+    )
     params = []
-    for r in results:
-        tags, log, finished = r.tags, r.attempt_log, r.finished_at
+    for row in rows:
+        tags, log, finished = row[tags_at], row[log_at], row[finished_at]
         params.append(
-            (  # RESULT_FIELDS, then the item and its owner
-                r.outcome,
-                r.attempts,
-                r.latency_ms,
-                r.queue_ms,
-                r.http_status,
-                r.request_id,
-                r.raw,
-                None if tags is None else dumps(tags),
-                r.detail,
-                None if log is None else dumps(log),
-                finished.strftime(_SQLITE_DATETIME) if sqlite else finished,
-                r.item_id,
+            as_is(row)
+            + (
+                None if tags is None else join(encode(tags, 0)),
+                None if log is None else join(encode(log, 0)),
+                text_of(finished) if sqlite else finished,
+                row[item_at],
                 worker_id,
             )
         )
-    written = conn.exec_driver_sql(sql, params).rowcount
-    return int(written) if written is not None and written >= 0 else len(results)
+    written = conn.exec_driver_sql(_RECORD_SQL[driver.placeholder(conn)], params).rowcount
+    return int(written) if written is not None and written >= 0 else len(rows)
 
 
 def mark_unsent(

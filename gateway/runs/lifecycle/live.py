@@ -13,11 +13,13 @@ other in a circle. Run services without a row (runs created before live scores) 
 alone.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import JSON, Connection, DateTime, update
 
+from gateway.runs.lifecycle import driver
 from gateway.runs.models import LIVE_SCORE_PARTS, LIVE_SCORES
 from gateway.scoring.live import LiveTally
 
@@ -32,9 +34,19 @@ class LiveDeltas:
 
     def tallies(self, *, run_service_id: int, part: str | None) -> list[LiveTally]:
         """The tallies a result of the run service (in `part`, if split) is added to."""
-        found = [self.services.setdefault(run_service_id, LiveTally())]
+        found = [self.tally(run_service_id)]
         if part is not None:
-            found.append(self.parts.setdefault((run_service_id, part), LiveTally()))
+            found.append(self.tally(run_service_id, part))
+        return found
+
+    def tally(self, run_service_id: int, part: str | None = None) -> LiveTally:
+        """The tally of a run service's results (of those in `part`, given one)."""
+        if part is None:
+            if (found := self.services.get(run_service_id)) is None:
+                found = self.services[run_service_id] = LiveTally()
+            return found
+        if (found := self.parts.get((run_service_id, part))) is None:
+            found = self.parts[run_service_id, part] = LiveTally()
         return found
 
     def merge(self, other: "LiveDeltas") -> None:
@@ -70,69 +82,66 @@ def create_part_rows(conn: Connection, *, run_id: int, totals: dict[tuple[int, s
     )
 
 
-# Every counter column of a row, set from parameters `v_<column>` (executemany).
-_COUNTERS = list(LiveTally().columns())
-_UPDATE_ROW = (
-    update(LIVE_SCORES)
-    .where(LIVE_SCORES.c.run_service_id == bindparam("v_run_service_id"))
-    .values({name: bindparam(f"v_{name}", type_=LIVE_SCORES.c[name].type) for name in _COUNTERS})
-)
-_UPDATE_PART_ROW = (
-    update(LIVE_SCORE_PARTS)
-    .where(
-        LIVE_SCORE_PARTS.c.run_service_id == bindparam("v_run_service_id"),
-        LIVE_SCORE_PARTS.c.part == bindparam("v_part"),
-    )
-    .values(
-        {name: bindparam(f"v_{name}", type_=LIVE_SCORE_PARTS.c[name].type) for name in _COUNTERS}
-    )
-)
+# Every counter column of a row; how the driver takes and gives the JSON and DATETIME ones.
+_COUNTERS = tuple(LiveTally().columns())
+_JSON = frozenset(name for name in _COUNTERS if isinstance(LIVE_SCORES.c[name].type, JSON))
+_TIMES = frozenset(name for name in _COUNTERS if isinstance(LIVE_SCORES.c[name].type, DateTime))
+# The columns that name a row of each table.
+_KEYS = {"live_scores": ("run_service_id",), "live_score_parts": ("run_service_id", "part")}
 
 
 def merge(conn: Connection, *, deltas: LiveDeltas) -> None:
     """Add each run service's tally to its live scores row, locked in run service order,
-    then each part's to its part row."""
-    part_deltas = deltas.parts
-    services = deltas.services
-    if not services:
+    then each part's to its part row.
+
+    Straight through the driver (`driver`): a worker merges every batch it records, and
+    SQLAlchemy's statements and types cost more than the rows' own work."""
+    if not deltas.services:
         return
-    stored = conn.execute(
-        select(LIVE_SCORES)
-        .where(LIVE_SCORES.c.run_service_id.in_(sorted(services)))
-        .order_by(LIVE_SCORES.c.run_service_id)
-        .with_for_update()
-    ).all()
-    params: list[dict[str, Any]] = []
-    for found in stored:
-        tally = LiveTally.of_columns(found._mapping)
-        tally.merge(services[found.run_service_id])
-        values = {f"v_{name}": value for name, value in tally.columns().items()}
-        params.append({"v_run_service_id": found.run_service_id, **values})
-    if params:
-        conn.execute(_UPDATE_ROW, params)  # one executemany for every run service
-    if part_deltas:
-        _merge_parts(conn, part_deltas)
+    _merge(conn, "live_scores", {(rs,): tally for rs, tally in deltas.services.items()})
+    if deltas.parts:
+        # Locked after `live_scores`, in the same order: two workers never wait in a circle.
+        _merge(conn, "live_score_parts", deltas.parts)
 
 
-def _merge_parts(conn: Connection, deltas: dict[tuple[int, str], LiveTally]) -> None:
-    # Locked after `live_scores`, in the same order: two workers never wait in a circle.
-    stored = conn.execute(
-        select(LIVE_SCORE_PARTS)
-        .where(LIVE_SCORE_PARTS.c.run_service_id.in_(sorted({rs for rs, _ in deltas})))
-        .order_by(LIVE_SCORE_PARTS.c.run_service_id, LIVE_SCORE_PARTS.c.part)
-        .with_for_update()
+def _merge(conn: Connection, table: str, deltas: Mapping[tuple[Any, ...], LiveTally]) -> None:
+    """Add each tally of `deltas` (by the row's key columns) to its row of `table`: the
+    rows of their run services locked in key order, then one executemany."""
+    keys = _KEYS[table]
+    marker = driver.placeholder(conn)
+    services = sorted({key[0] for key in deltas})
+    locked = conn.exec_driver_sql(
+        f"SELECT {', '.join((*keys, *_COUNTERS))} FROM {table} "
+        f"WHERE run_service_id IN ({', '.join([marker] * len(services))}) "
+        f"ORDER BY {', '.join(keys)}" + ("" if driver.is_sqlite(conn) else " FOR UPDATE"),
+        tuple(services),
     ).all()
-    params: list[dict[str, Any]] = []
-    for found in stored:
-        delta = deltas.get((found.run_service_id, found.part))
+    sqlite = driver.is_sqlite(conn)
+    params = []
+    for found in locked:
+        key = tuple(found[: len(keys)])
+        delta = deltas.get(key)
         if delta is None:
             continue
-        tally = LiveTally.of_columns(found._mapping)
+        stored = dict(zip(_COUNTERS, found[len(keys) :], strict=True))
+        for name in _JSON:
+            stored[name] = driver.json_value(stored[name])
+        for name in _TIMES:
+            stored[name] = driver.datetime_value(stored[name])
+        tally = LiveTally.of_columns(stored)
         tally.merge(delta)
-        values = {f"v_{name}": value for name, value in tally.columns().items()}
-        params.append({"v_run_service_id": found.run_service_id, "v_part": found.part, **values})
+        values = tally.columns()
+        for name in _JSON:
+            values[name] = driver.json_text(values[name])
+        if sqlite:
+            for name in _TIMES:
+                if values[name] is not None:
+                    values[name] = driver.sqlite_datetime(values[name])
+        params.append((*values.values(), *key))
     if params:
-        conn.execute(_UPDATE_PART_ROW, params)
+        sets = ", ".join(f"{name} = {marker}" for name in _COUNTERS)
+        where = " AND ".join(f"{name} = {marker}" for name in keys)
+        conn.exec_driver_sql(f"UPDATE {table} SET {sets} WHERE {where}", params)
 
 
 def replace(conn: Connection, *, run_service_id: int, tally: LiveTally) -> None:
