@@ -30,9 +30,12 @@ SCORED = ("images", "top1", "top5", "coverage_at_95", "coverage_at_99", "micro_a
 
 
 class HubProcess:
-    """`recoghub serve` on a fixed port, as an operator runs it; its log in `log_path`."""
+    """`recoghub serve` on a fixed port, as an operator runs it; its log in `log_path`.
+    `prelude` is Python run in serve's process first (a test's shorter pause)."""
 
-    def __init__(self, database_url: str, data_dir: Path, port: int, log_path: Path) -> None:
+    def __init__(
+        self, database_url: str, data_dir: Path, port: int, log_path: Path, prelude: str = ""
+    ) -> None:
         self.url = f"http://127.0.0.1:{port}"
         self._log = log_path.open("ab")
         environment = {
@@ -50,7 +53,7 @@ class HubProcess:
             "RECOGHUB_RETRY_BACKOFF_MAX_S": "0.05",
         }
         self.process = subprocess.Popen(
-            [sys.executable, "-c", "from gateway.cli.main import main; main()"]
+            [sys.executable, "-c", f"{prelude}\nfrom gateway.cli.main import main; main()"]
             + ["serve", "--port", str(port)],
             cwd=REPO,
             env=environment,
