@@ -1,7 +1,9 @@
 """A hub stopped while a prediction file is `scoring` finishes it when it starts again
 (SPEC §13): a real `recoghub serve`, killed with -9 mid-scoring (held there by the
 test-only RECOGHUB_SUBMISSION_SCORING_DELAY_S), then started again: the submission is
-scored once, its results written once, the kept file deleted."""
+scored once, its results written once, the kept file deleted. Files are scored by the
+API process, so both serves run `--no-worker` (a dispatch worker child and its recording
+process would only take the CPU the two starts and the scoring need)."""
 
 import json
 import subprocess
@@ -67,7 +69,7 @@ def test_a_restarted_hub_finishes_a_file_left_scoring_once(
             RECOGHUB_SUBMISSION_SCORING_DELAY_S=delay_s,
         )
         proc = subprocess.Popen(
-            [*RECOGHUB, "serve", "--port", str(port)],
+            [*RECOGHUB, "serve", "--port", str(port), "--no-worker"],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,

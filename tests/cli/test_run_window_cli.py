@@ -10,11 +10,14 @@ from typing import Any
 import httpx
 import pytest
 from rich.console import Console
+from sqlalchemy import select
 
 from gateway.cli.run_list import parse_moment, runs_table
+from gateway.db import make_engine
+from gateway.runs.models import Run
 from tests.builders import register_team
 from tests.cli.test_run_cli import recoghub
-from tests.runs.api_builders import LABELS, seed_dataset
+from tests.runs.api_builders import LABELS, poll_until, reach_deadline, seed_dataset
 from tests.runs.builders import recognizer_app
 from tests.servers import LiveServer, live_server
 
@@ -112,6 +115,22 @@ def test_start_with_a_window_shows_it_in_list_and_show(
     assert code == 1 and "--deadline: 'soon' is not a time" in out
 
 
+def bring_the_deadline_forward(database_url: str) -> None:
+    """Once a run is running, its deadline is now (the hub's worker sees it at its next
+    tick); if none starts, the deadline comes in its own time."""
+    engine = make_engine(database_url)
+    try:
+
+        def running() -> int | None:
+            with engine.connect() as conn:
+                return conn.scalar(select(Run.id).where(Run.state == "running"))
+
+        run_id = poll_until(running, "the run to start")
+    finally:
+        engine.dispose()
+    reach_deadline(database_url, run_id)
+
+
 def test_a_run_stopped_at_its_deadline_says_so_in_watch_list_and_leaderboard(
     sqlite_hub: LiveServer, sqlite_url: str, tmp_path: Path
 ) -> None:
@@ -122,12 +141,16 @@ def test_a_run_stopped_at_its_deadline_says_so_in_watch_list_and_leaderboard(
         with live_server(app) as rec, httpx.Client(base_url=sqlite_hub.url) as c:
             team = register_team(c, [rec.url], name="alpha")
             # The CLI turns "+6s" into a time before it posts: seconds to spare for a
-            # busy machine, where "+2s" reached the hub already past (422).
+            # busy machine, where "+2s" reached the hub already past (422). Once the run
+            # is under way its deadline is brought forward to now, not waited for.
+            forward = threading.Thread(target=bring_the_deadline_forward, args=(sqlite_url,))
+            forward.start()
             code, out = recoghub(
                 sqlite_hub, "start", "--dataset", "pets", "--phase", "evaluation",
                 "--service", team.service_guid, "--timeout", "300", "--deadline", "+6s",
                 "--watch", "--interval", "0.1",
             )  # fmt: skip
+            forward.join()
             assert code == 0, out
             assert "completed" in out and "stopped at its deadline" in out
             run_id = json.loads(recoghub(sqlite_hub, "list", "--json")[1])[0]["id"]

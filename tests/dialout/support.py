@@ -58,8 +58,17 @@ class DialoutProcess:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=10)
 
+    def pause(self) -> None:
+        """SIGSTOP: it neither reconnects nor answers until `resume`; what it was
+        waiting for (a back-off, an answer) runs on from where it was."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process.poll() is None:
+            self.resume()  # a paused process would only take SIGTERM once continued
             self.process.terminate()
             try:
                 self.process.wait(timeout=10)

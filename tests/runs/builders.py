@@ -150,13 +150,13 @@ class RecognizerLog:
 def recognizer_app(
     answer: Callable[[bytes], str],
     *,
-    delay_s: float = 0.0,
+    delay_s: float | Callable[[], float] = 0.0,
     gate: threading.Event | None = None,
     status: int = 200,
 ) -> tuple[Starlette, RecognizerLog]:
-    """A recognizer answering `answer(image)`, after `delay_s` and, if given, once `gate`
-    is set; it counts requests and its in-flight maximum, and records per service the
-    order in which images arrived."""
+    """A recognizer answering `answer(image)`, after `delay_s` (or what `delay_s()` says
+    at each request) and, if given, once `gate` is set; it counts requests and its
+    in-flight maximum, and records per service the order in which images arrived."""
     seen = RecognizerLog()
 
     async def ping(request: Request) -> Response:
@@ -171,8 +171,8 @@ def recognizer_app(
             seen.request_ids.append(request.headers.get(HEADER_REQUEST_ID, ""))
             seen.digests[request.headers.get(HEADER_SERVICE_GUID, "")].append(body_digest(body))
         try:
-            if delay_s:
-                await asyncio.sleep(delay_s)
+            if delay := delay_s() if callable(delay_s) else delay_s:
+                await asyncio.sleep(delay)
             while gate is not None and not gate.is_set():
                 await asyncio.sleep(0.01)
             return PlainTextResponse(answer(body), status_code=status)

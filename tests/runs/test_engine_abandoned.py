@@ -32,8 +32,9 @@ from tests.runs.conftest import running_worker, start_run, wait_until
 
 CONCURRENCY = 2
 # Each answer takes one of these (s), in turn: requests are in flight whenever the hub
-# abandons them.
-DELAYS_S = (0.5, 1.0, 2.0, 0.75)
+# abandons them. Short: what shows a request left open is a held one (HOLD_S) beside
+# the next run's or worker's, not how long the others take.
+DELAYS_S = (0.1, 0.2, 0.4, 0.15)
 # A held request is answered only after this long, unless its client goes first.
 HOLD_S = 10.0
 # The default client, which aborts a cancelled request. pyreqwest 0.15.1 lets one run on

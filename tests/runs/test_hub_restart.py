@@ -1,7 +1,9 @@
 """The hub's own faults never count (README, "The hub's own faults"): `recoghub serve`
 killed (`kill -9`) or stopped (SIGTERM) in the middle of an evaluation and started
 again costs no team a point, whether it answers over HTTP or connected out (its
-recognizer is in its reconnect back-off when the hub comes back)."""
+recognizer is in its reconnect back-off when the hub comes back, and reconnects only
+once the new worker dispatches: the worker's dial-out grace is what keeps its items
+from failing meanwhile)."""
 
 import os
 import signal
@@ -28,9 +30,12 @@ SCORED = ("images", "top1", "top5", "coverage_at_95", "coverage_at_99", "micro_a
 
 
 class HubProcess:
-    """`recoghub serve` on a fixed port, as an operator runs it; its log in `log_path`."""
+    """`recoghub serve` on a fixed port, as an operator runs it; its log in `log_path`.
+    `prelude` is Python run in serve's process first (a test's shorter pause)."""
 
-    def __init__(self, database_url: str, data_dir: Path, port: int, log_path: Path) -> None:
+    def __init__(
+        self, database_url: str, data_dir: Path, port: int, log_path: Path, prelude: str = ""
+    ) -> None:
         self.url = f"http://127.0.0.1:{port}"
         self._log = log_path.open("ab")
         environment = {
@@ -48,7 +53,7 @@ class HubProcess:
             "RECOGHUB_RETRY_BACKOFF_MAX_S": "0.05",
         }
         self.process = subprocess.Popen(
-            [sys.executable, "-c", "from gateway.cli.main import main; main()"]
+            [sys.executable, "-c", f"{prelude}\nfrom gateway.cli.main import main; main()"]
             + ["serve", "--port", str(port)],
             cwd=REPO,
             env=environment,
@@ -133,9 +138,25 @@ def test_a_hub_stopped_mid_run_costs_no_team_a_point(
                     "every team under way",
                 )
             hubs[-1].signal(signum)
-            assert min(done_of_db(database_url, run["id"]).values()) < len(LABELS)
+            # Held in its back-off until the new hub's worker runs: it comes back late
+            # on purpose, and at once then (its back-off, 1 s doubling to 30 s, would
+            # otherwise leave the run waiting for it for up to half a minute).
+            recognizer.pause()
+            stopped_at = done_of_db(database_url, run["id"])
+            assert min(stopped_at.values()) < len(LABELS)
             hubs.append(HubProcess(database_url, data_dir, port, log))
             with httpx.Client(base_url=hubs[-1].url, timeout=10) as client:
+                # The new worker sends (the HTTP team's items move on, if any were left)
+                # while the other team's recognizer is still away: its items wait out
+                # the dial-out grace.
+                http = over_http.service_guid
+                moved_on = min(stopped_at[http] + 1, len(LABELS))
+                poll_until(
+                    lambda: done_of(client, run["id"])[http] >= moved_on,
+                    "the new hub's worker to send",
+                    60,
+                )
+                recognizer.resume()
                 wait_for_state(client, run["id"], {"completed"}, timeout=180)
                 disturbed = scores(client, run["id"])
         finally:
@@ -151,20 +172,24 @@ def test_a_hub_stopped_mid_run_costs_no_team_a_point(
     assert undisturbed[over_http.service_guid]["top5"] == 0.75
 
 
-def done_of_db(database_url: str, run_id: int) -> dict[int, int]:
-    """Items recorded per run service, read from the database while no hub runs."""
+def done_of_db(database_url: str, run_id: int) -> dict[str, int]:
+    """Items recorded per service (by guid), read from the database while no hub runs."""
     from sqlalchemy import func, select
 
-    from gateway.runs.models import WorkItem
+    from gateway.registry.models import Service
+    from gateway.runs.models import RunService, WorkItem
 
     engine = make_engine(database_url)
     try:
         with engine.connect() as conn:
             rows = conn.execute(
-                select(WorkItem.run_service_id, func.count())
+                select(Service.guid, func.count())
+                .select_from(WorkItem)
+                .join(RunService, RunService.id == WorkItem.run_service_id)
+                .join(Service, Service.id == RunService.service_id)
                 .where(WorkItem.run_id == run_id, WorkItem.state == "done")
-                .group_by(WorkItem.run_service_id)
+                .group_by(Service.guid)
             ).all()
-        return {int(rs): int(n) for rs, n in rows}
+        return {str(guid): int(n) for guid, n in rows}
     finally:
         engine.dispose()

@@ -149,31 +149,38 @@ def _recorder_of(proc: subprocess.Popen[str]) -> psutil.Process:
     raise AssertionError("the worker started no recording process")
 
 
-def _setup_run(url: str, data_dir: Path, serve: Any, count: int) -> tuple[Engine, int, list[Any]]:
+def _setup_run(
+    url: str, data_dir: Path, serve: Any, count: int
+) -> tuple[Engine, int, list[Any], threading.Event]:
+    """A run of `count` images for two services, and `slow`: while it is set, the
+    recognizers answer slowly enough that the run is still going when the test kills a
+    process; the test clears it once it has, so that the rest goes at full speed."""
     engine = make_engine(url)
     upgrade(engine)
     dataset = add_dataset(engine, data_dir, make_images(count))
+    slow = threading.Event()
+    slow.set()
     logs = []
     for _ in range(2):
-        # Slow enough that the run is still going when the test kills a process.
-        app, log = recognizer_app(lambda b: "x:1", delay_s=0.05)
+        app, log = recognizer_app(lambda b: "x:1", delay_s=lambda: 0.05 if slow.is_set() else 0)
         add_service(engine, [serve(app)], max_concurrency=2)
         logs.append(log)
     run_id = start_run(engine, hub_settings(url, data_dir), dataset=dataset, phase="dryrun")
-    return engine, run_id, logs
+    return engine, run_id, logs, slow
 
 
 def test_a_worker_killed_leaves_no_recording_process_and_a_new_one_finishes(
     database_url: str, tmp_path: Path, serve: Any, procs: list[subprocess.Popen[str]]
 ) -> None:
     data_dir = tmp_path / "data"
-    engine, run_id, logs = _setup_run(database_url, data_dir, serve, 80)
+    engine, run_id, logs, slow = _setup_run(database_url, data_dir, serve, 80)
     first = spawn_worker(database_url, data_dir, RECOGHUB_LEASE_S="1.5")
     procs.append(first)
     recorder = _recorder_of(first)
     wait_for(lambda: item_counts(engine, run_id).get("done", 0) >= 30, "progress", procs)
     first.kill()  # kill -9: the worker does nothing more
     first.communicate()
+    slow.clear()
     recorder.wait(timeout=30)  # its socket reached end of file: it exits by itself
     assert not recorder.is_running()
 
@@ -191,7 +198,7 @@ def test_a_recording_process_killed_stops_the_worker_with_one_clear_line(
     database_url: str, tmp_path: Path, serve: Any, procs: list[subprocess.Popen[str]]
 ) -> None:
     data_dir = tmp_path / "data"
-    engine, run_id, logs = _setup_run(database_url, data_dir, serve, 80)
+    engine, run_id, logs, slow = _setup_run(database_url, data_dir, serve, 80)
     first = spawn_worker(database_url, data_dir, log=tmp_path / "first.log")
     procs.append(first)
     recorder = _recorder_of(first)
@@ -199,6 +206,7 @@ def test_a_recording_process_killed_stops_the_worker_with_one_clear_line(
     assert run_state(engine, run_id) != "completed"
     recorder.kill()
     first.communicate(timeout=60)
+    slow.clear()
     err = (tmp_path / "first.log").read_text()
     assert first.returncode == 1
     assert "recoghub worker: the recording process" in err and "start it again" in err
@@ -219,7 +227,9 @@ async def test_the_embedded_worker_starts_again_when_its_recording_process_dies(
 ) -> None:
     monkeypatch.setattr(process, "RESTART_PAUSE_S", 0.1)
     data_dir = tmp_path / "data"
-    engine, run_id, logs = await asyncio.to_thread(_setup_run, database_url, data_dir, serve, 80)
+    engine, run_id, logs, slow = await asyncio.to_thread(
+        _setup_run, database_url, data_dir, serve, 80
+    )
     settings = hub_settings(database_url, data_dir, lease_s=1.5, heartbeat_s=0.25)
     http = make_client_session(settings)
     state = HubState(
@@ -233,6 +243,7 @@ async def test_the_embedded_worker_starts_again_when_its_recording_process_dies(
         assert first is not None and isinstance(first.db, Recorder)
         assert run_state(engine, run_id) != "completed"
         os.kill(first.db.pid or 0, signal.SIGKILL)
+        slow.clear()
         await wait_until(lambda: state.worker is not first, "a new worker")
         await wait_until(lambda: run_state(engine, run_id) == "completed", "the run")
     finally:

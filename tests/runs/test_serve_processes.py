@@ -141,7 +141,9 @@ def test_serve_starts_a_worker_that_died_again(
 ) -> None:
     migrated(sqlite_url)
     log = tmp_path / "hub.log"
-    hubs.append(HubProcess(sqlite_url, tmp_path / "data", free_port(), log))
+    # Its pause before the new start (5 s) shortened: the start is the point, not the wait.
+    pause = "import gateway.worker_child as child; child.RESTART_PAUSE_S = 0.5"
+    hubs.append(HubProcess(sqlite_url, tmp_path / "data", free_port(), log, prelude=pause))
     first = child_worker(sqlite_url, hubs[-1])
     os.kill(first, signal.SIGKILL)
     serve = hubs[-1].process.pid
