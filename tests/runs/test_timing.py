@@ -98,6 +98,19 @@ async def test_in_flight_limit_holds_requests_beyond_it() -> None:
     assert peak == 5 and limit.in_flight == 0
 
 
+async def test_a_place_freed_for_a_request_cancelled_meanwhile_goes_to_the_next() -> None:
+    limit = InFlightLimit(maximum=1, bound_ms=0.0, floor=1)
+    assert limit.enter_now() and not limit.enter_now()
+    first, second = asyncio.create_task(limit.enter()), asyncio.create_task(limit.enter())
+    await asyncio.sleep(0)
+    limit.leave()  # wakes the first...
+    first.cancel()  # ...which is cancelled before it takes the place
+    await asyncio.wait_for(second, 1.0)
+    assert first.cancelled() and limit.in_flight == 1
+    limit.leave()
+    assert limit.in_flight == 0
+
+
 def uncertainty(engine: Engine, run_id: int) -> float | None:
     with Session(engine) as session:
         return session.scalar(select(Run.timing_uncertainty_ms).where(Run.id == run_id))

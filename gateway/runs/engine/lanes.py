@@ -4,6 +4,8 @@ worker's open and draining lanes, which stops, pauses and gives back their items
 """
 
 import asyncio
+import collections
+import contextlib
 import itertools
 import logging
 import math
@@ -17,6 +19,7 @@ from gateway.runs.engine.breaker import FailureStreak
 from gateway.runs.engine.images import ImageCache
 from gateway.runs.engine.store import LanePlan
 from gateway.runs.engine.threads import Database
+from gateway.runs.engine.timing import wake
 from gateway.runs.models import ServiceStatus
 from gateway.runs.records import FINISHED_AT, ITEM_ID, Row
 
@@ -39,6 +42,46 @@ class Claim:
     claimed_at: float  # monotonic
 
 
+class ClaimQueue:
+    """A lane's buffer: its claimed items in order (None: a consumer is to leave), taken by
+    its consumers. An asyncio.Queue without the bound and the task counting, whose steps
+    cost the sender on every item."""
+
+    __slots__ = ("_items", "_getters")
+
+    def __init__(self) -> None:
+        self._items: collections.deque[Claim | None] = collections.deque()
+        self._getters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def put_nowait(self, item: Claim | None) -> None:
+        self._items.append(item)
+        if self._getters:
+            wake(self._getters)
+
+    def get_nowait(self) -> Claim | None:
+        """The next item; IndexError if there is none."""
+        return self._items.popleft()
+
+    async def get(self) -> Claim | None:
+        """The next item, once there is one."""
+        while not self._items:
+            getter = asyncio.get_running_loop().create_future()
+            self._getters.append(getter)
+            try:
+                await getter
+            except BaseException:
+                getter.cancel()
+                with contextlib.suppress(ValueError):  # already taken off by `wake`
+                    self._getters.remove(getter)
+                if self._items and not getter.cancelled():
+                    wake(self._getters)  # woken, then cancelled: the item goes to the next
+                raise
+        return self._items.popleft()
+
+
 class Lane:
     """One run service as this worker sends it."""
 
@@ -46,7 +89,7 @@ class Lane:
         self.plan = plan
         self.id = plan.run_service_id
         self.serial = next(_SERIALS)  # names its live scorer (engine.recording)
-        self.queue: asyncio.Queue[Claim | None] = asyncio.Queue()
+        self.queue = ClaimQueue()
         self.buffered = 0
         self.consumers: dict[int, asyncio.Task[None]] = {}  # slot id -> consumer
         self.retiring = 0
@@ -59,6 +102,7 @@ class Lane:
         self.ongoing = plan.status == ServiceStatus.ONGOING
         self.completed = 0
         self.rate = 0.0
+        self._by_rate = 0  # the buffer its rate asks for (`tick`)
         # Grows while consumers find the queue empty (claims too slow for this lane).
         self.boost = 0
         self.starved = False
@@ -92,8 +136,7 @@ class Lane:
         return self.buffered == 0 and self.in_flight == 0 and self.unflushed == 0
 
     def buffer_target(self) -> int:
-        by_rate = math.ceil(self.rate * BUFFER_HORIZON_S)
-        return min(MAX_BUFFER, max(2 * self.held, by_rate, self.boost))
+        return min(MAX_BUFFER, max(2 * self.held, self._by_rate, self.boost))
 
     def wants(self) -> int:
         """How many items to claim now: refill to the target once below half of it."""
@@ -171,6 +214,7 @@ class Lane:
         current = self.completed / elapsed_s if elapsed_s > 0 else 0.0
         self.completed = 0
         self.rate = current if current > self.rate else 0.7 * self.rate + 0.3 * current
+        self._by_rate = math.ceil(self.rate * BUFFER_HORIZON_S)
         if self.starved:
             self.boost = min(MAX_BUFFER, max(4 * self.held, 2 * self.boost))
         else:

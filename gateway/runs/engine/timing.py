@@ -44,6 +44,15 @@ async def wait_event(event: asyncio.Event, timeout_s: float) -> None:
             await event.wait()
 
 
+def wake(waiters: "collections.deque[asyncio.Future[None]]", count: int = 1) -> None:
+    """Wake the first `count` of `waiters` still waiting (those cancelled are dropped)."""
+    while count > 0 and waiters:
+        waiter = waiters.popleft()
+        if not waiter.done():
+            waiter.set_result(None)
+            count -= 1
+
+
 @dataclass(frozen=True, slots=True)
 class LagWindow:
     """How late the loop woke during one window, in milliseconds. The percentiles are of
@@ -139,11 +148,7 @@ class InFlightLimit:
 
     def _wake(self, count: int) -> None:
         """Wake up to `count` waiters; each checks again for a free place."""
-        while count > 0 and self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                count -= 1
+        wake(self._waiters, count)
 
     async def __aenter__(self) -> None:
         if not self.enter_now():
