@@ -38,7 +38,6 @@ from gateway.protocol.result_string import MAX_RESULT_BYTES
 from gateway.runs import finish, results
 from gateway.runs.engine import store
 from gateway.runs.engine.images import load_pictures
-from gateway.runs.engine.surveyor import survey_runs
 from gateway.runs.results import ResultRecord
 from gateway.scoring.metrics import ServiceScorer
 
@@ -185,13 +184,7 @@ def database_parts(
     guids = hub.register(urls)
     run_id = hub.start_run(dataset_id, guids)
     worker_id = "breakdown-worker"
-    now = utcnow()
-    with hub.engine.begin() as conn:
-        store.register_worker(
-            conn, worker_id=worker_id, host="bench", pid=0, now=now, forget_before=now
-        )
-        survey = survey_runs(conn, now=now, live_since=now - timedelta(seconds=30))
-    lanes = [plan.run_service_id for plan in survey.lanes if plan.run_id == run_id]
+    lanes = hub.lanes_of(run_id, worker_id)
     items = args.images * len(lanes)
     print(f"database (SQLite, {len(lanes)} services x {args.images} images):")
 

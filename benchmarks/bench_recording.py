@@ -51,7 +51,6 @@ from gateway.dispatch.answers import Answer, Attempt
 from gateway.errors import Outcome
 from gateway.protocol.result_string import parse_result
 from gateway.runs.engine import recorder, recording, store
-from gateway.runs.engine.surveyor import survey_runs
 from gateway.runs.engine.threads import in_transaction
 from gateway.runs.models import LIVE_SCORES, WORK_ITEMS, ItemState
 from gateway.runs.records import result_row
@@ -96,13 +95,7 @@ def measure(hub: BenchHub, args: argparse.Namespace) -> None:
     guids = hub.register([f"http://127.0.0.1:{9000 + n}" for n in range(8)])
     run_id = hub.start_run(dataset_id, guids)
     worker_id = "bench-recording"
-    now = utcnow()
-    with hub.engine.begin() as conn:
-        store.register_worker(
-            conn, worker_id=worker_id, host="bench", pid=0, now=now, forget_before=now
-        )
-        survey = survey_runs(conn, now=now, live_since=now - timedelta(seconds=30))
-    lanes = [plan.run_service_id for plan in survey.lanes if plan.run_id == run_id]
+    lanes = hub.lanes_of(run_id, worker_id)
     scored = {lane: serial for serial, lane in enumerate(lanes, start=1)}
     print(
         f"{hub.engine.dialect.name}: {len(lanes)} services x {args.images} images;"

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -35,12 +35,14 @@ from gateway.datasets.importers import ImageRecord
 from gateway.datasets.models import DatasetImage
 from gateway.datasets.service import import_records
 from gateway.datasets.storage import image_path
-from gateway.db import make_engine, make_session_factory
+from gateway.db import make_engine, make_session_factory, utcnow
 from gateway.dispatch.policy import endpoint_policy
 from gateway.migrate import upgrade
 from gateway.registry.protocols import ProtocolOptionsIn
 from gateway.registry.schemas import ProviderCreate, ServiceCreate
 from gateway.registry.service import create_provider, create_service
+from gateway.runs.engine import store
+from gateway.runs.engine.surveyor import survey_runs
 from gateway.runs.models import Run, Worker, WorkItem
 from gateway.runs.service import create_run, leaderboard
 
@@ -202,6 +204,17 @@ class BenchHub:
                 )
                 guids.append(service.guid)
         return guids
+
+    def lanes_of(self, run_id: int, worker_id: str) -> list[int]:
+        """Register `worker_id` as a worker and survey as it would: the run's run service
+        ids, for benchmarks that call the worker's statements themselves."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            store.register_worker(
+                conn, worker_id=worker_id, host="bench", pid=0, now=now, forget_before=now
+            )
+            survey = survey_runs(conn, now=now, live_since=now - timedelta(seconds=30))
+        return [plan.run_service_id for plan in survey.lanes if plan.run_id == run_id]
 
     def start_run(
         self, dataset_id: int, guids: list[str], *, concurrency: int | None = None

@@ -1,6 +1,10 @@
 import httpx
+import pytest
 
 from tests.servers import LiveServer
+
+# Ping and errors of the API: no test here dispatches a run.
+pytestmark = pytest.mark.api_only
 
 
 def test_ping_answers_status_and_version(hub: LiveServer) -> None:

@@ -13,6 +13,9 @@ import pytest
 from tests.builders import admin_headers, hub_settings
 from tests.servers import LiveServer
 
+# The schema and how the API answers: no test here dispatches a run.
+pytestmark = pytest.mark.api_only
+
 ERROR_SCHEMAS = {"#/components/schemas/ErrorRead", "#/components/schemas/RelayErrorRead"}
 
 

@@ -11,6 +11,9 @@ import pytest
 from tests.builders import admin_headers
 from tests.servers import LiveServer
 
+# Input the API refuses: no test here dispatches a run.
+pytestmark = pytest.mark.api_only
+
 NBSP = "\xa0"
 
 

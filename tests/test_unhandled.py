@@ -10,6 +10,9 @@ from gateway.registry import service as registry
 from tests.builders import admin_headers
 from tests.servers import LiveServer
 
+# Errors of the API: no test here dispatches a run.
+pytestmark = pytest.mark.api_only
+
 
 def test_an_unhandled_exception_is_a_json_500_whose_request_id_is_in_the_log(
     sqlite_hub: LiveServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture

@@ -82,10 +82,14 @@ def distinct_lists(tags: Iterable[Sequence[Any]]) -> tuple[list[str], list[float
     get = _keys.get
     keys: list[str] = []
     scores: list[float] = []
-    for tag, score in tags:
-        key = get(tag) if type(tag) is str else None
-        keys.append(_key(tag) if key is None else key)
-        scores.append(score)
+    try:
+        for tag, score in tags:
+            key = get(tag)  # a text folded lately (no other type equals one)
+            keys.append(_key(tag) if key is None else key)
+            scores.append(score)
+    except TypeError:  # a tag that cannot be looked up (or entries that are no pairs)
+        pairs = [(tag, score) for tag, score in tags]
+        keys, scores = [_key(tag) for tag, _ in pairs], [score for _, score in pairs]
     if len(set(keys)) == len(keys):  # as `rank` leaves a parsed answer
         return keys, scores
     seen: set[str] = set()

@@ -4,6 +4,7 @@ URL, sees the secret once, sends a test event and reads its receiver's answer.""
 import re
 
 import httpx
+import pytest
 from typer.testing import CliRunner
 
 from cmdline_tool.main import app
@@ -12,6 +13,9 @@ from tests.builders import Team, register_team
 from tests.cli.test_team_cli import CLEAN_ENV
 from tests.notify.receiver import running_receiver
 from tests.servers import LiveServer
+
+# Webhook settings and tests: no test here dispatches a run.
+pytestmark = pytest.mark.api_only
 
 
 def cli(team: Team, hub: LiveServer, *args: str) -> tuple[int, str]:

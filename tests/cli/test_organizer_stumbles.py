@@ -1,11 +1,15 @@
 """A newcomer organizer's stumbles (issue 20), each as first met through `recoghub`."""
 
 import httpx
+import pytest
 from typer.testing import CliRunner
 
 from gateway.cli.main import app
 from tests.builders import ADMIN_TOKEN, register_team
 from tests.servers import LiveServer
+
+# Sign-in mistakes: no test here dispatches a run.
+pytestmark = pytest.mark.api_only
 
 runner = CliRunner()
 

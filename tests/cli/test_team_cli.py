@@ -27,6 +27,10 @@ from sample_recognizer.config import RecognizerConfig
 from tests.builders import Team, hub_settings, jpeg_bytes, png_bytes, register_team
 from tests.servers import LiveServer, live_server
 
+# The team tool's ping, recog and check reach the API process only: no test here
+# dispatches a run.
+pytestmark = pytest.mark.api_only
+
 # The tool reads these; the tests must not pick them up from the shell that runs them.
 CLEAN_ENV: dict[str, str | None] = {
     "RECOGHUB_HUB": None,
@@ -57,7 +61,10 @@ def hub_with(tmp_path: Path, **overrides: object) -> Iterator[LiveServer]:
     from gateway.app import create_app
 
     settings = hub_settings(
-        f"sqlite:///{tmp_path / 'own-hub.db'}", tmp_path / "own-data", **overrides
+        f"sqlite:///{tmp_path / 'own-hub.db'}",
+        tmp_path / "own-data",
+        embedded_worker=False,
+        **overrides,
     )
     with live_server(create_app(settings)) as server:
         yield server

@@ -13,6 +13,9 @@ from tests.builders import ADMIN_TOKEN
 from tests.datasets.sources import clickture_lines, folder_tree, matching_source, write_lines
 from tests.servers import LiveServer
 
+# Imports and the dataset commands: no test here dispatches a run.
+pytestmark = pytest.mark.api_only
+
 Invoke = Callable[..., Result]
 
 

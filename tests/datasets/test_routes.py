@@ -24,6 +24,9 @@ from tests.datasets.sources import (
 )
 from tests.servers import LiveServer
 
+# Imports and the dataset API: no test here dispatches a run.
+pytestmark = pytest.mark.api_only
+
 API = "/api/v1/datasets"
 
 

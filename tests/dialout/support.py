@@ -59,8 +59,8 @@ class DialoutProcess:
         self.process.wait(timeout=10)
 
     def pause(self) -> None:
-        """SIGSTOP: it neither reconnects nor answers until `resume`; what it was
-        waiting for (a back-off, an answer) runs on from where it was."""
+        """SIGSTOP: it does nothing (no reconnect, no answer) until `resume`; a back-off
+        that ran out meanwhile ends at once then (its clock went on)."""
         self.process.send_signal(signal.SIGSTOP)
 
     def resume(self) -> None:

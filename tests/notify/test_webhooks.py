@@ -92,12 +92,15 @@ def test_a_receiver_failing_once_gets_the_event_once_after_a_retry(
     assert re.search(r'^recoghub_notification_posts_total\{result="retry"\} [1-9]', metrics, re.M)
     with receiver.lock:
         posts = [p for p in receiver.posts if p.path == "/team"]
-    first, retry = posts[0], posts[1]
+    # The run may end before the retry's back-off is over: the end event can come in
+    # between (deliveries are not held in order behind a failing one).
+    first = posts[0]
+    (retry,) = [p for p in posts[1:] if p.event["id"] == first.event["id"]]
     assert (first.status, retry.status) == (500, 200)
     assert first.event == retry.event and first.event["event"] == "run.started"
     # One delivery: the same request id on each attempt, and told once.
     assert first.headers["x-recog-request-id"] == retry.headers["x-recog-request-id"]
-    assert receiver.kinds("/team") == ["run.started", "run.ended"]
+    assert sorted(receiver.kinds("/team")) == ["run.ended", "run.started"]
     assert retry.signature_problem(secret) is None
 
 

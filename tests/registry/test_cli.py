@@ -12,6 +12,9 @@ from gateway.cli import registry
 from tests.builders import ADMIN_TOKEN
 from tests.servers import LiveServer
 
+# The registry's commands: no test here dispatches a run.
+pytestmark = pytest.mark.api_only
+
 app = typer.Typer()
 app.add_typer(registry.providers, name="provider")
 app.add_typer(registry.services, name="service")

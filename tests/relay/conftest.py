@@ -32,9 +32,12 @@ def recognizers() -> Iterator[Callable[..., str]]:
 
 
 def _hub(sqlite_url: str, tmp_path: Path, **overrides: object) -> Iterator[LiveServer]:
+    """A hub without its embedded dispatch worker: relay and check run in the API process,
+    and no test that uses these hubs dispatches a run."""
     from gateway.app import create_app
 
-    with live_server(create_app(hub_settings(sqlite_url, tmp_path / "data", **overrides))) as hub:
+    settings = hub_settings(sqlite_url, tmp_path / "data", embedded_worker=False, **overrides)
+    with live_server(create_app(settings)) as hub:
         yield hub
 
 

@@ -3,9 +3,13 @@
 from collections.abc import Callable
 
 import httpx
+import pytest
 
 from tests.builders import admin_headers, bearer, register_team
 from tests.servers import LiveServer
+
+# Checked by the API process: no test here dispatches a run.
+pytestmark = pytest.mark.api_only
 
 Recognizers = Callable[..., str]
 

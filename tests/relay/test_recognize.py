@@ -14,6 +14,9 @@ from tests.builders import admin_headers, bearer, jpeg_bytes, png_bytes, registe
 from tests.relay.conftest import SMALL_IMAGE_LIMIT, SMALL_PIXEL_LIMIT, bomb_png
 from tests.servers import LiveServer
 
+# Relayed by the API process: no test here dispatches a run.
+pytestmark = pytest.mark.api_only
+
 Recognizers = Callable[..., str]
 
 

@@ -273,9 +273,8 @@ def claim_items(
     order; returns them per run service, with the file references of their images not in
     `known_images`. Run services in `mark_ongoing` that got items become `ongoing`."""
     claimed = {
-        run_service_id: [
-            ClaimedItem(row.id, row.image_id, row.seq) for row in sorted(rows, key=_SEQ)
-        ]
+        # By position: a row's attributes are looked up by name, ten times slower.
+        run_service_id: [ClaimedItem(row[0], row[1], row[2]) for row in sorted(rows, key=_SEQ)]
         for run_service_id, rows in lifecycle.items.claim(
             conn, worker_id=worker_id, wants=wants, expires=expires
         ).items()

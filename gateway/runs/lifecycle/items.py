@@ -78,12 +78,15 @@ def insert_recorded(conn: Connection, *, rows: Sequence[dict[str, Any]]) -> None
     conn.execute(insert(WORK_ITEMS), [{**row, "state": ItemState.DONE} for row in rows])
 
 
+Claimed = Row[int, int, int]  # a leased item's (id, image_id, seq)
+
+
 def claim(
     conn: Connection, *, worker_id: str, wants: dict[int, int], expires: datetime
-) -> dict[int, Sequence[Row[Any]]]:
+) -> dict[int, Sequence[Claimed]]:
     """Lease the next `wants[run_service_id]` pending items of each run service, in `seq`
     order; returns the rows (id, image_id, seq) leased per run service (none: left out)."""
-    claimed: dict[int, Sequence[Row[Any]]] = {}
+    claimed: dict[int, Sequence[Claimed]] = {}
     statement = _claim_statement(conn.dialect.name)
     for run_service_id, count in wants.items():
         if count <= 0:
