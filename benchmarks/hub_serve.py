@@ -67,8 +67,10 @@ def serve_process(
 
 @contextmanager
 def profiled_children(serve: subprocess.Popen[bytes], profile_dir: Path) -> Iterator[None]:
-    """py-spy on serve's worker child while the block runs (see `start_profilers`)."""
-    children = [SimpleNamespace(pid=child.pid) for child in psutil.Process(serve.pid).children()]
+    """py-spy on serve (the API) and its processes (the sender, its recording process)
+    while the block runs (see `start_profilers`)."""
+    top = psutil.Process(serve.pid)
+    children = [SimpleNamespace(pid=p.pid) for p in [top, *top.children(recursive=True)]]
     profilers = start_profilers(cast(list[subprocess.Popen[bytes]], children), profile_dir)
     try:
         yield

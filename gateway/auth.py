@@ -84,15 +84,25 @@ def ensure_admin_token(session: Session, configured: str | None) -> str | None:
     return token
 
 
-def authenticate(session: Session, token: str | None, *, configured_admin: str | None) -> Principal:
-    """The principal for a bearer token; raises Unauthorized for an unknown token."""
+def known_without_lookup(token: str | None, *, configured_admin: str | None) -> Principal | None:
+    """The principal a token names without reading the database: anyone without a token,
+    the organizer for the configured admin token; None when only the database can tell."""
     if not token:
         return ANONYMOUS
+    if configured_admin is not None and hmac.compare_digest(
+        hash_token(token), hash_token(configured_admin)
+    ):
+        return ADMIN
+    return None
+
+
+def authenticate(session: Session, token: str | None, *, configured_admin: str | None) -> Principal:
+    """The principal for a bearer token; raises Unauthorized for an unknown token."""
+    known = known_without_lookup(token, configured_admin=configured_admin)
+    if known is not None or not token:
+        return known if known is not None else ANONYMOUS
     digest = hash_token(token)
-    if configured_admin is not None:
-        if hmac.compare_digest(digest, hash_token(configured_admin)):
-            return ADMIN
-    else:
+    if configured_admin is None:
         stored = session.get(HubSecret, ADMIN_SECRET_NAME)
         if stored is not None and hmac.compare_digest(digest, stored.value_hash):
             return ADMIN

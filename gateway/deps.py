@@ -1,18 +1,25 @@
-"""FastAPI dependencies: the hub's state, a database session per request, the caller."""
+"""FastAPI dependencies: the hub's state, a database session per request, the caller.
 
-from collections.abc import Iterator
+They are coroutines, and touch the database only in the thread pool: FastAPI runs a plain
+function dependency in a thread of its own, a hand-over that cost the API about 0.2 ms of
+CPU each (six per GET of a run, where two are needed: the route's own and the session's
+close). Opening a session reads nothing; the admin token is checked without a lookup.
+"""
+
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 
-from gateway.auth import Principal, authenticate
+from gateway.auth import Principal, authenticate, known_without_lookup
 from gateway.state import HubState
 from gateway.wire import MAX_ROW_ID
 
 
-def get_state(request: Request) -> HubState:
+async def get_state(request: Request) -> HubState:
     state: HubState = request.app.state.hub
     return state
 
@@ -20,9 +27,15 @@ def get_state(request: Request) -> HubState:
 HubStateDep = Annotated[HubState, Depends(get_state)]
 
 
-def get_session(state: HubStateDep) -> Iterator[Session]:
-    with state.sessions() as session:
+async def get_session(state: HubStateDep) -> AsyncIterator[Session]:
+    session = state.sessions()
+    try:
         yield session
+    finally:
+        if session.in_transaction():
+            await run_in_threadpool(session.close)  # gives its connection back: a statement
+        else:
+            session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -40,23 +53,27 @@ def bearer_token(headers: Headers) -> str | None:
 REQUEST_PRINCIPAL = "principal"
 
 
-def get_principal(request: Request, state: HubStateDep, session: SessionDep) -> Principal:
+async def get_principal(request: Request, state: HubStateDep, session: SessionDep) -> Principal:
     known = getattr(request.state, REQUEST_PRINCIPAL, None)
     if isinstance(known, Principal):
         return known
     token = bearer_token(request.headers)
-    return authenticate(session, token, configured_admin=state.settings.admin_token)
+    admin = state.settings.admin_token
+    known = known_without_lookup(token, configured_admin=admin)
+    if known is not None:
+        return known
+    return await run_in_threadpool(authenticate, session, token, configured_admin=admin)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def get_admin(principal: PrincipalDep) -> Principal:
+async def get_admin(principal: PrincipalDep) -> Principal:
     principal.require_admin()
     return principal
 
 
-def get_caller(principal: PrincipalDep) -> Principal:
+async def get_caller(principal: PrincipalDep) -> Principal:
     principal.require_caller()
     return principal
 

@@ -7,6 +7,7 @@ lanes. A run whose image files are gone fails, with the reason.
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from gateway.runs import lifecycle
@@ -31,8 +32,10 @@ class Claimer:
         poll_s: float,
         lanes: Lanes,
         images: ImageCache,
+        on_done_sending: Callable[[], None] = lambda: None,
     ) -> None:
         self._db = db
+        self._on_done_sending = on_done_sending
         self._worker_id = worker_id
         self._lease_s = lease_s
         self._data_dir = data_dir
@@ -94,6 +97,7 @@ class Claimer:
             )
         claimed_at = time.monotonic()
         unusable: list[int] = []
+        done_sending = False
         for n, (run_service_id, wanted) in enumerate(wants.items(), start=1):
             if n % 2 == 0:
                 await asyncio.sleep(0)  # a claim can be hundreds of items per lane
@@ -113,6 +117,10 @@ class Claimer:
             lane.claimed(got=len(items), wanted=wanted)
             for item in usable:
                 lane.enqueue(Claim(item.item_id, item.image_id, claimed_at))
+            # Ran dry after its consumers sent their last items: no consumer will say so.
+            done_sending = done_sending or lane.done_sending
+        if done_sending:
+            self._on_done_sending()
         if unusable:
             await lanes.give_back(unusable)
         if missing:

@@ -135,6 +135,12 @@ class Lane:
     def idle(self) -> bool:
         return self.buffered == 0 and self.in_flight == 0 and self.unflushed == 0
 
+    @property
+    def done_sending(self) -> bool:
+        """The lane ran dry and has nothing buffered or in flight: its last results are
+        queued for writing (or written)."""
+        return self.dry and self.buffered == 0 and self.in_flight == 0
+
     def buffer_target(self) -> int:
         return min(MAX_BUFFER, max(2 * self.held, self._by_rate, self.boost))
 

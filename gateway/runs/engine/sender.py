@@ -155,7 +155,7 @@ class Sender:
                     await asyncio.sleep(self._poll_s)
                 finally:
                     lane.sent()
-                if lane.dry and lane.in_flight == 0 and lane.buffered == 0:
+                if lane.done_sending:
                     self._writer.flush_soon()  # its last results: written now, not later
         finally:
             lane.consumers.pop(slot_id, None)

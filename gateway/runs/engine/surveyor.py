@@ -128,10 +128,10 @@ class Surveyor:
         for lane in due:
             self._writer.add(lane.streak.take())  # answered (silently) in time
             self._abandon(lane)
-        if self._writer.pending:
-            # Answers in hand count, those of lanes paused or draining too (the failures
-            # that tripped a breaker wait here): written before a due run is closed.
-            await self._writer.flush()
+        # Answers in hand count, those of lanes paused or draining too (the failures that
+        # tripped a breaker wait here), and those of a batch being written: all written
+        # before a due run is closed.
+        await self._writer.flush()
         for run_id in await self._db.cold(deadline.close_due_runs, now=now):
             log.info("run %d stopped at its deadline", run_id)
 
@@ -146,7 +146,7 @@ class Surveyor:
     def _settle_streaks(self) -> None:
         """A lane with nothing left to send: the failures its streak holds are final."""
         for lane in self._lanes.open.values():
-            if lane.dry and lane.buffered == 0 and lane.in_flight == 0 and lane.streak.held:
+            if lane.done_sending and lane.streak.held:
                 self._writer.add(lane.streak.take())
 
     async def _finish_idle_lanes(self) -> None:

@@ -102,6 +102,7 @@ class DispatchWorker:
             poll_s=poll_s,
             lanes=lanes,
             images=images,
+            on_done_sending=self._lane_done_sending,
         )
         self.sender = sender = Sender(
             db=db,
@@ -137,6 +138,12 @@ class DispatchWorker:
             timing=timing,
             prober=self.prober,
         )
+
+    def _lane_done_sending(self) -> None:
+        """A claim found a lane's last items sent: write its results and survey now (the
+        results may be written already, then no write says the lane drained)."""
+        self.writer.flush_soon()
+        self.survey_soon.set()
 
     @property
     def recorded(self) -> int:

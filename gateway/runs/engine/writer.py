@@ -41,6 +41,7 @@ class ResultWriter:
         self._flush_s = flush_s
         self._poll_s = poll_s
         self._flush_now = asyncio.Event()
+        self._writing = asyncio.Lock()  # one batch written at a time, in order
         self.pending: list[Pending] = []  # results to write, with their lanes
         self.recorded = 0
 
@@ -68,7 +69,13 @@ class ResultWriter:
                 await asyncio.sleep(self._poll_s)
 
     async def flush(self) -> None:
-        """Write every queued result (kept for the next try if that fails)."""
+        """Write every queued result (kept for the next try if that fails). A batch being
+        written meanwhile is written first: once this returns, every result queued before
+        the call is written (a run closed at its deadline counts them)."""
+        async with self._writing:
+            await self._flush()
+
+    async def _flush(self) -> None:
         if not self.pending:
             return
         batch, self.pending = self.pending, []
