@@ -4,12 +4,13 @@ from the statements (`gateway.runs.results`, `lifecycle.items`) so that those im
 without importing each other."""
 
 import operator
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, TypedDict
 
-from gateway.db import utcnow
+from gateway.db import from_epoch_us
 from gateway.dispatch.answers import Answer
 from gateway.errors import Outcome
 
@@ -65,22 +66,21 @@ class ResultRecord:
         part: str | None = None,
     ) -> "ResultRecord":
         """The record of the dispatcher's answer, finished now."""
-        return cls(
-            *result_row(
-                answer,
-                item_id=item_id,
-                run_service_id=run_service_id,
-                queue_ms=queue_ms,
-                truth=truth,
-                part=part,
-                finished_at=utcnow(),
-            )
+        row = result_row(
+            answer,
+            item_id=item_id,
+            run_service_id=run_service_id,
+            queue_ms=queue_ms,
+            truth=truth,
+            part=part,
+            finished_us=time.time_ns() // 1000,
         )
+        return cls(*stored_row(row))
 
 
-# A record as the worker's writer sends it to where it is recorded: a plain tuple of its
-# fields, in their order (`ResultRecord(*row)`), a tenth of the pickling of the record. The
-# statements that record a batch read the rows as they are, by these positions.
+# A record as the statements that record a batch read it: a plain tuple of its fields, in
+# their order (`ResultRecord(*row)`), a tenth of the pickling of the record, read by these
+# positions.
 Row = tuple[Any, ...]
 row_of = operator.attrgetter(*(field.name for field in fields(ResultRecord)))
 FIELD_AT = {field.name: n for n, field in enumerate(fields(ResultRecord))}
@@ -90,6 +90,8 @@ ITEM_ID, RUN_SERVICE_ID, OUTCOME, LATENCY_MS = (
 TAGS, ATTEMPT_LOG, FINISHED_AT, TRUTH, PART = (
     FIELD_AT[name] for name in ("tags", "attempt_log", "finished_at", "truth", "part")
 )
+# A logged attempt's keys, in the order of its values in a sent row.
+_LOGGED = tuple(LoggedAttempt.__annotations__)
 
 
 def result_row(
@@ -100,10 +102,13 @@ def result_row(
     queue_ms: float,
     truth: Sequence[str],
     part: str | None,
-    finished_at: datetime,
+    finished_us: int,
 ) -> Row:
-    """The row of `ResultRecord.of`'s record, built without the record (the sender builds
-    one per result: the record and its conversion would cost it a tenth more)."""
+    """The row the sender queues for `answer`, built without a record (a record and its
+    conversion would cost it a tenth more): `ResultRecord.of`'s row as `stored_row` gives
+    it back, but with the finish time in microseconds since the epoch and each logged
+    attempt a tuple of `LoggedAttempt`'s values, as an int and tuples pickle in a third
+    of the time of a datetime and dicts (the recording process builds them instead)."""
     raw = answer.raw
     return (
         item_id,
@@ -118,17 +123,20 @@ def result_row(
         [(tag, score) for tag, score in answer.tags],
         answer.detail,
         [
-            {
-                "n": a.number,
-                "instance": a.instance,
-                "outcome": _OUTCOME_TEXT[a.outcome],
-                "latency_ms": a.latency_ms,
-                "status": a.status,
-                "detail": a.detail,
-            }
+            (a.number, a.instance, _OUTCOME_TEXT[a.outcome], a.latency_ms, a.status, a.detail)
             for a in answer.attempts
         ],
-        finished_at,
+        finished_us,
         truth,
         part,
+    )
+
+
+def stored_row(sent: Row) -> Row:
+    """The record's row (`row_of`) of a row the sender queued (`result_row`)."""
+    return (
+        *sent[:ATTEMPT_LOG],
+        [dict(zip(_LOGGED, attempt, strict=True)) for attempt in sent[ATTEMPT_LOG]],
+        from_epoch_us(sent[FINISHED_AT]),
+        *sent[TRUTH:],
     )

@@ -1,17 +1,21 @@
-"""The row the sender queues for a result (`records.result_row`) is `ResultRecord`'s
-fields in their order, as the recording process reads it: `ResultRecord(*row)`."""
+"""The row the sender queues for a result (`records.result_row`) is, once the recording
+process makes it the stored row (`records.stored_row`), `ResultRecord`'s fields in their
+order: `ResultRecord(*stored_row(row))`."""
 
 from datetime import datetime
 
+from gateway.db import from_epoch_us
 from gateway.dispatch.answers import Answer, Attempt
 from gateway.errors import Outcome
 from gateway.protocol.result_string import Tag
 from gateway.runs import records
-from gateway.runs.records import ResultRecord, result_row
+from gateway.runs.records import ResultRecord, result_row, stored_row
 
 
 def test_a_row_is_the_record_of_the_answer_field_by_field() -> None:
     finished = datetime(2026, 12, 5, 6, 40, 1, 123456)
+    finished_us = 1_796_452_801_123_456  # the same instant
+    assert from_epoch_us(finished_us) == finished
     attempts = [
         Attempt(1, "http://a.test", Outcome.TIMEOUT, 250.0, None, "no answer"),
         Attempt(2, "http://b.test", Outcome.OK, 12.5, 200),
@@ -33,9 +37,9 @@ def test_a_row_is_the_record_of_the_answer_field_by_field() -> None:
         queue_ms=4.5,
         truth=["cat"],
         part="public",
-        finished_at=finished,
+        finished_us=finished_us,
     )
-    record = ResultRecord(*row)
+    record = ResultRecord(*stored_row(row))
     assert record == ResultRecord(
         item_id=7,
         run_service_id=3,
@@ -71,3 +75,6 @@ def test_a_row_is_the_record_of_the_answer_field_by_field() -> None:
         part="public",
     )
     assert all(type(tag) is tuple for tag in row[records.TAGS])  # pickled as plain tuples
+    # The sender's row holds no datetime and no dict: each pickles slower than the values.
+    assert row[records.FINISHED_AT] == finished_us
+    assert all(type(attempt) is tuple for attempt in row[records.ATTEMPT_LOG])

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
+from gateway.db import from_epoch_us
 from gateway.dispatch.answers import Target
 from gateway.runs import lifecycle
 from gateway.runs.engine import breaker
@@ -112,7 +113,8 @@ class Lane:
         # which `finish_service` checks.
         self.scored = plan.status == ServiceStatus.PENDING
         self.first_sent: datetime | None = None
-        self.last_finished: datetime | None = None
+        # In microseconds since the epoch, as a sent row holds it (`result_row`).
+        self.last_finished_us: int | None = None
 
     @property
     def target(self) -> Target:
@@ -127,9 +129,9 @@ class Lane:
         return len(self.consumers) - self.retiring
 
     def elapsed_s(self) -> float | None:
-        if self.first_sent is None or self.last_finished is None:
+        if self.first_sent is None or self.last_finished_us is None:
             return None
-        return (self.last_finished - self.first_sent).total_seconds()
+        return (from_epoch_us(self.last_finished_us) - self.first_sent).total_seconds()
 
     @property
     def idle(self) -> bool:
@@ -205,7 +207,7 @@ class Lane:
         """A queued result is written; `counted` if the whole batch was (else some lease
         was lost and only the database knows what counts: the lane's scorer is dropped)."""
         self.unflushed -= 1
-        self.last_finished = row[FINISHED_AT]
+        self.last_finished_us = row[FINISHED_AT]
         if not counted:
             self.scored = False
 

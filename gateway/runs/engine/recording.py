@@ -20,7 +20,7 @@ from sqlalchemy import Connection
 
 from gateway.runs import finish, results
 from gateway.runs.engine.threads import after_commit
-from gateway.runs.records import Row
+from gateway.runs.records import Row, stored_row
 from gateway.scoring.metrics import ServiceScorer
 
 # A lane scores its results as they are recorded up to this many images (about 56 bytes
@@ -64,9 +64,10 @@ def _score(
 def record_rows(
     conn: Connection, *, worker_id: str, rows: Sequence[Row], scored: dict[int, int]
 ) -> tuple[int, dict[int, ServiceScorer | None]]:
-    """`results.record_scored` of the records `rows` hold (LeaseLost: nothing written,
-    nothing scored), the rows of the lanes `scored` names that are still trusted scored
-    on the way; once committed they are added to those lanes' scorers."""
+    """`results.record_scored` of the records the sender's `rows` hold (`result_row`;
+    LeaseLost: nothing written, nothing scored), the rows of the lanes `scored` names that
+    are still trusted scored on the way; once committed they are added to those lanes'
+    scorers."""
     with _lock:
         scoring = [
             run_service_id
@@ -77,7 +78,9 @@ def record_rows(
                 and scorer.images < LIVE_SCORING_MAX_IMAGES
             )
         ]
-    return results.record_scored_rows(conn, worker_id=worker_id, rows=rows, scoring=scoring)
+    return results.record_scored_rows(
+        conn, worker_id=worker_id, rows=list(map(stored_row, rows)), scoring=scoring
+    )
 
 
 def _distrust(written: int, *, worker_id: str, rows: Sequence[Row], scored: dict[int, int]) -> int:
@@ -93,7 +96,7 @@ def record_rows_checked(
 ) -> int:
     """`results.record_scored_checked` of `rows`: some were not written, so the scorers of
     the lanes `scored` names can no longer be trusted."""
-    return results.record_checked_rows(conn, worker_id=worker_id, rows=rows)
+    return results.record_checked_rows(conn, worker_id=worker_id, rows=list(map(stored_row, rows)))
 
 
 def _forget(

@@ -217,7 +217,7 @@ class Sender:
             queue_ms=queue_ms,
             truth=picture.truth,
             part=split.part_of(image_id) if (split := lane.plan.split) else None,
-            finished_at=utcnow(),
+            finished_us=time.time_ns() // 1000,
         )
         self._writer.add(lane.streak.add(row[OUTCOME], answer.detail, (lane, row)))
         if lane.streak.tripped and not lane.stopping:
