@@ -143,20 +143,22 @@ class WreqClient:
                     body=body,
                 )
             )
-            async with request as response:
-                try:
-                    # The common answer, a 200 of declared length within the bound, read
-                    # here without another coroutine (hyper delivers no more than declared).
-                    if response.status.as_int() == 200:
-                        declared = response.content_length
-                        if declared is not None and declared <= limit:
-                            return Reply(200, bytes(await response.bytes()))
-                    return await _answer(response, limit, preview)
-                except BaseException:
-                    # Cut short (too large, cancelled): the connection is dropped, never
-                    # drained for reuse.
-                    await response.close()
-                    raise
+            # Awaited, not entered (`async with`): its exit, one more await per request,
+            # only closes the response, done here where a body is left unread.
+            response = await request
+            try:
+                # The common answer, a 200 of declared length within the bound, read
+                # here without another coroutine (hyper delivers no more than declared).
+                if response.status.as_int() == 200:
+                    declared = response.content_length
+                    if declared is not None and declared <= limit:
+                        return Reply(200, bytes(await response.bytes()))
+                return await _answer(response, limit, preview)
+            except BaseException:
+                # Cut short (too large, cancelled): the connection is dropped, never
+                # drained for reuse.
+                await response.close()
+                raise
         except wreq.exceptions.TimeoutError:
             raise TimeoutError from None
         except wreq.exceptions.ConnectionError as exc:
