@@ -143,8 +143,8 @@ def parse_result(body: bytes | str) -> list[Tag]:
         raise _bad_entry(index, entry)
     ranked = sorted(parsed, key=_score_of, reverse=True)
     # A repeat is rare; `rank` (stable, as sorted() is) then keeps each one's best-ranked
-    # entry. The tags are stripped already: casefold() is their `tag_key`.
-    if len({tag.casefold() for tag, _ in ranked}) == len(ranked):
+    # entry.
+    if len({tag_key(tag) for tag, _ in ranked}) == len(ranked):
         return ranked
     return rank(ranked)
 
