@@ -90,8 +90,6 @@ ITEM_ID, RUN_SERVICE_ID, OUTCOME, LATENCY_MS = (
 TAGS, ATTEMPT_LOG, FINISHED_AT, TRUTH, PART = (
     FIELD_AT[name] for name in ("tags", "attempt_log", "finished_at", "truth", "part")
 )
-# A logged attempt's keys, in the order of its values in a sent row.
-_LOGGED = tuple(LoggedAttempt.__annotations__)
 
 
 def result_row(
@@ -133,10 +131,17 @@ def result_row(
 
 
 def stored_row(sent: Row) -> Row:
-    """The record's row (`row_of`) of a row the sender queued (`result_row`)."""
-    return (
-        *sent[:ATTEMPT_LOG],
-        [dict(zip(_LOGGED, attempt, strict=True)) for attempt in sent[ATTEMPT_LOG]],
-        from_epoch_us(sent[FINISHED_AT]),
-        *sent[TRUTH:],
-    )
+    """The record's row (`row_of`) of a row the sender queued (`result_row`). Spelled out,
+    not zipped with the keys: the recording process builds one per result."""
+    attempts = [
+        {
+            "n": n,
+            "instance": instance,
+            "outcome": outcome,
+            "latency_ms": ms,
+            "status": status,
+            "detail": detail,
+        }
+        for n, instance, outcome, ms, status, detail in sent[ATTEMPT_LOG]
+    ]
+    return sent[:ATTEMPT_LOG] + (attempts, from_epoch_us(sent[FINISHED_AT])) + sent[TRUTH:]
