@@ -8,6 +8,7 @@ time of the hub).
 
 import json
 import operator
+import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
@@ -24,6 +25,17 @@ def placeholder(conn: Connection) -> str:
 
 def is_sqlite(conn: Connection) -> bool:
     return conn.dialect.name == "sqlite"
+
+
+def _null(value: None) -> None:
+    return value
+
+
+# sqlite3 binds an int, float or text as it is, but looks for an adapter of any other
+# value, None too: two failed attribute lookups (and their AttributeErrors) per NULL of
+# every row, a third of a microsecond. An adapter of None, found at once, binds it as
+# the same NULL (for every sqlite3 connection of the process).
+sqlite3.register_adapter(type(None), _null)
 
 
 def _json_encoder() -> Callable[[Any, int], list[str]] | None:

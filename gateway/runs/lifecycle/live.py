@@ -15,6 +15,7 @@ alone.
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from dataclasses import replace as replace_fields
 from typing import Any
 
 from sqlalchemy import JSON, Connection, DateTime, update
@@ -104,6 +105,14 @@ def merge(conn: Connection, *, deltas: LiveDeltas) -> None:
         _merge(conn, "live_score_parts", deltas.parts)
 
 
+# The tally each live row was last set to by this process, with its values as the driver
+# gives them back: a row read back so is that tally, not decoded again (its histogram's
+# JSON is most of a batch's merge). Any other value (another worker's write, a rolled
+# back one) is decoded as ever. Keyed by (table, the row's key); emptied past the bound.
+_written: dict[tuple[str, tuple[Any, ...]], tuple[tuple[Any, ...], LiveTally]] = {}
+_WRITTEN_MAX = 4096
+
+
 def _merge(conn: Connection, table: str, deltas: Mapping[tuple[Any, ...], LiveTally]) -> None:
     """Add each tally of `deltas` (by the row's key columns) to its row of `table`: the
     rows of their run services locked in key order, then one executemany."""
@@ -118,30 +127,49 @@ def _merge(conn: Connection, table: str, deltas: Mapping[tuple[Any, ...], LiveTa
     ).all()
     sqlite = driver.is_sqlite(conn)
     params = []
+    written = []
     for found in locked:
         key = tuple(found[: len(keys)])
         delta = deltas.get(key)
         if delta is None:
             continue
-        stored = dict(zip(_COUNTERS, found[len(keys) :], strict=True))
-        for name in _JSON:
-            stored[name] = driver.json_value(stored[name])
-        for name in _TIMES:
-            stored[name] = driver.datetime_value(stored[name])
-        tally = LiveTally.of_columns(stored)
+        read = tuple(found[len(keys) :])
+        known = _written.get((table, key))
+        if known is not None and known[0] == read:
+            tally = _copy(known[1])
+        else:
+            stored = dict(zip(_COUNTERS, read, strict=True))
+            for name in _JSON:
+                stored[name] = driver.json_value(stored[name])
+            for name in _TIMES:
+                stored[name] = driver.datetime_value(stored[name])
+            tally = LiveTally.of_columns(stored)
         tally.merge(delta)
         values = tally.columns()
+        as_read = tuple(values.values())  # as psycopg reads it back (JSON parsed)
         for name in _JSON:
             values[name] = driver.json_text(values[name])
         if sqlite:
             for name in _TIMES:
                 if values[name] is not None:
                     values[name] = driver.sqlite_datetime(values[name])
+            as_read = tuple(values.values())
         params.append((*values.values(), *key))
+        written.append(((table, key), (as_read, tally)))
     if params:
         sets = ", ".join(f"{name} = {marker}" for name in _COUNTERS)
         where = " AND ".join(f"{name} = {marker}" for name in keys)
         conn.exec_driver_sql(f"UPDATE {table} SET {sets} WHERE {where}", params)
+        if len(_written) >= _WRITTEN_MAX:
+            _written.clear()
+        _written.update(written)
+
+
+def _copy(tally: LiveTally) -> LiveTally:
+    """A tally of its own (merging changes its dicts)."""
+    return replace_fields(
+        tally, outcomes=dict(tally.outcomes), latency_buckets=dict(tally.latency_buckets)
+    )
 
 
 def replace(conn: Connection, *, run_service_id: int, tally: LiveTally) -> None:
