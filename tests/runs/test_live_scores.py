@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from gateway.config import Settings
 from gateway.errors import OUTCOMES
 from gateway.migrate import upgrade
-from gateway.runs import finish, live_scores, models, results, service
+from gateway.runs import finish, lifecycle, live_scores, models, results, service
 from gateway.runs.results import LeaseLost, ResultRecord
 from gateway.scoring.live import PERCENTILE_ERROR, LiveTally
 from gateway.scoring.split import Split
@@ -171,6 +171,39 @@ def test_a_batch_with_a_lost_lease_counts_only_what_it_records(
     with run_engine.begin() as conn:  # the batch again (its commit's answer was lost)
         assert results.record_scored_checked(conn, worker_id="w", batch=batch) == 0
     assert live_figures(run_engine, lane.id)["images"] == 5
+
+
+def test_a_live_row_rolled_back_or_changed_elsewhere_is_read_as_stored(
+    run_engine: Engine, settings: Settings, data_dir: Path
+) -> None:
+    """This process keeps the tally it last wrote to each live row (`lifecycle.live`),
+    and takes it only for a row read back as it wrote it."""
+    lane, _ = open_run(run_engine, settings, data_dir, 6)
+    batch = [result(lane, p, "ok", 1 + p % 2, 5.0 + p) for p in range(6)]
+    with run_engine.begin() as conn:
+        results.record_scored(conn, worker_id="w", batch=batch[:2])
+    with pytest.raises(RuntimeError), run_engine.begin() as conn:
+        results.record_scored(conn, worker_id="w", batch=batch[2:4])
+        raise RuntimeError("rolled back")
+    with run_engine.begin() as conn:  # the row as stored: the first batch only
+        results.record_scored(conn, worker_id="w", batch=batch[2:4])
+    assert_equals_rescore(run_engine, lane.id, live_figures(run_engine, lane.id))
+    # Another writer (a re-send's recount, another worker) sets the row to its tally.
+    elsewhere = LiveTally()
+    elsewhere.add(outcome="timeout", tags=None, truth=["x"], latency_ms=None, finished_at=T0)
+    with run_engine.begin() as conn:
+        lifecycle.live.replace(conn, run_service_id=lane.id, tally=elsewhere)
+    with run_engine.begin() as conn:
+        results.record_scored(conn, worker_id="w", batch=batch[4:])
+    for record in batch[4:]:
+        elsewhere.add(
+            outcome=record.outcome,
+            tags=record.tags,
+            truth=record.truth,
+            latency_ms=record.latency_ms,
+            finished_at=record.finished_at,
+        )
+    assert live_figures(run_engine, lane.id) == elsewhere.result()
 
 
 def test_leaderboard_and_progress_read_no_work_items_and_a_team_only_its_row(
