@@ -4,6 +4,7 @@ and batches and when a lease was lost; leaderboard and progress read them, not w
 items; a team's request reads its own row; a cancelled run shows no service ongoing."""
 
 import dataclasses
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -179,7 +180,8 @@ def test_a_live_row_rolled_back_or_changed_elsewhere_is_read_as_stored(
     """This process keeps the tally it last wrote to each live row (`lifecycle.live`),
     and takes it only for a row read back as it wrote it."""
     lane, _ = open_run(run_engine, settings, data_dir, 6)
-    batch = [result(lane, p, "ok", 1 + p % 2, 5.0 + p) for p in range(6)]
+    # The last two in one bucket: the second rewrites its entry of the histogram.
+    batch = [result(lane, p, "ok", 1 + p % 2, 5.0 + min(p, 4)) for p in range(6)]
     with run_engine.begin() as conn:
         results.record_scored(conn, worker_id="w", batch=batch[:2])
     with pytest.raises(RuntimeError), run_engine.begin() as conn:
@@ -193,8 +195,9 @@ def test_a_live_row_rolled_back_or_changed_elsewhere_is_read_as_stored(
     elsewhere.add(outcome="timeout", tags=None, truth=["x"], latency_ms=None, finished_at=T0)
     with run_engine.begin() as conn:
         lifecycle.live.replace(conn, run_service_id=lane.id, tally=elsewhere)
-    with run_engine.begin() as conn:
-        results.record_scored(conn, worker_id="w", batch=batch[4:])
+    for one in batch[4:]:  # the second taken from this process's tally
+        with run_engine.begin() as conn:
+            results.record_scored(conn, worker_id="w", batch=[one])
     for record in batch[4:]:
         elsewhere.add(
             outcome=record.outcome,
@@ -204,6 +207,13 @@ def test_a_live_row_rolled_back_or_changed_elsewhere_is_read_as_stored(
             finished_at=record.finished_at,
         )
     assert live_figures(run_engine, lane.id) == elsewhere.result()
+    # The histogram's JSON, kept entry by entry, is the text `json.dumps` writes.
+    with run_engine.connect() as conn:
+        stored = conn.exec_driver_sql(
+            f"SELECT latency_buckets FROM live_scores WHERE run_service_id = {lane.id}"
+        ).scalar_one()
+    want = elsewhere.columns()["latency_buckets"]
+    assert stored == (json.dumps(want) if isinstance(stored, str) else want)
 
 
 def test_leaderboard_and_progress_read_no_work_items_and_a_team_only_its_row(
