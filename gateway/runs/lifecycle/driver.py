@@ -1,9 +1,9 @@
 """Values as the database driver takes and gives them, for the hottest statements, which
-bypass SQLAlchemy's types (`items.record_rows`, `live.merge`): building each row's
-parameters through SQLAlchemy costs more than the database's own work. What is written
-reads back through SQLAlchemy as if it had written it: JSON as the text of `json.dumps`
-with its defaults, a DATETIME on SQLite as SQLAlchemy's own text (naive UTC, as every
-time of the hub).
+bypass SQLAlchemy's types (`items.record_rows`, `items.claim`, `live.merge`): building
+each row's parameters through SQLAlchemy costs more than the database's own work. What
+is written reads back through SQLAlchemy as if it had written it: JSON as the text of
+`json.dumps` with its defaults, a DATETIME on SQLite as SQLAlchemy's own text (naive UTC,
+as every time of the hub).
 """
 
 import json
