@@ -271,8 +271,9 @@ class LiveTally:
             "images_per_s": self.images / elapsed if elapsed else None,
         }
 
-    def columns(self) -> dict[str, Any]:
-        """The `live_scores` column values of this tally (JSON keys are text)."""
+    def columns(self, *, buckets_text: str | None = None) -> dict[str, Any]:
+        """The `live_scores` column values of this tally (JSON keys are text); with
+        `buckets_text`, the histogram's is that text (its JSON, which the caller keeps)."""
         return {
             "images": self.images,
             "outcomes": dict(self.outcomes),
@@ -284,7 +285,9 @@ class LiveTally:
             "latency_sum": self.latency_sum,
             "latency_max": self.latency_max,
             "latency_min": self.latency_min,
-            "latency_buckets": _bucket_columns(self.latency_buckets),
+            "latency_buckets": (
+                _bucket_columns(self.latency_buckets) if buckets_text is None else buckets_text
+            ),
             "first_finished_at": self.first_finished_at,
             "first_sent_at": self.first_sent_at,
             "last_finished_at": self.last_finished_at,

@@ -248,7 +248,7 @@ class ServiceScorer:
         self._top1 += other._top1
         self._top5 += other._top5
         for pool, theirs in zip(self._pools(), other._pools(), strict=True):
-            pool.extend(theirs.values())
+            pool.merge(theirs)
 
     def counts(self) -> Counts:
         """What was counted so far, as `gateway.scoring.live.LiveTally` counts it too."""

@@ -36,6 +36,12 @@ class SortedPool:
             self._runs.append(array("d", sorted(tail[:size], reverse=True)))
             tail = self._tail = tail[size:]
 
+    def merge(self, other: "SortedPool") -> None:
+        """Add every value of `other`: its arrays copied as they are (`extend` of an
+        iterator makes a float of each value)."""
+        for values in (*other._runs, other._tail):
+            self.extend(values)
+
     def values(self) -> Iterator[float]:
         """Every value, in no particular order."""
         return chain(*self._runs, self._tail)

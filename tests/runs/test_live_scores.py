@@ -4,6 +4,7 @@ and batches and when a lease was lost; leaderboard and progress read them, not w
 items; a team's request reads its own row; a cancelled run shows no service ongoing."""
 
 import dataclasses
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session
 from gateway.config import Settings
 from gateway.errors import OUTCOMES
 from gateway.migrate import upgrade
-from gateway.runs import finish, live_scores, models, results, service
+from gateway.runs import finish, lifecycle, live_scores, models, results, service
 from gateway.runs.results import LeaseLost, ResultRecord
 from gateway.scoring.live import PERCENTILE_ERROR, LiveTally
 from gateway.scoring.split import Split
@@ -171,6 +172,48 @@ def test_a_batch_with_a_lost_lease_counts_only_what_it_records(
     with run_engine.begin() as conn:  # the batch again (its commit's answer was lost)
         assert results.record_scored_checked(conn, worker_id="w", batch=batch) == 0
     assert live_figures(run_engine, lane.id)["images"] == 5
+
+
+def test_a_live_row_rolled_back_or_changed_elsewhere_is_read_as_stored(
+    run_engine: Engine, settings: Settings, data_dir: Path
+) -> None:
+    """This process keeps the tally it last wrote to each live row (`lifecycle.live`),
+    and takes it only for a row read back as it wrote it."""
+    lane, _ = open_run(run_engine, settings, data_dir, 6)
+    # The last two in one bucket: the second rewrites its entry of the histogram.
+    batch = [result(lane, p, "ok", 1 + p % 2, 5.0 + min(p, 4)) for p in range(6)]
+    with run_engine.begin() as conn:
+        results.record_scored(conn, worker_id="w", batch=batch[:2])
+    with pytest.raises(RuntimeError), run_engine.begin() as conn:
+        results.record_scored(conn, worker_id="w", batch=batch[2:4])
+        raise RuntimeError("rolled back")
+    with run_engine.begin() as conn:  # the row as stored: the first batch only
+        results.record_scored(conn, worker_id="w", batch=batch[2:4])
+    assert_equals_rescore(run_engine, lane.id, live_figures(run_engine, lane.id))
+    # Another writer (a re-send's recount, another worker) sets the row to its tally.
+    elsewhere = LiveTally()
+    elsewhere.add(outcome="timeout", tags=None, truth=["x"], latency_ms=None, finished_at=T0)
+    with run_engine.begin() as conn:
+        lifecycle.live.replace(conn, run_service_id=lane.id, tally=elsewhere)
+    for one in batch[4:]:  # the second taken from this process's tally
+        with run_engine.begin() as conn:
+            results.record_scored(conn, worker_id="w", batch=[one])
+    for record in batch[4:]:
+        elsewhere.add(
+            outcome=record.outcome,
+            tags=record.tags,
+            truth=record.truth,
+            latency_ms=record.latency_ms,
+            finished_at=record.finished_at,
+        )
+    assert live_figures(run_engine, lane.id) == elsewhere.result()
+    # The histogram's JSON, kept entry by entry, is the text `json.dumps` writes.
+    with run_engine.connect() as conn:
+        stored = conn.exec_driver_sql(
+            f"SELECT latency_buckets FROM live_scores WHERE run_service_id = {lane.id}"
+        ).scalar_one()
+    want = elsewhere.columns()["latency_buckets"]
+    assert stored == (json.dumps(want) if isinstance(stored, str) else want)
 
 
 def test_leaderboard_and_progress_read_no_work_items_and_a_team_only_its_row(

@@ -27,7 +27,6 @@ from typing import NamedTuple
 
 from sqlalchemy import (
     Connection,
-    bindparam,
     delete,
     func,
     select,
@@ -38,8 +37,8 @@ from gateway.db import chunked, utcnow
 from gateway.dispatch.answers import Target
 from gateway.dispatch.protocols import adapter_for
 from gateway.runs import lifecycle
+from gateway.runs.lifecycle import driver
 from gateway.runs.models import (
-    IMAGES,
     INSTANCES,
     OPEN_STATUSES,
     PROVIDERS,
@@ -286,15 +285,17 @@ def claim_items(
 
 # A claimed row is (id, image_id, seq), `ClaimedItem`'s fields.
 _SEQ = operator.itemgetter(2)
-# Built once: a worker asks for the files of each claim's new images.
-_IMAGE_REFS = select(IMAGES.c.id, IMAGES.c.sha256, IMAGES.c.content_type, IMAGES.c.truth).where(
-    IMAGES.c.id.in_(bindparam("ids", expanding=True))
-)
+# Straight through the driver (`lifecycle.driver`): a worker asks for the files of each
+# claim's new images.
+_IMAGE_REFS = "SELECT id, sha256, content_type, truth FROM dataset_images WHERE id IN ({})"
 
 
 def image_refs(conn: Connection, *, image_ids: Sequence[int]) -> dict[int, ImageRef]:
     refs: dict[int, ImageRef] = {}
+    marker = driver.placeholder(conn)
     for ids in chunked(image_ids):
-        for image_id, sha256, content_type, truth in conn.execute(_IMAGE_REFS, {"ids": ids}):
+        sql = _IMAGE_REFS.format(", ".join([marker] * len(ids)))
+        for image_id, sha256, content_type, stored in conn.exec_driver_sql(sql, tuple(ids)):
+            truth = driver.json_value(stored)
             refs[image_id] = ImageRef(image_id, sha256, content_type, list(truth or ()))
     return refs

@@ -1,13 +1,14 @@
 """Values as the database driver takes and gives them, for the hottest statements, which
-bypass SQLAlchemy's types (`items.record_rows`, `live.merge`): building each row's
-parameters through SQLAlchemy costs more than the database's own work. What is written
-reads back through SQLAlchemy as if it had written it: JSON as the text of `json.dumps`
-with its defaults, a DATETIME on SQLite as SQLAlchemy's own text (naive UTC, as every
-time of the hub).
+bypass SQLAlchemy's types (`items.record_rows`, `items.claim`, `live.merge`): building
+each row's parameters through SQLAlchemy costs more than the database's own work. What
+is written reads back through SQLAlchemy as if it had written it: JSON as the text of
+`json.dumps` with its defaults, a DATETIME on SQLite as SQLAlchemy's own text (naive UTC,
+as every time of the hub).
 """
 
 import json
 import operator
+import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
@@ -24,6 +25,17 @@ def placeholder(conn: Connection) -> str:
 
 def is_sqlite(conn: Connection) -> bool:
     return conn.dialect.name == "sqlite"
+
+
+def _null(value: None) -> None:
+    return value
+
+
+# sqlite3 binds an int, float or text as it is, but looks for an adapter of any other
+# value, None too: two failed attribute lookups (and their AttributeErrors) per NULL of
+# every row, a third of a microsecond. An adapter of None, found at once, binds it as
+# the same NULL (for every sqlite3 connection of the process).
+sqlite3.register_adapter(type(None), _null)
 
 
 def _json_encoder() -> Callable[[Any, int], list[str]] | None:

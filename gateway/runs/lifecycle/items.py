@@ -17,20 +17,16 @@ leaves (and by the lease owner where a worker holds it), so each item is recorde
 The SQLite/PostgreSQL differences of the hub's statements are here and nowhere else.
 """
 
-import functools
 import itertools
 import operator
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     Connection,
-    Executable,
     Row,
-    bindparam,
     insert,
-    select,
     update,
 )
 
@@ -85,51 +81,47 @@ def claim(
     conn: Connection, *, worker_id: str, wants: dict[int, int], expires: datetime
 ) -> dict[int, Sequence[Claimed]]:
     """Lease the next `wants[run_service_id]` pending items of each run service, in `seq`
-    order; returns the rows (id, image_id, seq) leased per run service (none: left out)."""
+    order; returns the rows (id, image_id, seq) leased per run service (none: left out).
+
+    One statement per run service, straight through the driver (`driver`): a worker
+    claims many times a second, and SQLAlchemy's compiling and result rows cost more than
+    the database's own work."""
     claimed: dict[int, Sequence[Claimed]] = {}
-    statement = _claim_statement(conn.dialect.name)
+    sqlite = driver.is_sqlite(conn)
+    statement = _CLAIM_SQL["sqlite" if sqlite else "postgresql"]
+    leased_to = (worker_id, driver.sqlite_datetime(expires) if sqlite else expires)
     for run_service_id, count in wants.items():
         if count <= 0:
             continue
-        rows = conn.execute(
-            statement,
-            {"rs": run_service_id, "n": count, "owner": worker_id, "expires": expires},
-        ).all()
+        picked = (run_service_id, count)
+        params = (*leased_to, *picked) if sqlite else (*picked, *leased_to)
+        rows = conn.exec_driver_sql(statement, params).all()
         if rows:
-            claimed[run_service_id] = rows
+            claimed[run_service_id] = cast(Sequence[Claimed], rows)
     return claimed
 
 
-@functools.cache
-def _claim_statement(dialect: str) -> Executable:
-    """One statement per run service: lease the first `n` pending items by `seq`.
-
-    On PostgreSQL the rows are picked in a MATERIALIZED CTE with FOR UPDATE SKIP LOCKED:
-    as a plain `IN (subquery)` PostgreSQL may run the subquery again for each row it
-    updates, each run skipping the rows just taken, and the LIMIT would not hold. SQLite
-    has a single worker and no row locks; the subquery form is exact there. Built once
-    per dialect (a worker claims many times a second).
-    """
-    picked = (
-        select(WORK_ITEMS.c.id)
-        .where(
-            WORK_ITEMS.c.run_service_id == bindparam("rs"),
-            WORK_ITEMS.c.state == ItemState.PENDING,
-        )
-        .order_by(WORK_ITEMS.c.seq)
-        .limit(bindparam("n"))
-    )
-    claim = update(WORK_ITEMS).values(
-        state=ItemState.LEASED,
-        lease_owner=bindparam("owner"),
-        lease_expires_at=bindparam("expires", type_=WORK_ITEMS.c.lease_expires_at.type),
-    )
-    if dialect == "postgresql":
-        cte = picked.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
-        claim = claim.where(WORK_ITEMS.c.id == cte.c.id)
-    else:
-        claim = claim.where(WORK_ITEMS.c.id.in_(picked.scalar_subquery()))
-    return claim.returning(WORK_ITEMS.c.id, WORK_ITEMS.c.image_id, WORK_ITEMS.c.seq)
+# Lease the first `n` pending items of a run service by `seq`. On PostgreSQL the rows are
+# picked in a MATERIALIZED CTE with FOR UPDATE SKIP LOCKED: as a plain `IN (subquery)`
+# PostgreSQL may run the subquery again for each row it updates, each run skipping the
+# rows just taken, and the LIMIT would not hold. SQLite has a single worker and no row
+# locks; the subquery form is exact there.
+_CLAIM_SQL = {
+    "postgresql": (
+        "WITH picked AS MATERIALIZED (SELECT id FROM work_items "
+        f"WHERE run_service_id = %s AND state = '{ItemState.PENDING}' ORDER BY seq LIMIT %s "
+        "FOR UPDATE SKIP LOCKED) "
+        f"UPDATE work_items SET state = '{ItemState.LEASED}', lease_owner = %s, "
+        "lease_expires_at = %s FROM picked WHERE work_items.id = picked.id "
+        "RETURNING work_items.id, work_items.image_id, work_items.seq"
+    ),
+    "sqlite": (
+        f"UPDATE work_items SET state = '{ItemState.LEASED}', lease_owner = ?, "
+        "lease_expires_at = ? WHERE id IN (SELECT id FROM work_items "
+        f"WHERE run_service_id = ? AND state = '{ItemState.PENDING}' ORDER BY seq LIMIT ?) "
+        "RETURNING id, image_id, seq"
+    ),
+}
 
 
 def extend(

@@ -13,15 +13,17 @@ other in a circle. Run services without a row (runs created before live scores) 
 alone.
 """
 
-from collections.abc import Mapping
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from operator import add
 from typing import Any
 
 from sqlalchemy import JSON, Connection, DateTime, update
 
 from gateway.runs.lifecycle import driver
 from gateway.runs.models import LIVE_SCORE_PARTS, LIVE_SCORES
-from gateway.scoring.live import LiveTally
+from gateway.scoring.live import MAX_MS, MIN_MS, LiveTally, bucket_of
 
 
 @dataclass(slots=True)
@@ -86,6 +88,7 @@ def create_part_rows(conn: Connection, *, run_id: int, totals: dict[tuple[int, s
 _COUNTERS = tuple(LiveTally().columns())
 _JSON = frozenset(name for name in _COUNTERS if isinstance(LIVE_SCORES.c[name].type, JSON))
 _TIMES = frozenset(name for name in _COUNTERS if isinstance(LIVE_SCORES.c[name].type, DateTime))
+_JSON_OBJECTS = _JSON - {"latency_buckets"}  # JSON but for the histogram (`_HistogramText`)
 # The columns that name a row of each table.
 _KEYS = {"live_scores": ("run_service_id",), "live_score_parts": ("run_service_id", "part")}
 
@@ -104,6 +107,71 @@ def merge(conn: Connection, *, deltas: LiveDeltas) -> None:
         _merge(conn, "live_score_parts", deltas.parts)
 
 
+class _Prefixes(dict[int, str]):
+    """A histogram entry's JSON up to its count: `"bucket": `."""
+
+    def __missing__(self, bucket: int) -> str:
+        return f'"{bucket}": '
+
+
+_PREFIXES = _Prefixes(
+    {bucket: f'"{bucket}": ' for bucket in range(bucket_of(MIN_MS), bucket_of(MAX_MS) + 1)}
+)
+
+
+class _HistogramText:
+    """A histogram's column as `json.dumps` writes it (`LiveTally.columns`: text keys in
+    bucket order), kept entry by entry: a batch rewrites the entries of the buckets it
+    counted, not the hundreds of others."""
+
+    __slots__ = ("buckets", "entries")
+
+    def __init__(self, counts: dict[int, int]) -> None:
+        self.buckets = sorted(counts)
+        self.entries = list(
+            map(
+                add,
+                map(_PREFIXES.__getitem__, self.buckets),
+                map(str, map(counts.__getitem__, self.buckets)),
+            )
+        )
+
+    def update(self, counts: dict[int, int], changed: Iterable[int]) -> None:
+        """The entries of the `changed` buckets of `counts` (the histogram after a merge)."""
+        buckets, entries = self.buckets, self.entries
+        for bucket in changed:
+            entry = _PREFIXES[bucket] + str(counts[bucket])
+            at = bisect_left(buckets, bucket)
+            if at < len(buckets) and buckets[at] == bucket:
+                entries[at] = entry
+            else:
+                buckets.insert(at, bucket)
+                entries.insert(at, entry)
+
+    def text(self) -> str:
+        return "{" + ", ".join(self.entries) + "}"
+
+
+@dataclass(slots=True)
+class _Written:
+    """A live row as this process last wrote it: its values as the driver gives them
+    back, the tally they hold, and on SQLite its histogram's text."""
+
+    read: tuple[Any, ...]
+    tally: LiveTally
+    histogram: _HistogramText | None
+
+
+# The live rows this process wrote last, by (table, the row's key): a row read back as it
+# was written is its tally, not decoded again, and its histogram's JSON is rewritten only
+# where a batch counted (decoding and encoding a histogram of hundreds of buckets was most
+# of a batch's merge). Any other value (another worker's write, a rolled back one) is
+# decoded as ever. An entry is taken out while it is merged, so one that raised midway
+# is gone. Emptied past the bound.
+_written: dict[tuple[str, tuple[Any, ...]], _Written] = {}
+_WRITTEN_MAX = 4096
+
+
 def _merge(conn: Connection, table: str, deltas: Mapping[tuple[Any, ...], LiveTally]) -> None:
     """Add each tally of `deltas` (by the row's key columns) to its row of `table`: the
     rows of their run services locked in key order, then one executemany."""
@@ -118,30 +186,51 @@ def _merge(conn: Connection, table: str, deltas: Mapping[tuple[Any, ...], LiveTa
     ).all()
     sqlite = driver.is_sqlite(conn)
     params = []
+    written = []
     for found in locked:
         key = tuple(found[: len(keys)])
         delta = deltas.get(key)
         if delta is None:
             continue
-        stored = dict(zip(_COUNTERS, found[len(keys) :], strict=True))
-        for name in _JSON:
-            stored[name] = driver.json_value(stored[name])
-        for name in _TIMES:
-            stored[name] = driver.datetime_value(stored[name])
-        tally = LiveTally.of_columns(stored)
+        read = tuple(found[len(keys) :])
+        known = _written.pop((table, key), None)
+        histogram = None
+        if known is not None and known.read == read:
+            tally, histogram = known.tally, known.histogram
+        else:
+            stored = dict(zip(_COUNTERS, read, strict=True))
+            for name in _JSON:
+                stored[name] = driver.json_value(stored[name])
+            for name in _TIMES:
+                stored[name] = driver.datetime_value(stored[name])
+            tally = LiveTally.of_columns(stored)
         tally.merge(delta)
-        values = tally.columns()
-        for name in _JSON:
-            values[name] = driver.json_text(values[name])
         if sqlite:
+            if histogram is None:
+                histogram = _HistogramText(tally.latency_buckets)
+            else:
+                histogram.update(tally.latency_buckets, delta.latency_buckets)
+            values = tally.columns(buckets_text=histogram.text())
+            for name in _JSON_OBJECTS:
+                values[name] = driver.json_text(values[name])
             for name in _TIMES:
                 if values[name] is not None:
                     values[name] = driver.sqlite_datetime(values[name])
+            as_read = tuple(values.values())
+        else:
+            values = tally.columns()
+            as_read = tuple(values.values())  # as psycopg reads it back (JSON parsed)
+            for name in _JSON:
+                values[name] = driver.json_text(values[name])
         params.append((*values.values(), *key))
+        written.append(((table, key), _Written(as_read, tally, histogram)))
     if params:
         sets = ", ".join(f"{name} = {marker}" for name in _COUNTERS)
         where = " AND ".join(f"{name} = {marker}" for name in keys)
         conn.exec_driver_sql(f"UPDATE {table} SET {sets} WHERE {where}", params)
+        if len(_written) >= _WRITTEN_MAX:
+            _written.clear()
+        _written.update(written)
 
 
 def replace(conn: Connection, *, run_service_id: int, tally: LiveTally) -> None:
