@@ -8,7 +8,6 @@ records its results (`gateway.runs.results`); the counters are
 
 import json
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import BindParameter, Connection, Table, Text, bindparam, cast, select
@@ -19,13 +18,32 @@ from gateway.runs.models import LIVE_SCORE_PARTS, LIVE_SCORES
 from gateway.scoring.live import LiveTally, buckets_of_column
 
 
-@dataclass(frozen=True, slots=True)
 class LiveRow:
-    """A run service's live scores as stored."""
+    """A run service's live scores as stored. The tally is decoded when first asked for:
+    a passed or failed service shows its stored rescore, and its row's decoding was most
+    of a finished run's leaderboard."""
 
-    run_service_id: int
-    images_total: int
-    tally: LiveTally
+    __slots__ = ("_stored", "_tally", "images_total", "run_service_id")
+
+    def __init__(
+        self,
+        run_service_id: int,
+        images_total: int,
+        tally: LiveTally | None = None,
+        *,
+        stored: Mapping[Any, Any] | None = None,
+    ) -> None:
+        self.run_service_id = run_service_id
+        self.images_total = images_total
+        self._tally = tally
+        self._stored = stored  # the row read, if `tally` is not given
+
+    @property
+    def tally(self) -> LiveTally:
+        if self._tally is None:
+            assert self._stored is not None
+            self._tally = _tally(self._stored)
+        return self._tally
 
 
 # The histogram (`latency_buckets`, up to ~2,300 entries) is read as its JSON text, and
@@ -72,7 +90,7 @@ def read_part_rows(
     for ids in chunked(sorted(run_service_ids)):
         for row in conn.execute(_PART_ROWS, {"ids": list(ids), "part": part}):
             rows[row.run_service_id] = LiveRow(
-                row.run_service_id, row.images_total, _tally(row._mapping)
+                row.run_service_id, row.images_total, stored=row._mapping
             )
     return rows
 
@@ -83,7 +101,7 @@ def read_rows(conn: Connection, *, run_service_ids: Collection[int]) -> dict[int
     for ids in chunked(sorted(run_service_ids)):
         for row in conn.execute(_ROWS, {"ids": list(ids)}):
             rows[row.run_service_id] = LiveRow(
-                row.run_service_id, row.images_total, _tally(row._mapping)
+                row.run_service_id, row.images_total, stored=row._mapping
             )
     return rows
 
