@@ -148,6 +148,15 @@ def run_members(
     return cast(list[Row[Any]], session.connection().execute(query, params).all())
 
 
+def _live_rows(
+    session: Session, run_id: int, ids: list[int], *, whole: bool
+) -> dict[int, live_scores.LiveRow]:
+    """The live scores of the run services `ids`: those of the `whole` run read by run."""
+    if whole:
+        return live_scores.read_run_rows(session.connection(), run_id=run_id)
+    return live_scores.read_rows(session.connection(), run_service_ids=ids)
+
+
 def shown_status(run_state: str, status: str) -> ShownStatus:
     """A run service's status as the API shows it: a service of a cancelled (or failed)
     run that was not passed or failed is `cancelled`, never `ongoing` (resume continues
@@ -179,7 +188,7 @@ def run_progress(
     if part is not None and parted:
         live = live_scores.read_part_rows(session.connection(), run_service_ids=ids, part=part)
     else:
-        live = live_scores.read_rows(session.connection(), run_service_ids=ids)
+        live = _live_rows(session, run_id, ids, whole=provider_id is None)
     sending = run.state == RunState.RUNNING
     for m in members:
         final = m.status in FINAL_STATUSES and bool(m.scores)
@@ -236,7 +245,8 @@ def leaderboard(
     """
     run = read_run(session, run_id)
     members = run_members(session, run_id, provider_guid=provider_guid)
-    live = live_scores.read_rows(session.connection(), run_service_ids=[m.id for m in members])
+    ids = [m.id for m in members]
+    live = _live_rows(session, run_id, ids, whole=provider_guid is None)
     rows = []
     for m in members:
         final = m.status in FINAL_STATUSES and bool(m.scores)
