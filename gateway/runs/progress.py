@@ -7,15 +7,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, bindparam, select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session
 
-from gateway.datasets.models import Dataset
 from gateway.errors import OUTCOMES, NotFound
 from gateway.registry.service import get_service
 from gateway.runs import live_scores
 from gateway.runs.finish import done_items
 from gateway.runs.models import (
+    DATASETS,
     FINAL_STATUSES,
     IMAGES,
     PROVIDERS,
@@ -125,7 +125,6 @@ _MEMBERS = (
 _MEMBERS_OF_ID = _MEMBERS.where(PROVIDERS.c.id == bindparam("provider_id"))
 _MEMBERS_OF_GUID = _MEMBERS.where(PROVIDERS.c.guid == bindparam("provider_guid"))
 _MEMBERS_OF_BOTH = _MEMBERS_OF_ID.where(PROVIDERS.c.guid == bindparam("provider_guid"))
-DATASETS = cast(Table, Dataset.__table__)
 _DATASET_NAME = select(DATASETS.c.name).where(DATASETS.c.id == bindparam("dataset_id"))
 
 
