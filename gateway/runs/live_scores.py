@@ -8,10 +8,9 @@ records its results (`gateway.runs.results`); the counters are
 
 import json
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Table, Text, cast, select
+from sqlalchemy import BindParameter, Connection, Table, Text, bindparam, cast, select
 
 from gateway.db import chunked
 from gateway.errors import OUTCOMES
@@ -19,13 +18,32 @@ from gateway.runs.models import LIVE_SCORE_PARTS, LIVE_SCORES
 from gateway.scoring.live import LiveTally, buckets_of_column
 
 
-@dataclass(frozen=True, slots=True)
 class LiveRow:
-    """A run service's live scores as stored."""
+    """A run service's live scores as stored. The tally is decoded when first asked for:
+    a passed or failed service shows its stored rescore, and its row's decoding was most
+    of a finished run's leaderboard."""
 
-    run_service_id: int
-    images_total: int
-    tally: LiveTally
+    __slots__ = ("_stored", "_tally", "images_total", "run_service_id")
+
+    def __init__(
+        self,
+        run_service_id: int,
+        images_total: int,
+        tally: LiveTally | None = None,
+        *,
+        stored: Mapping[Any, Any] | None = None,
+    ) -> None:
+        self.run_service_id = run_service_id
+        self.images_total = images_total
+        self._tally = tally
+        self._stored = stored  # the row read, if `tally` is not given
+
+    @property
+    def tally(self) -> LiveTally:
+        if self._tally is None:
+            assert self._stored is not None
+            self._tally = _tally(self._stored)
+        return self._tally
 
 
 # The histogram (`latency_buckets`, up to ~2,300 entries) is read as its JSON text, and
@@ -39,6 +57,15 @@ _DECODED_MAX = 256
 def _select(table: Table) -> Any:
     columns = [column for column in table.c if column.name != "latency_buckets"]
     return select(*columns, cast(table.c.latency_buckets, Text).label(_BUCKETS_TEXT))
+
+
+# Built once (as `progress.run_members`): polled reads, cheaper without building them.
+_IDS: BindParameter[int] = bindparam("ids", expanding=True)
+_ROWS = _select(LIVE_SCORES).where(LIVE_SCORES.c.run_service_id.in_(_IDS))
+_RUN_ROWS = _select(LIVE_SCORES).where(LIVE_SCORES.c.run_id == bindparam("run_id"))
+_PART_ROWS = _select(LIVE_SCORE_PARTS).where(
+    LIVE_SCORE_PARTS.c.run_service_id.in_(_IDS), LIVE_SCORE_PARTS.c.part == bindparam("part")
+)
 
 
 def _tally(row: Mapping[Any, Any]) -> LiveTally:
@@ -62,24 +89,29 @@ def read_part_rows(
     """The live scores of one part of these run services (those of split runs)."""
     rows: dict[int, LiveRow] = {}
     for ids in chunked(sorted(run_service_ids)):
-        for row in conn.execute(
-            _select(LIVE_SCORE_PARTS).where(
-                LIVE_SCORE_PARTS.c.run_service_id.in_(ids), LIVE_SCORE_PARTS.c.part == part
-            )
-        ):
+        for row in conn.execute(_PART_ROWS, {"ids": list(ids), "part": part}):
             rows[row.run_service_id] = LiveRow(
-                row.run_service_id, row.images_total, _tally(row._mapping)
+                row.run_service_id, row.images_total, stored=row._mapping
             )
     return rows
+
+
+def read_run_rows(conn: Connection, *, run_id: int) -> dict[int, LiveRow]:
+    """The live scores of every service of the run, by run service id: `read_rows` of
+    them all, without an IN list (rendering one cost as much as the query)."""
+    return {
+        row.run_service_id: LiveRow(row.run_service_id, row.images_total, stored=row._mapping)
+        for row in conn.execute(_RUN_ROWS, {"run_id": run_id})
+    }
 
 
 def read_rows(conn: Connection, *, run_service_ids: Collection[int]) -> dict[int, LiveRow]:
     """The live scores of these run services, by run service id (those that have one)."""
     rows: dict[int, LiveRow] = {}
     for ids in chunked(sorted(run_service_ids)):
-        for row in conn.execute(_select(LIVE_SCORES).where(LIVE_SCORES.c.run_service_id.in_(ids))):
+        for row in conn.execute(_ROWS, {"ids": list(ids)}):
             rows[row.run_service_id] = LiveRow(
-                row.run_service_id, row.images_total, _tally(row._mapping)
+                row.run_service_id, row.images_total, stored=row._mapping
             )
     return rows
 

@@ -37,7 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from gateway.datasets.models import DatasetImage
+from gateway.datasets.models import Dataset, DatasetImage
 from gateway.db import Base, utcnow
 from gateway.registry.models import Instance, Provider, Service
 
@@ -299,6 +299,7 @@ LIVE_SCORES = cast(Table, LiveScore.__table__)
 EARLIER_RESULTS = cast(Table, EarlierResult.__table__)
 LIVE_SCORE_PARTS = cast(Table, LiveScorePart.__table__)
 IMAGES = cast(Table, DatasetImage.__table__)
+DATASETS = cast(Table, Dataset.__table__)
 SERVICES = cast(Table, Service.__table__)
 PROVIDERS = cast(Table, Provider.__table__)
 INSTANCES = cast(Table, Instance.__table__)

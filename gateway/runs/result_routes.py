@@ -12,12 +12,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response, StreamingResponse
+from pydantic import TypeAdapter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.auth import Principal
 from gateway.challenges.visibility import team_run_view
-from gateway.deps import CallerDep, RowIdPath, SessionDep
+from gateway.deps import CallerDep, RowIdPath, SessionDep, json_response, read_only
 from gateway.errors import OUTCOMES, Forbidden, NotFound
 from gateway.notify.downtimes import downtimes
 from gateway.notify.timeline import timeline_intervals
@@ -101,6 +102,9 @@ def _not_in_dryrun(run: Run) -> Forbidden:
     return Forbidden(f"run {run.id}: your team takes no part in this dry run")
 
 
+_LEADERBOARD = TypeAdapter(list[LeaderboardRow])
+
+
 @router.get(
     "/{run_id}/leaderboard",
     response_model=list[LeaderboardRow],
@@ -121,12 +125,14 @@ def get_leaderboard(
     ] = "json",
 ) -> Any:
     """Ranked rows, best first (all of them for the organizer; see the module doc)."""
-    run = service.get_run(session, run_id=run_id)
-    only = _board_provider(session, run, principal)
-    # A team's own rows: only those are read (and ranked among themselves).
-    rows = service.leaderboard(session, run_id=run_id, provider_guid=only)
-    if only is not None and not rows:
-        raise _not_in_dryrun(run)
+    with read_only(session):
+        # The organizer's rows need no look-up first: `leaderboard` reads the run (or 404).
+        run = None if principal.is_admin else service.get_run(session, run_id=run_id)
+        only = None if run is None else _board_provider(session, run, principal)
+        # A team's own rows: only those are read (and ranked among themselves).
+        rows = service.leaderboard(session, run_id=run_id, provider_guid=only)
+        if run is not None and only is not None and not rows:
+            raise _not_in_dryrun(run)
     if fmt == "csv":
         text = csv_text(LEADERBOARD_COLUMNS, [leaderboard_csv_row(r) for r in rows])
         filename = f"run-{run_id}-leaderboard.csv"
@@ -135,7 +141,7 @@ def get_leaderboard(
             media_type=CSV_MEDIA,
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )
-    return [LeaderboardRow.model_validate(r) for r in rows]
+    return json_response(_LEADERBOARD, rows)
 
 
 def _check_results_access(

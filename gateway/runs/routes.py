@@ -21,11 +21,21 @@ results' (a team: its own, of dry runs only).
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
+from fastapi.responses import Response
+from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
 
 from gateway.auth import Principal
 from gateway.challenges.visibility import hides_private_part
-from gateway.deps import AdminDep, CallerDep, HubStateDep, RowIdPath, SessionDep
+from gateway.deps import (
+    AdminDep,
+    CallerDep,
+    HubStateDep,
+    RowIdPath,
+    SessionDep,
+    json_response,
+    read_only,
+)
 from gateway.errors import Forbidden
 from gateway.openapi import errors
 from gateway.registry.models import Provider
@@ -166,10 +176,14 @@ def list_runs(session: SessionDep, principal: CallerDep) -> list[RunRead]:
     return [v for v in views if principal.is_admin or v.services]
 
 
-@router.get("/{run_id}", responses=errors(401, 403, 404, 422))
-def get_run(run_id: RowIdPath, session: SessionDep, principal: CallerDep) -> RunRead:
+_RUN = TypeAdapter(RunRead)
+
+
+@router.get("/{run_id}", response_model=RunRead, responses=errors(401, 403, 404, 422))
+def get_run(run_id: RowIdPath, session: SessionDep, principal: CallerDep) -> Response:
     """State and per-service progress."""
-    return visible_run(session, run_id, principal)
+    with read_only(session):
+        return json_response(_RUN, visible_run(session, run_id, principal))
 
 
 @router.post("/{run_id}/cancel", responses=errors(401, 403, 404, 409, 422))
