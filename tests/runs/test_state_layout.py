@@ -333,6 +333,7 @@ LANE_FIELDS = {
     "stopping",
     "ongoing",
     "starved",
+    "boosted",
     "boost",
     "scored",
 }

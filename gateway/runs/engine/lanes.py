@@ -104,9 +104,11 @@ class Lane:
         self.completed = 0
         self.rate = 0.0
         self._by_rate = 0  # the buffer its rate asks for (`tick`)
-        # Grows while consumers find the queue empty (claims too slow for this lane).
+        # Doubles when consumers find the queue empty (claims too slow for this lane), at
+        # once, once a claim; halves at a tick with no consumer starved since the last.
         self.boost = 0
-        self.starved = False
+        self.starved = False  # since the last tick
+        self.boosted = False  # since the last claim
         # Its results are scored as they are recorded (where they are: engine.recording),
         # so that closing the lane needs no pass over its items; only trusted if that saw
         # them all (nothing sent before this lane, no other worker, no result lost),
@@ -162,6 +164,7 @@ class Lane:
             self.dry = True
         if got:
             self.ongoing = True
+        self.boosted = False
 
     def refill(self) -> None:
         """The survey saw the lane open: claim for it again, it may have items again."""
@@ -182,8 +185,14 @@ class Lane:
             self.retiring -= 1
 
     def note_starved(self) -> None:
-        """A consumer found the buffer empty: claims are too slow for this lane."""
+        """A consumer found the buffer empty: claims are too slow for this lane, so the
+        next one is twice as large (the consumers starving on one claim count once). At
+        once, not at the next tick: a run's first quarter second would be spent on the
+        buffer's first size."""
         self.starved = True
+        if not self.boosted:
+            self.boosted = True
+            self.boost = min(MAX_BUFFER, max(4 * self.held, 2 * self.boost))
 
     def dequeued(self) -> bool:
         """A consumer took a claimed item out of the buffer; True when the buffer is down
@@ -217,15 +226,13 @@ class Lane:
         self.scored = False
 
     def tick(self, elapsed_s: float) -> None:
-        """Every manager tick: measure the throughput; double the buffer when the lane
-        starved since the last tick, let it shrink back when it did not."""
+        """Every manager tick: measure the throughput; let the buffer shrink back when the
+        lane did not starve since the last tick."""
         current = self.completed / elapsed_s if elapsed_s > 0 else 0.0
         self.completed = 0
         self.rate = current if current > self.rate else 0.7 * self.rate + 0.3 * current
         self._by_rate = math.ceil(self.rate * BUFFER_HORIZON_S)
-        if self.starved:
-            self.boost = min(MAX_BUFFER, max(4 * self.held, 2 * self.boost))
-        else:
+        if not self.starved:
             self.boost //= 2
         self.starved = False
 
