@@ -15,10 +15,12 @@ scored from the database), which `finish.finish_service` checks against the data
 
 import threading
 from collections.abc import Sequence
+from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import Connection
 
-from gateway.runs import finish, results
+from gateway.runs import finish, lifecycle, results
 from gateway.runs.engine.threads import after_commit
 from gateway.runs.records import Row, stored_row
 from gateway.scoring.metrics import ServiceScorer
@@ -99,25 +101,33 @@ def record_rows_checked(
     return results.record_checked_rows(conn, worker_id=worker_id, rows=list(map(stored_row, rows)))
 
 
+class LaneEnd(NamedTuple):
+    """What closing a lane did (`finish_lane`)."""
+
+    lost: int  # items of a lost claim given back to pending
+    final: bool  # the run service is scored and final
+    completed: bool  # and its run completed with it
+
+
 def _forget(
-    final: bool,
+    end: LaneEnd,
     *,
     worker_id: str,
     serial: int | None,
     keep: Sequence[int],
     **_: object,
-) -> bool:
+) -> LaneEnd:
     """A final lane's scorer is done with; so are those of the worker's lanes no longer
     open (stopped at a deadline, cancelled, paused)."""
     kept = set(keep)
-    if final:
+    if end.final:
         kept.discard(serial)
     elif serial is not None:
         kept.add(serial)
     with _lock:
         for key in [k for k in _scorers if k[0] == worker_id and k[1] not in kept]:
             del _scorers[key]
-    return final
+    return end
 
 
 @after_commit(_forget)
@@ -126,15 +136,28 @@ def finish_lane(
     *,
     worker_id: str,
     run_service_id: int,
+    run_id: int,
     phase: str,
     serial: int | None,
     elapsed: float | None,
     keep: Sequence[int],
-) -> bool:
-    """`finish.finish_service` with the live scorer of lane `serial` (None: the lane's is
-    not trusted); `keep` are the serials of the worker's other open lanes."""
+    now: datetime,
+) -> LaneEnd:
+    """Close a lane that has sent and written its last item, in one transaction (a run's
+    end waits on each round trip): items still leased to this worker go back to pending,
+    the service is scored if all its items are recorded (`finish.finish_service`, with
+    the live scorer of lane `serial`; None: not trusted), and the run completes if it
+    has no open service left. `keep` are the serials of the worker's other open lanes.
+
+    The worker holds nothing of the lane (and claims nothing for it while it is dry), so
+    an item still leased to it is one whose claim committed while the answer was lost
+    with the connection: the heartbeat would keep it leased for ever and the run would
+    never end."""
+    lost = lifecycle.items.give_back(conn, worker_id=worker_id, run_service_ids=[run_service_id])
     with _lock:
         scorer = _scorers.get((worker_id, serial)) if serial is not None else None
-    return finish.finish_service(
+    final = finish.finish_service(
         conn, run_service_id=run_service_id, phase=phase, scorer=scorer, elapsed=elapsed
     )
+    completed = final and lifecycle.complete_run(conn, run_id=run_id, now=now)
+    return LaneEnd(lost, final, completed)

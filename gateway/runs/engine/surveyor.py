@@ -156,29 +156,26 @@ class Surveyor:
                 continue
             if lane.plan.run_id in self._timing.sent_runs:
                 await self._timing.follow()  # a short run gets its figure too
-            # This worker holds nothing of the lane (and claims nothing for it while it is
-            # dry), so an item still leased to it is one whose claim committed while the
-            # answer was lost with the connection: the heartbeat would keep it leased for
-            # ever and the run would never end. It goes back to pending.
-            lost = await self._db.cold(
-                lifecycle.items.give_back, worker_id=self._worker_id, run_service_ids=[lane.id]
-            )
-            if lost:
-                log.warning(
-                    "worker %s: %d items of a lost claim are pending again", self._worker_id, lost
-                )
-            final = await self._db.cold(
+            now, _ = store.lease_window(self._lease_s)
+            end = await self._db.cold(
                 recording.finish_lane,
                 worker_id=self._worker_id,
                 run_service_id=lane.id,
+                run_id=lane.plan.run_id,
                 phase=lane.plan.phase,
                 serial=lane.serial if lane.scored else None,
                 elapsed=lane.elapsed_s(),
                 keep=[x.serial for x in lanes.open.values() if x.scored],
+                now=now,
             )
-            if not final:
+            if end.lost:
+                log.warning(
+                    "worker %s: %d items of a lost claim are pending again",
+                    self._worker_id,
+                    end.lost,
+                )
+            if not end.final:
                 continue
             lanes.stop(lane, release=True)
-            now, _ = store.lease_window(self._lease_s)
-            if await self._db.cold(lifecycle.complete_run, run_id=lane.plan.run_id, now=now):
+            if end.completed:
                 log.info("run %d completed", lane.plan.run_id)
