@@ -86,8 +86,8 @@ class ClaimedItem(NamedTuple):
     seq: int
 
     def __reduce__(self) -> tuple[type["ClaimedItem"], tuple[int, int, int]]:
-        # Pickled by its fields, in order (a claim's reply from the recording process):
-        # a slotted dataclass's own state goes field by field through `fields()`.
+        # Pickled as a call with its fields (a claim's reply from the recording process):
+        # a third less to pickle than a named tuple's own reduce (`copyreg.__newobj__`).
         return ClaimedItem, (self.item_id, self.image_id, self.seq)
 
 

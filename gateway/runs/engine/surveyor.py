@@ -148,6 +148,7 @@ class Surveyor:
         for lane in self._lanes.open.values():
             if lane.done_sending and lane.streak.held:
                 self._writer.add(lane.streak.take())
+                self._writer.flush_soon()  # the lane's last results: it closes once written
 
     async def _finish_idle_lanes(self) -> None:
         lanes = self._lanes

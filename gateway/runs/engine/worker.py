@@ -82,8 +82,10 @@ class DispatchWorker:
             maximum=settings.global_concurrency, bound_ms=settings.timing_bound_ms
         )
         self.timing = timing = LagFollower(db=db, in_flight=limit)
-        # Set when a lane has sent and written its last item: the survey closes it (and
-        # completes its run) now rather than at its next tick.
+        # Set once a lane that has sent its last item has its results written (the
+        # writer's `flush_soon`, asked by the consumer that sent it or by the claim that
+        # found the lane dry): the survey closes it, and completes its run, now rather
+        # than at its next tick.
         self.survey_soon = asyncio.Event()
         self.writer = writer = ResultWriter(
             db=db,
@@ -102,7 +104,7 @@ class DispatchWorker:
             poll_s=poll_s,
             lanes=lanes,
             images=images,
-            on_done_sending=self._lane_done_sending,
+            on_done_sending=writer.flush_soon,
         )
         self.sender = sender = Sender(
             db=db,
@@ -138,12 +140,6 @@ class DispatchWorker:
             timing=timing,
             prober=self.prober,
         )
-
-    def _lane_done_sending(self) -> None:
-        """A claim found a lane's last items sent: write its results and survey now (the
-        results may be written already, then no write says the lane drained)."""
-        self.writer.flush_soon()
-        self.survey_soon.set()
 
     @property
     def recorded(self) -> int:

@@ -41,6 +41,7 @@ class ResultWriter:
         self._flush_s = flush_s
         self._poll_s = poll_s
         self._flush_now = asyncio.Event()
+        self._lane_done = False  # `flush_soon` was called since the last write
         self._writing = asyncio.Lock()  # one batch written at a time, in order
         self.pending: list[Pending] = []  # results to write, with their lanes
         self.recorded = 0
@@ -52,7 +53,9 @@ class ResultWriter:
             self._flush_now.set()
 
     def flush_soon(self) -> None:
-        """Write what is queued now: a lane sent its last item."""
+        """A lane has sent its last item: write what is queued now, then say so
+        (`on_drained`: the survey closes the lane), its results queued or written already."""
+        self._lane_done = True
         self._flush_now.set()
 
     async def run(self) -> None:
@@ -60,13 +63,18 @@ class ResultWriter:
         while True:
             await wait_event(self._flush_now, self._flush_s)
             self._flush_now.clear()
+            lane_done, self._lane_done = self._lane_done, False
             try:
                 await self.flush()
             except (asyncio.CancelledError, DatabaseLost):
                 raise
             except Exception:
+                self._lane_done |= lane_done  # said after the write that succeeds
                 log.exception("worker %s: writing results failed; retrying", self._worker_id)
                 await asyncio.sleep(self._poll_s)
+            else:
+                if lane_done:
+                    self._on_drained()
 
     async def flush(self) -> None:
         """Write every queued result (kept for the next try if that fails). A batch being
@@ -103,8 +111,6 @@ class ResultWriter:
             lane.written(row, counted=complete)
             if n % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # let answers that arrived meanwhile be timed
-        if any(lane.dry and lane.idle for lane, _ in batch):
-            self._on_drained()  # a lane has all its results written: it can close
 
 
 def _scored_lanes(lanes: set[Lane]) -> dict[int, int]:

@@ -177,14 +177,14 @@ def _merge(conn: Connection, table: str, deltas: Mapping[tuple[Any, ...], LiveTa
     rows of their run services locked in key order, then one executemany."""
     keys = _KEYS[table]
     marker = driver.placeholder(conn)
+    sqlite = driver.is_sqlite(conn)
     services = sorted({key[0] for key in deltas})
     locked = conn.exec_driver_sql(
         f"SELECT {', '.join((*keys, *_COUNTERS))} FROM {table} "
         f"WHERE run_service_id IN ({', '.join([marker] * len(services))}) "
-        f"ORDER BY {', '.join(keys)}" + ("" if driver.is_sqlite(conn) else " FOR UPDATE"),
+        f"ORDER BY {', '.join(keys)}" + ("" if sqlite else " FOR UPDATE"),
         tuple(services),
     ).all()
-    sqlite = driver.is_sqlite(conn)
     params = []
     written = []
     for found in locked:
