@@ -26,7 +26,8 @@ from pathlib import Path
 
 import httpx
 import psutil
-from hub_setup import free_port, hub_settings, recoghub_command, stop_processes, tail, worker_env
+from hub_setup import hub_settings, worker_env
+from processes import free_port, recoghub_command, stop_processes, tail
 
 # Just under the hub's 397,312-byte message cap (frames.MAX_MESSAGE_BYTES): a frame over
 # it is refused (1009) before it is inflated whole.

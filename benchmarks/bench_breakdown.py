@@ -26,7 +26,8 @@ from pathlib import Path
 import aiohttp
 import uvloop
 import wreq
-from hub_setup import BenchHub, bench_database, hub_settings, load_average, tiny_png
+from hub_setup import BenchHub, bench_database, hub_settings, tiny_png
+from processes import load_average
 from recognizers import fast_recognizers
 
 from gateway.db import utcnow

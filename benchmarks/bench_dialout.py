@@ -19,16 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from hub_setup import (
-    BenchHub,
-    bench_hub,
-    cpu_seconds,
-    load_average,
-    recoghub_command,
-    stop_processes,
-    tail,
-    worker_env,
-)
+from hub_setup import BenchHub, bench_hub, worker_env
+from processes import cpu_seconds, load_average, recoghub_command, stop_processes, tail
 
 from gateway.auth import ADMIN
 from gateway.dispatch.policy import endpoint_policy

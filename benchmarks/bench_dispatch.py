@@ -37,7 +37,8 @@ from pathlib import Path
 import uvloop
 from baselines import aiohttp_loop, httpx_loop, pyreqwest_loop, wreq_loop
 from hub_serve import ApiPoller, profiled_children, serve_process, tree_cpu_seconds
-from hub_setup import BenchHub, bench_hub, load_average, tail, worker_processes
+from hub_setup import BenchHub, bench_hub, worker_processes
+from processes import load_average, tail
 
 RECOGNIZERS = 8
 PER_TARGET = 4

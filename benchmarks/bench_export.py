@@ -21,14 +21,8 @@ from pathlib import Path
 from typing import cast
 
 import httpx
-from hub_setup import (
-    bench_database,
-    free_port,
-    hub_settings,
-    insert_image_rows,
-    recoghub_command,
-    worker_env,
-)
+from hub_setup import bench_database, hub_settings, insert_image_rows, worker_env
+from processes import free_port, recoghub_command
 from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from bench_dialout import dialout_recognizers, listening_worker, one_run, register_dialout
-from hub_setup import bench_hub, load_average
+from hub_setup import bench_hub
+from processes import load_average
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' flooder
 from tests.dialout.flooder import Flooder  # noqa: E402

@@ -22,13 +22,8 @@ from pathlib import Path
 import uvloop
 from baselines import aiohttp_latencies
 from gc_trace import explained, gc_summary, stalls
-from hub_setup import (
-    BenchHub,
-    bench_hub,
-    load_average,
-    tail,
-    worker_processes,
-)
+from hub_setup import BenchHub, bench_hub, worker_processes
+from processes import load_average, tail
 from sqlalchemy import select
 
 from gateway.runs.models import WorkItem

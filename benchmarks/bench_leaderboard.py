@@ -40,12 +40,11 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hub_setup import (  # noqa: E402
     bench_database,
-    free_port,
     hub_settings,
     insert_image_rows,
-    recoghub_command,
     worker_env,
 )
+from processes import free_port, recoghub_command  # noqa: E402
 from sqlalchemy import select, text, update  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 

@@ -21,14 +21,8 @@ import time
 from pathlib import Path
 
 import psutil
-from hub_setup import (
-    BenchHub,
-    bench_hub,
-    load_average,
-    recoghub_command,
-    tail,
-    worker_env,
-)
+from hub_setup import BenchHub, bench_hub, worker_env
+from processes import load_average, recoghub_command, tail
 
 
 def main() -> None:

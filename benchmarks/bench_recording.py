@@ -43,7 +43,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hub_setup import BenchHub, bench_database, hub_settings, load_average
+from hub_setup import BenchHub, bench_database, hub_settings
+from processes import load_average
 from sqlalchemy import Engine, select, update
 
 from gateway.db import utcnow

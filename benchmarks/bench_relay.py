@@ -26,16 +26,14 @@ import aiohttp
 import httpx
 import psutil
 import uvloop
-from hub_setup import (
+from hub_setup import hub_settings, tiny_png, worker_env
+from processes import (
     free_port,
-    hub_settings,
     load_average,
     recoghub_command,
     start_profilers,
     stop_processes,
     tail,
-    tiny_png,
-    worker_env,
 )
 from recognizers import fast_recognizers
 

@@ -20,7 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hub_setup import BenchHub, bench_hub, load_average, tail, worker_processes
+from hub_setup import BenchHub, bench_hub, worker_processes
+from processes import load_average, tail
 from sqlalchemy import func, select, text
 
 from gateway.runs.models import WorkItem

@@ -20,14 +20,8 @@ from typing import cast
 
 import httpx
 import psutil
-from hub_setup import (
-    BenchHub,
-    free_port,
-    recoghub_command,
-    start_profilers,
-    stop_processes,
-    worker_env,
-)
+from hub_setup import BenchHub, worker_env
+from processes import free_port, recoghub_command, start_profilers, stop_processes
 
 POLL_EVERY_S = 0.02
 
