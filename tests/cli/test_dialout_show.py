@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from gateway.cli.main import app
 from tests.builders import ADMIN_TOKEN, admin_headers, register_team
-from tests.cli.test_team_cli import cli
+from tests.cli.team_tool import cli
 from tests.dialout.support import dialout_recognizer
 from tests.servers import LiveServer
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from cmdline_tool.main import app
 from tests.builders import ADMIN_TOKEN as ADMIN
 from tests.builders import Team, register_team
-from tests.cli.test_team_cli import CLEAN_ENV
+from tests.cli.team_tool import CLEAN_ENV
 from tests.notify.receiver import running_receiver
 from tests.servers import LiveServer
 

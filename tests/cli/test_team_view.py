@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from tests.builders import Team, admin_headers, png_bytes, register_team
-from tests.cli.test_team_cli import cli, lines, recog, recognizer
+from tests.cli.team_tool import cli, lines, recog, recognizer
 from tests.runs.api_builders import CAT_DOG, LABELS, seed_dataset
 from tests.servers import LiveServer
 
