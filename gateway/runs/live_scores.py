@@ -6,7 +6,6 @@ records its results (`gateway.runs.results`); the counters are
 `gateway.scoring.live`'s.
 """
 
-import json
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -15,7 +14,7 @@ from sqlalchemy import BindParameter, Connection, Table, Text, bindparam, cast, 
 from gateway.db import chunked
 from gateway.errors import OUTCOMES
 from gateway.runs.models import LIVE_SCORE_PARTS, LIVE_SCORES
-from gateway.scoring.live import LiveTally, buckets_of_column
+from gateway.scoring.live import LiveTally, buckets_of_text
 
 
 class LiveRow:
@@ -75,7 +74,7 @@ def _tally(row: Mapping[Any, Any]) -> LiveTally:
         return tally
     buckets = _decoded.get(text)
     if buckets is None:
-        buckets = buckets_of_column(json.loads(text) or {})
+        buckets = buckets_of_text(text)
         if len(_decoded) >= _DECODED_MAX:
             _decoded.clear()
         _decoded[text] = buckets

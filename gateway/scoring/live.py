@@ -25,6 +25,7 @@ batches give the same counters. What it holds and how exact each figure is:
 
 import bisect
 import itertools
+import json
 import math
 import operator
 from collections.abc import Iterable, Mapping, Sequence
@@ -327,3 +328,16 @@ def _bucket_columns(buckets: dict[int, int]) -> dict[str, int]:
 def buckets_of_column(stored: Mapping[str, Any]) -> dict[int, int]:
     """The histogram `_bucket_columns` stored."""
     return dict(zip(map(int, stored), map(int, stored.values()), strict=True))
+
+
+# The stored histogram's JSON text read as a flat JSON array of its numbers:
+# `{"-5": 3, "7": 1}` -> `[-5, 3, 7, 1]`. Decoded so, a histogram of 350 buckets costs a
+# third of json.loads and int() of each text key (60 against 155 µs measured), and a
+# polled progress or leaderboard request of a running run reads one per service.
+_AS_ARRAY = str.maketrans({"{": "[", "}": "]", ":": ",", '"': None})
+
+
+def buckets_of_text(text: str) -> dict[int, int]:
+    """The histogram whose column (`_bucket_columns`) is this JSON text."""
+    numbers = iter(json.loads(text.translate(_AS_ARRAY)) or ())
+    return dict(zip(numbers, numbers, strict=True))

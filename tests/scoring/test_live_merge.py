@@ -3,6 +3,7 @@ merged equal one tally of all their results, in any order; the stored row reads 
 the same tally; throughput, top-k and the latency figures take exact values on small
 examples a user can check by hand."""
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ from gateway.scoring.live import (
     LiveTally,
     bucket_middle,
     bucket_of,
+    buckets_of_text,
 )
 from gateway.scoring.metrics import ServiceScorer, latency_summary, truth_set
 
@@ -131,6 +133,24 @@ def test_the_stored_row_reads_back_as_the_same_tally() -> None:
     assert columns["true_pairs"] == 4 and columns["latency_min"] == 40.0
     assert LiveTally.of_columns(columns) == tally
     assert LiveTally.of_columns(columns).result() == tally.result()
+
+
+@given(
+    st.dictionaries(
+        st.integers(min_value=-700, max_value=1700), st.integers(min_value=1, max_value=10**12)
+    ),
+    st.sampled_from([(", ", ": "), (",", ":")]),
+)
+def test_a_histogram_reads_back_from_its_json_text_as_either_database_keeps_it(
+    buckets: dict[int, int], separators: tuple[str, str]
+) -> None:
+    """The polled reads decode the histogram's text by a shortcut (`buckets_of_text`):
+    it gives what the column held, in whatever key order and spacing it was kept."""
+    tally = LiveTally(latency_buckets=buckets)
+    stored = tally.columns()["latency_buckets"]
+    for keys in (list(stored), sorted(stored, key=lambda key: (len(key), key))):
+        text = json.dumps({key: stored[key] for key in keys}, separators=separators)
+        assert buckets_of_text(text) == buckets
 
 
 def test_a_row_stored_before_an_outcome_existed_reads_back_with_zero_for_it() -> None:
