@@ -39,6 +39,7 @@ from gateway.registry.routes import providers_router, services_router, whoami_ro
 from gateway.relay.routes import RecognizeShortcut
 from gateway.relay.routes import router as relay_router
 from gateway.runs.engine.process import run_embedded_worker
+from gateway.runs.polled import PolledReads
 from gateway.runs.result_routes import router as run_results_router
 from gateway.runs.routes import router as runs_router
 from gateway.state import HubState
@@ -146,9 +147,11 @@ def create_app(
     install_error_handlers(app)
     install_openapi(app)
     # Added last is outermost. The catch-all answers for the guard too, and every answer,
-    # the catch-all's 500 included, leaves marked nosniff. The relay's shortcut is
-    # innermost: it answers what the router would, sooner.
+    # the catch-all's 500 included, leaves marked nosniff. The shortcuts of the relay and
+    # of the reads polled during a run are innermost: they answer what the router would,
+    # sooner.
     app.add_middleware(RecognizeShortcut)
+    app.add_middleware(PolledReads)
     app.add_middleware(
         BodyGuard,
         max_bytes=settings.max_json_bytes,

@@ -125,6 +125,20 @@ def get_leaderboard(
     ] = "json",
 ) -> Any:
     """Ranked rows, best first (all of them for the organizer; see the module doc)."""
+    if fmt == "json":
+        return leaderboard_json(session, run_id, principal)
+    rows = _leaderboard_rows(session, run_id, principal)
+    text = csv_text(LEADERBOARD_COLUMNS, [leaderboard_csv_row(r) for r in rows])
+    filename = f"run-{run_id}-leaderboard.csv"
+    return Response(
+        text,
+        media_type=CSV_MEDIA,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _leaderboard_rows(session: Session, run_id: int, principal: Principal) -> list[dict[str, Any]]:
+    """The rows `principal` sees, the session closed."""
     with read_only(session):
         # The organizer's rows need no look-up first: `leaderboard` reads the run (or 404).
         run = None if principal.is_admin else service.get_run(session, run_id=run_id)
@@ -133,15 +147,12 @@ def get_leaderboard(
         rows = service.leaderboard(session, run_id=run_id, provider_guid=only)
         if run is not None and only is not None and not rows:
             raise _not_in_dryrun(run)
-    if fmt == "csv":
-        text = csv_text(LEADERBOARD_COLUMNS, [leaderboard_csv_row(r) for r in rows])
-        filename = f"run-{run_id}-leaderboard.csv"
-        return Response(
-            text,
-            media_type=CSV_MEDIA,
-            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-        )
-    return json_response(_LEADERBOARD, rows)
+    return rows
+
+
+def leaderboard_json(session: Session, run_id: int, principal: Principal) -> Response:
+    """`GET /runs/{run_id}/leaderboard`'s JSON answer (`gateway.runs.polled` too)."""
+    return json_response(_LEADERBOARD, _leaderboard_rows(session, run_id, principal))
 
 
 def _check_results_access(

@@ -179,11 +179,16 @@ def list_runs(session: SessionDep, principal: CallerDep) -> list[RunRead]:
 _RUN = TypeAdapter(RunRead)
 
 
+def run_json(session: Session, run_id: int, principal: Principal) -> Response:
+    """`GET /runs/{run_id}`'s answer, the session closed (`gateway.runs.polled` too)."""
+    with read_only(session):
+        return json_response(_RUN, visible_run(session, run_id, principal))
+
+
 @router.get("/{run_id}", response_model=RunRead, responses=errors(401, 403, 404, 422))
 def get_run(run_id: RowIdPath, session: SessionDep, principal: CallerDep) -> Response:
     """State and per-service progress."""
-    with read_only(session):
-        return json_response(_RUN, visible_run(session, run_id, principal))
+    return run_json(session, run_id, principal)
 
 
 @router.post("/{run_id}/cancel", responses=errors(401, 403, 404, 409, 422))
