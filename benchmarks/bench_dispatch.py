@@ -27,6 +27,7 @@ answer) is timed in-process for recoghub-v1 and oip-v2 (SPEC §11).
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -59,6 +60,16 @@ OIP_ANSWER = json.dumps(
     }
 )
 V1_ANSWER = "red:0.9;green:0.05;blue:0.03;cyan:0.01;gray:0.01"
+
+
+def _ratios(rates: list[float], peers: list[float]) -> str:
+    """Each round's ratio (measured side by side), and their median: the machine's speed
+    drifts between a round's two measurements, in both directions."""
+    ratios = [r / p for r, p in zip(rates, peers, strict=True)]
+    return (
+        ", ".join(f"{x:.2f}" for x in ratios)
+        + f" per round, median {statistics.median(ratios):.2f}"
+    )
 
 
 def main() -> None:
@@ -350,17 +361,9 @@ def bench(
             + " per round"
         )
     for client, rates in hub_rates.items():
-        print(
-            f"hub on {client} / aiohttp "
-            + ", ".join(f"{h / a:.2f}" for h, a in zip(rates, aiohttp_rates, strict=True))
-            + " per round (target >= 1.0)"
-        )
+        print(f"hub on {client} / aiohttp {_ratios(rates, aiohttp_rates)} (target >= 1.0)")
         if locust_rates:
-            print(
-                f"hub on {client} / Locust "
-                + ", ".join(f"{h / w:.2f}" for h, w in zip(rates, locust_rates, strict=True))
-                + " per round (target >= 1.2)"
-            )
+            print(f"hub on {client} / Locust {_ratios(rates, locust_rates)} (target >= 1.2)")
     if oip_rates:
         print(
             f"RecogHub oip-v2 {max(oip_rates):8.0f} images/s (best of {len(oip_rates)});"
