@@ -84,23 +84,25 @@ def ensure_admin_token(session: Session, configured: str | None) -> str | None:
     return token
 
 
-def known_without_lookup(token: str | None, *, configured_admin: str | None) -> Principal | None:
-    """The principal a token names without reading the database: anyone without a token,
-    the organizer for the configured admin token; None when only the database can tell."""
-    if not token:
-        return ANONYMOUS
-    if configured_admin is not None and hmac.compare_digest(
+def is_configured_admin(token: str, configured_admin: str | None) -> bool:
+    """The token is the admin token the hub was configured with (no database needed)."""
+    return configured_admin is not None and hmac.compare_digest(
         hash_token(token), hash_token(configured_admin)
-    ):
-        return ADMIN
-    return None
+    )
 
 
 def authenticate(session: Session, token: str | None, *, configured_admin: str | None) -> Principal:
     """The principal for a bearer token; raises Unauthorized for an unknown token."""
-    known = known_without_lookup(token, configured_admin=configured_admin)
-    if known is not None or not token:
-        return known if known is not None else ANONYMOUS
+    if not token:
+        return ANONYMOUS
+    if is_configured_admin(token, configured_admin):
+        return ADMIN
+    return look_up(session, token, configured_admin=configured_admin)
+
+
+def look_up(session: Session, token: str, *, configured_admin: str | None) -> Principal:
+    """The principal of a token that is not the configured admin token: the stored admin
+    token's (when none is configured) or a provider's; raises Unauthorized."""
     digest = hash_token(token)
     if configured_admin is None:
         stored = session.get(HubSecret, ADMIN_SECRET_NAME)

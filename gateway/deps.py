@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 
-from gateway.auth import Principal, authenticate, known_without_lookup
+from gateway.auth import ADMIN, ANONYMOUS, Principal, is_configured_admin, look_up
 from gateway.state import HubState
 from gateway.wire import MAX_ROW_ID
 
@@ -84,11 +84,12 @@ async def get_principal(request: Request, state: HubStateDep, session: SessionDe
     if isinstance(known, Principal):
         return known
     token = bearer_token(request.headers)
+    if not token:
+        return ANONYMOUS
     admin = state.settings.admin_token
-    known = known_without_lookup(token, configured_admin=admin)
-    if known is not None:
-        return known
-    return await run_in_threadpool(authenticate, session, token, configured_admin=admin)
+    if is_configured_admin(token, admin):
+        return ADMIN
+    return await run_in_threadpool(look_up, session, token, configured_admin=admin)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

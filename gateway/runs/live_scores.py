@@ -6,10 +6,10 @@ records its results (`gateway.runs.results`); the counters are
 `gateway.scoring.live`'s.
 """
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import BindParameter, Connection, Table, Text, bindparam, cast, select
+from sqlalchemy import BindParameter, Connection, Row, Table, Text, bindparam, cast, select
 
 from gateway.db import chunked
 from gateway.errors import OUTCOMES
@@ -88,31 +88,30 @@ def read_part_rows(
     """The live scores of one part of these run services (those of split runs)."""
     rows: dict[int, LiveRow] = {}
     for ids in chunked(sorted(run_service_ids)):
-        for row in conn.execute(_PART_ROWS, {"ids": list(ids), "part": part}):
-            rows[row.run_service_id] = LiveRow(
-                row.run_service_id, row.images_total, stored=row._mapping
-            )
+        rows.update(_by_service(conn.execute(_PART_ROWS, {"ids": list(ids), "part": part})))
     return rows
 
 
 def read_run_rows(conn: Connection, *, run_id: int) -> dict[int, LiveRow]:
     """The live scores of every service of the run, by run service id: `read_rows` of
     them all, without an IN list (rendering one cost as much as the query)."""
-    return {
-        row.run_service_id: LiveRow(row.run_service_id, row.images_total, stored=row._mapping)
-        for row in conn.execute(_RUN_ROWS, {"run_id": run_id})
-    }
+    return _by_service(conn.execute(_RUN_ROWS, {"run_id": run_id}))
 
 
 def read_rows(conn: Connection, *, run_service_ids: Collection[int]) -> dict[int, LiveRow]:
     """The live scores of these run services, by run service id (those that have one)."""
     rows: dict[int, LiveRow] = {}
     for ids in chunked(sorted(run_service_ids)):
-        for row in conn.execute(_ROWS, {"ids": list(ids)}):
-            rows[row.run_service_id] = LiveRow(
-                row.run_service_id, row.images_total, stored=row._mapping
-            )
+        rows.update(_by_service(conn.execute(_ROWS, {"ids": list(ids)})))
     return rows
+
+
+def _by_service(found: Iterable[Row[Any]]) -> dict[int, LiveRow]:
+    """The rows read (`_select`), by run service id, their tallies decoded when asked for."""
+    return {
+        row.run_service_id: LiveRow(row.run_service_id, row.images_total, stored=row._mapping)
+        for row in found
+    }
 
 
 def outcome_counts(tally: LiveTally) -> dict[str, int]:

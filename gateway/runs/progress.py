@@ -24,7 +24,6 @@ from gateway.runs.models import (
     SERVICES,
     STOPPED_RUN_STATES,
     WORK_ITEMS,
-    Run,
     RunService,
     RunState,
     ServiceStatus,
@@ -79,13 +78,6 @@ class ResultRow:
     detail: str | None = None
     request_id: str | None = None
     finished_at: datetime | None = None
-
-
-def _get_run(session: Session, run_id: int) -> Run:
-    run = session.get(Run, run_id)
-    if run is None:
-        raise NotFound(f"no run {run_id}")
-    return run
 
 
 _RUN = select(RUNS).where(RUNS.c.id == bindparam("run_id"))
@@ -283,7 +275,7 @@ def iter_results(
     Rows carry dataset keys: callers decide who may see them. Raises NotFound for an
     unknown run, or a service that is unknown or not in the run (checked at once).
     """
-    _get_run(session, run_id)
+    read_run(session, run_id)
     svc = get_service(session, guid=service_guid)
     run_service_id = session.scalar(
         select(RunService.id).where(RunService.run_id == run_id, RunService.service_id == svc.id)
@@ -299,7 +291,7 @@ def iter_run_results(session: Session, *, run_id: int) -> Iterator[ResultRow]:
 
     Raises NotFound for an unknown run (checked at once).
     """
-    _get_run(session, run_id)
+    read_run(session, run_id)
     members = run_members(session, run_id)
 
     def rows() -> Iterator[ResultRow]:

@@ -63,8 +63,12 @@ def recog(
     hub: LiveServer, team: Team, *paths: Path | str, extra: tuple[str, ...] = ()
 ) -> tuple[int, str]:
     """`recoghub-cli recog` as `team`, with its own GUIDs and key."""
-    return cli(
-        "recog",
+    return cli("recog", *as_team(hub, team), *extra, *(str(p) for p in paths))
+
+
+def as_team(hub: LiveServer, team: Team) -> list[str]:
+    """The options that name `hub` and `team`: its GUIDs and its key."""
+    return [
         "--hub",
         hub.url,
         "--service",
@@ -73,6 +77,4 @@ def recog(
         team.provider_guid,
         "--key",
         team.api_key,
-        *extra,
-        *(str(p) for p in paths),
-    )
+    ]

@@ -10,7 +10,16 @@ from typer.testing import CliRunner
 
 from cmdline_tool.main import app
 from tests.builders import Team, jpeg_bytes, png_bytes
-from tests.cli.team_tool import CLEAN_ENV, cli, hub_with, lines, recog, recognizer, team_on
+from tests.cli.team_tool import (
+    CLEAN_ENV,
+    as_team,
+    cli,
+    hub_with,
+    lines,
+    recog,
+    recognizer,
+    team_on,
+)
 from tests.servers import LiveServer
 
 # The team tool's recog and check reach the API process only: no test here dispatches a
@@ -337,21 +346,7 @@ def test_recog_waits_for_the_hubs_rate_limit_and_sends_every_image(
         team = team_on(hub, [up.url])
         result = CliRunner().invoke(
             app,
-            [
-                "recog",
-                "--hub",
-                hub.url,
-                "--service",
-                team.service_guid,
-                "--provider",
-                team.provider_guid,
-                "--key",
-                team.api_key,
-                "--concurrency",
-                "2",
-                "--json",
-                str(folder),
-            ],
+            ["recog", *as_team(hub, team), "--concurrency", "2", "--json", str(folder)],
             env=CLEAN_ENV,
         )
     assert result.exit_code == 0, result.output

@@ -6,11 +6,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
-from tests.builders import ADMIN_TOKEN, Team, admin_headers, png_bytes
+from tests.builders import ADMIN_TOKEN, Team, admin_headers, png_bytes, register_team
 from tests.servers import LiveServer, live_server
 
 # Keys and labels of the small dataset most tests use. A recognizer answering
@@ -158,3 +158,29 @@ def wait_for_run(client: httpx.Client, run_id: int, state: str) -> dict[str, Any
             return body
         assert time.monotonic() < deadline, f"run {run_id} never reached {state}: {body}"
         time.sleep(0.05)
+
+
+class TwoRuns(NamedTuple):
+    """Three teams: alpha and beta in a dry run and an evaluation, both completed (not
+    published); gamma in neither."""
+
+    alpha: Team
+    beta: Team
+    gamma: Team
+    dry: int
+    evaluation: int
+
+
+def two_runs_of_three_teams(
+    client: httpx.Client, dataset_id: int, a_url: str, b_url: str
+) -> TwoRuns:
+    """`TwoRuns` on `dataset_id`: alpha and gamma answer at `a_url`, beta at `b_url`."""
+    alpha = register_team(client, [a_url], name="alpha")
+    beta = register_team(client, [b_url], name="beta")
+    gamma = register_team(client, [a_url], name="gamma")
+    both = [alpha.service_guid, beta.service_guid]
+    dry = start_run(client, dataset_id, "dryrun", services=both)["id"]
+    evaluation = start_run(client, dataset_id, "evaluation", services=both)["id"]
+    wait_for(client, dry, {"completed"})
+    wait_for(client, evaluation, {"completed"})
+    return TwoRuns(alpha, beta, gamma, dry, evaluation)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.builders import ADMIN_TOKEN, admin_headers, bearer, register_team
+from tests.builders import ADMIN_TOKEN, admin_headers, bearer
 from tests.runs.api_builders import (
     CAT_DOG,
     LABELS,
@@ -14,8 +14,7 @@ from tests.runs.api_builders import (
     recognizers,
     results_of,
     seed_dataset,
-    start_run,
-    wait_for,
+    two_runs_of_three_teams,
 )
 from tests.servers import LiveServer
 
@@ -27,14 +26,8 @@ def headers_for(token: str | None) -> dict[str, str]:
 def test_access_matrix(hub: LiveServer, database_url: str, tmp_path: Path) -> None:
     dataset_id = seed_dataset(database_url, tmp_path / "data", LABELS)
     with recognizers(CAT_DOG, "cat:0.5") as (ra, rb), httpx.Client(base_url=hub.url) as c:
-        alpha = register_team(c, [ra.url], name="alpha")
-        beta = register_team(c, [rb.url], name="beta")
-        gamma = register_team(c, [ra.url], name="gamma")
+        alpha, beta, gamma, dry, ev = two_runs_of_three_teams(c, dataset_id, ra.url, rb.url)
         both = [alpha.service_guid, beta.service_guid]
-        dry = start_run(c, dataset_id, "dryrun", services=both)["id"]
-        ev = start_run(c, dataset_id, "evaluation", services=both)["id"]
-        wait_for(c, dry, {"completed"})
-        wait_for(c, ev, {"completed"})
 
         def status(path: str, token: str | None) -> int:
             return c.get(path, headers=headers_for(token)).status_code

@@ -7,8 +7,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.builders import ADMIN_TOKEN, admin_headers, bearer, hub_settings, register_team
-from tests.runs.api_builders import CAT_DOG, LABELS, recognizers, seed_dataset, start_run, wait_for
+from tests.builders import ADMIN_TOKEN, admin_headers, bearer, hub_settings
+from tests.runs.api_builders import (
+    CAT_DOG,
+    LABELS,
+    recognizers,
+    seed_dataset,
+    two_runs_of_three_teams,
+)
 from tests.servers import LiveServer, live_server
 
 
@@ -34,14 +40,7 @@ def test_polled_reads_answer_as_the_routes_do_for_every_caller(
         httpx.Client(base_url=hub.url) as fast,
         httpx.Client(base_url=routed.url) as slow,
     ):
-        alpha = register_team(fast, [ra.url], name="alpha")
-        beta = register_team(fast, [rb.url], name="beta")
-        gamma = register_team(fast, [ra.url], name="gamma")
-        both = [alpha.service_guid, beta.service_guid]
-        dry = start_run(fast, dataset_id, "dryrun", services=both)["id"]
-        evaluation = start_run(fast, dataset_id, "evaluation", services=both)["id"]
-        wait_for(fast, dry, {"completed"})
-        wait_for(fast, evaluation, {"completed"})
+        alpha, _, gamma, dry, evaluation = two_runs_of_three_teams(fast, dataset_id, ra.url, rb.url)
 
         callers = {
             "organizer": admin_headers(),
